@@ -1,0 +1,1 @@
+//! FastDFS client used by the CLI, the gateway, tests and benchmarks.

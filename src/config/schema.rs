@@ -1,0 +1,768 @@
+//! The ha.yaml schema: one struct per section, serde defaults = FastDFS / keepalived / nginx defaults.
+//!
+//! Every struct denies unknown keys, so a typo is an error naming its key and line, never a silently
+//! ignored setting. Validation that needs more than types (paths exist, ports free, ...) lives in
+//! `config::validate`. Components receive their own section and never parse YAML themselves.
+
+use super::values::{ByteSize, Dur, Reserved};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name of this node in logs and status (keepalived's router_id).
+    pub node: String,
+    /// Where fdfs-ha keeps its own state (tracker's cluster view, caches by default).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Local status endpoint read by `fdfs-ha status`.
+    #[serde(default)]
+    pub status: StatusConfig,
+    #[serde(default)]
+    pub vrrp: Option<VrrpConfig>,
+    #[serde(default)]
+    pub probes: Vec<ProbeConfig>,
+    #[serde(default)]
+    pub supervisor: SupervisorConfig,
+    #[serde(default)]
+    pub tracker: Option<TrackerConfig>,
+    #[serde(default)]
+    pub storage: Option<StorageConfig>,
+    #[serde(default)]
+    pub gateway: Option<GatewayConfig>,
+    /// External components the supervisor starts and watches (e.g. a real nginx).
+    #[serde(default)]
+    pub external: Vec<ExternalComponent>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/fdfs-ha")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// tracing filter, e.g. `info` or `fdfs_ha::vrrp=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Loopback address of the status endpoint; `null` disables it.
+    #[serde(default = "default_status_listen")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            listen: default_status_listen(),
+        }
+    }
+}
+fn default_status_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8399)))
+}
+
+// ------------------------------------------------------------------------------------------------
+// VRRP (keepalived's vrrp_instance)
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpConfig {
+    pub instances: Vec<VrrpInstanceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstanceConfig {
+    pub name: String,
+    pub interface: String,
+    pub virtual_router_id: u8,
+    /// 1..=255; 255 means this node owns the addresses (goes Master at once).
+    pub priority: u8,
+    /// Whole seconds in VRRPv2.
+    #[serde(default = "default_advert_int")]
+    pub advert_int: Dur,
+    /// keepalived's `nopreempt` is `preempt: false`.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// Wait this long after start-up before preempting a lower-priority Master.
+    #[serde(default)]
+    pub preempt_delay: Dur,
+    #[serde(default)]
+    pub auth: Option<VrrpAuth>,
+    /// VIPs as `a.b.c.d/len` (length defaults to 32 when omitted).
+    pub virtual_ipaddress: Vec<String>,
+    /// Source address for adverts; default: the interface's first address that is not a VIP.
+    #[serde(default)]
+    pub src_ip: Option<Ipv4Addr>,
+    /// Send adverts by unicast to these peers instead of multicast 224.0.0.18.
+    #[serde(default)]
+    pub unicast_peers: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub garp: GarpConfig,
+    #[serde(default)]
+    pub track: Vec<TrackConfig>,
+    /// Commands run on every state change: `<cmd...> <instance> <MASTER|BACKUP|FAULT>`.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// Make-before-break: on stop a Master keeps its VIPs until the peer's advert is heard or
+    /// `3 x advert_int` passes.
+    #[serde(default = "default_true")]
+    pub graceful_handover: bool,
+}
+
+fn default_advert_int() -> Dur {
+    Dur::secs(1)
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum VrrpAuth {
+    None,
+    /// RFC 2338 simple password: at most 8 bytes, zero padded.
+    Pass {
+        password: String,
+    },
+}
+
+/// Gratuitous ARP on becoming Master (keepalived: garp_master_delay 5, garp_master_repeat 5).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GarpConfig {
+    /// ARPs per VIP in each burst.
+    #[serde(default = "default_garp_repeat")]
+    pub repeat: u32,
+    /// Spacing between ARPs of one burst.
+    #[serde(default = "default_garp_interval")]
+    pub interval: Dur,
+    /// Delay of the second burst after becoming Master (0 = no second burst).
+    #[serde(default = "default_garp_master_delay")]
+    pub master_delay: Dur,
+    /// Periodic refresh while Master (0 = off).
+    #[serde(default)]
+    pub refresh: Dur,
+    /// Re-send a burst when a lower-priority advert is heard (heals a brief split brain).
+    #[serde(default = "default_true")]
+    pub lower_prio_repeat: bool,
+}
+
+impl Default for GarpConfig {
+    fn default() -> Self {
+        GarpConfig {
+            repeat: default_garp_repeat(),
+            interval: default_garp_interval(),
+            master_delay: default_garp_master_delay(),
+            refresh: Dur::default(),
+            lower_prio_repeat: true,
+        }
+    }
+}
+fn default_garp_repeat() -> u32 {
+    5
+}
+fn default_garp_interval() -> Dur {
+    Dur::millis(0)
+}
+fn default_garp_master_delay() -> Dur {
+    Dur::secs(5)
+}
+
+/// `track: [{probe: gateway, weight: -20}]`; `weight: fault` puts the instance in FAULT.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrackConfig {
+    pub probe: String,
+    #[serde(default)]
+    pub weight: TrackWeight,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(untagged)]
+pub enum TrackWeight {
+    /// Added to the priority while healthy (> 0) or while failing (< 0), keepalived-style.
+    Weight(i32),
+    /// The string `fault`.
+    #[default]
+    #[serde(with = "fault_literal")]
+    Fault,
+}
+
+mod fault_literal {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("fault")
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "fault" {
+            Ok(())
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "expected a number or `fault`, got {s:?}"
+            )))
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Probes (keepalived's vrrp_script + nginx_check.sh)
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub name: String,
+    /// `host:port` to connect to.
+    #[serde(default)]
+    pub tcp: Option<String>,
+    /// URL to GET; healthy on `expect_status` (default 2xx/3xx) and optional body match.
+    #[serde(default)]
+    pub http: Option<String>,
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// `host:port` of a tracker or storage answering ACTIVE_TEST.
+    #[serde(default)]
+    pub fastdfs: Option<String>,
+    /// Name of an `external` component whose process must be alive.
+    #[serde(default)]
+    pub process: Option<String>,
+    /// Command (argv) whose exit status 0 means healthy.
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    #[serde(default = "default_probe_interval")]
+    pub interval: Dur,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "default_rise_fall")]
+    pub rise: u32,
+    #[serde(default = "default_rise_fall")]
+    pub fall: u32,
+    /// `restart: <component>` restarts that component when the probe fails; `none` only reports.
+    #[serde(default)]
+    pub on_fail: OnFail,
+    /// Component restarted when `on_fail: restart` (default: inferred from the target port).
+    #[serde(default)]
+    pub component: Option<String>,
+}
+
+fn default_probe_interval() -> Dur {
+    Dur::secs(2)
+}
+fn default_probe_timeout() -> Dur {
+    Dur::secs(1)
+}
+fn default_rise_fall() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFail {
+    #[default]
+    None,
+    Restart,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorConfig {
+    /// First restart delay; doubles per failure up to `restart_backoff_max`.
+    #[serde(default = "default_backoff_min")]
+    pub restart_backoff_min: Dur,
+    #[serde(default = "default_backoff_max")]
+    pub restart_backoff_max: Dur,
+    /// After this many restarts within `restart_window` the node yields (FAULT) so the VIP moves.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_restart_window")]
+    pub restart_window: Dur,
+    /// Time given to components to finish in-flight requests on stop.
+    #[serde(default = "default_drain")]
+    pub drain_timeout: Dur,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            restart_backoff_min: default_backoff_min(),
+            restart_backoff_max: default_backoff_max(),
+            max_restarts: default_max_restarts(),
+            restart_window: default_restart_window(),
+            drain_timeout: default_drain(),
+        }
+    }
+}
+fn default_backoff_min() -> Dur {
+    Dur::millis(100)
+}
+fn default_backoff_max() -> Dur {
+    Dur::secs(10)
+}
+fn default_max_restarts() -> u32 {
+    5
+}
+fn default_restart_window() -> Dur {
+    Dur::secs(60)
+}
+fn default_drain() -> Dur {
+    Dur::secs(5)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalComponent {
+    pub name: String,
+    pub command: Vec<String>,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tracker (tracker.conf)
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerConfig {
+    #[serde(default = "default_tracker_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub store_lookup: StoreLookup,
+    /// The group used by `store_lookup: specified`.
+    #[serde(default)]
+    pub store_group: Option<String>,
+    #[serde(default)]
+    pub store_server: StoreServer,
+    #[serde(default)]
+    pub store_path: StorePathLookup,
+    #[serde(default)]
+    pub download_server: DownloadServer,
+    #[serde(default)]
+    pub reserved_storage_space: Reserved,
+    /// A storage silent for this long goes OFFLINE (tracker.conf check_active_interval).
+    #[serde(default = "default_check_active")]
+    pub check_active_interval: Dur,
+    #[serde(default)]
+    pub response_ip_addr_size: IpAddrSize,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_network_timeout")]
+    pub network_timeout: Dur,
+    /// Largest request body the tracker accepts.
+    #[serde(default = "default_tracker_max_body")]
+    pub max_body: ByteSize,
+    #[serde(default = "default_sync_max_delay")]
+    pub storage_sync_file_max_delay: Dur,
+    #[serde(default = "default_sync_max_time")]
+    pub storage_sync_file_max_time: Dur,
+    #[serde(default)]
+    pub use_storage_id: bool,
+    #[serde(default)]
+    pub id_type_in_filename: IdType,
+    /// storage_ids.conf as YAML.
+    #[serde(default)]
+    pub storage_ids: Vec<StorageIdEntry>,
+}
+
+fn default_tracker_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 22122))
+}
+fn default_check_active() -> Dur {
+    Dur::secs(100)
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_network_timeout() -> Dur {
+    Dur::secs(30)
+}
+fn default_tracker_max_body() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+fn default_sync_max_delay() -> Dur {
+    Dur::secs(86400)
+}
+fn default_sync_max_time() -> Dur {
+    Dur::secs(300)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreLookup {
+    #[default]
+    RoundRobin,
+    Specified,
+    LoadBalance,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreServer {
+    #[default]
+    RoundRobin,
+    FirstByIp,
+    ByPriority,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StorePathLookup {
+    #[default]
+    RoundRobin,
+    LoadBalance,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadServer {
+    #[default]
+    RoundRobin,
+    SourceFirst,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IpAddrSize {
+    #[default]
+    Auto,
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IdType {
+    #[default]
+    Ip,
+    Id,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageIdEntry {
+    pub id: String,
+    pub group: String,
+    pub ip: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+// ------------------------------------------------------------------------------------------------
+// Storage (storage.conf)
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub group: String,
+    #[serde(default = "default_storage_listen")]
+    pub listen: SocketAddr,
+    /// Address announced to trackers and written into file IDs (default: as seen by the tracker).
+    #[serde(default)]
+    pub advertise_ip: Option<String>,
+    /// Storage ID when the trackers use `use_storage_id`.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub trackers: Vec<String>,
+    pub store_paths: Vec<PathBuf>,
+    /// Where the binlog and sync marks live (default: store_paths[0]).
+    #[serde(default)]
+    pub base_path: Option<PathBuf>,
+    #[serde(default = "default_subdir_count")]
+    pub subdir_count_per_path: u32,
+    #[serde(default)]
+    pub file_distribute_path_mode: DistributePathMode,
+    #[serde(default = "default_rotate_count")]
+    pub file_distribute_rotate_count: u32,
+    #[serde(default = "default_heart_beat")]
+    pub heart_beat_interval: Dur,
+    #[serde(default = "default_stat_report")]
+    pub stat_report_interval: Dur,
+    #[serde(default = "default_upload_priority")]
+    pub upload_priority: i64,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_network_timeout")]
+    pub network_timeout: Dur,
+    /// fsync every uploaded file before acknowledging it (FastDFS never does).
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+    /// Largest non-file request body (metadata, names).
+    #[serde(default = "default_storage_max_body")]
+    pub max_body: ByteSize,
+    /// Largest file accepted by an upload.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: ByteSize,
+    #[serde(default = "default_max_metadata")]
+    pub max_metadata_size: ByteSize,
+    #[serde(default)]
+    pub reserved_storage_space: Reserved,
+    #[serde(default)]
+    pub http: Option<StorageHttpConfig>,
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+fn default_storage_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 23000))
+}
+fn default_subdir_count() -> u32 {
+    256
+}
+fn default_rotate_count() -> u32 {
+    100
+}
+fn default_heart_beat() -> Dur {
+    Dur::secs(30)
+}
+fn default_stat_report() -> Dur {
+    Dur::secs(60)
+}
+fn default_upload_priority() -> i64 {
+    10
+}
+fn default_storage_max_body() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
+fn default_max_file_size() -> ByteSize {
+    ByteSize(64 << 30)
+}
+fn default_max_metadata() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DistributePathMode {
+    #[default]
+    RoundRobin,
+    Hash,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// binlog fsync interval (sync_binlog_buff_interval).
+    #[serde(default = "default_binlog_flush")]
+    pub binlog_flush_interval: Dur,
+    #[serde(default = "default_backoff_min")]
+    pub retry_backoff_min: Dur,
+    #[serde(default = "default_backoff_max")]
+    pub retry_backoff_max: Dur,
+    /// Persist a peer's mark after this many records (write_mark_file_freq).
+    #[serde(default = "default_mark_freq")]
+    pub write_mark_every: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            binlog_flush_interval: default_binlog_flush(),
+            retry_backoff_min: default_backoff_min(),
+            retry_backoff_max: default_backoff_max(),
+            write_mark_every: default_mark_freq(),
+        }
+    }
+}
+fn default_binlog_flush() -> Dur {
+    Dur::secs(1)
+}
+fn default_mark_freq() -> u32 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageHttpConfig {
+    #[serde(default = "default_storage_http_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_true")]
+    pub url_have_group_name: bool,
+    #[serde(default)]
+    pub response_mode: ResponseMode,
+    #[serde(default)]
+    pub anti_steal: Option<AntiStealConfig>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Dur,
+    /// Port of the storage http on the source storage, for proxying unsynced files.
+    #[serde(default)]
+    pub source_port: Option<u16>,
+}
+
+fn default_storage_http_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8888))
+}
+fn default_header_timeout() -> Dur {
+    Dur::secs(10)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    #[default]
+    Proxy,
+    Redirect,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AntiStealConfig {
+    pub secret_key: String,
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl: Dur,
+    /// File returned (200) when the token check fails; 403 when unset.
+    #[serde(default)]
+    pub check_fail_file: Option<PathBuf>,
+}
+fn default_token_ttl() -> Dur {
+    Dur::secs(900)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Gateway (the caching nginx in front)
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default = "default_gateway_listen")]
+    pub listen: SocketAddr,
+    /// URL prefix such as `/dfs` in front of `/<group>/M00/...`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    pub trackers: Vec<String>,
+    /// How often the group/storage list is refreshed from the trackers.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: Dur,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+    /// Sets Cache-Control max-age and Expires on responses (nginx `expires 30d`).
+    #[serde(default)]
+    pub expires: Option<Dur>,
+    #[serde(default = "default_purge_allow")]
+    pub purge_allow: Vec<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Dur,
+    #[serde(default = "default_header_timeout")]
+    pub body_timeout: Dur,
+    /// Static weights per storage address (`ip:port: weight`), default 1.
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+}
+
+fn default_gateway_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8000))
+}
+fn default_refresh() -> Dur {
+    Dur::secs(2)
+}
+fn default_purge_allow() -> Vec<String> {
+    vec!["127.0.0.1/32".into()]
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    #[serde(default = "default_max_fails")]
+    pub max_fails: u32,
+    #[serde(default = "default_fail_timeout")]
+    pub fail_timeout: Dur,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Dur,
+    /// Port of the storage http on each storage (default 8888).
+    #[serde(default = "default_storage_http_port")]
+    pub storage_http_port: u16,
+    /// Idle keep-alive connections kept per upstream.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            max_fails: default_max_fails(),
+            fail_timeout: default_fail_timeout(),
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+            storage_http_port: default_storage_http_port(),
+            keepalive: default_keepalive(),
+        }
+    }
+}
+fn default_max_fails() -> u32 {
+    2
+}
+fn default_fail_timeout() -> Dur {
+    Dur::secs(30)
+}
+fn default_connect_timeout() -> Dur {
+    Dur::secs(2)
+}
+fn default_read_timeout() -> Dur {
+    Dur::secs(30)
+}
+fn default_storage_http_port() -> u16 {
+    8888
+}
+fn default_keepalive() -> usize {
+    32
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Cache directory (default: `<data_dir>/gateway-cache`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_cache_size")]
+    pub max_size: ByteSize,
+    #[serde(default = "default_inactive")]
+    pub inactive: Dur,
+    /// Validity per status list, nginx-style: `{"200 304": 12h, "404": 1m}`.
+    #[serde(default = "default_valid")]
+    pub valid: BTreeMap<String, Dur>,
+}
+
+fn default_cache_size() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_inactive() -> Dur {
+    Dur::secs(30 * 86400)
+}
+fn default_valid() -> BTreeMap<String, Dur> {
+    BTreeMap::from([("200 304".to_string(), Dur::secs(12 * 3600))])
+}

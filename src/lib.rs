@@ -1,0 +1,15 @@
+//! fdfs-ha: one binary replacing keepalived + FastDFS tracker/storage + nginx for a FastDFS cluster.
+//!
+//! Module map (see README and shared DESIGN.md): `config` (ha.yaml), `supervisor` (lifecycle),
+//! `vrrp` (RFC 3768), `probe` (health checks), `proto` (FastDFS wire format, pure),
+//! `tracker`, `storage`, `gateway` (HTTP front), `client` (FastDFS client).
+
+pub mod client;
+pub mod config;
+pub mod gateway;
+pub mod probe;
+pub mod proto;
+pub mod storage;
+pub mod supervisor;
+pub mod tracker;
+pub mod vrrp;

@@ -1,0 +1,80 @@
+//! FastDFS command codes (tracker_proto.h / storage's own codes), by the names operators see in logs.
+
+/// Every response, tracker or storage, carries this command code.
+pub const RESP: u8 = 100;
+pub const QUIT: u8 = 82;
+pub const ACTIVE_TEST: u8 = 111;
+
+// --- tracker: client queries -------------------------------------------------------------------
+pub const SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE: u8 = 101;
+pub const SERVICE_QUERY_FETCH_ONE: u8 = 102;
+pub const SERVICE_QUERY_UPDATE: u8 = 103;
+pub const SERVICE_QUERY_STORE_WITH_GROUP_ONE: u8 = 104;
+pub const SERVICE_QUERY_FETCH_ALL: u8 = 105;
+pub const SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL: u8 = 106;
+pub const SERVICE_QUERY_STORE_WITH_GROUP_ALL: u8 = 107;
+pub const SERVER_LIST_ONE_GROUP: u8 = 90;
+pub const SERVER_LIST_ALL_GROUPS: u8 = 91;
+pub const SERVER_LIST_STORAGE: u8 = 92;
+pub const SERVER_DELETE_STORAGE: u8 = 93;
+pub const SERVER_DELETE_GROUP: u8 = 108;
+
+// --- tracker: storage -> tracker ---------------------------------------------------------------
+pub const STORAGE_GET_MY_IP: u8 = 60;
+pub const STORAGE_FETCH_STORAGE_IDS: u8 = 69;
+pub const STORAGE_PARAMETER_REQ: u8 = 75;
+pub const STORAGE_REPORT_STATUS: u8 = 76;
+pub const STORAGE_CHANGELOG_REQ: u8 = 77;
+pub const STORAGE_SYNC_DEST_QUERY: u8 = 79;
+pub const STORAGE_JOIN: u8 = 81;
+pub const STORAGE_BEAT: u8 = 83;
+pub const STORAGE_REPORT_DISK_USAGE: u8 = 84;
+pub const STORAGE_SYNC_SRC_REQ: u8 = 86;
+pub const STORAGE_SYNC_DEST_REQ: u8 = 87;
+pub const STORAGE_SYNC_NOTIFY: u8 = 88;
+pub const STORAGE_SYNC_REPORT: u8 = 89;
+
+// --- storage: client commands ------------------------------------------------------------------
+pub const REPORT_SERVER_ID: u8 = 9;
+pub const UPLOAD_FILE: u8 = 11;
+pub const DELETE_FILE: u8 = 12;
+pub const SET_METADATA: u8 = 13;
+pub const DOWNLOAD_FILE: u8 = 14;
+pub const GET_METADATA: u8 = 15;
+pub const UPLOAD_SLAVE_FILE: u8 = 21;
+pub const QUERY_FILE_INFO: u8 = 22;
+pub const UPLOAD_APPENDER_FILE: u8 = 23;
+pub const APPEND_FILE: u8 = 24;
+pub const MODIFY_FILE: u8 = 34;
+pub const TRUNCATE_FILE: u8 = 36;
+pub const REGENERATE_APPENDER_FILENAME: u8 = 38;
+
+// --- storage: storage -> storage sync ----------------------------------------------------------
+pub const SYNC_CREATE_FILE: u8 = 16;
+pub const SYNC_DELETE_FILE: u8 = 17;
+pub const SYNC_UPDATE_FILE: u8 = 18;
+pub const SYNC_CREATE_LINK: u8 = 19;
+pub const SYNC_APPEND_FILE: u8 = 25;
+pub const FETCH_ONE_PATH_BINLOG: u8 = 26;
+pub const SYNC_MODIFY_FILE: u8 = 35;
+pub const SYNC_TRUNCATE_FILE: u8 = 37;
+pub const SYNC_RENAME_FILE: u8 = 40;
+
+/// Linux errno values FastDFS puts in a response header's status byte.
+pub mod errno {
+    pub const OK: u8 = 0;
+    pub const ENOENT: u8 = 2;
+    pub const EIO: u8 = 5;
+    pub const EAGAIN: u8 = 11;
+    pub const ENOMEM: u8 = 12;
+    pub const EACCES: u8 = 13;
+    pub const EBUSY: u8 = 16;
+    pub const EEXIST: u8 = 17;
+    pub const EINVAL: u8 = 22;
+    pub const EFBIG: u8 = 27;
+    pub const ENOSPC: u8 = 28;
+    pub const ENAMETOOLONG: u8 = 36;
+    pub const ENOSYS: u8 = 38;
+    pub const EOPNOTSUPP: u8 = 95;
+    pub const ETIMEDOUT: u8 = 110;
+}
