@@ -435,7 +435,7 @@ pub fn encode_disk_usage(paths: &[PathUsage]) -> Vec<u8> {
 }
 
 pub fn decode_disk_usage(body: &[u8]) -> Result<Vec<PathUsage>, ProtoError> {
-    if body.is_empty() || body.len() % 16 != 0 || body.len() / 16 > 256 {
+    if body.is_empty() || !body.len().is_multiple_of(16) || body.len() / 16 > 256 {
         return Err(bad_len(body.len(), "16 x store_path_count (1..=256)"));
     }
     let mut r = Reader::new(body);
@@ -466,7 +466,7 @@ pub fn encode_sync_report(positions: &[SyncPosition]) -> Vec<u8> {
 
 pub fn decode_sync_report(body: &[u8]) -> Result<Vec<SyncPosition>, ProtoError> {
     const REC: usize = STORAGE_ID_LEN + 4;
-    if body.len() % REC != 0 {
+    if !body.len().is_multiple_of(REC) {
         return Err(bad_len(body.len(), format!("a multiple of {REC}")));
     }
     let mut r = Reader::new(body);
@@ -626,7 +626,7 @@ impl ServerListReply {
             reply.trunk_server = Some(StorageBrief::read(&mut r)?);
         }
         if flags & FLAG_GROUP_SERVERS_CHANGED != 0 {
-            if r.remaining() % BRIEF_LEN != 0 {
+            if !r.remaining().is_multiple_of(BRIEF_LEN) {
                 return Err(bad_len(body.len(), format!("flags + n x {BRIEF_LEN}")));
             }
             let mut list = Vec::with_capacity(r.remaining() / BRIEF_LEN);
@@ -1158,7 +1158,7 @@ impl GroupStat {
     }
 
     pub fn decode_list(body: &[u8]) -> Result<Vec<GroupStat>, ProtoError> {
-        if body.len() % GROUP_STAT_LEN != 0 {
+        if !body.len().is_multiple_of(GROUP_STAT_LEN) {
             return Err(bad_len(
                 body.len(),
                 format!("a multiple of {GROUP_STAT_LEN}"),
@@ -1296,7 +1296,7 @@ impl StorageStat {
         let mut last_err = bad_len(body.len(), "n x 487 or n x 517");
         for ip_size in IP_SIZES {
             let rec = Self::record_len(ip_size);
-            if body.len() % rec != 0 {
+            if !body.len().is_multiple_of(rec) {
                 continue;
             }
             let attempt = (|| {
@@ -1348,7 +1348,7 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
+        assert!(s.len().is_multiple_of(2), "odd hex length");
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
