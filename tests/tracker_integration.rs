@@ -62,7 +62,7 @@ struct FakeStorage {
     group: String,
     port: u16,
     id: Option<String>,
-    needs_sync: bool,
+    needs_sync: std::sync::atomic::AtomicBool,
     disk: Mutex<Vec<(u64, u64)>>,
     sync: Mutex<Vec<(String, u32)>>,
     identity: Mutex<Option<(String, TrackerParams)>>,
@@ -76,7 +76,7 @@ impl FakeStorage {
             group: group.into(),
             port,
             id: id.map(str::to_owned),
-            needs_sync: false,
+            needs_sync: std::sync::atomic::AtomicBool::new(false),
             disk: Mutex::new(vec![(10_000, free_mb)]),
             sync: Mutex::new(Vec::new()),
             identity: Mutex::new(None),
@@ -126,7 +126,7 @@ impl ReporterSource for FakeStorage {
         *self.servers.lock().unwrap() = servers;
     }
     fn needs_initial_sync(&self) -> bool {
-        self.needs_sync
+        self.needs_sync.load(std::sync::atomic::Ordering::SeqCst)
     }
     fn on_sync_source(&self, source: Option<fdfs_ha::proto::tracker::SyncSource>) {
         *self.sync_source.lock().unwrap() = Some(source);
@@ -616,8 +616,9 @@ async fn newcomer_gets_a_sync_source_from_the_group() {
     let s1 = FakeStorage::new("group1", 23000, Some("100001"), 5000);
     let stop1 = report(&s1, &[t.addr]);
     wait_active(t.addr, "group1", 1).await;
-    let mut s2 = FakeStorage::new("group1", 23001, Some("100002"), 5000);
-    Arc::get_mut(&mut s2).unwrap().needs_sync = true;
+    let s2 = FakeStorage::new("group1", 23001, Some("100002"), 5000);
+    s2.needs_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let stop2 = report(&s2, &[t.addr]);
     let src = wait_for(Duration::from_secs(3), "sync source", || async {
         s2.sync_source.lock().unwrap().clone()

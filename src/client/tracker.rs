@@ -9,8 +9,8 @@
 use crate::proto::cmd;
 use crate::proto::connection::{read_message, write_message, ConnError};
 use crate::proto::tracker::{
-    encode_group, FetchTargets, FileQuery, GroupStat, ListStorageReq, StorageAddr, StorageStat,
-    StoreTarget, StoreTargets,
+    encode_group, FetchTargets, FileQuery, GroupStat, ListStorageReq, ReportStatusReq, StorageAddr,
+    StorageBrief, StorageStat, StoreTarget, StoreTargets, SyncSource, SyncSrcReq,
 };
 use crate::proto::ProtoError;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -181,6 +181,38 @@ pub async fn active_test<S: AsyncRead + AsyncWrite + Unpin>(
         }
         .into());
     }
+    Ok(())
+}
+
+/// SYNC_SRC_REQ: who copies old data to `dest_id`, and up to when (None: nobody, it is not
+/// waiting for old data). A storage asks this to learn whether it must push to a newcomer.
+pub async fn sync_src_req<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    group: &str,
+    dest_id: &str,
+) -> Result<Option<SyncSource>, ConnError> {
+    let body = SyncSrcReq {
+        group: group.into(),
+        dest_id: dest_id.into(),
+    }
+    .encode();
+    let reply = request(stream, cmd::STORAGE_SYNC_SRC_REQ, &body).await?;
+    Ok(SyncSource::decode_reply(&reply)?)
+}
+
+/// REPORT_STATUS: sets the status of the storage `brief` names (id + port) in `group`, e.g. a
+/// sync source marking its destination SYNCING, then OFFLINE when the old data is copied.
+pub async fn report_status<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    group: &str,
+    brief: &StorageBrief,
+) -> Result<(), ConnError> {
+    let body = ReportStatusReq {
+        group: group.into(),
+        brief: brief.clone(),
+    }
+    .encode();
+    request(stream, cmd::STORAGE_REPORT_STATUS, &body).await?;
     Ok(())
 }
 

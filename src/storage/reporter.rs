@@ -6,7 +6,8 @@
 //!    short connection: GET_MY_IP, PARAMETER_REQ, [FETCH_STORAGE_IDS], QUIT
 //!        -> source.on_identity(my_ip, params)
 //!    long connection:  JOIN -> [SYNC_DEST_REQ when the tracker says INIT]
-//!        every heart_beat_interval: BEAT (stats), SYNC_REPORT when positions changed
+//!        every heart_beat_interval: BEAT (stats), SYNC_REPORT when positions changed,
+//!          REPORT_STATUS(self, OFFLINE) once a newcomer's initial copy is done (-> ACTIVE)
 //!        every stat_report_interval: REPORT_DISK_USAGE
 //!        server lists in the replies -> source.on_group_servers(briefs)
 //!    any failure: close, back off (100 ms doubling to 10 s), start over
@@ -14,7 +15,7 @@
 //! The storage itself is reached only through [`ReporterSource`], so this module does not depend
 //! on how the storage keeps its files, stats or sync marks.
 
-use crate::client::tracker::{quit, request};
+use crate::client::tracker::{quit, report_status, request};
 use crate::proto::cmd;
 use crate::proto::connection::ConnError;
 use crate::proto::tracker::{
@@ -168,11 +169,31 @@ async fn connect(tracker: &str) -> Result<TcpStream, SessionError> {
     Ok(s)
 }
 
+/// Sets a storage's status on every tracker (each keeps its own view); returns how many
+/// trackers accepted it. Replication uses it to move a newcomer through SYNCING -> OFFLINE.
+pub async fn report_peer_status(trackers: &[String], group: &str, brief: &StorageBrief) -> usize {
+    let mut accepted = 0;
+    for t in trackers {
+        let r: Result<(), SessionError> = async {
+            let mut s = connect(t).await?;
+            timed(report_status(&mut s, group, brief)).await?;
+            let _ = quit(&mut s).await;
+            Ok(())
+        }
+        .await;
+        match r {
+            Ok(()) => accepted += 1,
+            Err(e) => tracing::warn!(tracker = %t, error = %e, "REPORT_STATUS failed"),
+        }
+    }
+    accepted
+}
+
 /// Start-up exchange on a short connection: who am I, what are the rules.
 async fn identify(
     tracker: &str,
     source: &dyn ReporterSource,
-) -> Result<TrackerParams, SessionError> {
+) -> Result<(String, TrackerParams), SessionError> {
     let mut s = connect(tracker).await?;
     let me = GetMyIpReq {
         group: source.group(),
@@ -199,8 +220,8 @@ async fn identify(
         source.on_storage_ids(ids.records);
     }
     let _ = quit(&mut s).await;
-    source.on_identity(my_ip, params.clone());
-    Ok(params)
+    source.on_identity(my_ip.clone(), params.clone());
+    Ok((my_ip, params))
 }
 
 fn disk_usage_of(source: &dyn ReporterSource) -> Vec<PathUsage> {
@@ -238,7 +259,7 @@ async fn session(
     shutdown: &CancellationToken,
     joined: &mut bool,
 ) -> Result<(), SessionError> {
-    identify(tracker, source).await?;
+    let (my_ip, _) = identify(tracker, source).await?;
     let mut s = connect(tracker).await?;
     let tracker_host = tracker
         .rsplit_once(':')
@@ -265,11 +286,27 @@ async fn session(
     *joined = true;
     tracing::info!(%tracker, status = reply.status, src = %reply.src_id, "joined tracker");
     source.on_joined(tracker, reply.status);
+    // While the tracker has us copying old data we are not handed out; remember it so the
+    // end of the copy can be reported.
+    let mut copying = [
+        StorageStatus::Init,
+        StorageStatus::WaitSync,
+        StorageStatus::Syncing,
+    ]
+    .iter()
+    .any(|s| *s as u8 == reply.status);
     if reply.status == StorageStatus::Init as u8 {
         let raw = timed(request(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[])).await?;
         let src = SyncSource::decode_reply(&raw).map_err(ConnError::from)?;
+        copying = src.is_some();
         source.on_sync_source(src);
     }
+    let me = StorageBrief {
+        status: StorageStatus::Offline as u8,
+        port: source.port(),
+        id: source.storage_id().unwrap_or_else(|| my_ip.clone()),
+        ip: my_ip,
+    };
 
     // Report at once so the tracker can hand us out without waiting a full interval.
     let mut beat = tokio::time::interval(heart_beat.max(Duration::from_millis(10)));
@@ -297,6 +334,12 @@ async fn session(
                     let raw = timed(request(&mut s, cmd::STORAGE_SYNC_REPORT, &body)).await?;
                     deliver(source, &raw)?;
                     last_sync = Some(positions);
+                }
+                if copying && !source.needs_initial_sync() {
+                    // OFFLINE = "has its data, not serving yet"; the next BEAT makes it ACTIVE.
+                    timed(report_status(&mut s, &join.group, &me)).await?;
+                    tracing::info!(%tracker, "initial sync done; reported to tracker");
+                    copying = false;
                 }
             }
         }
