@@ -1321,33 +1321,32 @@ impl StorageStat {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Byte-for-byte checks against `shared/fastdfs/vectors.txt` (captured from FastDFS 6.16.1's
-    //! own tools): every tracker message there is decoded and re-encoded to the same bytes.
-    use super::*;
-    use crate::proto::{cmd, Header, HEADER_LEN};
+pub(crate) mod vectors {
+    //! A small reader for `shared/fastdfs/vectors.txt`: blocks of captured messages, as bytes.
+    use crate::proto::{Header, HEADER_LEN};
+    use std::collections::BTreeMap;
 
     /// One captured message: who sent it and its complete bytes (header + body).
-    struct Msg {
-        to_tracker: bool,
-        raw: Vec<u8>,
+    pub(crate) struct Msg {
+        pub(crate) to_tracker: bool,
+        pub(crate) raw: Vec<u8>,
     }
 
     impl Msg {
-        fn header(&self) -> Header {
+        pub(crate) fn header(&self) -> Header {
             let mut h = [0u8; HEADER_LEN];
             h.copy_from_slice(&self.raw[..HEADER_LEN]);
             Header::decode(&h).expect("captured header")
         }
-        fn body(&self) -> &[u8] {
+        pub(crate) fn body(&self) -> &[u8] {
             &self.raw[HEADER_LEN..]
         }
-        fn cmd(&self) -> u8 {
+        pub(crate) fn cmd(&self) -> u8 {
             self.header().cmd
         }
     }
 
-    fn hex(s: &str) -> Vec<u8> {
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
         assert!(s.len().is_multiple_of(2), "odd hex length");
         (0..s.len())
             .step_by(2)
@@ -1357,7 +1356,7 @@ mod tests {
 
     /// Finds vectors.txt: `$FDFS_HA_SHARED`, then `../shared` beside the repo (CI), then
     /// `/work/shared`. Missing vectors are a failure, never a skip.
-    fn vectors_text() -> String {
+    pub(crate) fn vectors_text() -> String {
         let mut candidates = Vec::new();
         if let Ok(dir) = std::env::var("FDFS_HA_SHARED") {
             candidates.push(std::path::PathBuf::from(dir).join("fastdfs/vectors.txt"));
@@ -1374,7 +1373,7 @@ mod tests {
     }
 
     /// Block number -> its messages in capture order.
-    fn blocks() -> BTreeMap<u32, Vec<Msg>> {
+    pub(crate) fn blocks() -> BTreeMap<u32, Vec<Msg>> {
         let text = vectors_text();
         let mut out: BTreeMap<u32, Vec<Msg>> = BTreeMap::new();
         let mut current: Option<u32> = None;
@@ -1403,14 +1402,14 @@ mod tests {
         out
     }
 
-    fn block(all: &BTreeMap<u32, Vec<Msg>>, n: u32) -> &Vec<Msg> {
+    pub(crate) fn block(all: &BTreeMap<u32, Vec<Msg>>, n: u32) -> &Vec<Msg> {
         let b = all.get(&n).unwrap_or_else(|| panic!("block [{n}] missing"));
         assert!(!b.is_empty(), "block [{n}] has no messages");
         b
     }
 
     /// Re-frames `body` as `msg`'s command/status and compares with the captured bytes.
-    fn assert_same(msg: &Msg, body: Vec<u8>) {
+    pub(crate) fn assert_same(msg: &Msg, body: Vec<u8>) {
         let h = msg.header();
         let mut framed = Header::new(h.cmd, h.status, body.len() as u64)
             .encode()
@@ -1419,9 +1418,19 @@ mod tests {
         assert_eq!(hex_of(&framed), hex_of(&msg.raw), "cmd {}", h.cmd);
     }
 
-    fn hex_of(b: &[u8]) -> String {
+    pub(crate) fn hex_of(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Byte-for-byte checks against `shared/fastdfs/vectors.txt` (captured from FastDFS 6.16.1's
+    //! own tools): every tracker message there is decoded and re-encoded to the same bytes.
+    use super::*;
+    use crate::proto::cmd;
+
+    use super::vectors::*;
 
     /// Checks a request/reply pair of a tracker query that answers with one storage address.
     fn check_fetch_one(req: &Msg, reply: &Msg, ip: &str, port: u16) {

@@ -809,4 +809,118 @@ mod tests {
         assert_eq!(p.reserved_storage_space, "20.00%");
         assert_eq!(p.response_ip_addr_size, 16);
     }
+
+    /// Replays the captured FastDFS 6.16.1 conversation (vectors.txt) into the tracker,
+    /// configured as the captured one was, and checks that our replies are the captured bytes.
+    #[test]
+    fn replies_match_the_captured_fastdfs_tracker() {
+        use crate::proto::tracker::vectors::{assert_same, block, blocks, Msg};
+        let all = blocks();
+        let mut c = cfg();
+        c.use_storage_id = true;
+        c.id_type_in_filename = IdType::Id;
+        c.reserved_storage_space = Reserved::Percent(20.0);
+        for (id, port) in [("100001", 23000), ("100002", 23001)] {
+            c.storage_ids.push(StorageIdEntry {
+                id: id.into(),
+                group: "group1".into(),
+                ip: "127.0.0.1".into(),
+                port: Some(port),
+            });
+        }
+        let t = Tracker::new(c);
+        let now = Instant::now();
+        // Capture time, so file ages are what they were then.
+        let unix = 1_795_272_030;
+        let ask = |conn: &mut ConnState, m: &Msg| -> Reply {
+            assert!(m.to_tracker);
+            t.handle(conn, m.cmd(), m.body(), now, unix)
+        };
+        let expect = |conn: &mut ConnState, req: &Msg, reply: &Msg| match ask(conn, req) {
+            Reply::Send { status, body } => {
+                assert_eq!(status, reply.header().status, "cmd {}", req.cmd());
+                assert_same(reply, body);
+            }
+            Reply::Close => panic!("closed on cmd {}", req.cmd()),
+        };
+
+        // Start-up exchanges of both storages.
+        let mut short = t.new_conn("127.0.0.1".into());
+        for n in [0, 1, 2, 3, 4, 5] {
+            let b = block(&all, n);
+            expect(&mut short, &b[0], &b[1]);
+        }
+        // Storage 2 (block 7) joins a tracker that knows nothing: ONLINE, no source - as captured.
+        let b7 = block(&all, 7);
+        let mut s2 = t.new_conn("127.0.0.1".into());
+        expect(&mut s2, &b7[0], &b7[1]);
+        expect(&mut s2, &b7[2], &b7[3]);
+        // Storage 1 (block 6): same JOIN. (The captured tracker had remembered a sync source
+        // from before its restart; ours starts empty, so only the status is compared.)
+        let b6 = block(&all, 6);
+        let mut s1 = t.new_conn("127.0.0.1".into());
+        let r = body_of(ask(&mut s1, &b6[0]));
+        assert_eq!(
+            JoinReply::decode(&r).unwrap().status,
+            StorageStatus::Online as u8
+        );
+        expect(&mut s1, &b6[2], &b6[3]);
+        // Their reports: beats, changelog polls, disk usage, sync report.
+        for (conn, b) in [(&mut s1, b6), (&mut s2, b7)] {
+            for pair in b[4..].chunks(2) {
+                let r = ask(conn, &pair[0]);
+                assert_eq!(status_of(&r), 0, "cmd {}", pair[0].cmd());
+                if pair[0].cmd() == cmd::STORAGE_CHANGELOG_REQ {
+                    assert_same(&pair[1], body_of(r));
+                }
+            }
+        }
+        // Storage 2 became ACTIVE after storage 1's last report: storage 1 is told once ...
+        let du = &b6[8];
+        assert_eq!(du.cmd(), cmd::STORAGE_REPORT_DISK_USAGE);
+        let r = ServerListReply::decode(&body_of(ask(&mut s1, du))).unwrap();
+        let servers = r.group_servers.expect("changed list");
+        assert!(servers
+            .iter()
+            .all(|b| b.status == StorageStatus::Active as u8));
+        // ... then, nothing having changed, the reply is the bare flags byte, as captured.
+        expect(&mut s1, du, &b6[9]);
+
+        // Client queries, answered exactly as the real tracker did.
+        let mut client = t.new_conn("127.0.0.1".into());
+        let b8 = block(&all, 8);
+        expect(&mut client, &b8[0], &b8[1]); // SERVER_LIST_ALL_GROUPS: 113-byte group stat
+        let r = body_of(ask(&mut client, &b8[2]));
+        let list = StorageStat::decode_list(&r).unwrap();
+        let captured = StorageStat::decode_list(b8[3].body()).unwrap();
+        assert_eq!(r.len(), b8[3].body().len());
+        for (ours, theirs) in list.iter().zip(&captured) {
+            assert_eq!(
+                (ours.status, &ours.id, &ours.ip),
+                (theirs.status, &theirs.id, &theirs.ip)
+            );
+            assert_eq!(
+                (ours.total_mb, ours.free_mb, ours.reserved_mb),
+                (theirs.total_mb, theirs.free_mb, theirs.reserved_mb)
+            );
+            assert_eq!(
+                (ours.join_time, ours.up_time, ours.storage_port),
+                (theirs.join_time, theirs.up_time, theirs.storage_port)
+            );
+            assert_eq!(&ours.version, &theirs.version);
+        }
+        // QUERY_STORE alternates 23000 / 23001 / 23000 (round robin), as captured.
+        for n in [9, 21, 33] {
+            let b = block(&all, n);
+            expect(&mut client, &b[0], &b[1]);
+        }
+        // Updates and reads go to each file's source (100001 for the normal files, 100002 for
+        // the appender); nobody had reported syncing 100001's files yet.
+        for n in [11, 13, 15, 17, 23, 25, 27, 35, 40] {
+            let b = block(&all, n);
+            expect(&mut client, &b[0], &b[1]);
+        }
+        let b = block(&all, 19);
+        expect(&mut client, &b[0], &b[1]);
+    }
 }
