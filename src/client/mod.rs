@@ -1,3 +1,4 @@
 //! FastDFS client used by the CLI, the gateway, tests and benchmarks.
 
 pub mod pool;
+pub mod tracker;

@@ -3,6 +3,8 @@
 //! Contract with the supervisor: `StorageServer::bind` then `serve(shutdown)`; `serve` returns when
 //! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error.
 
+pub mod reporter;
+
 use crate::config::StorageConfig;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;

@@ -2,20 +2,43 @@
 //!
 //! Contract with the supervisor: `TrackerServer::bind` then `serve(shutdown)`; `serve` returns when
 //! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error.
+//!
+//! Several trackers are peers, not leader and followers: every storage reports to every tracker
+//! in its list, so each tracker builds the same cluster view from the same reports and answers
+//! any query the same way. Nothing is persisted: a restarted tracker learns its view again from
+//! the storages' JOIN and reports (a storage that says it has its data, `init_flag = 0`, is
+//! trusted and goes ONLINE, then ACTIVE on its next report), so `data_dir` is not used.
+//!
+//! - `cluster`: the cluster view, a pure state machine.
+//! - `select`: which group/storage/path serves an upload, a download or a change (pure).
+//! - `service`: connections, limits, dispatch of every tracker command.
+
+pub mod cluster;
+pub mod select;
+pub mod service;
 
 use crate::config::TrackerConfig;
+use service::Tracker;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub struct TrackerServer {
     listener: tokio::net::TcpListener,
+    tracker: Arc<Tracker>,
 }
 
 impl TrackerServer {
     pub async fn bind(cfg: &TrackerConfig, _data_dir: &Path) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-        Ok(TrackerServer { listener })
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
+        Ok(TrackerServer {
+            listener,
+            tracker: Arc::new(Tracker::new(cfg.clone())),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -24,8 +47,75 @@ impl TrackerServer {
             .expect("bound listener has an address")
     }
 
+    /// The shared service state (counters, cluster view) for status pages and tests.
+    pub fn tracker(&self) -> Arc<Tracker> {
+        self.tracker.clone()
+    }
+
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        shutdown.cancelled().await; // interim: replaced by the tracker service
+        let tracker = self.tracker;
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            tracker.cfg.max_connections.max(1),
+        ));
+        let mut conns = tokio::task::JoinSet::new();
+
+        // Liveness: check often enough that OFFLINE follows check_active_interval closely.
+        let tick = (tracker.cfg.check_active_interval.get() / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let ticker = {
+            let tracker = tracker.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(tick);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = every.tick() => tracker.check_active(Instant::now()),
+                    }
+                }
+            })
+        };
+
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            // Reap finished connection tasks so the set does not grow without bound.
+            while conns.try_join_next().is_some() {}
+            let (stream, peer) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "tracker accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracker
+                    .counters
+                    .refused_connections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%peer, max = tracker.cfg.max_connections, "max_connections reached; refusing");
+                drop(stream);
+                continue;
+            };
+            tracker
+                .counters
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = stream.set_nodelay(true);
+            let tracker = tracker.clone();
+            let shutdown = shutdown.clone();
+            conns.spawn(async move {
+                service::serve_connection(tracker, stream, shutdown).await;
+                drop(permit);
+            });
+        }
+        // Connections finish their current request, then see the cancelled token.
+        while conns.join_next().await.is_some() {}
+        let _ = ticker.await;
         Ok(())
     }
 }

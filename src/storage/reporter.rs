@@ -1,0 +1,347 @@
+//! The storage side of the storage <-> tracker conversation: one task per tracker in the
+//! storage's `trackers` list keeps this storage registered and reported there.
+//!
+//! ```text
+//!  run_reporter ──spawns one per tracker──> report_to(tracker)
+//!    short connection: GET_MY_IP, PARAMETER_REQ, [FETCH_STORAGE_IDS], QUIT
+//!        -> source.on_identity(my_ip, params)
+//!    long connection:  JOIN -> [SYNC_DEST_REQ when the tracker says INIT]
+//!        every heart_beat_interval: BEAT (stats), SYNC_REPORT when positions changed,
+//!          REPORT_STATUS(self, OFFLINE) once a newcomer's initial copy is done (-> ACTIVE)
+//!        every stat_report_interval: REPORT_DISK_USAGE
+//!        server lists in the replies -> source.on_group_servers(briefs)
+//!    any failure: close, back off (100 ms doubling to 10 s), start over
+//! ```
+//! The storage itself is reached only through [`ReporterSource`], so this module does not depend
+//! on how the storage keeps its files, stats or sync marks.
+
+use crate::client::tracker::{quit, report_status, request};
+use crate::proto::cmd;
+use crate::proto::connection::ConnError;
+use crate::proto::tracker::{
+    encode_disk_usage, encode_sync_report, FetchStorageIdsReply, FetchStorageIdsReq, GetMyIpReq,
+    JoinReply, JoinReq, PathUsage, ServerListReply, StorageStatus, SyncPosition, SyncSource,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::proto::tracker::{StorageBrief, StorageIdRecord, StorageStats, TrackerParams};
+
+/// Version string sent in JOIN (trackers and monitors display it).
+pub const REPORTED_VERSION: &str = "6.16.1";
+/// Longest wait for a tracker's reply or a connect before the session is restarted.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// What the reporter needs from the storage, and where it delivers what trackers say.
+/// Called from the reporter tasks; implementations should return quickly.
+pub trait ReporterSource: Send + Sync + 'static {
+    fn group(&self) -> String;
+    /// The storage service port.
+    fn port(&self) -> u16;
+    /// The storage id when trackers use `use_storage_id` (None: trackers find it by address).
+    fn storage_id(&self) -> Option<String>;
+    fn store_path_count(&self) -> u32;
+    fn subdir_count(&self) -> u32;
+    fn upload_priority(&self) -> i64;
+    /// Unix time this storage first joined its group (kept across restarts).
+    fn join_time(&self) -> i64;
+    /// Per store path: (total MiB, free MiB).
+    fn disk_usage(&self) -> Vec<(u64, u64)>;
+    /// The counters sent with every BEAT.
+    fn stats(&self) -> StorageStats;
+    /// Per peer storage id: the newest create timestamp synced from it.
+    fn sync_progress(&self) -> Vec<(String, u32)>;
+    /// What a tracker says about us: our IP as it sees it, and the cluster-wide parameters.
+    fn on_identity(&self, my_ip: String, params: TrackerParams);
+    /// The latest server list of our group (every member, us included) from a tracker.
+    fn on_group_servers(&self, servers: Vec<StorageBrief>);
+
+    /// Unix time this process started (JOIN's up_time).
+    fn up_time(&self) -> i64 {
+        self.join_time()
+    }
+    /// True while this storage still has to copy the group's old data from a sync source
+    /// (a brand-new member); the tracker then assigns a source with SYNC_DEST_REQ.
+    fn needs_initial_sync(&self) -> bool {
+        false
+    }
+    /// storage_ids as the tracker knows them (only with `use_storage_id`).
+    fn on_storage_ids(&self, _ids: Vec<StorageIdRecord>) {}
+    /// The sync source a tracker assigned on SYNC_DEST_REQ (None: nothing to copy).
+    fn on_sync_source(&self, _source: Option<SyncSource>) {}
+    /// The status a tracker gave us at JOIN.
+    fn on_joined(&self, _tracker: &str, _status: u8) {}
+}
+
+/// Runs one reporting task per tracker until `shutdown`.
+pub async fn run_reporter(
+    trackers: Vec<String>,
+    heart_beat_interval: Duration,
+    stat_report_interval: Duration,
+    source: Arc<dyn ReporterSource>,
+    shutdown: CancellationToken,
+) {
+    let all = Arc::new(trackers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in all.iter() {
+        tasks.spawn(report_to(
+            t.clone(),
+            all.clone(),
+            heart_beat_interval,
+            stat_report_interval,
+            source.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Keeps reporting to one tracker, reconnecting with backoff.
+async fn report_to(
+    tracker: String,
+    all: Arc<Vec<String>>,
+    heart_beat: Duration,
+    stat_report: Duration,
+    source: Arc<dyn ReporterSource>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let mut joined = false;
+        let r = session(
+            &tracker,
+            &all,
+            heart_beat,
+            stat_report,
+            &*source,
+            &shutdown,
+            &mut joined,
+        )
+        .await;
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%tracker, error = %e, "tracker report session ended; reconnecting")
+            }
+        }
+        if joined {
+            backoff = BACKOFF_MIN;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Conn(#[from] ConnError),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+}
+
+async fn timed<T, E: Into<SessionError>>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, SessionError> {
+    match tokio::time::timeout(IO_TIMEOUT, f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(SessionError::Timeout(IO_TIMEOUT)),
+    }
+}
+
+async fn connect(tracker: &str) -> Result<TcpStream, SessionError> {
+    let s = timed(async {
+        TcpStream::connect(tracker)
+            .await
+            .map_err(SessionError::Connect)
+    })
+    .await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// Sets a storage's status on every tracker (each keeps its own view); returns how many
+/// trackers accepted it. Replication uses it to move a newcomer through SYNCING -> OFFLINE.
+pub async fn report_peer_status(trackers: &[String], group: &str, brief: &StorageBrief) -> usize {
+    let mut accepted = 0;
+    for t in trackers {
+        let r: Result<(), SessionError> = async {
+            let mut s = connect(t).await?;
+            timed(report_status(&mut s, group, brief)).await?;
+            let _ = quit(&mut s).await;
+            Ok(())
+        }
+        .await;
+        match r {
+            Ok(()) => accepted += 1,
+            Err(e) => tracing::warn!(tracker = %t, error = %e, "REPORT_STATUS failed"),
+        }
+    }
+    accepted
+}
+
+/// Start-up exchange on a short connection: who am I, what are the rules.
+async fn identify(
+    tracker: &str,
+    source: &dyn ReporterSource,
+) -> Result<(String, TrackerParams), SessionError> {
+    let mut s = connect(tracker).await?;
+    let me = GetMyIpReq {
+        group: source.group(),
+        port: source.port(),
+    };
+    let ip = timed(request(&mut s, cmd::STORAGE_GET_MY_IP, &me.encode())).await?;
+    let my_ip = String::from_utf8_lossy(&ip)
+        .trim_end_matches('\0')
+        .to_string();
+    let raw = timed(request(&mut s, cmd::STORAGE_PARAMETER_REQ, &[])).await?;
+    let params = TrackerParams::decode(&raw).map_err(ConnError::from)?;
+    if params.use_storage_id {
+        let req = FetchStorageIdsReq {
+            start_index: 0,
+            allow_empty: true,
+        };
+        let raw = timed(request(
+            &mut s,
+            cmd::STORAGE_FETCH_STORAGE_IDS,
+            &req.encode(),
+        ))
+        .await?;
+        let ids = FetchStorageIdsReply::decode(&raw).map_err(ConnError::from)?;
+        source.on_storage_ids(ids.records);
+    }
+    let _ = quit(&mut s).await;
+    source.on_identity(my_ip.clone(), params.clone());
+    Ok((my_ip, params))
+}
+
+fn disk_usage_of(source: &dyn ReporterSource) -> Vec<PathUsage> {
+    source
+        .disk_usage()
+        .into_iter()
+        .map(|(total_mb, free_mb)| PathUsage { total_mb, free_mb })
+        .collect()
+}
+
+fn sync_positions_of(source: &dyn ReporterSource) -> Vec<SyncPosition> {
+    source
+        .sync_progress()
+        .into_iter()
+        .map(|(src_id, timestamp)| SyncPosition { src_id, timestamp })
+        .collect()
+}
+
+/// Hands a server list from a BEAT / report reply to the storage.
+fn deliver(source: &dyn ReporterSource, reply: &[u8]) -> Result<(), SessionError> {
+    let list = ServerListReply::decode(reply).map_err(ConnError::from)?;
+    if let Some(servers) = list.group_servers {
+        source.on_group_servers(servers);
+    }
+    Ok(())
+}
+
+/// One connected session; Ok(()) only on shutdown.
+async fn session(
+    tracker: &str,
+    all: &[String],
+    heart_beat: Duration,
+    stat_report: Duration,
+    source: &dyn ReporterSource,
+    shutdown: &CancellationToken,
+    joined: &mut bool,
+) -> Result<(), SessionError> {
+    let (my_ip, _) = identify(tracker, source).await?;
+    let mut s = connect(tracker).await?;
+    let tracker_host = tracker
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(tracker)
+        .to_string();
+    let join = JoinReq {
+        group: source.group(),
+        storage_port: source.port(),
+        store_path_count: source.store_path_count(),
+        subdir_count_per_path: source.subdir_count(),
+        upload_priority: source.upload_priority(),
+        join_time: source.join_time(),
+        up_time: source.up_time(),
+        version: REPORTED_VERSION.into(),
+        init_flag: source.needs_initial_sync() as u8,
+        status: 0,
+        storage_id: source.storage_id().unwrap_or_default(),
+        current_tracker_ip: tracker_host,
+        trackers: all.to_vec(),
+    };
+    let raw = timed(request(&mut s, cmd::STORAGE_JOIN, &join.encode())).await?;
+    let reply = JoinReply::decode(&raw).map_err(ConnError::from)?;
+    *joined = true;
+    tracing::info!(%tracker, status = reply.status, src = %reply.src_id, "joined tracker");
+    source.on_joined(tracker, reply.status);
+    // While the tracker has us copying old data we are not handed out; remember it so the
+    // end of the copy can be reported.
+    let mut copying = [
+        StorageStatus::Init,
+        StorageStatus::WaitSync,
+        StorageStatus::Syncing,
+    ]
+    .iter()
+    .any(|s| *s as u8 == reply.status);
+    if reply.status == StorageStatus::Init as u8 {
+        let raw = timed(request(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[])).await?;
+        let src = SyncSource::decode_reply(&raw).map_err(ConnError::from)?;
+        copying = src.is_some();
+        source.on_sync_source(src);
+    }
+    let me = StorageBrief {
+        status: StorageStatus::Offline as u8,
+        port: source.port(),
+        id: source.storage_id().unwrap_or_else(|| my_ip.clone()),
+        ip: my_ip,
+    };
+
+    // Report at once so the tracker can hand us out without waiting a full interval.
+    let mut beat = tokio::time::interval(heart_beat.max(Duration::from_millis(10)));
+    let mut disk = tokio::time::interval(stat_report.max(Duration::from_millis(10)));
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    disk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sync: Option<Vec<SyncPosition>> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = quit(&mut s).await;
+                return Ok(());
+            }
+            _ = disk.tick() => {
+                let body = encode_disk_usage(&disk_usage_of(source));
+                let raw = timed(request(&mut s, cmd::STORAGE_REPORT_DISK_USAGE, &body)).await?;
+                deliver(source, &raw)?;
+            }
+            _ = beat.tick() => {
+                let raw = timed(request(&mut s, cmd::STORAGE_BEAT, &source.stats().encode())).await?;
+                deliver(source, &raw)?;
+                let positions = sync_positions_of(source);
+                if !positions.is_empty() && last_sync.as_ref() != Some(&positions) {
+                    let body = encode_sync_report(&positions);
+                    let raw = timed(request(&mut s, cmd::STORAGE_SYNC_REPORT, &body)).await?;
+                    deliver(source, &raw)?;
+                    last_sync = Some(positions);
+                }
+                if copying && !source.needs_initial_sync() {
+                    // OFFLINE = "has its data, not serving yet"; the next BEAT makes it ACTIVE.
+                    timed(report_status(&mut s, &join.group, &me)).await?;
+                    tracing::info!(%tracker, "initial sync done; reported to tracker");
+                    copying = false;
+                }
+            }
+        }
+    }
+}

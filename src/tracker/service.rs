@@ -1,0 +1,926 @@
+//! The tracker service: one task per connection reading FastDFS requests, dispatching each to
+//! the cluster view (`cluster`) or the selection rules (`select`) and writing the reply.
+//!
+//! ```text
+//!  TcpListener --accept (max_connections)--> serve_connection (one per socket)
+//!       read header (idle timeout) -> body (<= max_body, network_timeout)
+//!       Tracker::handle(conn, cmd, body, now)  --lock--> Cluster + Selector
+//!       write reply (network_timeout)
+//!  ticker (every <= 1 s) -> Cluster::check_active -> OFFLINE transitions
+//! ```
+//! Bad input never panics and never takes the tracker down: an oversized or negative length gets
+//! EINVAL and the connection is closed (the stream cannot be resynchronised); an unknown command
+//! or a body of the wrong shape gets EINVAL and the connection goes on. Each refusal is logged
+//! with its reason and counted in [`Counters`].
+
+use super::cluster::{identify, Cluster, Errno, Transition};
+use super::select::{SelectConfig, Selector};
+use crate::config::{IdType, IpAddrSize, Reserved, TrackerConfig};
+use crate::proto::cmd::{self, errno};
+use crate::proto::connection::{read_header, write_response, ConnError};
+use crate::proto::tracker::{
+    decode_beat, decode_disk_usage, decode_group, decode_sync_report, FetchStorageIdsReply,
+    FetchStorageIdsReq, FetchTargets, FileQuery, GetMyIpReq, GroupStat, JoinReply, JoinReq,
+    ListStorageReq, ReportStatusReq, ServerListReply, StorageIdRecord, StorageStat, StoreTarget,
+    StoreTargets, SyncSource, SyncSrcReq, TrackerParams,
+};
+use crate::proto::{IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// What the service counts (read by status pages and tests).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections: AtomicU64,
+    pub refused_connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub bad_requests: AtomicU64,
+}
+
+/// The response IP field size for `response_ip_addr_size` (PROTOCOL.md section 2).
+pub fn response_ip_size(cfg: &TrackerConfig) -> usize {
+    match cfg.response_ip_addr_size {
+        IpAddrSize::Ipv4 => IPV4_ADDRESS_SIZE,
+        IpAddrSize::Ipv6 => IP_ADDRESS_SIZE,
+        IpAddrSize::Auto => {
+            let v6 = cfg.storage_ids.iter().any(|e| e.ip.contains(':'));
+            if cfg.use_storage_id && v6 {
+                IP_ADDRESS_SIZE
+            } else {
+                IPV4_ADDRESS_SIZE
+            }
+        }
+    }
+}
+
+/// FastDFS's text form of reserved_storage_space in PARAMETER_REQ replies.
+fn reserved_text(r: &Reserved) -> String {
+    match r {
+        Reserved::Percent(p) => format!("{p:.2}%"),
+        Reserved::Bytes(b) => b.to_string(),
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Mutable tracker state behind one lock: every request touches it briefly and never awaits.
+#[derive(Debug)]
+pub struct State {
+    pub cluster: Cluster,
+    pub selector: Selector,
+}
+
+/// Shared by every connection task.
+#[derive(Debug)]
+pub struct Tracker {
+    pub cfg: TrackerConfig,
+    pub ip_size: usize,
+    pub state: Mutex<State>,
+    pub counters: Counters,
+    next_conn_id: AtomicU64,
+}
+
+/// Per-connection facts: who is on the other end and what it was last told.
+#[derive(Debug)]
+pub struct ConnState {
+    pub id: u64,
+    pub peer_ip: String,
+    /// `(group, key)` once a storage has joined on this connection.
+    pub storage: Option<(String, String)>,
+    /// Group server-list version last sent on this connection.
+    pub sent_version: Option<u64>,
+}
+
+/// What to do after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    Send {
+        status: u8,
+        body: Vec<u8>,
+    },
+    /// QUIT: close without answering.
+    Close,
+}
+
+impl Reply {
+    fn ok(body: Vec<u8>) -> Self {
+        Reply::Send { status: 0, body }
+    }
+    fn err(status: Errno) -> Self {
+        Reply::Send {
+            status,
+            body: Vec::new(),
+        }
+    }
+}
+
+fn log_transitions<I: IntoIterator<Item = Transition>>(ts: I) {
+    for t in ts {
+        tracing::info!(group = %t.group, storage = %t.key, from = t.from.name(), to = t.to.name(), "storage status");
+    }
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Self {
+        let selector = Selector::new(SelectConfig::from_config(&cfg));
+        Tracker {
+            ip_size: response_ip_size(&cfg),
+            cfg,
+            state: Mutex::new(State {
+                cluster: Cluster::new(),
+                selector,
+            }),
+            counters: Counters::default(),
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn new_conn(&self, peer_ip: String) -> ConnState {
+        ConnState {
+            id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
+            peer_ip,
+            storage: None,
+            sent_version: None,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug; the state is still consistent enough
+        // to keep answering, so recover the guard instead of poisoning every later request.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn params(&self) -> TrackerParams {
+        TrackerParams {
+            use_storage_id: self.cfg.use_storage_id,
+            id_type_in_filename: match self.cfg.id_type_in_filename {
+                IdType::Ip => "ip".into(),
+                IdType::Id => "id".into(),
+            },
+            trust_storage_server_id: true,
+            response_ip_addr_size: self.ip_size,
+            storage_ip_changed_auto_adjust: true,
+            storage_sync_file_max_delay: self.cfg.storage_sync_file_max_delay.get().as_secs(),
+            store_path: match self.cfg.store_path {
+                crate::config::StorePathLookup::RoundRobin => 0,
+                crate::config::StorePathLookup::LoadBalance => 2,
+            },
+            reserved_storage_space: reserved_text(&self.cfg.reserved_storage_space),
+            store_slave_file_use_link: false,
+            raw: Default::default(),
+        }
+    }
+
+    /// Runs the liveness check (called by the ticker).
+    pub fn check_active(&self, now: Instant) {
+        let ts = self
+            .lock()
+            .cluster
+            .check_active(now, self.cfg.check_active_interval.get());
+        log_transitions(ts);
+    }
+
+    /// The connection of a joined storage closed.
+    pub fn disconnected(&self, conn: &ConnState) {
+        if let Some((group, key)) = &conn.storage {
+            let t = self.lock().cluster.disconnect(group, key, conn.id);
+            log_transitions(t);
+        }
+    }
+
+    /// The server-list reply for a joined storage: the group's briefs when they changed since
+    /// they were last sent on this connection.
+    fn server_list(&self, state: &State, conn: &mut ConnState, group: &str) -> Vec<u8> {
+        let mut reply = ServerListReply::default();
+        if let Some(g) = state.cluster.groups.get(group) {
+            if conn.sent_version != Some(g.version) {
+                conn.sent_version = Some(g.version);
+                reply.group_servers = Some(g.briefs());
+            }
+        }
+        reply.encode()
+    }
+
+    /// Handles one request. Pure apart from the lock: `now` / `unix` are passed in.
+    pub fn handle(
+        &self,
+        conn: &mut ConnState,
+        command: u8,
+        body: &[u8],
+        now: Instant,
+        unix: i64,
+    ) -> Reply {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = self.dispatch(conn, command, body, now, unix);
+        if let Reply::Send { status, .. } = &reply {
+            if *status == errno::EINVAL {
+                self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        reply
+    }
+
+    fn dispatch(
+        &self,
+        conn: &mut ConnState,
+        command: u8,
+        body: &[u8],
+        now: Instant,
+        unix: i64,
+    ) -> Reply {
+        macro_rules! decode {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(peer = %conn.peer_ip, command, error = %e, "malformed request refused");
+                        return Reply::err(errno::EINVAL);
+                    }
+                }
+            };
+        }
+        macro_rules! empty_body {
+            () => {
+                if !body.is_empty() {
+                    tracing::warn!(peer = %conn.peer_ip, command, len = body.len(), "request body must be empty");
+                    return Reply::err(errno::EINVAL);
+                }
+            };
+        }
+        macro_rules! joined {
+            () => {
+                match conn.storage.clone() {
+                    Some(v) => v,
+                    None => {
+                        tracing::warn!(peer = %conn.peer_ip, command, "storage command before JOIN");
+                        return Reply::err(errno::EINVAL);
+                    }
+                }
+            };
+        }
+        macro_rules! done {
+            ($r:expr) => {
+                match $r {
+                    Ok(v) => v,
+                    Err(status) => return Reply::err(status),
+                }
+            };
+        }
+        let ip_size = self.ip_size;
+        match command {
+            cmd::QUIT => Reply::Close,
+            cmd::ACTIVE_TEST => {
+                empty_body!();
+                Reply::ok(Vec::new())
+            }
+
+            // --- storage -> tracker ------------------------------------------------------------
+            cmd::STORAGE_GET_MY_IP => {
+                decode!(GetMyIpReq::decode(body));
+                Reply::ok(conn.peer_ip.clone().into_bytes())
+            }
+            cmd::STORAGE_PARAMETER_REQ => {
+                empty_body!();
+                Reply::ok(self.params().encode())
+            }
+            cmd::STORAGE_FETCH_STORAGE_IDS => {
+                let req = decode!(FetchStorageIdsReq::decode(body));
+                let all: Vec<StorageIdRecord> = self
+                    .cfg
+                    .storage_ids
+                    .iter()
+                    .map(|e| StorageIdRecord {
+                        id: e.id.clone(),
+                        group: e.group.clone(),
+                        addr: match e.port {
+                            Some(p) => format!("{}:{p}", e.ip),
+                            None => e.ip.clone(),
+                        },
+                    })
+                    .collect();
+                if all.is_empty() && !req.allow_empty {
+                    return Reply::err(errno::ENOENT);
+                }
+                let start = (req.start_index as usize).min(all.len());
+                Reply::ok(
+                    FetchStorageIdsReply {
+                        total: all.len() as u32,
+                        records: all[start..].to_vec(),
+                    }
+                    .encode(),
+                )
+            }
+            cmd::STORAGE_JOIN => {
+                let req: JoinReq = decode!(JoinReq::decode(body));
+                let who = match identify(
+                    self.cfg.use_storage_id,
+                    &self.cfg.storage_ids,
+                    &req.group,
+                    &req.storage_id,
+                    &conn.peer_ip,
+                    req.storage_port,
+                ) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(peer = %conn.peer_ip, group = %req.group, id = %req.storage_id, errno = e, "storage refused at JOIN");
+                        return Reply::err(e);
+                    }
+                };
+                let mut st = self.lock();
+                let (status, src, t) = st.cluster.join(&who, &req, conn.id, now);
+                drop(st);
+                tracing::info!(group = %req.group, storage = %who.key, ip = %who.ip, port = req.storage_port, status = status.name(), "storage joined");
+                log_transitions(t);
+                conn.storage = Some((req.group.clone(), who.key));
+                conn.sent_version = None;
+                Reply::ok(
+                    JoinReply {
+                        status: status as u8,
+                        src_id: src.map(|s| s.src_id).unwrap_or_default(),
+                    }
+                    .encode(),
+                )
+            }
+            cmd::STORAGE_BEAT => {
+                let (group, key) = joined!();
+                let stats = decode!(decode_beat(body));
+                let mut st = self.lock();
+                let t = done!(st.cluster.beat(&group, &key, stats, now));
+                let out = self.server_list(&st, conn, &group);
+                drop(st);
+                log_transitions(t);
+                Reply::ok(out)
+            }
+            cmd::STORAGE_REPORT_DISK_USAGE => {
+                let (group, key) = joined!();
+                let paths = decode!(decode_disk_usage(body));
+                let mut st = self.lock();
+                let t = done!(st.cluster.disk_usage(&group, &key, paths, now));
+                let out = self.server_list(&st, conn, &group);
+                drop(st);
+                log_transitions(t);
+                Reply::ok(out)
+            }
+            cmd::STORAGE_SYNC_REPORT => {
+                let (group, key) = joined!();
+                let positions = decode!(decode_sync_report(body));
+                let mut st = self.lock();
+                done!(st.cluster.sync_report(&group, &key, &positions, now));
+                let out = self.server_list(&st, conn, &group);
+                Reply::ok(out)
+            }
+            cmd::STORAGE_CHANGELOG_REQ => {
+                joined!();
+                empty_body!();
+                // Trackers here keep no changelog file: storages learn changes from BEAT replies.
+                Reply::ok(Vec::new())
+            }
+            cmd::STORAGE_SYNC_DEST_REQ => {
+                let (group, key) = joined!();
+                empty_body!();
+                let (src, t) = done!(self.lock().cluster.sync_dest_req(&group, &key, unix));
+                log_transitions(t);
+                Reply::ok(SyncSource::encode_reply(&src))
+            }
+            cmd::STORAGE_SYNC_DEST_QUERY => {
+                let (group, key) = joined!();
+                empty_body!();
+                let src = done!(self.lock().cluster.sync_source_of(&group, &key));
+                Reply::ok(SyncSource::encode_reply(&src))
+            }
+            cmd::STORAGE_SYNC_NOTIFY => {
+                let (group, key) = joined!();
+                let src = decode!(SyncSource::decode(body));
+                let t = done!(self.lock().cluster.sync_notify(&group, &key, src));
+                log_transitions(t);
+                Reply::ok(Vec::new())
+            }
+            cmd::STORAGE_SYNC_SRC_REQ => {
+                let req = decode!(SyncSrcReq::decode(body));
+                let src = done!(self
+                    .lock()
+                    .cluster
+                    .sync_src_for_dest(&req.group, &req.dest_id));
+                Reply::ok(SyncSource::encode_reply(&src))
+            }
+            cmd::STORAGE_REPORT_STATUS => {
+                let req = decode!(ReportStatusReq::decode(body));
+                let t = done!(self.lock().cluster.report_status(&req.group, &req.brief));
+                log_transitions(t);
+                Reply::ok(Vec::new())
+            }
+
+            // --- client queries ----------------------------------------------------------------
+            cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE
+            | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE => {
+                let group = if command == cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE {
+                    Some(decode!(decode_group(body)))
+                } else {
+                    empty_body!();
+                    None
+                };
+                let mut st = self.lock();
+                let State { cluster, selector } = &mut *st;
+                let c = done!(selector.store(cluster, group.as_deref()));
+                let Some(addr) = c.addrs.into_iter().next() else {
+                    return Reply::err(errno::ENOENT);
+                };
+                Reply::ok(
+                    StoreTarget {
+                        group: c.group,
+                        addr,
+                        store_path_index: c.store_path_index,
+                    }
+                    .encode(ip_size),
+                )
+            }
+            cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL
+            | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL => {
+                let group = if command == cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL {
+                    Some(decode!(decode_group(body)))
+                } else {
+                    empty_body!();
+                    None
+                };
+                let mut st = self.lock();
+                let State { cluster, selector } = &mut *st;
+                let c = done!(selector.store_all(cluster, group.as_deref()));
+                Reply::ok(
+                    StoreTargets {
+                        group: c.group,
+                        addrs: c.addrs,
+                        store_path_index: c.store_path_index,
+                    }
+                    .encode(ip_size),
+                )
+            }
+            cmd::SERVICE_QUERY_FETCH_ONE | cmd::SERVICE_QUERY_FETCH_ALL => {
+                let q = decode!(FileQuery::decode(body));
+                let all = command == cmd::SERVICE_QUERY_FETCH_ALL;
+                let mut st = self.lock();
+                let State { cluster, selector } = &mut *st;
+                let addrs = done!(selector.fetch(cluster, &q.group, &q.filename, unix, all));
+                Reply::ok(
+                    FetchTargets {
+                        group: q.group,
+                        addrs,
+                    }
+                    .encode(ip_size),
+                )
+            }
+            cmd::SERVICE_QUERY_UPDATE => {
+                let q = decode!(FileQuery::decode(body));
+                let mut st = self.lock();
+                let State { cluster, selector } = &mut *st;
+                let addr = done!(selector.update(cluster, &q.group, &q.filename));
+                Reply::ok(
+                    FetchTargets {
+                        group: q.group,
+                        addrs: vec![addr],
+                    }
+                    .encode(ip_size),
+                )
+            }
+            cmd::SERVER_LIST_ONE_GROUP => {
+                let group = decode!(decode_group(body));
+                let st = self.lock();
+                let Some(g) = st.cluster.groups.get(&group) else {
+                    return Reply::err(errno::ENOENT);
+                };
+                let mut out = Vec::new();
+                st.cluster
+                    .group_stat(g, &self.cfg.reserved_storage_space)
+                    .encode_into(&mut out);
+                Reply::ok(out)
+            }
+            cmd::SERVER_LIST_ALL_GROUPS => {
+                empty_body!();
+                let st = self.lock();
+                let stats: Vec<GroupStat> = st
+                    .cluster
+                    .groups
+                    .values()
+                    .map(|g| st.cluster.group_stat(g, &self.cfg.reserved_storage_space))
+                    .collect();
+                Reply::ok(GroupStat::encode_list(&stats))
+            }
+            cmd::SERVER_LIST_STORAGE => {
+                let req = decode!(ListStorageReq::decode(body));
+                let st = self.lock();
+                let Some(g) = st.cluster.groups.get(&req.group) else {
+                    return Reply::err(errno::ENOENT);
+                };
+                let list: Vec<StorageStat> = g
+                    .storages
+                    .values()
+                    .filter(|s| match &req.storage_id {
+                        Some(id) => s.id == *id || s.key == *id || s.ip == *id,
+                        None => true,
+                    })
+                    .map(|s| Cluster::storage_stat(s, &self.cfg.reserved_storage_space))
+                    .collect();
+                if list.is_empty() && req.storage_id.is_some() {
+                    return Reply::err(errno::ENOENT);
+                }
+                Reply::ok(StorageStat::encode_list(&list, ip_size))
+            }
+            cmd::SERVER_DELETE_STORAGE => {
+                let req = decode!(ListStorageReq::decode(body));
+                let Some(id) = req.storage_id else {
+                    return Reply::err(errno::EINVAL);
+                };
+                done!(self.lock().cluster.delete_storage(&req.group, &id));
+                tracing::info!(group = %req.group, storage = %id, "storage deleted");
+                Reply::ok(Vec::new())
+            }
+            cmd::SERVER_DELETE_GROUP => {
+                let group = decode!(decode_group(body));
+                done!(self.lock().cluster.delete_group(&group));
+                tracing::info!(group = %group, "group deleted");
+                Reply::ok(Vec::new())
+            }
+            other => {
+                tracing::warn!(peer = %conn.peer_ip, command = other, "unknown command refused");
+                Reply::err(errno::EINVAL)
+            }
+        }
+    }
+}
+
+/// Serves one connection until the peer closes it, a limit is hit, or shutdown.
+pub async fn serve_connection(
+    tracker: Arc<Tracker>,
+    mut stream: TcpStream,
+    shutdown: CancellationToken,
+) {
+    let peer_ip = stream
+        .peer_addr()
+        .map(|a| a.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    let mut conn = tracker.new_conn(peer_ip);
+    let io_timeout = tracker
+        .cfg
+        .network_timeout
+        .get()
+        .max(Duration::from_millis(100));
+    // Storages beat every heart_beat_interval and SDK pools keep idle connections: an idle
+    // connection may wait as long as a storage may stay silent before it is declared OFFLINE.
+    let idle_timeout = io_timeout.max(tracker.cfg.check_active_interval.get());
+    let max_body = tracker.cfg.max_body.0;
+    loop {
+        let header = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            h = tokio::time::timeout(idle_timeout, read_header(&mut stream)) => h,
+        };
+        let header = match header {
+            Err(_) => {
+                tracing::debug!(peer = %conn.peer_ip, "idle connection closed");
+                break;
+            }
+            Ok(Err(e)) if e.is_eof() => break,
+            Ok(Err(ConnError::Proto(e))) => {
+                tracing::warn!(peer = %conn.peer_ip, error = %e, "bad header; closing");
+                tracker
+                    .counters
+                    .bad_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = tokio::time::timeout(
+                    io_timeout,
+                    write_response(&mut stream, errno::EINVAL, &[]),
+                )
+                .await;
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %conn.peer_ip, error = %e, "read failed");
+                break;
+            }
+            Ok(Ok(h)) => h,
+        };
+        if header.pkg_len > max_body {
+            tracing::warn!(peer = %conn.peer_ip, command = header.cmd, len = header.pkg_len, max_body, "body over max_body; closing");
+            tracker
+                .counters
+                .bad_requests
+                .fetch_add(1, Ordering::Relaxed);
+            let _ =
+                tokio::time::timeout(io_timeout, write_response(&mut stream, errno::EINVAL, &[]))
+                    .await;
+            break;
+        }
+        let mut body = vec![0u8; header.pkg_len as usize];
+        match tokio::time::timeout(io_timeout, stream.read_exact(&mut body)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %conn.peer_ip, error = %e, "truncated request");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(peer = %conn.peer_ip, command = header.cmd, "body not received within network_timeout");
+                break;
+            }
+        }
+        let reply = tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now());
+        match reply {
+            Reply::Close => break,
+            Reply::Send { status, body } => {
+                match tokio::time::timeout(io_timeout, write_response(&mut stream, status, &body))
+                    .await
+                {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+    tracker.disconnected(&conn);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageIdEntry;
+    use crate::proto::tracker::{StorageStatus, STAT_BLOCK_LEN};
+
+    fn cfg() -> TrackerConfig {
+        crate::config::parse_str("node: t\ntracker: {}\n")
+            .expect("config")
+            .tracker
+            .expect("tracker section")
+    }
+
+    fn join_body(port: u16, id: &str) -> Vec<u8> {
+        JoinReq {
+            group: "group1".into(),
+            storage_port: port,
+            store_path_count: 1,
+            subdir_count_per_path: 256,
+            upload_priority: 10,
+            join_time: 1,
+            up_time: 2,
+            version: "6.16.1".into(),
+            init_flag: 0,
+            status: 0,
+            storage_id: id.into(),
+            current_tracker_ip: "127.0.0.1".into(),
+            trackers: vec!["127.0.0.1:22122".into()],
+        }
+        .encode()
+    }
+
+    fn status_of(r: &Reply) -> u8 {
+        match r {
+            Reply::Send { status, .. } => *status,
+            Reply::Close => 255,
+        }
+    }
+
+    fn body_of(r: Reply) -> Vec<u8> {
+        match r {
+            Reply::Send { body, .. } => body,
+            Reply::Close => panic!("closed"),
+        }
+    }
+
+    #[test]
+    fn response_ip_size_follows_the_setting() {
+        let mut c = cfg();
+        assert_eq!(response_ip_size(&c), 16);
+        c.response_ip_addr_size = IpAddrSize::Ipv6;
+        assert_eq!(response_ip_size(&c), 46);
+        c.response_ip_addr_size = IpAddrSize::Auto;
+        c.use_storage_id = true;
+        c.storage_ids.push(StorageIdEntry {
+            id: "100001".into(),
+            group: "group1".into(),
+            ip: "::1".into(),
+            port: None,
+        });
+        assert_eq!(response_ip_size(&c), 46);
+        c.use_storage_id = false;
+        assert_eq!(response_ip_size(&c), 16);
+    }
+
+    #[test]
+    fn storage_conversation_then_client_queries() {
+        let t = Tracker::new(cfg());
+        let now = Instant::now();
+        let mut conn = t.new_conn("127.0.0.1".into());
+        // Storage commands before JOIN are refused.
+        assert_eq!(
+            status_of(&t.handle(&mut conn, cmd::STORAGE_BEAT, &[], now, 0)),
+            errno::EINVAL
+        );
+        let r = body_of(t.handle(&mut conn, cmd::STORAGE_JOIN, &join_body(23000, ""), now, 0));
+        assert_eq!(
+            JoinReply::decode(&r).unwrap().status,
+            StorageStatus::Online as u8
+        );
+        // First beat: ACTIVE, and the server list is sent once.
+        let r = body_of(t.handle(&mut conn, cmd::STORAGE_BEAT, &[0; STAT_BLOCK_LEN], now, 0));
+        let list = ServerListReply::decode(&r).unwrap().group_servers.unwrap();
+        assert_eq!(list[0].status, StorageStatus::Active as u8);
+        let r = body_of(t.handle(&mut conn, cmd::STORAGE_BEAT, &[], now, 0));
+        assert_eq!(r, vec![0]);
+        let du = crate::proto::tracker::encode_disk_usage(&[crate::proto::tracker::PathUsage {
+            total_mb: 1000,
+            free_mb: 900,
+        }]);
+        assert_eq!(
+            body_of(t.handle(&mut conn, cmd::STORAGE_REPORT_DISK_USAGE, &du, now, 0)),
+            vec![0]
+        );
+
+        let mut client = t.new_conn("127.0.0.2".into());
+        let r = body_of(t.handle(
+            &mut client,
+            cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE,
+            &[],
+            now,
+            0,
+        ));
+        let target = StoreTarget::decode(&r).unwrap();
+        assert_eq!((target.group.as_str(), target.addr.port), ("group1", 23000));
+        assert_eq!(target.addr.ip, "127.0.0.1");
+        let r = body_of(
+            t.handle(
+                &mut client,
+                cmd::STORAGE_GET_MY_IP,
+                &GetMyIpReq {
+                    group: "group1".into(),
+                    port: 1,
+                }
+                .encode(),
+                now,
+                0,
+            ),
+        );
+        assert_eq!(r, b"127.0.0.2");
+        // Bad inputs each get EINVAL and the connection stays usable.
+        for (c, b) in [
+            (cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE, &b"x"[..]),
+            (cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE, &b"bad/group"[..]),
+            (cmd::SERVICE_QUERY_FETCH_ONE, &b"group1"[..]),
+            (cmd::STORAGE_JOIN, &[1, 2, 3][..]),
+            (200, &[][..]),
+        ] {
+            assert_eq!(
+                status_of(&t.handle(&mut client, c, b, now, 0)),
+                errno::EINVAL,
+                "cmd {c}"
+            );
+        }
+        assert_eq!(
+            status_of(&t.handle(&mut client, cmd::ACTIVE_TEST, &[], now, 0)),
+            0
+        );
+        assert_eq!(t.handle(&mut client, cmd::QUIT, &[], now, 0), Reply::Close);
+        assert!(t.counters.bad_requests.load(Ordering::Relaxed) >= 6);
+        // Disconnecting the storage takes it out of service.
+        t.disconnected(&conn);
+        let r = t.handle(
+            &mut client,
+            cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE,
+            &[],
+            now,
+            0,
+        );
+        assert_eq!(status_of(&r), errno::ENOENT);
+    }
+
+    #[test]
+    fn parameters_reflect_the_config() {
+        let mut c = cfg();
+        c.use_storage_id = true;
+        c.id_type_in_filename = IdType::Id;
+        c.reserved_storage_space = Reserved::Percent(20.0);
+        let p = TrackerParams::decode(&Tracker::new(c).params().encode()).unwrap();
+        assert!(p.use_storage_id);
+        assert_eq!(p.id_type_in_filename, "id");
+        assert_eq!(p.reserved_storage_space, "20.00%");
+        assert_eq!(p.response_ip_addr_size, 16);
+    }
+
+    /// Replays the captured FastDFS 6.16.1 conversation (vectors.txt) into the tracker,
+    /// configured as the captured one was, and checks that our replies are the captured bytes.
+    #[test]
+    fn replies_match_the_captured_fastdfs_tracker() {
+        use crate::proto::tracker::vectors::{assert_same, block, blocks, Msg};
+        let all = blocks();
+        let mut c = cfg();
+        c.use_storage_id = true;
+        c.id_type_in_filename = IdType::Id;
+        c.reserved_storage_space = Reserved::Percent(20.0);
+        for (id, port) in [("100001", 23000), ("100002", 23001)] {
+            c.storage_ids.push(StorageIdEntry {
+                id: id.into(),
+                group: "group1".into(),
+                ip: "127.0.0.1".into(),
+                port: Some(port),
+            });
+        }
+        let t = Tracker::new(c);
+        let now = Instant::now();
+        // Capture time, so file ages are what they were then.
+        let unix = 1_795_272_030;
+        let ask = |conn: &mut ConnState, m: &Msg| -> Reply {
+            assert!(m.to_tracker);
+            t.handle(conn, m.cmd(), m.body(), now, unix)
+        };
+        let expect = |conn: &mut ConnState, req: &Msg, reply: &Msg| match ask(conn, req) {
+            Reply::Send { status, body } => {
+                assert_eq!(status, reply.header().status, "cmd {}", req.cmd());
+                assert_same(reply, body);
+            }
+            Reply::Close => panic!("closed on cmd {}", req.cmd()),
+        };
+
+        // Start-up exchanges of both storages.
+        let mut short = t.new_conn("127.0.0.1".into());
+        for n in [0, 1, 2, 3, 4, 5] {
+            let b = block(&all, n);
+            expect(&mut short, &b[0], &b[1]);
+        }
+        // Storage 2 (block 7) joins a tracker that knows nothing: ONLINE, no source - as captured.
+        let b7 = block(&all, 7);
+        let mut s2 = t.new_conn("127.0.0.1".into());
+        expect(&mut s2, &b7[0], &b7[1]);
+        expect(&mut s2, &b7[2], &b7[3]);
+        // Storage 1 (block 6): same JOIN. (The captured tracker had remembered a sync source
+        // from before its restart; ours starts empty, so only the status is compared.)
+        let b6 = block(&all, 6);
+        let mut s1 = t.new_conn("127.0.0.1".into());
+        let r = body_of(ask(&mut s1, &b6[0]));
+        assert_eq!(
+            JoinReply::decode(&r).unwrap().status,
+            StorageStatus::Online as u8
+        );
+        expect(&mut s1, &b6[2], &b6[3]);
+        // Their reports: beats, changelog polls, disk usage, sync report.
+        for (conn, b) in [(&mut s1, b6), (&mut s2, b7)] {
+            for pair in b[4..].chunks(2) {
+                let r = ask(conn, &pair[0]);
+                assert_eq!(status_of(&r), 0, "cmd {}", pair[0].cmd());
+                if pair[0].cmd() == cmd::STORAGE_CHANGELOG_REQ {
+                    assert_same(&pair[1], body_of(r));
+                }
+            }
+        }
+        // Storage 2 became ACTIVE after storage 1's last report: storage 1 is told once ...
+        let du = &b6[8];
+        assert_eq!(du.cmd(), cmd::STORAGE_REPORT_DISK_USAGE);
+        let r = ServerListReply::decode(&body_of(ask(&mut s1, du))).unwrap();
+        let servers = r.group_servers.expect("changed list");
+        assert!(servers
+            .iter()
+            .all(|b| b.status == StorageStatus::Active as u8));
+        // ... then, nothing having changed, the reply is the bare flags byte, as captured.
+        expect(&mut s1, du, &b6[9]);
+
+        // Client queries, answered exactly as the real tracker did.
+        let mut client = t.new_conn("127.0.0.1".into());
+        let b8 = block(&all, 8);
+        expect(&mut client, &b8[0], &b8[1]); // SERVER_LIST_ALL_GROUPS: 113-byte group stat
+        let r = body_of(ask(&mut client, &b8[2]));
+        let list = StorageStat::decode_list(&r).unwrap();
+        let captured = StorageStat::decode_list(b8[3].body()).unwrap();
+        assert_eq!(r.len(), b8[3].body().len());
+        for (ours, theirs) in list.iter().zip(&captured) {
+            assert_eq!(
+                (ours.status, &ours.id, &ours.ip),
+                (theirs.status, &theirs.id, &theirs.ip)
+            );
+            assert_eq!(
+                (ours.total_mb, ours.free_mb, ours.reserved_mb),
+                (theirs.total_mb, theirs.free_mb, theirs.reserved_mb)
+            );
+            assert_eq!(
+                (ours.join_time, ours.up_time, ours.storage_port),
+                (theirs.join_time, theirs.up_time, theirs.storage_port)
+            );
+            assert_eq!(&ours.version, &theirs.version);
+        }
+        // QUERY_STORE alternates 23000 / 23001 / 23000 (round robin), as captured.
+        for n in [9, 21, 33] {
+            let b = block(&all, n);
+            expect(&mut client, &b[0], &b[1]);
+        }
+        // Updates and reads go to each file's source (100001 for the normal files, 100002 for
+        // the appender); nobody had reported syncing 100001's files yet.
+        for n in [11, 13, 15, 17, 23, 25, 27, 35, 40] {
+            let b = block(&all, n);
+            expect(&mut client, &b[0], &b[1]);
+        }
+        let b = block(&all, 19);
+        expect(&mut client, &b[0], &b[1]);
+    }
+}
