@@ -1,1 +1,3 @@
 //! FastDFS client used by the CLI, the gateway, tests and benchmarks.
+
+pub mod storage;
