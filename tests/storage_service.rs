@@ -655,7 +655,7 @@ async fn client_vanishing_mid_upload_leaves_no_file() {
             .encode()
             .to_vec();
         msg.extend_from_slice(&head);
-        msg.extend(std::iter::repeat(7u8).take(sent));
+        msg.extend(std::iter::repeat_n(7u8, sent));
         s.write_all(&msg).await.unwrap();
         if size > 1 << 20 {
             // The large upload is streaming into a temp file by now.
@@ -686,7 +686,7 @@ async fn stalled_client_is_dropped_and_its_temp_file_removed() {
     msg.push(0);
     msg.extend_from_slice(&size.to_be_bytes());
     msg.extend_from_slice(b"bin\0\0\0");
-    msg.extend(std::iter::repeat(1u8).take(600_000));
+    msg.extend(std::iter::repeat_n(1u8, 600_000));
     s.write_all(&msg).await.unwrap();
     let tmp = st.tmp_dir(0);
     wait_until("temp file appears", || !files_under(&tmp).is_empty()).await;

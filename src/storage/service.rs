@@ -87,6 +87,9 @@ impl Sink for TempFile {
     }
 }
 
+/// A chunk being written by a blocking task; hands back the sink and the buffer for reuse.
+type ChunkWrite<S> = tokio::task::JoinHandle<(S, Vec<u8>, io::Result<()>)>;
+
 /// An existing file written at an advancing offset (append, modify).
 struct At {
     file: std::fs::File,
@@ -366,7 +369,7 @@ impl Conn {
         let mut hasher = crc32fast::Hasher::new();
         let mut left = size;
         let mut spare = Vec::new();
-        let mut pending: Option<tokio::task::JoinHandle<(S, Vec<u8>, io::Result<()>)>> = None;
+        let mut pending: Option<ChunkWrite<S>> = None;
         let mut idle = Some(sink);
         while left > 0 {
             let n = (left as usize).min(CHUNK);
