@@ -785,3 +785,47 @@ async fn concurrent_clients_get_distinct_ids() {
     assert!(all.iter().any(|f| f.starts_with("M00/00/01/")));
     st.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_upload_and_interrupted_append() {
+    let st = Storage::start("max_file_size: 1000\n", 1).await;
+    let mut c = st.conn().await;
+    // Over max_file_size: EINVAL and the connection is closed (the body is not read).
+    assert_eq!(
+        status(c.upload(0, &[0u8; 2000], "bin").await),
+        errno::EINVAL
+    );
+    let mut c = st.conn().await;
+    let a = c.upload_appender(0, b"keep", "log").await.unwrap();
+    assert_eq!(
+        status(c.append(&a.filename, &[1u8; 1000]).await),
+        errno::EINVAL
+    );
+    st.stop().await;
+
+    // An append whose client vanishes half way (after a first chunk reached the disk) is cut
+    // back to the old size.
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let a = c.upload_appender(0, b"keep", "log").await.unwrap();
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let size = 3u64 << 20;
+    let mut head = (a.filename.len() as u64).to_be_bytes().to_vec();
+    head.extend_from_slice(&size.to_be_bytes());
+    head.extend_from_slice(a.filename.as_bytes());
+    let mut msg = Header::new(cmd::APPEND_FILE, 0, head.len() as u64 + size)
+        .encode()
+        .to_vec();
+    msg.extend_from_slice(&head);
+    msg.extend_from_slice(&[2u8; 300]);
+    s.write_all(&msg).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.download("group1", &a.filename, 0, 0).await.unwrap(),
+        b"keep"
+    );
+    assert_eq!(st.state.current_write_path(), 0);
+    st.stop().await;
+}

@@ -191,7 +191,12 @@ pub struct Binlog {
     buffer: Mutex<Vec<u8>>,
     /// Serialises flushes; holds the open file.
     file: Mutex<FileState>,
+    /// Woken when the buffer grows past [`EARLY_FLUSH`] so it is flushed before the interval.
+    flush_wanted: tokio::sync::Notify,
 }
+
+/// Buffered bytes that trigger a flush before the interval ends (bounds memory under load).
+pub const EARLY_FLUSH: usize = 1 << 20;
 
 impl Binlog {
     /// Opens (creating if needed) the binlog in `dir` (`<base>/data/sync`).
@@ -216,6 +221,7 @@ impl Binlog {
             rotate_size,
             buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
             file: Mutex::new(FileState { file, index, len }),
+            flush_wanted: tokio::sync::Notify::new(),
         })
     }
 
@@ -228,6 +234,14 @@ impl Binlog {
         let line = rec.encode();
         let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         buf.extend_from_slice(line.as_bytes());
+        if buf.len() >= EARLY_FLUSH {
+            self.flush_wanted.notify_one();
+        }
+    }
+
+    /// Resolves when enough records are queued that the flusher should not wait for its tick.
+    pub async fn flush_wanted(&self) {
+        self.flush_wanted.notified().await
     }
 
     /// Bytes queued but not yet flushed.

@@ -125,6 +125,7 @@ async fn flush_binlog(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+            _ = state.binlog().flush_wanted() => {}
         }
         if state.binlog().pending() == 0 {
             continue;

@@ -321,6 +321,11 @@ impl StorageState {
         self.store.path_count()
     }
 
+    /// Store path index of the most recent upload (`current_write_path`).
+    pub fn current_write_path(&self) -> u8 {
+        self.store.current_write_path()
+    }
+
     pub fn subdir_count(&self) -> u32 {
         self.store.subdir_count()
     }

@@ -97,6 +97,8 @@ pub struct Store {
     rotate_count: u32,
     cursor: Mutex<DirCursor>,
     tmp_seq: AtomicU64,
+    /// Store path of the last new file (`current_write_path` in tracker stats).
+    last_path: std::sync::atomic::AtomicU8,
     /// Striped locks serialising changes to one file (append/modify/truncate/delete/metadata)
     /// across connections.
     locks: Vec<tokio::sync::Mutex<()>>,
@@ -157,6 +159,7 @@ impl Store {
             rotate_count: cfg.file_distribute_rotate_count.max(1),
             cursor: Mutex::new(DirCursor::default()),
             tmp_seq: AtomicU64::new(0),
+            last_path: std::sync::atomic::AtomicU8::new(0),
             locks: (0..FILE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -230,11 +233,13 @@ impl Store {
                 )
             })?;
             if self.has_room(p, size) {
+                self.last_path.store(requested, Ordering::Relaxed);
                 return Ok(requested);
             }
         }
         let reserved = self.reserved();
-        self.paths
+        let chosen = self
+            .paths
             .iter()
             .filter_map(|p| {
                 let (total, free) = Self::space(&p.root).ok()?;
@@ -243,7 +248,16 @@ impl Store {
             })
             .max()
             .map(|(_, i)| i)
-            .ok_or_else(|| StoreError::new(errno::ENOSPC, "no store path with enough free space"))
+            .ok_or_else(|| {
+                StoreError::new(errno::ENOSPC, "no store path with enough free space")
+            })?;
+        self.last_path.store(chosen, Ordering::Relaxed);
+        Ok(chosen)
+    }
+
+    /// Index of the store path that received the last new file.
+    pub fn current_write_path(&self) -> u8 {
+        self.last_path.load(Ordering::Relaxed)
     }
 
     fn path(&self, index: u8) -> StoreResult<&StorePath> {
