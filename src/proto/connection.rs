@@ -19,6 +19,14 @@ impl ConnError {
     pub fn is_eof(&self) -> bool {
         matches!(self, ConnError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
     }
+
+    /// The errno a peer answered with (`ProtoError::Status`), if that is what this error is.
+    pub fn status(&self) -> Option<u8> {
+        match self {
+            ConnError::Proto(ProtoError::Status(s)) => Some(*s),
+            _ => None,
+        }
+    }
 }
 
 /// Reads one header.

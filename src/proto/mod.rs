@@ -9,6 +9,7 @@ pub mod connection;
 pub mod fields;
 pub mod fileid;
 pub mod header;
+pub mod storage;
 pub mod tracker;
 
 pub use header::{Header, HEADER_LEN};

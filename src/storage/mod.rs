@@ -1,22 +1,53 @@
 //! FastDFS storage: file store, storage service, reporting to trackers, binlog and sync, http.
 //!
+//! ```text
+//!            accept (max_connections)          ┌──────────── StorageState ─────────────┐
+//!  clients ──────────► service (per conn) ────►│ store (files, -m)   binlog (C D A M T U)│
+//!                                              │ source/params       stats (BEAT)        │
+//!  reporter (tracker link) ── set_source ─────►└───────────────────────────────────────┘
+//!  binlog flusher: every sync.binlog_flush_interval, and at shutdown
+//! ```
 //! Contract with the supervisor: `StorageServer::bind` then `serve(shutdown)`; `serve` returns when
-//! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error.
+//! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error. The storage
+//! serves clients without any tracker; the reporter (another module) adds itself via `state()`.
+
+pub mod binlog;
+pub mod service;
+pub mod state;
+pub mod store;
+
+pub use state::{GroupParams, StatsSnapshot, StorageState};
+pub use store::DiskUsage;
 
 pub mod reporter;
 
 use crate::config::StorageConfig;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub struct StorageServer {
     listener: tokio::net::TcpListener,
+    state: Arc<StorageState>,
 }
 
 impl StorageServer {
-    pub async fn bind(cfg: &StorageConfig, _node: &str) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-        Ok(StorageServer { listener })
+    /// Opens the store paths and the binlog, and binds the listening socket.
+    pub async fn bind(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
+        let cfg2 = cfg.clone();
+        let node2 = node.to_string();
+        let state =
+            tokio::task::spawn_blocking(move || StorageState::open(&cfg2, &node2)).await??;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("storage.listen {}: {e}", cfg.listen))?;
+        Ok(StorageServer {
+            listener,
+            state: Arc::new(state),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -25,8 +56,87 @@ impl StorageServer {
             .expect("bound listener has an address")
     }
 
+    /// Shared state for the tracker reporter and sync (identity setters, stats, disk usage).
+    pub fn state(&self) -> Arc<StorageState> {
+        self.state.clone()
+    }
+
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        shutdown.cancelled().await; // interim: replaced by the storage service
+        let state = self.state;
+        let cfg = state.config().clone();
+        let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        let conns = TaskTracker::new();
+        let flusher = tokio::spawn(flush_binlog(
+            state.clone(),
+            cfg.sync.binlog_flush_interval.get(),
+            shutdown.clone(),
+        ));
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "storage: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let stats = state.stats();
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%peer, max = cfg.max_connections, "storage: connection refused, max_connections reached");
+                drop(stream);
+                continue;
+            };
+            stats.connections_total.fetch_add(1, Ordering::Relaxed);
+            let now = stats.connections_current.fetch_add(1, Ordering::Relaxed) + 1;
+            stats.connections_max.fetch_max(now, Ordering::Relaxed);
+            let st = state.clone();
+            let stop = shutdown.clone();
+            conns.spawn(async move {
+                service::serve_connection(stream, st.clone(), stop).await;
+                st.stats()
+                    .connections_current
+                    .fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        conns.close();
+        conns.wait().await;
+        let _ = flusher.await;
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.binlog().flush()).await??;
         Ok(())
+    }
+}
+
+/// Flushes (write + fdatasync) the binlog every `interval` until shutdown.
+async fn flush_binlog(
+    state: Arc<StorageState>,
+    interval: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = state.binlog().flush_wanted() => {}
+        }
+        if state.binlog().pending() == 0 {
+            continue;
+        }
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || st.binlog().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "storage: binlog flush failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "storage: binlog flush task failed"),
+        }
     }
 }

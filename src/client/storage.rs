@@ -1,0 +1,455 @@
+//! Client side of the storage protocol: one [`StorageConn`] per TCP connection, reused for any
+//! number of requests (FastDFS connections are sequential: one request in flight).
+//!
+//! Used by the CLI, the gateway, tests and benchmarks. Every call is bounded by the connection's
+//! timeout. A non-zero response status comes back as `ConnError::Proto(ProtoError::Status(errno))`
+//! (see [`ConnError::status`]); after an I/O or protocol error the connection should be dropped.
+
+use crate::proto::cmd;
+use crate::proto::connection::{read_body, read_header, ConnError};
+use crate::proto::storage::{
+    decode_metadata, encode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, MetaOp,
+    MetaPair, ModifyReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq,
+};
+use crate::proto::{Header, ProtoError, HEADER_LEN};
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, ToSocketAddrs};
+
+/// Largest non-download response accepted (metadata lists, names).
+const MAX_SMALL_RESPONSE: u64 = 16 << 20;
+/// Copy buffer for streamed uploads and downloads.
+const COPY_BUF: usize = 256 * 1024;
+
+pub use crate::proto::storage::UploadResp as StoredFile;
+
+/// A connection to one storage server.
+pub struct StorageConn {
+    io: BufReader<TcpStream>,
+    timeout: Duration,
+}
+
+impl StorageConn {
+    /// Connects with a 30 s timeout per operation.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ConnError> {
+        Self::connect_timeout(addr, Duration::from_secs(30)).await
+    }
+
+    pub async fn connect_timeout(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+    ) -> Result<Self, ConnError> {
+        let stream = timed(timeout, TcpStream::connect(addr)).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self::from_stream(stream, timeout))
+    }
+
+    pub fn from_stream(stream: TcpStream, timeout: Duration) -> Self {
+        StorageConn {
+            io: BufReader::with_capacity(COPY_BUF, stream),
+            timeout,
+        }
+    }
+
+    /// The raw socket (tests use it to send malformed bytes).
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        self.io.get_mut()
+    }
+
+    async fn send(
+        &mut self,
+        cmd: u8,
+        status: u8,
+        body_len: u64,
+        head: &[u8],
+    ) -> Result<(), ConnError> {
+        let mut buf = Vec::with_capacity(HEADER_LEN + head.len());
+        buf.extend_from_slice(&Header::new(cmd, status, body_len).encode());
+        buf.extend_from_slice(head);
+        timed(self.timeout, self.io.get_mut().write_all(&buf)).await
+    }
+
+    async fn send_reader<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        size: u64,
+    ) -> Result<(), ConnError> {
+        let mut buf = vec![0u8; COPY_BUF.min(size.max(1) as usize)];
+        let mut left = size;
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            timed(self.timeout, reader.read_exact(&mut buf[..n])).await?;
+            timed(self.timeout, self.io.get_mut().write_all(&buf[..n])).await?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads a response header; a non-zero status becomes an error (its empty body consumed).
+    async fn response_header(&mut self) -> Result<Header, ConnError> {
+        let h = timed_conn(self.timeout, read_header(&mut self.io)).await?;
+        if h.cmd != cmd::RESP {
+            return Err(ProtoError::UnexpectedCommand(h.cmd).into());
+        }
+        if h.status != 0 {
+            if h.pkg_len > 0 {
+                let _ = timed_conn(
+                    self.timeout,
+                    read_body(&mut self.io, h.pkg_len, MAX_SMALL_RESPONSE),
+                )
+                .await;
+            }
+            return Err(ProtoError::Status(h.status).into());
+        }
+        Ok(h)
+    }
+
+    async fn response(&mut self) -> Result<Vec<u8>, ConnError> {
+        let h = self.response_header().await?;
+        timed_conn(
+            self.timeout,
+            read_body(&mut self.io, h.pkg_len, MAX_SMALL_RESPONSE),
+        )
+        .await
+    }
+
+    async fn empty_response(&mut self) -> Result<(), ConnError> {
+        let body = self.response().await?;
+        if !body.is_empty() {
+            return Err(ProtoError::BadLength {
+                have: body.len(),
+                expected: "0".into(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    async fn upload_cmd(
+        &mut self,
+        command: u8,
+        store_path_index: u8,
+        data: &[u8],
+        ext: &str,
+    ) -> Result<StoredFile, ConnError> {
+        let head = UploadReq {
+            store_path_index,
+            file_size: data.len() as u64,
+            ext: ext.to_string(),
+        }
+        .encode();
+        let mut msg = head;
+        msg.extend_from_slice(data);
+        self.send(command, 0, msg.len() as u64, &msg).await?;
+        Ok(UploadResp::decode(&self.response().await?)?)
+    }
+
+    async fn upload_cmd_reader<R: AsyncRead + Unpin>(
+        &mut self,
+        command: u8,
+        store_path_index: u8,
+        reader: &mut R,
+        size: u64,
+        ext: &str,
+    ) -> Result<StoredFile, ConnError> {
+        let head = UploadReq {
+            store_path_index,
+            file_size: size,
+            ext: ext.to_string(),
+        }
+        .encode();
+        self.send(command, 0, head.len() as u64 + size, &head)
+            .await?;
+        self.send_reader(reader, size).await?;
+        Ok(UploadResp::decode(&self.response().await?)?)
+    }
+
+    /// UPLOAD_FILE from a buffer. `store_path_index` as given by the tracker (255 = storage picks).
+    pub async fn upload(
+        &mut self,
+        store_path_index: u8,
+        data: &[u8],
+        ext: &str,
+    ) -> Result<StoredFile, ConnError> {
+        self.upload_cmd(cmd::UPLOAD_FILE, store_path_index, data, ext)
+            .await
+    }
+
+    /// UPLOAD_FILE streamed from a reader of exactly `size` bytes (e.g. a `tokio::fs::File`).
+    pub async fn upload_from<R: AsyncRead + Unpin>(
+        &mut self,
+        store_path_index: u8,
+        reader: &mut R,
+        size: u64,
+        ext: &str,
+    ) -> Result<StoredFile, ConnError> {
+        self.upload_cmd_reader(cmd::UPLOAD_FILE, store_path_index, reader, size, ext)
+            .await
+    }
+
+    /// UPLOAD_APPENDER_FILE from a buffer.
+    pub async fn upload_appender(
+        &mut self,
+        store_path_index: u8,
+        data: &[u8],
+        ext: &str,
+    ) -> Result<StoredFile, ConnError> {
+        self.upload_cmd(cmd::UPLOAD_APPENDER_FILE, store_path_index, data, ext)
+            .await
+    }
+
+    /// UPLOAD_APPENDER_FILE streamed from a reader.
+    pub async fn upload_appender_from<R: AsyncRead + Unpin>(
+        &mut self,
+        store_path_index: u8,
+        reader: &mut R,
+        size: u64,
+        ext: &str,
+    ) -> Result<StoredFile, ConnError> {
+        self.upload_cmd_reader(
+            cmd::UPLOAD_APPENDER_FILE,
+            store_path_index,
+            reader,
+            size,
+            ext,
+        )
+        .await
+    }
+
+    /// UPLOAD_SLAVE_FILE: `master` is the master's remote filename (`M00/...`, no group).
+    pub async fn upload_slave(
+        &mut self,
+        master: &str,
+        prefix: &str,
+        ext: &str,
+        data: &[u8],
+    ) -> Result<StoredFile, ConnError> {
+        let mut msg = UploadSlaveReq {
+            file_size: data.len() as u64,
+            prefix: prefix.to_string(),
+            ext: ext.to_string(),
+            master_filename: master.to_string(),
+        }
+        .encode();
+        msg.extend_from_slice(data);
+        self.send(cmd::UPLOAD_SLAVE_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        Ok(UploadResp::decode(&self.response().await?)?)
+    }
+
+    /// APPEND_FILE to an appender file (remote filename, no group).
+    pub async fn append(&mut self, filename: &str, data: &[u8]) -> Result<(), ConnError> {
+        let mut msg = AppendReq {
+            filename: filename.to_string(),
+            size: data.len() as u64,
+        }
+        .encode();
+        msg.extend_from_slice(data);
+        self.send(cmd::APPEND_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// APPEND_FILE streamed from a reader.
+    pub async fn append_from<R: AsyncRead + Unpin>(
+        &mut self,
+        filename: &str,
+        reader: &mut R,
+        size: u64,
+    ) -> Result<(), ConnError> {
+        let head = AppendReq {
+            filename: filename.to_string(),
+            size,
+        }
+        .encode();
+        self.send(cmd::APPEND_FILE, 0, head.len() as u64 + size, &head)
+            .await?;
+        self.send_reader(reader, size).await?;
+        self.empty_response().await
+    }
+
+    /// MODIFY_FILE: overwrite bytes of an appender file from `offset`.
+    pub async fn modify(
+        &mut self,
+        filename: &str,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), ConnError> {
+        let mut msg = ModifyReq {
+            filename: filename.to_string(),
+            offset,
+            size: data.len() as u64,
+        }
+        .encode();
+        msg.extend_from_slice(data);
+        self.send(cmd::MODIFY_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// TRUNCATE_FILE: cut an appender file to `new_size`.
+    pub async fn truncate(&mut self, filename: &str, new_size: u64) -> Result<(), ConnError> {
+        let msg = TruncateReq {
+            filename: filename.to_string(),
+            new_size,
+        }
+        .encode();
+        self.send(cmd::TRUNCATE_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// DOWNLOAD_FILE into memory: `count` 0 = to the end.
+    pub async fn download(
+        &mut self,
+        group: &str,
+        filename: &str,
+        offset: u64,
+        count: u64,
+    ) -> Result<Vec<u8>, ConnError> {
+        let mut out = Vec::new();
+        self.download_to(group, filename, offset, count, &mut out)
+            .await?;
+        Ok(out)
+    }
+
+    /// DOWNLOAD_FILE streamed into a writer; returns the byte count.
+    pub async fn download_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        group: &str,
+        filename: &str,
+        offset: u64,
+        count: u64,
+        writer: &mut W,
+    ) -> Result<u64, ConnError> {
+        let msg = DownloadReq {
+            offset,
+            count,
+            group: group.to_string(),
+            filename: filename.to_string(),
+        }
+        .encode();
+        self.send(cmd::DOWNLOAD_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        let h = self.response_header().await?;
+        let mut left = h.pkg_len;
+        let mut buf = vec![0u8; COPY_BUF.min(left.max(1) as usize)];
+        while left > 0 {
+            let n = (left as usize).min(buf.len());
+            timed(self.timeout, self.io.read_exact(&mut buf[..n])).await?;
+            timed(self.timeout, writer.write_all(&buf[..n])).await?;
+            left -= n as u64;
+        }
+        timed(self.timeout, writer.flush()).await?;
+        Ok(h.pkg_len)
+    }
+
+    /// DELETE_FILE.
+    pub async fn delete(&mut self, group: &str, filename: &str) -> Result<(), ConnError> {
+        let msg = FileReq {
+            group: group.to_string(),
+            filename: filename.to_string(),
+        }
+        .encode();
+        self.send(cmd::DELETE_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// SET_METADATA with `O` (overwrite) or `M` (merge).
+    pub async fn set_metadata(
+        &mut self,
+        group: &str,
+        filename: &str,
+        pairs: &[MetaPair],
+        op: MetaOp,
+    ) -> Result<(), ConnError> {
+        let msg = crate::proto::storage::SetMetadataReq {
+            op,
+            group: group.to_string(),
+            filename: filename.to_string(),
+            metadata: encode_metadata(pairs),
+        }
+        .encode();
+        self.send(cmd::SET_METADATA, 0, msg.len() as u64, &msg)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// GET_METADATA: the pairs, sorted by name as the storage keeps them.
+    pub async fn get_metadata(
+        &mut self,
+        group: &str,
+        filename: &str,
+    ) -> Result<Vec<MetaPair>, ConnError> {
+        let msg = FileReq {
+            group: group.to_string(),
+            filename: filename.to_string(),
+        }
+        .encode();
+        self.send(cmd::GET_METADATA, 0, msg.len() as u64, &msg)
+            .await?;
+        let body = self.response().await?;
+        decode_metadata(&body).map_err(|e| {
+            ProtoError::InvalidField {
+                field: "metadata",
+                reason: e.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// QUERY_FILE_INFO; `flags` go in the header status (1 = skip CRC32, 2 = silent).
+    pub async fn query_file_info(
+        &mut self,
+        group: &str,
+        filename: &str,
+        flags: u8,
+    ) -> Result<FileInfoResp, ConnError> {
+        let msg = FileReq {
+            group: group.to_string(),
+            filename: filename.to_string(),
+        }
+        .encode();
+        self.send(cmd::QUERY_FILE_INFO, flags, msg.len() as u64, &msg)
+            .await?;
+        Ok(FileInfoResp::decode(&self.response().await?)?)
+    }
+
+    /// ACTIVE_TEST.
+    pub async fn active_test(&mut self) -> Result<(), ConnError> {
+        self.send(cmd::ACTIVE_TEST, 0, 0, &[]).await?;
+        self.empty_response().await
+    }
+
+    /// QUIT: tells the storage this connection is done (no response).
+    pub async fn quit(mut self) -> Result<(), ConnError> {
+        self.send(cmd::QUIT, 0, 0, &[]).await
+    }
+}
+
+async fn timed<T>(
+    timeout: Duration,
+    f: impl Future<Output = io::Result<T>>,
+) -> Result<T, ConnError> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "storage did not answer in time").into())
+        }
+    }
+}
+
+async fn timed_conn<T>(
+    timeout: Duration,
+    f: impl Future<Output = Result<T, ConnError>>,
+) -> Result<T, ConnError> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => r,
+        Err(_) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "storage did not answer in time").into())
+        }
+    }
+}

@@ -1,0 +1,1022 @@
+//! The per-connection command loop of the storage: read a header, dispatch the command, answer.
+//!
+//! ```text
+//!  socket ──► BufReader(256 KiB) ──► header ──► small body (≤ max_body) ─► handler ─► response
+//!                                      └──────► upload/append/modify head ─► content streamed to
+//!                                               disk in 512 KiB chunks (double-buffered) ─► response
+//!  download: header, then sendfile(2) from the data file straight into the socket
+//! ```
+//! A connection carries any number of requests. Every read and write is bounded by
+//! `network_timeout`; a stalled or vanished client is dropped and its temp file removed.
+//! Malformed requests get FastDFS's errno (EINVAL, ENOENT, ENOSPC, ...) and are counted; when the
+//! rest of a refused body is small it is skipped so the connection stays usable, otherwise the
+//! connection is closed after the answer.
+
+use super::binlog::{BinlogOp, BinlogRecord};
+use super::state::{unix_now, StorageState};
+use super::store::{StoreError, TempFile};
+use crate::proto::cmd::{self, errno};
+use crate::proto::connection::{read_header, write_response, ConnError};
+use crate::proto::fileid::{self, FileInfo, RemoteName};
+use crate::proto::storage::{
+    decode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, ModifyReq, ReportServerIdReq,
+    SetMetadataReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq, MAX_FILENAME_LEN,
+    QUERY_FLAG_NO_CRC32, QUERY_FLAG_SILENT,
+};
+use crate::proto::{Header, HEADER_LEN};
+use rand::Rng;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// Socket read buffer: large enough that a 4 KiB upload arrives in one read and big bodies are
+/// read with few syscalls.
+const READ_BUF: usize = 256 * 1024;
+/// Uploads up to this size are received into memory and written in one blocking task.
+const SMALL_FILE: u64 = 256 * 1024;
+/// Chunk size for streamed content; two are in flight (one read from the socket, one written).
+const CHUNK: usize = 512 * 1024;
+/// Downloads up to this size are sent with the header in one write instead of sendfile.
+const SMALL_DOWNLOAD: u64 = 64 * 1024;
+
+/// Why a request failed, and what that means for the connection.
+#[derive(Debug)]
+enum Fail {
+    /// Answer with this errno; the whole body was consumed, the connection stays open.
+    Reply(u8, String),
+    /// Answer, then close: the rest of the body was not read.
+    ReplyClose(u8, String),
+    /// Close without answering (I/O error, timeout, peer gone).
+    Drop(String),
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Reply(e.status, e.msg)
+    }
+}
+
+impl From<ConnError> for Fail {
+    fn from(e: ConnError) -> Self {
+        Fail::Drop(e.to_string())
+    }
+}
+
+fn einval(msg: impl std::fmt::Display) -> Fail {
+    Fail::Reply(errno::EINVAL, msg.to_string())
+}
+
+/// Result of a handler: `Some(body)` = answer 0 with this body; `None` = already answered.
+type Handled = Result<Option<Vec<u8>>, Fail>;
+
+/// Where streamed content goes.
+trait Sink: Send + 'static {
+    fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()>;
+}
+
+impl Sink for TempFile {
+    fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_all(buf)
+    }
+}
+
+/// A chunk being written by a blocking task; hands back the sink and the buffer for reuse.
+type ChunkWrite<S> = tokio::task::JoinHandle<(S, Vec<u8>, io::Result<()>)>;
+
+/// An existing file written at an advancing offset (append, modify).
+struct At {
+    file: std::fs::File,
+    offset: u64,
+}
+
+impl Sink for At {
+    fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(buf, self.offset)?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Fail> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(Fail::from),
+        Err(e) => Err(Fail::Drop(format!("blocking task failed: {e}"))),
+    }
+}
+
+/// Serves one client connection until it closes, misbehaves, or `shutdown` fires.
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    state: Arc<StorageState>,
+    shutdown: CancellationToken,
+) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let cfg = state.config();
+    let mut conn = Conn {
+        io: BufReader::with_capacity(READ_BUF, stream),
+        timeout: cfg.network_timeout.get(),
+        max_body: cfg.max_body.0,
+        peer,
+        peer_storage_id: None,
+        state: state.clone(),
+    };
+    conn.run(shutdown).await;
+}
+
+struct Conn {
+    io: BufReader<TcpStream>,
+    state: Arc<StorageState>,
+    timeout: Duration,
+    max_body: u64,
+    peer: String,
+    /// Set by REPORT_SERVER_ID when the peer is another storage pushing sync records.
+    peer_storage_id: Option<String>,
+}
+
+impl Conn {
+    async fn run(&mut self, shutdown: CancellationToken) {
+        loop {
+            let header = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                h = tokio::time::timeout(self.timeout, read_header(&mut self.io)) => h,
+            };
+            let h = match header {
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "idle connection timed out");
+                    return;
+                }
+                Ok(Err(e)) if e.is_eof() => return,
+                Ok(Err(e)) => {
+                    // A negative length: the stream cannot be re-synchronised.
+                    self.count_bad();
+                    tracing::warn!(peer = %self.peer, error = %e, "bad request header");
+                    let _ = self.reply(errno::EINVAL, &[]).await;
+                    return;
+                }
+                Ok(Ok(h)) => h,
+            };
+            if h.cmd == cmd::QUIT {
+                return;
+            }
+            let outcome = self.dispatch(h).await;
+            let keep = match outcome {
+                Ok(Some(body)) => self.reply(0, &body).await.is_ok(),
+                Ok(None) => true,
+                Err(Fail::Reply(status, msg)) => {
+                    self.log_fail(&h, status, &msg);
+                    self.reply(status, &[]).await.is_ok()
+                }
+                Err(Fail::ReplyClose(status, msg)) => {
+                    self.log_fail(&h, status, &msg);
+                    let _ = self.reply(status, &[]).await;
+                    false
+                }
+                Err(Fail::Drop(msg)) => {
+                    tracing::info!(peer = %self.peer, cmd = h.cmd, reason = %msg, "closing connection");
+                    false
+                }
+            };
+            if !keep {
+                return;
+            }
+        }
+    }
+
+    fn count_bad(&self) {
+        self.state
+            .stats()
+            .bad_requests
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn log_fail(&self, h: &Header, status: u8, msg: &str) {
+        if status == errno::EINVAL {
+            self.count_bad();
+        }
+        let silent = h.cmd == cmd::QUERY_FILE_INFO && h.status & QUERY_FLAG_SILENT != 0;
+        if !silent {
+            tracing::info!(peer = %self.peer, cmd = h.cmd, status, reason = %msg, "request refused");
+        }
+    }
+
+    async fn reply(&mut self, status: u8, body: &[u8]) -> Result<(), Fail> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, write_response(self.io.get_mut(), status, body)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Fail::Drop(e.to_string())),
+            Err(_) => Err(Fail::Drop("network timeout".into())),
+        }
+    }
+
+    async fn read_vec(&mut self, n: usize) -> Result<Vec<u8>, Fail> {
+        let mut buf = vec![0u8; n];
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.io.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => Ok(buf),
+            Ok(Err(e)) => Err(Fail::Drop(format!("i/o: {e}"))),
+            Err(_) => Err(Fail::Drop("network timeout".into())),
+        }
+    }
+
+    /// Reads a whole small body, refusing one over `max_body`.
+    async fn small_body(&mut self, h: &Header) -> Result<Vec<u8>, Fail> {
+        if h.pkg_len > self.max_body {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                format!(
+                    "body of {} bytes over max_body {}",
+                    h.pkg_len, self.max_body
+                ),
+            ));
+        }
+        self.read_vec(h.pkg_len as usize).await
+    }
+
+    /// Refuses a request whose remaining `left` body bytes are unread: skips them when small so
+    /// the connection stays usable, else answers and closes.
+    async fn refuse(&mut self, left: u64, status: u8, msg: impl Into<String>) -> Fail {
+        let msg = msg.into();
+        if left > self.max_body {
+            return Fail::ReplyClose(status, msg);
+        }
+        let timeout = self.timeout;
+        let mut body = (&mut self.io).take(left);
+        let mut sink = tokio::io::sink();
+        match tokio::time::timeout(timeout, tokio::io::copy(&mut body, &mut sink)).await {
+            Ok(Ok(n)) if n == left => Fail::Reply(status, msg),
+            Ok(Ok(_)) => Fail::Drop("peer closed mid-body".into()),
+            Ok(Err(e)) => Fail::Drop(format!("i/o: {e}")),
+            Err(_) => Fail::Drop("network timeout".into()),
+        }
+    }
+
+    async fn dispatch(&mut self, h: Header) -> Handled {
+        let st = self.state.clone();
+        let stats = st.stats();
+        match h.cmd {
+            cmd::UPLOAD_FILE | cmd::UPLOAD_APPENDER_FILE => {
+                let r = self.upload(&h, h.cmd == cmd::UPLOAD_APPENDER_FILE).await;
+                stats.upload.record(r.is_ok());
+                r
+            }
+            cmd::UPLOAD_SLAVE_FILE => {
+                let r = self.upload_slave(&h).await;
+                stats.upload.record(r.is_ok());
+                r
+            }
+            cmd::APPEND_FILE => {
+                let r = self.append(&h).await;
+                stats.append.record(r.is_ok());
+                r
+            }
+            cmd::MODIFY_FILE => {
+                let r = self.modify(&h).await;
+                stats.modify.record(r.is_ok());
+                r
+            }
+            cmd::TRUNCATE_FILE => {
+                let body = self.small_body(&h).await?;
+                let r = self.truncate(&body).await;
+                stats.truncate.record(r.is_ok());
+                r
+            }
+            cmd::DELETE_FILE => {
+                let body = self.small_body(&h).await?;
+                let r = self.delete(&body).await;
+                stats.delete.record(r.is_ok());
+                r
+            }
+            cmd::SET_METADATA => {
+                let body = self.small_body(&h).await?;
+                let r = self.set_metadata(&body).await;
+                stats.set_meta.record(r.is_ok());
+                r
+            }
+            cmd::GET_METADATA => {
+                let body = self.small_body(&h).await?;
+                let r = self.get_metadata(&body).await;
+                stats.get_meta.record(r.is_ok());
+                r
+            }
+            cmd::QUERY_FILE_INFO => {
+                let body = self.small_body(&h).await?;
+                self.query_file_info(&body, h.status).await
+            }
+            cmd::DOWNLOAD_FILE => {
+                let body = self.small_body(&h).await?;
+                let r = self.download(&body).await;
+                stats.download.record(r.is_ok());
+                r
+            }
+            cmd::ACTIVE_TEST => {
+                if h.pkg_len != 0 {
+                    return Err(self
+                        .refuse(h.pkg_len, errno::EINVAL, "ACTIVE_TEST with a body")
+                        .await);
+                }
+                Ok(Some(Vec::new()))
+            }
+            cmd::REPORT_SERVER_ID => {
+                let body = self.small_body(&h).await?;
+                let r = ReportServerIdReq::decode(&body).map_err(einval)?;
+                tracing::debug!(peer = %self.peer, id = %r.storage_id, "peer storage identified");
+                self.peer_storage_id = Some(r.storage_id);
+                Ok(Some(Vec::new()))
+            }
+            other => Err(self
+                .refuse(
+                    h.pkg_len,
+                    errno::EINVAL,
+                    format!("unsupported command {other}"),
+                )
+                .await),
+        }
+    }
+
+    fn check_group(&self, group: &str) -> Result<(), Fail> {
+        if group != self.state.group() {
+            return Err(einval(format!(
+                "group {group:?} is not this storage's group {:?}",
+                self.state.group()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Parses a remote filename and maps it to its data path.
+    fn locate(&self, filename: &str) -> Result<(RemoteName, std::path::PathBuf), Fail> {
+        let name = RemoteName::parse_str(filename).map_err(einval)?;
+        let path = self.state.store().data_path(&name)?;
+        Ok((name, path))
+    }
+
+    /// Receives `size` content bytes into `sink`, overlapping socket reads and disk writes.
+    /// Returns the sink and the CRC-32 of the content.
+    async fn receive<S: Sink>(&mut self, mut sink: S, size: u64) -> Result<(S, u32), Fail> {
+        let mut hasher = crc32fast::Hasher::new();
+        let mut left = size;
+        let mut spare = Vec::new();
+        let mut pending: Option<ChunkWrite<S>> = None;
+        let mut idle = Some(sink);
+        while left > 0 {
+            let n = (left as usize).min(CHUNK);
+            let mut buf = std::mem::take(&mut spare);
+            buf.resize(n, 0);
+            let timeout = self.timeout;
+            let read = tokio::time::timeout(timeout, self.io.read_exact(&mut buf)).await;
+            let read_err = match read {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("client gone mid-body: {e}")),
+                Err(_) => Some("network timeout mid-body".to_string()),
+            };
+            if let Some(msg) = read_err {
+                // Let the in-flight write finish so the sink (temp file) is dropped, not leaked.
+                if let Some(p) = pending.take() {
+                    let _ = p.await;
+                }
+                return Err(Fail::Drop(msg));
+            }
+            hasher.update(&buf);
+            left -= n as u64;
+            let mut s = match pending.take() {
+                Some(p) => {
+                    let (s, old, res) = p
+                        .await
+                        .map_err(|e| Fail::Drop(format!("write task failed: {e}")))?;
+                    if let Err(e) = res {
+                        return Err(Fail::ReplyClose(
+                            StoreError::from(e).status,
+                            "write failed".into(),
+                        ));
+                    }
+                    spare = old;
+                    s
+                }
+                None => match idle.take() {
+                    Some(s) => s,
+                    None => return Err(Fail::Drop("no sink".into())),
+                },
+            };
+            pending = Some(tokio::task::spawn_blocking(move || {
+                let res = s.write_chunk(&buf);
+                (s, buf, res)
+            }));
+        }
+        sink = match pending.take() {
+            Some(p) => {
+                let (s, _, res) = p
+                    .await
+                    .map_err(|e| Fail::Drop(format!("write task failed: {e}")))?;
+                res.map_err(|e| Fail::Reply(StoreError::from(e).status, "write failed".into()))?;
+                s
+            }
+            None => match idle.take() {
+                Some(s) => s,
+                None => return Err(Fail::Drop("no sink".into())),
+            },
+        };
+        Ok((sink, hasher.finalize()))
+    }
+
+    async fn upload(&mut self, h: &Header, appender: bool) -> Handled {
+        let fixed = UploadReq::FIXED_LEN as u64;
+        if h.pkg_len < fixed {
+            return Err(self
+                .refuse(h.pkg_len, errno::EINVAL, "upload body too short")
+                .await);
+        }
+        let head = self.read_vec(UploadReq::FIXED_LEN).await?;
+        let left = h.pkg_len - fixed;
+        let req = match UploadReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if req.file_size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                format!("file_size {} but {left} body bytes follow", req.file_size),
+            ));
+        }
+        if !fileid::valid_ext(&req.ext) {
+            return Err(self
+                .refuse(left, errno::EINVAL, format!("bad extension {:?}", req.ext))
+                .await);
+        }
+        let max = self.state.config().max_file_size.0;
+        if req.file_size > max {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                format!("file of {} bytes over max_file_size {max}", req.file_size),
+            ));
+        }
+        let index = match self
+            .state
+            .store()
+            .choose_path(req.store_path_index, req.file_size)
+        {
+            Ok(i) => i,
+            Err(e) => return Err(self.refuse(left, e.status, e.msg).await),
+        };
+        let size = req.file_size;
+        let st = self.state.clone();
+        let tmp = if size <= SMALL_FILE {
+            // Small files: receive into memory, then create + write + commit in one blocking task.
+            let content = self.read_vec(size as usize).await?;
+            let crc = crc32fast::hash(&content);
+            let st2 = st.clone();
+            let tmp = blocking(move || {
+                let mut t = st2.store().temp_file(index)?;
+                t.write_all(&content)?;
+                Ok(t)
+            })
+            .await?;
+            (tmp, crc)
+        } else {
+            let st2 = st.clone();
+            let tmp = match blocking(move || st2.store().temp_file(index)).await {
+                Ok(t) => t,
+                Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+                Err(f) => return Err(f),
+            };
+            self.receive(tmp, size).await?
+        };
+        let (tmp, crc32) = tmp;
+        let ext = req.ext;
+        let source = st.source();
+        let now = unix_now();
+        let st2 = st.clone();
+        let (d1, d2, name) = blocking(move || {
+            let mut rng = rand::thread_rng();
+            let store = st2.store();
+            store.commit(
+                tmp,
+                || {
+                    let info = FileInfo {
+                        source,
+                        create_time: now as u32,
+                        size_field: FileInfo::size_field_for(size, appender, rng.gen()),
+                        crc32,
+                    };
+                    fileid::new_name(&info, &ext, rng.gen())
+                },
+                |name| store.next_dirs(crc32fast::hash(name.as_bytes())),
+            )
+        })
+        .await?;
+        let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}");
+        self.log(BinlogOp::Create, now, &filename, None);
+        st.stats().upload_bytes.record_bytes(size, true);
+        Ok(Some(
+            UploadResp {
+                group: st.group().to_string(),
+                filename,
+            }
+            .encode(),
+        ))
+    }
+
+    fn log(&self, op: BinlogOp, now: u64, filename: &str, extra: Option<String>) {
+        self.state.binlog().append(&BinlogRecord::source(
+            op,
+            now as i64,
+            filename.to_string(),
+            extra,
+        ));
+        self.state
+            .stats()
+            .last_source_update
+            .store(now, Ordering::Relaxed);
+    }
+
+    /// Reads the fixed part and the file name of a streamed command.
+    /// Returns (head bytes, body bytes still unread).
+    async fn streamed_head(
+        &mut self,
+        h: &Header,
+        fixed: usize,
+        names_len: fn(&[u8]) -> Result<u64, crate::proto::ProtoError>,
+    ) -> Result<(Vec<u8>, u64), Fail> {
+        if h.pkg_len < fixed as u64 {
+            return Err(self
+                .refuse(h.pkg_len, errno::EINVAL, "body too short")
+                .await);
+        }
+        let mut head = self.read_vec(fixed).await?;
+        let left = h.pkg_len - fixed as u64;
+        let n = match names_len(&head) {
+            Ok(n) if n <= left && n <= MAX_FILENAME_LEN => n,
+            Ok(n) => {
+                return Err(Fail::ReplyClose(
+                    errno::EINVAL,
+                    format!("name length {n} too long"),
+                ))
+            }
+            Err(e) => return Err(Fail::ReplyClose(errno::EINVAL, e.to_string())),
+        };
+        head.extend_from_slice(&self.read_vec(n as usize).await?);
+        Ok((head, left - n))
+    }
+
+    async fn upload_slave(&mut self, h: &Header) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, UploadSlaveReq::FIXED_LEN, UploadSlaveReq::names_len)
+            .await?;
+        let req = match UploadSlaveReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if req.file_size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "file_size disagrees with body".into(),
+            ));
+        }
+        let prefix_ok = !req.prefix.is_empty()
+            && req
+                .prefix
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            && !req.prefix.ends_with(fileid::METADATA_SUFFIX);
+        if !prefix_ok {
+            return Err(self
+                .refuse(
+                    left,
+                    errno::EINVAL,
+                    format!("bad slave prefix {:?}", req.prefix),
+                )
+                .await);
+        }
+        if !fileid::valid_ext(&req.ext) {
+            return Err(self
+                .refuse(left, errno::EINVAL, format!("bad extension {:?}", req.ext))
+                .await);
+        }
+        if req.file_size > self.state.config().max_file_size.0 {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "file over max_file_size".into(),
+            ));
+        }
+        let located = self.locate(&req.master_filename);
+        let (master, master_path) = match located {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if !master_path.is_file() {
+            return Err(self
+                .refuse(left, errno::ENOENT, "master file does not exist")
+                .await);
+        }
+        let slave = fileid::slave_name(&master.name, &req.prefix, &req.ext);
+        let filename = format!(
+            "M{:02X}/{:02X}/{:02X}/{slave}",
+            master.store_path_index, master.dir1, master.dir2
+        );
+        if RemoteName::parse_str(&filename).is_err() {
+            return Err(self.refuse(left, errno::EINVAL, "slave name invalid").await);
+        }
+        let dst = master_path.with_file_name(&slave);
+        if dst.exists() {
+            return Err(self.refuse(left, errno::EEXIST, "slave file exists").await);
+        }
+        let index = master.store_path_index;
+        match self.state.store().choose_path(index, req.file_size) {
+            Ok(i) if i == index => {}
+            _ => return Err(self.refuse(left, errno::ENOSPC, "store path full").await),
+        }
+        let st = self.state.clone();
+        let tmp = match blocking(move || st.store().temp_file(index)).await {
+            Ok(t) => t,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let (tmp, _crc) = self.receive(tmp, req.file_size).await?;
+        let st = self.state.clone();
+        blocking(move || st.store().commit_as(tmp, &dst)).await?;
+        let now = unix_now();
+        self.log(BinlogOp::Create, now, &filename, None);
+        self.state
+            .stats()
+            .upload_bytes
+            .record_bytes(req.file_size, true);
+        Ok(Some(
+            UploadResp {
+                group: self.state.group().to_string(),
+                filename,
+            }
+            .encode(),
+        ))
+    }
+
+    /// Opens an appender file for a change; EINVAL if the name is not an appender's.
+    fn appender(&self, filename: &str) -> Result<(String, std::path::PathBuf), Fail> {
+        let (name, path) = self.locate(filename)?;
+        if !name.info.is_appender() || name.is_slave() {
+            return Err(einval("not an appender file"));
+        }
+        Ok((name.to_path_string(), path))
+    }
+
+    async fn append(&mut self, h: &Header) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, AppendReq::FIXED_LEN, AppendReq::names_len)
+            .await?;
+        let req = match AppendReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if req.size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "append size disagrees with body".into(),
+            ));
+        }
+        let (filename, path) = match self.appender(&req.filename) {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let p = path.clone();
+        let opened = blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&p)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })
+        .await;
+        let (file, old_size) = match opened {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if old_size.saturating_add(req.size) > st.config().max_file_size.0 {
+            return Err(self
+                .refuse(left, errno::EINVAL, "file would exceed max_file_size")
+                .await);
+        }
+        let sink = At {
+            file,
+            offset: old_size,
+        };
+        let written = self.receive(sink, req.size).await;
+        let sink = match written {
+            Ok((s, _)) => s,
+            Err(f) => {
+                // Cut a partial append back so the file never holds half a request.
+                let p = path.clone();
+                let _ = blocking(move || {
+                    let f = std::fs::OpenOptions::new().write(true).open(&p)?;
+                    f.set_len(old_size)?;
+                    Ok(())
+                })
+                .await;
+                return Err(f);
+            }
+        };
+        if st.store().fsync_enabled() {
+            blocking(move || Ok(sink.file.sync_data()?)).await?;
+        }
+        let now = unix_now();
+        self.log(
+            BinlogOp::Append,
+            now,
+            &filename,
+            Some(format!("{old_size} {}", req.size)),
+        );
+        st.stats().append_bytes.record_bytes(req.size, true);
+        Ok(Some(Vec::new()))
+    }
+
+    async fn modify(&mut self, h: &Header) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, ModifyReq::FIXED_LEN, ModifyReq::names_len)
+            .await?;
+        let req = match ModifyReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if req.size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "modify size disagrees with body".into(),
+            ));
+        }
+        let (filename, path) = match self.appender(&req.filename) {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let p = path.clone();
+        let opened = blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&p)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })
+        .await;
+        let (file, size) = match opened {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if req.offset > size {
+            return Err(self
+                .refuse(
+                    left,
+                    errno::EINVAL,
+                    format!("offset {} beyond size {size}", req.offset),
+                )
+                .await);
+        }
+        if req.offset.saturating_add(req.size) > st.config().max_file_size.0 {
+            return Err(self
+                .refuse(left, errno::EINVAL, "file would exceed max_file_size")
+                .await);
+        }
+        let sink = At {
+            file,
+            offset: req.offset,
+        };
+        let (sink, _) = self.receive(sink, req.size).await?;
+        if st.store().fsync_enabled() {
+            blocking(move || Ok(sink.file.sync_data()?)).await?;
+        }
+        self.log(
+            BinlogOp::Modify,
+            unix_now(),
+            &filename,
+            Some(format!("{} {}", req.offset, req.size)),
+        );
+        st.stats().modify_bytes.record_bytes(req.size, true);
+        Ok(Some(Vec::new()))
+    }
+
+    async fn truncate(&mut self, body: &[u8]) -> Handled {
+        let req = TruncateReq::decode(body).map_err(einval)?;
+        let (filename, path) = self.appender(&req.filename)?;
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let fsync = st.store().fsync_enabled();
+        let new_size = req.new_size;
+        let old_size = blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = f.metadata()?.len();
+            if new_size > len {
+                return Err(StoreError::new(
+                    errno::EINVAL,
+                    format!("truncate to {new_size} beyond size {len}"),
+                ));
+            }
+            f.set_len(new_size)?;
+            if fsync {
+                f.sync_data()?;
+            }
+            Ok(len)
+        })
+        .await?;
+        self.log(
+            BinlogOp::Truncate,
+            unix_now(),
+            &filename,
+            Some(format!("{old_size} {new_size}")),
+        );
+        Ok(Some(Vec::new()))
+    }
+
+    async fn delete(&mut self, body: &[u8]) -> Handled {
+        let req = FileReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (name, path) = self.locate(&req.filename)?;
+        let filename = name.to_path_string();
+        let st = self.state.clone();
+        let _guard = self.state.store().lock_file(&filename).await;
+        let had_meta = blocking(move || st.store().delete(&path)).await?;
+        let now = unix_now();
+        self.log(BinlogOp::Delete, now, &filename, None);
+        if had_meta {
+            let meta = format!("{filename}{}", fileid::METADATA_SUFFIX);
+            self.log(BinlogOp::Delete, now, &meta, None);
+        }
+        Ok(Some(Vec::new()))
+    }
+
+    async fn set_metadata(&mut self, body: &[u8]) -> Handled {
+        let req = SetMetadataReq::decode(body).map_err(einval)?;
+        let max = self.state.config().max_metadata_size.0;
+        if req.metadata.len() as u64 > max {
+            return Err(einval(format!(
+                "metadata of {} bytes over {max}",
+                req.metadata.len()
+            )));
+        }
+        let pairs = decode_metadata(&req.metadata).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (name, path) = self.locate(&req.filename)?;
+        let filename = name.to_path_string();
+        let st = self.state.clone();
+        let _guard = self.state.store().lock_file(&filename).await;
+        let op = req.op;
+        let change = blocking(move || st.store().set_metadata(&path, op, pairs, max)).await?;
+        let meta = format!("{filename}{}", fileid::METADATA_SUFFIX);
+        let now = unix_now();
+        match change {
+            super::store::MetaChange::Created => self.log(BinlogOp::Create, now, &meta, None),
+            super::store::MetaChange::Updated => self.log(BinlogOp::Update, now, &meta, None),
+            super::store::MetaChange::Removed => self.log(BinlogOp::Delete, now, &meta, None),
+            super::store::MetaChange::Unchanged => {}
+        }
+        Ok(Some(Vec::new()))
+    }
+
+    async fn get_metadata(&mut self, body: &[u8]) -> Handled {
+        let req = FileReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (_, path) = self.locate(&req.filename)?;
+        let st = self.state.clone();
+        let raw = blocking(move || st.store().get_metadata(&path)).await?;
+        Ok(Some(raw))
+    }
+
+    async fn query_file_info(&mut self, body: &[u8], flags: u8) -> Handled {
+        let req = FileReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (name, path) = self.locate(&req.filename)?;
+        // Appender and slave files changed after their name was made: size and CRC come from
+        // the content (the CRC only when the client did not ask to skip it).
+        let from_content = name.info.is_appender() || name.is_slave();
+        let want_crc = from_content && flags & QUERY_FLAG_NO_CRC32 == 0;
+        let (size, crc) = blocking(move || {
+            let f = std::fs::File::open(&path)?;
+            let size = f.metadata()?.len();
+            let crc = if want_crc {
+                let mut h = crc32fast::Hasher::new();
+                let mut buf = vec![0u8; CHUNK];
+                let mut off = 0u64;
+                loop {
+                    let n = f.read_at(&mut buf, off)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    off += n as u64;
+                }
+                Some(h.finalize())
+            } else {
+                None
+            };
+            Ok((size, crc))
+        })
+        .await?;
+        let resp = FileInfoResp {
+            file_size: size,
+            create_timestamp: name.info.create_time as u64,
+            crc32: crc.unwrap_or(name.info.crc32),
+            source_ip: self.state.source_ip(name.info.source),
+        };
+        Ok(Some(
+            resp.encode(self.state.group_params().response_ip_addr_size),
+        ))
+    }
+
+    async fn download(&mut self, body: &[u8]) -> Handled {
+        let req = DownloadReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (_, path) = self.locate(&req.filename)?;
+        let file = std::fs::File::open(&path).map_err(StoreError::from)?;
+        let size = file.metadata().map_err(StoreError::from)?.len();
+        if req.offset > size {
+            return Err(einval(format!("offset {} beyond size {size}", req.offset)));
+        }
+        let avail = size - req.offset;
+        let count = if req.count == 0 {
+            avail
+        } else {
+            req.count.min(avail)
+        };
+        if count <= SMALL_DOWNLOAD {
+            let mut out = Vec::with_capacity(HEADER_LEN + count as usize);
+            out.extend_from_slice(&Header::new(cmd::RESP, 0, count).encode());
+            out.resize(HEADER_LEN + count as usize, 0);
+            let mut got = 0;
+            while got < count as usize {
+                let n = file
+                    .read_at(&mut out[HEADER_LEN + got..], req.offset + got as u64)
+                    .map_err(StoreError::from)?;
+                if n == 0 {
+                    return Err(Fail::Reply(errno::EIO, "file shrank while reading".into()));
+                }
+                got += n;
+            }
+            timed(self.timeout, self.io.get_mut().write_all(&out)).await?;
+        } else {
+            let hdr = Header::new(cmd::RESP, 0, count).encode();
+            timed(self.timeout, self.io.get_mut().write_all(&hdr)).await?;
+            self.sendfile(&file, req.offset, count).await?;
+        }
+        self.state.stats().download_bytes.record_bytes(count, true);
+        Ok(None)
+    }
+
+    /// Copies `count` bytes of `file` from `offset` into the socket with sendfile(2).
+    async fn sendfile(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        count: u64,
+    ) -> Result<(), Fail> {
+        let sock = self.io.get_mut();
+        let out_fd = sock.as_raw_fd();
+        let in_fd = file.as_raw_fd();
+        let mut off = offset as libc::off_t;
+        let end = (offset + count) as libc::off_t;
+        while off < end {
+            match tokio::time::timeout(self.timeout, sock.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Fail::Drop(format!("i/o: {e}"))),
+                Err(_) => return Err(Fail::Drop("network timeout during download".into())),
+            }
+            let want = ((end - off) as usize).min(1 << 30);
+            let r = sock.try_io(Interest::WRITABLE, || {
+                // SAFETY: both descriptors are open for the duration of the call; `off` is a
+                // valid pointer to an off_t.
+                let n = unsafe { libc::sendfile(out_fd, in_fd, &mut off, want) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match r {
+                Ok(0) => return Err(Fail::Drop("file shrank during download".into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Fail::Drop(format!("sendfile: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn timed<T>(timeout: Duration, f: impl Future<Output = io::Result<T>>) -> Result<T, Fail> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Fail::Drop(format!("i/o: {e}"))),
+        Err(_) => Err(Fail::Drop("network timeout".into())),
+    }
+}

@@ -1,0 +1,359 @@
+//! State shared by the storage service, the tracker reporter and (later) sync: who this storage
+//! is (the source written into new file IDs), parameters learned from trackers, the file store,
+//! the binlog, and the counters reported in BEAT.
+//!
+//! The reporter updates identity and parameters through the setters; request handlers read them
+//! per request, so a change applies to the next upload.
+
+use super::binlog::Binlog;
+use super::store::{DiskUsage, Store};
+use crate::config::{IdType, Reserved, StorageConfig};
+use crate::proto::fileid::Source;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parameters a tracker hands out (STORAGE_PARAMETER_REQ) that change how this storage behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupParams {
+    pub use_storage_id: bool,
+    pub id_type_in_filename: IdType,
+    /// Overrides `storage.reserved_storage_space` when the tracker sends one.
+    pub reserved_storage_space: Option<Reserved>,
+    /// Address field size in QUERY_FILE_INFO responses: 16 (IPv4) or 46.
+    pub response_ip_addr_size: usize,
+}
+
+impl Default for GroupParams {
+    fn default() -> Self {
+        GroupParams {
+            use_storage_id: false,
+            id_type_in_filename: IdType::Ip,
+            reserved_storage_space: None,
+            response_ip_addr_size: crate::proto::IPV4_ADDRESS_SIZE,
+        }
+    }
+}
+
+/// A total/success pair, as FastDFS counts every operation.
+#[derive(Debug, Default)]
+pub struct OpCounter {
+    pub total: AtomicU64,
+    pub success: AtomicU64,
+}
+
+impl OpCounter {
+    pub fn record(&self, ok: bool) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.success.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_bytes(&self, attempted: u64, ok: bool) {
+        self.total.fetch_add(attempted, Ordering::Relaxed);
+        if ok {
+            self.success.fetch_add(attempted, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> Count {
+        Count {
+            total: self.total.load(Ordering::Relaxed),
+            success: self.success.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    pub total: u64,
+    pub success: u64,
+}
+
+/// The counters of the BEAT stats block (PROTOCOL.md section 5), in its order.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub upload: OpCounter,
+    pub append: OpCounter,
+    pub modify: OpCounter,
+    pub truncate: OpCounter,
+    pub set_meta: OpCounter,
+    pub delete: OpCounter,
+    pub download: OpCounter,
+    pub get_meta: OpCounter,
+    pub create_link: OpCounter,
+    pub delete_link: OpCounter,
+    pub upload_bytes: OpCounter,
+    pub append_bytes: OpCounter,
+    pub modify_bytes: OpCounter,
+    pub download_bytes: OpCounter,
+    pub sync_in_bytes: OpCounter,
+    pub sync_out_bytes: OpCounter,
+    pub file_open: OpCounter,
+    pub file_read: OpCounter,
+    pub file_write: OpCounter,
+    pub last_source_update: AtomicU64,
+    pub last_sync_update: AtomicU64,
+    pub last_synced_timestamp: AtomicU64,
+    pub last_heart_beat_time: AtomicU64,
+    /// Connections ever accepted, open now, most open at once, refused by max_connections.
+    pub connections_total: AtomicU64,
+    pub connections_current: AtomicU64,
+    pub connections_max: AtomicU64,
+    pub connections_refused: AtomicU64,
+    /// Requests refused as malformed (bad header, unknown command, bad body, bad name).
+    pub bad_requests: AtomicU64,
+}
+
+/// A copy of [`Stats`] for reporting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub upload: Count,
+    pub append: Count,
+    pub modify: Count,
+    pub truncate: Count,
+    pub set_meta: Count,
+    pub delete: Count,
+    pub download: Count,
+    pub get_meta: Count,
+    pub create_link: Count,
+    pub delete_link: Count,
+    pub upload_bytes: Count,
+    pub append_bytes: Count,
+    pub modify_bytes: Count,
+    pub download_bytes: Count,
+    pub sync_in_bytes: Count,
+    pub sync_out_bytes: Count,
+    pub file_open: Count,
+    pub file_read: Count,
+    pub file_write: Count,
+    pub last_source_update: u64,
+    pub last_sync_update: u64,
+    pub last_synced_timestamp: u64,
+    pub last_heart_beat_time: u64,
+    pub connections_total: u64,
+    pub connections_current: u64,
+    pub connections_max: u64,
+    pub connections_refused: u64,
+    pub bad_requests: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            upload: self.upload.get(),
+            append: self.append.get(),
+            modify: self.modify.get(),
+            truncate: self.truncate.get(),
+            set_meta: self.set_meta.get(),
+            delete: self.delete.get(),
+            download: self.download.get(),
+            get_meta: self.get_meta.get(),
+            create_link: self.create_link.get(),
+            delete_link: self.delete_link.get(),
+            upload_bytes: self.upload_bytes.get(),
+            append_bytes: self.append_bytes.get(),
+            modify_bytes: self.modify_bytes.get(),
+            download_bytes: self.download_bytes.get(),
+            sync_in_bytes: self.sync_in_bytes.get(),
+            sync_out_bytes: self.sync_out_bytes.get(),
+            file_open: self.file_open.get(),
+            file_read: self.file_read.get(),
+            file_write: self.file_write.get(),
+            last_source_update: g(&self.last_source_update),
+            last_sync_update: g(&self.last_sync_update),
+            last_synced_timestamp: g(&self.last_synced_timestamp),
+            last_heart_beat_time: g(&self.last_heart_beat_time),
+            connections_total: g(&self.connections_total),
+            connections_current: g(&self.connections_current),
+            connections_max: g(&self.connections_max),
+            connections_refused: g(&self.connections_refused),
+            bad_requests: g(&self.bad_requests),
+        }
+    }
+}
+
+/// Everything about this storage that outlives one connection.
+pub struct StorageState {
+    cfg: StorageConfig,
+    node: String,
+    store: Store,
+    binlog: Binlog,
+    source: RwLock<Source>,
+    params: RwLock<GroupParams>,
+    /// Storage id -> IP (from FETCH_STORAGE_IDS), to answer QUERY_FILE_INFO for id-mode names.
+    id_ips: RwLock<HashMap<u32, String>>,
+    stats: Stats,
+    join_time: u64,
+    up_time: u64,
+}
+
+impl StorageState {
+    /// Opens the store and the binlog for `cfg`.
+    pub fn open(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
+        let store = Store::open(cfg)?;
+        let base = cfg
+            .base_path
+            .clone()
+            .unwrap_or_else(|| cfg.store_paths[0].clone());
+        let binlog = Binlog::open(&base.join("data").join("sync")).map_err(|e| {
+            anyhow::anyhow!("storage: cannot open binlog under {}: {e}", base.display())
+        })?;
+        let now = unix_now();
+        Ok(StorageState {
+            cfg: cfg.clone(),
+            node: node.to_string(),
+            store,
+            binlog,
+            source: RwLock::new(initial_source(cfg)),
+            params: RwLock::new(GroupParams::default()),
+            id_ips: RwLock::new(HashMap::new()),
+            stats: Stats::default(),
+            join_time: now,
+            up_time: now,
+        })
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.cfg
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn group(&self) -> &str {
+        &self.cfg.group
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn binlog(&self) -> &Binlog {
+        &self.binlog
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The source written into new file IDs (`id_type_in_filename`: id or IPv4).
+    pub fn source(&self) -> Source {
+        *self.source.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by the reporter after GET_MY_IP / PARAMETER_REQ.
+    pub fn set_source(&self, s: Source) {
+        let mut cur = self.source.write().unwrap_or_else(|e| e.into_inner());
+        if *cur != s {
+            tracing::info!(old = %*cur, new = %s, "storage: file ID source changed");
+            *cur = s;
+        }
+    }
+
+    pub fn group_params(&self) -> GroupParams {
+        self.params
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_group_params(&self, p: GroupParams) {
+        if let Some(r) = p.reserved_storage_space {
+            self.store.set_reserved(r);
+        }
+        *self.params.write().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    /// Storage id -> IP map (from the tracker's storage ids list).
+    pub fn set_storage_ips(&self, map: HashMap<u32, String>) {
+        *self.id_ips.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// The IP to report for a file's source (QUERY_FILE_INFO).
+    pub fn source_ip(&self, s: Source) -> String {
+        match s {
+            Source::Ip(ip) => ip.to_string(),
+            Source::Id(id) => {
+                if let Some(ip) = self
+                    .id_ips
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                {
+                    return ip.clone();
+                }
+                if self.source() == s {
+                    return self.advertised_ip().to_string();
+                }
+                String::new()
+            }
+        }
+    }
+
+    /// The address this storage announces: `advertise_ip`, else the listen address when it is
+    /// not a wildcard, else 127.0.0.1 (the reporter learns the real one from GET_MY_IP).
+    pub fn advertised_ip(&self) -> Ipv4Addr {
+        match initial_source(&self.cfg) {
+            Source::Ip(ip) => ip,
+            Source::Id(_) => Ipv4Addr::LOCALHOST,
+        }
+    }
+
+    /// Space per store path (blocking statvfs calls; cheap).
+    pub fn disk_usage(&self) -> Vec<DiskUsage> {
+        self.store.disk_usage()
+    }
+
+    pub fn store_path_count(&self) -> usize {
+        self.store.path_count()
+    }
+
+    /// Store path index of the most recent upload (`current_write_path`).
+    pub fn current_write_path(&self) -> u8 {
+        self.store.current_write_path()
+    }
+
+    pub fn subdir_count(&self) -> u32 {
+        self.store.subdir_count()
+    }
+
+    pub fn upload_priority(&self) -> i64 {
+        self.cfg.upload_priority
+    }
+
+    /// Unix time this storage first started (FastDFS persists it; we use the process start).
+    pub fn join_time(&self) -> u64 {
+        self.join_time
+    }
+
+    pub fn up_time(&self) -> u64 {
+        self.up_time
+    }
+
+    pub fn storage_id(&self) -> Option<&str> {
+        self.cfg.id.as_deref()
+    }
+}
+
+fn initial_source(cfg: &StorageConfig) -> Source {
+    if let Some(ip) = cfg.advertise_ip.as_deref().and_then(|s| s.parse().ok()) {
+        return Source::Ip(ip);
+    }
+    match cfg.listen.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_unspecified() => Source::Ip(ip),
+        _ => Source::Ip(Ipv4Addr::LOCALHOST),
+    }
+}

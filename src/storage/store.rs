@@ -1,0 +1,736 @@
+//! The file store: store paths (`M00`, `M01`, ...), the `data/XX/YY/<name>` layout, atomic
+//! creation of files, metadata sidecars, and free-space accounting.
+//!
+//! ```text
+//! <store_path>/data/.tmp/<seq>.tmp        uploads in progress (removed at start-up)
+//! <store_path>/data/XX/YY/<name>          files, XX/YY = 00..subdir_count-1 in upper-case hex
+//! <store_path>/data/XX/YY/<name>-m        metadata, `k\x02v` records sorted by name, joined by \x01
+//! ```
+//! A new file is written to a temp file, fdatasynced (when `fsync` is on), renamed into place
+//! without replacing anything (`RENAME_NOREPLACE`) and its directory fsynced: a file ID never
+//! names a partial file, and an acknowledged file survives a crash.
+//! FastDFS creates all `subdir_count^2` directories at start; we create each on first use (and
+//! fsync its parents), which starts instantly and yields the same tree for the files stored.
+//!
+//! Blocking code: every method here does file I/O and must run off the async threads
+//! (`spawn_blocking`). This module knows nothing about sockets or the binlog.
+
+use crate::config::{DistributePathMode, Reserved, StorageConfig};
+use crate::proto::cmd::errno;
+use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
+use crate::proto::storage::{decode_metadata, encode_metadata, MetaOp, MetaPair};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// An error with the errno FastDFS would put in the response.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg} (errno {status})")]
+pub struct StoreError {
+    pub status: u8,
+    pub msg: String,
+}
+
+impl StoreError {
+    pub fn new(status: u8, msg: impl Into<String>) -> Self {
+        StoreError {
+            status,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        let status = e
+            .raw_os_error()
+            .and_then(|n| u8::try_from(n).ok())
+            .filter(|&n| n != 0)
+            .unwrap_or(match e.kind() {
+                io::ErrorKind::NotFound => errno::ENOENT,
+                io::ErrorKind::AlreadyExists => errno::EEXIST,
+                _ => errno::EIO,
+            });
+        StoreError {
+            status,
+            msg: e.to_string(),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Space on one store path, as reported to trackers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskUsage {
+    pub total_mb: u64,
+    pub free_mb: u64,
+}
+
+/// One store path (`M<index>`).
+#[derive(Debug)]
+pub struct StorePath {
+    pub index: u8,
+    pub root: PathBuf,
+    data: PathBuf,
+    tmp: PathBuf,
+    /// Bit per `XX/YY` directory known to exist.
+    dirs_made: Vec<AtomicU64>,
+}
+
+/// Round-robin directory cursor (`file_distribute_path_mode: round_robin`).
+#[derive(Debug, Default)]
+struct DirCursor {
+    dir1: u32,
+    dir2: u32,
+    files_in_dir: u32,
+}
+
+pub struct Store {
+    paths: Vec<StorePath>,
+    subdir_count: u32,
+    fsync: bool,
+    reserved: Mutex<Reserved>,
+    mode: DistributePathMode,
+    rotate_count: u32,
+    cursor: Mutex<DirCursor>,
+    tmp_seq: AtomicU64,
+    /// Store path of the last new file (`current_write_path` in tracker stats).
+    last_path: std::sync::atomic::AtomicU8,
+    /// Striped locks serialising changes to one file (append/modify/truncate/delete/metadata)
+    /// across connections.
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+const FILE_LOCKS: usize = 64;
+
+impl Store {
+    /// Prepares every store path (creating `data/` and `data/.tmp/`) and removes temp files left
+    /// by a previous run.
+    pub fn open(cfg: &StorageConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(!cfg.store_paths.is_empty(), "storage.store_paths is empty");
+        anyhow::ensure!(
+            cfg.store_paths.len() <= 256,
+            "storage.store_paths: at most 256 paths"
+        );
+        anyhow::ensure!(
+            (1..=256).contains(&cfg.subdir_count_per_path),
+            "storage.subdir_count_per_path must be 1..=256"
+        );
+        let subdirs = cfg.subdir_count_per_path as usize;
+        let mut paths = Vec::new();
+        for (i, root) in cfg.store_paths.iter().enumerate() {
+            let data = root.join("data");
+            let tmp = data.join(".tmp");
+            std::fs::create_dir_all(&tmp).map_err(|e| {
+                anyhow::anyhow!(
+                    "storage.store_paths[{i}]: cannot create {}: {e}",
+                    tmp.display()
+                )
+            })?;
+            let mut stale = 0;
+            for entry in std::fs::read_dir(&tmp)? {
+                let entry = entry?;
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    stale += 1;
+                }
+            }
+            if stale > 0 {
+                tracing::info!(path = %tmp.display(), stale, "removed temp files of interrupted uploads");
+            }
+            paths.push(StorePath {
+                index: i as u8,
+                root: root.clone(),
+                data,
+                tmp,
+                dirs_made: (0..(subdirs * subdirs).div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+            });
+        }
+        Ok(Store {
+            paths,
+            subdir_count: cfg.subdir_count_per_path,
+            fsync: cfg.fsync,
+            reserved: Mutex::new(cfg.reserved_storage_space),
+            mode: cfg.file_distribute_path_mode,
+            rotate_count: cfg.file_distribute_rotate_count.max(1),
+            cursor: Mutex::new(DirCursor::default()),
+            tmp_seq: AtomicU64::new(0),
+            last_path: std::sync::atomic::AtomicU8::new(0),
+            locks: (0..FILE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        })
+    }
+
+    pub fn path_count(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn subdir_count(&self) -> u32 {
+        self.subdir_count
+    }
+
+    pub fn paths(&self) -> &[StorePath] {
+        &self.paths
+    }
+
+    /// The reserved space may be overridden by the tracker's parameters.
+    pub fn set_reserved(&self, r: Reserved) {
+        *self.reserved.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    fn reserved(&self) -> Reserved {
+        *self.reserved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (total, free) bytes of the file system holding `path`.
+    fn space(path: &Path) -> io::Result<(u64, u64)> {
+        let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+        let frsize = st.fragment_size() as u64;
+        Ok((
+            st.blocks() as u64 * frsize,
+            st.blocks_available() as u64 * frsize,
+        ))
+    }
+
+    /// Space per store path, in MB, as BEAT / REPORT_DISK_USAGE want it.
+    pub fn disk_usage(&self) -> Vec<DiskUsage> {
+        self.paths
+            .iter()
+            .map(|p| match Self::space(&p.root) {
+                Ok((total, free)) => DiskUsage {
+                    total_mb: total >> 20,
+                    free_mb: free >> 20,
+                },
+                Err(e) => {
+                    tracing::warn!(path = %p.root.display(), error = %e, "statvfs failed");
+                    DiskUsage::default()
+                }
+            })
+            .collect()
+    }
+
+    fn has_room(&self, p: &StorePath, size: u64) -> bool {
+        match Self::space(&p.root) {
+            Ok((total, free)) => free.saturating_sub(size) >= self.reserved().bytes_of(total),
+            Err(_) => false,
+        }
+    }
+
+    /// Picks the store path for a new file of `size` bytes: the tracker's choice when it is
+    /// valid and has room, else the path with the most free space that has room (255 = "storage
+    /// chooses"); ENOSPC when none keeps `reserved_storage_space` free.
+    pub fn choose_path(&self, requested: u8, size: u64) -> StoreResult<u8> {
+        if requested != 0xFF {
+            let p = self.paths.get(requested as usize).ok_or_else(|| {
+                StoreError::new(
+                    errno::EINVAL,
+                    format!("store path index {requested} out of range"),
+                )
+            })?;
+            if self.has_room(p, size) {
+                self.last_path.store(requested, Ordering::Relaxed);
+                return Ok(requested);
+            }
+        }
+        let reserved = self.reserved();
+        let chosen = self
+            .paths
+            .iter()
+            .filter_map(|p| {
+                let (total, free) = Self::space(&p.root).ok()?;
+                let left = free.checked_sub(size)?;
+                (left >= reserved.bytes_of(total)).then_some((free, p.index))
+            })
+            .max()
+            .map(|(_, i)| i)
+            .ok_or_else(|| {
+                StoreError::new(errno::ENOSPC, "no store path with enough free space")
+            })?;
+        self.last_path.store(chosen, Ordering::Relaxed);
+        Ok(chosen)
+    }
+
+    /// Index of the store path that received the last new file.
+    pub fn current_write_path(&self) -> u8 {
+        self.last_path.load(Ordering::Relaxed)
+    }
+
+    fn path(&self, index: u8) -> StoreResult<&StorePath> {
+        self.paths.get(index as usize).ok_or_else(|| {
+            StoreError::new(
+                errno::EINVAL,
+                format!("store path M{index:02X} does not exist"),
+            )
+        })
+    }
+
+    /// Where a remote name lives on disk; EINVAL for a store path or directory outside the layout.
+    pub fn data_path(&self, name: &RemoteName) -> StoreResult<PathBuf> {
+        let p = self.path(name.store_path_index)?;
+        if name.dir1 as u32 >= self.subdir_count || name.dir2 as u32 >= self.subdir_count {
+            return Err(StoreError::new(errno::EINVAL, "subdirectory out of range"));
+        }
+        Ok(p.root.join(name.relative_data_path()))
+    }
+
+    /// The metadata sidecar of a data file.
+    pub fn meta_path(data_path: &Path) -> PathBuf {
+        let mut s = data_path.as_os_str().to_owned();
+        s.push(METADATA_SUFFIX);
+        PathBuf::from(s)
+    }
+
+    /// Directory for the next new file (round robin, moving on every `rotate_count` files), or
+    /// derived from `name_hash` in hash mode.
+    pub fn next_dirs(&self, name_hash: u32) -> (u8, u8) {
+        let n = self.subdir_count;
+        match self.mode {
+            DistributePathMode::Hash => (
+                ((name_hash >> 16) % n) as u8,
+                ((name_hash & 0xFFFF) % n) as u8,
+            ),
+            DistributePathMode::RoundRobin => {
+                let mut c = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+                let out = (c.dir1 as u8, c.dir2 as u8);
+                c.files_in_dir += 1;
+                if c.files_in_dir >= self.rotate_count {
+                    c.files_in_dir = 0;
+                    c.dir2 += 1;
+                    if c.dir2 >= n {
+                        c.dir2 = 0;
+                        c.dir1 = (c.dir1 + 1) % n;
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Makes sure `data/XX/YY` exists (durably, when fsync is on).
+    fn ensure_dir(&self, p: &StorePath, dir1: u8, dir2: u8) -> io::Result<PathBuf> {
+        let dir = p.data.join(format!("{dir1:02X}/{dir2:02X}"));
+        let bit = dir1 as usize * self.subdir_count as usize + dir2 as usize;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if p.dirs_made[word].load(Ordering::Relaxed) & mask != 0 {
+            return Ok(dir);
+        }
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+            if self.fsync {
+                if let Some(parent) = dir.parent() {
+                    fsync_dir(parent)?;
+                }
+                fsync_dir(&p.data)?;
+            }
+        }
+        p.dirs_made[word].fetch_or(mask, Ordering::Relaxed);
+        Ok(dir)
+    }
+
+    /// A new temp file in the store path's `.tmp` directory, removed on drop unless committed.
+    pub fn temp_file(&self, index: u8) -> StoreResult<TempFile> {
+        let p = self.path(index)?;
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(TempFile {
+            path,
+            file: Some(file),
+            store_path_index: index,
+        })
+    }
+
+    /// Durably moves `tmp` to `data/XX/YY/<name>` without replacing an existing file.
+    /// `make_name` is asked again (new random bits) if the name is taken. Returns the directory
+    /// and name used.
+    pub fn commit(
+        &self,
+        mut tmp: TempFile,
+        mut make_name: impl FnMut() -> String,
+        dirs: impl Fn(&str) -> (u8, u8),
+    ) -> StoreResult<(u8, u8, String)> {
+        let p = self.path(tmp.store_path_index)?;
+        if let Some(f) = tmp.file.take() {
+            if self.fsync {
+                f.sync_data()?;
+            }
+        }
+        for _ in 0..16 {
+            let name = make_name();
+            let (d1, d2) = dirs(&name);
+            let dir = self.ensure_dir(p, d1, d2)?;
+            let dst = dir.join(&name);
+            match rename_noreplace(&tmp.path, &dst) {
+                Ok(()) => {
+                    tmp.disarm();
+                    if self.fsync {
+                        fsync_dir(&dir)?;
+                    }
+                    return Ok((d1, d2, name));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::new(
+            errno::EEXIST,
+            "could not find a free file name",
+        ))
+    }
+
+    /// Durably moves `tmp` to exactly `dst` (slave files: the name is fixed); EEXIST if taken.
+    pub fn commit_as(&self, mut tmp: TempFile, dst: &Path) -> StoreResult<()> {
+        if let Some(f) = tmp.file.take() {
+            if self.fsync {
+                f.sync_data()?;
+            }
+        }
+        rename_noreplace(&tmp.path, dst)?;
+        tmp.disarm();
+        if self.fsync {
+            if let Some(dir) = dst.parent() {
+                fsync_dir(dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds off other changes to `filename` (`M00/XX/YY/name`) while the guard lives.
+    pub async fn lock_file(&self, filename: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let i = crc32fast::hash(filename.as_bytes()) as usize % FILE_LOCKS;
+        self.locks[i].lock().await
+    }
+
+    pub fn fsync_enabled(&self) -> bool {
+        self.fsync
+    }
+
+    /// Removes a data file and its metadata; returns whether metadata existed. ENOENT when the
+    /// file does not exist.
+    pub fn delete(&self, data_path: &Path) -> StoreResult<bool> {
+        std::fs::remove_file(data_path)?;
+        let had_meta = match std::fs::remove_file(Self::meta_path(data_path)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(had_meta)
+    }
+
+    /// Reads the metadata list of a file: ENOENT if the file, or its metadata, does not exist.
+    pub fn get_metadata(&self, data_path: &Path) -> StoreResult<Vec<u8>> {
+        if !data_path.is_file() {
+            return Err(StoreError::new(errno::ENOENT, "no such file"));
+        }
+        Ok(std::fs::read(Self::meta_path(data_path))?)
+    }
+
+    /// Applies SET_METADATA; returns what happened to the sidecar for the binlog.
+    pub fn set_metadata(
+        &self,
+        data_path: &Path,
+        op: MetaOp,
+        new: Vec<MetaPair>,
+        max_size: u64,
+    ) -> StoreResult<MetaChange> {
+        if !data_path.is_file() {
+            return Err(StoreError::new(errno::ENOENT, "no such file"));
+        }
+        let meta = Self::meta_path(data_path);
+        let old = match std::fs::read(&meta) {
+            Ok(raw) => Some(raw),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut map = std::collections::BTreeMap::new();
+        if op == MetaOp::Merge {
+            if let Some(raw) = &old {
+                // A sidecar we cannot parse is replaced rather than blocking every later change.
+                for (k, v) in decode_metadata(raw).unwrap_or_default() {
+                    map.insert(k, v);
+                }
+            }
+        }
+        for (k, v) in new {
+            map.insert(k, v);
+        }
+        if map.is_empty() {
+            if old.is_some() && op == MetaOp::Overwrite {
+                std::fs::remove_file(&meta)?;
+                return Ok(MetaChange::Removed);
+            }
+            return Ok(MetaChange::Unchanged);
+        }
+        let pairs: Vec<MetaPair> = map.into_iter().collect();
+        let raw = encode_metadata(&pairs);
+        if raw.len() as u64 > max_size {
+            return Err(StoreError::new(
+                errno::EINVAL,
+                "metadata over max_metadata_size",
+            ));
+        }
+        let dir = data_path
+            .parent()
+            .ok_or_else(|| StoreError::new(errno::EINVAL, "bad path"))?;
+        // Written next to the data file, then renamed over the old sidecar.
+        let tmp = dir.join(format!(
+            ".{}.m{}.tmp",
+            self.tmp_seq.fetch_add(1, Ordering::Relaxed),
+            std::process::id()
+        ));
+        let result = (|| -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&raw)?;
+            if self.fsync {
+                f.sync_data()?;
+            }
+            std::fs::rename(&tmp, &meta)?;
+            if self.fsync {
+                fsync_dir(dir)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        Ok(if old.is_some() {
+            MetaChange::Updated
+        } else {
+            MetaChange::Created
+        })
+    }
+}
+
+/// What SET_METADATA did to the `-m` sidecar (binlog: C, U or D of `<name>-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaChange {
+    Created,
+    Updated,
+    Removed,
+    Unchanged,
+}
+
+/// An upload in progress. Dropping it (client gone, error) removes the file.
+pub struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+    store_path_index: u8,
+}
+
+impl TempFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn store_path_index(&self) -> u8 {
+        self.store_path_index
+    }
+
+    pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(buf),
+            None => Err(io::Error::other("temp file already closed")),
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.path = PathBuf::new();
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            self.file.take();
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not remove temp file");
+            }
+        }
+    }
+}
+
+pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let f = CString::new(from.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let t = CString::new(to.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // File systems without RENAME_NOREPLACE: link(2) never replaces either.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(paths: Vec<PathBuf>) -> StorageConfig {
+        let yaml = format!(
+            "group: group1\ntrackers: []\nstore_paths: [{}]\nreserved_storage_space: 0%\nfile_distribute_rotate_count: 2\n",
+            paths
+                .iter()
+                .map(|p| format!("\"{}\"", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        serde_yaml::from_str(&yaml).unwrap()
+    }
+
+    #[test]
+    fn commit_is_atomic_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let mut t = store.temp_file(0).unwrap();
+        t.write_all(b"one").unwrap();
+        let tmp_path = t.path().to_path_buf();
+        let (d1, d2, name) = store.commit(t, || "a.txt".into(), |_| (1, 2)).unwrap();
+        assert_eq!((d1, d2), (1, 2));
+        assert!(!tmp_path.exists());
+        let dst = dir.path().join("data/01/02").join(&name);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"one");
+        // Same name again: a second name is asked for.
+        let mut t = store.temp_file(0).unwrap();
+        t.write_all(b"two").unwrap();
+        let mut names = vec!["b.txt".to_string(), "a.txt".to_string()];
+        let (_, _, name2) = store
+            .commit(t, || names.pop().unwrap(), |_| (1, 2))
+            .unwrap();
+        assert_eq!(name2, "b.txt");
+        assert_eq!(std::fs::read(&dst).unwrap(), b"one");
+    }
+
+    #[test]
+    fn dropped_temp_files_vanish_and_stale_ones_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let t = store.temp_file(0).unwrap();
+        let p = t.path().to_path_buf();
+        assert!(p.exists());
+        drop(t);
+        assert!(!p.exists());
+        std::fs::write(dir.path().join("data/.tmp/old.tmp"), b"x").unwrap();
+        let _store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("data/.tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn round_robin_rotates_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let seq: Vec<_> = (0..5).map(|_| store.next_dirs(0)).collect();
+        assert_eq!(seq, vec![(0, 0), (0, 0), (0, 1), (0, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn path_choice_and_reserved_space() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![a.path().into(), b.path().into()]);
+        let store = Store::open(&c).unwrap();
+        assert_eq!(store.choose_path(1, 10).unwrap(), 1);
+        assert!(store.choose_path(0xFF, 10).unwrap() < 2);
+        assert_eq!(store.choose_path(7, 10).unwrap_err().status, errno::EINVAL);
+        c.reserved_storage_space = Reserved::Percent(99.99);
+        let full = Store::open(&c).unwrap();
+        assert_eq!(full.choose_path(0, 10).unwrap_err().status, errno::ENOSPC);
+        assert_eq!(store.disk_usage().len(), 2);
+        assert!(store.disk_usage()[0].total_mb > 0);
+    }
+
+    #[test]
+    fn metadata_overwrite_merge_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let f = dir.path().join("data/f");
+        let pair = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        assert_eq!(
+            store
+                .set_metadata(&f, MetaOp::Merge, vec![], 1024)
+                .unwrap_err()
+                .status,
+            errno::ENOENT
+        );
+        std::fs::write(&f, b"x").unwrap();
+        assert_eq!(store.get_metadata(&f).unwrap_err().status, errno::ENOENT);
+        let ch = store
+            .set_metadata(
+                &f,
+                MetaOp::Overwrite,
+                vec![pair("width", "1024"), pair("author", "fdfs")],
+                1024,
+            )
+            .unwrap();
+        assert_eq!(ch, MetaChange::Created);
+        assert_eq!(
+            store.get_metadata(&f).unwrap(),
+            b"author\x02fdfs\x01width\x021024"
+        );
+        let ch = store
+            .set_metadata(
+                &f,
+                MetaOp::Merge,
+                vec![pair("width", "800"), pair("color", "red")],
+                1024,
+            )
+            .unwrap();
+        assert_eq!(ch, MetaChange::Updated);
+        assert_eq!(
+            store.get_metadata(&f).unwrap(),
+            b"author\x02fdfs\x01color\x02red\x01width\x02800"
+        );
+        assert_eq!(
+            store
+                .set_metadata(&f, MetaOp::Merge, vec![pair("k", &"v".repeat(200))], 64)
+                .unwrap_err()
+                .status,
+            errno::EINVAL
+        );
+        assert_eq!(
+            store
+                .set_metadata(&f, MetaOp::Overwrite, vec![], 1024)
+                .unwrap(),
+            MetaChange::Removed
+        );
+        assert!(!Store::meta_path(&f).exists());
+        assert!(store.delete(&f).is_ok_and(|had| !had));
+        assert_eq!(store.delete(&f).unwrap_err().status, errno::ENOENT);
+    }
+}

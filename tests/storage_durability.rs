@@ -1,0 +1,197 @@
+//! Crash safety of the real binary: an acknowledged upload survives `kill -9` + restart, and a
+//! crash in the middle of an upload leaves neither a partial file under any ID nor a temp file.
+//! The storage runs without a tracker (the configured one is an unused 127.0.0.1 port).
+
+use fdfs_ha::client::storage::StorageConn;
+use fdfs_ha::proto::cmd;
+use fdfs_ha::proto::storage::MetaOp;
+use fdfs_ha::proto::Header;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+struct Node {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, port: u16) -> PathBuf {
+    let store = dir.join("store0");
+    let yaml = format!(
+        "node: crash-test\ndata_dir: \"{}\"\nlog: {{ level: warn }}\nstatus: {{ listen: null }}\nstorage:\n  group: group1\n  listen: 127.0.0.1:{port}\n  trackers: [\"127.0.0.1:1\"]\n  store_paths: [\"{}\"]\n  reserved_storage_space: 0%\n  fsync: true\n",
+        dir.join("data").display(),
+        store.display()
+    );
+    let path = dir.join("ha.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+async fn start(config: &Path, port: u16) -> Node {
+    let child = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["run", "-c"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut node = Node { child, port };
+    let t0 = Instant::now();
+    loop {
+        if let Ok(mut c) = StorageConn::connect(("127.0.0.1", port)).await {
+            if c.active_test().await.is_ok() {
+                return node;
+            }
+        }
+        if let Ok(Some(status)) = node.child.try_wait() {
+            panic!("fdfs-ha exited early: {status}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "storage did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGKILL by PID: no shutdown code runs.
+fn kill9(mut node: Node) {
+    let pid = node.child.id() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = node.child.wait();
+}
+
+fn data_files(store: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![store.join("data")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if !p.ends_with("sync") {
+                    stack.push(p);
+                }
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_upload_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let node = start(&config, port).await;
+
+    let big: Vec<u8> = (0..(1 << 20) + 3).map(|i| (i % 253) as u8).collect();
+    let mut c = StorageConn::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    let small = c.upload(0, b"hello", "txt").await.unwrap();
+    let large = c.upload(0, &big, "bin").await.unwrap();
+    let app = c.upload_appender(0, b"part1-", "log").await.unwrap();
+    c.append(&app.filename, b"part2").await.unwrap();
+    let meta = vec![(b"k".to_vec(), b"v".to_vec())];
+    c.set_metadata("group1", &small.filename, &meta, MetaOp::Overwrite)
+        .await
+        .unwrap();
+    // Acknowledged: kill at once, no graceful stop.
+    kill9(node);
+
+    let node = start(&config, port).await;
+    let mut c = StorageConn::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.download("group1", &small.filename, 0, 0).await.unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        c.download("group1", &large.filename, 0, 0).await.unwrap(),
+        big
+    );
+    assert_eq!(
+        c.download("group1", &app.filename, 0, 0).await.unwrap(),
+        b"part1-part2"
+    );
+    assert_eq!(
+        c.get_metadata("group1", &small.filename).await.unwrap(),
+        meta
+    );
+    kill9(node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_mid_upload_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let store = dir.path().join("store0");
+    let node = start(&config, port).await;
+
+    // Half of an 8 MiB upload, then the storage dies.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let size = 8u64 << 20;
+    let mut msg = Header::new(cmd::UPLOAD_FILE, 0, 15 + size)
+        .encode()
+        .to_vec();
+    msg.push(0);
+    msg.extend_from_slice(&size.to_be_bytes());
+    msg.extend_from_slice(b"bin\0\0\0");
+    msg.extend(std::iter::repeat_n(9u8, 4 << 20));
+    s.write_all(&msg).await.unwrap();
+    let t0 = Instant::now();
+    while data_files(&store).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "upload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill9(node);
+    drop(s);
+    // The partial upload exists only as a temp file...
+    let left = data_files(&store);
+    assert!(
+        left.iter()
+            .all(|p| p.parent().unwrap().file_name() == Some(std::ffi::OsStr::new(".tmp"))),
+        "{left:?}"
+    );
+
+    // ...which the restart sweeps away; no file exists under any ID.
+    let node = start(&config, port).await;
+    assert_eq!(data_files(&store), Vec::<PathBuf>::new());
+    let mut c = StorageConn::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    c.active_test().await.unwrap();
+    kill9(node);
+}

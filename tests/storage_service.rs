@@ -1,0 +1,831 @@
+//! The storage over real sockets on 127.0.0.1, in-process: every client command through our own
+//! client (including those PyPI clients get wrong), bad input, limits and interrupted uploads.
+
+use fdfs_ha::client::storage::StorageConn;
+use fdfs_ha::config::StorageConfig;
+use fdfs_ha::proto::cmd::{self, errno};
+use fdfs_ha::proto::fileid::{RemoteName, Source};
+use fdfs_ha::proto::storage::MetaOp;
+use fdfs_ha::proto::{Header, HEADER_LEN};
+use fdfs_ha::storage::binlog::{BinlogOp, BinlogPos};
+use fdfs_ha::storage::{StorageServer, StorageState};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+struct Storage {
+    _dir: tempfile::TempDir,
+    paths: Vec<PathBuf>,
+    addr: SocketAddr,
+    state: Arc<StorageState>,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Storage {
+    async fn start(extra_yaml: &str, store_paths: usize) -> Storage {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..store_paths)
+            .map(|i| dir.path().join(format!("store{i}")))
+            .collect();
+        let yaml = format!(
+            "group: group1\nlisten: 127.0.0.1:0\ntrackers: [\"127.0.0.1:1\"]\nstore_paths: [{}]\nreserved_storage_space: 0%\nsync: {{ binlog_flush_interval: 50ms }}\n{extra_yaml}",
+            paths
+                .iter()
+                .map(|p| format!("\"{}\"", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let cfg: StorageConfig = serde_yaml::from_str(&yaml).unwrap();
+        let server = StorageServer::bind(&cfg, "test").await.unwrap();
+        let addr = server.local_addr();
+        let state = server.state();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server.serve(stop.clone()));
+        Storage {
+            _dir: dir,
+            paths,
+            addr,
+            state,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    async fn conn(&self) -> StorageConn {
+        StorageConn::connect_timeout(self.addr, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    fn tmp_dir(&self, i: usize) -> PathBuf {
+        self.paths[i].join("data/.tmp")
+    }
+
+    async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    fn binlog_ops(&self) -> Vec<(BinlogOp, String, Option<String>)> {
+        self.state.binlog().flush().unwrap();
+        self.state
+            .binlog()
+            .reader(BinlogPos::default())
+            .map(|r| {
+                let (rec, _) = r.unwrap();
+                assert!(rec.source);
+                (rec.op, rec.filename, rec.extra)
+            })
+            .collect()
+    }
+}
+
+fn status<T: std::fmt::Debug>(r: Result<T, fdfs_ha::proto::connection::ConnError>) -> u8 {
+    r.expect_err("expected an error status")
+        .status()
+        .expect("expected a status, not an i/o error")
+}
+
+/// Files (not directories) anywhere under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+async fn raw_request(s: &mut TcpStream, bytes: &[u8]) -> Option<(Header, Vec<u8>)> {
+    s.write_all(bytes).await.ok()?;
+    read_raw_response(s).await
+}
+
+async fn read_raw_response(s: &mut TcpStream) -> Option<(Header, Vec<u8>)> {
+    let mut h = [0u8; HEADER_LEN];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut h))
+        .await
+        .ok()?
+        .ok()?;
+    let h = Header::decode(&h).ok()?;
+    let mut body = vec![0u8; h.pkg_len as usize];
+    s.read_exact(&mut body).await.ok()?;
+    Some((h, body))
+}
+
+fn frame(cmd: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Header::new(cmd, 0, body.len() as u64).encode().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// True when the server closed the connection (EOF or reset) within 5 s.
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_download_query_delete_on_one_connection() {
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let t0 = fdfs_ha::storage::state::unix_now();
+    let f = c.upload(0, b"hello", "txt").await.unwrap();
+    assert_eq!(f.group, "group1");
+    // FastDFS shape: M00/XX/YY/<27 b64><3 digits>.txt = 44 chars.
+    assert_eq!(f.filename.len(), 44, "{}", f.filename);
+    assert!(f.filename.starts_with("M00/00/00/") && f.filename.ends_with(".txt"));
+    let name = RemoteName::parse_str(&f.filename).unwrap();
+    assert_eq!(name.info.source, Source::Ip(Ipv4Addr::LOCALHOST));
+    assert_eq!(name.info.file_size(), 5);
+    assert_eq!(name.info.crc32, crc32fast::hash(b"hello"));
+    assert!(!name.info.is_appender());
+    assert!((name.info.create_time as u64) >= t0);
+    let on_disk = st.paths[0].join(name.relative_data_path());
+    assert_eq!(std::fs::read(&on_disk).unwrap(), b"hello");
+
+    assert_eq!(
+        c.download("group1", &f.filename, 0, 0).await.unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        c.download("group1", &f.filename, 1, 3).await.unwrap(),
+        b"ell"
+    );
+    assert_eq!(
+        c.download("group1", &f.filename, 2, 0).await.unwrap(),
+        b"llo"
+    );
+    // A range past the end is cut to the file; an offset past the end is EINVAL.
+    assert_eq!(
+        c.download("group1", &f.filename, 3, 100).await.unwrap(),
+        b"lo"
+    );
+    assert_eq!(
+        status(c.download("group1", &f.filename, 6, 0).await),
+        errno::EINVAL
+    );
+    let mut sink = Vec::new();
+    assert_eq!(
+        c.download_to("group1", &f.filename, 0, 0, &mut sink)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(sink, b"hello");
+
+    let info = c.query_file_info("group1", &f.filename, 0).await.unwrap();
+    assert_eq!(info.file_size, 5);
+    assert_eq!(info.crc32, crc32fast::hash(b"hello"));
+    assert_eq!(info.source_ip, "127.0.0.1");
+    assert_eq!(info.create_timestamp, name.info.create_time as u64);
+    c.active_test().await.unwrap();
+
+    c.delete("group1", &f.filename).await.unwrap();
+    assert!(!on_disk.exists());
+    assert_eq!(
+        status(c.download("group1", &f.filename, 0, 0).await),
+        errno::ENOENT
+    );
+    assert_eq!(status(c.delete("group1", &f.filename).await), errno::ENOENT);
+    assert_eq!(
+        status(c.query_file_info("group1", &f.filename, 2).await),
+        errno::ENOENT
+    );
+    // Empty files and files without extension work too.
+    let e = c.upload(0, b"", "").await.unwrap();
+    assert_eq!(e.filename.len(), 44);
+    assert!(c
+        .download("group1", &e.filename, 0, 0)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let ops = st.binlog_ops();
+    assert_eq!(
+        ops,
+        vec![
+            (BinlogOp::Create, f.filename.clone(), None),
+            (BinlogOp::Delete, f.filename.clone(), None),
+            (BinlogOp::Create, e.filename.clone(), None),
+        ]
+    );
+    let text = std::fs::read_to_string(st.paths[0].join("data/sync/binlog.000")).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.ends_with(&format!(" C {}", f.filename)), "{first}");
+    c.quit().await.unwrap();
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_stream_both_ways() {
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), &data).unwrap();
+    let mut file = tokio::fs::File::open(src.path()).await.unwrap();
+    let f = c
+        .upload_from(0, &mut file, data.len() as u64, "bin")
+        .await
+        .unwrap();
+    let name = RemoteName::parse_str(&f.filename).unwrap();
+    assert_eq!(name.info.file_size(), data.len() as u64);
+    assert_eq!(name.info.crc32, crc32fast::hash(&data));
+    // Streamed download into a file, then a ranged one across chunk boundaries.
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut w = tokio::fs::File::create(out.path()).await.unwrap();
+    let n = c
+        .download_to("group1", &f.filename, 0, 0, &mut w)
+        .await
+        .unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(std::fs::read(out.path()).unwrap(), data);
+    let part = c
+        .download("group1", &f.filename, 1_000_000, 2_000_000)
+        .await
+        .unwrap();
+    assert_eq!(part, &data[1_000_000..3_000_000]);
+    // The same connection still serves small requests.
+    let small = c.upload(0, &data[..4096], "bin").await.unwrap();
+    assert_eq!(
+        c.download("group1", &small.filename, 0, 0).await.unwrap(),
+        &data[..4096]
+    );
+    assert!(files_under(&st.tmp_dir(0)).is_empty());
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appender_append_modify_truncate() {
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let a = c.upload_appender(0, b"hello", "log").await.unwrap();
+    let name = RemoteName::parse_str(&a.filename).unwrap();
+    assert!(name.info.is_appender());
+    assert_eq!(name.info.crc32, crc32fast::hash(b"hello"));
+    c.append(&a.filename, b" world").await.unwrap();
+    assert_eq!(
+        c.download("group1", &a.filename, 0, 0).await.unwrap(),
+        b"hello world"
+    );
+    let mut more: &[u8] = b"!!";
+    c.append_from(&a.filename, &mut more, 2).await.unwrap();
+    c.modify(&a.filename, 0, b"HELLO").await.unwrap();
+    assert_eq!(
+        c.download("group1", &a.filename, 0, 0).await.unwrap(),
+        b"HELLO world!!"
+    );
+    // Modify may extend the file from any offset up to its end.
+    c.modify(&a.filename, 13, b"??").await.unwrap();
+    assert_eq!(
+        c.download("group1", &a.filename, 6, 0).await.unwrap(),
+        b"world!!??"
+    );
+    assert_eq!(status(c.modify(&a.filename, 16, b"x").await), errno::EINVAL);
+    c.truncate(&a.filename, 5).await.unwrap();
+    assert_eq!(
+        c.download("group1", &a.filename, 0, 0).await.unwrap(),
+        b"HELLO"
+    );
+    assert_eq!(status(c.truncate(&a.filename, 6).await), errno::EINVAL);
+    // File info of an appender comes from its content.
+    let info = c.query_file_info("group1", &a.filename, 0).await.unwrap();
+    assert_eq!((info.file_size, info.crc32), (5, crc32fast::hash(b"HELLO")));
+    let fast = c.query_file_info("group1", &a.filename, 1).await.unwrap();
+    assert_eq!((fast.file_size, fast.crc32), (5, crc32fast::hash(b"hello")));
+
+    // Only appender files change; a normal file is EINVAL, a missing appender ENOENT.
+    let normal = c.upload(0, b"fixed", "txt").await.unwrap();
+    assert_eq!(
+        status(c.append(&normal.filename, b"x").await),
+        errno::EINVAL
+    );
+    assert_eq!(
+        status(c.modify(&normal.filename, 0, b"x").await),
+        errno::EINVAL
+    );
+    assert_eq!(status(c.truncate(&normal.filename, 1).await), errno::EINVAL);
+    let missing = a.filename.replace("/00/00/", "/00/01/");
+    assert_eq!(status(c.append(&missing, b"x").await), errno::ENOENT);
+    assert_eq!(status(c.truncate(&missing, 0).await), errno::ENOENT);
+    c.active_test().await.unwrap();
+
+    let ops = st.binlog_ops();
+    let f = a.filename.clone();
+    assert_eq!(
+        ops[..6],
+        [
+            (BinlogOp::Create, f.clone(), None),
+            (BinlogOp::Append, f.clone(), Some("5 6".into())),
+            (BinlogOp::Append, f.clone(), Some("11 2".into())),
+            (BinlogOp::Modify, f.clone(), Some("0 5".into())),
+            (BinlogOp::Modify, f.clone(), Some("13 2".into())),
+            (BinlogOp::Truncate, f.clone(), Some("15 5".into())),
+        ]
+    );
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slave_files_sit_next_to_their_master() {
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let m = c.upload(0, b"master", "jpg").await.unwrap();
+    let s = c
+        .upload_slave(&m.filename, "_150x150", "jpg", b"thumb")
+        .await
+        .unwrap();
+    let base = &m.filename[..m.filename.len() - 4];
+    assert_eq!(s.filename, format!("{base}_150x150.jpg"));
+    assert_eq!(
+        c.download("group1", &s.filename, 0, 0).await.unwrap(),
+        b"thumb"
+    );
+    let info = c.query_file_info("group1", &s.filename, 0).await.unwrap();
+    assert_eq!((info.file_size, info.crc32), (5, crc32fast::hash(b"thumb")));
+    // Same slave again, a missing master, bad prefixes and a bad extension.
+    assert_eq!(
+        status(c.upload_slave(&m.filename, "_150x150", "jpg", b"x").await),
+        errno::EEXIST
+    );
+    let missing = m.filename.replace("/00/00/", "/00/02/");
+    assert_eq!(
+        status(c.upload_slave(&missing, "_s", "jpg", b"x").await),
+        errno::ENOENT
+    );
+    for prefix in ["a/b", "x-m", "", "a.b"] {
+        assert_eq!(
+            status(c.upload_slave(&m.filename, prefix, "jpg", b"x").await),
+            errno::EINVAL,
+            "{prefix:?}"
+        );
+    }
+    assert_eq!(
+        status(c.upload_slave(&m.filename, "_s", "j/g", b"x").await),
+        errno::EINVAL
+    );
+    // Streams stayed in sync through the refusals.
+    c.active_test().await.unwrap();
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_overwrite_merge_and_limits() {
+    let st = Storage::start("max_metadata_size: 200\n", 1).await;
+    let mut c = st.conn().await;
+    let f = c.upload(0, b"meta", "txt").await.unwrap();
+    let p = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+    assert_eq!(
+        status(c.get_metadata("group1", &f.filename).await),
+        errno::ENOENT
+    );
+    c.set_metadata(
+        "group1",
+        &f.filename,
+        &[p("width", "1024"), p("author", "fdfs")],
+        MetaOp::Overwrite,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.get_metadata("group1", &f.filename).await.unwrap(),
+        vec![p("author", "fdfs"), p("width", "1024")]
+    );
+    c.set_metadata(
+        "group1",
+        &f.filename,
+        &[p("width", "800"), p("color", "red")],
+        MetaOp::Merge,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.get_metadata("group1", &f.filename).await.unwrap(),
+        vec![p("author", "fdfs"), p("color", "red"), p("width", "800")]
+    );
+    c.set_metadata(
+        "group1",
+        &f.filename,
+        &[p("only", "one")],
+        MetaOp::Overwrite,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.get_metadata("group1", &f.filename).await.unwrap(),
+        vec![p("only", "one")]
+    );
+    // Limits: name > 64, value > 256, list > max_metadata_size (200 here).
+    let long_name = "n".repeat(65);
+    assert_eq!(
+        status(
+            c.set_metadata("group1", &f.filename, &[p(&long_name, "v")], MetaOp::Merge)
+                .await
+        ),
+        errno::EINVAL
+    );
+    assert_eq!(
+        status(
+            c.set_metadata(
+                "group1",
+                &f.filename,
+                &[p("k", &"v".repeat(257))],
+                MetaOp::Merge
+            )
+            .await
+        ),
+        errno::EINVAL
+    );
+    let many: Vec<_> = (0..10)
+        .map(|i| p(&format!("key{i}"), &"v".repeat(30)))
+        .collect();
+    assert_eq!(
+        status(
+            c.set_metadata("group1", &f.filename, &many, MetaOp::Merge)
+                .await
+        ),
+        errno::EINVAL
+    );
+    assert_eq!(
+        c.get_metadata("group1", &f.filename).await.unwrap(),
+        vec![p("only", "one")]
+    );
+    // Missing file; delete removes the sidecar too.
+    let missing = f.filename.replace("/00/00/", "/00/03/");
+    assert_eq!(
+        status(
+            c.set_metadata("group1", &missing, &[p("a", "b")], MetaOp::Merge)
+                .await
+        ),
+        errno::ENOENT
+    );
+    c.delete("group1", &f.filename).await.unwrap();
+    let meta = format!("{}-m", f.filename);
+    let ops = st.binlog_ops();
+    assert_eq!(
+        ops[1..],
+        [
+            (BinlogOp::Create, meta.clone(), None),
+            (BinlogOp::Update, meta.clone(), None),
+            (BinlogOp::Update, meta.clone(), None),
+            (BinlogOp::Delete, f.filename.clone(), None),
+            (BinlogOp::Delete, meta.clone(), None),
+        ]
+    );
+    assert!(!st.paths[0]
+        .join(format!("data/00/00/{}-m", &f.filename[10..]))
+        .exists());
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_errno_and_never_escape_the_store() {
+    let st = Storage::start("max_body: 4096\n", 1).await;
+    let mut c = st.conn().await;
+    let f = c.upload(0, b"x", "txt").await.unwrap();
+    // Wrong group.
+    assert_eq!(
+        status(c.download("group2", &f.filename, 0, 0).await),
+        errno::EINVAL
+    );
+    assert_eq!(status(c.delete("other", &f.filename).await), errno::EINVAL);
+    // Hostile or non-FastDFS names.
+    for bad in [
+        "M00/00/00/../../../../../etc/passwd",
+        "M00/00/00/../../data/00/00/x",
+        "M00/00/00/abc/def",
+        "M00/00/00/oYYBAGsBrVGAcNb-AAAABTYQpoY788\0.txt",
+        "M00/00/00/notafastdfsname",
+        "/etc/passwd",
+        "M05/00/00/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt",
+        "M00/00/00/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt-m",
+    ] {
+        assert_eq!(
+            status(c.download("group1", bad, 0, 0).await),
+            errno::EINVAL,
+            "{bad:?}"
+        );
+        assert_eq!(
+            status(c.delete("group1", bad).await),
+            errno::EINVAL,
+            "{bad:?}"
+        );
+        assert_eq!(
+            status(c.set_metadata("group1", bad, &[], MetaOp::Merge).await),
+            errno::EINVAL,
+            "{bad:?}"
+        );
+    }
+    // Bad extension, store path out of range.
+    assert_eq!(status(c.upload(0, b"x", "a.b").await), errno::EINVAL);
+    assert_eq!(status(c.upload(0, b"x", "../x").await), errno::EINVAL);
+    assert_eq!(status(c.upload(7, b"x", "txt").await), errno::EINVAL);
+    c.active_test().await.unwrap();
+
+    // Unknown command with a small body: EINVAL, connection stays usable.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let (h, _) = raw_request(&mut s, &frame(250, b"junk")).await.unwrap();
+    assert_eq!((h.cmd, h.status), (cmd::RESP, errno::EINVAL));
+    let (h, _) = raw_request(&mut s, &frame(cmd::ACTIVE_TEST, &[]))
+        .await
+        .unwrap();
+    assert_eq!(h.status, 0);
+    // A storage-to-storage command we do not serve yet is refused the same way.
+    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_DELETE_FILE, &[0; 30]))
+        .await
+        .unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+
+    // Body length over max_body on a small-body command: EINVAL, then closed.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let hdr = Header::new(cmd::DELETE_FILE, 0, 1 << 20).encode();
+    let (h, _) = raw_request(&mut s, &hdr).await.unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+    assert!(closed_by_server(&mut s).await);
+
+    // Negative length.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let mut neg = [0xffu8; HEADER_LEN];
+    neg[8] = cmd::UPLOAD_FILE;
+    neg[9] = 0;
+    let (h, _) = raw_request(&mut s, &neg).await.unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+    assert!(closed_by_server(&mut s).await);
+
+    // Upload whose file_size disagrees with the header: EINVAL, closed.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&100u64.to_be_bytes());
+    body.extend_from_slice(b"txt\0\0\0");
+    body.extend_from_slice(b"abc");
+    let (h, _) = raw_request(&mut s, &frame(cmd::UPLOAD_FILE, &body))
+        .await
+        .unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+    assert!(closed_by_server(&mut s).await);
+
+    // A body too short for its command.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let (h, _) = raw_request(&mut s, &frame(cmd::UPLOAD_FILE, b"abc"))
+        .await
+        .unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+    let (h, _) = raw_request(&mut s, &frame(cmd::DOWNLOAD_FILE, &[0; 20]))
+        .await
+        .unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+    let (h, _) = raw_request(&mut s, &frame(cmd::ACTIVE_TEST, &[]))
+        .await
+        .unwrap();
+    assert_eq!(h.status, 0);
+
+    // Truncated body (client promises 60 bytes, sends 10, hangs up): nothing breaks.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let mut partial = Header::new(cmd::DELETE_FILE, 0, 60).encode().to_vec();
+    partial.extend_from_slice(b"group1\0\0\0\0");
+    s.write_all(&partial).await.unwrap();
+    drop(s);
+
+    // Nothing was created outside the store, and the store holds only the one upload.
+    let data_files: Vec<_> = files_under(&st.paths[0].join("data"))
+        .into_iter()
+        .filter(|p| !p.starts_with(st.paths[0].join("data/sync")))
+        .collect();
+    assert_eq!(data_files.len(), 1, "{data_files:?}");
+    assert!(st.state.stats().snapshot().bad_requests >= 10);
+    let mut c = st.conn().await;
+    c.active_test().await.unwrap();
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_space_is_enospc() {
+    let st = Storage::start("", 1).await;
+    st.state.set_group_params(fdfs_ha::storage::GroupParams {
+        reserved_storage_space: Some(fdfs_ha::config::Reserved::Percent(99.999)),
+        ..Default::default()
+    });
+    let mut c = st.conn().await;
+    assert_eq!(status(c.upload(0, b"x", "txt").await), errno::ENOSPC);
+    assert_eq!(status(c.upload(255, b"x", "txt").await), errno::ENOSPC);
+    c.active_test().await.unwrap();
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_vanishing_mid_upload_leaves_no_file() {
+    let st = Storage::start("", 1).await;
+    for (size, sent) in [(4u64 << 20, 1usize << 20), (100_000, 1_000)] {
+        let mut s = TcpStream::connect(st.addr).await.unwrap();
+        let mut head = vec![0u8];
+        head.extend_from_slice(&size.to_be_bytes());
+        head.extend_from_slice(b"bin\0\0\0");
+        let mut msg = Header::new(cmd::UPLOAD_FILE, 0, head.len() as u64 + size)
+            .encode()
+            .to_vec();
+        msg.extend_from_slice(&head);
+        msg.extend(std::iter::repeat_n(7u8, sent));
+        s.write_all(&msg).await.unwrap();
+        if size > 1 << 20 {
+            // The large upload is streaming into a temp file by now.
+            let tmp = st.tmp_dir(0);
+            wait_until("temp file appears", || !files_under(&tmp).is_empty()).await;
+        }
+        drop(s);
+        let tmp = st.tmp_dir(0);
+        wait_until("temp file removed", || files_under(&tmp).is_empty()).await;
+    }
+    let data_files: Vec<_> = files_under(&st.paths[0].join("data"))
+        .into_iter()
+        .filter(|p| !p.starts_with(st.paths[0].join("data/sync")))
+        .collect();
+    assert!(data_files.is_empty(), "{data_files:?}");
+    assert!(st.binlog_ops().is_empty());
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_client_is_dropped_and_its_temp_file_removed() {
+    let st = Storage::start("network_timeout: 300ms\n", 1).await;
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let size = 2u64 << 20;
+    let mut msg = Header::new(cmd::UPLOAD_FILE, 0, 15 + size)
+        .encode()
+        .to_vec();
+    msg.push(0);
+    msg.extend_from_slice(&size.to_be_bytes());
+    msg.extend_from_slice(b"bin\0\0\0");
+    msg.extend(std::iter::repeat_n(1u8, 600_000));
+    s.write_all(&msg).await.unwrap();
+    let tmp = st.tmp_dir(0);
+    wait_until("temp file appears", || !files_under(&tmp).is_empty()).await;
+    // Stall: the storage gives up after network_timeout.
+    assert!(closed_by_server(&mut s).await);
+    wait_until("temp file removed", || files_under(&tmp).is_empty()).await;
+    // An idle connection is closed as well.
+    let mut idle = TcpStream::connect(st.addr).await.unwrap();
+    assert!(closed_by_server(&mut idle).await);
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_is_enforced() {
+    let st = Storage::start("max_connections: 2\n", 1).await;
+    let mut a = st.conn().await;
+    let mut b = st.conn().await;
+    a.active_test().await.unwrap();
+    b.active_test().await.unwrap();
+    let mut third = TcpStream::connect(st.addr).await.unwrap();
+    let _ = third.write_all(&frame(cmd::ACTIVE_TEST, &[])).await;
+    assert!(closed_by_server(&mut third).await);
+    assert_eq!(st.state.stats().snapshot().connections_refused, 1);
+    drop(a);
+    let state = st.state.clone();
+    wait_until("a slot frees up", || {
+        state.stats().snapshot().connections_current < 2
+    })
+    .await;
+    let mut c = st.conn().await;
+    c.active_test().await.unwrap();
+    b.active_test().await.unwrap();
+    assert_eq!(st.state.stats().snapshot().connections_max, 2);
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_id_and_several_store_paths() {
+    let st = Storage::start("", 2).await;
+    let mut c = st.conn().await;
+    // As after PARAMETER_REQ with use_storage_id + id_type_in_filename = id.
+    st.state.set_source(Source::Id(100001));
+    let f = c.upload(1, b"on M01", "txt").await.unwrap();
+    assert!(f.filename.starts_with("M01/"), "{}", f.filename);
+    let name = RemoteName::parse_str(&f.filename).unwrap();
+    assert_eq!(name.info.source, Source::Id(100001));
+    assert!(st.paths[1].join(name.relative_data_path()).is_file());
+    assert_eq!(
+        c.download("group1", &f.filename, 0, 0).await.unwrap(),
+        b"on M01"
+    );
+    // Own id resolves to our address; other ids through the tracker's id list.
+    let info = c.query_file_info("group1", &f.filename, 0).await.unwrap();
+    assert_eq!(info.source_ip, "127.0.0.1");
+    st.state
+        .set_storage_ips([(100001, "10.0.0.1".to_string())].into_iter().collect());
+    let info = c.query_file_info("group1", &f.filename, 0).await.unwrap();
+    assert_eq!(info.source_ip, "10.0.0.1");
+    // 255: the storage picks the path with the most free space.
+    let any = c.upload(255, b"anywhere", "txt").await.unwrap();
+    assert!(any.filename.starts_with("M00/") || any.filename.starts_with("M01/"));
+    assert_eq!(st.state.store_path_count(), 2);
+    assert_eq!(st.state.disk_usage().len(), 2);
+    let snap = st.state.stats().snapshot();
+    assert_eq!((snap.upload.total, snap.upload.success), (2, 2));
+    assert_eq!(snap.upload_bytes.success, 14);
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_get_distinct_ids() {
+    let st = Storage::start("", 1).await;
+    let mut tasks = Vec::new();
+    for t in 0..8u8 {
+        let addr = st.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = StorageConn::connect(addr).await.unwrap();
+            let mut ids = Vec::new();
+            for i in 0..25u8 {
+                let body = vec![t, i];
+                let f = c.upload(0, &body, "dat").await.unwrap();
+                assert_eq!(c.download("group1", &f.filename, 0, 0).await.unwrap(), body);
+                ids.push(f.filename);
+            }
+            ids
+        }));
+    }
+    let mut all = std::collections::HashSet::new();
+    for t in tasks {
+        for id in t.await.unwrap() {
+            assert!(all.insert(id));
+        }
+    }
+    assert_eq!(all.len(), 200);
+    // Round robin moves to the next directory every file_distribute_rotate_count (100) files.
+    assert!(all.iter().any(|f| f.starts_with("M00/00/01/")));
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_upload_and_interrupted_append() {
+    let st = Storage::start("max_file_size: 1000\n", 1).await;
+    let mut c = st.conn().await;
+    // Over max_file_size: EINVAL and the connection is closed (the body is not read).
+    assert_eq!(
+        status(c.upload(0, &[0u8; 2000], "bin").await),
+        errno::EINVAL
+    );
+    let mut c = st.conn().await;
+    let a = c.upload_appender(0, b"keep", "log").await.unwrap();
+    assert_eq!(
+        status(c.append(&a.filename, &[1u8; 1000]).await),
+        errno::EINVAL
+    );
+    st.stop().await;
+
+    // An append whose client vanishes half way (after a first chunk reached the disk) is cut
+    // back to the old size.
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let a = c.upload_appender(0, b"keep", "log").await.unwrap();
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let size = 3u64 << 20;
+    let mut head = (a.filename.len() as u64).to_be_bytes().to_vec();
+    head.extend_from_slice(&size.to_be_bytes());
+    head.extend_from_slice(a.filename.as_bytes());
+    let mut msg = Header::new(cmd::APPEND_FILE, 0, head.len() as u64 + size)
+        .encode()
+        .to_vec();
+    msg.extend_from_slice(&head);
+    msg.extend_from_slice(&[2u8; 300]);
+    s.write_all(&msg).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.download("group1", &a.filename, 0, 0).await.unwrap(),
+        b"keep"
+    );
+    assert_eq!(st.state.current_write_path(), 0);
+    st.stop().await;
+}
