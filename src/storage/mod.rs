@@ -28,3 +28,4 @@ impl StorageServer {
         Ok(())
     }
 }
+pub mod http;
