@@ -46,8 +46,12 @@ pub fn place(store: &Path, name: &str, content: &[u8]) -> String {
 }
 
 pub fn storage_config(store: &Path, http_yaml: &str, extra: &str) -> StorageConfig {
+    storage_config_in("group1", store, http_yaml, extra)
+}
+
+pub fn storage_config_in(group: &str, store: &Path, http_yaml: &str, extra: &str) -> StorageConfig {
     let yaml = format!(
-        "group: group1\nlisten: 127.0.0.1:0\ntrackers: []\nstore_paths: [{}]\n{extra}\nhttp:\n  listen: 127.0.0.1:0\n{http_yaml}",
+        "group: {group}\nlisten: 127.0.0.1:0\ntrackers: []\nstore_paths: [{}]\n{extra}\nhttp:\n  listen: 127.0.0.1:0\n{http_yaml}",
         store.display()
     );
     serde_yaml::from_str(&yaml).expect("storage yaml")
