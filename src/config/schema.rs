@@ -616,6 +616,10 @@ pub struct StorageHttpConfig {
     /// Port of the storage http on the source storage, for proxying unsynced files.
     #[serde(default)]
     pub source_port: Option<u16>,
+    /// A file missing locally and older than this is gone, not unsynced: 404 instead of asking
+    /// its source (storage.conf storage_sync_file_max_delay).
+    #[serde(default = "default_sync_max_delay")]
+    pub sync_file_max_delay: Dur,
 }
 
 fn default_storage_http_listen() -> SocketAddr {

@@ -1,20 +1,145 @@
-//! Front HTTP gateway: per-group routing to live storages, upstream health, disk cache, purge.
+//! Front HTTP gateway (what the caching nginx in front did): routes `[/prefix]/<group>/M00/...` to
+//! that group's ACTIVE storages as learned live from the trackers, with weighted round-robin,
+//! passive health and retries; caches responses on disk; answers purges from allowed networks.
 //!
+//! ```text
+//!  client ─> server::serve (limits, timeouts) ─> handle
+//!     /healthz ─> 200          PURGE or /purge/... ─> purge_allow? ─> cache.purge (200/404/403)
+//!     GET/HEAD ─> path::parse (400) ─> directory.snapshot()[group] (404 unknown group)
+//!        cache hit ─> file from cache dir (no storage touched)
+//!        cache miss ─> single flight ─> upstream.fetch (retry next storage) ─> cache.store ─> serve
+//!        no cache ─> upstream.fetch ─> stream through
+//! ```
 //! Contract with the supervisor: `Gateway::bind` then `serve(shutdown)`.
 
+pub mod balancer;
+pub mod cache;
+pub mod directory;
+pub mod purge;
+pub mod upstream;
+
 use crate::config::GatewayConfig;
+use crate::storage::http::file::{self, Body, FileSource, Representation};
+use crate::storage::http::path;
+use crate::storage::http::server::{self, Counters, Limits};
+use cache::disk::{CachedEntry, EntryHeader};
+use cache::{Cache, Fill};
+use directory::{ClusterDirectory, DirectorySource, LiveDirectory, StorageNode};
+use futures::StreamExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, BodyStream};
+use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
+use upstream::{TimeoutBody, Upstreams};
+
+/// Largest request body a client may send (GETs carry none; we read and drop what comes).
+const MAX_REQUEST_BODY: u64 = 64 * 1024;
+
+/// Response headers forwarded from storages and kept in cache entries.
+const KEPT_HEADERS: [HeaderName; 7] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::ACCEPT_RANGES,
+    header::CONTENT_DISPOSITION,
+];
+
+/// Request headers forwarded to storages when not filling the cache.
+const FORWARDED_HEADERS: [HeaderName; 4] = [
+    header::RANGE,
+    header::IF_RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+];
+
+enum DirectoryKind {
+    Fixed(Arc<dyn ClusterDirectory>),
+    Source(Arc<dyn DirectorySource>),
+}
 
 pub struct Gateway {
     listener: tokio::net::TcpListener,
+    cfg: GatewayConfig,
+    directory: DirectoryKind,
+    cache: Option<Arc<Cache>>,
+    purge_allow: Vec<purge::Cidr>,
+    counters: Arc<Counters>,
+    upstreams: Arc<Upstreams>,
+}
+
+fn now_unix() -> u64 {
+    file::unix_secs(SystemTime::now())
 }
 
 impl Gateway {
-    pub async fn bind(cfg: &GatewayConfig, _data_dir: &Path) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-        Ok(Gateway { listener })
+    /// Binds with the cluster view from `gateway.trackers`.
+    pub async fn bind(cfg: &GatewayConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::bind_with_source(cfg, data_dir, directory::tracker_source(cfg)).await
+    }
+
+    /// Binds with views fetched from `source` every `refresh_interval`.
+    pub async fn bind_with_source(
+        cfg: &GatewayConfig,
+        data_dir: &Path,
+        source: Arc<dyn DirectorySource>,
+    ) -> anyhow::Result<Self> {
+        Self::bind_inner(cfg, data_dir, DirectoryKind::Source(source)).await
+    }
+
+    /// Binds with a directory maintained by the caller (tests, static setups).
+    pub async fn bind_with_directory(
+        cfg: &GatewayConfig,
+        data_dir: &Path,
+        dir: Arc<dyn ClusterDirectory>,
+    ) -> anyhow::Result<Self> {
+        Self::bind_inner(cfg, data_dir, DirectoryKind::Fixed(dir)).await
+    }
+
+    async fn bind_inner(
+        cfg: &GatewayConfig,
+        data_dir: &Path,
+        directory: DirectoryKind,
+    ) -> anyhow::Result<Self> {
+        let purge_allow = cfg
+            .purge_allow
+            .iter()
+            .map(|s| purge::Cidr::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("gateway.{e}"))?;
+        if let Some(p) = &cfg.prefix {
+            if !p.starts_with('/') || p.ends_with('/') || p.contains("..") {
+                anyhow::bail!("gateway.prefix {p:?}: must look like /dfs");
+            }
+        }
+        let cache = match &cfg.cache {
+            Some(c) => {
+                let (c, dir) = (c.clone(), data_dir.to_path_buf());
+                let cache = tokio::task::spawn_blocking(move || Cache::open(&c, &dir, now_unix()))
+                    .await??;
+                Some(Arc::new(cache))
+            }
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("gateway.listen {}: {e}", cfg.listen))?;
+        Ok(Gateway {
+            listener,
+            upstreams: Arc::new(Upstreams::new(&cfg.upstream, cfg.weights.clone())),
+            cfg: cfg.clone(),
+            directory,
+            cache,
+            purge_allow,
+            counters: Arc::default(),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -23,8 +148,436 @@ impl Gateway {
             .expect("bound listener has an address")
     }
 
-    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        shutdown.cancelled().await; // interim: replaced by the gateway
-        Ok(())
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
     }
+
+    pub fn cache(&self) -> Option<Arc<Cache>> {
+        self.cache.clone()
+    }
+
+    pub fn upstreams(&self) -> Arc<Upstreams> {
+        self.upstreams.clone()
+    }
+
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let directory: Arc<dyn ClusterDirectory> = match self.directory {
+            DirectoryKind::Fixed(d) => d,
+            DirectoryKind::Source(s) => {
+                LiveDirectory::start(s, self.cfg.refresh_interval.get(), shutdown.child_token())
+                    .await
+            }
+        };
+        if let Some(cache) = &self.cache {
+            let cache = cache.clone();
+            let stop = shutdown.child_token();
+            let every = self
+                .cfg
+                .cache
+                .as_ref()
+                .map(|c| c.inactive.get() / 2)
+                .unwrap_or_default()
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(every) => {
+                            let c = cache.clone();
+                            let _ = tokio::task::spawn_blocking(move || c.sweep(now_unix())).await;
+                        }
+                    }
+                }
+            });
+        }
+        let limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
+        let prefix = self.cfg.prefix.clone().unwrap_or_default();
+        let state = Arc::new(State {
+            body_timeout: self.cfg.body_timeout.get(),
+            expires: self.cfg.expires.map(|d| d.get().as_secs()),
+            prefix,
+            purge_allow: self.purge_allow,
+            directory,
+            upstreams: self.upstreams,
+            cache: self.cache,
+            counters: self.counters.clone(),
+        });
+        server::serve(
+            self.listener,
+            limits,
+            self.counters,
+            shutdown,
+            move |req, peer| {
+                let state = state.clone();
+                async move { state.handle(req, peer).await }
+            },
+        )
+        .await
+    }
+}
+
+struct State {
+    body_timeout: Duration,
+    expires: Option<u64>,
+    prefix: String,
+    purge_allow: Vec<purge::Cidr>,
+    directory: Arc<dyn ClusterDirectory>,
+    upstreams: Arc<Upstreams>,
+    cache: Option<Arc<Cache>>,
+    counters: Arc<Counters>,
+}
+
+fn has_body(h: &HeaderMap) -> bool {
+    let len = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    len > 0 || h.contains_key(header::TRANSFER_ENCODING)
+}
+
+fn closing(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+impl State {
+    fn refuse(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
+        Counters::bump(&self.counters.bad_requests);
+        tracing::debug!(%peer, %status, reason = why, "refused request");
+        file::text(status, why)
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let target_len = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().len())
+            .unwrap_or(0);
+        if target_len > path::MAX_URI_LEN {
+            return self.refuse(peer, StatusCode::URI_TOO_LONG, "request target too long");
+        }
+        let (parts, body) = req.into_parts();
+        if has_body(&parts.headers) {
+            // Nothing we serve takes a body, but reading it (bounded in size and time) keeps the
+            // connection usable; a client trickling it is cut off by body_timeout.
+            let drained = tokio::time::timeout(self.body_timeout, async {
+                let mut body = body;
+                let mut n = 0u64;
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|_| StatusCode::BAD_REQUEST)?;
+                    n += frame.data_ref().map(|d| d.len() as u64).unwrap_or(0);
+                    if n > MAX_REQUEST_BODY {
+                        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            match drained {
+                Ok(Ok(())) => {}
+                Ok(Err(status)) => {
+                    return closing(self.refuse(peer, status, "request body refused"))
+                }
+                Err(_) => {
+                    return closing(self.refuse(
+                        peer,
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body timed out",
+                    ))
+                }
+            }
+        }
+        let path_str = parts.uri.path();
+        if parts.method == Method::GET && path_str == "/healthz" {
+            return file::text(StatusCode::OK, "ok");
+        }
+        if parts.method.as_str() == "PURGE" || path_str.starts_with("/purge/") {
+            return self.purge(&parts, peer);
+        }
+        let head_only = match parts.method {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => {
+                let mut r = self.refuse(peer, StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only");
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, PURGE"));
+                return r;
+            }
+        };
+        let inner = match path_str.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => return file::text(StatusCode::NOT_FOUND, "not found"),
+        };
+        let dl = match path::parse_download_path(inner, true) {
+            Ok(d) => d,
+            Err(e) => {
+                let status = if e == path::PathError::TooLong {
+                    StatusCode::URI_TOO_LONG
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return self.refuse(peer, status, &e.to_string());
+            }
+        };
+        let group = dl.group.unwrap_or_default();
+        let view = self.directory.snapshot();
+        let Some(nodes) = view.storages(&group) else {
+            return file::text(StatusCode::NOT_FOUND, "unknown group");
+        };
+        let mut target = inner.to_string();
+        if let Some(q) = parts.uri.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let mut resp = match &self.cache {
+            Some(cache) => self.cached(cache, &parts, head_only, nodes, &target).await,
+            None => self.pass(&parts, nodes, &target).await,
+        };
+        self.add_expires(&mut resp);
+        resp
+    }
+
+    fn add_expires(&self, resp: &mut Response<Body>) {
+        let Some(secs) = self.expires else {
+            return;
+        };
+        if !matches!(resp.status().as_u16(), 200 | 206 | 304) {
+            return;
+        }
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&file::http_date(now_unix() + secs)) {
+            h.insert(header::EXPIRES, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("max-age={secs}")) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
+
+    fn purge(&self, parts: &Parts, peer: SocketAddr) -> Response<Body> {
+        if !purge::allowed(&self.purge_allow, peer.ip()) {
+            return self.refuse(peer, StatusCode::FORBIDDEN, "purge not allowed");
+        }
+        let path = parts.uri.path();
+        let mut key = if parts.method.as_str() == "PURGE" {
+            path.to_string()
+        } else {
+            path.strip_prefix("/purge").unwrap_or(path).to_string()
+        };
+        if let Some(q) = parts.uri.query() {
+            key.push('?');
+            key.push_str(q);
+        }
+        match &self.cache {
+            Some(c) if c.purge(&key) => {
+                tracing::info!(%peer, key, "purged");
+                file::text(StatusCode::OK, "purged")
+            }
+            _ => file::text(StatusCode::NOT_FOUND, "not cached"),
+        }
+    }
+
+    /// No cache: forward the request (with its range/conditional headers) and stream the reply.
+    async fn pass(&self, parts: &Parts, nodes: &[StorageNode], target: &str) -> Response<Body> {
+        let mut fwd = HeaderMap::new();
+        for h in FORWARDED_HEADERS {
+            if let Some(v) = parts.headers.get(&h) {
+                fwd.insert(h, v.clone());
+            }
+        }
+        match self
+            .upstreams
+            .fetch(nodes, &parts.method, target, &fwd)
+            .await
+        {
+            Ok(r) => self.stream_through(r, parts.method == Method::HEAD),
+            Err(e) => file::text(e.status(), "no storage answered"),
+        }
+    }
+
+    fn stream_through(&self, r: Response<Incoming>, head_only: bool) -> Response<Body> {
+        let (up, body) = r.into_parts();
+        let body = if head_only {
+            file::empty()
+        } else {
+            TimeoutBody::new(body, self.upstreams.read_timeout()).boxed_unsync()
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = up.status;
+        for h in KEPT_HEADERS {
+            if let Some(v) = up.headers.get(&h) {
+                resp.headers_mut().insert(h, v.clone());
+            }
+        }
+        resp
+    }
+
+    async fn cached(
+        &self,
+        cache: &Arc<Cache>,
+        parts: &Parts,
+        head_only: bool,
+        nodes: &[StorageNode],
+        target: &str,
+    ) -> Response<Body> {
+        let key_text = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let key = cache::policy::cache_key(key_text);
+        let mut waited = false;
+        loop {
+            if let Some(entry) = cache.lookup(&key, now_unix()) {
+                if let Some(r) = serve_entry(parts, head_only, &entry) {
+                    cache.count_hit();
+                    return r;
+                }
+                cache.forget(&key);
+            }
+            if waited {
+                // The leader's response was not cacheable: fetch on our own.
+                return self.pass(parts, nodes, target).await;
+            }
+            match cache.begin_fill(key) {
+                Fill::Follower(mut rx) => {
+                    let _ = rx.wait_for(|done| *done).await;
+                    waited = true;
+                }
+                Fill::Leader(guard) => {
+                    cache.count_miss();
+                    let r = self
+                        .fill(cache, parts, head_only, nodes, target, key_text)
+                        .await;
+                    drop(guard);
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// Fetches the whole object (HEAD and ranges become a plain GET, as nginx's cache does),
+    /// stores it when its status is cacheable, and serves the request from the stored copy.
+    async fn fill(
+        &self,
+        cache: &Arc<Cache>,
+        parts: &Parts,
+        head_only: bool,
+        nodes: &[StorageNode],
+        target: &str,
+        key_text: &str,
+    ) -> Response<Body> {
+        let r = match self
+            .upstreams
+            .fetch(nodes, &Method::GET, target, &HeaderMap::new())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return file::text(e.status(), "no storage answered"),
+        };
+        let status = r.status().as_u16();
+        let too_big = r
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > cache.max_size());
+        let no_store = r.headers().contains_key(header::SET_COOKIE)
+            || r.headers()
+                .get(header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("no-store") || v.contains("private"));
+        let validity = cache.validity(status).filter(|_| !too_big && !no_store);
+        let Some(valid_secs) = validity else {
+            return self.stream_through(r, head_only);
+        };
+        let now = now_unix();
+        let mut headers = Vec::new();
+        for h in KEPT_HEADERS {
+            if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
+                continue;
+            }
+            if let Some(v) = r.headers().get(&h).and_then(|v| v.to_str().ok()) {
+                headers.push((h.as_str().to_string(), v.to_string()));
+            }
+        }
+        let head = EntryHeader {
+            key: key_text.to_string(),
+            status,
+            headers,
+            expires: now + valid_secs,
+            created: now,
+        };
+        let body = TimeoutBody::new(r.into_body(), self.upstreams.read_timeout());
+        let data = BodyStream::new(body).filter_map(|f| async move {
+            match f {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        let data = Box::pin(data);
+        match cache.store(key_text, head, data, now).await {
+            Ok(entry) => match serve_entry(parts, head_only, &entry) {
+                Some(resp) => resp,
+                None => file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed"),
+            },
+            Err(e) => {
+                tracing::warn!(key = key_text, error = %e, "caching failed");
+                file::text(StatusCode::BAD_GATEWAY, "storage transfer failed")
+            }
+        }
+    }
+}
+
+/// Serves a cache entry: full HTTP semantics (ranges, 304) for 200 entries, verbatim otherwise.
+/// `None` when its file vanished.
+fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Response<Body>> {
+    let f = std::fs::File::open(&entry.path).ok()?;
+    let src = FileSource {
+        file: f,
+        offset: entry.body_offset,
+    };
+    if entry.head.status == 200 {
+        let last_modified = entry
+            .header("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .map(file::unix_secs)
+            .unwrap_or(entry.head.created);
+        let rep = Representation {
+            len: entry.body_len,
+            last_modified_unix: last_modified,
+            etag: entry
+                .header("etag")
+                .map(str::to_string)
+                .unwrap_or_else(|| file::etag(last_modified, entry.body_len)),
+            content_type: entry
+                .header("content-type")
+                .and_then(|v| HeaderValue::from_str(v).ok())
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        };
+        let mut r = file::respond(&parts.headers, head_only, &rep, src);
+        if let Some(v) = entry
+            .header("content-disposition")
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        return Some(r);
+    }
+    let body = if head_only {
+        file::empty()
+    } else {
+        file::file_body(src, 0, entry.body_len).ok()?
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(entry.head.status).ok()?;
+    for (n, v) in &entry.head.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(n.as_str()), HeaderValue::from_str(v)) {
+            r.headers_mut().insert(n, v);
+        }
+    }
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body_len));
+    Some(r)
 }

@@ -12,6 +12,7 @@
 //! serves clients without any tracker; the reporter (another module) adds itself via `state()`.
 
 pub mod binlog;
+pub mod http;
 pub mod service;
 pub mod state;
 pub mod store;

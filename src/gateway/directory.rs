@@ -1,0 +1,220 @@
+//! The gateway's view of the cluster: group → ACTIVE storages (address + http port), refreshed
+//! live from the trackers so storages and groups come and go without a config edit or restart.
+//!
+//! ```text
+//!  DirectorySource::fetch (tracker client, every refresh_interval)
+//!        └──> LiveDirectory (keeps the last good view on errors) ──snapshot()──> routing
+//! ```
+//! Routing only ever calls `ClusterDirectory::snapshot()`, a cheap `Arc` clone, per request.
+
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One ACTIVE storage as the gateway needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageNode {
+    /// Storage id (or its IP when the cluster does not use storage ids); for logs.
+    pub id: String,
+    pub ip: IpAddr,
+    /// FastDFS storage port (23000).
+    pub port: u16,
+    /// Port of its storage http (8888 unless configured otherwise).
+    pub http_port: u16,
+}
+
+impl StorageNode {
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.http_port)
+    }
+}
+
+/// Groups and their ACTIVE storages at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    pub groups: BTreeMap<String, Vec<StorageNode>>,
+}
+
+impl ClusterView {
+    pub fn storages(&self, group: &str) -> Option<&[StorageNode]> {
+        self.groups.get(group).map(|v| v.as_slice())
+    }
+}
+
+/// What routing reads: the current view.
+pub trait ClusterDirectory: Send + Sync {
+    fn snapshot(&self) -> Arc<ClusterView>;
+}
+
+/// Where views come from: the tracker client (list_groups + list_storages, ACTIVE only, with
+/// `http_port = upstream.storage_http_port`), or a fixed/test source.
+pub trait DirectorySource: Send + Sync {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<ClusterView>>;
+}
+
+/// A view held in memory; `set` replaces it. Serves as a static directory and as a test source.
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    view: RwLock<Arc<ClusterView>>,
+}
+
+impl MemoryDirectory {
+    pub fn new(view: ClusterView) -> Self {
+        MemoryDirectory {
+            view: RwLock::new(Arc::new(view)),
+        }
+    }
+    pub fn set(&self, view: ClusterView) {
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    }
+}
+
+impl ClusterDirectory for MemoryDirectory {
+    fn snapshot(&self) -> Arc<ClusterView> {
+        self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl DirectorySource for MemoryDirectory {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<ClusterView>> {
+        let v = (*self.snapshot()).clone();
+        Box::pin(async move { Ok(v) })
+    }
+}
+
+/// A source that fails with a fixed message (used until the tracker source is plugged in, so a
+/// misconfiguration shows up in logs instead of as an empty cluster).
+pub struct UnavailableSource(pub String);
+
+impl DirectorySource for UnavailableSource {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<ClusterView>> {
+        let msg = self.0.clone();
+        Box::pin(async move { Err(anyhow::anyhow!(msg)) })
+    }
+}
+
+/// The tracker-backed source for `gateway.trackers`. The FastDFS tracker client (list_groups +
+/// list_storages per group, ACTIVE storages only, `http_port = upstream.storage_http_port`) is
+/// plugged in here; until then fetches fail loudly and the gateway routes nothing.
+pub fn tracker_source(cfg: &crate::config::GatewayConfig) -> Arc<dyn DirectorySource> {
+    Arc::new(UnavailableSource(format!(
+        "tracker-backed cluster view is not wired in yet (gateway.trackers = {:?})",
+        cfg.trackers
+    )))
+}
+
+/// A directory kept fresh by a background refresher.
+pub struct LiveDirectory {
+    current: MemoryDirectory,
+    refreshes: Mutex<u64>,
+}
+
+impl LiveDirectory {
+    /// Fetches once (so the first requests already route), then refreshes every `interval` until
+    /// `shutdown`. A failed fetch keeps the previous view: a tracker hiccup must not empty routing.
+    pub async fn start(
+        source: Arc<dyn DirectorySource>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let dir = Arc::new(LiveDirectory {
+            current: MemoryDirectory::default(),
+            refreshes: Mutex::new(0),
+        });
+        dir.refresh(source.as_ref()).await;
+        let d = dir.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => d.refresh(source.as_ref()).await,
+                }
+            }
+        });
+        dir
+    }
+
+    async fn refresh(&self, source: &dyn DirectorySource) {
+        match source.fetch().await {
+            Ok(view) => {
+                if *self.current.snapshot() != view {
+                    tracing::info!(
+                        groups = view.groups.len(),
+                        storages = view.groups.values().map(Vec::len).sum::<usize>(),
+                        "cluster view changed"
+                    );
+                    self.current.set(view);
+                }
+                *self.refreshes.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster view refresh failed; keeping the last one")
+            }
+        }
+    }
+
+    /// Successful refreshes so far (tests, status).
+    pub fn refresh_count(&self) -> u64 {
+        *self.refreshes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClusterDirectory for LiveDirectory {
+    fn snapshot(&self) -> Arc<ClusterView> {
+        self.current.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(last: u8) -> StorageNode {
+        StorageNode {
+            id: format!("s{last}"),
+            ip: IpAddr::from([127, 0, 0, last]),
+            port: 23000,
+            http_port: 8888,
+        }
+    }
+
+    #[tokio::test]
+    async fn live_directory_follows_source_and_survives_errors() {
+        let src = Arc::new(MemoryDirectory::new(ClusterView {
+            groups: BTreeMap::from([("group1".into(), vec![node(1)])]),
+        }));
+        let stop = CancellationToken::new();
+        let dir = LiveDirectory::start(src.clone(), Duration::from_millis(10), stop.clone()).await;
+        assert_eq!(dir.snapshot().storages("group1").map(|s| s.len()), Some(1));
+        src.set(ClusterView {
+            groups: BTreeMap::from([
+                ("group1".into(), vec![node(1), node(2)]),
+                ("group2".into(), vec![node(3)]),
+            ]),
+        });
+        for _ in 0..200 {
+            if dir.snapshot().groups.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(dir.snapshot().storages("group1").map(|s| s.len()), Some(2));
+        assert_eq!(dir.snapshot().storages("group2").map(|s| s.len()), Some(1));
+        stop.cancel();
+
+        let failing = LiveDirectory::start(
+            Arc::new(UnavailableSource("down".into())),
+            Duration::from_secs(60),
+            CancellationToken::new(),
+        )
+        .await;
+        assert!(failing.snapshot().groups.is_empty());
+        assert_eq!(failing.refresh_count(), 0);
+    }
+}

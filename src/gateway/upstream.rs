@@ -1,0 +1,239 @@
+//! Requests to storages: pooled keep-alive connections, connect/read timeouts, and nginx's
+//! `proxy_next_upstream error timeout http_502 http_504` retry over a group's storages.
+//!
+//! Only GET/HEAD without a body are ever sent, so retrying on another storage is always safe;
+//! once response bytes reach the client nothing is retried (a failure then aborts the body).
+
+use super::balancer::Balancer;
+use super::directory::StorageNode;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::config::UpstreamConfig;
+
+/// Why no usable response came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchError {
+    /// Every storage of the group is marked down (nginx: "no live upstreams").
+    NoLiveUpstream,
+    /// Last attempt failed to connect or broke.
+    Failed,
+    /// Last attempt timed out.
+    Timeout,
+}
+
+impl FetchError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+pub struct Upstreams {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    balancer: Mutex<Balancer>,
+    read_timeout: Duration,
+    connect_timeout: Duration,
+    weights: BTreeMap<String, u32>,
+    /// Attempts sent to storages (tests count these).
+    pub attempts: AtomicU64,
+}
+
+impl Upstreams {
+    pub fn new(cfg: &UpstreamConfig, weights: BTreeMap<String, u32>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.connect_timeout.get()));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(cfg.keepalive)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Upstreams {
+            client,
+            balancer: Mutex::new(Balancer::new(cfg.max_fails, cfg.fail_timeout.get())),
+            read_timeout: cfg.read_timeout.get(),
+            connect_timeout: cfg.connect_timeout.get(),
+            weights,
+            attempts: AtomicU64::new(0),
+        }
+    }
+
+    fn weight(&self, n: &StorageNode) -> u32 {
+        let keys = [
+            n.http_addr().to_string(),
+            SocketAddr::new(n.ip, n.port).to_string(),
+            n.ip.to_string(),
+        ];
+        keys.iter()
+            .find_map(|k| self.weights.get(k).copied())
+            .unwrap_or(1)
+    }
+
+    /// Sends `method path_and_query` to the group's storages until one answers with something
+    /// other than 502/504, trying each storage at most once.
+    pub async fn fetch(
+        &self,
+        nodes: &[StorageNode],
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Incoming>, FetchError> {
+        let candidates: Vec<(SocketAddr, u32)> = nodes
+            .iter()
+            .map(|n| (n.http_addr(), self.weight(n)))
+            .collect();
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut last_err = FetchError::NoLiveUpstream;
+        let mut last_bad: Option<Response<Incoming>> = None;
+        loop {
+            let pick = self
+                .balancer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pick(&candidates, &tried, Instant::now());
+            let Some(addr) = pick else {
+                break;
+            };
+            tried.push(addr);
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.attempt(addr, method, path_and_query, headers).await;
+            let ok = matches!(&outcome, Ok(r) if !retryable(r.status()));
+            self.balancer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .report(addr, ok, Instant::now());
+            match outcome {
+                Ok(r) if ok => return Ok(r),
+                Ok(r) => {
+                    tracing::warn!(upstream = %addr, status = %r.status(), "storage answered a gateway error; trying the next");
+                    last_bad = Some(r);
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %addr, error = ?e, "storage failed; trying the next");
+                    last_err = e;
+                    last_bad = None;
+                }
+            }
+        }
+        // nginx passes the last storage's own 502/504 on when every storage failed that way.
+        match last_bad {
+            Some(r) => Ok(r),
+            None => Err(last_err),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        addr: SocketAddr,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Incoming>, FetchError> {
+        let uri: http::Uri = format!("http://{addr}{path_and_query}")
+            .parse()
+            .map_err(|_| FetchError::Failed)?;
+        let mut req = Request::new(Empty::<Bytes>::new());
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers.clone();
+        let budget = self.connect_timeout + self.read_timeout;
+        match tokio::time::timeout(budget, self.client.request(req)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                if e.is_connect() && format!("{e:?}").contains("timed out") {
+                    Err(FetchError::Timeout)
+                } else {
+                    Err(FetchError::Failed)
+                }
+            }
+            Err(_) => Err(FetchError::Timeout),
+        }
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// Drops balancer state of storages no longer in the view.
+    pub fn retain(&self, keep: impl Fn(&SocketAddr) -> bool) {
+        self.balancer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(keep);
+    }
+}
+
+fn retryable(s: StatusCode) -> bool {
+    s == StatusCode::BAD_GATEWAY || s == StatusCode::GATEWAY_TIMEOUT
+}
+
+/// A body that fails when no frame arrives for `timeout` (nginx `proxy_read_timeout` between two
+/// reads), so a storage that stalls mid-transfer cannot hold a client connection forever.
+pub struct TimeoutBody<B> {
+    inner: B,
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> TimeoutBody<B> {
+    pub fn new(inner: B, timeout: Duration) -> Self {
+        TimeoutBody {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl<B> HttpBody for TimeoutBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(r) => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(r.map(|f| f.map_err(std::io::Error::other)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "upstream read timed out",
+                )))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

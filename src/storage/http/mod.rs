@@ -1,0 +1,438 @@
+//! Storage-side HTTP (what nginx + fastdfs-nginx-module did on every storage): serves
+//! `/<group>/M00/XX/YY/<name>` from the local store paths, and while a file has not been
+//! replicated here yet, fetches it from its source storage (decoded from the file ID) so a client
+//! never sees a 404 for an uploaded file.
+//!
+//! ```text
+//!  GET/HEAD ─> path::parse (400) ─> token::check (403) ─> store_path/data/XX/YY/name
+//!     found ─> file::respond (200/206/304/416)
+//!     missing ─> source is us / file older than sync_file_max_delay ─> 404
+//!             ─> request already proxied (redirect=) ─> 400 (no loops)
+//!             ─> proxy (stream from source) | redirect (302 to source)
+//! ```
+//! Owns only the HTTP view of the store: it never writes files (the storage service does).
+
+pub mod file;
+pub mod path;
+pub mod server;
+pub mod token;
+
+use crate::config::{ResponseMode, StorageConfig, StorageHttpConfig};
+use crate::proto::fileid::Source;
+use bytes::Bytes;
+use file::{Body, FileSource, Representation};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use server::{Counters, Limits};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Maps a numeric storage id (file IDs written with `id_type_in_filename = id`) to its address.
+/// The tracker's storage-id list implements this in production.
+pub trait SourceResolver: Send + Sync {
+    fn resolve(&self, id: u32) -> Option<IpAddr>;
+}
+
+/// A fixed id → address map (storage_ids.conf as data; tests).
+#[derive(Debug, Clone, Default)]
+pub struct MapResolver(pub HashMap<u32, IpAddr>);
+
+impl SourceResolver for MapResolver {
+    fn resolve(&self, id: u32) -> Option<IpAddr> {
+        self.0.get(&id).copied()
+    }
+}
+
+/// Query parameter marking a request made by a storage on behalf of a client; a storage never
+/// forwards such a request again (fastdfs-nginx-module uses the same name).
+pub const PROXIED_MARK: &str = "redirect";
+
+pub struct StorageHttp {
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+}
+
+struct State {
+    group: String,
+    store_paths: Vec<PathBuf>,
+    cfg: StorageHttpConfig,
+    own_port: u16,
+    own_ip: Option<IpAddr>,
+    own_id: Option<u32>,
+    network_timeout: Duration,
+    resolver: Arc<dyn SourceResolver>,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    counters: Arc<Counters>,
+}
+
+impl StorageHttp {
+    pub async fn bind(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
+        let http = cfg
+            .http
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("storage.http is not configured"))?;
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("storage.http.listen {}: {e}", http.listen))?;
+        let own_port = listener.local_addr()?.port();
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.network_timeout.get()));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(16)
+            .build(connector);
+        tracing::debug!(node, group = %cfg.group, "storage http bound");
+        let state = State {
+            group: cfg.group.clone(),
+            store_paths: cfg.store_paths.clone(),
+            own_port,
+            own_ip: cfg.advertise_ip.as_deref().and_then(|s| s.parse().ok()),
+            own_id: cfg.id.as_deref().and_then(|s| s.parse().ok()),
+            network_timeout: cfg.network_timeout.get(),
+            resolver: Arc::new(MapResolver::default()),
+            client,
+            counters: Arc::default(),
+            cfg: http,
+        };
+        Ok(StorageHttp {
+            listener,
+            state: Arc::new(state),
+        })
+    }
+
+    /// Plugs in the id → address resolver for files named by storage id (call before `serve`).
+    pub fn with_resolver(mut self, resolver: Arc<dyn SourceResolver>) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.state) {
+            s.resolver = resolver;
+        }
+        self
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        self.state.counters.clone()
+    }
+
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let limits = Limits::new(
+            self.state.cfg.max_connections,
+            self.state.cfg.header_timeout.get(),
+        );
+        let state = self.state.clone();
+        server::serve(
+            self.listener,
+            limits,
+            self.state.counters.clone(),
+            shutdown,
+            move |req, peer| {
+                let state = state.clone();
+                async move { state.handle(req, peer).await }
+            },
+        )
+        .await
+    }
+}
+
+fn now_unix() -> u64 {
+    file::unix_secs(SystemTime::now())
+}
+
+impl State {
+    fn bad_request(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
+        Counters::bump(&self.counters.bad_requests);
+        tracing::debug!(%peer, %status, reason = why, "refused request");
+        file::text(status, why)
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let head_only = match *req.method() {
+            Method::GET => false,
+            Method::HEAD => true,
+            _ => {
+                let mut r =
+                    self.bad_request(peer, StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only");
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                return r;
+            }
+        };
+        let target_len = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().len())
+            .unwrap_or(0);
+        if target_len > path::MAX_URI_LEN {
+            return self.bad_request(peer, StatusCode::URI_TOO_LONG, "request target too long");
+        }
+        let dl = match path::parse_download_path(req.uri().path(), self.cfg.url_have_group_name) {
+            Ok(p) => p,
+            Err(e) => {
+                let status = if e == path::PathError::TooLong {
+                    StatusCode::URI_TOO_LONG
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return self.bad_request(peer, status, &e.to_string());
+            }
+        };
+        let query = req.uri().query();
+        if let Some(anti) = &self.cfg.anti_steal {
+            let check = token::check_token(
+                &dl.id_without_group(),
+                &anti.secret_key,
+                anti.token_ttl.get().as_secs(),
+                path::query_param(query, "token"),
+                path::query_param(query, "ts"),
+                now_unix(),
+            );
+            if let Err(e) = check {
+                return self.token_refused(peer, &e.to_string(), head_only).await;
+            }
+        }
+        let ours = dl.group.as_deref().is_none_or(|g| g == self.group);
+        let local = self
+            .store_paths
+            .get(dl.name.store_path_index as usize)
+            .filter(|_| ours)
+            .map(|p| p.join(dl.name.relative_data_path()));
+        if let Some(local) = local {
+            match open_regular(&local) {
+                Ok(Some((f, meta))) => {
+                    let mut resp = self.serve_local(&req, head_only, &dl, f, meta);
+                    add_disposition(&mut resp, query);
+                    return resp;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %local.display(), error = %e, "cannot open stored file");
+                    return file::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file");
+                }
+            }
+        }
+        self.not_here(req, peer, &dl).await
+    }
+
+    fn serve_local(
+        &self,
+        req: &Request<Incoming>,
+        head_only: bool,
+        dl: &path::DownloadPath,
+        f: std::fs::File,
+        meta: std::fs::Metadata,
+    ) -> Response<Body> {
+        // Normal files: the create time in the ID, identical on every replica, so caches in front
+        // see one validator per file. Appender files change, so their mtime counts.
+        let last_modified = if dl.name.info.is_appender() {
+            meta.modified().map(file::unix_secs).unwrap_or(0)
+        } else {
+            dl.name.info.create_time as u64
+        };
+        let ct = file::content_type(dl.name.ext());
+        let rep = Representation {
+            len: meta.len(),
+            last_modified_unix: last_modified,
+            etag: file::etag(last_modified, meta.len()),
+            content_type: HeaderValue::from_static(ct),
+        };
+        file::respond(
+            req.headers(),
+            head_only,
+            &rep,
+            FileSource { file: f, offset: 0 },
+        )
+    }
+
+    async fn token_refused(&self, peer: SocketAddr, why: &str, head_only: bool) -> Response<Body> {
+        Counters::bump(&self.counters.bad_requests);
+        tracing::debug!(%peer, reason = why, "anti-steal token refused");
+        let Some(path) = self
+            .cfg
+            .anti_steal
+            .as_ref()
+            .and_then(|a| a.check_fail_file.clone())
+        else {
+            return file::text(StatusCode::FORBIDDEN, "invalid token");
+        };
+        // As fastdfs-nginx-module: the configured "token check failed" file with 200.
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let ext = path.extension().and_then(|e| e.to_str());
+                let len = bytes.len();
+                let mut r = Response::new(if head_only {
+                    file::empty()
+                } else {
+                    file::full(bytes)
+                });
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(file::content_type(ext)),
+                );
+                r.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                r
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "check_fail_file unreadable");
+                file::text(StatusCode::FORBIDDEN, "invalid token")
+            }
+        }
+    }
+
+    fn is_self(&self, src: Source) -> bool {
+        match src {
+            Source::Id(id) => self.own_id == Some(id),
+            Source::Ip(ip) => self.own_ip == Some(IpAddr::V4(ip)),
+        }
+    }
+
+    /// The file is not in our store: 404 if it never will be, else fetch it from its source.
+    async fn not_here(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        dl: &path::DownloadPath,
+    ) -> Response<Body> {
+        let info = dl.name.info;
+        let age = now_unix().saturating_sub(info.create_time as u64);
+        if self.is_self(info.source) || age > self.cfg.sync_file_max_delay.get().as_secs() {
+            return file::text(StatusCode::NOT_FOUND, "not found");
+        }
+        let query = req.uri().query();
+        if path::query_param(query, PROXIED_MARK).is_some() {
+            // Already forwarded once by a peer: answering 400 (as FastDFS) instead of forwarding
+            // again is what keeps two storages from bouncing a request forever.
+            return self.bad_request(peer, StatusCode::BAD_REQUEST, "file not found on source");
+        }
+        let ip = match info.source {
+            Source::Ip(ip) => Some(IpAddr::V4(ip)),
+            Source::Id(id) => self.resolver.resolve(id),
+        };
+        let Some(ip) = ip else {
+            tracing::warn!(source = %info.source, "source storage of a missing file is unknown");
+            return file::text(StatusCode::BAD_GATEWAY, "source storage unknown");
+        };
+        let port = self.cfg.source_port.unwrap_or(self.own_port);
+        let mut target = req.uri().path().to_string();
+        match query {
+            Some(q) => target.push_str(&format!("?{q}&{PROXIED_MARK}=1")),
+            None => target.push_str(&format!("?{PROXIED_MARK}=1")),
+        }
+        let host = SocketAddr::new(ip, port);
+        if self.cfg.response_mode == ResponseMode::Redirect {
+            let mut r = file::text(StatusCode::FOUND, "moved");
+            if let Ok(v) = HeaderValue::from_str(&format!("http://{host}{target}")) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
+        }
+        self.proxy(req, host, &target).await
+    }
+
+    async fn proxy(
+        &self,
+        req: Request<Incoming>,
+        host: SocketAddr,
+        target: &str,
+    ) -> Response<Body> {
+        let uri = match format!("http://{host}{target}").parse::<http::Uri>() {
+            Ok(u) => u,
+            Err(_) => return file::text(StatusCode::BAD_REQUEST, "bad target"),
+        };
+        let mut up = Request::new(Empty::<Bytes>::new());
+        *up.method_mut() = req.method().clone();
+        *up.uri_mut() = uri;
+        for h in [
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+        ] {
+            if let Some(v) = req.headers().get(&h) {
+                up.headers_mut().insert(h, v.clone());
+            }
+        }
+        let resp = match tokio::time::timeout(self.network_timeout, self.client.request(up)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::warn!(%host, error = %e, "source storage unreachable");
+                return file::text(StatusCode::BAD_GATEWAY, "source storage unreachable");
+            }
+            Err(_) => {
+                tracing::warn!(%host, "source storage timed out");
+                return file::text(StatusCode::GATEWAY_TIMEOUT, "source storage timed out");
+            }
+        };
+        tracing::debug!(%host, status = %resp.status(), "streamed file from source storage");
+        let (parts, body) = resp.into_parts();
+        let mut out = Response::new(body.map_err(std::io::Error::other).boxed_unsync());
+        *out.status_mut() = parts.status;
+        for h in [
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::LAST_MODIFIED,
+            header::ACCEPT_RANGES,
+            header::CONTENT_DISPOSITION,
+        ] {
+            if let Some(v) = parts.headers.get(&h) {
+                out.headers_mut().insert(h, v.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Opens `p` if it is a regular file; `Ok(None)` when it does not exist.
+fn open_regular(
+    p: &std::path::Path,
+) -> std::io::Result<Option<(std::fs::File, std::fs::Metadata)>> {
+    match std::fs::File::open(p) {
+        Ok(f) => {
+            let meta = f.metadata()?;
+            if meta.is_file() {
+                Ok(Some((f, meta)))
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `?filename=report.pdf` → `Content-Disposition: attachment; filename="report.pdf"`.
+fn add_disposition(resp: &mut Response<Body>, query: Option<&str>) {
+    let Some(raw) = path::query_param(query, "filename") else {
+        return;
+    };
+    let Ok(name) = path::percent_decode(raw) else {
+        return;
+    };
+    let name = String::from_utf8_lossy(&name);
+    // Quotes, backslashes and controls cannot be carried safely in a quoted-string.
+    let clean: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    if clean.is_empty() || !resp.status().is_success() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{clean}\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+}

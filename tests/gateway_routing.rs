@@ -1,0 +1,457 @@
+//! Front gateway on 127.0.0.1: routing per group from a live cluster view, weighted round-robin,
+//! failover and retries, timeouts, disk cache (hits without storages, restart, purge, single
+//! flight, eviction) and hostile input.
+
+#[path = "storage_http_support/mod.rs"]
+mod support;
+
+use fdfs_ha::config::GatewayConfig;
+use fdfs_ha::gateway::directory::{ClusterView, MemoryDirectory, StorageNode};
+use fdfs_ha::gateway::Gateway;
+use fdfs_ha::storage::http::server::Counters;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn gw_config(extra: &str) -> GatewayConfig {
+    serde_yaml::from_str(&format!("listen: 127.0.0.1:0\ntrackers: []\n{extra}"))
+        .expect("gateway yaml")
+}
+
+fn view(groups: &[(&str, &[SocketAddr])]) -> ClusterView {
+    ClusterView {
+        groups: groups
+            .iter()
+            .map(|(g, addrs)| {
+                let nodes = addrs
+                    .iter()
+                    .map(|a| StorageNode {
+                        id: a.to_string(),
+                        ip: a.ip(),
+                        port: 23000,
+                        http_port: a.port(),
+                    })
+                    .collect();
+                (g.to_string(), nodes)
+            })
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+struct Gw {
+    addr: SocketAddr,
+    run: Running,
+    gw_counters: Arc<Counters>,
+    upstreams: Arc<fdfs_ha::gateway::upstream::Upstreams>,
+}
+
+async fn start_gateway(cfg: &GatewayConfig, data: &Path, dir: Arc<MemoryDirectory>) -> Gw {
+    let g = Gateway::bind_with_directory(cfg, data, dir)
+        .await
+        .expect("bind gateway");
+    let addr = g.local_addr();
+    let gw_counters = g.counters();
+    let upstreams = g.upstreams();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(g.serve(stop.clone()));
+    Gw {
+        addr,
+        run: Running { addr, stop, task },
+        gw_counters,
+        upstreams,
+    }
+}
+
+/// One store shared by several storage-http instances (they all "have" every file).
+struct Cluster {
+    _store: tempfile::TempDir,
+    ids: Vec<String>,
+    contents: Vec<Vec<u8>>,
+}
+
+fn cluster_with_files(sizes: &[usize]) -> Cluster {
+    let store = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    let mut contents = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let content: Vec<u8> = (0..*size).map(|j| ((i * 31 + j) % 256) as u8).collect();
+        let name = name_for(localhost(), now_unix() - i as u32, &content, "jpg");
+        ids.push(place(store.path(), &name, &content));
+        contents.push(content);
+    }
+    Cluster {
+        _store: store,
+        ids,
+        contents,
+    }
+}
+
+#[tokio::test]
+async fn routes_by_group_with_prefix_weights_and_live_view() {
+    let c = cluster_with_files(&[1000, 2000]);
+    let cfg = storage_config(c._store.path(), "", "");
+    let (a, a_n) = start_storage(&cfg, None).await;
+    let (b, b_n) = start_storage(&cfg, None).await;
+    let (g2, g2_n) =
+        start_storage(&storage_config_in("group2", c._store.path(), "", ""), None).await;
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr, b.addr])])));
+    let data = tempfile::tempdir().unwrap();
+    let gw = start_gateway(&gw_config("prefix: /dfs\n"), data.path(), dir.clone()).await;
+
+    let url = format!("/dfs/group1/{}", c.ids[0]);
+    for _ in 0..4 {
+        let r = get(gw.addr, &url).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, c.contents[0]);
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    }
+    assert_eq!(Counters::get(&a_n.requests), 2, "round-robin");
+    assert_eq!(Counters::get(&b_n.requests), 2, "round-robin");
+    let r = request(gw.addr, "GET", &url, &[("Range", "bytes=0-9")]).await;
+    assert_eq!((r.status, r.body.as_slice()), (206, &c.contents[0][..10]));
+    assert_eq!(
+        get(gw.addr, &format!("/group1/{}", c.ids[0])).await.status,
+        404,
+        "prefix required"
+    );
+    assert_eq!(get(gw.addr, "/healthz").await.status, 200);
+
+    // A group added to the cluster is routed at once, a removed one is dropped: no restart.
+    let url2 = format!("/dfs/group2/{}", c.ids[1]);
+    assert_eq!(get(gw.addr, &url2).await.status, 404);
+    dir.set(view(&[
+        ("group1", &[a.addr, b.addr]),
+        ("group2", &[g2.addr]),
+    ]));
+    let r = get(gw.addr, &url2).await;
+    assert_eq!((r.status, r.body.len()), (200, 2000));
+    assert_eq!(Counters::get(&g2_n.requests), 1);
+    dir.set(view(&[("group2", &[g2.addr])]));
+    assert_eq!(get(gw.addr, &url).await.status, 404);
+    // A storage added to a group takes traffic.
+    let (g2b, g2b_n) =
+        start_storage(&storage_config_in("group2", c._store.path(), "", ""), None).await;
+    dir.set(view(&[("group2", &[g2.addr, g2b.addr])]));
+    for _ in 0..2 {
+        assert_eq!(get(gw.addr, &url2).await.status, 200);
+    }
+    assert_eq!(Counters::get(&g2b_n.requests), 1);
+    gw.run.shutdown().await;
+
+    // Weights: 3:1.
+    let weights = format!("weights:\n  \"{}\": 3\n", a.addr);
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr, b.addr])])));
+    let gw = start_gateway(&gw_config(&weights), data.path(), dir).await;
+    let (a0, b0) = (Counters::get(&a_n.requests), Counters::get(&b_n.requests));
+    for _ in 0..8 {
+        assert_eq!(
+            get(gw.addr, &format!("/group1/{}", c.ids[0])).await.status,
+            200
+        );
+    }
+    assert_eq!(Counters::get(&a_n.requests) - a0, 6);
+    assert_eq!(Counters::get(&b_n.requests) - b0, 2);
+    gw.run.shutdown().await;
+    for s in [a, b, g2, g2b] {
+        s.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn failover_retries_and_timeouts() {
+    let c = cluster_with_files(&[500]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let dead = dead_addr().await;
+    let (bad, bad_n) =
+        fake_storage(Arc::new(|_| (502, b"bad gateway".to_vec(), Duration::ZERO))).await;
+    let url = format!("/group1/{}", c.ids[0]);
+    let data = tempfile::tempdir().unwrap();
+    let cfg = gw_config("upstream:\n  read_timeout: 300ms\n  connect_timeout: 300ms\n  max_fails: 2\n  fail_timeout: 30s\n");
+
+    // Dead storage first in the list: every request still succeeds.
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[dead, a.addr])])));
+    let gw = start_gateway(&cfg, data.path(), dir.clone()).await;
+    for _ in 0..6 {
+        let r = get(gw.addr, &url).await;
+        assert_eq!((r.status, r.body.len()), (200, 500));
+    }
+    // After max_fails the dead one is skipped: one attempt per request.
+    let attempts = gw.upstreams.attempts.load(Ordering::Relaxed);
+    for _ in 0..4 {
+        assert_eq!(get(gw.addr, &url).await.status, 200);
+    }
+    assert_eq!(gw.upstreams.attempts.load(Ordering::Relaxed), attempts + 4);
+
+    // A storage answering 502 is retried on the next.
+    dir.set(view(&[("group1", &[bad.addr, a.addr])]));
+    for _ in 0..4 {
+        assert_eq!(get(gw.addr, &url).await.status, 200);
+    }
+    assert!(bad_n.load(Ordering::SeqCst) >= 1);
+    let served = Counters::get(&a_n.requests);
+    assert!(served >= 14);
+
+    // Nothing alive: 502, fast.
+    dir.set(view(&[("group1", &[dead])]));
+    assert_eq!(get(gw.addr, &url).await.status, 502);
+    // A storage that accepts and never answers: 504 after the configured timeouts, no hang.
+    let (hole, _hole_task) = black_hole().await;
+    dir.set(view(&[("group1", &[hole])]));
+    let t = Instant::now();
+    assert_eq!(get(gw.addr, &url).await.status, 504);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    gw.run.shutdown().await;
+    a.shutdown().await;
+    bad.shutdown().await;
+}
+
+#[tokio::test]
+async fn cache_hits_skip_storages_survive_restart_and_purge() {
+    let c = cluster_with_files(&[4096, 700_000]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let cache_dir = data.path().join("cache");
+    let cfg = gw_config(&format!(
+        "prefix: /dfs\nexpires: 30d\ncache:\n  path: {}\n  max_size: 10MiB\n  inactive: 30d\n  valid: {{\"200 304\": 12h}}\nupstream:\n  connect_timeout: 300ms\n  read_timeout: 300ms\n",
+        cache_dir.display()
+    ));
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let gw = start_gateway(&cfg, data.path(), dir.clone()).await;
+    let url = format!("/dfs/group1/{}", c.ids[0]);
+    let big = format!("/dfs/group1/{}", c.ids[1]);
+
+    let r = get(gw.addr, &url).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, c.contents[0].as_slice())
+    );
+    assert_eq!(r.header("cache-control"), Some("max-age=2592000"));
+    assert!(r.header("expires").is_some());
+    let etag = r.header("etag").expect("etag").to_string();
+    assert_eq!(get(gw.addr, &big).await.body, c.contents[1]);
+    assert_eq!(Counters::get(&a_n.requests), 2);
+    // Hits: full, range, conditional, HEAD: none reaches the storage.
+    assert_eq!(get(gw.addr, &url).await.body, c.contents[0]);
+    let r = request(gw.addr, "GET", &big, &[("Range", "bytes=100-199")]).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &c.contents[1][100..200])
+    );
+    assert_eq!(
+        request(gw.addr, "GET", &url, &[("If-None-Match", &etag)])
+            .await
+            .status,
+        304
+    );
+    let h = request(gw.addr, "HEAD", &url, &[]).await;
+    assert_eq!(
+        (h.status, h.body.len(), h.header("content-length")),
+        (200, 0, Some("4096"))
+    );
+    assert_eq!(Counters::get(&a_n.requests), 2);
+    // Storage gone: the cache still answers.
+    a.shutdown().await;
+    assert_eq!(get(gw.addr, &url).await.body, c.contents[0]);
+    gw.run.shutdown().await;
+
+    // A new gateway on the same cache directory serves the entries (storage still down).
+    let gw = start_gateway(&cfg, data.path(), dir.clone()).await;
+    let r = get(gw.addr, &url).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, c.contents[0].as_slice())
+    );
+    assert_eq!(get(gw.addr, &big).await.body, c.contents[1]);
+
+    // Purge by /purge/<uri> and by PURGE: the next request goes upstream (and fails: no storage).
+    let r = get(gw.addr, &format!("/purge{url}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        get(gw.addr, &format!("/purge{url}")).await.status,
+        404,
+        "already purged"
+    );
+    assert_eq!(get(gw.addr, &url).await.status, 502);
+    assert_eq!(request(gw.addr, "PURGE", &big, &[]).await.status, 200);
+    assert_eq!(get(gw.addr, &big).await.status, 502);
+    gw.run.shutdown().await;
+
+    // Purge from an address outside purge_allow: 403, entry kept.
+    let (a, _) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    dir.set(view(&[("group1", &[a.addr])]));
+    let denied_cfg = gw_config(&format!(
+        "prefix: /dfs\npurge_allow: [\"10.0.0.0/8\"]\ncache:\n  path: {}\n",
+        cache_dir.display()
+    ));
+    let gw = start_gateway(&denied_cfg, data.path(), dir.clone()).await;
+    assert_eq!(get(gw.addr, &url).await.status, 200);
+    assert_eq!(get(gw.addr, &format!("/purge{url}")).await.status, 403);
+    assert_eq!(request(gw.addr, "PURGE", &url, &[]).await.status, 403);
+    assert!(Counters::get(&gw.gw_counters.bad_requests) >= 2);
+    a.shutdown().await;
+    assert_eq!(get(gw.addr, &url).await.status, 200, "still cached");
+    gw.run.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_misses_make_one_upstream_fetch() {
+    let body = b"single flight body".repeat(500);
+    let served = body.clone();
+    let (slow, count) = fake_storage(Arc::new(move |path: &str| {
+        if path.ends_with(".jpg") {
+            (200, served.clone(), Duration::from_millis(300))
+        } else {
+            (404, b"nope".to_vec(), Duration::from_millis(100))
+        }
+    }))
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let cfg = gw_config("cache: {}\n");
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[slow.addr])])));
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    let name = name_for(localhost(), now_unix(), &body, "jpg");
+    let url = format!("/group1/M00/00/00/{name}");
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let u = url.clone();
+        let addr = gw.addr;
+        tasks.push(tokio::spawn(async move { get(addr, &u).await }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), body.len());
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // Args are part of the key.
+    assert_eq!(get(gw.addr, &format!("{url}?v=2")).await.status, 200);
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    // Statuses without a validity (404 by default) are not cached.
+    let missing = format!(
+        "/group1/M00/00/00/{}",
+        name_for(localhost(), now_unix(), b"x", "txt")
+    );
+    assert_eq!(get(gw.addr, &missing).await.status, 404);
+    assert_eq!(get(gw.addr, &missing).await.status, 404);
+    assert_eq!(count.load(Ordering::SeqCst), 4);
+    gw.run.shutdown().await;
+    slow.shutdown().await;
+}
+
+#[tokio::test]
+async fn cache_evicts_least_recently_used_beyond_max_size() {
+    let c = cluster_with_files(&[40_000, 40_000, 40_000]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let gw = start_gateway(&gw_config("cache:\n  max_size: 100000\n"), data.path(), dir).await;
+    let urls: Vec<String> = c.ids.iter().map(|id| format!("/group1/{id}")).collect();
+    get(gw.addr, &urls[0]).await;
+    get(gw.addr, &urls[1]).await;
+    get(gw.addr, &urls[0]).await; // 0 is now more recent than 1
+    assert_eq!(Counters::get(&a_n.requests), 2);
+    get(gw.addr, &urls[2]).await; // evicts 1
+    assert_eq!(Counters::get(&a_n.requests), 3);
+    get(gw.addr, &urls[0]).await;
+    assert_eq!(Counters::get(&a_n.requests), 3, "0 still cached");
+    get(gw.addr, &urls[1]).await;
+    assert_eq!(Counters::get(&a_n.requests), 4, "1 was evicted");
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_requests_and_slow_clients() {
+    let c = cluster_with_files(&[100]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let cfg = gw_config("header_timeout: 300ms\nbody_timeout: 300ms\nmax_connections: 3\n");
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    for target in [
+        "/group1/M00/0A/0B/../../../../etc/passwd",
+        "/group1/M00/0A/0B/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/group1/M00/0A/0B/x%00.txt",
+        "/group1/..%5c..%5cetc/passwd",
+        "/../../etc/passwd",
+    ] {
+        assert_eq!(get(gw.addr, target).await.status, 400, "{target}");
+    }
+    assert_eq!(
+        Counters::get(&a_n.requests),
+        0,
+        "nothing hostile reached a storage"
+    );
+    let long = format!("/group1/M00/0A/0B/{}", "A".repeat(3000));
+    assert_eq!(get(gw.addr, &long).await.status, 414);
+    let big = "y".repeat(20 * 1024);
+    assert_eq!(
+        request(gw.addr, "GET", "/group1/x", &[("X-Big", &big)])
+            .await
+            .status,
+        431
+    );
+    assert_eq!(
+        request(gw.addr, "DELETE", &format!("/group1/{}", c.ids[0]), &[])
+            .await
+            .status,
+        405
+    );
+
+    // A body trickled slower than body_timeout: 408 and the connection closes.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "GET /group1/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab",
+        c.ids[0]
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let t = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut buf),
+    )
+    .await
+    .expect("closed")
+    .unwrap();
+    assert_eq!(parse_response(&buf).status, 408);
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    // A small body sent promptly is read and ignored.
+    let r = raw(
+        gw.addr,
+        format!("GET /group1/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc", c.ids[0]).as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+
+    // Header trickle: closed after header_timeout.
+    let mut slow = TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"GET /group1/M00/").await.unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(3)).await);
+
+    // Connection limit: 3 held, the 4th refused with 503.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut h = TcpStream::connect(gw.addr).await.unwrap();
+        h.write_all(b"GET").await.unwrap();
+        held.push(h);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(gw.addr, "/healthz").await.status, 503);
+    assert!(Counters::get(&gw.gw_counters.connections_refused) >= 1);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(gw.addr, "/healthz").await.status, 200);
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}

@@ -1,0 +1,337 @@
+//! Storage-side HTTP over a temp store on 127.0.0.1: serving, validators, ranges, fallback to
+//! the source storage for files not replicated yet, anti-steal tokens, and hostile input.
+
+#[path = "storage_http_support/mod.rs"]
+mod support;
+
+use fdfs_ha::proto::fileid::Source;
+use fdfs_ha::storage::http::token::make_token;
+use fdfs_ha::storage::http::MapResolver;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn get_and_head_with_type_validators_and_ranges() {
+    let store = tempfile::tempdir().unwrap();
+    let content = b"0123456789abcdef".repeat(64);
+    let created = now_unix() - 100;
+    let name = name_for(localhost(), created, &content, "jpg");
+    let id = place(store.path(), &name, &content);
+    let cfg = storage_config(store.path(), "", "");
+    let (srv, _) = start_storage(&cfg, None).await;
+    let url = format!("/group1/{id}");
+
+    let r = get(srv.addr, &url).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(r.header("content-length"), Some("1024"));
+    let etag = r.header("etag").expect("etag").to_string();
+    let lm = r
+        .header("last-modified")
+        .expect("last-modified")
+        .to_string();
+    // Last-Modified is the create time from the file ID, identical on every replica.
+    assert_eq!(
+        httpdate::parse_http_date(&lm).unwrap(),
+        std::time::UNIX_EPOCH + Duration::from_secs(created as u64)
+    );
+
+    let h = request(srv.addr, "HEAD", &url, &[]).await;
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length"), Some("1024"));
+
+    let r = request(srv.addr, "GET", &url, &[("Range", "bytes=10-19")]).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &content[10..20]);
+    assert_eq!(r.header("content-range"), Some("bytes 10-19/1024"));
+    let r = request(srv.addr, "GET", &url, &[("Range", "bytes=-4")]).await;
+    assert_eq!((r.status, r.body.as_slice()), (206, &content[1020..]));
+    let r = request(srv.addr, "GET", &url, &[("Range", "bytes=5000-")]).await;
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */1024"));
+
+    let r = request(srv.addr, "GET", &url, &[("If-None-Match", &etag)]).await;
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = request(srv.addr, "GET", &url, &[("If-Modified-Since", &lm)]).await;
+    assert_eq!(r.status, 304);
+    let older =
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(created as u64 - 10));
+    let r = request(srv.addr, "GET", &url, &[("If-Modified-Since", &older)]).await;
+    assert_eq!(r.status, 200);
+
+    let r = get(srv.addr, &format!("{url}?filename=report.jpg")).await;
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"report.jpg\"")
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_file_streams_intact() {
+    let store = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let name = name_for(localhost(), now_unix(), &content, "bin");
+    let id = place(store.path(), &name, &content);
+    let (srv, _) = start_storage(&storage_config(store.path(), "", ""), None).await;
+    let r = get(srv.addr, &format!("/group1/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), content.len());
+    assert!(r.body == content);
+    let r = request(
+        srv.addr,
+        "GET",
+        &format!("/group1/{id}"),
+        &[("Range", "bytes=1000000-2999999")],
+    )
+    .await;
+    assert_eq!(r.status, 206);
+    assert!(r.body == content[1_000_000..3_000_000]);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn url_without_group_name() {
+    let store = tempfile::tempdir().unwrap();
+    let name = name_for(localhost(), now_unix(), b"x", "txt");
+    let id = place(store.path(), &name, b"x");
+    let cfg = storage_config(store.path(), "  url_have_group_name: false\n", "");
+    let (srv, _) = start_storage(&cfg, None).await;
+    let r = get(srv.addr, &format!("/{id}")).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"x".as_slice()));
+    assert_eq!(get(srv.addr, &format!("/group1/{id}")).await.status, 400);
+    srv.shutdown().await;
+}
+
+/// Replication lag: the file exists only on its source; the replica streams it from there.
+#[tokio::test]
+async fn missing_file_is_fetched_from_its_source() {
+    let src_store = tempfile::tempdir().unwrap();
+    let rep_store = tempfile::tempdir().unwrap();
+    let content = b"fresh upload not yet replicated".repeat(100);
+    let by_ip = name_for(localhost(), now_unix(), &content, "txt");
+    let by_id = name_for(Source::Id(100001), now_unix(), &content, "txt");
+    let id_ip = place(src_store.path(), &by_ip, &content);
+    let id_id = place(src_store.path(), &by_id, &content);
+    let (source, source_count) =
+        start_storage(&storage_config(src_store.path(), "", ""), None).await;
+
+    let http = format!("  source_port: {}\n", source.addr.port());
+    let resolver = Arc::new(MapResolver(HashMap::from([(
+        100001,
+        "127.0.0.1".parse().unwrap(),
+    )])));
+    let (replica, _) = start_storage(
+        &storage_config(rep_store.path(), &http, "id: \"100002\""),
+        Some(resolver),
+    )
+    .await;
+
+    let r = get(replica.addr, &format!("/group1/{id_ip}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, content);
+    let r = get(replica.addr, &format!("/group1/{id_id}")).await;
+    assert_eq!(r.status, 200, "source by storage id");
+    assert_eq!(r.body, content);
+    let r = request(
+        replica.addr,
+        "GET",
+        &format!("/group1/{id_ip}"),
+        &[("Range", "bytes=0-4")],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_slice()), (206, b"fresh".as_slice()));
+    assert!(Counters::get(&source_count.requests) >= 3);
+
+    // Never proxied twice: a request already forwarded once is refused, not bounced.
+    let r = get(replica.addr, &format!("/group1/{id_ip}?redirect=1")).await;
+    assert_eq!(r.status, 400);
+    // Gone for good: older than sync_file_max_delay → 404 without asking the source.
+    let before = Counters::get(&source_count.requests);
+    let old = name_for(localhost(), now_unix() - 2 * 86400, b"old", "txt");
+    assert_eq!(
+        get(replica.addr, &format!("/group1/M00/0A/0B/{old}"))
+            .await
+            .status,
+        404
+    );
+    // Created by this storage itself (id 100002) → 404.
+    let mine = name_for(Source::Id(100002), now_unix(), b"m", "txt");
+    assert_eq!(
+        get(replica.addr, &format!("/group1/M00/0A/0B/{mine}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(Counters::get(&source_count.requests), before);
+    // Unknown storage id → 502, never a 404 for a possibly uploaded file.
+    let unknown = name_for(Source::Id(777), now_unix(), b"u", "txt");
+    assert_eq!(
+        get(replica.addr, &format!("/group1/M00/0A/0B/{unknown}"))
+            .await
+            .status,
+        502
+    );
+    replica.shutdown().await;
+
+    // response_mode: redirect → 302 to the source with the loop marker.
+    let http = format!(
+        "  source_port: {}\n  response_mode: redirect\n",
+        source.addr.port()
+    );
+    let (redirector, _) = start_storage(&storage_config(rep_store.path(), &http, ""), None).await;
+    let r = get(redirector.addr, &format!("/group1/{id_ip}?x=1")).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some(
+            format!(
+                "http://127.0.0.1:{}/group1/{id_ip}?x=1&redirect=1",
+                source.addr.port()
+            )
+            .as_str()
+        )
+    );
+    redirector.shutdown().await;
+    source.shutdown().await;
+}
+
+use fdfs_ha::storage::http::server::Counters;
+
+#[tokio::test]
+async fn anti_steal_token() {
+    let store = tempfile::tempdir().unwrap();
+    let name = name_for(localhost(), now_unix(), b"secret", "txt");
+    let id = place(store.path(), &name, b"secret");
+    let http = "  anti_steal:\n    secret_key: FastDFS1234567890\n    token_ttl: 60s\n";
+    let (srv, counters) = start_storage(&storage_config(store.path(), http, ""), None).await;
+    let now = now_unix() as u64;
+    let good = make_token(&id, "FastDFS1234567890", now);
+    let r = get(srv.addr, &format!("/group1/{id}?token={good}&ts={now}")).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, b"secret".as_slice()));
+    let wrong = make_token(&id, "other", now);
+    assert_eq!(
+        get(srv.addr, &format!("/group1/{id}?token={wrong}&ts={now}"))
+            .await
+            .status,
+        403
+    );
+    let old = now - 120;
+    let expired = make_token(&id, "FastDFS1234567890", old);
+    assert_eq!(
+        get(srv.addr, &format!("/group1/{id}?token={expired}&ts={old}"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        get(srv.addr, &format!("/group1/{id}?token=abc&ts={now}"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(get(srv.addr, &format!("/group1/{id}")).await.status, 403);
+    assert!(Counters::get(&counters.bad_requests) >= 4);
+    srv.shutdown().await;
+
+    // check_fail_file: its content with 200 instead of 403.
+    let fail = store.path().join("denied.png");
+    std::fs::write(&fail, b"PNGDENIED").unwrap();
+    let http = format!(
+        "  anti_steal:\n    secret_key: k\n    check_fail_file: {}\n",
+        fail.display()
+    );
+    let (srv, _) = start_storage(&storage_config(store.path(), &http, ""), None).await;
+    let r = get(srv.addr, &format!("/group1/{id}?token={wrong}&ts={now}")).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"PNGDENIED".as_slice())
+    );
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_paths_never_leave_the_store() {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(root.path().join("secret.txt"), b"TOP SECRET").unwrap();
+    let name = name_for(localhost(), now_unix(), b"ok", "txt");
+    place(&store, &name, b"ok");
+    let (srv, counters) = start_storage(&storage_config(&store, "", ""), None).await;
+    for (target, want) in [
+        ("/group1/M00/0A/0B/../../../../secret.txt", 400),
+        ("/group1/M00/0A/0B/..%2F..%2F..%2F..%2Fsecret.txt", 400),
+        ("/group1/M00/0A/0B/%2e%2e/%2e%2e/%2e%2e/secret.txt", 400),
+        ("/group1/M00/0A/0B/%2E%2E%5C%2E%2E%5Csecret.txt", 400),
+        ("/group1/M00/0A/0B/abc%00.txt", 400),
+        ("/group1/M00/0A/0B/%zz", 400),
+        ("/group1/M00/../../secret.txt", 400),
+        ("/../secret.txt", 400),
+    ] {
+        let r = get(srv.addr, target).await;
+        assert_eq!(r.status, want, "{target}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("TOP SECRET"),
+            "{target}"
+        );
+    }
+    let long = format!("/group1/M00/0A/0B/{}", "A".repeat(3000));
+    assert_eq!(get(srv.addr, &long).await.status, 414);
+    let big_header = "x".repeat(20 * 1024);
+    let r = request(
+        srv.addr,
+        "GET",
+        &format!("/group1/M00/0A/0B/{name}"),
+        &[("X-Big", &big_header)],
+    )
+    .await;
+    assert_eq!(r.status, 431);
+    let r = request(srv.addr, "POST", &format!("/group1/M00/0A/0B/{name}"), &[]).await;
+    assert_eq!(r.status, 405);
+    let r = raw(
+        srv.addr,
+        b"GET /group1/M00/0A/0B/a\0b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(Counters::get(&counters.bad_requests) >= 9);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_clients_time_out_and_connection_limit_holds() {
+    let store = tempfile::tempdir().unwrap();
+    let http = "  header_timeout: 300ms\n  max_connections: 2\n";
+    let (srv, counters) = start_storage(&storage_config(store.path(), http, ""), None).await;
+    // Half a request line, then silence: closed after header_timeout.
+    let mut slow = TcpStream::connect(srv.addr).await.unwrap();
+    slow.write_all(b"GET /group1/M00/0").await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut slow, Duration::from_secs(3)).await);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // An idle keep-alive connection is closed the same way.
+    let mut idle = TcpStream::connect(srv.addr).await.unwrap();
+    assert!(closed_within(&mut idle, Duration::from_secs(3)).await);
+
+    let mut a = TcpStream::connect(srv.addr).await.unwrap();
+    let mut b = TcpStream::connect(srv.addr).await.unwrap();
+    a.write_all(b"GET").await.unwrap();
+    b.write_all(b"GET").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = get(srv.addr, "/group1/x").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(Counters::get(&counters.connections_refused), 1);
+    drop((a, b));
+    srv.shutdown().await;
+}
