@@ -10,7 +10,7 @@
 //!          REPORT_STATUS(self, OFFLINE) once a newcomer's initial copy is done (-> ACTIVE)
 //!        every stat_report_interval: REPORT_DISK_USAGE
 //!        server lists in the replies -> source.on_group_servers(briefs)
-//!    any failure: close, back off (100 ms doubling to 10 s), start over
+//!    any failure: close, back off (100 ms doubling to 5 s), start over
 //! ```
 //! The storage itself is reached only through [`ReporterSource`], so this module does not depend
 //! on how the storage keeps its files, stats or sync marks.
@@ -34,7 +34,7 @@ pub const REPORTED_VERSION: &str = "6.16.1";
 /// Longest wait for a tracker's reply or a connect before the session is restarted.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What the reporter needs from the storage, and where it delivers what trackers say.
 /// Called from the reporter tasks; implementations should return quickly.
