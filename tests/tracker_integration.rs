@@ -835,3 +835,42 @@ async fn bad_input_gets_an_errno_and_the_tracker_survives() {
     tc::active_test(&mut c).await.unwrap();
     t.stop().await;
 }
+
+#[tokio::test]
+async fn newcomer_gets_the_same_source_on_every_tracker() {
+    let cfg = tracker_cfg(IDS);
+    let t1 = start_tracker(&cfg).await;
+    let t2 = start_tracker(&cfg).await;
+    let both = [t1.addr, t2.addr];
+    let s1 = FakeStorage::new("group1", 23000, Some("100001"), 5000);
+    let stop1 = report(&s1, &both);
+    for a in both {
+        wait_active(a, "group1", 1).await;
+    }
+    let s2 = FakeStorage::new("group1", 23001, Some("100002"), 5000);
+    s2.needs_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let stop2 = report(&s2, &both);
+    let mut seen = Vec::new();
+    for a in both {
+        let st = wait_for(Duration::from_secs(3), "WAIT_SYNC everywhere", || async {
+            let mut c = conn(a).await;
+            let l = tc::list_storages(&mut c, "group1", Some("100002"))
+                .await
+                .ok()?;
+            (l[0].status == StorageStatus::WaitSync as u8).then_some(())?;
+            tc::sync_src_req(&mut c, "group1", "100002").await.ok()?
+        })
+        .await;
+        seen.push(st);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "same source and until_timestamp on both trackers"
+    );
+    assert_eq!(seen[0].src_id, "100001");
+    stop1.cancel();
+    stop2.cancel();
+    t1.stop().await;
+    t2.stop().await;
+}
