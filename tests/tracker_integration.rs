@@ -874,3 +874,51 @@ async fn newcomer_gets_the_same_source_on_every_tracker() {
     t1.stop().await;
     t2.stop().await;
 }
+
+#[tokio::test]
+async fn config_mistakes_are_refused_at_bind() {
+    let dir = std::env::temp_dir();
+    for bad in [
+        "store_lookup: specified",
+        "use_storage_id: true",
+        "storage_ids: [{id: \"1\", group: g1, ip: 127.0.0.1}, {id: \"1\", group: g1, ip: 127.0.0.2}]",
+        "storage_ids: [{id: \"1\", group: \"bad group\", ip: 127.0.0.1}]",
+    ] {
+        let cfg = tracker_cfg(bad);
+        let err = TrackerServer::bind(&cfg, &dir).await.err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("tracker."), "{bad}: {msg:?}");
+    }
+}
+
+#[tokio::test]
+async fn many_clients_at_once_while_storages_report() {
+    let t = start_tracker(&tracker_cfg("")).await;
+    let stores: Vec<Arc<FakeStorage>> = (0..3)
+        .map(|i| FakeStorage::new("group1", 23400 + i, None, 5000))
+        .collect();
+    let stops: Vec<CancellationToken> = stores.iter().map(|s| report(s, &[t.addr])).collect();
+    wait_active(t.addr, "group1", 3).await;
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let addr = t.addr;
+        clients.spawn(async move {
+            let mut c = conn(addr).await;
+            let mut ports = std::collections::BTreeSet::new();
+            for _ in 0..50 {
+                ports.insert(tc::query_store(&mut c, None).await.unwrap().addr.port);
+                tc::list_groups(&mut c).await.unwrap();
+            }
+            ports
+        });
+    }
+    let mut all = std::collections::BTreeSet::new();
+    while let Some(r) = clients.join_next().await {
+        all.extend(r.unwrap());
+    }
+    assert_eq!(all.into_iter().collect::<Vec<_>>(), [23400, 23401, 23402]);
+    for s in stops {
+        s.cancel();
+    }
+    t.stop().await;
+}

@@ -25,6 +25,36 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Refuses settings the tracker could only fail on later, naming the key.
+fn check_config(cfg: &TrackerConfig) -> anyhow::Result<()> {
+    use crate::config::StoreLookup;
+    if cfg.store_lookup == StoreLookup::Specified {
+        let g = cfg.store_group.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("tracker.store_group is required with store_lookup: specified")
+        })?;
+        crate::proto::tracker::validate_group(g)
+            .map_err(|e| anyhow::anyhow!("tracker.store_group: {e}"))?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in cfg.storage_ids.iter().enumerate() {
+        crate::proto::tracker::validate_group(&e.group)
+            .map_err(|err| anyhow::anyhow!("tracker.storage_ids[{i}].group: {err}"))?;
+        if e.id.is_empty() || e.id.len() > crate::proto::STORAGE_ID_LEN {
+            anyhow::bail!(
+                "tracker.storage_ids[{i}].id: {:?} must be 1..=16 characters",
+                e.id
+            );
+        }
+        if !seen.insert(e.id.as_str()) {
+            anyhow::bail!("tracker.storage_ids[{i}].id: {:?} is listed twice", e.id);
+        }
+    }
+    if cfg.use_storage_id && cfg.storage_ids.is_empty() {
+        anyhow::bail!("tracker.storage_ids must list the storages when use_storage_id is true");
+    }
+    Ok(())
+}
+
 pub struct TrackerServer {
     listener: tokio::net::TcpListener,
     tracker: Arc<Tracker>,
@@ -32,6 +62,7 @@ pub struct TrackerServer {
 
 impl TrackerServer {
     pub async fn bind(cfg: &TrackerConfig, _data_dir: &Path) -> anyhow::Result<Self> {
+        check_config(cfg)?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
