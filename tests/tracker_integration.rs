@@ -39,22 +39,34 @@ struct Running {
     addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The tracker's data_dir (its saved view); removed when the test ends.
+    dir: tempfile::TempDir,
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops the tracker and hands back its data_dir (to restart on it).
+    async fn stop(self) -> tempfile::TempDir {
         self.stop.cancel();
         self.task.await.expect("join").expect("serve");
+        self.dir
     }
 }
 
 async fn start_tracker(cfg: &TrackerConfig) -> Running {
-    let dir = std::env::temp_dir();
-    let server = TrackerServer::bind(cfg, &dir).await.expect("bind");
+    start_tracker_in(cfg, tempfile::tempdir().expect("tempdir")).await
+}
+
+async fn start_tracker_in(cfg: &TrackerConfig, dir: tempfile::TempDir) -> Running {
+    let server = TrackerServer::bind(cfg, dir.path()).await.expect("bind");
     let addr = server.local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.serve(stop.clone()));
-    Running { addr, stop, task }
+    Running {
+        addr,
+        stop,
+        task,
+        dir,
+    }
 }
 
 /// A storage as the reporter sees it: fixed answers, records what trackers tell it.
@@ -602,11 +614,28 @@ async fn reporter_reconnects_when_a_tracker_comes_back() {
     cfg_at.listen = addr;
     let t = start_tracker(&cfg_at).await;
     wait_active(t.addr, "group1", 1).await;
-    // Restart the tracker: it knows nothing, the reporter joins again.
+    // Restart the tracker on a fresh data_dir: it knows nothing, the reporter joins again.
     t.stop().await;
     let t = start_tracker(&cfg_at).await;
     wait_active(t.addr, "group1", 1).await;
     stop.cancel();
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn restarted_tracker_answers_at_once_from_its_saved_view() {
+    let cfg = tracker_cfg("");
+    let t = start_tracker(&cfg).await;
+    let storage = raw_storage(t.addr, "group1", 23500).await;
+    wait_active(t.addr, "group1", 1).await;
+    // Stop the tracker while the storage is still up: the view is saved on the way out.
+    let dir = t.stop().await;
+    assert!(dir.path().join("tracker-cluster.json").exists());
+    let t = start_tracker_in(&cfg, dir).await;
+    let mut c = conn(t.addr).await;
+    let target = tc::query_store(&mut c, None).await.unwrap();
+    assert_eq!(target.addr.port, 23500);
+    drop(storage);
     t.stop().await;
 }
 
@@ -877,7 +906,8 @@ async fn newcomer_gets_the_same_source_on_every_tracker() {
 
 #[tokio::test]
 async fn config_mistakes_are_refused_at_bind() {
-    let dir = std::env::temp_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
     for bad in [
         "store_lookup: specified",
         "use_storage_id: true",
@@ -885,7 +915,7 @@ async fn config_mistakes_are_refused_at_bind() {
         "storage_ids: [{id: \"1\", group: \"bad group\", ip: 127.0.0.1}]",
     ] {
         let cfg = tracker_cfg(bad);
-        let err = TrackerServer::bind(&cfg, &dir).await.err();
+        let err = TrackerServer::bind(&cfg, dir).await.err();
         let msg = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("tracker."), "{bad}: {msg:?}");
     }

@@ -131,14 +131,16 @@ fn log_transitions<I: IntoIterator<Item = Transition>>(ts: I) {
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
+        Self::with_cluster(cfg, Cluster::new())
+    }
+
+    /// A tracker starting from a known view (restored from disk).
+    pub fn with_cluster(cfg: TrackerConfig, cluster: Cluster) -> Self {
         let selector = Selector::new(SelectConfig::from_config(&cfg));
         Tracker {
             ip_size: response_ip_size(&cfg),
             cfg,
-            state: Mutex::new(State {
-                cluster: Cluster::new(),
-                selector,
-            }),
+            state: Mutex::new(State { cluster, selector }),
             counters: Counters::default(),
             next_conn_id: AtomicU64::new(1),
         }
@@ -187,6 +189,12 @@ impl Tracker {
             .cluster
             .check_active(now, self.cfg.check_active_interval.get());
         log_transitions(ts);
+    }
+
+    /// The view as JSON for `persist` (None if it cannot be serialised, which would be a bug).
+    pub fn snapshot_json(&self, unix_now: i64) -> Option<String> {
+        let snap = super::persist::snapshot(&self.lock().cluster, unix_now);
+        serde_json::to_string(&snap).ok()
     }
 
     /// The connection of a joined storage closed.
@@ -576,9 +584,15 @@ pub async fn serve_connection(
     // connection may wait as long as a storage may stay silent before it is declared OFFLINE.
     let idle_timeout = io_timeout.max(tracker.cfg.check_active_interval.get());
     let max_body = tracker.cfg.max_body.0;
+    // On shutdown the tracker goes away, not the storage: its status stays as it was (and is
+    // saved that way for the restart).
+    let mut stopping = false;
     loop {
         let header = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                stopping = true;
+                break;
+            }
             h = tokio::time::timeout(idle_timeout, read_header(&mut stream)) => h,
         };
         let header = match header {
@@ -642,7 +656,9 @@ pub async fn serve_connection(
             }
         }
     }
-    tracker.disconnected(&conn);
+    if !stopping {
+        tracker.disconnected(&conn);
+    }
 }
 
 #[cfg(test)]
