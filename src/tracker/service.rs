@@ -534,7 +534,7 @@ impl Tracker {
                         Some(id) => s.id == *id || s.key == *id || s.ip == *id,
                         None => true,
                     })
-                    .map(|s| Cluster::storage_stat(s, &self.cfg.reserved_storage_space))
+                    .map(|s| Cluster::storage_stat(s, &self.cfg.reserved_storage_space, now, unix))
                     .collect();
                 if list.is_empty() && req.storage_id.is_some() {
                     return Reply::err(errno::ENOENT);
@@ -924,6 +924,10 @@ mod tests {
                 (theirs.join_time, theirs.up_time, theirs.storage_port)
             );
             assert_eq!(&ours.version, &theirs.version);
+            assert_eq!(
+                ours.stats.counters[crate::proto::tracker::STAT_LAST_HEART_BEAT_TIME],
+                unix
+            );
         }
         // QUERY_STORE alternates 23000 / 23001 / 23000 (round robin), as captured.
         for n in [9, 21, 33] {
