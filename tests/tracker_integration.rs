@@ -39,22 +39,34 @@ struct Running {
     addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The tracker's data_dir (its saved view); removed when the test ends.
+    dir: tempfile::TempDir,
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops the tracker and hands back its data_dir (to restart on it).
+    async fn stop(self) -> tempfile::TempDir {
         self.stop.cancel();
         self.task.await.expect("join").expect("serve");
+        self.dir
     }
 }
 
 async fn start_tracker(cfg: &TrackerConfig) -> Running {
-    let dir = std::env::temp_dir();
-    let server = TrackerServer::bind(cfg, &dir).await.expect("bind");
+    start_tracker_in(cfg, tempfile::tempdir().expect("tempdir")).await
+}
+
+async fn start_tracker_in(cfg: &TrackerConfig, dir: tempfile::TempDir) -> Running {
+    let server = TrackerServer::bind(cfg, dir.path()).await.expect("bind");
     let addr = server.local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.serve(stop.clone()));
-    Running { addr, stop, task }
+    Running {
+        addr,
+        stop,
+        task,
+        dir,
+    }
 }
 
 /// A storage as the reporter sees it: fixed answers, records what trackers tell it.
@@ -602,11 +614,28 @@ async fn reporter_reconnects_when_a_tracker_comes_back() {
     cfg_at.listen = addr;
     let t = start_tracker(&cfg_at).await;
     wait_active(t.addr, "group1", 1).await;
-    // Restart the tracker: it knows nothing, the reporter joins again.
+    // Restart the tracker on a fresh data_dir: it knows nothing, the reporter joins again.
     t.stop().await;
     let t = start_tracker(&cfg_at).await;
     wait_active(t.addr, "group1", 1).await;
     stop.cancel();
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn restarted_tracker_answers_at_once_from_its_saved_view() {
+    let cfg = tracker_cfg("");
+    let t = start_tracker(&cfg).await;
+    let storage = raw_storage(t.addr, "group1", 23500).await;
+    wait_active(t.addr, "group1", 1).await;
+    // Stop the tracker while the storage is still up: the view is saved on the way out.
+    let dir = t.stop().await;
+    assert!(dir.path().join("tracker-cluster.json").exists());
+    let t = start_tracker_in(&cfg, dir).await;
+    let mut c = conn(t.addr).await;
+    let target = tc::query_store(&mut c, None).await.unwrap();
+    assert_eq!(target.addr.port, 23500);
+    drop(storage);
     t.stop().await;
 }
 
@@ -833,5 +862,93 @@ async fn bad_input_gets_an_errno_and_the_tracker_survives() {
     })
     .await;
     tc::active_test(&mut c).await.unwrap();
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn newcomer_gets_the_same_source_on_every_tracker() {
+    let cfg = tracker_cfg(IDS);
+    let t1 = start_tracker(&cfg).await;
+    let t2 = start_tracker(&cfg).await;
+    let both = [t1.addr, t2.addr];
+    let s1 = FakeStorage::new("group1", 23000, Some("100001"), 5000);
+    let stop1 = report(&s1, &both);
+    for a in both {
+        wait_active(a, "group1", 1).await;
+    }
+    let s2 = FakeStorage::new("group1", 23001, Some("100002"), 5000);
+    s2.needs_sync
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let stop2 = report(&s2, &both);
+    let mut seen = Vec::new();
+    for a in both {
+        let st = wait_for(Duration::from_secs(3), "WAIT_SYNC everywhere", || async {
+            let mut c = conn(a).await;
+            let l = tc::list_storages(&mut c, "group1", Some("100002"))
+                .await
+                .ok()?;
+            (l[0].status == StorageStatus::WaitSync as u8).then_some(())?;
+            tc::sync_src_req(&mut c, "group1", "100002").await.ok()?
+        })
+        .await;
+        seen.push(st);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "same source and until_timestamp on both trackers"
+    );
+    assert_eq!(seen[0].src_id, "100001");
+    stop1.cancel();
+    stop2.cancel();
+    t1.stop().await;
+    t2.stop().await;
+}
+
+#[tokio::test]
+async fn config_mistakes_are_refused_at_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    for bad in [
+        "store_lookup: specified",
+        "use_storage_id: true",
+        "storage_ids: [{id: \"1\", group: g1, ip: 127.0.0.1}, {id: \"1\", group: g1, ip: 127.0.0.2}]",
+        "storage_ids: [{id: \"1\", group: \"bad group\", ip: 127.0.0.1}]",
+    ] {
+        let cfg = tracker_cfg(bad);
+        let err = TrackerServer::bind(&cfg, dir).await.err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("tracker."), "{bad}: {msg:?}");
+    }
+}
+
+#[tokio::test]
+async fn many_clients_at_once_while_storages_report() {
+    let t = start_tracker(&tracker_cfg("")).await;
+    let stores: Vec<Arc<FakeStorage>> = (0..3)
+        .map(|i| FakeStorage::new("group1", 23400 + i, None, 5000))
+        .collect();
+    let stops: Vec<CancellationToken> = stores.iter().map(|s| report(s, &[t.addr])).collect();
+    wait_active(t.addr, "group1", 3).await;
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let addr = t.addr;
+        clients.spawn(async move {
+            let mut c = conn(addr).await;
+            let mut ports = std::collections::BTreeSet::new();
+            for _ in 0..50 {
+                ports.insert(tc::query_store(&mut c, None).await.unwrap().addr.port);
+                tc::list_groups(&mut c).await.unwrap();
+            }
+            ports
+        });
+    }
+    let mut all = std::collections::BTreeSet::new();
+    while let Some(r) = clients.join_next().await {
+        all.extend(r.unwrap());
+    }
+    assert_eq!(all.into_iter().collect::<Vec<_>>(), [23400, 23401, 23402]);
+    for s in stops {
+        s.cancel();
+    }
     t.stop().await;
 }

@@ -1650,11 +1650,13 @@ mod tests {
         assert_same(&b[2], sn.encode());
         assert_eq!(SyncSource::decode_reply(b[2].body()).unwrap(), None);
         // The rest: beats (possibly empty), changelog requests, disk usage.
+        let mut empty_beats = 0;
         for pair in b[4..].chunks(2) {
             let req = &pair[0];
             match req.cmd() {
                 cmd::STORAGE_BEAT => {
                     let stats = decode_beat(req.body()).unwrap();
+                    empty_beats += stats.is_none() as usize;
                     let again = stats.map(|s| s.encode()).unwrap_or_default();
                     assert_same(req, again);
                 }
@@ -1672,6 +1674,7 @@ mod tests {
                 assert_same(&pair[1], r.unwrap().encode());
             }
         }
+        assert_eq!(empty_beats, 1, "block [7] has one empty BEAT");
     }
 
     #[test]

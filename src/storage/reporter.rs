@@ -10,7 +10,7 @@
 //!          REPORT_STATUS(self, OFFLINE) once a newcomer's initial copy is done (-> ACTIVE)
 //!        every stat_report_interval: REPORT_DISK_USAGE
 //!        server lists in the replies -> source.on_group_servers(briefs)
-//!    any failure: close, back off (100 ms doubling to 10 s), start over
+//!    any failure: close, back off (100 ms doubling to 5 s), start over
 //! ```
 //! The storage itself is reached only through [`ReporterSource`], so this module does not depend
 //! on how the storage keeps its files, stats or sync marks.
@@ -34,7 +34,7 @@ pub const REPORTED_VERSION: &str = "6.16.1";
 /// Longest wait for a tracker's reply or a connect before the session is restarted.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What the reporter needs from the storage, and where it delivers what trackers say.
 /// Called from the reporter tasks; implementations should return quickly.
@@ -71,10 +71,25 @@ pub trait ReporterSource: Send + Sync + 'static {
     }
     /// storage_ids as the tracker knows them (only with `use_storage_id`).
     fn on_storage_ids(&self, _ids: Vec<StorageIdRecord>) {}
-    /// The sync source a tracker assigned on SYNC_DEST_REQ (None: nothing to copy).
+    /// The sync source a tracker assigned on SYNC_DEST_REQ. Some(..) comes once: the other
+    /// trackers are then told the same source (SYNC_NOTIFY). None: the tracker asked knew no
+    /// member to copy from (a Some from another tracker may still follow).
     fn on_sync_source(&self, _source: Option<SyncSource>) {}
     /// The status a tracker gave us at JOIN.
     fn on_joined(&self, _tracker: &str, _status: u8) {}
+}
+
+/// What every per-tracker task shares.
+struct Reporting {
+    trackers: Vec<String>,
+    heart_beat: Duration,
+    stat_report: Duration,
+    source: Arc<dyn ReporterSource>,
+    shutdown: CancellationToken,
+    /// The sync source the first tracker assigned to this newcomer. Later trackers are told
+    /// it (SYNC_NOTIFY) instead of being asked, so every tracker records the same source and
+    /// until_timestamp. The lock is held across the asking so two trackers are not asked at once.
+    assigned_source: tokio::sync::Mutex<Option<SyncSource>>,
 }
 
 /// Runs one reporting task per tracker until `shutdown`.
@@ -85,44 +100,27 @@ pub async fn run_reporter(
     source: Arc<dyn ReporterSource>,
     shutdown: CancellationToken,
 ) {
-    let all = Arc::new(trackers);
+    let shared = Arc::new(Reporting {
+        trackers,
+        heart_beat: heart_beat_interval,
+        stat_report: stat_report_interval,
+        source,
+        shutdown,
+        assigned_source: tokio::sync::Mutex::new(None),
+    });
     let mut tasks = tokio::task::JoinSet::new();
-    for t in all.iter() {
-        tasks.spawn(report_to(
-            t.clone(),
-            all.clone(),
-            heart_beat_interval,
-            stat_report_interval,
-            source.clone(),
-            shutdown.clone(),
-        ));
+    for t in shared.trackers.iter() {
+        tasks.spawn(report_to(t.clone(), shared.clone()));
     }
     while tasks.join_next().await.is_some() {}
 }
 
 /// Keeps reporting to one tracker, reconnecting with backoff.
-async fn report_to(
-    tracker: String,
-    all: Arc<Vec<String>>,
-    heart_beat: Duration,
-    stat_report: Duration,
-    source: Arc<dyn ReporterSource>,
-    shutdown: CancellationToken,
-) {
+async fn report_to(tracker: String, shared: Arc<Reporting>) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let mut joined = false;
-        let r = session(
-            &tracker,
-            &all,
-            heart_beat,
-            stat_report,
-            &*source,
-            &shutdown,
-            &mut joined,
-        )
-        .await;
-        match r {
+        match session(&tracker, &shared, &mut joined).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(%tracker, error = %e, "tracker report session ended; reconnecting")
@@ -132,7 +130,7 @@ async fn report_to(
             backoff = BACKOFF_MIN;
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -250,15 +248,10 @@ fn deliver(source: &dyn ReporterSource, reply: &[u8]) -> Result<(), SessionError
 }
 
 /// One connected session; Ok(()) only on shutdown.
-async fn session(
-    tracker: &str,
-    all: &[String],
-    heart_beat: Duration,
-    stat_report: Duration,
-    source: &dyn ReporterSource,
-    shutdown: &CancellationToken,
-    joined: &mut bool,
-) -> Result<(), SessionError> {
+async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result<(), SessionError> {
+    let source = &*shared.source;
+    let (heart_beat, stat_report, shutdown) =
+        (shared.heart_beat, shared.stat_report, &shared.shutdown);
     let (my_ip, _) = identify(tracker, source).await?;
     let mut s = connect(tracker).await?;
     let tracker_host = tracker
@@ -279,7 +272,7 @@ async fn session(
         status: 0,
         storage_id: source.storage_id().unwrap_or_default(),
         current_tracker_ip: tracker_host,
-        trackers: all.to_vec(),
+        trackers: shared.trackers.clone(),
     };
     let raw = timed(request(&mut s, cmd::STORAGE_JOIN, &join.encode())).await?;
     let reply = JoinReply::decode(&raw).map_err(ConnError::from)?;
@@ -296,10 +289,19 @@ async fn session(
     .iter()
     .any(|s| *s as u8 == reply.status);
     if reply.status == StorageStatus::Init as u8 {
-        let raw = timed(request(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[])).await?;
-        let src = SyncSource::decode_reply(&raw).map_err(ConnError::from)?;
-        copying = src.is_some();
-        source.on_sync_source(src);
+        let mut assigned = shared.assigned_source.lock().await;
+        if let Some(src) = assigned.clone() {
+            timed(request(&mut s, cmd::STORAGE_SYNC_NOTIFY, &src.encode())).await?;
+            copying = true;
+        } else {
+            let raw = timed(request(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[])).await?;
+            let src = SyncSource::decode_reply(&raw).map_err(ConnError::from)?;
+            copying = src.is_some();
+            if src.is_some() {
+                *assigned = src.clone();
+            }
+            source.on_sync_source(src);
+        }
     }
     let me = StorageBrief {
         status: StorageStatus::Offline as u8,

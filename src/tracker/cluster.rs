@@ -17,7 +17,7 @@ use crate::config::{Reserved, StorageIdEntry};
 use crate::proto::cmd::errno;
 use crate::proto::tracker::{
     GroupStat, JoinReq, PathUsage, StorageBrief, StorageStat, StorageStats, StorageStatus,
-    SyncPosition, SyncSource, RW_MODE_READ, RW_MODE_WRITE,
+    SyncPosition, SyncSource, RW_MODE_READ, RW_MODE_WRITE, STAT_LAST_HEART_BEAT_TIME,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -555,8 +555,18 @@ impl Cluster {
         }
     }
 
-    pub fn storage_stat(s: &StorageNode, reserved: &Reserved) -> StorageStat {
+    /// One storage's record for SERVER_LIST_STORAGE. Like FastDFS, the tracker fills in
+    /// `last_heart_beat_time` itself (unix time of the last report it received).
+    pub fn storage_stat(
+        s: &StorageNode,
+        reserved: &Reserved,
+        now: Instant,
+        unix_now: i64,
+    ) -> StorageStat {
         let total = s.total_mb();
+        let mut stats = s.stats;
+        let silent = now.saturating_duration_since(s.last_heard).as_secs() as i64;
+        stats.counters[STAT_LAST_HEART_BEAT_TIME] = unix_now - silent;
         StorageStat {
             status: s.status as u8,
             rw_mode: RW_MODE_READ | RW_MODE_WRITE,
@@ -578,7 +588,7 @@ impl Cluster {
             subdir_count_per_path: s.subdir_count_per_path as i64,
             current_write_path: 0,
             storage_port: s.port as i64,
-            stats: s.stats,
+            stats,
             if_trunk_server: false,
         }
     }

@@ -5,15 +5,18 @@
 //!
 //! Several trackers are peers, not leader and followers: every storage reports to every tracker
 //! in its list, so each tracker builds the same cluster view from the same reports and answers
-//! any query the same way. Nothing is persisted: a restarted tracker learns its view again from
-//! the storages' JOIN and reports (a storage that says it has its data, `init_flag = 0`, is
-//! trusted and goes ONLINE, then ACTIVE on its next report), so `data_dir` is not used.
+//! any query the same way. The view is also kept in `<data_dir>/tracker-cluster.json` (`persist`)
+//! so a restarted tracker answers at once; storages must report again within a short grace or
+//! go OFFLINE. Without the file a tracker learns everything again from JOINs and reports (a
+//! storage that says it has its data, `init_flag = 0`, is trusted: ONLINE, then ACTIVE).
 //!
 //! - `cluster`: the cluster view, a pure state machine.
 //! - `select`: which group/storage/path serves an upload, a download or a change (pure).
 //! - `service`: connections, limits, dispatch of every tracker command.
+//! - `persist`: the view on disk.
 
 pub mod cluster;
+pub mod persist;
 pub mod select;
 pub mod service;
 
@@ -25,19 +28,94 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Writes the view to disk when it differs from what was last written. Failures are logged
+/// once per change and never stop the tracker (the view is only a warm-start aid).
+async fn save_if_changed(tracker: &Arc<Tracker>, data_dir: &Path, saved: &mut String) {
+    // Compare without the timestamp, so an unchanged view is not rewritten every tick.
+    let Some(probe) = tracker.snapshot_json(0) else {
+        return;
+    };
+    if probe == *saved {
+        return;
+    }
+    let Some(json) = tracker.snapshot_json(service::unix_now()) else {
+        return;
+    };
+    let dir = data_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || persist::save(&dir, &json)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(dir = %data_dir.display(), error = %e, "cannot save tracker view")
+        }
+        Err(e) => tracing::warn!(error = %e, "tracker view save task failed"),
+    }
+    *saved = probe;
+}
+
+/// Refuses settings the tracker could only fail on later, naming the key.
+fn check_config(cfg: &TrackerConfig) -> anyhow::Result<()> {
+    use crate::config::StoreLookup;
+    if cfg.store_lookup == StoreLookup::Specified {
+        let g = cfg.store_group.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("tracker.store_group is required with store_lookup: specified")
+        })?;
+        crate::proto::tracker::validate_group(g)
+            .map_err(|e| anyhow::anyhow!("tracker.store_group: {e}"))?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in cfg.storage_ids.iter().enumerate() {
+        crate::proto::tracker::validate_group(&e.group)
+            .map_err(|err| anyhow::anyhow!("tracker.storage_ids[{i}].group: {err}"))?;
+        if e.id.is_empty() || e.id.len() > crate::proto::STORAGE_ID_LEN {
+            anyhow::bail!(
+                "tracker.storage_ids[{i}].id: {:?} must be 1..=16 characters",
+                e.id
+            );
+        }
+        if !seen.insert(e.id.as_str()) {
+            anyhow::bail!("tracker.storage_ids[{i}].id: {:?} is listed twice", e.id);
+        }
+    }
+    if cfg.use_storage_id && cfg.storage_ids.is_empty() {
+        anyhow::bail!("tracker.storage_ids must list the storages when use_storage_id is true");
+    }
+    Ok(())
+}
+
 pub struct TrackerServer {
     listener: tokio::net::TcpListener,
     tracker: Arc<Tracker>,
+    data_dir: std::path::PathBuf,
 }
 
 impl TrackerServer {
-    pub async fn bind(cfg: &TrackerConfig, _data_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn bind(cfg: &TrackerConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        check_config(cfg)?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
+        let cluster = match persist::load(data_dir) {
+            Some(snap) => {
+                let c = persist::restore(
+                    &snap,
+                    Instant::now(),
+                    service::unix_now(),
+                    cfg.check_active_interval.get(),
+                );
+                let storages: usize = c.groups.values().map(|g| g.storages.len()).sum();
+                tracing::info!(
+                    groups = c.groups.len(),
+                    storages,
+                    "tracker view restored from disk"
+                );
+                c
+            }
+            None => cluster::Cluster::new(),
+        };
         Ok(TrackerServer {
             listener,
-            tracker: Arc::new(Tracker::new(cfg.clone())),
+            tracker: Arc::new(Tracker::with_cluster(cfg.clone(), cluster)),
+            data_dir: data_dir.to_path_buf(),
         })
     }
 
@@ -65,14 +143,20 @@ impl TrackerServer {
         let ticker = {
             let tracker = tracker.clone();
             let shutdown = shutdown.clone();
+            let data_dir = self.data_dir.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(tick);
+                let mut saved = String::new();
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = every.tick() => tracker.check_active(Instant::now()),
+                        _ = every.tick() => {
+                            tracker.check_active(Instant::now());
+                            save_if_changed(&tracker, &data_dir, &mut saved).await;
+                        }
                     }
                 }
+                save_if_changed(&tracker, &data_dir, &mut saved).await;
             })
         };
 

@@ -131,14 +131,16 @@ fn log_transitions<I: IntoIterator<Item = Transition>>(ts: I) {
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
+        Self::with_cluster(cfg, Cluster::new())
+    }
+
+    /// A tracker starting from a known view (restored from disk).
+    pub fn with_cluster(cfg: TrackerConfig, cluster: Cluster) -> Self {
         let selector = Selector::new(SelectConfig::from_config(&cfg));
         Tracker {
             ip_size: response_ip_size(&cfg),
             cfg,
-            state: Mutex::new(State {
-                cluster: Cluster::new(),
-                selector,
-            }),
+            state: Mutex::new(State { cluster, selector }),
             counters: Counters::default(),
             next_conn_id: AtomicU64::new(1),
         }
@@ -187,6 +189,12 @@ impl Tracker {
             .cluster
             .check_active(now, self.cfg.check_active_interval.get());
         log_transitions(ts);
+    }
+
+    /// The view as JSON for `persist` (None if it cannot be serialised, which would be a bug).
+    pub fn snapshot_json(&self, unix_now: i64) -> Option<String> {
+        let snap = super::persist::snapshot(&self.lock().cluster, unix_now);
+        serde_json::to_string(&snap).ok()
     }
 
     /// The connection of a joined storage closed.
@@ -526,7 +534,7 @@ impl Tracker {
                         Some(id) => s.id == *id || s.key == *id || s.ip == *id,
                         None => true,
                     })
-                    .map(|s| Cluster::storage_stat(s, &self.cfg.reserved_storage_space))
+                    .map(|s| Cluster::storage_stat(s, &self.cfg.reserved_storage_space, now, unix))
                     .collect();
                 if list.is_empty() && req.storage_id.is_some() {
                     return Reply::err(errno::ENOENT);
@@ -576,9 +584,15 @@ pub async fn serve_connection(
     // connection may wait as long as a storage may stay silent before it is declared OFFLINE.
     let idle_timeout = io_timeout.max(tracker.cfg.check_active_interval.get());
     let max_body = tracker.cfg.max_body.0;
+    // On shutdown the tracker goes away, not the storage: its status stays as it was (and is
+    // saved that way for the restart).
+    let mut stopping = false;
     loop {
         let header = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                stopping = true;
+                break;
+            }
             h = tokio::time::timeout(idle_timeout, read_header(&mut stream)) => h,
         };
         let header = match header {
@@ -642,7 +656,9 @@ pub async fn serve_connection(
             }
         }
     }
-    tracker.disconnected(&conn);
+    if !stopping {
+        tracker.disconnected(&conn);
+    }
 }
 
 #[cfg(test)]
@@ -908,6 +924,10 @@ mod tests {
                 (theirs.join_time, theirs.up_time, theirs.storage_port)
             );
             assert_eq!(&ours.version, &theirs.version);
+            assert_eq!(
+                ours.stats.counters[crate::proto::tracker::STAT_LAST_HEART_BEAT_TIME],
+                unix
+            );
         }
         // QUERY_STORE alternates 23000 / 23001 / 23000 (round robin), as captured.
         for n in [9, 21, 33] {
