@@ -21,6 +21,7 @@ pub use state::{GroupParams, StatsSnapshot, StorageState};
 pub use store::DiskUsage;
 
 pub mod reporter;
+pub mod tracker_link;
 
 use crate::config::StorageConfig;
 use std::net::SocketAddr;
@@ -72,6 +73,16 @@ impl StorageServer {
             cfg.sync.binlog_flush_interval.get(),
             shutdown.clone(),
         ));
+        // Keep this storage registered and reported on every tracker of its list.
+        let port = self.listener.local_addr()?.port();
+        let link = Arc::new(tracker_link::TrackerLink::new(state.clone(), port));
+        let reporter = tokio::spawn(reporter::run_reporter(
+            cfg.trackers.clone(),
+            cfg.heart_beat_interval.get(),
+            cfg.stat_report_interval.get(),
+            link,
+            shutdown.clone(),
+        ));
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -110,6 +121,7 @@ impl StorageServer {
         conns.close();
         conns.wait().await;
         let _ = flusher.await;
+        let _ = reporter.await;
         let st = state.clone();
         tokio::task::spawn_blocking(move || st.binlog().flush()).await??;
         Ok(())

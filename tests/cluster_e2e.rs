@@ -1,0 +1,220 @@
+//! A tracker and a storage running together on 127.0.0.1, driven end to end: by our own
+//! `FdfsClient` (every operation, including those the PyPI clients get wrong) and by the
+//! third-party PyPI clients listed in shared/fastdfs/CLIENTS.md (py3fdfs, fdfs-client-py3).
+//!
+//! The PyPI clients live in venvs made by `scripts/install-test-deps` (run by `scripts/test-all`);
+//! their interpreters are passed in FDFS_HA_PY3FDFS / FDFS_HA_FDFS_CLIENT_PY3. A missing venv fails
+//! the test unless FDFS_HA_SKIP_PYPI=1 says the caller knowingly runs without them.
+
+use fdfs_ha::client::FdfsClient;
+use fdfs_ha::config::{StorageConfig, TrackerConfig};
+use fdfs_ha::proto::fileid::{split_file_id, RemoteName, Source};
+use fdfs_ha::proto::storage::{MetaOp, MetaPair};
+use fdfs_ha::storage::StorageServer;
+use fdfs_ha::tracker::TrackerServer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Cluster {
+    tracker: SocketAddr,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn start_cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let tcfg: TrackerConfig = serde_yaml::from_str(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 5s\n",
+    )
+    .unwrap();
+    let tracker = TrackerServer::bind(&tcfg, &dir.path().join("t"))
+        .await
+        .unwrap();
+    let taddr = tracker.local_addr();
+    tokio::spawn(tracker.serve(stop.clone()));
+    let scfg: StorageConfig = serde_yaml::from_str(&format!(
+        "group: group1\nlisten: \"127.0.0.1:0\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\n",
+        dir.path().join("store").display()
+    ))
+    .unwrap();
+    let storage = StorageServer::bind(&scfg, "s1").await.unwrap();
+    tokio::spawn(storage.serve(stop.clone()));
+    let client = FdfsClient::new(vec![taddr]);
+    for _ in 0..100 {
+        if client.active_storage_count("group1").await.unwrap_or(0) == 1 {
+            return Cluster {
+                tracker: taddr,
+                stop,
+                _dir: dir,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("storage did not become ACTIVE on the tracker");
+}
+
+#[tokio::test]
+async fn our_client_does_every_operation_through_the_tracker() {
+    let c = start_cluster().await;
+    let client = FdfsClient::new(vec![c.tracker]);
+
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let id = client.upload_buffer(&data, "jpg").await.unwrap();
+    let (group, name) = split_file_id(&id).unwrap();
+    assert_eq!(group, "group1");
+    let parsed = RemoteName::parse_str(name).unwrap();
+    assert_eq!(parsed.info.file_size(), data.len() as u64);
+    assert_eq!(parsed.info.crc32, crc32fast::hash(&data));
+    assert_eq!(parsed.info.source, Source::Ip("127.0.0.1".parse().unwrap()));
+    assert_eq!(client.download_buffer(&id).await.unwrap(), data);
+    // Ranged download.
+    assert_eq!(
+        client.download_range(&id, 1000, 500).await.unwrap(),
+        &data[1000..1500]
+    );
+    // File info.
+    let info = client.file_info(&id).await.unwrap();
+    assert_eq!(
+        (info.file_size, info.crc32),
+        (data.len() as u64, crc32fast::hash(&data))
+    );
+    // Metadata: overwrite then merge.
+    let pair = |n: &str, v: &str| -> MetaPair { (n.as_bytes().to_vec(), v.as_bytes().to_vec()) };
+    client
+        .set_metadata(
+            &id,
+            &[pair("width", "160"), pair("height", "80")],
+            MetaOp::Overwrite,
+        )
+        .await
+        .unwrap();
+    client
+        .set_metadata(
+            &id,
+            &[pair("height", "90"), pair("author", "x")],
+            MetaOp::Merge,
+        )
+        .await
+        .unwrap();
+    let mut meta = client.get_metadata(&id).await.unwrap();
+    meta.sort();
+    assert_eq!(
+        meta,
+        vec![
+            pair("author", "x"),
+            pair("height", "90"),
+            pair("width", "160")
+        ]
+    );
+    // Appender + append.
+    let app = client
+        .upload_appender_buffer(b"part1-", "log")
+        .await
+        .unwrap();
+    client.append_buffer(&app, b"part2").await.unwrap();
+    assert_eq!(client.download_buffer(&app).await.unwrap(), b"part1-part2");
+    // Upload from a path, download to a path.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("note.txt");
+    std::fs::write(&src, b"from a file").unwrap();
+    let id2 = client.upload_path(&src).await.unwrap();
+    assert!(id2.ends_with(".txt"));
+    let out = dir.path().join("out.txt");
+    client.download_to_path(&id2, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"from a file");
+    // Delete: gone afterwards, with ENOENT.
+    client.delete(&id).await.unwrap();
+    let err = client.download_buffer(&id).await.unwrap_err();
+    assert_eq!(err.status(), Some(2), "{err}");
+    // Monitor data.
+    let groups = client.list_groups().await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].group, "group1");
+}
+
+fn python_for(env: &str, venv: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        return Some(PathBuf::from(p));
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(venv)
+        .join("bin/python");
+    p.exists().then_some(p)
+}
+
+async fn run_pypi_client(kind: &str, env: &str, venv: &str) {
+    let Some(python) = python_for(env, venv) else {
+        if std::env::var("FDFS_HA_SKIP_PYPI").as_deref() == Ok("1") {
+            eprintln!("skipping {kind}: FDFS_HA_SKIP_PYPI=1");
+            return;
+        }
+        panic!("{kind} venv missing: run scripts/install-test-deps (or scripts/test-all)");
+    };
+    let c = start_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "connect_timeout=10\nnetwork_timeout=30\ntracker_server={}\n",
+            c.tracker
+        ),
+    )
+    .unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/compat_ops.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(kind)
+            .arg(&conf)
+            .arg(dir.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("PyPI client script timed out")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{kind} failed:\n{stdout}\n{stderr}");
+    for op in [
+        "upload_by_buffer",
+        "download_to_buffer",
+        "upload_by_filename",
+        "download_to_file",
+        "file_id_fields",
+        "upload_appender_by_buffer",
+        "append_by_buffer",
+        "delete_file",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok {op}")),
+            "{kind}: {op} not confirmed:\n{stdout}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pypi_py3fdfs_works_unchanged() {
+    run_pypi_client("py3fdfs", "FDFS_HA_PY3FDFS", ".venv-py3fdfs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pypi_fdfs_client_py3_works_unchanged() {
+    run_pypi_client(
+        "fdfs-client-py3",
+        "FDFS_HA_FDFS_CLIENT_PY3",
+        ".venv-fdfs-client-py3",
+    )
+    .await;
+}
