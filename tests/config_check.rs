@@ -74,7 +74,10 @@ fn minimal_config_without_vrrp_is_valid() {
 #[test]
 fn every_unknown_key_is_an_error_with_path_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("{}  grup: group2\ngateway:\n  trackers: [\"127.0.0.1:22122\"]\n  cahce: {{}}\n", base(dir.path()));
+    let text = format!(
+        "{}  grup: group2\ngateway:\n  trackers: [\"127.0.0.1:22122\"]\n  cahce: {{}}\n",
+        base(dir.path())
+    );
     let errors = errors_of(&text);
     expect(&errors, "storage.grup", 13, "unknown key `grup`");
     expect(&errors, "gateway.cahce", 16, "unknown key `cahce`");
@@ -99,7 +102,9 @@ fn wrong_types_name_path_and_line() {
 fn missing_required_key_is_reported() {
     let errors = errors_of("data_dir: /tmp\n");
     assert!(
-        errors.iter().any(|e| e.message.contains("missing field `node`")),
+        errors
+            .iter()
+            .any(|e| e.message.contains("missing field `node`")),
         "{errors:?}"
     );
 }
@@ -140,18 +145,73 @@ vrrp:
     );
     let errors = errors_of(&text);
     let l = 18; // line of `interface: lo`
-    expect(&errors, "vrrp.instances[0].virtual_router_id", l + 1, "1..=255");
+    expect(
+        &errors,
+        "vrrp.instances[0].virtual_router_id",
+        l + 1,
+        "1..=255",
+    );
     expect(&errors, "vrrp.instances[0].priority", l + 2, "1..=255");
-    expect(&errors, "vrrp.instances[0].advert_int", l + 3, "whole seconds");
-    expect(&errors, "vrrp.instances[0].auth.password", l + 4, "1..=8 bytes");
-    expect(&errors, "vrrp.instances[0].virtual_ipaddress[0]", l + 5, "prefix length");
-    expect(&errors, "vrrp.instances[0].virtual_ipaddress[1]", l + 5, "cannot be a virtual address");
-    expect(&errors, "vrrp.instances[0].unicast_peers[0]", l + 6, "not a unicast peer");
-    expect(&errors, "vrrp.instances[0].unicast_peers[2]", l + 6, "duplicate peer");
-    expect(&errors, "vrrp.instances[0].track[0].probe", l + 8, "no probe named `nope`");
-    expect(&errors, "vrrp.instances[0].track[1].weight", l + 9, "0 has no effect");
-    expect(&errors, "vrrp.instances[1].name", l + 10, "duplicate instance name");
-    expect(&errors, "vrrp.instances[1].interface", l + 11, "not a valid interface name");
+    expect(
+        &errors,
+        "vrrp.instances[0].advert_int",
+        l + 3,
+        "whole seconds",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].auth.password",
+        l + 4,
+        "1..=8 bytes",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].virtual_ipaddress[0]",
+        l + 5,
+        "prefix length",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].virtual_ipaddress[1]",
+        l + 5,
+        "cannot be a virtual address",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].unicast_peers[0]",
+        l + 6,
+        "not a unicast peer",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].unicast_peers[2]",
+        l + 6,
+        "duplicate peer",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].track[0].probe",
+        l + 8,
+        "no probe named `nope`",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].track[1].weight",
+        l + 9,
+        "0 has no effect",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[1].name",
+        l + 10,
+        "duplicate instance name",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[1].interface",
+        l + 11,
+        "not a valid interface name",
+    );
 }
 
 #[test]
@@ -195,7 +255,12 @@ gateway:
     let errors = errors_of(&text);
     expect(&errors, "probes[0]", 7, "several kinds");
     expect(&errors, "probes[1]", 10, "exactly one of");
-    expect(&errors, "probes[2].process", 12, "no external component named `apache`");
+    expect(
+        &errors,
+        "probes[2].process",
+        12,
+        "no external component named `apache`",
+    );
     expect(&errors, "probes[3].on_fail", 15, "needs a component");
     expect(&errors, "probes[4].exec[0]", 17, "not an executable");
     expect(&errors, "probes[5].http", 19, "only http://");
@@ -206,7 +271,12 @@ gateway:
     expect(&errors, "gateway.prefix", 25, "must start with '/'");
     expect(&errors, "gateway.purge_allow[0]", 27, "prefix length");
     expect(&errors, "gateway.purge_allow[1]", 27, "not an IP address");
-    expect(&errors, "gateway.cache.valid.2xx", 31, "not a list of HTTP statuses");
+    expect(
+        &errors,
+        "gateway.cache.valid.2xx",
+        31,
+        "not a list of HTTP statuses",
+    );
 }
 
 #[test]
@@ -225,7 +295,9 @@ fn a_directory_that_cannot_be_created_is_an_error() {
         12,
         "does not exist and cannot be created",
     );
-    assert!(errors[0].to_string().starts_with("storage.store_paths[0]: line 12: directory "));
+    assert!(errors[0]
+        .to_string()
+        .starts_with("storage.store_paths[0]: line 12: directory "));
     // A path under a missing but creatable parent is fine.
     let ok = base(dir.path()).replace("/store0", "/a/b/c/store0");
     check_str(&ok).expect("creatable path accepted");
@@ -235,8 +307,14 @@ fn a_directory_that_cannot_be_created_is_an_error() {
 fn listen_conflicts_and_status_must_be_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let text = base(dir.path())
-        .replace("listen: 127.0.0.1:0\ntracker", "listen: 0.0.0.0:8399\ntracker")
-        .replace("tracker:\n  listen: 127.0.0.1:0", "tracker:\n  listen: 127.0.0.1:8399");
+        .replace(
+            "listen: 127.0.0.1:0\ntracker",
+            "listen: 0.0.0.0:8399\ntracker",
+        )
+        .replace(
+            "tracker:\n  listen: 127.0.0.1:0",
+            "tracker:\n  listen: 127.0.0.1:8399",
+        );
     let errors = errors_of(&text);
     expect(&errors, "status.listen", 4, "not a loopback address");
     expect(&errors, "tracker.listen", 6, "conflicts with status.listen");
@@ -258,8 +336,14 @@ fn check_command_prints_every_error_and_exits_2() {
         .expect("run fdfs-ha check");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("gateway.prefix: line 14: must start with '/'"), "{stderr}");
-    assert!(stderr.contains("gateway.purge_allow[0]: line 16: "), "{stderr}");
+    assert!(
+        stderr.contains("gateway.prefix: line 14: must start with '/'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gateway.purge_allow[0]: line 16: "),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -273,5 +357,10 @@ fn track_weight_accepts_numbers_and_fault_only() {
         Ok(_) => panic!("accepted"),
         Err(e) => e,
     };
-    expect(&errors, "vrrp.instances[0].track[0].weight", 16, "expected a number or `fault`");
+    expect(
+        &errors,
+        "vrrp.instances[0].track[0].weight",
+        16,
+        "expected a number or `fault`",
+    );
 }

@@ -25,7 +25,9 @@ async fn tcp_probe() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     assert!(check(ProbeKind::Tcp(addr)).await.is_ok());
-    let err = check(ProbeKind::Tcp(closed_port().await)).await.unwrap_err();
+    let err = check(ProbeKind::Tcp(closed_port().await))
+        .await
+        .unwrap_err();
     assert!(err.contains("connect"), "{err}");
 }
 
@@ -35,7 +37,9 @@ async fn http_server(response: &'static str) -> String {
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 let mut seen = Vec::new();
@@ -54,7 +58,9 @@ async fn http_server(response: &'static str) -> String {
 
 #[tokio::test]
 async fn http_probe_status_and_body() {
-    let ok = http_server("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nstatus=up").await;
+    let ok =
+        http_server("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nstatus=up")
+            .await;
     let url = format!("http://{ok}/healthz");
     let http = |expect_status, expect_body: Option<&str>| ProbeKind::Http {
         url: url.clone(),
@@ -111,7 +117,9 @@ async fn fastdfs_server(cmd: u8, status: u8) -> String {
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut req = [0u8; 10];
                 if s.read_exact(&mut req).await.is_err() {
@@ -140,7 +148,9 @@ async fn fastdfs_active_test_probe() {
     let wrong = fastdfs_server(111, 0).await;
     let e = check(ProbeKind::Fastdfs(wrong)).await.unwrap_err();
     assert!(e.contains("answered cmd 111"), "{e}");
-    assert!(check(ProbeKind::Fastdfs(closed_port().await)).await.is_err());
+    assert!(check(ProbeKind::Fastdfs(closed_port().await))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -149,7 +159,10 @@ async fn process_probe_follows_the_pid() {
     let kind = ProbeKind::Process("nginx".into());
     let e = run_once(&kind, T, &pids).await.unwrap_err();
     assert!(e.contains("no running process"), "{e}");
-    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     pids.set("nginx", Some(child.id()));
     assert!(run_once(&kind, T, &pids).await.is_ok());
     child.kill().unwrap();
@@ -171,9 +184,13 @@ async fn exec_probe_exit_status_and_unrunnable_commands() {
     let e = check(argv(&["/nonexistent/check.sh"])).await.unwrap_err();
     assert!(e.contains("cannot execute"), "{e}");
     let started = Instant::now();
-    let e = run_once(&argv(&["sleep", "5"]), Duration::from_millis(200), &PidTable::default())
-        .await
-        .unwrap_err();
+    let e = run_once(
+        &argv(&["sleep", "5"]),
+        Duration::from_millis(200),
+        &PidTable::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(e.contains("timed out"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -206,9 +223,15 @@ async fn runner_applies_fall_and_rise() {
     drop(l);
     // fall = 2: the first failure keeps Healthy, the second turns Failing.
     let f1 = rx.recv().await.unwrap();
-    assert!(!f1.ok && !f1.changed && f1.health == Health::Healthy, "{f1:?}");
+    assert!(
+        !f1.ok && !f1.changed && f1.health == Health::Healthy,
+        "{f1:?}"
+    );
     let f2 = rx.recv().await.unwrap();
-    assert!(!f2.ok && f2.changed && f2.health == Health::Failing, "{f2:?}");
+    assert!(
+        !f2.ok && f2.changed && f2.health == Health::Failing,
+        "{f2:?}"
+    );
     let _l = TcpListener::bind(addr).await.unwrap();
     let r1 = rx.recv().await.unwrap();
     assert!(r1.ok && r1.health == Health::Failing);
@@ -230,14 +253,24 @@ async fn a_probe_never_overlaps_itself_and_never_blocks_another() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let slow = probe::spawn(
-        spec("slow", ProbeKind::Exec(vec!["sh".into(), "-c".into(), script]), 20, 2000),
+        spec(
+            "slow",
+            ProbeKind::Exec(vec!["sh".into(), "-c".into(), script]),
+            20,
+            2000,
+        ),
         PidTable::default(),
         tx.clone(),
         stop.clone(),
     );
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fast = probe::spawn(
-        spec("fast", ProbeKind::Tcp(l.local_addr().unwrap().to_string()), 20, 200),
+        spec(
+            "fast",
+            ProbeKind::Tcp(l.local_addr().unwrap().to_string()),
+            20,
+            200,
+        ),
         PidTable::default(),
         tx,
         stop.clone(),
