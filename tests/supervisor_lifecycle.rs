@@ -30,18 +30,25 @@ impl VrrpHandle for Recorder {
     }
 }
 
+#[derive(Default)]
 struct RecordingVrrp {
     calls: Calls,
+    /// Names of the instances started, in order.
+    started: Arc<Mutex<Vec<String>>>,
+    /// Lets a test emit state changes as the engine would.
+    senders: Arc<Mutex<Vec<tokio::sync::broadcast::Sender<fdfs_ha::vrrp::StateChange>>>>,
 }
 
 impl VrrpStarter for RecordingVrrp {
     fn start<'a>(
         &'a self,
         _global: &'a VrrpConfig,
-        _instance: &'a VrrpInstanceConfig,
+        instance: &'a VrrpInstanceConfig,
     ) -> BoxFuture<'a, anyhow::Result<StartedVrrp>> {
         Box::pin(async move {
             let (tx, rx) = tokio::sync::broadcast::channel(8);
+            self.started.lock().unwrap().push(instance.name.clone());
+            self.senders.lock().unwrap().push(tx.clone());
             Ok(StartedVrrp {
                 handle: Arc::new(Recorder {
                     calls: self.calls.clone(),
@@ -137,6 +144,7 @@ async fn a_crashing_component_is_restarted_with_backoff_then_the_node_yields() {
         }),
         vrrp: Arc::new(RecordingVrrp {
             calls: calls.clone(),
+            ..Default::default()
         }),
     };
     let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -221,6 +229,7 @@ async fn a_failing_probe_restarts_its_component_and_moves_priority() {
         }),
         vrrp: Arc::new(RecordingVrrp {
             calls: calls.clone(),
+            ..Default::default()
         }),
     };
     let cfg = config(&format!(
@@ -246,6 +255,128 @@ probes:
     assert_eq!(recorded[0].1, -30, "{recorded:?}");
     assert!(recorded.iter().all(|c| !c.2), "no FAULT: {recorded:?}");
     assert_eq!(starts.lock().unwrap().len(), 2);
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
+fn instance_yaml(name: &str, vrid: u8, priority: u8, weight: i32, notify: &str) -> String {
+    format!(
+        "    - name: {name}
+      interface: lo
+      virtual_router_id: {vrid}
+      priority: {priority}
+      virtual_ipaddress: [10.201.0.{vrid}]
+      track: [{{ probe: up, weight: {weight} }}]
+      notify: [\"{notify}\"]
+"
+    )
+}
+
+fn reload_yaml(dir: &std::path::Path, a_weight: i32, b_priority: u8, notify: &str) -> String {
+    format!(
+        "node: reload
+data_dir: {d}
+status: {{ listen: null }}
+probes:
+  - {{ name: up, exec: [\"true\"], interval: 50ms }}
+vrrp:
+  instances:
+{a}{b}",
+        d = dir.display(),
+        a = instance_yaml("VI_A", 1, 100, a_weight, notify),
+        b = instance_yaml("VI_B", 2, b_priority, 10, notify),
+    )
+}
+
+#[tokio::test]
+async fn reload_keeps_unchanged_instances_and_notify_runs_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("notify.log");
+    let script = dir.path().join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let notify = script.display().to_string();
+    let path = dir.path().join("ha.yaml");
+    std::fs::write(&path, reload_yaml(dir.path(), 20, 100, &notify)).unwrap();
+    let cfg = fdfs_ha::config::load(&path).unwrap();
+
+    let vrrp = Arc::new(RecordingVrrp::default());
+    let hooks = Hooks {
+        components: Arc::new(|_: &Config, _: &_| Vec::new()),
+        vrrp: vrrp.clone(),
+    };
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(cfg, Some(path.clone()), hooks, rx));
+    let calls = vrrp.calls.clone();
+    wait_for("probe healthy", Duration::from_secs(10), || {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.0 == "VI_A" && c.1 == 20)
+    })
+    .await;
+    assert_eq!(*vrrp.started.lock().unwrap(), vec!["VI_A", "VI_B"]);
+
+    // Notify: every change runs the command with instance and state, in order.
+    let senders = vrrp.senders.lock().unwrap().clone();
+    for state in ["BACKUP", "MASTER", "FAULT"] {
+        senders[0]
+            .send(fdfs_ha::vrrp::StateChange {
+                instance: "VI_A".into(),
+                state: state.into(),
+                reason: "test".into(),
+            })
+            .unwrap();
+    }
+    wait_for("notify output", Duration::from_secs(10), || {
+        std::fs::read_to_string(&out)
+            .map(|s| s.lines().count() >= 3)
+            .unwrap_or(false)
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "VI_A BACKUP\nVI_A MASTER\nVI_A FAULT\n"
+    );
+
+    // VI_A changes only its track weight (applied live, no restart); VI_B changes its priority
+    // (restarted).
+    std::fs::write(&path, reload_yaml(dir.path(), 30, 90, &notify)).unwrap();
+    ctl.send(Control::Reload).unwrap();
+    wait_for("VI_B restarted", Duration::from_secs(10), || {
+        vrrp.started.lock().unwrap().len() == 3
+    })
+    .await;
+    wait_for("new weight applied", Duration::from_secs(10), || {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.0 == "VI_A" && c.1 == 30)
+    })
+    .await;
+    assert_eq!(*vrrp.started.lock().unwrap(), vec!["VI_A", "VI_B", "VI_B"]);
+
+    // An invalid file changes nothing.
+    std::fs::write(
+        &path,
+        reload_yaml(dir.path(), 30, 90, &notify).replace("priority: 90", "priority: 0"),
+    )
+    .unwrap();
+    ctl.send(Control::Reload).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(vrrp.started.lock().unwrap().len(), 3);
+
     ctl.send(Control::Stop).unwrap();
     tokio::time::timeout(Duration::from_secs(5), node)
         .await
