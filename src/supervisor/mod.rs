@@ -96,6 +96,16 @@ impl VrrpStarter for EngineVrrp {
     }
 }
 
+/// Applies a new `log.level` filter at run time; installed by the binary, which owns the
+/// tracing subscriber.
+pub type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+static LOG_RELOADER: std::sync::OnceLock<LogReloader> = std::sync::OnceLock::new();
+
+pub fn set_log_reloader(f: LogReloader) {
+    let _ = LOG_RELOADER.set(f);
+}
+
 type ComponentFactory = dyn Fn(&Config, &PidTable) -> Vec<ComponentSpec> + Send + Sync;
 
 /// Seams for tests: how components and VRRP instances are built.
@@ -132,12 +142,19 @@ pub async fn run(cfg: Config, config_path: PathBuf) -> anyhow::Result<()> {
         .context("installing signal handlers")?;
     let handle = signals.handle();
     tokio::spawn(async move {
+        let mut stopping = false;
         while let Some(sig) = signals.next().await {
             let c = if sig == SIGHUP {
                 Control::Reload
             } else {
                 Control::Stop
             };
+            if c == Control::Stop && stopping {
+                // The operator insists (second Ctrl-C): skip the graceful path.
+                tracing::error!(signal = sig, "second stop signal: exiting at once");
+                std::process::exit(1);
+            }
+            stopping |= c == Control::Stop;
             tracing::info!(signal = sig, request = ?c, "signal received");
             if tx.send(c).is_err() {
                 break;
@@ -158,6 +175,8 @@ struct CompRunner {
 
 struct ProbeRunner {
     cfg: ProbeConfig,
+    /// Reports older than this come from a previous run of the same probe and are ignored.
+    started: Instant,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -369,6 +388,7 @@ impl Sup {
             p.name.clone(),
             ProbeRunner {
                 cfg: p.clone(),
+                started: Instant::now(),
                 stop,
                 task,
             },
@@ -434,15 +454,21 @@ impl Sup {
     }
 
     async fn stop_instance(&mut self, name: &str) {
-        if let Some(r) = self.instances.remove(name) {
+        if let Some(mut r) = self.instances.remove(name) {
             r.stop.cancel();
-            match r.task.await {
-                Ok(Ok(())) => tracing::info!(instance = %name, "vrrp instance stopped"),
-                Ok(Err(e)) => {
+            // The handover takes at most ~3 adverts (make-before-break); never hang a stop on it.
+            let limit = r.cfg.advert_int.get() * 3 + Duration::from_secs(5);
+            match tokio::time::timeout(limit, &mut r.task).await {
+                Ok(Ok(Ok(()))) => tracing::info!(instance = %name, "vrrp instance stopped"),
+                Ok(Ok(Err(e))) => {
                     tracing::warn!(instance = %name, error = %format!("{e:#}"), "vrrp instance stopped with an error")
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(instance = %name, error = %e, "vrrp task ended abnormally")
+                }
+                Err(_) => {
+                    tracing::error!(instance = %name, ?limit, "vrrp handover did not finish; aborted");
+                    r.task.abort();
                 }
             }
             r.forward.abort();
@@ -488,8 +514,10 @@ impl Sup {
     }
 
     fn on_probe(&mut self, r: ProbeReport) {
-        if !self.probes.contains_key(&r.name) {
-            return; // a report from a probe stopped by a reload
+        match self.probes.get(&r.name) {
+            Some(p) if r.at >= p.started => {}
+            // A report from a probe stopped by a reload or restarted meanwhile.
+            _ => return,
         }
         {
             let mut b = status::lock(&self.board);
@@ -647,8 +675,15 @@ impl Sup {
     async fn apply(&mut self, new: Config) -> String {
         let mut changes: Vec<String> = Vec::new();
         let old = std::mem::replace(&mut self.cfg, new.clone());
-        if old.log != new.log {
-            changes.push("log settings change at next start".into());
+        if old.log.level != new.log.level {
+            match LOG_RELOADER.get().map(|f| f(&new.log.level)) {
+                Some(Ok(())) => changes.push(format!("log.level now {:?}", new.log.level)),
+                Some(Err(e)) => changes.push(format!("log.level not applied: {e}")),
+                None => changes.push("log.level applies at next start".into()),
+            }
+        }
+        if old.log.format != new.log.format {
+            changes.push("log.format applies at next start".into());
         }
         if old.node != new.node {
             status::lock(&self.board).node = new.node.clone();
