@@ -364,3 +364,20 @@ fn track_weight_accepts_numbers_and_fault_only() {
         "expected a number or `fault`",
     );
 }
+
+#[test]
+fn unknown_keys_inside_list_items_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}probes:\n  - name: a\n    tcp: \"127.0.0.1:1\"\n  - name: b\n    tpc: \"127.0.0.1:2\"\n    intervall: 1s\n",
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "probes[1].tpc", 17, "unknown key `tpc`");
+    expect(
+        &errors,
+        "probes[1].intervall",
+        18,
+        "unknown key `intervall`",
+    );
+}

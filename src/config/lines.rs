@@ -408,7 +408,19 @@ external: []
         assert_eq!(m.exact("gateway.weights.192.168.3.23:8888"), Some(24));
         assert_eq!(m.exact("external"), Some(28));
         assert_eq!(m.exact("notes.free text"), None);
+        assert_eq!(m.exact("notes"), Some(25));
         // Unknown paths fall back to the nearest ancestor.
         assert_eq!(m.line_of("storage.http.nope"), Some(17));
+    }
+
+    #[test]
+    fn sequences_at_the_key_column_and_null_values() {
+        let m = LineMap::build(
+            "probes:\n- name: a\n  tcp: x\n- name: b\nstatus:\n  listen:\nnode: x\n",
+        );
+        assert_eq!(m.exact("probes[0].tcp"), Some(3));
+        assert_eq!(m.exact("probes[1].name"), Some(4));
+        assert_eq!(m.exact("status.listen"), Some(6));
+        assert_eq!(m.exact("node"), Some(7));
     }
 }
