@@ -35,6 +35,8 @@ struct RecordingVrrp {
     calls: Calls,
     /// Names of the instances started, in order.
     started: Arc<Mutex<Vec<String>>>,
+    /// When each instance's runner finished its (simulated, 200 ms) handover.
+    handed_over: Arc<Mutex<Vec<Instant>>>,
     /// Lets a test emit state changes as the engine would.
     senders: Arc<Mutex<Vec<tokio::sync::broadcast::Sender<fdfs_ha::vrrp::StateChange>>>>,
 }
@@ -49,6 +51,7 @@ impl VrrpStarter for RecordingVrrp {
             let (tx, rx) = tokio::sync::broadcast::channel(8);
             self.started.lock().unwrap().push(instance.name.clone());
             self.senders.lock().unwrap().push(tx.clone());
+            let handed_over = self.handed_over.clone();
             Ok(StartedVrrp {
                 handle: Arc::new(Recorder {
                     calls: self.calls.clone(),
@@ -57,6 +60,9 @@ impl VrrpStarter for RecordingVrrp {
                 run: Box::new(move |token: CancellationToken| {
                     Box::pin(async move {
                         token.cancelled().await;
+                        // A Master's make-before-break handover takes a while.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        handed_over.lock().unwrap().push(Instant::now());
                         drop(tx);
                         Ok(())
                     }) as ServeFuture
@@ -261,6 +267,67 @@ probes:
         .expect("stops in time")
         .unwrap()
         .expect("clean stop");
+}
+
+#[tokio::test]
+async fn stop_hands_over_first_then_drains_components_with_a_bound() {
+    let vrrp = Arc::new(RecordingVrrp::default());
+    let cancelled_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let cancelled = cancelled_at.clone();
+    let polite = Arc::new(Scripted {
+        starts: Arc::default(),
+        behaviour: Arc::new(move |_, token| {
+            let cancelled = cancelled.clone();
+            Box::pin(async move {
+                token.cancelled().await;
+                *cancelled.lock().unwrap() = Some(Instant::now());
+                Ok(())
+            })
+        }),
+    });
+    // Ignores its token: must be cut off after drain_timeout (1 s).
+    let stuck = Arc::new(Scripted {
+        starts: Arc::default(),
+        behaviour: Arc::new(|_, _| Box::pin(futures::future::pending())),
+    });
+    let hooks = Hooks {
+        components: Arc::new(move |_: &Config, _: &_| {
+            vec![
+                ComponentSpec {
+                    name: "polite".into(),
+                    fingerprint: "1".into(),
+                    component: polite.clone(),
+                },
+                ComponentSpec {
+                    name: "stuck".into(),
+                    fingerprint: "1".into(),
+                    component: stuck.clone(),
+                },
+            ]
+        }),
+        vrrp: vrrp.clone(),
+    };
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(config(""), None, hooks, rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stop is bounded")
+        .unwrap()
+        .expect("clean stop");
+    let took = asked.elapsed();
+    let handed_over = vrrp.handed_over.lock().unwrap()[0];
+    let component_stopped = cancelled_at.lock().unwrap().expect("polite was stopped");
+    assert!(
+        component_stopped >= handed_over,
+        "components keep serving until the VRRP handover is done"
+    );
+    assert!(
+        took >= Duration::from_millis(1100) && took < Duration::from_secs(3),
+        "handover 200 ms + drain bound 1 s, took {took:?}"
+    );
 }
 
 fn instance_yaml(name: &str, vrid: u8, priority: u8, weight: i32, notify: &str) -> String {

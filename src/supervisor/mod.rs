@@ -11,8 +11,23 @@
 //! Pure rules live in [`policy`] (backoff, restart window, yield) and [`tracking`] (probe health
 //! -> priority delta / FAULT); this module is the I/O around them.
 //!
-//! Each VRRP instance runs as its own `Vrrp` runner, so a reload restarts only the instances whose
-//! settings changed; a change limited to `track` or `notify` is applied live (no flap).
+//! Start-up: status endpoint, components (a failed first start is fatal: exit 1), probes, then
+//! each VRRP instance with its initial tracking already set (unchecked probes count as failing,
+//! so a node never claims priority for a service it has not seen healthy).
+//!
+//! SIGHUP reload (an invalid file is refused and logged; the running config stays):
+//! - components: restarted only when their section changed (or `data_dir`/`node` they use);
+//!   new `supervisor` settings are sent to the running ones;
+//! - probes: changed ones restart with no verdict, unchanged ones keep their state;
+//! - VRRP: each instance runs as its own `Vrrp` runner, so only instances whose settings changed
+//!   are restarted (graceful handover, then start); a change limited to `track` or `notify` is
+//!   applied live through `set_tracking` (no flap). A change of global `vrrp` settings restarts
+//!   every instance;
+//! - `log.level` is applied live, `log.format` at the next start; `status.listen` is rebound.
+//!
+//! Stop (SIGTERM/SIGINT): VRRP instances hand over first while components keep serving (bounded by
+//! 3 x advert_int + 5 s), then probes stop, then components drain (bounded by `drain_timeout`).
+//! A second stop signal exits at once (code 1).
 
 pub mod component;
 pub mod policy;
