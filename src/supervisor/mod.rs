@@ -300,6 +300,8 @@ impl Sup {
     }
 
     async fn start_all(&mut self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.cfg.data_dir)
+            .with_context(|| format!("creating data_dir {}", self.cfg.data_dir.display()))?;
         self.start_status_server().await?;
         let specs = (self.hooks.components)(&self.cfg, &self.pids);
         for spec in specs {
