@@ -381,3 +381,35 @@ fn unknown_keys_inside_list_items_are_all_reported() {
         "unknown key `intervall`",
     );
 }
+
+#[test]
+fn type_errors_and_value_errors_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "node: t1
+data_dir: {d}/data
+storage:
+  group: \"group/1\"
+  grup: 1
+  trackers: [\"nohost\"]
+  store_paths: [{d}/s]
+  max_connections: lots
+probes:
+  - name: a
+    tcp: 127.0.0.1:1
+    interval: 5 parsecs
+",
+        d = dir.path().display()
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "storage.group", 4, "may only contain");
+    expect(&errors, "storage.grup", 5, "unknown key");
+    expect(&errors, "storage.trackers[0]", 6, "not host:port");
+    expect(&errors, "storage.max_connections", 8, "invalid type");
+    expect(&errors, "probes[0].interval", 12, "invalid duration unit");
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    let lines: Vec<_> = errors.iter().map(|e| e.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "errors come in file order");
+}

@@ -51,19 +51,39 @@ pub struct Checked {
 /// Parses YAML text into a Config: syntax, types and unknown keys (every unknown key is
 /// reported). No validation of values; see [`check_str`].
 pub fn parse_str(text: &str) -> Result<Config, Vec<ConfigError>> {
-    parse_with_lines(text, &LineMap::build(text))
+    let p = parse_with_lines(text, &LineMap::build(text));
+    match p.config {
+        Some(c) if p.errors.is_empty() => Ok(c),
+        _ => Err(p.errors),
+    }
 }
 
-fn parse_with_lines(text: &str, lines: &LineMap) -> Result<Config, Vec<ConfigError>> {
-    let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        vec![ConfigError {
-            path: String::new(),
-            line: e.location().map(|l| l.line()),
-            message: format!("YAML syntax: {e}"),
-        }]
-    })?;
+/// Result of the type pass: the errors, and (when the rest of the file deserializes once the
+/// offending keys are removed) the config without them, so values can still be validated.
+struct Parsed {
+    config: Option<Config>,
+    errors: Vec<ConfigError>,
+    removed: Vec<String>,
+}
+
+fn parse_with_lines(text: &str, lines: &LineMap) -> Parsed {
+    let fail = |errors| Parsed {
+        config: None,
+        errors,
+        removed: Vec::new(),
+    };
+    let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return fail(vec![ConfigError {
+                path: String::new(),
+                line: e.location().map(|l| l.line()),
+                message: format!("YAML syntax: {e}"),
+            }])
+        }
+    };
     if value.is_null() {
-        return Err(vec![ConfigError {
+        return fail(vec![ConfigError {
             path: String::new(),
             line: None,
             message: "empty config".into(),
@@ -76,8 +96,13 @@ fn parse_with_lines(text: &str, lines: &LineMap) -> Result<Config, Vec<ConfigErr
     for _ in 0..64 {
         let attempt = serde_path_to_error::deserialize::<_, Config>(value.clone());
         let err = match attempt {
-            Ok(cfg) if errors.is_empty() => return Ok(cfg),
-            Ok(_) => return Err(errors),
+            Ok(cfg) => {
+                return Parsed {
+                    config: Some(cfg),
+                    errors,
+                    removed,
+                }
+            }
             Err(e) => e,
         };
         let mut segs: Vec<Seg> = err.path().iter().filter_map(Seg::from_path).collect();
@@ -130,7 +155,11 @@ fn parse_with_lines(text: &str, lines: &LineMap) -> Result<Config, Vec<ConfigErr
         }
         removed.push(render(&segs));
     }
-    Err(errors)
+    Parsed {
+        config: None,
+        errors,
+        removed,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,13 +226,26 @@ fn remove(value: &mut serde_yaml::Value, segs: &[Seg]) -> bool {
 /// Parses and validates YAML text: every error (types first; values when the types are right).
 pub fn check_str(text: &str) -> Result<Checked, Vec<ConfigError>> {
     let lines = LineMap::build(text);
-    let config = parse_with_lines(text, &lines)?;
+    let parsed = parse_with_lines(text, &lines);
+    let Some(config) = parsed.config else {
+        return Err(parsed.errors);
+    };
     let Findings { errors, warnings } = validate::validate(&config, &lines);
-    if errors.is_empty() {
-        Ok(Checked { config, warnings })
-    } else {
-        Err(errors)
+    if parsed.errors.is_empty() && errors.is_empty() {
+        return Ok(Checked { config, warnings });
     }
+    // Values next to a key with a type error are still checked; the removed keys themselves were
+    // replaced by defaults, so findings about them would be noise.
+    let mut all = parsed.errors;
+    all.extend(errors.into_iter().filter(|e| {
+        !parsed.removed.iter().any(|r| {
+            e.path == *r
+                || e.path.starts_with(&format!("{r}."))
+                || e.path.starts_with(&format!("{r}["))
+        })
+    }));
+    all.sort_by_key(|e| e.line.unwrap_or(0));
+    Err(all)
 }
 
 /// Reads, parses and validates a config file.
