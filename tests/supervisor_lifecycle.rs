@@ -641,3 +641,38 @@ fn exit_codes_config_error_2_runtime_failure_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("starting tracker"));
 }
+
+#[tokio::test]
+async fn a_node_without_vrrp_runs_unprivileged() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("node.yaml");
+    let port = free_port();
+    std::fs::write(&path, node_yaml(dir.path(), port, &["p1"])).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"));
+    cmd.args(["run", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if nix::unistd::geteuid().is_root() {
+        cmd.uid(65534).gid(65534); // nobody
+    }
+    let mut child = Child(cmd.spawn().unwrap());
+    let v = wait_status(port, "unprivileged start-up", |v| {
+        v["components"][0]["state"] == "running"
+    })
+    .await;
+    assert_eq!(v["node"], "sighup");
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
