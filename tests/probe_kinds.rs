@@ -193,6 +193,29 @@ async fn exec_probe_exit_status_and_unrunnable_commands() {
     .unwrap_err();
     assert!(e.contains("timed out"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A timed-out script's children die with it.
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+    let e = run_once(
+        &argv(&["sh", "-c", &script]),
+        Duration::from_millis(300),
+        &PidTable::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("timed out"), "{e}");
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !probe::checks::pid_alive(pid),
+        "grandchild {pid} survived the timeout"
+    );
 }
 
 fn spec(name: &str, kind: ProbeKind, interval_ms: u64, timeout_ms: u64) -> ProbeSpec {

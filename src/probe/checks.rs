@@ -175,6 +175,20 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Kills a check's process group when the check is dropped (timed out, probe stopped).
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 async fn exec(argv: &[String]) -> Result<String, String> {
     let Some((prog, args)) = argv.split_first() else {
         return Err("empty command".into());
@@ -184,14 +198,18 @@ async fn exec(argv: &[String]) -> Result<String, String> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        // A timed-out check is dropped; the script must not outlive it.
+        // Own process group, so a timed-out script is killed with everything it started.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot execute {prog}: {e}"))?;
+    let mut group = KillGroupOnDrop(child.id());
     let status = child
         .wait()
         .await
         .map_err(|e| format!("{prog}: wait: {e}"))?;
+    // Exited normally: leave any daemon it deliberately started alone.
+    group.0 = None;
     if status.success() {
         Ok(format!("{prog} exited 0"))
     } else {

@@ -195,7 +195,8 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut state = RiseFall::new(spec.rise, spec.fall);
-        let mut ticks = tokio::time::interval(spec.interval);
+        // Validation refuses 0; a zero period would make tokio panic, so never pass one.
+        let mut ticks = tokio::time::interval(spec.interval.max(Duration::from_millis(1)));
         // A check slower than the interval delays the next one instead of bursting to catch up.
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
