@@ -207,6 +207,12 @@ pub fn render_text(v: &serde_json::Value) -> String {
             other => other.to_string(),
         }
     };
+    let ago = |v: &serde_json::Value| -> String {
+        match v.as_u64() {
+            Some(0) | None => "-".into(),
+            Some(ms) => format!("{:.1}s ago", unix_ms().saturating_sub(ms) as f64 / 1000.0),
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(out, "node {} (pid {})", s(&v["node"]), s(&v["pid"]));
     if !v["yielding"].is_null() {
@@ -234,7 +240,7 @@ pub fn render_text(v: &serde_json::Value) -> String {
             s(&i["effective_priority"]),
             s(&i["base_priority"]),
             s(&i["master"]),
-            s(&i["last_transition_unix_ms"]),
+            ago(&i["last_transition_unix_ms"]),
             s(&i["last_reason"]),
         );
         let _ = writeln!(
@@ -250,12 +256,13 @@ pub fn render_text(v: &serde_json::Value) -> String {
     for p in v["probes"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "  {:<12} {:<8} {:<8} checks {} failures {} last: {}",
+            "  {:<12} {:<8} {:<8} checks {} failures {} last ({}): {}",
             s(&p["name"]),
             s(&p["kind"]),
             s(&p["health"]),
             s(&p["checks"]),
             s(&p["failures"]),
+            ago(&p["last_check_unix_ms"]),
             s(&p["last_detail"]),
         );
     }
