@@ -1,8 +1,19 @@
-//! Command line: `fdfs-ha run|check|status|upload|download|delete|info|monitor`.
+//! Command line: `fdfs-ha run|check|status` (client subcommands upload/download/delete/info/monitor
+//! are added beside them).
+//!
+//! Exit codes:
+//! - `0`: clean stop (SIGTERM/SIGINT handled gracefully), `check` found no error, `status` printed.
+//! - `1`: runtime failure: a component could not start (e.g. port in use), VRRP could not start
+//!   (e.g. not root) or stopped unexpectedly, the status endpoint is unreachable.
+//! - `2`: config error: every error is printed as `<key path>: line <n>: <message>`.
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Validate a config file: exit 0, or print every error with its key path and line.
+    /// Validate a config file: exit 0, or print every error with its key path and line (exit 2).
     Check {
         #[arg(short, long)]
         config: PathBuf,
@@ -27,44 +38,140 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Show VRRP instances, probes and components of the running node (from its status endpoint).
+    Status {
+        /// Config of the node (its `status.listen` is used); default 127.0.0.1:8399.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Status endpoint address; overrides the config.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_errors(errors: &[fdfs_ha::config::ConfigError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{} error{}",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check { config } => match fdfs_ha::config::load(&config) {
-            Ok(_) => {
+        Cmd::Check { config } => match fdfs_ha::config::check_file(&config) {
+            Ok(checked) => {
+                for w in &checked.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
             Err(errors) => {
-                for e in errors {
-                    eprintln!("{e}");
-                }
-                ExitCode::from(2)
+                print_errors(&errors);
+                ExitCode::from(EXIT_CONFIG)
             }
         },
-        Cmd::Run { config } => {
-            let cfg = match fdfs_ha::config::load(&config) {
-                Ok(c) => c,
-                Err(errors) => {
-                    for e in errors {
-                        eprintln!("{e}");
-                    }
-                    return ExitCode::from(2);
+        Cmd::Run { config } => run(config),
+        Cmd::Status { config, addr, json } => status(config, addr, json),
+    }
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    let checked = match fdfs_ha::config::check_file(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let cfg = checked.config;
+    init_tracing(&cfg.log);
+    for w in &checked.warnings {
+        tracing::warn!(warning = %w, "config warning");
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fdfs-ha: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match rt.block_on(fdfs_ha::supervisor::run(cfg, path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fdfs-ha failed");
+            eprintln!("fdfs-ha: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn init_tracing(log: &fdfs_ha::config::LogConfig) {
+    // Validated by `check`; fall back to `info` rather than refusing to start.
+    use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter};
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The filter sits behind a reload handle so SIGHUP can change `log.level` live.
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    if log.format == "json" {
+        registry.with(fmt::layer().json()).init();
+    } else {
+        registry.with(fmt::layer()).init();
+    }
+    fdfs_ha::supervisor::set_log_reloader(Box::new(move |level| {
+        let f = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(f).map_err(|e| e.to_string())
+    }));
+}
+
+fn status(config: Option<PathBuf>, addr: Option<SocketAddr>, json: bool) -> ExitCode {
+    let addr = match (addr, config) {
+        (Some(a), _) => a,
+        (None, Some(path)) => match fdfs_ha::config::check_file(&path) {
+            Ok(c) => match c.config.status.listen {
+                Some(a) => a,
+                None => {
+                    eprintln!("{}: status.listen is disabled", path.display());
+                    return ExitCode::from(EXIT_CONFIG);
                 }
-            };
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log.level))
-                .init();
-            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-            match rt.block_on(fdfs_ha::supervisor::run(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("fdfs-ha: {e:#}");
-                    ExitCode::FAILURE
-                }
+            },
+            Err(errors) => {
+                print_errors(&errors);
+                return ExitCode::from(EXIT_CONFIG);
             }
+        },
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8399)),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fdfs-ha: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match rt.block_on(fdfs_ha::supervisor::status::fetch(addr)) {
+        Ok(doc) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                print!("{}", fdfs_ha::supervisor::status::render_text(&doc));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fdfs-ha status: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }

@@ -206,31 +206,54 @@ pub struct TrackConfig {
     pub weight: TrackWeight,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrackWeight {
     /// Added to the priority while healthy (> 0) or while failing (< 0), keepalived-style.
     Weight(i32),
-    /// The string `fault`.
+    /// The string `fault`: the instance is in FAULT while the probe fails. The default, made
+    /// explicit because keepalived's implicit "weight 0 = fault" confuses operators.
     #[default]
-    #[serde(with = "fault_literal")]
     Fault,
 }
 
-mod fault_literal {
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("fault")
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
-        let s = String::deserialize(d)?;
-        if s == "fault" {
-            Ok(())
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "expected a number or `fault`, got {s:?}"
-            )))
+impl Serialize for TrackWeight {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TrackWeight::Weight(w) => s.serialize_i32(*w),
+            TrackWeight::Fault => s.serialize_str("fault"),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackWeight {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TrackWeight;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a weight such as -20 or 10, or `fault`")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TrackWeight, E> {
+                i32::try_from(v)
+                    .map(TrackWeight::Weight)
+                    .map_err(|_| E::custom(format!("weight {v} out of range")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TrackWeight, E> {
+                i32::try_from(v)
+                    .map(TrackWeight::Weight)
+                    .map_err(|_| E::custom(format!("weight {v} out of range")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TrackWeight, E> {
+                if v == "fault" {
+                    Ok(TrackWeight::Fault)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a number or `fault`, got {v:?}"
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

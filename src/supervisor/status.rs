@@ -1,0 +1,282 @@
+//! The local status endpoint (`GET /status`, JSON) and its client used by `fdfs-ha status`.
+//!
+//! The supervisor loop keeps a [`Board`] up to date; the endpoint serializes it, asking each VRRP
+//! instance for its live status at request time.
+
+use super::VrrpHandle;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeView {
+    pub name: String,
+    pub kind: String,
+    pub health: crate::probe::Health,
+    pub last_ok: Option<bool>,
+    pub last_detail: String,
+    pub last_check_unix_ms: Option<u64>,
+    pub last_took_ms: Option<u64>,
+    pub checks: u64,
+    pub failures: u64,
+    pub on_fail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentView {
+    pub name: String,
+    pub state: super::component::RunState,
+    pub restarts: u64,
+    pub restarts_in_window: usize,
+    pub last_failure: Option<String>,
+    pub since_unix_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackingView {
+    pub priority_delta: i32,
+    pub fault: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadView {
+    pub at_unix_ms: u64,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// What the status endpoint shows; written by the supervisor loop only.
+#[derive(Default)]
+pub struct Board {
+    pub node: String,
+    pub config_path: Option<String>,
+    pub started_unix_ms: u64,
+    pub yielding: Option<String>,
+    pub last_reload: Option<ReloadView>,
+    pub probes: BTreeMap<String, ProbeView>,
+    pub components: BTreeMap<String, ComponentView>,
+    pub instances: BTreeMap<String, (Arc<dyn VrrpHandle>, Option<TrackingView>)>,
+}
+
+impl Board {
+    pub fn to_json(&self) -> serde_json::Value {
+        let instances: Vec<serde_json::Value> = self
+            .instances
+            .iter()
+            .map(|(name, (handle, tracking))| {
+                let live = handle
+                    .status()
+                    .into_iter()
+                    .find(|s| &s.name == name)
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .unwrap_or_else(|| serde_json::json!({ "name": name, "state": "UNKNOWN" }));
+                let mut v = live;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert(
+                        "tracking".into(),
+                        serde_json::to_value(tracking).unwrap_or_default(),
+                    );
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "node": self.node,
+            "pid": std::process::id(),
+            "config": self.config_path,
+            "started_unix_ms": self.started_unix_ms,
+            "yielding": self.yielding,
+            "last_reload": self.last_reload,
+            "instances": instances,
+            "probes": self.probes.values().collect::<Vec<_>>(),
+            "components": self.components.values().collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub type SharedBoard = Arc<Mutex<Board>>;
+
+pub fn lock(b: &SharedBoard) -> std::sync::MutexGuard<'_, Board> {
+    b.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves `GET /status` until `stop` is cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, board: SharedBoard, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "status endpoint: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let board = board.clone();
+        tokio::spawn(async move {
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let board = board.clone();
+                    async move { Ok::<_, Infallible>(respond(&req, &board)) }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+            {
+                tracing::debug!(error = %e, "status connection ended");
+            }
+        });
+    }
+}
+
+fn respond<B>(
+    req: &hyper::Request<B>,
+    board: &SharedBoard,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (code, body) = match (req.method(), req.uri().path()) {
+        (&http::Method::GET, "/status") => {
+            let json = lock(board).to_json();
+            (
+                http::StatusCode::OK,
+                serde_json::to_vec_pretty(&json).unwrap_or_default(),
+            )
+        }
+        (&http::Method::GET, _) => (http::StatusCode::NOT_FOUND, b"not found\n".to_vec()),
+        _ => (
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            b"only GET /status\n".to_vec(),
+        ),
+    };
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Fetches `GET /status` from a running node.
+pub async fn fetch(addr: SocketAddr) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| {
+            format!("cannot reach the status endpoint at {addr} (is fdfs-ha running?)")
+        })?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    let conn_task = tokio::spawn(conn);
+    let req = http::Request::get("/status")
+        .header(http::header::HOST, addr.to_string())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    conn_task.abort();
+    if !status.is_success() {
+        anyhow::bail!("status endpoint answered {status}");
+    }
+    serde_json::from_slice(&body).context("status endpoint sent invalid JSON")
+}
+
+/// Human-readable rendering of a status document, for `fdfs-ha status`.
+pub fn render_text(v: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let s = |v: &serde_json::Value| -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "-".into(),
+            other => other.to_string(),
+        }
+    };
+    let ago = |v: &serde_json::Value| -> String {
+        match v.as_u64() {
+            Some(0) | None => "-".into(),
+            Some(ms) => format!("{:.1}s ago", unix_ms().saturating_sub(ms) as f64 / 1000.0),
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "node {} (pid {})", s(&v["node"]), s(&v["pid"]));
+    if !v["yielding"].is_null() {
+        let _ = writeln!(out, "YIELDING: {}", s(&v["yielding"]));
+    }
+    if let Some(r) = v["last_reload"].as_object() {
+        let _ = writeln!(
+            out,
+            "last reload: {} ({})",
+            if r.get("ok").and_then(|b| b.as_bool()) == Some(true) {
+                "ok"
+            } else {
+                "REFUSED"
+            },
+            r.get("message").map(&s).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "\nVRRP instances:");
+    for i in v["instances"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<7} priority {} (base {}) master {} since {} reason: {}",
+            s(&i["name"]),
+            s(&i["state"]),
+            s(&i["effective_priority"]),
+            s(&i["base_priority"]),
+            s(&i["master"]),
+            ago(&i["last_transition_unix_ms"]),
+            s(&i["last_reason"]),
+        );
+        let _ = writeln!(
+            out,
+            "             tracking: delta {} fault {} ({})   drops: {}",
+            s(&i["tracking"]["priority_delta"]),
+            s(&i["tracking"]["fault"]),
+            s(&i["tracking"]["reason"]),
+            s(&i["drops"]),
+        );
+    }
+    let _ = writeln!(out, "\nProbes:");
+    for p in v["probes"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<8} {:<8} checks {} failures {} last ({}): {}",
+            s(&p["name"]),
+            s(&p["kind"]),
+            s(&p["health"]),
+            s(&p["checks"]),
+            s(&p["failures"]),
+            ago(&p["last_check_unix_ms"]),
+            s(&p["last_detail"]),
+        );
+    }
+    let _ = writeln!(out, "\nComponents:");
+    for c in v["components"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<8} restarts {} (in window {}) last failure: {}",
+            s(&c["name"]),
+            s(&c["state"]),
+            s(&c["restarts"]),
+            s(&c["restarts_in_window"]),
+            s(&c["last_failure"]),
+        );
+    }
+    out
+}

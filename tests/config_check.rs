@@ -1,0 +1,415 @@
+//! `fdfs-ha check` and config validation: every error names its key path and line.
+
+use fdfs_ha::config::{check_str, parse_str, ConfigError};
+use std::process::Command;
+
+fn errors_of(text: &str) -> Vec<ConfigError> {
+    match check_str(text) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts an error at `path` on `line` whose message contains `needle`.
+fn expect(errors: &[ConfigError], path: &str, line: usize, needle: &str) {
+    let found = errors
+        .iter()
+        .any(|e| e.path == path && e.line == Some(line) && e.message.contains(needle));
+    assert!(
+        found,
+        "no error `{path}: line {line}: ...{needle}...` in:\n{}",
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn base(dir: &std::path::Path) -> String {
+    format!(
+        "node: t1
+data_dir: {d}/data
+status:
+  listen: 127.0.0.1:0
+tracker:
+  listen: 127.0.0.1:0
+storage:
+  group: group1
+  listen: 127.0.0.1:0
+  trackers: [\"127.0.0.1:22122\"]
+  store_paths:
+    - {d}/store0
+",
+        d = dir.display()
+    )
+}
+
+#[test]
+fn shipped_ha_yaml_checks_clean() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ha.yaml");
+    let checked = fdfs_ha::config::check_file(std::path::Path::new(path))
+        .unwrap_or_else(|e| panic!("ha.yaml: {e:?}"));
+    let vrrp = checked.config.vrrp.as_ref().expect("ha.yaml has vrrp");
+    assert_eq!(vrrp.instances[0].virtual_router_id, 33);
+    assert_eq!(vrrp.instances[0].priority, 100);
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["check", "-c", path])
+        .output()
+        .expect("run fdfs-ha check");
+    assert!(
+        out.status.success(),
+        "check ha.yaml failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn minimal_config_without_vrrp_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = check_str(&base(dir.path())).expect("valid").config;
+    assert!(cfg.vrrp.is_none());
+}
+
+#[test]
+fn every_unknown_key_is_an_error_with_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}  grup: group2\ngateway:\n  trackers: [\"127.0.0.1:22122\"]\n  cahce: {{}}\n",
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "storage.grup", 13, "unknown key `grup`");
+    expect(&errors, "gateway.cahce", 16, "unknown key `cahce`");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}
+
+#[test]
+fn wrong_types_name_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}probes:\n  - name: p\n    tcp: 127.0.0.1:1\n    interval: soon\n    rise: many\n",
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "probes[0].interval", 16, "invalid duration");
+    expect(&errors, "probes[0].rise", 17, "invalid type");
+    let errors = errors_of("node: [1, 2]\n");
+    expect(&errors, "node", 1, "invalid type");
+}
+
+#[test]
+fn missing_required_key_is_reported() {
+    let errors = errors_of("data_dir: /tmp\n");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("missing field `node`")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_has_a_line() {
+    let errors = errors_of("node: a\nstorage: [\n  x: y\n");
+    assert!(errors[0].line.is_some(), "{errors:?}");
+    assert!(errors[0].message.contains("YAML syntax"));
+}
+
+#[test]
+fn vrrp_validation_errors_each_have_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{}probes:
+  - {{ name: gw, tcp: "127.0.0.1:80" }}
+vrrp:
+  instances:
+    - name: VI_1
+      interface: lo
+      virtual_router_id: 0
+      priority: 0
+      advert_int: 1500ms
+      auth: {{ type: pass, password: "123456789" }}
+      virtual_ipaddress: [192.168.3.100/33, 224.0.0.1]
+      unicast_peers: [224.0.0.18, 10.0.0.2, 10.0.0.2]
+      track:
+        - {{ probe: nope, weight: -20 }}
+        - {{ probe: gw, weight: 0 }}
+    - name: VI_1
+      interface: "bad/name"
+      virtual_router_id: 7
+      priority: 100
+      virtual_ipaddress: [10.9.9.9]
+"#,
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    let l = 18; // line of `interface: lo`
+    expect(
+        &errors,
+        "vrrp.instances[0].virtual_router_id",
+        l + 1,
+        "1..=255",
+    );
+    expect(&errors, "vrrp.instances[0].priority", l + 2, "1..=255");
+    expect(
+        &errors,
+        "vrrp.instances[0].advert_int",
+        l + 3,
+        "whole seconds",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].auth.password",
+        l + 4,
+        "1..=8 bytes",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].virtual_ipaddress[0]",
+        l + 5,
+        "prefix length",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].virtual_ipaddress[1]",
+        l + 5,
+        "cannot be a virtual address",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].unicast_peers[0]",
+        l + 6,
+        "not a unicast peer",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].unicast_peers[2]",
+        l + 6,
+        "duplicate peer",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].track[0].probe",
+        l + 8,
+        "no probe named `nope`",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[0].track[1].weight",
+        l + 9,
+        "0 has no effect",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[1].name",
+        l + 10,
+        "duplicate instance name",
+    );
+    expect(
+        &errors,
+        "vrrp.instances[1].interface",
+        l + 11,
+        "not a valid interface name",
+    );
+}
+
+#[test]
+fn probe_storage_gateway_validation_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let text = format!(
+        r#"node: t1
+data_dir: {d}/data
+external:
+  - name: nginx
+    command: ["/bin/sleep", "1000"]
+probes:
+  - name: two
+    tcp: 127.0.0.1:1
+    http: http://127.0.0.1:1/
+  - name: none
+  - name: badproc
+    process: apache
+  - name: restart-nothing
+    tcp: 127.0.0.1:9
+    on_fail: restart
+  - name: badexec
+    exec: ["/nonexistent/check.sh"]
+  - name: badurl
+    http: https://127.0.0.1/
+storage:
+  group: "group/1-with-a-long-name"
+  trackers: ["nohost", "127.0.0.1:0"]
+  store_paths: []
+gateway:
+  prefix: dfs
+  trackers: ["127.0.0.1:22122"]
+  purge_allow: [127.0.0.1/40, banana]
+  cache:
+    valid:
+      "200 304": 1h
+      "2xx": 1m
+"#
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "probes[0]", 7, "several kinds");
+    expect(&errors, "probes[1]", 10, "exactly one of");
+    expect(
+        &errors,
+        "probes[2].process",
+        12,
+        "no external component named `apache`",
+    );
+    expect(&errors, "probes[3].on_fail", 15, "needs a component");
+    expect(&errors, "probes[4].exec[0]", 17, "not an executable");
+    expect(&errors, "probes[5].http", 19, "only http://");
+    expect(&errors, "storage.group", 21, "1..=16");
+    expect(&errors, "storage.trackers[0]", 22, "not host:port");
+    expect(&errors, "storage.trackers[1]", 22, "port 0");
+    expect(&errors, "storage.store_paths", 23, "at least one");
+    expect(&errors, "gateway.prefix", 25, "must start with '/'");
+    expect(&errors, "gateway.purge_allow[0]", 27, "prefix length");
+    expect(&errors, "gateway.purge_allow[1]", 27, "not an IP address");
+    expect(
+        &errors,
+        "gateway.cache.valid.2xx",
+        31,
+        "not a list of HTTP statuses",
+    );
+}
+
+#[test]
+fn a_directory_that_cannot_be_created_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let text = base(dir.path()).replace(
+        &format!("- {}/store0", dir.path().display()),
+        &format!("- {}/sub/store0", file.display()),
+    );
+    let errors = errors_of(&text);
+    expect(
+        &errors,
+        "storage.store_paths[0]",
+        12,
+        "does not exist and cannot be created",
+    );
+    assert!(errors[0]
+        .to_string()
+        .starts_with("storage.store_paths[0]: line 12: directory "));
+    // A path under a missing but creatable parent is fine.
+    let ok = base(dir.path()).replace("/store0", "/a/b/c/store0");
+    check_str(&ok).expect("creatable path accepted");
+}
+
+#[test]
+fn listen_conflicts_and_status_must_be_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = base(dir.path())
+        .replace(
+            "listen: 127.0.0.1:0\ntracker",
+            "listen: 0.0.0.0:8399\ntracker",
+        )
+        .replace(
+            "tracker:\n  listen: 127.0.0.1:0",
+            "tracker:\n  listen: 127.0.0.1:8399",
+        );
+    let errors = errors_of(&text);
+    expect(&errors, "status.listen", 4, "not a loopback address");
+    expect(&errors, "tracker.listen", 6, "conflicts with status.listen");
+}
+
+#[test]
+fn check_command_prints_every_error_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    let text = format!(
+        "{}gateway:\n  prefix: dfs\n  trackers: [\"x:1\"]\n  purge_allow: [nope]\n",
+        base(dir.path())
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run fdfs-ha check");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gateway.prefix: line 14: must start with '/'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gateway.purge_allow[0]: line 16: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn track_weight_accepts_numbers_and_fault_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}probes: [{{ name: p, tcp: \"127.0.0.1:1\" }}]\nvrrp:\n  instances:\n    - {{ name: V, interface: lo, virtual_router_id: 1, priority: 100, virtual_ipaddress: [10.1.1.1], track: [{{ probe: p, weight: heavy }}] }}\n",
+        base(dir.path())
+    );
+    let errors = match parse_str(&text) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e,
+    };
+    expect(
+        &errors,
+        "vrrp.instances[0].track[0].weight",
+        16,
+        "expected a number or `fault`",
+    );
+}
+
+#[test]
+fn unknown_keys_inside_list_items_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}probes:\n  - name: a\n    tcp: \"127.0.0.1:1\"\n  - name: b\n    tpc: \"127.0.0.1:2\"\n    intervall: 1s\n",
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "probes[1].tpc", 17, "unknown key `tpc`");
+    expect(
+        &errors,
+        "probes[1].intervall",
+        18,
+        "unknown key `intervall`",
+    );
+}
+
+#[test]
+fn type_errors_and_value_errors_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "node: t1
+data_dir: {d}/data
+storage:
+  group: \"group/1\"
+  grup: 1
+  trackers: [\"nohost\"]
+  store_paths: [{d}/s]
+  max_connections: lots
+probes:
+  - name: a
+    tcp: 127.0.0.1:1
+    interval: 5 parsecs
+",
+        d = dir.path().display()
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "storage.group", 4, "may only contain");
+    expect(&errors, "storage.grup", 5, "unknown key");
+    expect(&errors, "storage.trackers[0]", 6, "not host:port");
+    expect(&errors, "storage.max_connections", 8, "invalid type");
+    expect(&errors, "probes[0].interval", 12, "invalid duration unit");
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    let lines: Vec<_> = errors.iter().map(|e| e.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "errors come in file order");
+}

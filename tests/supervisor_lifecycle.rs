@@ -1,0 +1,678 @@
+//! Supervisor: restart with backoff, yield after max_restarts, probe-driven restarts (injected
+//! components and a recording VRRP), and the real binary's signals (SIGHUP reload, SIGTERM stop).
+
+use fdfs_ha::config::{check_str, Config, VrrpConfig, VrrpInstanceConfig};
+use fdfs_ha::supervisor::component::{Component, ComponentSpec, ServeFuture};
+use fdfs_ha::supervisor::{run_with, Control, Hooks, StartedVrrp, VrrpHandle, VrrpStarter};
+use fdfs_ha::vrrp::InstanceStatus;
+use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+type Calls = Arc<Mutex<Vec<(String, i32, bool, String)>>>;
+
+/// Records `set_tracking` calls instead of driving a real VRRP engine.
+struct Recorder {
+    calls: Calls,
+}
+
+impl VrrpHandle for Recorder {
+    fn set_tracking(&self, instance: &str, delta: i32, fault: bool, reason: &str) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((instance.into(), delta, fault, reason.into()));
+    }
+    fn status(&self) -> Vec<InstanceStatus> {
+        Vec::new()
+    }
+}
+
+#[derive(Default)]
+struct RecordingVrrp {
+    calls: Calls,
+    /// Names of the instances started, in order.
+    started: Arc<Mutex<Vec<String>>>,
+    /// When each instance's runner finished its (simulated, 200 ms) handover.
+    handed_over: Arc<Mutex<Vec<Instant>>>,
+    /// Lets a test emit state changes as the engine would.
+    senders: Arc<Mutex<Vec<tokio::sync::broadcast::Sender<fdfs_ha::vrrp::StateChange>>>>,
+}
+
+impl VrrpStarter for RecordingVrrp {
+    fn start<'a>(
+        &'a self,
+        _global: &'a VrrpConfig,
+        instance: &'a VrrpInstanceConfig,
+    ) -> BoxFuture<'a, anyhow::Result<StartedVrrp>> {
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::broadcast::channel(8);
+            self.started.lock().unwrap().push(instance.name.clone());
+            self.senders.lock().unwrap().push(tx.clone());
+            let handed_over = self.handed_over.clone();
+            Ok(StartedVrrp {
+                handle: Arc::new(Recorder {
+                    calls: self.calls.clone(),
+                }),
+                changes: rx,
+                run: Box::new(move |token: CancellationToken| {
+                    Box::pin(async move {
+                        token.cancelled().await;
+                        // A Master's make-before-break handover takes a while.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        handed_over.lock().unwrap().push(Instant::now());
+                        drop(tx);
+                        Ok(())
+                    }) as ServeFuture
+                }),
+            })
+        })
+    }
+}
+
+/// A component whose every start is timestamped; `behaviour(n)` decides how start n serves.
+struct Scripted {
+    starts: Arc<Mutex<Vec<Instant>>>,
+    behaviour: Arc<dyn Fn(usize, CancellationToken) -> ServeFuture + Send + Sync>,
+}
+
+impl Component for Scripted {
+    fn start(&self, shutdown: CancellationToken) -> BoxFuture<'_, anyhow::Result<ServeFuture>> {
+        Box::pin(async move {
+            let n = {
+                let mut s = self.starts.lock().unwrap();
+                s.push(Instant::now());
+                s.len()
+            };
+            Ok((self.behaviour)(n, shutdown))
+        })
+    }
+}
+
+fn config(extra: &str) -> Config {
+    let dir = std::env::temp_dir();
+    let text = format!(
+        "node: test
+data_dir: {}
+status: {{ listen: null }}
+supervisor:
+  restart_backoff_min: 20ms
+  restart_backoff_max: 200ms
+  max_restarts: 4
+  restart_window: 30s
+  drain_timeout: 1s
+vrrp:
+  instances:
+    - name: VI_T
+      interface: lo
+      virtual_router_id: 9
+      priority: 100
+      virtual_ipaddress: [10.200.0.1]
+{extra}",
+        dir.display()
+    );
+    check_str(&text)
+        .unwrap_or_else(|e| panic!("test config invalid: {e:?}"))
+        .config
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_crashing_component_is_restarted_with_backoff_then_the_node_yields() {
+    let calls: Calls = Arc::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let component = Arc::new(Scripted {
+        starts: starts.clone(),
+        // Every start crashes after 5 ms.
+        behaviour: Arc::new(|_, _| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                anyhow::bail!("simulated crash")
+            })
+        }),
+    });
+    let hooks = Hooks {
+        components: Arc::new(move |_: &Config, _: &_| {
+            vec![ComponentSpec {
+                name: "flaky".into(),
+                fingerprint: "1".into(),
+                component: component.clone(),
+            }]
+        }),
+        vrrp: Arc::new(RecordingVrrp {
+            calls: calls.clone(),
+            ..Default::default()
+        }),
+    };
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(config(""), None, hooks, rx));
+
+    wait_for("the yield", Duration::from_secs(10), || {
+        calls.lock().unwrap().iter().any(|c| c.2)
+    })
+    .await;
+    let recorded = calls.lock().unwrap().clone();
+    assert_eq!(
+        recorded[0],
+        ("VI_T".into(), 0, false, "all tracked probes healthy".into())
+    );
+    let fault = recorded.iter().find(|c| c.2).unwrap();
+    assert_eq!(fault.0, "VI_T");
+    assert!(
+        fault.3.contains("component flaky restarted 4 times"),
+        "{}",
+        fault.3
+    );
+    // The 4th failure yields at once (its restart is still pending); restarts go on meanwhile.
+    assert!(starts.lock().unwrap().len() >= 4);
+    wait_for("restart after the yield", Duration::from_secs(5), || {
+        starts.lock().unwrap().len() >= 5
+    })
+    .await;
+    let s = starts.lock().unwrap().clone();
+    // Backoff doubles: 20, 40, 80, 160 ms between a crash and the next start.
+    let gaps: Vec<Duration> = s.windows(2).map(|w| w[1] - w[0]).collect();
+    for (i, want_ms) in [20u64, 40, 80, 160].iter().enumerate() {
+        assert!(
+            gaps[i] >= Duration::from_millis(*want_ms),
+            "gap {i} was {:?}, want >= {want_ms} ms (gaps {gaps:?})",
+            gaps[i]
+        );
+    }
+    assert!(gaps[3] > gaps[0] * 4, "backoff grows: {gaps:?}");
+
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_failing_probe_restarts_its_component_and_moves_priority() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let calls: Calls = Arc::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let serving = Arc::new(AtomicUsize::new(0));
+    let serving2 = serving.clone();
+    let component = Arc::new(Scripted {
+        starts: starts.clone(),
+        // Start 1 is hung (runs but does not listen); start 2 serves the port.
+        behaviour: Arc::new(move |n, token| {
+            let serving = serving2.clone();
+            Box::pin(async move {
+                if n >= 2 {
+                    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+                    serving.store(n, Ordering::SeqCst);
+                    token.cancelled().await;
+                    drop(l);
+                } else {
+                    token.cancelled().await;
+                }
+                Ok(())
+            })
+        }),
+    });
+    let hooks = Hooks {
+        components: Arc::new(move |_: &Config, _: &_| {
+            vec![ComponentSpec {
+                name: "web".into(),
+                fingerprint: "1".into(),
+                component: component.clone(),
+            }]
+        }),
+        vrrp: Arc::new(RecordingVrrp {
+            calls: calls.clone(),
+            ..Default::default()
+        }),
+    };
+    let cfg = config(&format!(
+        "      track: [{{ probe: web, weight: -30 }}]
+external:
+  - {{ name: web, command: [\"true\"] }}
+probes:
+  - {{ name: web, tcp: \"127.0.0.1:{port}\", interval: 30ms, timeout: 100ms, fall: 2, rise: 1, on_fail: restart, component: web }}
+"
+    ));
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(cfg, None, hooks, rx));
+    wait_for("restart by the probe", Duration::from_secs(10), || {
+        serving.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    wait_for("priority restored", Duration::from_secs(10), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
+    })
+    .await;
+    let recorded = calls.lock().unwrap().clone();
+    // Not yet checked counts as failing: -30 from the start, then 0 once healthy.
+    assert_eq!(recorded[0].1, -30, "{recorded:?}");
+    assert!(recorded.iter().all(|c| !c.2), "no FAULT: {recorded:?}");
+    assert_eq!(starts.lock().unwrap().len(), 2);
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
+#[tokio::test]
+async fn stop_hands_over_first_then_drains_components_with_a_bound() {
+    let vrrp = Arc::new(RecordingVrrp::default());
+    let cancelled_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let cancelled = cancelled_at.clone();
+    let polite = Arc::new(Scripted {
+        starts: Arc::default(),
+        behaviour: Arc::new(move |_, token| {
+            let cancelled = cancelled.clone();
+            Box::pin(async move {
+                token.cancelled().await;
+                *cancelled.lock().unwrap() = Some(Instant::now());
+                Ok(())
+            })
+        }),
+    });
+    // Ignores its token: must be cut off after drain_timeout (1 s).
+    let stuck = Arc::new(Scripted {
+        starts: Arc::default(),
+        behaviour: Arc::new(|_, _| Box::pin(futures::future::pending())),
+    });
+    let hooks = Hooks {
+        components: Arc::new(move |_: &Config, _: &_| {
+            vec![
+                ComponentSpec {
+                    name: "polite".into(),
+                    fingerprint: "1".into(),
+                    component: polite.clone(),
+                },
+                ComponentSpec {
+                    name: "stuck".into(),
+                    fingerprint: "1".into(),
+                    component: stuck.clone(),
+                },
+            ]
+        }),
+        vrrp: vrrp.clone(),
+    };
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(config(""), None, hooks, rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stop is bounded")
+        .unwrap()
+        .expect("clean stop");
+    let took = asked.elapsed();
+    let handed_over = vrrp.handed_over.lock().unwrap()[0];
+    let component_stopped = cancelled_at.lock().unwrap().expect("polite was stopped");
+    assert!(
+        component_stopped >= handed_over,
+        "components keep serving until the VRRP handover is done"
+    );
+    assert!(
+        took >= Duration::from_millis(1100) && took < Duration::from_secs(3),
+        "handover 200 ms + drain bound 1 s, took {took:?}"
+    );
+}
+
+fn instance_yaml(name: &str, vrid: u8, priority: u8, weight: i32, notify: &str) -> String {
+    format!(
+        "    - name: {name}
+      interface: lo
+      virtual_router_id: {vrid}
+      priority: {priority}
+      virtual_ipaddress: [10.201.0.{vrid}]
+      track: [{{ probe: up, weight: {weight} }}]
+      notify: [\"{notify}\"]
+"
+    )
+}
+
+fn reload_yaml(dir: &std::path::Path, a_weight: i32, b_priority: u8, notify: &str) -> String {
+    format!(
+        "node: reload
+data_dir: {d}
+status: {{ listen: null }}
+probes:
+  - {{ name: up, exec: [\"true\"], interval: 50ms }}
+vrrp:
+  instances:
+{a}{b}",
+        d = dir.display(),
+        a = instance_yaml("VI_A", 1, 100, a_weight, notify),
+        b = instance_yaml("VI_B", 2, b_priority, 10, notify),
+    )
+}
+
+#[tokio::test]
+async fn reload_keeps_unchanged_instances_and_notify_runs_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("notify.log");
+    let script = dir.path().join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let notify = script.display().to_string();
+    let path = dir.path().join("ha.yaml");
+    std::fs::write(&path, reload_yaml(dir.path(), 20, 100, &notify)).unwrap();
+    let cfg = fdfs_ha::config::load(&path).unwrap();
+
+    let vrrp = Arc::new(RecordingVrrp::default());
+    let hooks = Hooks {
+        components: Arc::new(|_: &Config, _: &_| Vec::new()),
+        vrrp: vrrp.clone(),
+    };
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(cfg, Some(path.clone()), hooks, rx));
+    let calls = vrrp.calls.clone();
+    wait_for("probe healthy", Duration::from_secs(10), || {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.0 == "VI_A" && c.1 == 20)
+    })
+    .await;
+    assert_eq!(*vrrp.started.lock().unwrap(), vec!["VI_A", "VI_B"]);
+
+    // Notify: every change runs the command with instance and state, in order.
+    let senders = vrrp.senders.lock().unwrap().clone();
+    for state in ["BACKUP", "MASTER", "FAULT"] {
+        senders[0]
+            .send(fdfs_ha::vrrp::StateChange {
+                instance: "VI_A".into(),
+                state: state.into(),
+                reason: "test".into(),
+            })
+            .unwrap();
+    }
+    wait_for("notify output", Duration::from_secs(10), || {
+        std::fs::read_to_string(&out)
+            .map(|s| s.lines().count() >= 3)
+            .unwrap_or(false)
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "VI_A BACKUP\nVI_A MASTER\nVI_A FAULT\n"
+    );
+
+    // VI_A changes only its track weight (applied live, no restart); VI_B changes its priority
+    // (restarted).
+    std::fs::write(&path, reload_yaml(dir.path(), 30, 90, &notify)).unwrap();
+    ctl.send(Control::Reload).unwrap();
+    wait_for("VI_B restarted", Duration::from_secs(10), || {
+        vrrp.started.lock().unwrap().len() == 3
+    })
+    .await;
+    wait_for("new weight applied", Duration::from_secs(10), || {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.0 == "VI_A" && c.1 == 30)
+    })
+    .await;
+    assert_eq!(*vrrp.started.lock().unwrap(), vec!["VI_A", "VI_B", "VI_B"]);
+
+    // An invalid file changes nothing.
+    std::fs::write(
+        &path,
+        reload_yaml(dir.path(), 30, 90, &notify).replace("priority: 90", "priority: 0"),
+    )
+    .unwrap();
+    ctl.send(Control::Reload).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(vrrp.started.lock().unwrap().len(), 3);
+
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The real binary.
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn node_yaml(dir: &std::path::Path, status_port: u16, probes: &[&str]) -> String {
+    let mut y = format!(
+        "node: sighup
+data_dir: {d}/data
+status:
+  listen: 127.0.0.1:{status_port}
+tracker:
+  listen: 127.0.0.1:0
+probes:
+",
+        d = dir.display()
+    );
+    for p in probes {
+        y.push_str(&format!(
+            "  - {{ name: {p}, tcp: \"127.0.0.1:{status_port}\", interval: 100ms }}\n"
+        ));
+    }
+    y
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
+    nix::sys::signal::kill(pid, sig).unwrap();
+}
+
+async fn status_of(port: u16) -> Option<serde_json::Value> {
+    fdfs_ha::supervisor::status::fetch(([127, 0, 0, 1], port).into())
+        .await
+        .ok()
+}
+
+async fn wait_status(
+    port: u16,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = status_of(port).await {
+            if cond(&v) {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn probe_names(v: &serde_json::Value) -> Vec<String> {
+    v["probes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn sighup_with_an_invalid_file_keeps_the_old_config_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.yaml");
+    let port = free_port();
+    std::fs::write(&path, node_yaml(dir.path(), port, &["p1"])).unwrap();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let v = wait_status(port, "start-up", |v| {
+        v["probes"][0]["health"] == "healthy" && v["components"][0]["state"] == "running"
+    })
+    .await;
+    assert_eq!(probe_names(&v), vec!["p1"]);
+    assert_eq!(v["components"][0]["name"], "tracker");
+    let pid_before = v["pid"].clone();
+
+    // An invalid file: refused, the old config keeps running.
+    std::fs::write(
+        &path,
+        node_yaml(dir.path(), port, &["p1", "p2"]) + "bogus_key: 1\n",
+    )
+    .unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGHUP);
+    let v = wait_status(port, "refused reload", |v| v["last_reload"]["ok"] == false).await;
+    assert!(
+        v["last_reload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bogus_key"),
+        "{v}"
+    );
+    assert_eq!(probe_names(&v), vec!["p1"]);
+    assert_eq!(v["pid"], pid_before);
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "process still running"
+    );
+
+    // A valid change: applied, unchanged parts keep running (tracker not restarted).
+    std::fs::write(&path, node_yaml(dir.path(), port, &["p1", "p2"])).unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGHUP);
+    let v = wait_status(port, "applied reload", |v| v["last_reload"]["ok"] == true).await;
+    assert_eq!(probe_names(&v), vec!["p1", "p2"]);
+    assert_eq!(v["components"][0]["restarts"], 0);
+    assert_eq!(v["components"][0]["state"], "running");
+
+    // `fdfs-ha status` renders the same document.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["status", "--addr", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("node sighup") && text.contains("p2") && text.contains("tracker"),
+        "{text}"
+    );
+
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "clean stop exits 0");
+}
+
+#[test]
+fn exit_codes_config_error_2_runtime_failure_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "node: x\nnonsense: 1\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["run", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense: line 2: unknown key"));
+
+    // The tracker's port is taken: start-up fails with a runtime error.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = dir.path().join("busy.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "node: x\ndata_dir: {}/d\nstatus: {{ listen: null }}\ntracker: {{ listen: \"127.0.0.1:{port}\" }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("starting tracker"));
+}
+
+#[tokio::test]
+async fn a_node_without_vrrp_runs_unprivileged() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("node.yaml");
+    let port = free_port();
+    std::fs::write(&path, node_yaml(dir.path(), port, &["p1"])).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"));
+    cmd.args(["run", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if nix::unistd::geteuid().is_root() {
+        cmd.uid(65534).gid(65534); // nobody
+    }
+    let mut child = Child(cmd.spawn().unwrap());
+    let v = wait_status(port, "unprivileged start-up", |v| {
+        v["components"][0]["state"] == "running"
+    })
+    .await;
+    assert_eq!(v["node"], "sighup");
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
