@@ -1,5 +1,5 @@
-//! Command line: `fdfs-ha run|check|status` (client subcommands upload/download/delete/info/monitor
-//! are added beside them).
+//! Command line: `fdfs-ha run|check|status` and the FastDFS client subcommands
+//! `upload|download|delete|info|monitor` (all taking `--tracker HOST:PORT`, repeatable).
 //!
 //! Exit codes:
 //! - `0`: clean stop (SIGTERM/SIGINT handled gracefully), `check` found no error, `status` printed.
@@ -50,6 +50,83 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Upload a local file (fdfs_upload_file); prints the file ID.
+    Upload {
+        file: PathBuf,
+        #[command(flatten)]
+        trackers: TrackerArgs,
+    },
+    /// Download a file by ID to OUT (default: its name in the current directory).
+    Download {
+        id: String,
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        trackers: TrackerArgs,
+    },
+    /// Delete a file by ID.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        trackers: TrackerArgs,
+    },
+    /// Show what a file ID encodes and what its storage reports (fdfs_file_info).
+    Info {
+        id: String,
+        #[command(flatten)]
+        trackers: TrackerArgs,
+    },
+    /// Groups, storages, status and free space (fdfs_monitor).
+    Monitor {
+        #[command(flatten)]
+        trackers: TrackerArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct TrackerArgs {
+    /// Tracker address HOST:PORT (repeatable; default 127.0.0.1:22122).
+    #[arg(long = "tracker", value_name = "HOST:PORT")]
+    tracker: Vec<String>,
+}
+
+/// Runs one client subcommand: prints its output, or the error and exits 1.
+fn client_command<F>(trackers: &TrackerArgs, f: F) -> ExitCode
+where
+    F: for<'a> FnOnce(
+        &'a fdfs_ha::client::FdfsClient,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<String, fdfs_ha::client::ClientError>,
+    >,
+{
+    let addrs = match fdfs_ha::client::cli::trackers(&trackers.tracker) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fdfs-ha: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fdfs-ha: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let client = fdfs_ha::client::FdfsClient::new(addrs);
+    match rt.block_on(f(&client)) {
+        Ok(out) => {
+            println!("{}", out.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fdfs-ha: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 fn print_errors(errors: &[fdfs_ha::config::ConfigError]) {
@@ -81,6 +158,21 @@ fn main() -> ExitCode {
         },
         Cmd::Run { config } => run(config),
         Cmd::Status { config, addr, json } => status(config, addr, json),
+        Cmd::Upload { file, trackers } => client_command(&trackers, move |c| {
+            Box::pin(async move { fdfs_ha::client::cli::upload(c, &file).await })
+        }),
+        Cmd::Download { id, out, trackers } => client_command(&trackers, move |c| {
+            Box::pin(async move { fdfs_ha::client::cli::download(c, &id, out).await })
+        }),
+        Cmd::Delete { id, trackers } => client_command(&trackers, move |c| {
+            Box::pin(async move { fdfs_ha::client::cli::delete(c, &id).await })
+        }),
+        Cmd::Info { id, trackers } => client_command(&trackers, move |c| {
+            Box::pin(async move { fdfs_ha::client::cli::info(c, &id).await })
+        }),
+        Cmd::Monitor { trackers } => client_command(&trackers, move |c| {
+            Box::pin(async move { fdfs_ha::client::cli::monitor(c).await })
+        }),
     }
 }
 

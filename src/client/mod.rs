@@ -5,6 +5,7 @@
 //! per-connection protocol lives in [`tracker`] and [`storage`]; this module adds tracker
 //! fail-over (next tracker on a connection error), pooling, and file-ID handling.
 
+pub mod cli;
 pub mod pool;
 pub mod storage;
 pub mod tracker;

@@ -96,14 +96,65 @@ impl DirectorySource for UnavailableSource {
     }
 }
 
-/// The tracker-backed source for `gateway.trackers`. The FastDFS tracker client (list_groups +
-/// list_storages per group, ACTIVE storages only, `http_port = upstream.storage_http_port`) is
-/// plugged in here; until then fetches fail loudly and the gateway routes nothing.
+/// The tracker-backed source for `gateway.trackers`: every group the trackers know, with its
+/// ACTIVE storages (SERVER_LIST_ALL_GROUPS + SERVER_LIST_STORAGE), each reached over http on
+/// `upstream.storage_http_port`. Trackers are tried in turn, so one tracker down changes nothing.
 pub fn tracker_source(cfg: &crate::config::GatewayConfig) -> Arc<dyn DirectorySource> {
-    Arc::new(UnavailableSource(format!(
-        "tracker-backed cluster view is not wired in yet (gateway.trackers = {:?})",
-        cfg.trackers
-    )))
+    use std::net::ToSocketAddrs;
+    let mut addrs = Vec::new();
+    for t in &cfg.trackers {
+        match t.to_socket_addrs() {
+            Ok(a) => addrs.extend(a),
+            Err(e) => {
+                return Arc::new(UnavailableSource(format!(
+                    "gateway.trackers: cannot resolve {t}: {e}"
+                )))
+            }
+        }
+    }
+    Arc::new(TrackerSource {
+        client: crate::client::FdfsClient::with_timeout(addrs, cfg.upstream.connect_timeout.get()),
+        http_port: cfg.upstream.storage_http_port,
+    })
+}
+
+struct TrackerSource {
+    client: crate::client::FdfsClient,
+    http_port: u16,
+}
+
+impl DirectorySource for TrackerSource {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<ClusterView>> {
+        Box::pin(async move {
+            use crate::proto::tracker::StorageStatus;
+            let mut view = ClusterView::default();
+            for g in self.client.list_groups().await? {
+                let mut nodes = Vec::new();
+                for s in self.client.list_storages(&g.group).await? {
+                    if s.status != StorageStatus::Active as u8 {
+                        continue;
+                    }
+                    let Ok(ip) = s.ip.parse::<IpAddr>() else {
+                        tracing::warn!(ip = %s.ip, "tracker listed a storage with an unusable address");
+                        continue;
+                    };
+                    nodes.push(StorageNode {
+                        id: if s.id.is_empty() {
+                            s.ip.clone()
+                        } else {
+                            s.id.clone()
+                        },
+                        ip,
+                        port: u16::try_from(s.storage_port).unwrap_or(0),
+                        http_port: self.http_port,
+                    });
+                }
+                nodes.sort();
+                view.groups.insert(g.group, nodes);
+            }
+            Ok(view)
+        })
+    }
 }
 
 /// A directory kept fresh by a background refresher.

@@ -55,9 +55,17 @@ pub fn from_config(cfg: &Config, pids: &PidTable) -> Vec<ComponentSpec> {
                 node: cfg.node.clone(),
             }),
         });
-        // `storage.http` (the fastdfs-nginx-module replacement) gets its own component once its
-        // entry point exists: push a ComponentSpec named "storage_http" here, fingerprinted on
-        // `s` (it serves the store paths), built from `crate::storage::http::StorageHttp`.
+        if s.http.is_some() {
+            // The fastdfs-nginx-module replacement: serves the same store paths over http.
+            out.push(ComponentSpec {
+                name: "storage_http".into(),
+                fingerprint: fp(&(s, &cfg.node)),
+                component: Arc::new(StorageHttp {
+                    cfg: s.clone(),
+                    node: cfg.node.clone(),
+                }),
+            });
+        }
     }
     if let Some(g) = &cfg.gateway {
         out.push(ComponentSpec {
@@ -112,6 +120,21 @@ impl Component for Storage {
         Box::pin(async move {
             let s = crate::storage::StorageServer::bind(&self.cfg, &self.node).await?;
             tracing::info!(addr = %s.local_addr(), "storage listening");
+            Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
+        })
+    }
+}
+
+struct StorageHttp {
+    cfg: StorageConfig,
+    node: String,
+}
+
+impl Component for StorageHttp {
+    fn start(&self, shutdown: CancellationToken) -> BoxFuture<'_, anyhow::Result<ServeFuture>> {
+        Box::pin(async move {
+            let s = crate::storage::http::StorageHttp::bind(&self.cfg, &self.node).await?;
+            tracing::info!(addr = %s.local_addr(), "storage http listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
     }
