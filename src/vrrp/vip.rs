@@ -191,6 +191,8 @@ pub fn monitor() -> std::io::Result<broadcast::Sender<NetEvent>> {
     let (mut conn, _handle, mut messages) = rtnetlink::new_connection()?;
     use netlink_sys::AsyncSocket;
     let sock = conn.socket_mut().socket_mut();
+    // Multicast delivery needs a bound socket.
+    sock.bind_auto()?;
     sock.add_membership(RTNLGRP_LINK)?;
     sock.add_membership(RTNLGRP_IPV4_IFADDR)?;
     tokio::spawn(conn);

@@ -1,0 +1,291 @@
+//! fdfs-ha VRRP against real keepalived, in network namespaces this test creates (needs root,
+//! iproute2 and keepalived; prints SKIP and passes otherwise). Node 0 is 192.168.3.21, node 1
+//! 192.168.3.22, VIP 192.168.3.100, VRID 33, advert_int 1, PASS "1111".
+
+#[path = "vrrp/harness.rs"]
+mod harness;
+
+use harness::{keepalived_complaints, wait_until, Lab, VrrpOpts};
+use std::time::Duration;
+
+const TAKEOVER: Duration = Duration::from_secs(8);
+
+fn assert_exactly(lab: &Lab, holder: usize, what: &str, logs: &[usize]) {
+    let ok = wait_until(TAKEOVER, || lab.vip_holders() == vec![holder]);
+    if !ok {
+        for h in logs {
+            eprintln!("---- log {h}:\n{}", lab.log(*h));
+        }
+    }
+    assert!(
+        ok,
+        "{what}: VIP holders {:?}, want only node {holder}",
+        lab.vip_holders()
+    );
+    // ...and it stays that way for a few adverts.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(lab.vip_holders(), vec![holder], "{what}: not stable");
+}
+
+fn assert_no_complaints(lab: &Lab, keepalived: usize) {
+    let log = lab.log(keepalived);
+    let c = keepalived_complaints(&log);
+    assert!(
+        c.is_empty(),
+        "keepalived complained about our packets:\n{}",
+        c.join("\n")
+    );
+}
+
+#[test]
+fn fdfs_master_keepalived_backup_failover_preempt_back_and_graceful_stop() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    assert!(
+        wait_until(TAKEOVER, || lab.has_vip(0)),
+        "fdfs-ha alone did not become MASTER:\n{}",
+        lab.log(a)
+    );
+    let k = lab.start_keepalived(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            ..Default::default()
+        },
+        false,
+    );
+    assert_exactly(&lab, 0, "fdfs-ha MASTER + keepalived BACKUP", &[a, k]);
+
+    // Master killed: keepalived takes over. Its VIP stays on the dead node's interface
+    // until fdfs-ha restarts and clears it.
+    lab.kill9(a);
+    assert!(
+        wait_until(TAKEOVER, || lab.has_vip(1)),
+        "keepalived did not take over:\n{}",
+        lab.log(k)
+    );
+
+    // Return with preempt: fdfs-ha clears the stale VIP, waits as BACKUP, preempts.
+    let a2 = lab.start_fdfs(0, &VrrpOpts::default());
+    assert_exactly(&lab, 0, "fdfs-ha preempted back", &[a2, k]);
+    assert!(
+        lab.log(a2).contains("removing VIP left on the interface"),
+        "{}",
+        lab.log(a2)
+    );
+
+    // Graceful stop: keepalived takes over, fdfs-ha releases and exits.
+    lab.sigterm(a2);
+    assert_eq!(
+        lab.wait_exit(a2, Duration::from_secs(6)),
+        Some(0),
+        "{}",
+        lab.log(a2)
+    );
+    assert_exactly(&lab, 1, "after graceful stop", &[a2, k]);
+    let log = lab.log(a2);
+    assert!(
+        log.contains("handover: new master 192.168.3.22 heard"),
+        "{log}"
+    );
+    assert_no_complaints(&lab, k);
+}
+
+#[test]
+fn keepalived_master_fdfs_backup_takes_over_and_gives_back() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let k = lab.start_keepalived(0, &VrrpOpts::default(), true);
+    assert!(
+        wait_until(TAKEOVER, || lab.has_vip(0)),
+        "keepalived alone did not become MASTER:\n{}",
+        lab.log(k)
+    );
+    let b = lab.start_fdfs(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            ..Default::default()
+        },
+    );
+    assert_exactly(&lab, 0, "keepalived MASTER + fdfs-ha BACKUP", &[k, b]);
+    assert_no_complaints(&lab, k);
+
+    // keepalived dies with its host: kill -9 and drop its address like a dead box would.
+    lab.kill9(k);
+    harness::run(
+        "ip",
+        &[
+            "-n",
+            lab.node(0),
+            "addr",
+            "del",
+            harness::VIP_CIDR,
+            "dev",
+            "eth0",
+        ],
+    );
+    assert_exactly(&lab, 1, "fdfs-ha took over", &[b]);
+
+    // keepalived returns with preempt and higher priority: fdfs-ha yields.
+    let k2 = lab.start_keepalived(0, &VrrpOpts::default(), false);
+    assert_exactly(&lab, 0, "keepalived preempted back", &[k2, b]);
+    assert!(
+        lab.log(b).contains("higher priority master 192.168.3.21"),
+        "{}",
+        lab.log(b)
+    );
+    assert_no_complaints(&lab, k2);
+}
+
+#[test]
+fn fdfs_nopreempt_keeps_backup_role_then_takes_over_from_dead_keepalived() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let k = lab.start_keepalived(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            ..Default::default()
+        },
+        true,
+    );
+    assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(k));
+    // Higher priority but nopreempt: must not take the VIP from a live Master.
+    let a = lab.start_fdfs(
+        0,
+        &VrrpOpts {
+            preempt: false,
+            ..Default::default()
+        },
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        lab.vip_holders(),
+        vec![1],
+        "nopreempt fdfs-ha took over:\n{}",
+        lab.log(a)
+    );
+    lab.kill9(k);
+    harness::run(
+        "ip",
+        &[
+            "-n",
+            lab.node(1),
+            "addr",
+            "del",
+            harness::VIP_CIDR,
+            "dev",
+            "eth0",
+        ],
+    );
+    assert_exactly(&lab, 0, "fdfs-ha took over from dead keepalived", &[a]);
+    // keepalived (lower priority, preempt irrelevant) returns as BACKUP: fdfs-ha keeps the VIP.
+    let k2 = lab.start_keepalived(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            ..Default::default()
+        },
+        false,
+    );
+    assert_exactly(&lab, 0, "fdfs-ha kept the VIP", &[a, k2]);
+    assert_no_complaints(&lab, k2);
+}
+
+#[test]
+fn mismatched_password_and_vrid_are_logged_never_obeyed() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    // Wrong password on keepalived's side: each side drops the other's adverts and both
+    // become MASTER (what keepalived does too); we log and count the drop.
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    let k = lab.start_keepalived(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            password: "2222".into(),
+            ..Default::default()
+        },
+        true,
+    );
+    assert!(
+        wait_until(TAKEOVER, || lab.vip_holders() == vec![0, 1]),
+        "{}\n{}",
+        lab.log(a),
+        lab.log(k)
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || lab
+            .log(a)
+            .contains("auth password does not match ours")),
+        "{}",
+        lab.log(a)
+    );
+    assert!(lab.log(k).contains("invalid passwd"), "{}", lab.log(k));
+    lab.kill9(k);
+    lab.kill9(a);
+
+    // Wrong VRID: likewise ignored by both, logged by us.
+    let lab = Lab::new(2);
+    let a = lab.start_fdfs(
+        0,
+        &VrrpOpts {
+            priority: 90,
+            ..Default::default()
+        },
+    );
+    let k = lab.start_keepalived(
+        1,
+        &VrrpOpts {
+            vrid: 34,
+            ..Default::default()
+        },
+        true,
+    );
+    assert!(
+        wait_until(TAKEOVER, || lab.vip_holders() == vec![0, 1]),
+        "{}\n{}",
+        lab.log(a),
+        lab.log(k)
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || lab
+            .log(a)
+            .contains("VRID 34 is not configured here")),
+        "{}",
+        lab.log(a)
+    );
+}
+
+#[test]
+fn vip_removed_by_someone_else_is_put_back() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(1);
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    harness::run(
+        "ip",
+        &[
+            "-n",
+            lab.node(0),
+            "addr",
+            "del",
+            harness::VIP_CIDR,
+            "dev",
+            "eth0",
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || lab.has_vip(0)),
+        "VIP not restored:\n{}",
+        lab.log(a)
+    );
+    assert!(
+        lab.log(a)
+            .contains("removed from the interface by someone else"),
+        "{}",
+        lab.log(a)
+    );
+}
