@@ -289,3 +289,67 @@ fn vip_removed_by_someone_else_is_put_back() {
         lab.log(a)
     );
 }
+
+#[test]
+fn unicast_peers_elect_one_master_and_fail_over() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(2);
+    let a = lab.start_fdfs(
+        0,
+        &VrrpOpts {
+            unicast_peers: vec!["192.168.3.22".into()],
+            ..Default::default()
+        },
+    );
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    let b = lab.start_fdfs(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            unicast_peers: vec!["192.168.3.21".into()],
+            ..Default::default()
+        },
+    );
+    assert_exactly(&lab, 0, "unicast: one master", &[a, b]);
+    lab.kill9(a);
+    assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(b));
+}
+
+#[test]
+fn missing_capabilities_are_reported_clearly() {
+    skip_unless_ready!(false);
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: setpriv not installed");
+        return;
+    }
+    let lab = Lab::new(1);
+    let (conf, _) = lab.fdfs_config(0, &VrrpOpts::default());
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lab.node(0),
+            "setpriv",
+            "--inh-caps",
+            "-net_raw,-net_admin",
+            "--bounding-set",
+            "-net_raw,-net_admin",
+            env!("CARGO_BIN_EXE_fdfs-ha"),
+            "run",
+            "-c",
+        ])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("CAP_NET_ADMIN"),
+        "{err}"
+    );
+    assert!(!lab.has_vip(0));
+}

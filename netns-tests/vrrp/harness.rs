@@ -133,6 +133,8 @@ pub struct VrrpOpts {
     pub preempt: bool,
     pub password: String,
     pub graceful_handover: bool,
+    /// Empty = multicast.
+    pub unicast_peers: Vec<String>,
 }
 
 impl Default for VrrpOpts {
@@ -143,6 +145,7 @@ impl Default for VrrpOpts {
             preempt: true,
             password: "1111".into(),
             graceful_handover: true,
+            unicast_peers: Vec::new(),
         }
     }
 }
@@ -245,6 +248,22 @@ impl Lab {
 
     /// Starts `fdfs-ha run` in node `i`; returns a process handle index.
     pub fn start_fdfs(&self, i: usize, o: &VrrpOpts) -> usize {
+        let (conf, log) = self.fdfs_config(i, o);
+        self.spawn(
+            self.node(i),
+            &[
+                env!("CARGO_BIN_EXE_fdfs-ha"),
+                "run",
+                "-c",
+                conf.to_str().unwrap(),
+            ],
+            &log,
+            None,
+        )
+    }
+
+    /// Writes node `i`'s ha.yaml; returns (config path, log path).
+    pub fn fdfs_config(&self, i: usize, o: &VrrpOpts) -> (PathBuf, PathBuf) {
         let yaml = format!(
             r#"node: n{i}
 data_dir: {dir}
@@ -261,6 +280,7 @@ vrrp:
       graceful_handover: {gh}
       auth: {{ type: pass, password: "{pw}" }}
       virtual_ipaddress: [{VIP_CIDR}]
+      unicast_peers: [{peers}]
 "#,
             dir = self.dir.path().display(),
             vrid = o.vrid,
@@ -268,22 +288,13 @@ vrrp:
             preempt = o.preempt,
             gh = o.graceful_handover,
             pw = o.password,
+            peers = o.unicast_peers.join(", "),
         );
         let seq = self.procs.lock().unwrap().len();
         let conf = self.dir.path().join(format!("fdfs-n{i}-{seq}.yaml"));
         std::fs::write(&conf, yaml).unwrap();
         let log = self.dir.path().join(format!("fdfs-n{i}-{seq}.log"));
-        self.spawn(
-            self.node(i),
-            &[
-                env!("CARGO_BIN_EXE_fdfs-ha"),
-                "run",
-                "-c",
-                conf.to_str().unwrap(),
-            ],
-            &log,
-            None,
-        )
+        (conf, log)
     }
 
     /// Starts keepalived (VRRP only) in node `i`.
