@@ -353,3 +353,114 @@ fn missing_capabilities_are_reported_clearly() {
     );
     assert!(!lab.has_vip(0));
 }
+
+/// Sends raw VRRP packets from the client namespace (never from the initial one).
+fn inject(lab: &Lab, packets: Vec<Vec<u8>>) {
+    let ns = lab.client_ns().to_string();
+    std::thread::spawn(move || {
+        harness::enter_netns(&ns);
+        harness::assert_not_initial_netns();
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(112)),
+        )
+        .unwrap();
+        s.set_header_included_v4(true).unwrap();
+        s.bind_device(Some(b"eth0")).unwrap();
+        s.set_multicast_if_v4(&std::net::Ipv4Addr::new(192, 168, 3, 50))
+            .unwrap();
+        let to: std::net::SocketAddr = "224.0.0.18:0".parse().unwrap();
+        for p in packets {
+            s.send_to(&p, &to.into()).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn invalid_adverts_are_dropped_counted_by_reason_and_never_obeyed() {
+    use fdfs_ha::vrrp::packet::{encode, encode_ipv4, Advert, Auth};
+    use std::net::Ipv4Addr;
+    skip_unless_ready!(false);
+    let lab = Lab::new(1);
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    let src = Ipv4Addr::new(192, 168, 3, 50);
+    let vip = Ipv4Addr::new(192, 168, 3, 100);
+    // Every one of these would make the Master yield (priority 254) if it were obeyed.
+    let good = Advert {
+        vrid: 33,
+        priority: 254,
+        adver_int: 1,
+        auth: Auth::pass("1111").unwrap(),
+        addrs: vec![vip],
+    };
+    let pkt = |adv: &Advert| encode_ipv4(src, fdfs_ha::vrrp::packet::VRRP_GROUP, 0, &encode(adv));
+    let mut ttl = pkt(&good);
+    ttl[8] = 64;
+    let mut csum = pkt(&good);
+    csum[26] ^= 0xff;
+    let mut version = pkt(&good);
+    version[20] = 0x31;
+    let bad = vec![
+        ttl,
+        csum,
+        version,
+        pkt(&Advert {
+            vrid: 34,
+            ..good.clone()
+        }),
+        pkt(&Advert {
+            auth: Auth::pass("2222").unwrap(),
+            ..good.clone()
+        }),
+        pkt(&Advert {
+            auth: Auth::None,
+            ..good.clone()
+        }),
+        pkt(&Advert {
+            adver_int: 2,
+            ..good.clone()
+        }),
+    ];
+    for _ in 0..3 {
+        inject(&lab, bad.clone());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        lab.vip_holders(),
+        vec![0],
+        "an invalid advert was obeyed:\n{}",
+        lab.log(a)
+    );
+    let log = lab.log(a);
+    for reason in [
+        "IP TTL 64 != 255",
+        "VRRP checksum invalid",
+        "VRRP version 3 != 2",
+        "VRID 34 is not configured here",
+        "auth password does not match ours",
+        "auth type 0 differs from ours (1)",
+        "advert interval 2s differs from ours (1s)",
+    ] {
+        assert!(
+            log.contains(reason),
+            "no drop logged for {reason:?}:\n{log}"
+        );
+        // Rate limit: one line per reason although each was sent 3 times.
+        assert_eq!(
+            log.matches(reason).count(),
+            1,
+            "{reason:?} not rate-limited:\n{log}"
+        );
+    }
+    // The same advert, valid, is obeyed: the Master yields (so the drops above were real).
+    inject(&lab, vec![pkt(&good)]);
+    assert!(
+        wait_until(Duration::from_secs(2), || !lab.has_vip(0)),
+        "valid advert not obeyed:\n{log}"
+    );
+}
