@@ -33,6 +33,10 @@ pub struct FsmConfig {
     pub garp_refresh: Duration,
     /// Re-send gratuitous ARPs when a lower-priority advert is heard (heals a split brain).
     pub garp_lower_prio_repeat: bool,
+    /// How long a Master that hands over to a successor it has heard (preempted, or stopping)
+    /// keeps its VIPs: requests already in flight to it complete instead of being cut. The
+    /// successor has already sent its gratuitous ARPs, so no new traffic arrives meanwhile.
+    pub release_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,10 @@ pub struct Fsm {
     garp_at: Option<Instant>,
     /// Set while a stopping Master waits for its successor.
     handover_until: Option<Instant>,
+    /// VIPs still held after handing over, released at this time.
+    release_at: Option<Instant>,
+    /// Stop once the pending release is done (successor heard during a graceful stop).
+    stop_after_release: bool,
     preempt_from: Option<Instant>,
     stopped: bool,
     /// Primary address of the current Master as last heard.
@@ -113,6 +121,8 @@ impl Fsm {
             adver_at: None,
             garp_at: None,
             handover_until: None,
+            release_at: None,
+            stop_after_release: false,
             preempt_from: None,
             stopped: false,
             master: None,
@@ -172,10 +182,10 @@ impl Fsm {
         if self.stopped {
             return None;
         }
-        let timers: [Option<Instant>; 3] = match self.state {
-            State::Backup => [self.master_down_at, None, None],
-            State::Master => [self.adver_at, self.garp_at, self.handover_until],
-            State::Initialize | State::Fault => [None, None, None],
+        let timers: [Option<Instant>; 4] = match self.state {
+            State::Backup => [self.master_down_at, self.release_at, None, None],
+            State::Master => [self.adver_at, self.garp_at, self.handover_until, None],
+            State::Initialize | State::Fault => [self.release_at, None, None, None],
         };
         timers.into_iter().flatten().min()
     }
@@ -187,6 +197,14 @@ impl Fsm {
             return out;
         }
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if due(self.release_at) {
+            self.release_at = None;
+            out.push(Action::RemoveVips);
+            if self.stop_after_release {
+                self.stopped = true;
+                return out;
+            }
+        }
         match self.state {
             State::Backup if due(self.master_down_at) => {
                 self.become_master(now, "master down timer fired", &mut out);
@@ -273,7 +291,18 @@ impl Fsm {
             State::Master if self.handing_over() => {
                 if priority > 0 {
                     self.master = Some(src);
-                    self.finish_stop(&format!("handover: new master {src} heard"), out);
+                    self.clear_timers();
+                    self.state = State::Initialize;
+                    if self.cfg.release_grace.is_zero() {
+                        self.finish_stop(&format!("handover: new master {src} heard"), out);
+                    } else {
+                        self.release_at = Some(now + self.cfg.release_grace);
+                        self.stop_after_release = true;
+                        out.push(Action::Notify {
+                            state: State::Initialize,
+                            reason: format!("handover: new master {src} heard"),
+                        });
+                    }
                 }
             }
             State::Master => {
@@ -286,12 +315,16 @@ impl Fsm {
                     self.adver_at = None;
                     self.garp_at = None;
                     self.master = Some(src);
-                    out.push(Action::RemoveVips);
                     self.enter_backup(
                         now,
                         &format!("higher priority master {src} (priority {priority})"),
                         out,
                     );
+                    if self.cfg.release_grace.is_zero() {
+                        out.push(Action::RemoveVips);
+                    } else {
+                        self.release_at = Some(now + self.cfg.release_grace);
+                    }
                 } else {
                     // A lower-priority Master exists: a split brain is healing. Re-claim the
                     // VIPs in the LAN's ARP caches and make it yield now.
@@ -362,6 +395,9 @@ impl Fsm {
             }
             State::Backup | State::Fault => {
                 self.clear_timers();
+                if self.release_at.take().is_some() {
+                    out.push(Action::RemoveVips);
+                }
                 self.state = State::Initialize;
                 self.stopped = true;
                 out.push(Action::Notify {
@@ -369,13 +405,19 @@ impl Fsm {
                     reason: "shutdown".into(),
                 });
             }
-            State::Initialize => self.stopped = true,
+            State::Initialize => {
+                if self.release_at.take().is_some() {
+                    out.push(Action::RemoveVips);
+                }
+                self.stopped = true;
+            }
         }
     }
 
     fn finish_stop(&mut self, reason: &str, out: &mut Vec<Action>) {
         out.push(Action::RemoveVips);
         self.clear_timers();
+        self.release_at = None;
         self.state = State::Initialize;
         self.stopped = true;
         out.push(Action::Notify {
@@ -393,6 +435,7 @@ impl Fsm {
 
     fn become_master(&mut self, now: Instant, reason: &str, out: &mut Vec<Action>) {
         self.clear_timers();
+        self.release_at = None;
         self.state = State::Master;
         // VIPs and ARP caches first, then the advert: a stopping Master that releases its VIPs
         // on hearing us leaves no gap (make-before-break).
@@ -427,6 +470,9 @@ impl Fsm {
 
     fn enter_fault(&mut self, reason: &str, out: &mut Vec<Action>) {
         self.clear_timers();
+        if self.release_at.take().is_some() {
+            out.push(Action::RemoveVips);
+        }
         self.state = State::Fault;
         out.push(Action::Notify {
             state: State::Fault,
@@ -444,6 +490,7 @@ mod tests {
     const HIGHER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 22);
     const SEC: Duration = Duration::from_secs(1);
     const MS: Duration = Duration::from_millis(1);
+    const GRACE: Duration = Duration::from_millis(250);
 
     fn cfg(priority: u8) -> FsmConfig {
         FsmConfig {
@@ -456,6 +503,7 @@ mod tests {
             garp_master_delay: 5 * SEC,
             garp_refresh: Duration::ZERO,
             garp_lower_prio_repeat: true,
+            release_grace: GRACE,
         }
     }
 
@@ -670,9 +718,29 @@ mod tests {
         let mut s = Sim::master(90);
         let a = s.advert(LOWER_IP, 100);
         assert_eq!(s.fsm.state(), State::Backup);
-        assert!(a.contains(&Action::RemoveVips));
         assert_eq!(sends(&a), Vec::<u8>::new());
         assert_eq!(s.fsm.master(), Some(LOWER_IP));
+        // VIPs go after the release grace (in-flight requests finish), then nothing more.
+        assert!(!a.contains(&Action::RemoveVips));
+        assert!(s.advance(GRACE - MS).is_empty());
+        assert_eq!(s.advance(MS), vec![Action::RemoveVips]);
+    }
+
+    #[test]
+    fn yielded_master_that_wins_again_within_the_grace_keeps_its_vips() {
+        let mut s = Sim::new(FsmConfig {
+            release_grace: 2 * SEC,
+            ..cfg(100)
+        });
+        let mdi = s.fsm.master_down_interval();
+        s.advance(mdi);
+        s.advert(HIGHER_IP, 110);
+        s.advance(GRACE / 2);
+        s.advert(HIGHER_IP, 0);
+        let a = s.advance(s.fsm.skew_time());
+        assert_eq!(s.fsm.state(), State::Master);
+        assert!(!a.contains(&Action::RemoveVips));
+        assert!(!s.advance(2 * SEC).contains(&Action::RemoveVips));
     }
 
     #[test]
@@ -744,9 +812,13 @@ mod tests {
         // A peer's priority-0 advert is not a successor.
         assert!(s.advert(HIGHER_IP, 0).is_empty());
         let a = s.advert(HIGHER_IP, 90);
-        assert_eq!(a[0], Action::RemoveVips);
-        assert!(s.fsm.stopped());
         assert_eq!(s.fsm.state(), State::Initialize);
+        assert!(!a.contains(&Action::RemoveVips));
+        assert!(!s.fsm.stopped());
+        // Released after the grace, so requests in flight to us complete.
+        assert!(s.advance(GRACE - MS).is_empty());
+        assert_eq!(s.advance(MS), vec![Action::RemoveVips]);
+        assert!(s.fsm.stopped());
     }
 
     #[test]

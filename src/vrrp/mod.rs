@@ -41,6 +41,9 @@ use vip::{NetEvent, Netlink, Vip};
 const LOG: &str = "fdfs_ha::vrrp";
 /// At most one log line per drop reason (or send error) per this period; the rest are counted.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// A Master handing over to a successor it heard keeps its VIPs this long, so requests in
+/// flight to it finish (the successor's gratuitous ARPs already steer new traffic away).
+const VIP_RELEASE_GRACE: Duration = Duration::from_millis(250);
 
 pub struct Vrrp {
     instances: Vec<Instance>,
@@ -435,6 +438,7 @@ impl Instance {
                 garp_master_delay: ic.garp.master_delay.get(),
                 garp_refresh: ic.garp.refresh.get(),
                 garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
+                release_grace: VIP_RELEASE_GRACE,
             },
             garp_repeat: ic.garp.repeat,
             garp_interval: ic.garp.interval.get(),
