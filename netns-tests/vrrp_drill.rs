@@ -137,7 +137,14 @@ fn vrrp_failover_drill() {
                 }
             }
             settle(&lab, &client, 0, Duration::from_secs(2));
-            let (g, f) = outage(&client.since(t_back));
+            let back = client.since(t_back);
+            let (g, f) = outage(&back);
+            if f > 0 {
+                println!(
+                    "  preempt-back failures: {}",
+                    harness::describe_failures(&back)
+                );
+            }
             preempt_back_gap.push(g.as_secs_f64());
             preempt_back_failed.push(f as f64);
             println!("  preempt-back gap {:.3}s failed {f}", g.as_secs_f64());

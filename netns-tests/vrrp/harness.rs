@@ -499,6 +499,8 @@ impl HttpServer {
 pub struct Sample {
     pub at: Instant,
     pub ok: bool,
+    /// Which node answered (0, 1, ...) or, on failure, at which step it failed.
+    pub detail: &'static str,
 }
 
 /// Fetches http://VIP/ every `every` with `timeout`, from the client namespace.
@@ -520,8 +522,8 @@ impl HttpClient {
             let mut next = Instant::now();
             while !st2.load(Ordering::SeqCst) {
                 let at = Instant::now();
-                let ok = fetch(addr, timeout);
-                s2.lock().unwrap().push(Sample { at, ok });
+                let (ok, detail) = fetch(addr, timeout);
+                s2.lock().unwrap().push(Sample { at, ok, detail });
                 next += every;
                 let now = Instant::now();
                 if next > now {
@@ -558,35 +560,46 @@ impl Drop for HttpClient {
     }
 }
 
-fn fetch(addr: SocketAddr, timeout: Duration) -> bool {
+fn fetch(addr: SocketAddr, timeout: Duration) -> (bool, &'static str) {
     let start = Instant::now();
-    let Ok(mut c) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
+    let mut c = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return (false, "refused"),
+        Err(_) => return (false, "connect"),
     };
     let left = timeout.saturating_sub(start.elapsed());
     if left.is_zero() {
-        return false;
+        return (false, "slow connect");
     }
     let _ = c.set_read_timeout(Some(left));
     let _ = c.set_write_timeout(Some(left));
     if c.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n")
         .is_err()
     {
-        return false;
+        return (false, "write");
     }
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     loop {
         if start.elapsed() > timeout {
-            return false;
+            return (false, "slow read");
         }
         match c.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return false,
+            Err(_) => return (false, "read"),
         }
     }
-    buf.starts_with(b"HTTP/1.1 200")
+    if !buf.starts_with(b"HTTP/1.1 200") {
+        return (false, "status");
+    }
+    if buf.ends_with(b"node0\n") {
+        (true, "node0")
+    } else if buf.ends_with(b"node1\n") {
+        (true, "node1")
+    } else {
+        (true, "node?")
+    }
 }
 
 /// Client-visible outage in `samples`: from the start of the first failed request to the start
@@ -602,6 +615,22 @@ pub fn outage(samples: &[Sample]) -> (Duration, usize) {
         .map(|s| s.at)
         .unwrap_or(samples[last_fail].at);
     (end - samples[first_fail].at, failed)
+}
+
+/// Failed samples with their failure step and what the neighbours answered, for diagnosis.
+pub fn describe_failures(samples: &[Sample]) -> String {
+    let mut out = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if !s.ok {
+            let prev = i
+                .checked_sub(1)
+                .and_then(|j| samples.get(j))
+                .map_or("-", |p| p.detail);
+            let next = samples.get(i + 1).map_or("-", |p| p.detail);
+            out.push(format!("{prev} -> FAIL({}) -> {next}", s.detail));
+        }
+    }
+    out.join("; ")
 }
 
 /// Lines of a keepalived log that complain about received packets. ("received lower priority
