@@ -200,6 +200,13 @@ fn validate(cfg: &VrrpConfig) -> anyhow::Result<()> {
                 errors.push(format!("{at}.virtual_ipaddress[{j}]: {e}"));
             }
         }
+        for (j, p) in inst.unicast_peers.iter().enumerate() {
+            if p.is_multicast() || p.is_unspecified() || p.is_broadcast() || p.is_loopback() {
+                errors.push(format!(
+                    "{at}.unicast_peers[{j}]: {p} is not a unicast peer address"
+                ));
+            }
+        }
         if inst.interface.is_empty() {
             errors.push(format!("{at}.interface: must not be empty"));
         }
@@ -724,7 +731,8 @@ mod tests {
             r#"
 instances:
   - { name: VI_1, interface: eth0, virtual_router_id: 0, priority: 0, advert_int: 1500ms,
-      auth: { type: pass, password: "123456789" }, virtual_ipaddress: ["300.1.1.1/24"] }
+      auth: { type: pass, password: "123456789" }, virtual_ipaddress: ["300.1.1.1/24"],
+      unicast_peers: [224.0.0.18] }
 "#,
         );
         let e = validate(&cfg).unwrap_err().to_string();
@@ -734,6 +742,7 @@ instances:
             "advert_int",
             "password",
             "virtual_ipaddress[0]",
+            "unicast_peers[0]",
         ] {
             assert!(e.contains(needle), "{needle} missing in {e}");
         }
