@@ -464,3 +464,99 @@ fn invalid_adverts_are_dropped_counted_by_reason_and_never_obeyed() {
         "valid advert not obeyed:\n{log}"
     );
 }
+
+/// Injects `packets` from the client namespace and returns the gratuitous ARPs for the VIP seen
+/// on the client's link within `listen` afterwards (sender MAC of each).
+fn inject_and_capture_garps(lab: &Lab, packets: Vec<Vec<u8>>, listen: Duration) -> Vec<[u8; 6]> {
+    use pnet::datalink::{self, Channel};
+    let ns = lab.client_ns().to_string();
+    std::thread::spawn(move || {
+        harness::enter_netns(&ns);
+        let iface = datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == "eth0")
+            .unwrap();
+        let cfg = datalink::Config {
+            read_timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        };
+        let Channel::Ethernet(_tx, mut rx) = datalink::channel(&iface, cfg).unwrap() else {
+            panic!("not ethernet")
+        };
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(112)),
+        )
+        .unwrap();
+        s.set_header_included_v4(true).unwrap();
+        s.bind_device(Some(b"eth0")).unwrap();
+        s.set_multicast_if_v4(&std::net::Ipv4Addr::new(192, 168, 3, 50))
+            .unwrap();
+        let to: std::net::SocketAddr = "224.0.0.18:0".parse().unwrap();
+        harness::assert_not_initial_netns();
+        for p in packets {
+            s.send_to(&p, &to.into()).unwrap();
+        }
+        let end = std::time::Instant::now() + listen;
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < end {
+            if let Ok(f) = rx.next() {
+                // Ethernet broadcast, ARP request, sender IP == target IP == VIP.
+                if f.len() >= 42
+                    && f[0..6] == [0xff; 6]
+                    && f[12..14] == [0x08, 0x06]
+                    && f[20..22] == [0, 1]
+                    && f[28..32] == [192, 168, 3, 100]
+                    && f[38..42] == [192, 168, 3, 100]
+                {
+                    let mut mac = [0u8; 6];
+                    mac.copy_from_slice(&f[22..28]);
+                    seen.push(mac);
+                }
+            }
+        }
+        seen
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn master_hearing_lower_priority_resends_gratuitous_arps() {
+    use fdfs_ha::vrrp::packet::{encode, encode_ipv4, Advert, Auth, VRRP_GROUP};
+    use std::net::Ipv4Addr;
+    skip_unless_ready!(false);
+    let lab = Lab::new(1);
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    // Past the second GARP burst (5 s after becoming Master), the link is quiet.
+    std::thread::sleep(Duration::from_millis(5500));
+    let quiet = inject_and_capture_garps(&lab, vec![], Duration::from_millis(1200));
+    assert!(quiet.is_empty(), "unexpected GARPs: {quiet:?}");
+    // A lower-priority "Master" appears (a split brain healing): node 0 re-announces the VIP.
+    let lower = Advert {
+        vrid: 33,
+        priority: 50,
+        adver_int: 1,
+        auth: Auth::pass("1111").unwrap(),
+        addrs: vec![Ipv4Addr::new(192, 168, 3, 100)],
+    };
+    let pkt = encode_ipv4(
+        Ipv4Addr::new(192, 168, 3, 50),
+        VRRP_GROUP,
+        0,
+        &encode(&lower),
+    );
+    let garps = inject_and_capture_garps(&lab, vec![pkt], Duration::from_millis(500));
+    assert_eq!(
+        garps.len(),
+        5,
+        "want one burst of 5 GARPs (keepalived default), got {garps:?}"
+    );
+    assert!(
+        garps.iter().all(|m| *m == [0x02, 0, 0, 0, 0x03, 0x21]),
+        "{garps:?}"
+    );
+    assert_eq!(lab.vip_holders(), vec![0]);
+}
