@@ -3,21 +3,60 @@
 //! Contract with the supervisor: `Vrrp::start(cfg)` returns the runner and a cloneable
 //! `VrrpControl` (probe results in, status and state changes out). `run(shutdown)` returns after a
 //! graceful handover (priority-0 adverts, VIPs released) once `shutdown` is cancelled.
+//!
+//! ```text
+//!                 raw socket (proto 112)      netlink (addr/link events)    VrrpControl
+//!                        | adverts                 | VIP removed, link       | set_tracking
+//!                        v                         v                         v
+//!   packet::Expect::check (§7.1; drops counted by reason, logged rate-limited)
+//!                        |                         |                         |
+//!                        +-----------> fsm::Fsm::handle(now, Event) <--------+
+//!                                      fsm::Fsm::poll(now) at next_deadline()
+//!                                                  |
+//!                                                  v  Vec<Action>
+//!        SendAdvert -> socket.rs   AddVips/RemoveVips -> vip.rs   SendGarp -> arp.rs
+//!        Notify -> status + StateChange broadcast (supervisor runs notify commands)
+//! ```
+//! One task per instance owns its FSM; nothing else mutates it.
 
-use crate::config::VrrpConfig;
+pub mod arp;
+pub mod fsm;
+pub mod packet;
+pub mod socket;
+pub mod vip;
+
+use crate::config::{VrrpAuth, VrrpConfig, VrrpInstanceConfig};
+use anyhow::{bail, Context};
+use fsm::{Action, Event, Fsm, FsmConfig, State};
+use packet::{Advert, Auth, DropReason, Expect};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
+use vip::{NetEvent, Netlink, Vip};
+
+const LOG: &str = "fdfs_ha::vrrp";
+/// At most one log line per drop reason (or send error) per this period; the rest are counted.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// A Master handing over to a successor it heard keeps its VIPs this long, so requests in
+/// flight to it finish (the successor's gratuitous ARPs already steer new traffic away).
+const VIP_RELEASE_GRACE: Duration = Duration::from_millis(250);
 
 pub struct Vrrp {
-    _cfg: VrrpConfig,
+    instances: Vec<Instance>,
+    shared: Arc<Shared>,
+    netlink: Netlink,
+    net_events: broadcast::Sender<NetEvent>,
 }
 
 /// Handle the supervisor keeps: feeds probe results in, reads status and state changes out.
 #[derive(Clone)]
 pub struct VrrpControl {
-    changes: tokio::sync::broadcast::Sender<StateChange>,
+    changes: broadcast::Sender<StateChange>,
+    shared: Arc<Shared>,
 }
 
 /// One instance's state for `fdfs-ha status`.
@@ -34,40 +73,697 @@ pub struct InstanceStatus {
     pub last_reason: String,
     /// Dropped adverts by reason (ttl, version, checksum, vrid, auth, interval, ...).
     pub drops: BTreeMap<String, u64>,
+    /// Accepted adverts whose address list differed from ours (logged, not dropped, §7.1).
+    pub addr_list_mismatches: u64,
+    /// A stopping Master still holding its VIPs until its successor speaks.
+    pub handing_over: bool,
 }
 
 /// A state transition, fired exactly once per transition (drives notify commands).
 #[derive(Debug, Clone, Serialize)]
 pub struct StateChange {
     pub instance: String,
-    /// `MASTER`, `BACKUP` or `FAULT`.
+    /// `MASTER`, `BACKUP` or `FAULT`; `INIT` once the instance has stopped.
     pub state: String,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Tracking {
+    delta: i32,
+    fault: bool,
+    reason: String,
+}
+
+struct Shared {
+    status: Mutex<Vec<InstanceStatus>>,
+    tracking: HashMap<String, watch::Sender<Tracking>>,
 }
 
 impl VrrpControl {
     /// Probe-derived tracking for an instance: the sum of the track weights that apply now
     /// (keepalived semantics) and whether a `fault` track is failing. Applied and advertised at once.
-    pub fn set_tracking(&self, _instance: &str, _priority_delta: i32, _fault: bool, _reason: &str) {
+    pub fn set_tracking(&self, instance: &str, priority_delta: i32, fault: bool, reason: &str) {
+        match self.shared.tracking.get(instance) {
+            Some(tx) => {
+                tx.send_replace(Tracking {
+                    delta: priority_delta,
+                    fault,
+                    reason: reason.to_string(),
+                });
+            }
+            None => tracing::warn!(target: LOG, instance, "set_tracking: no such VRRP instance"),
+        }
     }
 
     pub fn status(&self) -> Vec<InstanceStatus> {
-        Vec::new()
+        match self.shared.status.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateChange> {
+    pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
         self.changes.subscribe()
     }
 }
 
+/// One configured instance, resolved against the host (interface index, source address).
+struct Instance {
+    slot: usize,
+    name: String,
+    interface: String,
+    ifindex: u32,
+    vrid: u8,
+    auth: Auth,
+    adver_int: u8,
+    vips: Vec<Vip>,
+    /// VRIDs of other instances on the same interface: their adverts are not drops.
+    sibling_vrids: Vec<u8>,
+    unicast_peers: Vec<Ipv4Addr>,
+    fsm: FsmConfig,
+    garp_repeat: u32,
+    garp_interval: Duration,
+    socket: socket::VrrpSocket,
+    garp: Option<arp::GarpSender>,
+    tracking: watch::Receiver<Tracking>,
+    changes: broadcast::Sender<StateChange>,
+}
+
+/// Config checks that need no host access. Each error names the instance and key.
+fn validate(cfg: &VrrpConfig) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let mut vrids = std::collections::HashSet::new();
+    for (i, inst) in cfg.instances.iter().enumerate() {
+        let at = format!("vrrp.instances[{i}] ({})", inst.name);
+        if !names.insert(inst.name.clone()) {
+            errors.push(format!("{at}: duplicate instance name"));
+        }
+        if inst.virtual_router_id == 0 {
+            errors.push(format!("{at}.virtual_router_id: must be 1..=255"));
+        }
+        if !vrids.insert((inst.interface.clone(), inst.virtual_router_id)) {
+            errors.push(format!(
+                "{at}.virtual_router_id: {} is used twice on {}",
+                inst.virtual_router_id, inst.interface
+            ));
+        }
+        if inst.priority == 0 {
+            errors.push(format!(
+                "{at}.priority: must be 1..=255 (0 is reserved for a stopping master)"
+            ));
+        }
+        let ai = inst.advert_int.get();
+        if ai.subsec_nanos() != 0 || ai.as_secs() == 0 || ai.as_secs() > 255 {
+            errors.push(format!(
+                "{at}.advert_int: VRRPv2 needs whole seconds 1..=255, got {ai:?}"
+            ));
+        }
+        if let Some(VrrpAuth::Pass { password }) = &inst.auth {
+            if let Err(e) = Auth::pass(password) {
+                errors.push(format!("{at}.auth.password: {e}"));
+            }
+        }
+        if inst.virtual_ipaddress.is_empty() {
+            errors.push(format!(
+                "{at}.virtual_ipaddress: at least one address is needed"
+            ));
+        }
+        if inst.virtual_ipaddress.len() > 255 {
+            errors.push(format!(
+                "{at}.virtual_ipaddress: at most 255 addresses fit in an advert"
+            ));
+        }
+        for (j, v) in inst.virtual_ipaddress.iter().enumerate() {
+            if let Err(e) = vip::parse_vip(v) {
+                errors.push(format!("{at}.virtual_ipaddress[{j}]: {e}"));
+            }
+        }
+        for (j, p) in inst.unicast_peers.iter().enumerate() {
+            if p.is_multicast() || p.is_unspecified() || p.is_broadcast() || p.is_loopback() {
+                errors.push(format!(
+                    "{at}.unicast_peers[{j}]: {p} is not a unicast peer address"
+                ));
+            }
+        }
+        if inst.interface.is_empty() {
+            errors.push(format!("{at}.interface: must not be empty"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("invalid vrrp config:\n  {}", errors.join("\n  "))
+    }
+}
+
+/// CAP_NET_ADMIN (bit 12) and CAP_NET_RAW (bit 13) in the effective set.
+fn check_capabilities() -> anyhow::Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
+    if let Some(eff) = eff {
+        let admin = eff & (1 << 12) != 0;
+        let raw = eff & (1 << 13) != 0;
+        if !admin || !raw {
+            bail!(
+                "{} (missing:{}{})",
+                socket::privilege_hint(),
+                if raw { "" } else { " CAP_NET_RAW" },
+                if admin { "" } else { " CAP_NET_ADMIN" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 impl Vrrp {
     pub async fn start(cfg: &VrrpConfig) -> anyhow::Result<(Vrrp, VrrpControl)> {
-        let (changes, _) = tokio::sync::broadcast::channel(64);
-        Ok((Vrrp { _cfg: cfg.clone() }, VrrpControl { changes }))
+        validate(cfg)?;
+        check_capabilities()?;
+        let (changes, _) = broadcast::channel(64);
+        let netlink = Netlink::connect().context("opening rtnetlink")?;
+        let net_events = vip::monitor().context("subscribing to netlink address/link events")?;
+        let mut instances = Vec::new();
+        let mut statuses = Vec::new();
+        let mut tracking = HashMap::new();
+        for (slot, ic) in cfg.instances.iter().enumerate() {
+            let (tx, rx) = watch::channel(Tracking::default());
+            tracking.insert(ic.name.clone(), tx);
+            let siblings = cfg
+                .instances
+                .iter()
+                .filter(|o| o.interface == ic.interface && o.name != ic.name)
+                .map(|o| o.virtual_router_id)
+                .collect();
+            let inst = Instance::resolve(slot, ic, siblings, &netlink, rx, changes.clone())
+                .await
+                .with_context(|| format!("vrrp instance {}", ic.name))?;
+            statuses.push(InstanceStatus {
+                name: ic.name.clone(),
+                state: State::Initialize.as_str().into(),
+                base_priority: ic.priority,
+                effective_priority: ic.priority,
+                master: None,
+                last_transition_unix_ms: unix_ms(),
+                last_reason: "starting".into(),
+                drops: BTreeMap::new(),
+                addr_list_mismatches: 0,
+                handing_over: false,
+            });
+            instances.push(inst);
+        }
+        let shared = Arc::new(Shared {
+            status: Mutex::new(statuses),
+            tracking,
+        });
+        Ok((
+            Vrrp {
+                instances,
+                shared: shared.clone(),
+                netlink,
+                net_events,
+            },
+            VrrpControl { changes, shared },
+        ))
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        shutdown.cancelled().await; // interim: replaced by the VRRP engine
+        let mut tasks = tokio::task::JoinSet::new();
+        for inst in self.instances {
+            let ctx = RunCtx {
+                shared: self.shared.clone(),
+                netlink: self.netlink.clone(),
+                net_events: self.net_events.subscribe(),
+                shutdown: shutdown.clone(),
+            };
+            tasks.spawn(inst.run(ctx));
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.context("vrrp instance task")?;
+        }
         Ok(())
+    }
+}
+
+struct RunCtx {
+    shared: Arc<Shared>,
+    netlink: Netlink,
+    net_events: broadcast::Receiver<NetEvent>,
+    shutdown: CancellationToken,
+}
+
+/// Logs the first occurrence of a kind, then at most one line per `LOG_EVERY` with a count.
+#[derive(Default)]
+struct RateLimit {
+    last: HashMap<&'static str, (Instant, u64)>,
+}
+
+impl RateLimit {
+    /// Returns `Some(suppressed_since_last_line)` when a line may be logged now.
+    fn allow(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
+        match self.last.get_mut(kind) {
+            None => {
+                self.last.insert(kind, (now, 0));
+                Some(0)
+            }
+            Some((at, n)) if now.duration_since(*at) >= LOG_EVERY => {
+                let suppressed = *n;
+                *at = now;
+                *n = 0;
+                Some(suppressed)
+            }
+            Some((_, n)) => {
+                *n += 1;
+                None
+            }
+        }
+    }
+}
+
+impl Instance {
+    async fn resolve(
+        slot: usize,
+        ic: &VrrpInstanceConfig,
+        sibling_vrids: Vec<u8>,
+        netlink: &Netlink,
+        tracking: watch::Receiver<Tracking>,
+        changes: broadcast::Sender<StateChange>,
+    ) -> anyhow::Result<Instance> {
+        let vips: Vec<Vip> = ic
+            .virtual_ipaddress
+            .iter()
+            .map(|v| vip::parse_vip(v).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?;
+        let ifindex = netlink
+            .link_index(&ic.interface)
+            .await
+            .with_context(|| format!("interface {}", ic.interface))?;
+        let present = netlink
+            .ipv4_addrs(ifindex)
+            .await
+            .with_context(|| format!("listing addresses of {}", ic.interface))?;
+        // VIPs left behind by a crashed earlier run: we are not Master yet, so they must go.
+        for v in &vips {
+            if Some(v.addr) == ic.src_ip {
+                continue;
+            }
+            if present.iter().any(|p| p.addr == v.addr) {
+                tracing::warn!(target: LOG, instance = %ic.name, vip = %v, interface = %ic.interface,
+                    "removing VIP left on the interface by an earlier run");
+                netlink
+                    .del(ifindex, *v)
+                    .await
+                    .with_context(|| format!("removing stale VIP {v} from {}", ic.interface))?;
+            }
+        }
+        let src = match ic.src_ip {
+            Some(s) => s,
+            None => present
+                .iter()
+                .map(|p| p.addr)
+                .find(|a| !vips.iter().any(|v| v.addr == *a))
+                .with_context(|| {
+                    format!(
+                        "{} has no IPv4 address (other than a VIP) to send adverts from; \
+                         configure one or set src_ip",
+                        ic.interface
+                    )
+                })?,
+        };
+        let socket =
+            socket::VrrpSocket::open(&ic.interface, ifindex, src, ic.unicast_peers.clone())
+                .map_err(|e| {
+                    if socket::is_permission_error(&e) {
+                        anyhow::anyhow!("{}: {e}", socket::privilege_hint())
+                    } else {
+                        anyhow::Error::new(e)
+                    }
+                })
+                .with_context(|| format!("opening the VRRP socket on {}", ic.interface))?;
+        let garp = arp::GarpSender::new(&ic.interface)
+            .with_context(|| format!("gratuitous ARP on {}", ic.interface))?;
+        let auth = match &ic.auth {
+            None | Some(VrrpAuth::None) => Auth::None,
+            Some(VrrpAuth::Pass { password }) => {
+                Auth::pass(password).map_err(anyhow::Error::msg)?
+            }
+        };
+        let adver_int = ic.advert_int.get().as_secs().clamp(1, 255) as u8;
+        tracing::info!(target: LOG, instance = %ic.name, interface = %ic.interface, %src,
+            vrid = ic.virtual_router_id, priority = ic.priority,
+            mode = if ic.unicast_peers.is_empty() { "multicast" } else { "unicast" },
+            "VRRP instance ready");
+        Ok(Instance {
+            slot,
+            name: ic.name.clone(),
+            interface: ic.interface.clone(),
+            ifindex,
+            vrid: ic.virtual_router_id,
+            auth,
+            adver_int,
+            vips,
+            sibling_vrids,
+            unicast_peers: ic.unicast_peers.clone(),
+            fsm: FsmConfig {
+                priority: ic.priority,
+                advert_int: Duration::from_secs(u64::from(adver_int)),
+                preempt: ic.preempt,
+                preempt_delay: ic.preempt_delay.get(),
+                graceful_handover: ic.graceful_handover,
+                primary_ip: src,
+                garp_master_delay: ic.garp.master_delay.get(),
+                garp_refresh: ic.garp.refresh.get(),
+                garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
+                release_grace: VIP_RELEASE_GRACE,
+            },
+            garp_repeat: ic.garp.repeat,
+            garp_interval: ic.garp.interval.get(),
+            socket,
+            garp,
+            tracking,
+            changes,
+        })
+    }
+
+    async fn run(mut self, mut ctx: RunCtx) {
+        let expect = Expect {
+            vrid: self.vrid,
+            auth: self.auth,
+            adver_int: self.adver_int,
+            addrs: self.vips.iter().map(|v| v.addr).collect(),
+            unicast_peers: self.unicast_peers.clone(),
+        };
+        let mut fsm = Fsm::new(self.fsm.clone());
+        let mut logs = RateLimit::default();
+        let mut link_up = ctx.netlink.link_up(self.ifindex).await.unwrap_or(true);
+        let now = Instant::now();
+        if !link_up {
+            fsm.handle(now, Event::LinkChanged { up: false });
+        }
+        let t = self.tracking.borrow_and_update().clone();
+        if t.delta != 0 || t.fault {
+            fsm.handle(
+                now,
+                Event::TrackingChanged {
+                    delta: t.delta,
+                    fault: t.fault,
+                    reason: t.reason,
+                },
+            );
+        }
+        let actions = fsm.handle(now, Event::Startup);
+        self.execute(&fsm, actions, &ctx, &mut logs).await;
+        let mut buf = vec![0u8; 4096];
+        let mut shutdown_seen = false;
+        let mut tracking_open = true;
+        while !fsm.stopped() {
+            let deadline = fsm.next_deadline().map(tokio::time::Instant::from_std);
+            let actions = tokio::select! {
+                _ = ctx.shutdown.cancelled(), if !shutdown_seen => {
+                    shutdown_seen = true;
+                    tracing::info!(target: LOG, instance = %self.name, state = fsm.state().as_str(), "stopping");
+                    fsm.handle(Instant::now(), Event::Shutdown)
+                }
+                r = self.socket.recv(&mut buf) => match r {
+                    Ok(n) => self.on_packet(&mut fsm, &expect, &buf[..n], &ctx, &mut logs),
+                    Err(e) => {
+                        if logs.allow("recv_error", Instant::now()).is_some() {
+                            tracing::warn!(target: LOG, instance = %self.name, error = %e, "VRRP receive failed");
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Vec::new()
+                    }
+                },
+                r = self.tracking.changed(), if tracking_open => match r {
+                    Ok(()) => {
+                        let t = self.tracking.borrow_and_update().clone();
+                        tracing::info!(target: LOG, instance = %self.name, delta = t.delta, fault = t.fault, reason = %t.reason, "tracking changed");
+                        fsm.handle(Instant::now(), Event::TrackingChanged { delta: t.delta, fault: t.fault, reason: t.reason })
+                    }
+                    Err(_) => { tracking_open = false; Vec::new() }
+                },
+                ev = ctx.net_events.recv() => self.on_net_event(&mut fsm, ev, &mut link_up, &ctx).await,
+                _ = sleep_until(deadline) => fsm.poll(Instant::now()),
+            };
+            self.execute(&fsm, actions, &ctx, &mut logs).await;
+        }
+        tracing::info!(target: LOG, instance = %self.name, "stopped");
+    }
+
+    fn on_packet(
+        &self,
+        fsm: &mut Fsm,
+        expect: &Expect,
+        pkt: &[u8],
+        ctx: &RunCtx,
+        logs: &mut RateLimit,
+    ) -> Vec<Action> {
+        let now = Instant::now();
+        let src = pkt
+            .get(12..16)
+            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        if src == self.socket.src() {
+            return Vec::new(); // our own advert (unicast to ourselves or looped back)
+        }
+        match expect.check(pkt) {
+            Ok(acc) => {
+                if acc.addr_list_mismatch {
+                    self.with_status(ctx, |s| s.addr_list_mismatches += 1);
+                    if let Some(n) = logs.allow("addr_list", now) {
+                        tracing::warn!(target: LOG, instance = %self.name, %src,
+                            theirs = ?acc.advert.addrs, ours = ?expect.addrs, suppressed = n,
+                            "advert address list differs from ours (accepted; RFC 3768 7.1)");
+                    }
+                }
+                fsm.handle(
+                    now,
+                    Event::AdvertReceived {
+                        src: acc.src,
+                        priority: acc.advert.priority,
+                    },
+                )
+            }
+            Err(DropReason::OtherVrid(v)) if self.sibling_vrids.contains(&v) => Vec::new(),
+            Err(reason) => {
+                let counter = reason.counter();
+                self.with_status(ctx, |s| {
+                    *s.drops.entry(counter.to_string()).or_insert(0) += 1
+                });
+                if let Some(n) = logs.allow(counter, now) {
+                    tracing::warn!(target: LOG, instance = %self.name, %src, reason = %reason,
+                        suppressed = n, "dropped VRRP packet");
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    async fn on_net_event(
+        &self,
+        fsm: &mut Fsm,
+        ev: Result<NetEvent, broadcast::error::RecvError>,
+        link_up: &mut bool,
+        ctx: &RunCtx,
+    ) -> Vec<Action> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let check_vips = match ev {
+            Ok(NetEvent::Link { ifindex, up }) if ifindex == self.ifindex => {
+                if up != *link_up {
+                    *link_up = up;
+                    tracing::warn!(target: LOG, instance = %self.name, interface = %self.interface, up, "link state changed");
+                    out.extend(fsm.handle(now, Event::LinkChanged { up }));
+                }
+                false
+            }
+            Ok(NetEvent::AddrRemoved { ifindex, addr }) => {
+                ifindex == self.ifindex && self.vips.iter().any(|v| v.addr == addr)
+            }
+            Ok(_) => false,
+            // Missed events: re-check what we can.
+            Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Closed) => {
+                // The monitor is gone; avoid a busy loop on a closed channel.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
+            }
+        };
+        if check_vips && fsm.state() == State::Master && !fsm.handing_over() {
+            if let Ok(present) = ctx.netlink.ipv4_addrs(self.ifindex).await {
+                let missing: Vec<String> = self
+                    .vips
+                    .iter()
+                    .filter(|v| !present.iter().any(|p| p.addr == v.addr))
+                    .map(|v| v.to_string())
+                    .collect();
+                if !missing.is_empty() {
+                    tracing::warn!(target: LOG, instance = %self.name, interface = %self.interface,
+                        ?missing, "VIP removed from the interface by someone else while MASTER; putting it back");
+                    out.extend(fsm.handle(now, Event::VipsMissing));
+                }
+            }
+        }
+        out
+    }
+
+    fn with_status(&self, ctx: &RunCtx, f: impl FnOnce(&mut InstanceStatus)) {
+        let mut guard = match ctx.shared.status.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(s) = guard.get_mut(self.slot) {
+            f(s);
+        }
+    }
+
+    async fn execute(&self, fsm: &Fsm, actions: Vec<Action>, ctx: &RunCtx, logs: &mut RateLimit) {
+        for a in actions {
+            match a {
+                Action::SendAdvert { priority } => {
+                    let adv = Advert {
+                        vrid: self.vrid,
+                        priority,
+                        adver_int: self.adver_int,
+                        auth: self.auth,
+                        addrs: self.vips.iter().map(|v| v.addr).collect(),
+                    };
+                    if let Err(e) = self.socket.send(&packet::encode(&adv)) {
+                        if let Some(n) = logs.allow("send_error", Instant::now()) {
+                            tracing::warn!(target: LOG, instance = %self.name, error = %e, suppressed = n, "sending advert failed");
+                        }
+                    }
+                }
+                Action::AddVips => {
+                    for v in &self.vips {
+                        if let Err(e) = ctx.netlink.add(self.ifindex, *v).await {
+                            tracing::error!(target: LOG, instance = %self.name, vip = %v, error = %e, "adding VIP failed");
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    for v in &self.vips {
+                        if let Err(e) = ctx.netlink.del(self.ifindex, *v).await {
+                            tracing::error!(target: LOG, instance = %self.name, vip = %v, error = %e, "removing VIP failed");
+                        }
+                    }
+                }
+                Action::SendGarp => self.send_garps(),
+                Action::Notify { state, reason } => {
+                    tracing::info!(target: LOG, instance = %self.name, state = state.as_str(),
+                        priority = fsm.effective_priority(), %reason, "VRRP state change");
+                    let _ = self.changes.send(StateChange {
+                        instance: self.name.clone(),
+                        state: state.as_str().into(),
+                        reason: reason.clone(),
+                    });
+                    self.with_status(ctx, |s| {
+                        s.last_transition_unix_ms = unix_ms();
+                        s.last_reason = reason;
+                    });
+                }
+            }
+        }
+        self.with_status(ctx, |s| {
+            s.state = fsm.state().as_str().into();
+            s.effective_priority = fsm.effective_priority();
+            s.master = fsm.master();
+            s.handing_over = fsm.handing_over();
+        });
+    }
+
+    fn send_garps(&self) {
+        let Some(garp) = self.garp.clone() else {
+            return;
+        };
+        let vips: Vec<Ipv4Addr> = self.vips.iter().map(|v| v.addr).collect();
+        let name = self.name.clone();
+        if self.garp_interval.is_zero() {
+            if let Err(e) = garp.send(&vips, self.garp_repeat) {
+                tracing::warn!(target: LOG, instance = %name, error = %e, "gratuitous ARP failed");
+            }
+            return;
+        }
+        let (repeat, interval) = (self.garp_repeat, self.garp_interval);
+        tokio::spawn(async move {
+            for i in 0..repeat {
+                if i > 0 {
+                    tokio::time::sleep(interval).await;
+                }
+                if let Err(e) = garp.send(&vips, 1) {
+                    tracing::warn!(target: LOG, instance = %name, error = %e, "gratuitous ARP failed");
+                    return;
+                }
+            }
+        });
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(yaml: &str) -> VrrpConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn config_validation_names_each_problem() {
+        let cfg = inst(
+            r#"
+instances:
+  - { name: VI_1, interface: eth0, virtual_router_id: 0, priority: 0, advert_int: 1500ms,
+      auth: { type: pass, password: "123456789" }, virtual_ipaddress: ["300.1.1.1/24"],
+      unicast_peers: [224.0.0.18] }
+"#,
+        );
+        let e = validate(&cfg).unwrap_err().to_string();
+        for needle in [
+            "virtual_router_id",
+            "priority",
+            "advert_int",
+            "password",
+            "virtual_ipaddress[0]",
+            "unicast_peers[0]",
+        ] {
+            assert!(e.contains(needle), "{needle} missing in {e}");
+        }
+        let ok = inst(
+            r#"
+instances:
+  - { name: VI_1, interface: eth0, virtual_router_id: 33, priority: 100,
+      auth: { type: pass, password: "1111" }, virtual_ipaddress: ["192.168.3.100/24"] }
+"#,
+        );
+        validate(&ok).unwrap();
+    }
+
+    #[test]
+    fn rate_limit_logs_first_then_counts() {
+        let mut r = RateLimit::default();
+        let t = Instant::now();
+        assert_eq!(r.allow("ttl", t), Some(0));
+        assert_eq!(r.allow("ttl", t + Duration::from_secs(1)), None);
+        assert_eq!(r.allow("ttl", t + Duration::from_secs(2)), None);
+        assert_eq!(r.allow("checksum", t), Some(0));
+        assert_eq!(r.allow("ttl", t + LOG_EVERY), Some(2));
     }
 }

@@ -1,0 +1,657 @@
+//! Test harness for the VRRP netns tests and the failover drill: a bridge namespace, node
+//! namespaces joined to it by veth pairs (subnet 192.168.3.0/24), fdfs-ha and keepalived started
+//! inside them, a tiny HTTP server per node and an HTTP client loop, all in namespaces this
+//! harness created. `Lab`'s Drop kills only the PIDs it spawned and deletes its namespaces, also
+//! on panic.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const VIP: &str = "192.168.3.100";
+pub const VIP_CIDR: &str = "192.168.3.100/24";
+
+static LAB_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Why the netns tests cannot run here, if they cannot (they then print it and pass).
+pub fn skip_reason(need_keepalived: bool) -> Option<String> {
+    if nix::unistd::geteuid().as_raw() != 0 {
+        return Some("not root".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("`ip` (iproute2) not installed".into());
+    }
+    if need_keepalived
+        && Command::new("keepalived")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        return Some("keepalived not installed (apt-get install -y keepalived)".into());
+    }
+    None
+}
+
+#[macro_export]
+macro_rules! skip_unless_ready {
+    ($need_keepalived:expr) => {
+        if let Some(why) = harness::skip_reason($need_keepalived) {
+            eprintln!("SKIP {}: {why}", module_path!());
+            return;
+        }
+    };
+}
+
+fn ns_inode(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Refuses to go on in the initial network namespace: raw senders and test traffic the test
+/// itself runs must stay inside the lab.
+pub fn assert_not_initial_netns() {
+    let me = ns_inode("/proc/thread-self/ns/net");
+    let init = ns_inode("/proc/1/ns/net");
+    assert!(
+        me.is_some() && me != init,
+        "refusing to send test traffic from the initial network namespace"
+    );
+}
+
+/// Moves the calling thread into namespace `ns` (threads only: never the test's main thread).
+pub fn enter_netns(ns: &str) {
+    let f = File::open(format!("/run/netns/{ns}")).expect("open netns");
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    assert_not_initial_netns();
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_quiet(cmd: &str, args: &[&str]) {
+    let _ = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// One VRRP speaker in the lab.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    pub ip: Ipv4Addr,
+    pub mac: String,
+}
+
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+    /// keepalived's VRRP child (its pid file), killed together with the parent.
+    pub extra_pidfile: Option<PathBuf>,
+}
+
+pub struct Lab {
+    pub tag: String,
+    pub sw: String,
+    pub nodes: Vec<String>,
+    pub dir: tempfile::TempDir,
+    procs: Mutex<Vec<Proc>>,
+    servers: Mutex<Vec<Arc<HttpServer>>>,
+}
+
+pub struct VrrpOpts {
+    pub vrid: u8,
+    pub priority: u8,
+    pub preempt: bool,
+    pub password: String,
+    pub graceful_handover: bool,
+    /// Empty = multicast.
+    pub unicast_peers: Vec<String>,
+}
+
+impl Default for VrrpOpts {
+    fn default() -> Self {
+        VrrpOpts {
+            vrid: 33,
+            priority: 100,
+            preempt: true,
+            password: "1111".into(),
+            graceful_handover: true,
+            unicast_peers: Vec::new(),
+        }
+    }
+}
+
+impl Lab {
+    /// Creates the bridge namespace and `n` node namespaces, node i at 192.168.3.(21+i),
+    /// plus a client namespace at 192.168.3.50 (last in `nodes`).
+    pub fn new(n: usize) -> Lab {
+        let seq = LAB_SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("fv{}x{seq}", std::process::id());
+        let sw = format!("{tag}-sw");
+        let mut lab = Lab {
+            tag: tag.clone(),
+            sw: sw.clone(),
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            procs: Mutex::new(Vec::new()),
+            servers: Mutex::new(Vec::new()),
+        };
+        run("ip", &["netns", "add", &sw]);
+        lab.nodes.push(String::new()); // placeholder so Drop sees sw even if a later step fails
+        lab.nodes.clear();
+        run("ip", &["-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        run("ip", &["-n", &sw, "link", "set", "br0", "up"]);
+        let mut specs: Vec<(String, String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("{tag}-n{i}"),
+                    format!("192.168.3.{}/24", 21 + i),
+                    format!("02:00:00:00:03:{:02x}", 0x21 + i),
+                )
+            })
+            .collect();
+        specs.push((
+            format!("{tag}-cl"),
+            "192.168.3.50/24".into(),
+            "02:00:00:00:03:50".into(),
+        ));
+        for (i, (ns, ip, mac)) in specs.iter().enumerate() {
+            run("ip", &["netns", "add", ns]);
+            lab.nodes.push(ns.clone());
+            let port = format!("p{i}");
+            run(
+                "ip",
+                &[
+                    "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", &port,
+                    "netns", &sw,
+                ],
+            );
+            run("ip", &["-n", ns, "link", "set", "eth0", "address", mac]);
+            run("ip", &["-n", ns, "addr", "add", ip, "dev", "eth0"]);
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+            run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
+            run("ip", &["-n", &sw, "link", "set", &port, "master", "br0"]);
+            run("ip", &["-n", &sw, "link", "set", &port, "up"]);
+        }
+        lab
+    }
+
+    pub fn node(&self, i: usize) -> &str {
+        &self.nodes[i]
+    }
+
+    pub fn client_ns(&self) -> &str {
+        self.nodes.last().map(String::as_str).unwrap_or_default()
+    }
+
+    pub fn has_vip(&self, i: usize) -> bool {
+        let out = Command::new("ip")
+            .args(["-n", self.node(i), "-4", "addr", "show", "dev", "eth0"])
+            .output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")),
+            Err(_) => false,
+        }
+    }
+
+    /// Indices of the nodes (not the client) holding the VIP.
+    pub fn vip_holders(&self) -> Vec<usize> {
+        (0..self.nodes.len() - 1)
+            .filter(|i| self.has_vip(*i))
+            .collect()
+    }
+
+    fn spawn(&self, ns: &str, args: &[&str], log: &Path, extra_pidfile: Option<PathBuf>) -> usize {
+        let out = File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(args);
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().expect("spawn");
+        let mut procs = self.procs.lock().unwrap();
+        procs.push(Proc {
+            child,
+            log: log.to_path_buf(),
+            extra_pidfile,
+        });
+        procs.len() - 1
+    }
+
+    /// Starts `fdfs-ha run` in node `i`; returns a process handle index.
+    pub fn start_fdfs(&self, i: usize, o: &VrrpOpts) -> usize {
+        let (conf, log) = self.fdfs_config(i, o);
+        self.spawn(
+            self.node(i),
+            &[
+                env!("CARGO_BIN_EXE_fdfs-ha"),
+                "run",
+                "-c",
+                conf.to_str().unwrap(),
+            ],
+            &log,
+            None,
+        )
+    }
+
+    /// Writes node `i`'s ha.yaml; returns (config path, log path).
+    pub fn fdfs_config(&self, i: usize, o: &VrrpOpts) -> (PathBuf, PathBuf) {
+        let yaml = format!(
+            r#"node: n{i}
+data_dir: {dir}
+status: {{ listen: null }}
+log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
+vrrp:
+  instances:
+    - name: VI_1
+      interface: eth0
+      virtual_router_id: {vrid}
+      priority: {prio}
+      advert_int: 1
+      preempt: {preempt}
+      graceful_handover: {gh}
+      auth: {{ type: pass, password: "{pw}" }}
+      virtual_ipaddress: [{VIP_CIDR}]
+      unicast_peers: [{peers}]
+"#,
+            dir = self.dir.path().display(),
+            vrid = o.vrid,
+            prio = o.priority,
+            preempt = o.preempt,
+            gh = o.graceful_handover,
+            pw = o.password,
+            peers = o.unicast_peers.join(", "),
+        );
+        let seq = self.procs.lock().unwrap().len();
+        let conf = self.dir.path().join(format!("fdfs-n{i}-{seq}.yaml"));
+        std::fs::write(&conf, yaml).unwrap();
+        let log = self.dir.path().join(format!("fdfs-n{i}-{seq}.log"));
+        (conf, log)
+    }
+
+    /// Starts keepalived (VRRP only) in node `i`.
+    pub fn start_keepalived(&self, i: usize, o: &VrrpOpts, initial_master: bool) -> usize {
+        let conf = format!(
+            "global_defs {{\n  router_id n{i}\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int 1\n{nopreempt}  authentication {{\n    auth_type PASS\n    auth_pass {pw}\n  }}\n  virtual_ipaddress {{\n    {VIP_CIDR}\n  }}\n}}\n",
+            state = if initial_master { "MASTER" } else { "BACKUP" },
+            vrid = o.vrid,
+            prio = o.priority,
+            nopreempt = if o.preempt { "" } else { "  nopreempt\n" },
+            pw = o.password,
+        );
+        let seq = self.procs.lock().unwrap().len();
+        let d = self.dir.path();
+        let conf_path = d.join(format!("keepalived-n{i}-{seq}.conf"));
+        std::fs::write(&conf_path, conf).unwrap();
+        let pid = d.join(format!("keepalived-n{i}-{seq}.pid"));
+        let vpid = d.join(format!("keepalived-n{i}-{seq}.vrrp.pid"));
+        let log = d.join(format!("keepalived-n{i}-{seq}.log"));
+        self.spawn(
+            self.node(i),
+            &[
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+                conf_path.to_str().unwrap(),
+                "-p",
+                pid.to_str().unwrap(),
+                "-r",
+                vpid.to_str().unwrap(),
+            ],
+            &log,
+            Some(vpid.clone()),
+        )
+    }
+
+    fn signal(&self, h: usize, sig: nix::sys::signal::Signal) {
+        let procs = self.procs.lock().unwrap();
+        let p = &procs[h];
+        if let Some(pf) = &p.extra_pidfile {
+            if let Some(pid) = read_pid(pf) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+            }
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), sig);
+    }
+
+    pub fn kill9(&self, h: usize) {
+        self.signal(h, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.procs.lock().unwrap()[h].child.wait();
+    }
+
+    pub fn sigterm(&self, h: usize) {
+        self.signal(h, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Waits for process `h` to exit; returns its exit code if it did within `timeout`.
+    pub fn wait_exit(&self, h: usize, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        loop {
+            {
+                let mut procs = self.procs.lock().unwrap();
+                if let Ok(Some(st)) = procs[h].child.try_wait() {
+                    return Some(st.code().unwrap_or(-1));
+                }
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self, h: usize) -> String {
+        let p = self.procs.lock().unwrap()[h].log.clone();
+        std::fs::read_to_string(p).unwrap_or_default()
+    }
+
+    /// Starts a tiny HTTP server on port 80 inside node `i`.
+    pub fn http_server(&self, i: usize) -> Arc<HttpServer> {
+        let s = HttpServer::start(self.node(i).to_string(), i);
+        self.servers.lock().unwrap().push(s.clone());
+        s
+    }
+
+    pub fn link(&self, i: usize, up: bool) {
+        run(
+            "ip",
+            &[
+                "-n",
+                self.node(i),
+                "link",
+                "set",
+                "eth0",
+                if up { "up" } else { "down" },
+            ],
+        );
+    }
+}
+
+fn read_pid(p: &Path) -> Option<i32> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Ok(mut procs) = self.procs.lock() {
+            for p in procs.iter_mut() {
+                if let Some(pf) = &p.extra_pidfile {
+                    if let Some(pid) = read_pid(pf) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+            }
+        }
+        if let Ok(servers) = self.servers.lock() {
+            for s in servers.iter() {
+                s.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        for ns in self.nodes.iter().chain(std::iter::once(&self.sw)) {
+            run_quiet("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+/// `HTTP/1.1 200` for any request, served in a node namespace; `enabled` false closes the
+/// listener (new connections are refused, like a dead gateway).
+pub struct HttpServer {
+    pub enabled: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl HttpServer {
+    fn start(ns: String, node: usize) -> Arc<HttpServer> {
+        let s = Arc::new(HttpServer {
+            enabled: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+        });
+        let me = s.clone();
+        thread::spawn(move || {
+            enter_netns(&ns);
+            let mut listener: Option<TcpListener> = None;
+            while !me.stop.load(Ordering::SeqCst) {
+                if !me.enabled.load(Ordering::SeqCst) {
+                    listener = None;
+                    thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+                if listener.is_none() {
+                    match TcpListener::bind("0.0.0.0:80") {
+                        Ok(l) => {
+                            l.set_nonblocking(true).unwrap();
+                            listener = Some(l);
+                        }
+                        Err(_) => {
+                            thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                    }
+                }
+                let Some(l) = &listener else { continue };
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        thread::spawn(move || {
+                            let _ = c.set_nonblocking(false);
+                            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                            let mut buf = [0u8; 1024];
+                            let mut got = Vec::new();
+                            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                                match c.read(&mut buf) {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                                }
+                            }
+                            let body = format!("node{node}\n");
+                            let _ = write!(
+                                c,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                        });
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        s
+    }
+}
+
+/// One client request: when it started and whether it got a 200 within the timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub at: Instant,
+    pub ok: bool,
+    /// Which node answered (0, 1, ...) or, on failure, at which step it failed.
+    pub detail: &'static str,
+}
+
+/// Fetches http://VIP/ every `every` with `timeout`, from the client namespace.
+pub struct HttpClient {
+    pub samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl HttpClient {
+    pub fn start(lab: &Lab, every: Duration, timeout: Duration) -> HttpClient {
+        let ns = lab.client_ns().to_string();
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, st2) = (samples.clone(), stop.clone());
+        let handle = thread::spawn(move || {
+            enter_netns(&ns);
+            let addr: SocketAddr = format!("{VIP}:80").parse().unwrap();
+            let mut next = Instant::now();
+            while !st2.load(Ordering::SeqCst) {
+                let at = Instant::now();
+                let (ok, detail) = fetch(addr, timeout);
+                s2.lock().unwrap().push(Sample { at, ok, detail });
+                next += every;
+                let now = Instant::now();
+                if next > now {
+                    thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+        });
+        HttpClient {
+            samples,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn since(&self, t: Instant) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.at >= t)
+            .copied()
+            .collect()
+    }
+}
+
+impl Drop for HttpClient {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn fetch(addr: SocketAddr, timeout: Duration) -> (bool, &'static str) {
+    let start = Instant::now();
+    let mut c = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return (false, "refused"),
+        Err(_) => return (false, "connect"),
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    if left.is_zero() {
+        return (false, "slow connect");
+    }
+    let _ = c.set_read_timeout(Some(left));
+    let _ = c.set_write_timeout(Some(left));
+    if c.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return (false, "write");
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        if start.elapsed() > timeout {
+            return (false, "slow read");
+        }
+        match c.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return (false, "read"),
+        }
+    }
+    if !buf.starts_with(b"HTTP/1.1 200") {
+        return (false, "status");
+    }
+    if buf.ends_with(b"node0\n") {
+        (true, "node0")
+    } else if buf.ends_with(b"node1\n") {
+        (true, "node1")
+    } else {
+        (true, "node?")
+    }
+}
+
+/// Client-visible outage in `samples`: from the start of the first failed request to the start
+/// of the first successful one after it (zero when nothing failed), and the failed count.
+pub fn outage(samples: &[Sample]) -> (Duration, usize) {
+    let failed = samples.iter().filter(|s| !s.ok).count();
+    let Some(first_fail) = samples.iter().position(|s| !s.ok) else {
+        return (Duration::ZERO, 0);
+    };
+    let last_fail = samples.iter().rposition(|s| !s.ok).unwrap_or(first_fail);
+    let end = samples
+        .get(last_fail + 1)
+        .map(|s| s.at)
+        .unwrap_or(samples[last_fail].at);
+    (end - samples[first_fail].at, failed)
+}
+
+/// Failed samples with their failure step and what the neighbours answered, for diagnosis.
+pub fn describe_failures(samples: &[Sample]) -> String {
+    let mut out = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if !s.ok {
+            let prev = i
+                .checked_sub(1)
+                .and_then(|j| samples.get(j))
+                .map_or("-", |p| p.detail);
+            let next = samples.get(i + 1).map_or("-", |p| p.detail);
+            out.push(format!("{prev} -> FAIL({}) -> {next}", s.detail));
+        }
+    }
+    out.join("; ")
+}
+
+/// Lines of a keepalived log that complain about received packets. ("received lower priority
+/// advert - discarding" is normal preempt behaviour, not a complaint.)
+pub fn keepalived_complaints(log: &str) -> Vec<String> {
+    const NEEDLES: &[&str] = &[
+        "invalid",
+        "mismatch",
+        "wrong",
+        "bogus",
+        "not present",
+        "checksum",
+        "bad ",
+        "ttl",
+        "unknown",
+    ];
+    log.lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            NEEDLES.iter().any(|n| l.contains(n))
+        })
+        .map(str::to_string)
+        .collect()
+}
