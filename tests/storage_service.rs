@@ -374,6 +374,11 @@ async fn slave_files_sit_next_to_their_master() {
     );
     let info = c.query_file_info("group1", &s.filename, 0).await.unwrap();
     assert_eq!((info.file_size, info.crc32), (5, crc32fast::hash(b"thumb")));
+    let keep_ext = c
+        .upload_slave(&m.filename, "_s", "", b"small")
+        .await
+        .unwrap();
+    assert_eq!(keep_ext.filename, format!("{base}_s.jpg"));
     // Same slave again, a missing master, bad prefixes and a bad extension.
     assert_eq!(
         status(c.upload_slave(&m.filename, "_150x150", "jpg", b"x").await),
@@ -827,5 +832,59 @@ async fn oversized_upload_and_interrupted_append() {
         b"keep"
     );
     assert_eq!(st.state.current_write_path(), 0);
+    st.stop().await;
+}
+
+/// py3fdfs's low-level storage client (what its tracker-driven API calls after QUERY_STORE)
+/// against our storage: upload, full and ranged download, appender upload, append, delete.
+/// Runs where scripts/install-test-deps set FDFS_HA_PY3FDFS (scripts/test-all does).
+const PY3FDFS_SCRIPT: &str = r#"
+import sys
+from fdfs_client.storage_client import Storage_client
+from fdfs_client.fdfs_protol import Storage_server
+port = int(sys.argv[1])
+ss = Storage_server()
+ss.ip_addr = '127.0.0.1'; ss.port = port; ss.group_name = b'group1'; ss.store_path_index = 0
+c = Storage_client('127.0.0.1', port, 30)
+fid = c.storage_upload_by_buffer(None, ss, b'hello', file_ext_name='txt')['Remote file_id']
+name = fid.split(b'/', 1)[1]
+assert c.storage_download_to_buffer(None, ss, None, 0, 0, name)['Content'] == b'hello'
+assert c.storage_download_to_buffer(None, ss, None, 1, 3, name)['Content'] == b'ell'
+a = c.storage_upload_appender_by_buffer(None, ss, b'part1-', file_ext_name='log')['Remote file_id']
+an = a.split(b'/', 1)[1]
+c.storage_append_by_buffer(None, ss, b'part2', an)
+assert c.storage_download_to_buffer(None, ss, None, 0, 0, an)['Content'] == b'part1-part2'
+c.storage_delete_file(None, ss, name)
+print(fid.decode())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn py3fdfs_storage_client_works_unchanged() {
+    let Ok(python) = std::env::var("FDFS_HA_PY3FDFS") else {
+        eprintln!("FDFS_HA_PY3FDFS not set (run scripts/test-all): skipping py3fdfs check");
+        return;
+    };
+    let st = Storage::start("", 1).await;
+    let port = st.addr.port().to_string();
+    let out = tokio::process::Command::new(python)
+        .args(["-c", PY3FDFS_SCRIPT, &port])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "py3fdfs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (group, filename) = fid.split_once('/').unwrap();
+    assert_eq!(group, "group1");
+    // The file it uploaded had our ID shape and is gone after its delete.
+    RemoteName::parse_str(filename).unwrap();
+    let mut c = st.conn().await;
+    assert_eq!(
+        status(c.download("group1", filename, 0, 0).await),
+        errno::ENOENT
+    );
     st.stop().await;
 }

@@ -10,6 +10,12 @@
 //! Contract with the supervisor: `StorageServer::bind` then `serve(shutdown)`; `serve` returns when
 //! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error. The storage
 //! serves clients without any tracker; the reporter (another module) adds itself via `state()`.
+//!
+//! For the reporter: `StorageState::{set_source, set_group_params, set_storage_ips}` after
+//! GET_MY_IP / PARAMETER_REQ / FETCH_STORAGE_IDS; `disk_usage()`, `stats().snapshot()` (BEAT
+//! block), `join_time()`, `up_time()`, `store_path_count()`, `subdir_count()`,
+//! `upload_priority()`, `current_write_path()`. For sync: `binlog().reader(pos)` iterates records
+//! from a `BinlogPos { index, offset }`.
 
 pub mod binlog;
 pub mod service;

@@ -1,7 +1,7 @@
 //! The per-connection command loop of the storage: read a header, dispatch the command, answer.
 //!
 //! ```text
-//!  socket ──► BufReader(256 KiB) ──► header ──► small body (≤ max_body) ─► handler ─► response
+//!  socket ──► BufReader(64 KiB)  ──► header ──► small body (≤ max_body) ─► handler ─► response
 //!                                      └──────► upload/append/modify head ─► content streamed to
 //!                                               disk in 512 KiB chunks (double-buffered) ─► response
 //!  download: header, then sendfile(2) from the data file straight into the socket
@@ -36,9 +36,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-/// Socket read buffer: large enough that a 4 KiB upload arrives in one read and big bodies are
-/// read with few syscalls.
-const READ_BUF: usize = 256 * 1024;
+/// Socket read buffer: a header plus a small request (or a 4 KiB upload) arrives in one read.
+/// Larger reads bypass it, so it stays small for idle connections (1024 of them = 64 MiB).
+const READ_BUF: usize = 64 * 1024;
 /// Uploads up to this size are received into memory and written in one blocking task.
 const SMALL_FILE: u64 = 256 * 1024;
 /// Chunk size for streamed content; two are in flight (one read from the socket, one written).
@@ -163,7 +163,9 @@ impl Conn {
                     // A negative length: the stream cannot be re-synchronised.
                     self.count_bad();
                     tracing::warn!(peer = %self.peer, error = %e, "bad request header");
-                    let _ = self.reply(errno::EINVAL, &[]).await;
+                    if self.reply(errno::EINVAL, &[]).await.is_ok() {
+                        self.linger_close().await;
+                    }
                     return;
                 }
                 Ok(Ok(h)) => h,
@@ -181,7 +183,9 @@ impl Conn {
                 }
                 Err(Fail::ReplyClose(status, msg)) => {
                     self.log_fail(&h, status, &msg);
-                    let _ = self.reply(status, &[]).await;
+                    if self.reply(status, &[]).await.is_ok() {
+                        self.linger_close().await;
+                    }
                     false
                 }
                 Err(Fail::Drop(msg)) => {
@@ -193,6 +197,17 @@ impl Conn {
                 return;
             }
         }
+    }
+
+    /// Closes after an answer while the client may still be sending a body we will not read:
+    /// send FIN, then swallow input for a moment, so the kernel does not answer the unread
+    /// bytes with a reset that would destroy our answer before the client reads it.
+    async fn linger_close(&mut self) {
+        let _ = self.io.get_mut().shutdown().await;
+        let mut rest = (&mut self.io).take(64 << 20);
+        let mut sink = tokio::io::sink();
+        let wait = self.timeout.min(Duration::from_secs(2));
+        let _ = tokio::time::timeout(wait, tokio::io::copy(&mut rest, &mut sink)).await;
     }
 
     fn count_bad(&self) {
@@ -621,7 +636,12 @@ impl Conn {
                 .refuse(left, errno::ENOENT, "master file does not exist")
                 .await);
         }
-        let slave = fileid::slave_name(&master.name, &req.prefix, &req.ext);
+        // Like FastDFS, a slave without its own extension keeps the master's.
+        let ext = match req.ext.as_str() {
+            "" => master.ext().unwrap_or(""),
+            e => e,
+        };
+        let slave = fileid::slave_name(&master.name, &req.prefix, ext);
         let filename = format!(
             "M{:02X}/{:02X}/{:02X}/{slave}",
             master.store_path_index, master.dir1, master.dir2
