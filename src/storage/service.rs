@@ -534,6 +534,7 @@ impl Conn {
         let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}");
         self.log(BinlogOp::Create, now, &filename, None);
         st.stats().upload_bytes.record_bytes(size, true);
+        st.stats().count_file_write();
         Ok(Some(
             UploadResp {
                 group: st.group().to_string(),
@@ -673,6 +674,7 @@ impl Conn {
             .stats()
             .upload_bytes
             .record_bytes(req.file_size, true);
+        self.state.stats().count_file_write();
         Ok(Some(
             UploadResp {
                 group: self.state.group().to_string(),
@@ -759,6 +761,7 @@ impl Conn {
             Some(format!("{old_size} {}", req.size)),
         );
         st.stats().append_bytes.record_bytes(req.size, true);
+        st.stats().count_file_write();
         Ok(Some(Vec::new()))
     }
 
@@ -824,6 +827,7 @@ impl Conn {
             Some(format!("{} {}", req.offset, req.size)),
         );
         st.stats().modify_bytes.record_bytes(req.size, true);
+        st.stats().count_file_write();
         Ok(Some(Vec::new()))
     }
 
@@ -989,7 +993,10 @@ impl Conn {
             timed(self.timeout, self.io.get_mut().write_all(&hdr)).await?;
             self.sendfile(&file, req.offset, count).await?;
         }
-        self.state.stats().download_bytes.record_bytes(count, true);
+        let stats = self.state.stats();
+        stats.download_bytes.record_bytes(count, true);
+        stats.file_open.record(true);
+        stats.file_read.record(true);
         Ok(None)
     }
 

@@ -149,6 +149,12 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// One file opened and written (uploads, appends, modifies).
+    pub fn count_file_write(&self) {
+        self.file_open.record(true);
+        self.file_write.record(true);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StatsSnapshot {

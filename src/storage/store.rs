@@ -660,6 +660,48 @@ mod tests {
     }
 
     #[test]
+    fn hash_mode_and_small_subdir_counts_stay_in_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.subdir_count_per_path = 4;
+        c.file_distribute_path_mode = DistributePathMode::Hash;
+        let store = Store::open(&c).unwrap();
+        for h in [0u32, 7, 0xFFFF_FFFF, 0x1234_5678] {
+            let (a, b) = store.next_dirs(h);
+            assert!(a < 4 && b < 4);
+        }
+        // Names pointing past subdir_count are refused instead of mapped.
+        let name = RemoteName::parse_str("M00/05/00/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt").unwrap();
+        assert_eq!(store.data_path(&name).unwrap_err().status, errno::EINVAL);
+        let ok = RemoteName::parse_str("M00/03/01/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt").unwrap();
+        assert!(store
+            .data_path(&ok)
+            .unwrap()
+            .ends_with("data/03/01/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt"));
+        c.file_distribute_path_mode = DistributePathMode::RoundRobin;
+        let rr = Store::open(&c).unwrap();
+        let seq: Vec<_> = (0..40).map(|_| rr.next_dirs(0)).collect();
+        // Two files per directory (rotate count 2), YY first, then XX, wrapping after 4x4.
+        assert_eq!(
+            &seq[..10],
+            &[
+                (0, 0),
+                (0, 0),
+                (0, 1),
+                (0, 1),
+                (0, 2),
+                (0, 2),
+                (0, 3),
+                (0, 3),
+                (1, 0),
+                (1, 0)
+            ]
+        );
+        assert!(seq.iter().all(|&(a, b)| a < 4 && b < 4));
+        assert_eq!(seq[32], (0, 0));
+    }
+
+    #[test]
     fn path_choice_and_reserved_space() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
