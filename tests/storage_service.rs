@@ -888,3 +888,59 @@ async fn py3fdfs_storage_client_works_unchanged() {
     );
     st.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_garbage_never_takes_the_storage_down() {
+    use rand::{Rng, SeedableRng};
+    let st = Storage::start("network_timeout: 500ms\nmax_body: 4096\n", 1).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let commands = [
+        cmd::UPLOAD_FILE,
+        cmd::UPLOAD_APPENDER_FILE,
+        cmd::UPLOAD_SLAVE_FILE,
+        cmd::APPEND_FILE,
+        cmd::MODIFY_FILE,
+        cmd::TRUNCATE_FILE,
+        cmd::DOWNLOAD_FILE,
+        cmd::DELETE_FILE,
+        cmd::SET_METADATA,
+        cmd::GET_METADATA,
+        cmd::QUERY_FILE_INFO,
+        cmd::REPORT_SERVER_ID,
+        200,
+    ];
+    for _ in 0..150 {
+        let mut s = TcpStream::connect(st.addr).await.unwrap();
+        let body_len: usize = rng.gen_range(0..300);
+        let mut body: Vec<u8> = (0..body_len).map(|_| rng.gen()).collect();
+        // Make some bodies look plausible: small big-endian lengths in the first fields.
+        if rng.gen_bool(0.5) && body.len() >= 16 {
+            body[..8].copy_from_slice(&(rng.gen_range(0..64u64)).to_be_bytes());
+            body[8..16].copy_from_slice(&(rng.gen_range(0..64u64)).to_be_bytes());
+        }
+        let c = commands[rng.gen_range(0..commands.len())];
+        // Sometimes lie about the length (longer or shorter than what is sent).
+        let claimed = match rng.gen_range(0..3) {
+            0 => body.len() as u64,
+            1 => body.len() as u64 + rng.gen_range(1..100),
+            _ => (body.len() as u64).saturating_sub(rng.gen_range(0..10)),
+        };
+        let mut msg = Header::new(c, 0, claimed).encode().to_vec();
+        msg.extend_from_slice(&body);
+        let _ = s.write_all(&msg).await;
+        let mut sink = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_millis(20), s.read(&mut sink)).await;
+    }
+    let mut c = st.conn().await;
+    c.active_test().await.unwrap();
+    let f = c.upload(0, b"still fine", "txt").await.unwrap();
+    assert_eq!(
+        c.download("group1", &f.filename, 0, 0).await.unwrap(),
+        b"still fine"
+    );
+    // Nothing landed outside the store path.
+    for p in files_under(st._dir.path()) {
+        assert!(p.starts_with(&st.paths[0]), "{}", p.display());
+    }
+    st.stop().await;
+}
