@@ -566,10 +566,8 @@ async fn bad_requests_get_errno_and_never_escape_the_store() {
         .await
         .unwrap();
     assert_eq!(h.status, 0);
-    // A storage-to-storage command we do not serve yet is refused the same way.
-    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_DELETE_FILE, &[0; 30]))
-        .await
-        .unwrap();
+    // A FastDFS command we do not serve (CREATE_LINK) is refused the same way.
+    let (h, _) = raw_request(&mut s, &frame(20, &[0; 30])).await.unwrap();
     assert_eq!(h.status, errno::EINVAL);
 
     // Body length over max_body on a small-body command: EINVAL, then closed.
@@ -942,5 +940,103 @@ async fn random_garbage_never_takes_the_storage_down() {
     for p in files_under(st._dir.path()) {
         assert!(p.starts_with(&st.paths[0]), "{}", p.display());
     }
+    st.stop().await;
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Storage-to-storage sync messages captured from FastDFS 6.16.1 (vectors.txt blocks [29]-[38])
+/// replayed byte for byte into our storage: same answers as the C storage gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_sync_messages_are_applied_as_replica_changes() {
+    use fdfs_ha::proto::storage::SyncTruncateReq;
+    let st = Storage::start("", 1).await;
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let n262 = "M00/01/FE/oYYBAGsBrcaAHu-lAAAABTYQpoY262.txt";
+    let n966 = "M00/01/FE/ooYBAGsBrViEDNbfAAAAADYQpoY966.txt";
+    // [29]/[30] REPORT_SERVER_ID.
+    let m = hex("0000000000000010090031303030303100000000000000000000");
+    assert_eq!(raw_request(&mut s, &m).await.unwrap().0.status, 0);
+    // [37] SYNC_CREATE_FILE 'hello', then [38] its metadata sidecar.
+    let create = hex("00000000000000551000000000000000002c00000000000000056b01adc667726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e74787468656c6c6f");
+    assert_eq!(raw_request(&mut s, &create).await.unwrap().0.status, 0);
+    let meta = hex("00000000000000681000000000000000002e00000000000000166b01adc667726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e7478742d6d617574686f7202666466730177696474680231303234");
+    assert_eq!(raw_request(&mut s, &meta).await.unwrap().0.status, 0);
+    let mut c = st.conn().await;
+    assert_eq!(c.download("group1", n262, 0, 0).await.unwrap(), b"hello");
+    assert_eq!(c.get_metadata("group1", n262).await.unwrap().len(), 2);
+    // Creating it again: EEXIST (what the C storage logs for an already-synced file).
+    assert_eq!(
+        raw_request(&mut s, &create).await.unwrap().0.status,
+        errno::EEXIST
+    );
+    // [37]/[38] SYNC_DELETE_FILE of the file and its sidecar; a second delete is ENOENT ([29]).
+    let del = hex("000000000000004011006b01adcc67726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e747874");
+    let del_m = hex("000000000000004211006b01adcc67726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e7478742d6d");
+    assert_eq!(raw_request(&mut s, &del).await.unwrap().0.status, 0);
+    assert_eq!(raw_request(&mut s, &del_m).await.unwrap().0.status, 0);
+    assert_eq!(
+        raw_request(&mut s, &del).await.unwrap().0.status,
+        errno::ENOENT
+    );
+    // [32] SYNC_APPEND_FILE to an appender we never received: ENOENT, so the sender falls back
+    // to SYNC_UPDATE_FILE of the whole file (the captured group fields carry junk after NUL).
+    let append = hex("000000000000005e1900000000000000002c000000000000000500000000000000066b01ad5967726f757031000000003132372e302e4d30302f30312f46452f6f6f59424147734272566945444e62664141414141445951706f593936362e74787420776f726c64");
+    assert_eq!(
+        raw_request(&mut s, &append).await.unwrap().0.status,
+        errno::ENOENT
+    );
+    let update = hex("000000000000005b1200000000000000002c000000000000000b6b01ad5967726f75703100445951706f593936364d30302f30312f46452f6f6f59424147734272566945444e62664141414141445951706f593936362e74787468656c6c6f20776f726c64");
+    assert_eq!(raw_request(&mut s, &update).await.unwrap().0.status, 0);
+    assert_eq!(
+        c.download("group1", n966, 0, 0).await.unwrap(),
+        b"hello world"
+    );
+    // Now the append applies (same bytes at offset 5), then a truncate.
+    assert_eq!(raw_request(&mut s, &append).await.unwrap().0.status, 0);
+    let trunc = SyncTruncateReq {
+        filename: n966.into(),
+        old_size: 11,
+        new_size: 5,
+        timestamp: 1795272030,
+        group: "group1".into(),
+    }
+    .encode();
+    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_TRUNCATE_FILE, &trunc))
+        .await
+        .unwrap();
+    assert_eq!(h.status, 0);
+    assert_eq!(c.download("group1", n966, 0, 0).await.unwrap(), b"hello");
+
+    // Replica records: lower-case ops with the peer's timestamps.
+    st.state.binlog().flush().unwrap();
+    let recs: Vec<_> = st
+        .state
+        .binlog()
+        .reader(BinlogPos::default())
+        .map(|r| r.unwrap().0)
+        .collect();
+    let lines: Vec<String> = recs.iter().map(|r| r.encode()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("1795272134 c {n262}\n"),
+            format!("1795272134 c {n262}-m\n"),
+            format!("1795272140 d {n262}\n"),
+            format!("1795272140 d {n262}-m\n"),
+            format!("1795272025 u {n966}\n"),
+            format!("1795272025 a {n966} 5 6\n"),
+            format!("1795272030 t {n966} 11 5\n"),
+        ]
+    );
+    assert_eq!(
+        st.state.stats().snapshot().last_synced_timestamp,
+        1795272134
+    );
     st.stop().await;
 }

@@ -20,8 +20,9 @@ use crate::proto::connection::{read_header, write_response, ConnError};
 use crate::proto::fileid::{self, FileInfo, RemoteName};
 use crate::proto::storage::{
     decode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, ModifyReq, ReportServerIdReq,
-    SetMetadataReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq, MAX_FILENAME_LEN,
-    QUERY_FLAG_NO_CRC32, QUERY_FLAG_SILENT,
+    SetMetadataReq, SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTruncateReq, TruncateReq,
+    UploadReq, UploadResp, UploadSlaveReq, MAX_FILENAME_LEN, QUERY_FLAG_NO_CRC32,
+    QUERY_FLAG_SILENT,
 };
 use crate::proto::{Header, HEADER_LEN};
 use rand::Rng;
@@ -351,6 +352,20 @@ impl Conn {
                 self.peer_storage_id = Some(r.storage_id);
                 Ok(Some(Vec::new()))
             }
+            cmd::SYNC_CREATE_FILE | cmd::SYNC_UPDATE_FILE => {
+                self.sync_file(&h, h.cmd == cmd::SYNC_UPDATE_FILE).await
+            }
+            cmd::SYNC_DELETE_FILE => {
+                let body = self.small_body(&h).await?;
+                self.sync_delete(&body).await
+            }
+            cmd::SYNC_APPEND_FILE | cmd::SYNC_MODIFY_FILE => {
+                self.sync_range(&h, h.cmd == cmd::SYNC_MODIFY_FILE).await
+            }
+            cmd::SYNC_TRUNCATE_FILE => {
+                let body = self.small_body(&h).await?;
+                self.sync_truncate(&body).await
+            }
             other => Err(self
                 .refuse(
                     h.pkg_len,
@@ -369,6 +384,199 @@ impl Conn {
             )));
         }
         Ok(())
+    }
+
+    /// As `locate`, also accepting a metadata sidecar name (`<name>-m`, sync only).
+    /// Returns the logical name (`M00/XX/YY/name[-m]`), its path and its store path index.
+    fn locate_synced(&self, filename: &str) -> Result<(String, std::path::PathBuf, u8), Fail> {
+        match filename.strip_suffix(fileid::METADATA_SUFFIX) {
+            Some(base) => {
+                let (name, path) = self.locate(base)?;
+                Ok((
+                    format!("{}{}", name.to_path_string(), fileid::METADATA_SUFFIX),
+                    super::store::Store::meta_path(&path),
+                    name.store_path_index,
+                ))
+            }
+            None => {
+                let (name, path) = self.locate(filename)?;
+                Ok((name.to_path_string(), path, name.store_path_index))
+            }
+        }
+    }
+
+    /// Records a change applied on behalf of a peer: lower-case binlog op, with the peer's
+    /// record timestamp, and the sync counters.
+    fn log_replica(&self, op: BinlogOp, timestamp: u32, filename: &str, extra: Option<String>) {
+        self.state.binlog().append(&BinlogRecord {
+            timestamp: timestamp as i64,
+            op,
+            source: false,
+            filename: filename.to_string(),
+            extra,
+        });
+        let stats = self.state.stats();
+        stats.last_sync_update.store(unix_now(), Ordering::Relaxed);
+        stats
+            .last_synced_timestamp
+            .fetch_max(timestamp as u64, Ordering::Relaxed);
+    }
+
+    /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE from a group peer: the whole file (or its `-m`).
+    async fn sync_file(&mut self, h: &Header, update: bool) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, SyncFileReq::FIXED_LEN, SyncFileReq::names_len)
+            .await?;
+        let req = match SyncFileReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if let Err(Fail::Reply(s, m)) = self.check_group(&req.group) {
+            return Err(self.refuse(left, s, m).await);
+        }
+        let (filename, path, index) = match self.locate_synced(&req.filename) {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if h.status == errno::EEXIST && left == 0 {
+            // The peer only announces a file it knows we have.
+            return Ok(Some(Vec::new()));
+        }
+        if req.file_size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "file_size disagrees with body".into(),
+            ));
+        }
+        if !update && path.exists() {
+            return Err(self.refuse(left, errno::EEXIST, "file exists").await);
+        }
+        let st = self.state.clone();
+        let tmp = match blocking(move || st.store().temp_file(index)).await {
+            Ok(t) => t,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let (tmp, _) = self.receive(tmp, req.file_size).await?;
+        let st = self.state.clone();
+        let _guard = self.state.store().lock_file(&filename).await;
+        blocking(move || st.store().commit_to(tmp, &path, update)).await?;
+        let op = if update {
+            BinlogOp::Update
+        } else {
+            BinlogOp::Create
+        };
+        self.log_replica(op, req.timestamp, &filename, None);
+        self.state
+            .stats()
+            .sync_in_bytes
+            .record_bytes(req.file_size, true);
+        Ok(Some(Vec::new()))
+    }
+
+    /// SYNC_DELETE_FILE: ENOENT when we never had the file (the sender ignores that).
+    async fn sync_delete(&mut self, body: &[u8]) -> Handled {
+        let req = SyncDeleteReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (filename, path, _) = self.locate_synced(&req.filename)?;
+        let _guard = self.state.store().lock_file(&filename).await;
+        blocking(move || Ok(std::fs::remove_file(&path)?)).await?;
+        self.log_replica(BinlogOp::Delete, req.timestamp, &filename, None);
+        Ok(Some(Vec::new()))
+    }
+
+    /// SYNC_APPEND_FILE / SYNC_MODIFY_FILE: bytes at an offset of an appender file we hold.
+    /// ENOENT when the file is missing or shorter than the offset, so the sender falls back
+    /// to SYNC_UPDATE_FILE of the whole file.
+    async fn sync_range(&mut self, h: &Header, modify: bool) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, SyncRangeReq::FIXED_LEN, SyncRangeReq::names_len)
+            .await?;
+        let req = match SyncRangeReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if req.length != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "length disagrees with body".into(),
+            ));
+        }
+        if let Err(Fail::Reply(s, m)) = self.check_group(&req.group) {
+            return Err(self.refuse(left, s, m).await);
+        }
+        let (filename, path) = match self.appender(&req.filename) {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let opened = blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })
+        .await;
+        let (file, size) = match opened {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if req.offset > size {
+            return Err(self
+                .refuse(left, errno::ENOENT, "local copy is behind the peer's")
+                .await);
+        }
+        let sink = At {
+            file,
+            offset: req.offset,
+        };
+        let (sink, _) = self.receive(sink, req.length).await?;
+        if st.store().fsync_enabled() {
+            blocking(move || Ok(sink.file.sync_data()?)).await?;
+        }
+        let op = if modify {
+            BinlogOp::Modify
+        } else {
+            BinlogOp::Append
+        };
+        self.log_replica(
+            op,
+            req.timestamp,
+            &filename,
+            Some(format!("{} {}", req.offset, req.length)),
+        );
+        st.stats().sync_in_bytes.record_bytes(req.length, true);
+        Ok(Some(Vec::new()))
+    }
+
+    /// SYNC_TRUNCATE_FILE.
+    async fn sync_truncate(&mut self, body: &[u8]) -> Handled {
+        let req = SyncTruncateReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (filename, path) = self.appender(&req.filename)?;
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let fsync = st.store().fsync_enabled();
+        let new_size = req.new_size;
+        blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            f.set_len(new_size)?;
+            if fsync {
+                f.sync_data()?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.log_replica(
+            BinlogOp::Truncate,
+            req.timestamp,
+            &filename,
+            Some(format!("{} {}", req.old_size, req.new_size)),
+        );
+        Ok(Some(Vec::new()))
     }
 
     /// Parses a remote filename and maps it to its data path.

@@ -388,13 +388,33 @@ impl Store {
     }
 
     /// Durably moves `tmp` to exactly `dst` (slave files: the name is fixed); EEXIST if taken.
-    pub fn commit_as(&self, mut tmp: TempFile, dst: &Path) -> StoreResult<()> {
+    pub fn commit_as(&self, tmp: TempFile, dst: &Path) -> StoreResult<()> {
+        self.commit_to(tmp, dst, false)
+    }
+
+    /// As `commit_as`; with `replace` an existing file is atomically overwritten (sync updates).
+    /// Creates the `XX/YY` directory when needed.
+    pub fn commit_to(&self, mut tmp: TempFile, dst: &Path, replace: bool) -> StoreResult<()> {
         if let Some(f) = tmp.file.take() {
             if self.fsync {
                 f.sync_data()?;
             }
         }
-        rename_noreplace(&tmp.path, dst)?;
+        if let Some(dir) = dst.parent() {
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir)?;
+                if self.fsync {
+                    if let Some(up) = dir.parent() {
+                        fsync_dir(up)?;
+                    }
+                }
+            }
+        }
+        if replace {
+            std::fs::rename(&tmp.path, dst)?;
+        } else {
+            rename_noreplace(&tmp.path, dst)?;
+        }
         tmp.disarm();
         if self.fsync {
             if let Some(dir) = dst.parent() {
