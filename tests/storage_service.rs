@@ -1036,7 +1036,7 @@ async fn captured_sync_messages_are_applied_as_replica_changes() {
     );
     assert_eq!(
         st.state.stats().snapshot().last_synced_timestamp,
-        1795272134
+        1795272140
     );
     st.stop().await;
 }
