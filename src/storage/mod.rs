@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!            accept (max_connections)          ┌──────────── StorageState ─────────────┐
-//!  clients ──────────► service (per conn) ────►│ store (files, -m)   binlog (C D A M T U)│
+//!  clients, peers ────► service (per conn) ────►│ store (files, -m)   binlog (C D A M T U)│
 //!                                              │ source/params       stats (BEAT)        │
 //!  reporter (tracker link) ── set_source ─────►└───────────────────────────────────────┘
 //!  binlog flusher: every sync.binlog_flush_interval, and at shutdown

@@ -6,6 +6,8 @@
 //!                                               disk in 512 KiB chunks (double-buffered) ─► response
 //!  download: header, then sendfile(2) from the data file straight into the socket
 //! ```
+//! Group peers push their changes with the SYNC_* commands on the same port; those are applied
+//! and logged as replica (lower-case) binlog records with the peer's timestamps.
 //! A connection carries any number of requests. Every read and write is bounded by
 //! `network_timeout`; a stalled or vanished client is dropped and its temp file removed.
 //! Malformed requests get FastDFS's errno (EINVAL, ENOENT, ENOSPC, ...) and are counted; when the
@@ -268,6 +270,13 @@ impl Conn {
         if left > self.max_body {
             return Fail::ReplyClose(status, msg);
         }
+        self.skip(left, status, msg).await
+    }
+
+    /// Skips `left` unread body bytes whatever their size, then answers `status`. For sync
+    /// peers, whose refusals (EEXIST, ENOENT) are part of the normal flow and whose connection
+    /// should survive them.
+    async fn skip(&mut self, left: u64, status: u8, msg: String) -> Fail {
         let timeout = self.timeout;
         let mut body = (&mut self.io).take(left);
         let mut sink = tokio::io::sink();
@@ -450,7 +459,7 @@ impl Conn {
             ));
         }
         if !update && path.exists() {
-            return Err(self.refuse(left, errno::EEXIST, "file exists").await);
+            return Err(self.skip(left, errno::EEXIST, "file exists".into()).await);
         }
         let st = self.state.clone();
         let tmp = match blocking(move || st.store().temp_file(index)).await {
@@ -521,12 +530,16 @@ impl Conn {
         .await;
         let (file, size) = match opened {
             Ok(v) => v,
-            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(Fail::Reply(s, m)) => return Err(self.skip(left, s, m).await),
             Err(f) => return Err(f),
         };
         if req.offset > size {
             return Err(self
-                .refuse(left, errno::ENOENT, "local copy is behind the peer's")
+                .skip(
+                    left,
+                    errno::ENOENT,
+                    "local copy is behind the peer's".into(),
+                )
                 .await);
         }
         let sink = At {
