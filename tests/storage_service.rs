@@ -752,6 +752,7 @@ async fn storage_id_and_several_store_paths() {
     let any = c.upload(255, b"anywhere", "txt").await.unwrap();
     assert!(any.filename.starts_with("M00/") || any.filename.starts_with("M01/"));
     assert_eq!(st.state.store_path_count(), 2);
+    assert_eq!(st.state.port(), st.addr.port());
     assert_eq!(st.state.disk_usage().len(), 2);
     let snap = st.state.stats().snapshot();
     assert_eq!((snap.upload.total, snap.upload.success), (2, 2));

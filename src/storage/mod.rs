@@ -41,13 +41,14 @@ pub struct StorageServer {
 impl StorageServer {
     /// Opens the store paths and the binlog, and binds the listening socket.
     pub async fn bind(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
-        let cfg2 = cfg.clone();
-        let node2 = node.to_string();
-        let state =
-            tokio::task::spawn_blocking(move || StorageState::open(&cfg2, &node2)).await??;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("storage.listen {}: {e}", cfg.listen))?;
+        let port = listener.local_addr()?.port();
+        let cfg2 = cfg.clone();
+        let node2 = node.to_string();
+        let state =
+            tokio::task::spawn_blocking(move || StorageState::open(&cfg2, &node2, port)).await??;
         Ok(StorageServer {
             listener,
             state: Arc::new(state),
