@@ -277,15 +277,19 @@ impl Conn {
     /// peers, whose refusals (EEXIST, ENOENT) are part of the normal flow and whose connection
     /// should survive them.
     async fn skip(&mut self, left: u64, status: u8, msg: String) -> Fail {
-        let timeout = self.timeout;
-        let mut body = (&mut self.io).take(left);
-        let mut sink = tokio::io::sink();
-        match tokio::time::timeout(timeout, tokio::io::copy(&mut body, &mut sink)).await {
-            Ok(Ok(n)) if n == left => Fail::Reply(status, msg),
-            Ok(Ok(_)) => Fail::Drop("peer closed mid-body".into()),
-            Ok(Err(e)) => Fail::Drop(format!("i/o: {e}")),
-            Err(_) => Fail::Drop("network timeout".into()),
+        let mut rest = left;
+        let mut buf = vec![0u8; (left as usize).clamp(1, CHUNK)];
+        while rest > 0 {
+            let n = (rest as usize).min(buf.len());
+            // network_timeout bounds each read, not the whole (possibly large) body.
+            match tokio::time::timeout(self.timeout, self.io.read(&mut buf[..n])).await {
+                Ok(Ok(0)) => return Fail::Drop("peer closed mid-body".into()),
+                Ok(Ok(got)) => rest -= got as u64,
+                Ok(Err(e)) => return Fail::Drop(format!("i/o: {e}")),
+                Err(_) => return Fail::Drop("network timeout".into()),
+            }
         }
+        Fail::Reply(status, msg)
     }
 
     async fn dispatch(&mut self, h: Header) -> Handled {

@@ -404,7 +404,8 @@ impl Store {
             if !dir.is_dir() {
                 std::fs::create_dir_all(dir)?;
                 if self.fsync {
-                    if let Some(up) = dir.parent() {
+                    // `XX/YY` may both be new: make both entries durable.
+                    for up in dir.ancestors().skip(1).take(2) {
                         fsync_dir(up)?;
                     }
                 }
