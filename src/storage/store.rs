@@ -499,31 +499,17 @@ impl Store {
                 "metadata over max_metadata_size",
             ));
         }
-        let dir = data_path
-            .parent()
-            .ok_or_else(|| StoreError::new(errno::EINVAL, "bad path"))?;
-        // Written next to the data file, then renamed over the old sidecar.
-        let tmp = dir.join(format!(
-            ".{}.m{}.tmp",
-            self.tmp_seq.fetch_add(1, Ordering::Relaxed),
-            std::process::id()
-        ));
-        let result = (|| -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&raw)?;
-            if self.fsync {
-                f.sync_data()?;
-            }
-            std::fs::rename(&tmp, &meta)?;
-            if self.fsync {
-                fsync_dir(dir)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
+        // Written to the store path's temp directory (swept at start-up), then renamed over the
+        // old sidecar.
+        let index = self
+            .paths
+            .iter()
+            .find(|p| data_path.starts_with(&p.data))
+            .map(|p| p.index)
+            .ok_or_else(|| StoreError::new(errno::EINVAL, "path outside the store"))?;
+        let mut tmp = self.temp_file(index)?;
+        tmp.write_all(&raw)?;
+        self.commit_to(tmp, &meta, true)?;
         Ok(if old.is_some() {
             MetaChange::Updated
         } else {
