@@ -93,6 +93,12 @@ impl Sink for TempFile {
 /// A chunk being written by a blocking task; hands back the sink and the buffer for reuse.
 type ChunkWrite<S> = tokio::task::JoinHandle<(S, Vec<u8>, io::Result<()>)>;
 
+/// The content of an upload once received.
+enum Content {
+    Memory(Vec<u8>),
+    File(TempFile),
+}
+
 /// An existing file written at an advancing offset (append, modify).
 struct At {
     file: std::fs::File,
@@ -712,18 +718,12 @@ impl Conn {
         };
         let size = req.file_size;
         let st = self.state.clone();
-        let tmp = if size <= SMALL_FILE {
-            // Small files: receive into memory, then create + write + commit in one blocking task.
+        // Small files are received into memory and written, synced and renamed in one blocking
+        // task; larger ones stream into a temp file first.
+        let (content, crc32) = if size <= SMALL_FILE {
             let content = self.read_vec(size as usize).await?;
             let crc = crc32fast::hash(&content);
-            let st2 = st.clone();
-            let tmp = blocking(move || {
-                let mut t = st2.store().temp_file(index)?;
-                t.write_all(&content)?;
-                Ok(t)
-            })
-            .await?;
-            (tmp, crc)
+            (Content::Memory(content), crc)
         } else {
             let st2 = st.clone();
             let tmp = match blocking(move || st2.store().temp_file(index)).await {
@@ -731,16 +731,24 @@ impl Conn {
                 Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
                 Err(f) => return Err(f),
             };
-            self.receive(tmp, size).await?
+            let (tmp, crc) = self.receive(tmp, size).await?;
+            (Content::File(tmp), crc)
         };
-        let (tmp, crc32) = tmp;
         let ext = req.ext;
         let source = st.source();
         let now = unix_now();
         let st2 = st.clone();
         let (d1, d2, name) = blocking(move || {
-            let mut rng = rand::thread_rng();
             let store = st2.store();
+            let tmp = match content {
+                Content::File(t) => t,
+                Content::Memory(bytes) => {
+                    let mut t = store.temp_file(index)?;
+                    t.write_all(&bytes)?;
+                    t
+                }
+            };
+            let mut rng = rand::thread_rng();
             store.commit(
                 tmp,
                 || {
