@@ -374,6 +374,11 @@ async fn slave_files_sit_next_to_their_master() {
     );
     let info = c.query_file_info("group1", &s.filename, 0).await.unwrap();
     assert_eq!((info.file_size, info.crc32), (5, crc32fast::hash(b"thumb")));
+    let keep_ext = c
+        .upload_slave(&m.filename, "_s", "", b"small")
+        .await
+        .unwrap();
+    assert_eq!(keep_ext.filename, format!("{base}_s.jpg"));
     // Same slave again, a missing master, bad prefixes and a bad extension.
     assert_eq!(
         status(c.upload_slave(&m.filename, "_150x150", "jpg", b"x").await),
@@ -561,10 +566,8 @@ async fn bad_requests_get_errno_and_never_escape_the_store() {
         .await
         .unwrap();
     assert_eq!(h.status, 0);
-    // A storage-to-storage command we do not serve yet is refused the same way.
-    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_DELETE_FILE, &[0; 30]))
-        .await
-        .unwrap();
+    // A FastDFS command we do not serve (CREATE_LINK) is refused the same way.
+    let (h, _) = raw_request(&mut s, &frame(20, &[0; 30])).await.unwrap();
     assert_eq!(h.status, errno::EINVAL);
 
     // Body length over max_body on a small-body command: EINVAL, then closed.
@@ -749,6 +752,7 @@ async fn storage_id_and_several_store_paths() {
     let any = c.upload(255, b"anywhere", "txt").await.unwrap();
     assert!(any.filename.starts_with("M00/") || any.filename.starts_with("M01/"));
     assert_eq!(st.state.store_path_count(), 2);
+    assert_eq!(st.state.port(), st.addr.port());
     assert_eq!(st.state.disk_usage().len(), 2);
     let snap = st.state.stats().snapshot();
     assert_eq!((snap.upload.total, snap.upload.success), (2, 2));
@@ -827,5 +831,213 @@ async fn oversized_upload_and_interrupted_append() {
         b"keep"
     );
     assert_eq!(st.state.current_write_path(), 0);
+    st.stop().await;
+}
+
+/// py3fdfs's low-level storage client (what its tracker-driven API calls after QUERY_STORE)
+/// against our storage: upload, full and ranged download, appender upload, append, delete.
+/// Runs where scripts/install-test-deps set FDFS_HA_PY3FDFS (scripts/test-all does).
+const PY3FDFS_SCRIPT: &str = r#"
+import sys
+from fdfs_client.storage_client import Storage_client
+from fdfs_client.fdfs_protol import Storage_server
+port = int(sys.argv[1])
+ss = Storage_server()
+ss.ip_addr = '127.0.0.1'; ss.port = port; ss.group_name = b'group1'; ss.store_path_index = 0
+c = Storage_client('127.0.0.1', port, 30)
+fid = c.storage_upload_by_buffer(None, ss, b'hello', file_ext_name='txt')['Remote file_id']
+name = fid.split(b'/', 1)[1]
+assert c.storage_download_to_buffer(None, ss, None, 0, 0, name)['Content'] == b'hello'
+assert c.storage_download_to_buffer(None, ss, None, 1, 3, name)['Content'] == b'ell'
+a = c.storage_upload_appender_by_buffer(None, ss, b'part1-', file_ext_name='log')['Remote file_id']
+an = a.split(b'/', 1)[1]
+c.storage_append_by_buffer(None, ss, b'part2', an)
+assert c.storage_download_to_buffer(None, ss, None, 0, 0, an)['Content'] == b'part1-part2'
+c.storage_delete_file(None, ss, name)
+print(fid.decode())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn py3fdfs_storage_client_works_unchanged() {
+    let Ok(python) = std::env::var("FDFS_HA_PY3FDFS") else {
+        eprintln!("FDFS_HA_PY3FDFS not set (run scripts/test-all): skipping py3fdfs check");
+        return;
+    };
+    let st = Storage::start("", 1).await;
+    let port = st.addr.port().to_string();
+    let out = tokio::process::Command::new(python)
+        .args(["-c", PY3FDFS_SCRIPT, &port])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "py3fdfs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (group, filename) = fid.split_once('/').unwrap();
+    assert_eq!(group, "group1");
+    // The file it uploaded had our ID shape and is gone after its delete.
+    RemoteName::parse_str(filename).unwrap();
+    let mut c = st.conn().await;
+    assert_eq!(
+        status(c.download("group1", filename, 0, 0).await),
+        errno::ENOENT
+    );
+    st.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_garbage_never_takes_the_storage_down() {
+    use rand::{Rng, SeedableRng};
+    let st = Storage::start("network_timeout: 500ms\nmax_body: 4096\n", 1).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let commands = [
+        cmd::UPLOAD_FILE,
+        cmd::UPLOAD_APPENDER_FILE,
+        cmd::UPLOAD_SLAVE_FILE,
+        cmd::APPEND_FILE,
+        cmd::MODIFY_FILE,
+        cmd::TRUNCATE_FILE,
+        cmd::DOWNLOAD_FILE,
+        cmd::DELETE_FILE,
+        cmd::SET_METADATA,
+        cmd::GET_METADATA,
+        cmd::QUERY_FILE_INFO,
+        cmd::REPORT_SERVER_ID,
+        200,
+    ];
+    for _ in 0..150 {
+        let mut s = TcpStream::connect(st.addr).await.unwrap();
+        let body_len: usize = rng.gen_range(0..300);
+        let mut body: Vec<u8> = (0..body_len).map(|_| rng.gen()).collect();
+        // Make some bodies look plausible: small big-endian lengths in the first fields.
+        if rng.gen_bool(0.5) && body.len() >= 16 {
+            body[..8].copy_from_slice(&(rng.gen_range(0..64u64)).to_be_bytes());
+            body[8..16].copy_from_slice(&(rng.gen_range(0..64u64)).to_be_bytes());
+        }
+        let c = commands[rng.gen_range(0..commands.len())];
+        // Sometimes lie about the length (longer or shorter than what is sent).
+        let claimed = match rng.gen_range(0..3) {
+            0 => body.len() as u64,
+            1 => body.len() as u64 + rng.gen_range(1..100),
+            _ => (body.len() as u64).saturating_sub(rng.gen_range(0..10)),
+        };
+        let mut msg = Header::new(c, 0, claimed).encode().to_vec();
+        msg.extend_from_slice(&body);
+        let _ = s.write_all(&msg).await;
+        let mut sink = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_millis(20), s.read(&mut sink)).await;
+    }
+    let mut c = st.conn().await;
+    c.active_test().await.unwrap();
+    let f = c.upload(0, b"still fine", "txt").await.unwrap();
+    assert_eq!(
+        c.download("group1", &f.filename, 0, 0).await.unwrap(),
+        b"still fine"
+    );
+    // Nothing landed outside the store path.
+    for p in files_under(st._dir.path()) {
+        assert!(p.starts_with(&st.paths[0]), "{}", p.display());
+    }
+    st.stop().await;
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Storage-to-storage sync messages captured from FastDFS 6.16.1 (vectors.txt blocks [29]-[38])
+/// replayed byte for byte into our storage: same answers as the C storage gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_sync_messages_are_applied_as_replica_changes() {
+    use fdfs_ha::proto::storage::SyncTruncateReq;
+    let st = Storage::start("", 1).await;
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let n262 = "M00/01/FE/oYYBAGsBrcaAHu-lAAAABTYQpoY262.txt";
+    let n966 = "M00/01/FE/ooYBAGsBrViEDNbfAAAAADYQpoY966.txt";
+    // [29]/[30] REPORT_SERVER_ID.
+    let m = hex("0000000000000010090031303030303100000000000000000000");
+    assert_eq!(raw_request(&mut s, &m).await.unwrap().0.status, 0);
+    // [37] SYNC_CREATE_FILE 'hello', then [38] its metadata sidecar.
+    let create = hex("00000000000000551000000000000000002c00000000000000056b01adc667726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e74787468656c6c6f");
+    assert_eq!(raw_request(&mut s, &create).await.unwrap().0.status, 0);
+    let meta = hex("00000000000000681000000000000000002e00000000000000166b01adc667726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e7478742d6d617574686f7202666466730177696474680231303234");
+    assert_eq!(raw_request(&mut s, &meta).await.unwrap().0.status, 0);
+    let mut c = st.conn().await;
+    assert_eq!(c.download("group1", n262, 0, 0).await.unwrap(), b"hello");
+    assert_eq!(c.get_metadata("group1", n262).await.unwrap().len(), 2);
+    // Creating it again: EEXIST (what the C storage logs for an already-synced file).
+    assert_eq!(
+        raw_request(&mut s, &create).await.unwrap().0.status,
+        errno::EEXIST
+    );
+    // [37]/[38] SYNC_DELETE_FILE of the file and its sidecar; a second delete is ENOENT ([29]).
+    let del = hex("000000000000004011006b01adcc67726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e747874");
+    let del_m = hex("000000000000004211006b01adcc67726f757031000000000000000000004d30302f30312f46452f6f595942414773427263614148752d6c4141414142545951706f593236322e7478742d6d");
+    assert_eq!(raw_request(&mut s, &del).await.unwrap().0.status, 0);
+    assert_eq!(raw_request(&mut s, &del_m).await.unwrap().0.status, 0);
+    assert_eq!(
+        raw_request(&mut s, &del).await.unwrap().0.status,
+        errno::ENOENT
+    );
+    // [32] SYNC_APPEND_FILE to an appender we never received: ENOENT, so the sender falls back
+    // to SYNC_UPDATE_FILE of the whole file (the captured group fields carry junk after NUL).
+    let append = hex("000000000000005e1900000000000000002c000000000000000500000000000000066b01ad5967726f757031000000003132372e302e4d30302f30312f46452f6f6f59424147734272566945444e62664141414141445951706f593936362e74787420776f726c64");
+    assert_eq!(
+        raw_request(&mut s, &append).await.unwrap().0.status,
+        errno::ENOENT
+    );
+    let update = hex("000000000000005b1200000000000000002c000000000000000b6b01ad5967726f75703100445951706f593936364d30302f30312f46452f6f6f59424147734272566945444e62664141414141445951706f593936362e74787468656c6c6f20776f726c64");
+    assert_eq!(raw_request(&mut s, &update).await.unwrap().0.status, 0);
+    assert_eq!(
+        c.download("group1", n966, 0, 0).await.unwrap(),
+        b"hello world"
+    );
+    // Now the append applies (same bytes at offset 5), then a truncate.
+    assert_eq!(raw_request(&mut s, &append).await.unwrap().0.status, 0);
+    let trunc = SyncTruncateReq {
+        filename: n966.into(),
+        old_size: 11,
+        new_size: 5,
+        timestamp: 1795272030,
+        group: "group1".into(),
+    }
+    .encode();
+    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_TRUNCATE_FILE, &trunc))
+        .await
+        .unwrap();
+    assert_eq!(h.status, 0);
+    assert_eq!(c.download("group1", n966, 0, 0).await.unwrap(), b"hello");
+
+    // Replica records: lower-case ops with the peer's timestamps.
+    st.state.binlog().flush().unwrap();
+    let recs: Vec<_> = st
+        .state
+        .binlog()
+        .reader(BinlogPos::default())
+        .map(|r| r.unwrap().0)
+        .collect();
+    let lines: Vec<String> = recs.iter().map(|r| r.encode()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("1795272134 c {n262}\n"),
+            format!("1795272134 c {n262}-m\n"),
+            format!("1795272140 d {n262}\n"),
+            format!("1795272140 d {n262}-m\n"),
+            format!("1795272025 u {n966}\n"),
+            format!("1795272025 a {n966} 5 6\n"),
+            format!("1795272030 t {n966} 11 5\n"),
+        ]
+    );
+    assert_eq!(
+        st.state.stats().snapshot().last_synced_timestamp,
+        1795272140
+    );
     st.stop().await;
 }

@@ -1292,4 +1292,50 @@ mod tests {
         .is_err());
         assert_eq!(decode_metadata(b"").unwrap(), vec![]);
     }
+
+    proptest::proptest! {
+        /// No body, however malformed, makes a decoder panic.
+        #[test]
+        fn decoders_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = UploadReq::decode(&body);
+            let _ = UploadSlaveReq::names_len(&body);
+            let _ = UploadSlaveReq::decode(&body);
+            let _ = UploadResp::decode(&body);
+            let _ = AppendReq::names_len(&body);
+            let _ = AppendReq::decode(&body);
+            let _ = ModifyReq::names_len(&body);
+            let _ = ModifyReq::decode(&body);
+            let _ = TruncateReq::decode(&body);
+            let _ = SetMetadataReq::decode(&body);
+            let _ = decode_metadata(&body);
+            let _ = FileReq::decode(&body);
+            let _ = DownloadReq::decode(&body);
+            let _ = FileInfoResp::decode(&body);
+            let _ = ReportServerIdReq::decode(&body);
+            let _ = SyncFileReq::names_len(&body);
+            let _ = SyncFileReq::decode(&body);
+            let _ = SyncDeleteReq::decode(&body);
+            let _ = SyncRangeReq::names_len(&body);
+            let _ = SyncRangeReq::decode(&body);
+            let _ = SyncTruncateReq::decode(&body);
+            let _ = SyncCreateLinkReq::decode(&body);
+            let _ = FetchOnePathBinlogReq::decode(&body);
+        }
+
+        /// Every request survives encode -> decode unchanged.
+        #[test]
+        fn requests_round_trip(
+            name in "M0[0-9]/[0-9A-F]{2}/[0-9A-F]{2}/[A-Za-z0-9_-]{27}[0-9]{3}\\.txt",
+            a in 0u64..(1 << 40), b in 0u64..(1 << 40), ts in proptest::num::u32::ANY,
+        ) {
+            let m = ModifyReq { filename: name.clone(), offset: a, size: b };
+            proptest::prop_assert_eq!(ModifyReq::decode(&m.encode()).unwrap(), m);
+            let d = DownloadReq { offset: a, count: b, group: "group1".into(), filename: name.clone() };
+            proptest::prop_assert_eq!(DownloadReq::decode(&d.encode()).unwrap(), d);
+            let s = SyncRangeReq { filename: name.clone(), offset: a, length: b, timestamp: ts, group: "g".into() };
+            proptest::prop_assert_eq!(SyncRangeReq::decode(&s.encode()).unwrap(), s);
+            let t = SyncTruncateReq { filename: name, old_size: a, new_size: b, timestamp: ts, group: "g".into() };
+            proptest::prop_assert_eq!(SyncTruncateReq::decode(&t.encode()).unwrap(), t);
+        }
+    }
 }

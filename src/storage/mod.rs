@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!            accept (max_connections)          ┌──────────── StorageState ─────────────┐
-//!  clients ──────────► service (per conn) ────►│ store (files, -m)   binlog (C D A M T U)│
+//!  clients, peers ────► service (per conn) ────►│ store (files, -m)   binlog (C D A M T U)│
 //!                                              │ source/params       stats (BEAT)        │
 //!  reporter (tracker link) ── set_source ─────►└───────────────────────────────────────┘
 //!  binlog flusher: every sync.binlog_flush_interval, and at shutdown
@@ -10,6 +10,12 @@
 //! Contract with the supervisor: `StorageServer::bind` then `serve(shutdown)`; `serve` returns when
 //! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error. The storage
 //! serves clients without any tracker; the reporter (another module) adds itself via `state()`.
+//!
+//! For the reporter: `StorageState::{set_source, set_group_params, set_storage_ips}` after
+//! GET_MY_IP / PARAMETER_REQ / FETCH_STORAGE_IDS; `disk_usage()`, `stats().snapshot()` (BEAT
+//! block), `join_time()`, `up_time()`, `store_path_count()`, `subdir_count()`,
+//! `upload_priority()`, `current_write_path()`. For sync: `binlog().reader(pos)` iterates records
+//! from a `BinlogPos { index, offset }`.
 
 pub mod binlog;
 pub mod http;
@@ -39,13 +45,14 @@ pub struct StorageServer {
 impl StorageServer {
     /// Opens the store paths and the binlog, and binds the listening socket.
     pub async fn bind(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
-        let cfg2 = cfg.clone();
-        let node2 = node.to_string();
-        let state =
-            tokio::task::spawn_blocking(move || StorageState::open(&cfg2, &node2)).await??;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("storage.listen {}: {e}", cfg.listen))?;
+        let port = listener.local_addr()?.port();
+        let cfg2 = cfg.clone();
+        let node2 = node.to_string();
+        let state =
+            tokio::task::spawn_blocking(move || StorageState::open(&cfg2, &node2, port)).await??;
         Ok(StorageServer {
             listener,
             state: Arc::new(state),

@@ -1,11 +1,13 @@
 //! The per-connection command loop of the storage: read a header, dispatch the command, answer.
 //!
 //! ```text
-//!  socket ──► BufReader(256 KiB) ──► header ──► small body (≤ max_body) ─► handler ─► response
+//!  socket ──► BufReader(64 KiB)  ──► header ──► small body (≤ max_body) ─► handler ─► response
 //!                                      └──────► upload/append/modify head ─► content streamed to
 //!                                               disk in 512 KiB chunks (double-buffered) ─► response
 //!  download: header, then sendfile(2) from the data file straight into the socket
 //! ```
+//! Group peers push their changes with the SYNC_* commands on the same port; those are applied
+//! and logged as replica (lower-case) binlog records with the peer's timestamps.
 //! A connection carries any number of requests. Every read and write is bounded by
 //! `network_timeout`; a stalled or vanished client is dropped and its temp file removed.
 //! Malformed requests get FastDFS's errno (EINVAL, ENOENT, ENOSPC, ...) and are counted; when the
@@ -20,8 +22,9 @@ use crate::proto::connection::{read_header, write_response, ConnError};
 use crate::proto::fileid::{self, FileInfo, RemoteName};
 use crate::proto::storage::{
     decode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, ModifyReq, ReportServerIdReq,
-    SetMetadataReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq, MAX_FILENAME_LEN,
-    QUERY_FLAG_NO_CRC32, QUERY_FLAG_SILENT,
+    SetMetadataReq, SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTruncateReq, TruncateReq,
+    UploadReq, UploadResp, UploadSlaveReq, MAX_FILENAME_LEN, QUERY_FLAG_NO_CRC32,
+    QUERY_FLAG_SILENT,
 };
 use crate::proto::{Header, HEADER_LEN};
 use rand::Rng;
@@ -36,9 +39,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-/// Socket read buffer: large enough that a 4 KiB upload arrives in one read and big bodies are
-/// read with few syscalls.
-const READ_BUF: usize = 256 * 1024;
+/// Socket read buffer: a header plus a small request (or a 4 KiB upload) arrives in one read.
+/// Larger reads bypass it, so it stays small for idle connections (1024 of them = 64 MiB).
+const READ_BUF: usize = 64 * 1024;
 /// Uploads up to this size are received into memory and written in one blocking task.
 const SMALL_FILE: u64 = 256 * 1024;
 /// Chunk size for streamed content; two are in flight (one read from the socket, one written).
@@ -89,6 +92,12 @@ impl Sink for TempFile {
 
 /// A chunk being written by a blocking task; hands back the sink and the buffer for reuse.
 type ChunkWrite<S> = tokio::task::JoinHandle<(S, Vec<u8>, io::Result<()>)>;
+
+/// The content of an upload once received.
+enum Content {
+    Memory(Vec<u8>),
+    File(TempFile),
+}
 
 /// An existing file written at an advancing offset (append, modify).
 struct At {
@@ -163,7 +172,9 @@ impl Conn {
                     // A negative length: the stream cannot be re-synchronised.
                     self.count_bad();
                     tracing::warn!(peer = %self.peer, error = %e, "bad request header");
-                    let _ = self.reply(errno::EINVAL, &[]).await;
+                    if self.reply(errno::EINVAL, &[]).await.is_ok() {
+                        self.linger_close().await;
+                    }
                     return;
                 }
                 Ok(Ok(h)) => h,
@@ -181,7 +192,9 @@ impl Conn {
                 }
                 Err(Fail::ReplyClose(status, msg)) => {
                     self.log_fail(&h, status, &msg);
-                    let _ = self.reply(status, &[]).await;
+                    if self.reply(status, &[]).await.is_ok() {
+                        self.linger_close().await;
+                    }
                     false
                 }
                 Err(Fail::Drop(msg)) => {
@@ -193,6 +206,17 @@ impl Conn {
                 return;
             }
         }
+    }
+
+    /// Closes after an answer while the client may still be sending a body we will not read:
+    /// send FIN, then swallow input for a moment, so the kernel does not answer the unread
+    /// bytes with a reset that would destroy our answer before the client reads it.
+    async fn linger_close(&mut self) {
+        let _ = self.io.get_mut().shutdown().await;
+        let mut rest = (&mut self.io).take(64 << 20);
+        let mut sink = tokio::io::sink();
+        let wait = self.timeout.min(Duration::from_secs(2));
+        let _ = tokio::time::timeout(wait, tokio::io::copy(&mut rest, &mut sink)).await;
     }
 
     fn count_bad(&self) {
@@ -252,15 +276,26 @@ impl Conn {
         if left > self.max_body {
             return Fail::ReplyClose(status, msg);
         }
-        let timeout = self.timeout;
-        let mut body = (&mut self.io).take(left);
-        let mut sink = tokio::io::sink();
-        match tokio::time::timeout(timeout, tokio::io::copy(&mut body, &mut sink)).await {
-            Ok(Ok(n)) if n == left => Fail::Reply(status, msg),
-            Ok(Ok(_)) => Fail::Drop("peer closed mid-body".into()),
-            Ok(Err(e)) => Fail::Drop(format!("i/o: {e}")),
-            Err(_) => Fail::Drop("network timeout".into()),
+        self.skip(left, status, msg).await
+    }
+
+    /// Skips `left` unread body bytes whatever their size, then answers `status`. For sync
+    /// peers, whose refusals (EEXIST, ENOENT) are part of the normal flow and whose connection
+    /// should survive them.
+    async fn skip(&mut self, left: u64, status: u8, msg: String) -> Fail {
+        let mut rest = left;
+        let mut buf = vec![0u8; (left as usize).clamp(1, CHUNK)];
+        while rest > 0 {
+            let n = (rest as usize).min(buf.len());
+            // network_timeout bounds each read, not the whole (possibly large) body.
+            match tokio::time::timeout(self.timeout, self.io.read(&mut buf[..n])).await {
+                Ok(Ok(0)) => return Fail::Drop("peer closed mid-body".into()),
+                Ok(Ok(got)) => rest -= got as u64,
+                Ok(Err(e)) => return Fail::Drop(format!("i/o: {e}")),
+                Err(_) => return Fail::Drop("network timeout".into()),
+            }
         }
+        Fail::Reply(status, msg)
     }
 
     async fn dispatch(&mut self, h: Header) -> Handled {
@@ -336,6 +371,20 @@ impl Conn {
                 self.peer_storage_id = Some(r.storage_id);
                 Ok(Some(Vec::new()))
             }
+            cmd::SYNC_CREATE_FILE | cmd::SYNC_UPDATE_FILE => {
+                self.sync_file(&h, h.cmd == cmd::SYNC_UPDATE_FILE).await
+            }
+            cmd::SYNC_DELETE_FILE => {
+                let body = self.small_body(&h).await?;
+                self.sync_delete(&body).await
+            }
+            cmd::SYNC_APPEND_FILE | cmd::SYNC_MODIFY_FILE => {
+                self.sync_range(&h, h.cmd == cmd::SYNC_MODIFY_FILE).await
+            }
+            cmd::SYNC_TRUNCATE_FILE => {
+                let body = self.small_body(&h).await?;
+                self.sync_truncate(&body).await
+            }
             other => Err(self
                 .refuse(
                     h.pkg_len,
@@ -354,6 +403,203 @@ impl Conn {
             )));
         }
         Ok(())
+    }
+
+    /// As `locate`, also accepting a metadata sidecar name (`<name>-m`, sync only).
+    /// Returns the logical name (`M00/XX/YY/name[-m]`), its path and its store path index.
+    fn locate_synced(&self, filename: &str) -> Result<(String, std::path::PathBuf, u8), Fail> {
+        match filename.strip_suffix(fileid::METADATA_SUFFIX) {
+            Some(base) => {
+                let (name, path) = self.locate(base)?;
+                Ok((
+                    format!("{}{}", name.to_path_string(), fileid::METADATA_SUFFIX),
+                    super::store::Store::meta_path(&path),
+                    name.store_path_index,
+                ))
+            }
+            None => {
+                let (name, path) = self.locate(filename)?;
+                Ok((name.to_path_string(), path, name.store_path_index))
+            }
+        }
+    }
+
+    /// Records a change applied on behalf of a peer: lower-case binlog op, with the peer's
+    /// record timestamp, and the sync counters.
+    fn log_replica(&self, op: BinlogOp, timestamp: u32, filename: &str, extra: Option<String>) {
+        self.state.binlog().append(&BinlogRecord {
+            timestamp: timestamp as i64,
+            op,
+            source: false,
+            filename: filename.to_string(),
+            extra,
+        });
+        let stats = self.state.stats();
+        stats.last_sync_update.store(unix_now(), Ordering::Relaxed);
+        stats
+            .last_synced_timestamp
+            .fetch_max(timestamp as u64, Ordering::Relaxed);
+    }
+
+    /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE from a group peer: the whole file (or its `-m`).
+    async fn sync_file(&mut self, h: &Header, update: bool) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, SyncFileReq::FIXED_LEN, SyncFileReq::names_len)
+            .await?;
+        let req = match SyncFileReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if let Err(Fail::Reply(s, m)) = self.check_group(&req.group) {
+            return Err(self.refuse(left, s, m).await);
+        }
+        let (filename, path, index) = match self.locate_synced(&req.filename) {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if h.status == errno::EEXIST && left == 0 {
+            // The peer only announces a file it knows we have.
+            return Ok(Some(Vec::new()));
+        }
+        if req.file_size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "file_size disagrees with body".into(),
+            ));
+        }
+        if !update && path.exists() {
+            return Err(self.skip(left, errno::EEXIST, "file exists".into()).await);
+        }
+        let st = self.state.clone();
+        let tmp = match blocking(move || st.store().temp_file(index)).await {
+            Ok(t) => t,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let (tmp, _) = self.receive(tmp, req.file_size).await?;
+        let st = self.state.clone();
+        let _guard = self.state.store().lock_file(&filename).await;
+        blocking(move || st.store().commit_to(tmp, &path, update)).await?;
+        let op = if update {
+            BinlogOp::Update
+        } else {
+            BinlogOp::Create
+        };
+        self.log_replica(op, req.timestamp, &filename, None);
+        self.state
+            .stats()
+            .sync_in_bytes
+            .record_bytes(req.file_size, true);
+        Ok(Some(Vec::new()))
+    }
+
+    /// SYNC_DELETE_FILE: ENOENT when we never had the file (the sender ignores that).
+    async fn sync_delete(&mut self, body: &[u8]) -> Handled {
+        let req = SyncDeleteReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (filename, path, _) = self.locate_synced(&req.filename)?;
+        let _guard = self.state.store().lock_file(&filename).await;
+        blocking(move || Ok(std::fs::remove_file(&path)?)).await?;
+        self.log_replica(BinlogOp::Delete, req.timestamp, &filename, None);
+        Ok(Some(Vec::new()))
+    }
+
+    /// SYNC_APPEND_FILE / SYNC_MODIFY_FILE: bytes at an offset of an appender file we hold.
+    /// ENOENT when the file is missing or shorter than the offset, so the sender falls back
+    /// to SYNC_UPDATE_FILE of the whole file.
+    async fn sync_range(&mut self, h: &Header, modify: bool) -> Handled {
+        let (head, left) = self
+            .streamed_head(h, SyncRangeReq::FIXED_LEN, SyncRangeReq::names_len)
+            .await?;
+        let req = match SyncRangeReq::decode(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
+        };
+        if req.length != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                "length disagrees with body".into(),
+            ));
+        }
+        if let Err(Fail::Reply(s, m)) = self.check_group(&req.group) {
+            return Err(self.refuse(left, s, m).await);
+        }
+        let (filename, path) = match self.appender(&req.filename) {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let opened = blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })
+        .await;
+        let (file, size) = match opened {
+            Ok(v) => v,
+            Err(Fail::Reply(s, m)) => return Err(self.skip(left, s, m).await),
+            Err(f) => return Err(f),
+        };
+        if req.offset > size {
+            return Err(self
+                .skip(
+                    left,
+                    errno::ENOENT,
+                    "local copy is behind the peer's".into(),
+                )
+                .await);
+        }
+        let sink = At {
+            file,
+            offset: req.offset,
+        };
+        let (sink, _) = self.receive(sink, req.length).await?;
+        if st.store().fsync_enabled() {
+            blocking(move || Ok(sink.file.sync_data()?)).await?;
+        }
+        let op = if modify {
+            BinlogOp::Modify
+        } else {
+            BinlogOp::Append
+        };
+        self.log_replica(
+            op,
+            req.timestamp,
+            &filename,
+            Some(format!("{} {}", req.offset, req.length)),
+        );
+        st.stats().sync_in_bytes.record_bytes(req.length, true);
+        Ok(Some(Vec::new()))
+    }
+
+    /// SYNC_TRUNCATE_FILE.
+    async fn sync_truncate(&mut self, body: &[u8]) -> Handled {
+        let req = SyncTruncateReq::decode(body).map_err(einval)?;
+        self.check_group(&req.group)?;
+        let (filename, path) = self.appender(&req.filename)?;
+        let st = self.state.clone();
+        let _guard = st.store().lock_file(&filename).await;
+        let fsync = st.store().fsync_enabled();
+        let new_size = req.new_size;
+        blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            f.set_len(new_size)?;
+            if fsync {
+                f.sync_data()?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.log_replica(
+            BinlogOp::Truncate,
+            req.timestamp,
+            &filename,
+            Some(format!("{} {}", req.old_size, req.new_size)),
+        );
+        Ok(Some(Vec::new()))
     }
 
     /// Parses a remote filename and maps it to its data path.
@@ -472,18 +718,12 @@ impl Conn {
         };
         let size = req.file_size;
         let st = self.state.clone();
-        let tmp = if size <= SMALL_FILE {
-            // Small files: receive into memory, then create + write + commit in one blocking task.
+        // Small files are received into memory and written, synced and renamed in one blocking
+        // task; larger ones stream into a temp file first.
+        let (content, crc32) = if size <= SMALL_FILE {
             let content = self.read_vec(size as usize).await?;
             let crc = crc32fast::hash(&content);
-            let st2 = st.clone();
-            let tmp = blocking(move || {
-                let mut t = st2.store().temp_file(index)?;
-                t.write_all(&content)?;
-                Ok(t)
-            })
-            .await?;
-            (tmp, crc)
+            (Content::Memory(content), crc)
         } else {
             let st2 = st.clone();
             let tmp = match blocking(move || st2.store().temp_file(index)).await {
@@ -491,16 +731,24 @@ impl Conn {
                 Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
                 Err(f) => return Err(f),
             };
-            self.receive(tmp, size).await?
+            let (tmp, crc) = self.receive(tmp, size).await?;
+            (Content::File(tmp), crc)
         };
-        let (tmp, crc32) = tmp;
         let ext = req.ext;
         let source = st.source();
         let now = unix_now();
         let st2 = st.clone();
         let (d1, d2, name) = blocking(move || {
-            let mut rng = rand::thread_rng();
             let store = st2.store();
+            let tmp = match content {
+                Content::File(t) => t,
+                Content::Memory(bytes) => {
+                    let mut t = store.temp_file(index)?;
+                    t.write_all(&bytes)?;
+                    t
+                }
+            };
+            let mut rng = rand::thread_rng();
             store.commit(
                 tmp,
                 || {
@@ -519,6 +767,7 @@ impl Conn {
         let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}");
         self.log(BinlogOp::Create, now, &filename, None);
         st.stats().upload_bytes.record_bytes(size, true);
+        st.stats().count_file_write();
         Ok(Some(
             UploadResp {
                 group: st.group().to_string(),
@@ -621,7 +870,12 @@ impl Conn {
                 .refuse(left, errno::ENOENT, "master file does not exist")
                 .await);
         }
-        let slave = fileid::slave_name(&master.name, &req.prefix, &req.ext);
+        // Like FastDFS, a slave without its own extension keeps the master's.
+        let ext = match req.ext.as_str() {
+            "" => master.ext().unwrap_or(""),
+            e => e,
+        };
+        let slave = fileid::slave_name(&master.name, &req.prefix, ext);
         let filename = format!(
             "M{:02X}/{:02X}/{:02X}/{slave}",
             master.store_path_index, master.dir1, master.dir2
@@ -653,6 +907,7 @@ impl Conn {
             .stats()
             .upload_bytes
             .record_bytes(req.file_size, true);
+        self.state.stats().count_file_write();
         Ok(Some(
             UploadResp {
                 group: self.state.group().to_string(),
@@ -739,6 +994,7 @@ impl Conn {
             Some(format!("{old_size} {}", req.size)),
         );
         st.stats().append_bytes.record_bytes(req.size, true);
+        st.stats().count_file_write();
         Ok(Some(Vec::new()))
     }
 
@@ -804,6 +1060,7 @@ impl Conn {
             Some(format!("{} {}", req.offset, req.size)),
         );
         st.stats().modify_bytes.record_bytes(req.size, true);
+        st.stats().count_file_write();
         Ok(Some(Vec::new()))
     }
 
@@ -969,7 +1226,10 @@ impl Conn {
             timed(self.timeout, self.io.get_mut().write_all(&hdr)).await?;
             self.sendfile(&file, req.offset, count).await?;
         }
-        self.state.stats().download_bytes.record_bytes(count, true);
+        let stats = self.state.stats();
+        stats.download_bytes.record_bytes(count, true);
+        stats.file_open.record(true);
+        stats.file_read.record(true);
         Ok(None)
     }
 

@@ -149,6 +149,12 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// One file opened and written (uploads, appends, modifies).
+    pub fn count_file_write(&self) {
+        self.file_open.record(true);
+        self.file_write.record(true);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -197,11 +203,12 @@ pub struct StorageState {
     stats: Stats,
     join_time: u64,
     up_time: u64,
+    port: u16,
 }
 
 impl StorageState {
-    /// Opens the store and the binlog for `cfg`.
-    pub fn open(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
+    /// Opens the store and the binlog for `cfg`; `port` is the port actually listened on.
+    pub fn open(cfg: &StorageConfig, node: &str, port: u16) -> anyhow::Result<Self> {
         let store = Store::open(cfg)?;
         let base = cfg
             .base_path
@@ -222,7 +229,13 @@ impl StorageState {
             stats: Stats::default(),
             join_time: now,
             up_time: now,
+            port,
         })
+    }
+
+    /// The storage port clients use (the bound port, also when `listen` asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn config(&self) -> &StorageConfig {

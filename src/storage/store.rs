@@ -388,13 +388,34 @@ impl Store {
     }
 
     /// Durably moves `tmp` to exactly `dst` (slave files: the name is fixed); EEXIST if taken.
-    pub fn commit_as(&self, mut tmp: TempFile, dst: &Path) -> StoreResult<()> {
+    pub fn commit_as(&self, tmp: TempFile, dst: &Path) -> StoreResult<()> {
+        self.commit_to(tmp, dst, false)
+    }
+
+    /// As `commit_as`; with `replace` an existing file is atomically overwritten (sync updates).
+    /// Creates the `XX/YY` directory when needed.
+    pub fn commit_to(&self, mut tmp: TempFile, dst: &Path, replace: bool) -> StoreResult<()> {
         if let Some(f) = tmp.file.take() {
             if self.fsync {
                 f.sync_data()?;
             }
         }
-        rename_noreplace(&tmp.path, dst)?;
+        if let Some(dir) = dst.parent() {
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir)?;
+                if self.fsync {
+                    // `XX/YY` may both be new: make both entries durable.
+                    for up in dir.ancestors().skip(1).take(2) {
+                        fsync_dir(up)?;
+                    }
+                }
+            }
+        }
+        if replace {
+            std::fs::rename(&tmp.path, dst)?;
+        } else {
+            rename_noreplace(&tmp.path, dst)?;
+        }
         tmp.disarm();
         if self.fsync {
             if let Some(dir) = dst.parent() {
@@ -478,31 +499,17 @@ impl Store {
                 "metadata over max_metadata_size",
             ));
         }
-        let dir = data_path
-            .parent()
-            .ok_or_else(|| StoreError::new(errno::EINVAL, "bad path"))?;
-        // Written next to the data file, then renamed over the old sidecar.
-        let tmp = dir.join(format!(
-            ".{}.m{}.tmp",
-            self.tmp_seq.fetch_add(1, Ordering::Relaxed),
-            std::process::id()
-        ));
-        let result = (|| -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&raw)?;
-            if self.fsync {
-                f.sync_data()?;
-            }
-            std::fs::rename(&tmp, &meta)?;
-            if self.fsync {
-                fsync_dir(dir)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
+        // Written to the store path's temp directory (swept at start-up), then renamed over the
+        // old sidecar.
+        let index = self
+            .paths
+            .iter()
+            .find(|p| data_path.starts_with(&p.data))
+            .map(|p| p.index)
+            .ok_or_else(|| StoreError::new(errno::EINVAL, "path outside the store"))?;
+        let mut tmp = self.temp_file(index)?;
+        tmp.write_all(&raw)?;
+        self.commit_to(tmp, &meta, true)?;
         Ok(if old.is_some() {
             MetaChange::Updated
         } else {
@@ -657,6 +664,48 @@ mod tests {
         let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
         let seq: Vec<_> = (0..5).map(|_| store.next_dirs(0)).collect();
         assert_eq!(seq, vec![(0, 0), (0, 0), (0, 1), (0, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn hash_mode_and_small_subdir_counts_stay_in_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.subdir_count_per_path = 4;
+        c.file_distribute_path_mode = DistributePathMode::Hash;
+        let store = Store::open(&c).unwrap();
+        for h in [0u32, 7, 0xFFFF_FFFF, 0x1234_5678] {
+            let (a, b) = store.next_dirs(h);
+            assert!(a < 4 && b < 4);
+        }
+        // Names pointing past subdir_count are refused instead of mapped.
+        let name = RemoteName::parse_str("M00/05/00/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt").unwrap();
+        assert_eq!(store.data_path(&name).unwrap_err().status, errno::EINVAL);
+        let ok = RemoteName::parse_str("M00/03/01/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt").unwrap();
+        assert!(store
+            .data_path(&ok)
+            .unwrap()
+            .ends_with("data/03/01/oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt"));
+        c.file_distribute_path_mode = DistributePathMode::RoundRobin;
+        let rr = Store::open(&c).unwrap();
+        let seq: Vec<_> = (0..40).map(|_| rr.next_dirs(0)).collect();
+        // Two files per directory (rotate count 2), YY first, then XX, wrapping after 4x4.
+        assert_eq!(
+            &seq[..10],
+            &[
+                (0, 0),
+                (0, 0),
+                (0, 1),
+                (0, 1),
+                (0, 2),
+                (0, 2),
+                (0, 3),
+                (0, 3),
+                (1, 0),
+                (1, 0)
+            ]
+        );
+        assert!(seq.iter().all(|&(a, b)| a < 4 && b < 4));
+        assert_eq!(seq[32], (0, 0));
     }
 
     #[test]
