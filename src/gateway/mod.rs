@@ -190,7 +190,8 @@ impl Gateway {
                 }
             });
         }
-        let limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
+        let mut limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
+        limits.send_timeout = self.cfg.send_timeout.get();
         let prefix = self.cfg.prefix.clone().unwrap_or_default();
         let state = Arc::new(State {
             body_timeout: self.cfg.body_timeout.get(),

@@ -128,10 +128,11 @@ impl StorageHttp {
     }
 
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let limits = Limits::new(
+        let mut limits = Limits::new(
             self.state.cfg.max_connections,
             self.state.cfg.header_timeout.get(),
         );
+        limits.send_timeout = self.state.cfg.send_timeout.get();
         let state = self.state.clone();
         server::serve(
             self.listener,
