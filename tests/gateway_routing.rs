@@ -113,6 +113,9 @@ async fn routes_by_group_with_prefix_weights_and_live_view() {
     }
     assert_eq!(Counters::get(&a_n.requests), 2, "round-robin");
     assert_eq!(Counters::get(&b_n.requests), 2, "round-robin");
+    // Keep-alive pool: both requests to a storage went over one connection.
+    assert_eq!(Counters::get(&a_n.connections), 1, "pooled");
+    assert_eq!(Counters::get(&b_n.connections), 1, "pooled");
     let r = request(gw.addr, "GET", &url, &[("Range", "bytes=0-9")]).await;
     assert_eq!((r.status, r.body.as_slice()), (206, &c.contents[0][..10]));
     assert_eq!(
