@@ -196,6 +196,11 @@ impl Gateway {
         let state = Arc::new(State {
             body_timeout: self.cfg.body_timeout.get(),
             expires: self.cfg.expires.map(|d| d.get().as_secs()),
+            expires_headers: std::sync::Mutex::new((
+                0,
+                HeaderValue::from_static(""),
+                HeaderValue::from_static(""),
+            )),
             prefix,
             purge_allow: self.purge_allow,
             directory,
@@ -220,6 +225,8 @@ impl Gateway {
 struct State {
     body_timeout: Duration,
     expires: Option<u64>,
+    /// (second, Expires, Cache-Control) rendered once per second rather than per response.
+    expires_headers: std::sync::Mutex<(u64, HeaderValue, HeaderValue)>,
     prefix: String,
     purge_allow: Vec<purge::Cidr>,
     directory: Arc<dyn ClusterDirectory>,
@@ -347,13 +354,24 @@ impl State {
         if !matches!(resp.status().as_u16(), 200 | 206 | 304) {
             return;
         }
+        let now = now_unix();
+        let (expires, cache_control) = {
+            let mut cached = self
+                .expires_headers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if cached.0 != now {
+                let e = HeaderValue::from_str(&file::http_date(now + secs));
+                let c = HeaderValue::from_str(&format!("max-age={secs}"));
+                if let (Ok(e), Ok(c)) = (e, c) {
+                    *cached = (now, e, c);
+                }
+            }
+            (cached.1.clone(), cached.2.clone())
+        };
         let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&file::http_date(now_unix() + secs)) {
-            h.insert(header::EXPIRES, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("max-age={secs}")) {
-            h.insert(header::CACHE_CONTROL, v);
-        }
+        h.insert(header::EXPIRES, expires);
+        h.insert(header::CACHE_CONTROL, cache_control);
     }
 
     fn purge(&self, parts: &Parts, peer: SocketAddr) -> Response<Body> {
@@ -531,21 +549,15 @@ impl State {
     }
 }
 
-/// Serves a cache entry: full HTTP semantics (ranges, 304) for 200 entries, verbatim otherwise.
-/// `None` when its file vanished.
-fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Response<Body>> {
-    let f = std::fs::File::open(&entry.path).ok()?;
-    let src = FileSource {
-        file: f,
-        offset: entry.body_offset,
-    };
-    if entry.head.status == 200 {
-        let last_modified = entry
-            .header("last-modified")
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .map(file::unix_secs)
-            .unwrap_or(entry.head.created);
-        let rep = Representation {
+/// Validators of a 200 entry, from the storage's headers (or derived when it sent none).
+fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
+    let last_modified = entry
+        .header("last-modified")
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .map(file::unix_secs)
+        .unwrap_or(entry.head.created);
+    cache::disk::Serving {
+        rep: Representation {
             len: entry.body_len,
             last_modified_unix: last_modified,
             etag: entry
@@ -556,13 +568,27 @@ fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Re
                 .header("content-type")
                 .and_then(|v| HeaderValue::from_str(v).ok())
                 .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-        };
-        let mut r = file::respond(&parts.headers, head_only, &rep, src);
-        if let Some(v) = entry
+        },
+        disposition: entry
             .header("content-disposition")
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
-            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            .and_then(|v| HeaderValue::from_str(v).ok()),
+    }
+}
+
+/// Serves a cache entry: full HTTP semantics (ranges, 304) for 200 entries, verbatim otherwise.
+/// `None` when its file vanished.
+fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Response<Body>> {
+    let f = std::fs::File::open(&entry.path).ok()?;
+    let src = FileSource {
+        file: f,
+        offset: entry.body_offset,
+    };
+    if entry.head.status == 200 {
+        let serving = entry.serving.get_or_init(|| serving_of(entry));
+        let mut r = file::respond(&parts.headers, head_only, &serving.rep, src);
+        if let Some(v) = &serving.disposition {
+            r.headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v.clone());
         }
         return Some(r);
     }

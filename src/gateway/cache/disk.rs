@@ -12,9 +12,11 @@
 //! The file's mtime is the entry's last access, so LRU order and `inactive` survive restarts.
 
 use super::policy::{key_from_hex, key_hex, Key};
+use crate::storage::http::file::Representation;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 const MAGIC: &[u8; 8] = b"FDHACHE1";
 /// Header JSON larger than this is a corrupt file, not a response head.
@@ -33,13 +35,22 @@ pub struct EntryHeader {
 }
 
 /// A committed entry: its header plus where its body lies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CachedEntry {
     pub key: Key,
     pub path: PathBuf,
     pub head: EntryHeader,
     pub body_offset: u64,
     pub body_len: u64,
+    /// Validators and headers derived from `head` on first use, so hits do not re-parse them.
+    pub serving: OnceLock<Serving>,
+}
+
+/// What a hit needs besides the body.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub rep: Representation,
+    pub disposition: Option<http::HeaderValue>,
 }
 
 impl CachedEntry {
@@ -105,6 +116,7 @@ pub fn read_entry(path: &Path) -> std::io::Result<(CachedEntry, std::fs::Metadat
             head,
             body_offset,
             body_len,
+            serving: OnceLock::new(),
         },
         meta,
     ))

@@ -46,8 +46,16 @@ pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
 
 /// MIME type from the extension (nginx's mime.types for what FastDFS clusters usually hold).
 pub fn content_type(ext: Option<&str>) -> &'static str {
-    let ext = ext.unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
+    let lower;
+    let ext = match ext {
+        Some(e) if e.bytes().any(|b| b.is_ascii_uppercase()) => {
+            lower = e.to_ascii_lowercase();
+            lower.as_str()
+        }
+        Some(e) => e,
+        None => "",
+    };
+    match ext {
         "html" | "htm" => "text/html",
         "css" => "text/css",
         "txt" | "log" => "text/plain",
