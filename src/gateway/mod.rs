@@ -466,85 +466,108 @@ impl State {
                 }
                 Fill::Leader(guard) => {
                     cache.count_miss();
-                    let r = self
-                        .fill(cache, parts, head_only, nodes, target, key_text)
-                        .await;
-                    drop(guard);
-                    return r;
+                    // Detached: a client hanging up must neither abort the fill nor wake the
+                    // followers early into fetches of their own.
+                    let fill = fill(
+                        self.upstreams.clone(),
+                        cache.clone(),
+                        nodes.to_vec(),
+                        target.to_string(),
+                        key_text.to_string(),
+                    );
+                    let outcome = tokio::spawn(async move {
+                        let out = fill.await;
+                        drop(guard);
+                        out
+                    })
+                    .await;
+                    return match outcome {
+                        Ok(FillOutcome::Stored(entry)) => serve_entry(parts, head_only, &entry)
+                            .unwrap_or_else(|| {
+                                file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
+                            }),
+                        Ok(FillOutcome::Pass(r)) => self.stream_through(r, head_only),
+                        Ok(FillOutcome::Failed(status, why)) => file::text(status, why),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cache fill task failed");
+                            file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache fill failed")
+                        }
+                    };
                 }
             }
         }
     }
+}
 
-    /// Fetches the whole object (HEAD and ranges become a plain GET, as nginx's cache does),
-    /// stores it when its status is cacheable, and serves the request from the stored copy.
-    async fn fill(
-        &self,
-        cache: &Arc<Cache>,
-        parts: &Parts,
-        head_only: bool,
-        nodes: &[StorageNode],
-        target: &str,
-        key_text: &str,
-    ) -> Response<Body> {
-        let r = match self
-            .upstreams
-            .fetch(nodes, &Method::GET, target, &HeaderMap::new())
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return file::text(e.status(), "no storage answered"),
-        };
-        let status = r.status().as_u16();
-        let too_big = r
-            .headers()
-            .get(header::CONTENT_LENGTH)
+/// What a cache fill produced.
+enum FillOutcome {
+    Stored(Arc<CachedEntry>),
+    /// Not cacheable (status without validity, no-store, too big): stream it to this client.
+    Pass(Response<Incoming>),
+    Failed(StatusCode, &'static str),
+}
+
+/// Fetches the whole object (HEAD and ranges become a plain GET, as nginx's cache does) and
+/// stores it when its status is cacheable.
+async fn fill(
+    upstreams: Arc<Upstreams>,
+    cache: Arc<Cache>,
+    nodes: Vec<StorageNode>,
+    target: String,
+    key_text: String,
+) -> FillOutcome {
+    let r = match upstreams
+        .fetch(&nodes, &Method::GET, &target, &HeaderMap::new())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return FillOutcome::Failed(e.status(), "no storage answered"),
+    };
+    let status = r.status().as_u16();
+    let too_big = r
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > cache.max_size());
+    let no_store = r.headers().contains_key(header::SET_COOKIE)
+        || r.headers()
+            .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > cache.max_size());
-        let no_store = r.headers().contains_key(header::SET_COOKIE)
-            || r.headers()
-                .get(header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("no-store") || v.contains("private"));
-        let validity = cache.validity(status).filter(|_| !too_big && !no_store);
-        let Some(valid_secs) = validity else {
-            return self.stream_through(r, head_only);
-        };
-        let now = now_unix();
-        let mut headers = Vec::new();
-        for h in KEPT_HEADERS {
-            if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
-                continue;
-            }
-            if let Some(v) = r.headers().get(&h).and_then(|v| v.to_str().ok()) {
-                headers.push((h.as_str().to_string(), v.to_string()));
-            }
+            .is_some_and(|v| v.contains("no-store") || v.contains("private"));
+    let validity = cache.validity(status).filter(|_| !too_big && !no_store);
+    let Some(valid_secs) = validity else {
+        return FillOutcome::Pass(r);
+    };
+    let now = now_unix();
+    let mut headers = Vec::new();
+    for h in KEPT_HEADERS {
+        if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
+            continue;
         }
-        let head = EntryHeader {
-            key: key_text.to_string(),
-            status,
-            headers,
-            expires: now + valid_secs,
-            created: now,
-        };
-        let body = TimeoutBody::new(r.into_body(), self.upstreams.read_timeout());
-        let data = BodyStream::new(body).filter_map(|f| async move {
-            match f {
-                Ok(frame) => frame.into_data().ok().map(Ok),
-                Err(e) => Some(Err(e)),
-            }
-        });
-        let data = Box::pin(data);
-        match cache.store(key_text, head, data, now).await {
-            Ok(entry) => match serve_entry(parts, head_only, &entry) {
-                Some(resp) => resp,
-                None => file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed"),
-            },
-            Err(e) => {
-                tracing::warn!(key = key_text, error = %e, "caching failed");
-                file::text(StatusCode::BAD_GATEWAY, "storage transfer failed")
-            }
+        if let Some(v) = r.headers().get(&h).and_then(|v| v.to_str().ok()) {
+            headers.push((h.as_str().to_string(), v.to_string()));
+        }
+    }
+    let head = EntryHeader {
+        key: key_text.clone(),
+        status,
+        headers,
+        expires: now + valid_secs,
+        created: now,
+    };
+    let body = TimeoutBody::new(r.into_body(), upstreams.read_timeout());
+    let data = BodyStream::new(body).filter_map(|f| async move {
+        match f {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    match cache.store(&key_text, head, Box::pin(data), now).await {
+        Ok(entry) => FillOutcome::Stored(entry),
+        Err(e) => {
+            tracing::warn!(key = key_text, error = %e, "caching failed");
+            FillOutcome::Failed(StatusCode::BAD_GATEWAY, "storage transfer failed")
         }
     }
 }
