@@ -262,9 +262,12 @@ async fn cache_hits_skip_storages_survive_restart_and_purge() {
         (200, 0, Some("4096"))
     );
     assert_eq!(Counters::get(&a_n.requests), 2);
-    // Storage gone: the cache still answers.
+    // Storage gone, even its group gone from the view: the cache still answers.
+    let a_addr = a.addr;
     a.shutdown().await;
+    dir.set(ClusterView::default());
     assert_eq!(get(gw.addr, &url).await.body, c.contents[0]);
+    dir.set(view(&[("group1", &[a_addr])]));
     gw.run.shutdown().await;
 
     // A new gateway on the same cache directory serves the entries (storage still down).

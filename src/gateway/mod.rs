@@ -330,18 +330,19 @@ impl State {
             }
         };
         let group = dl.group.unwrap_or_default();
+        // The view is read only on a miss: cached files stay served while their group is
+        // unknown (tracker unreachable at start, group being re-added).
         let view = self.directory.snapshot();
-        let Some(nodes) = view.storages(&group) else {
-            return file::text(StatusCode::NOT_FOUND, "unknown group");
-        };
+        let nodes = view.storages(&group);
         let mut target = inner.to_string();
         if let Some(q) = parts.uri.query() {
             target.push('?');
             target.push_str(q);
         }
-        let mut resp = match &self.cache {
-            Some(cache) => self.cached(cache, &parts, head_only, nodes, &target).await,
-            None => self.pass(&parts, nodes, &target).await,
+        let mut resp = match (&self.cache, nodes) {
+            (Some(cache), _) => self.cached(cache, &parts, head_only, nodes, &target).await,
+            (None, Some(nodes)) => self.pass(&parts, nodes, &target).await,
+            (None, None) => file::text(StatusCode::NOT_FOUND, "unknown group"),
         };
         self.add_expires(&mut resp);
         resp
@@ -437,7 +438,7 @@ impl State {
         cache: &Arc<Cache>,
         parts: &Parts,
         head_only: bool,
-        nodes: &[StorageNode],
+        nodes: Option<&[StorageNode]>,
         target: &str,
     ) -> Response<Body> {
         let key_text = parts
@@ -455,6 +456,9 @@ impl State {
                 }
                 cache.forget(&key);
             }
+            let Some(nodes) = nodes else {
+                return file::text(StatusCode::NOT_FOUND, "unknown group");
+            };
             if waited {
                 // The leader's response was not cacheable: fetch on our own.
                 return self.pass(parts, nodes, target).await;
