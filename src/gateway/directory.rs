@@ -96,14 +96,72 @@ impl DirectorySource for UnavailableSource {
     }
 }
 
-/// The tracker-backed source for `gateway.trackers`. The FastDFS tracker client (list_groups +
-/// list_storages per group, ACTIVE storages only, `http_port = upstream.storage_http_port`) is
-/// plugged in here; until then fetches fail loudly and the gateway routes nothing.
+/// The tracker-backed source for `gateway.trackers`: wrap the tracker client (a `TrackerLister`)
+/// in a `TrackerSource { lister, storage_http_port: cfg.upstream.storage_http_port }` here.
+/// Until it is plugged in, fetches fail loudly and the gateway routes nothing (cache hits still
+/// work).
 pub fn tracker_source(cfg: &crate::config::GatewayConfig) -> Arc<dyn DirectorySource> {
     Arc::new(UnavailableSource(format!(
         "tracker-backed cluster view is not wired in yet (gateway.trackers = {:?})",
         cfg.trackers
     )))
+}
+
+/// FastDFS storage status ACTIVE (tracker_types.h): the only status that serves reads.
+pub const STORAGE_STATUS_ACTIVE: u8 = 7;
+
+/// One storage as a tracker lists it (SERVER_LIST_STORAGE, cmd 92).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedStorage {
+    pub id: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub status: u8,
+}
+
+/// What the gateway needs from a tracker client: SERVER_LIST_ALL_GROUPS (91) and
+/// SERVER_LIST_STORAGE (92). The tracker client implements this (trying each tracker in turn).
+pub trait TrackerLister: Send + Sync {
+    fn list_groups(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+    fn list_storages<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<ListedStorage>>>;
+}
+
+/// Builds views from a tracker: every group, with its ACTIVE storages, reached on
+/// `storage_http_port` (the tracker knows storage ports, not http ports).
+pub struct TrackerSource<L> {
+    pub lister: L,
+    pub storage_http_port: u16,
+}
+
+impl<L: TrackerLister> DirectorySource for TrackerSource<L> {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<ClusterView>> {
+        Box::pin(async move {
+            let mut view = ClusterView::default();
+            for group in self.lister.list_groups().await? {
+                // One failing group fails the refresh: a partial view would drop the group's
+                // routes, while keeping the previous view keeps them.
+                let mut nodes: Vec<StorageNode> = self
+                    .lister
+                    .list_storages(&group)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.status == STORAGE_STATUS_ACTIVE)
+                    .map(|s| StorageNode {
+                        id: s.id,
+                        ip: s.ip,
+                        port: s.port,
+                        http_port: self.storage_http_port,
+                    })
+                    .collect();
+                nodes.sort();
+                view.groups.insert(group, nodes);
+            }
+            Ok(view)
+        })
+    }
 }
 
 /// A directory kept fresh by a background refresher.
@@ -182,6 +240,46 @@ mod tests {
             port: 23000,
             http_port: 8888,
         }
+    }
+
+    struct FakeTracker;
+
+    impl TrackerLister for FakeTracker {
+        fn list_groups(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+            Box::pin(async { Ok(vec!["group1".to_string(), "group2".to_string()]) })
+        }
+        fn list_storages<'a>(
+            &'a self,
+            group: &'a str,
+        ) -> BoxFuture<'a, anyhow::Result<Vec<ListedStorage>>> {
+            Box::pin(async move {
+                let s = |last: u8, status: u8| ListedStorage {
+                    id: format!("{group}-{last}"),
+                    ip: IpAddr::from([192, 168, 3, last]),
+                    port: 23000,
+                    status,
+                };
+                Ok(match group {
+                    "group1" => vec![s(24, STORAGE_STATUS_ACTIVE), s(23, STORAGE_STATUS_ACTIVE)],
+                    _ => vec![s(25, 5 /* OFFLINE */), s(26, 2 /* SYNCING */)],
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn tracker_source_keeps_active_storages_with_http_port() {
+        let src = TrackerSource {
+            lister: FakeTracker,
+            storage_http_port: 8888,
+        };
+        let view = src.fetch().await.unwrap();
+        let g1 = view.storages("group1").unwrap();
+        assert_eq!(g1.len(), 2);
+        assert_eq!(g1[0].http_addr(), "192.168.3.23:8888".parse().unwrap());
+        assert_eq!(g1[0].port, 23000);
+        // A group whose storages are all unusable is known but empty (502, not 404).
+        assert_eq!(view.storages("group2").map(|s| s.len()), Some(0));
     }
 
     #[tokio::test]
