@@ -296,7 +296,7 @@ mod tests {
                 ("group2".into(), vec![node(3)]),
             ]),
         });
-        for _ in 0..200 {
+        for _ in 0..2000 {
             if dir.snapshot().groups.len() == 2 {
                 break;
             }
