@@ -474,3 +474,35 @@ async fn hostile_requests_and_slow_clients() {
     gw.run.shutdown().await;
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn cache_entries_expire_by_validity_and_inactivity() {
+    let c = cluster_with_files(&[300]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let url = format!("/group1/{}", c.ids[0]);
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+
+    // Validity: "200": 1s → refetched once stale, even though it is used constantly.
+    let data = tempfile::tempdir().unwrap();
+    let cfg = gw_config("cache:\n  valid: {\"200\": 1s}\n  inactive: 1h\n");
+    let gw = start_gateway(&cfg, data.path(), dir.clone()).await;
+    get(gw.addr, &url).await;
+    get(gw.addr, &url).await;
+    assert_eq!(Counters::get(&a_n.requests), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get(gw.addr, &url).await.status, 200);
+    assert_eq!(Counters::get(&a_n.requests), 2, "stale entry refetched");
+    gw.run.shutdown().await;
+
+    // Inactive: 1s → an entry nobody asked for is dropped (valid for 12h or not).
+    let data = tempfile::tempdir().unwrap();
+    let cfg = gw_config("cache:\n  inactive: 1s\n");
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    get(gw.addr, &url).await;
+    assert_eq!(Counters::get(&a_n.requests), 3);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(get(gw.addr, &url).await.status, 200);
+    assert_eq!(Counters::get(&a_n.requests), 4, "inactive entry dropped");
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}
