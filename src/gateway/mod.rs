@@ -5,10 +5,11 @@
 //! ```text
 //!  client ─> server::serve (limits, timeouts) ─> handle
 //!     /healthz ─> 200          PURGE or /purge/... ─> purge_allow? ─> cache.purge (200/404/403)
-//!     GET/HEAD ─> path::parse (400) ─> directory.snapshot()[group] (404 unknown group)
-//!        cache hit ─> file from cache dir (no storage touched)
-//!        cache miss ─> single flight ─> upstream.fetch (retry next storage) ─> cache.store ─> serve
-//!        no cache ─> upstream.fetch ─> stream through
+//!     GET/HEAD ─> path::parse (400)
+//!        cache hit ─> file from cache dir (no storage touched, cluster view not needed)
+//!        cache miss ─> directory.snapshot()[group] (404 unknown group) ─> single flight
+//!                   ─> upstream.fetch (retry next storage) ─> cache.store ─> serve from cache
+//!        no cache ─> directory.snapshot()[group] ─> upstream.fetch ─> stream through
 //! ```
 //! Contract with the supervisor: `Gateway::bind` then `serve(shutdown)`.
 
