@@ -324,6 +324,12 @@ async fn slow_clients_time_out_and_connection_limit_holds() {
     let mut idle = TcpStream::connect(srv.addr).await.unwrap();
     assert!(closed_within(&mut idle, Duration::from_secs(3)).await);
 
+    assert_eq!(Counters::get(&counters.connections_refused), 0);
+    srv.shutdown().await;
+
+    // Connection limit (long header timeout so the held connections stay open on a slow host).
+    let http = "  header_timeout: 30s\n  max_connections: 2\n";
+    let (srv, counters) = start_storage(&storage_config(store.path(), http, ""), None).await;
     let mut a = TcpStream::connect(srv.addr).await.unwrap();
     let mut b = TcpStream::connect(srv.addr).await.unwrap();
     a.write_all(b"GET").await.unwrap();
@@ -333,5 +339,45 @@ async fn slow_clients_time_out_and_connection_limit_holds() {
     assert_eq!(r.status, 503);
     assert_eq!(Counters::get(&counters.connections_refused), 1);
     drop((a, b));
+    // Slots come back when connections end.
+    let mut served = false;
+    for _ in 0..100 {
+        if get(srv.addr, "/group1/x").await.status == 400 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_that_stops_reading_is_dropped_after_send_timeout() {
+    let store = tempfile::tempdir().unwrap();
+    let content = vec![7u8; 32 << 20];
+    let name = name_for(localhost(), now_unix(), &content, "bin");
+    let id = place(store.path(), &name, &content);
+    let http = "  send_timeout: 1s\n  max_connections: 1\n";
+    let (srv, _) = start_storage(&storage_config(store.path(), http, ""), None).await;
+    // Ask for 32 MiB and read none of it: more than the socket buffers hold.
+    let mut stuck = TcpStream::connect(srv.addr).await.unwrap();
+    stuck
+        .write_all(format!("GET /group1/{id} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(srv.addr, "/group1/x").await.status, 503, "slot held");
+    // After send_timeout the stuck connection is dropped and its slot is free again.
+    let mut freed = false;
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if get(srv.addr, "/group1/x").await.status == 400 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "stuck reader still holds the connection");
+    drop(stuck);
     srv.shutdown().await;
 }

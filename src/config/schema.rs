@@ -643,6 +643,13 @@ pub struct StorageHttpConfig {
     /// its source (storage.conf storage_sync_file_max_delay).
     #[serde(default = "default_sync_max_delay")]
     pub sync_file_max_delay: Dur,
+    /// A client that reads nothing of a response for this long is disconnected (nginx send_timeout).
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: Dur,
+}
+
+fn default_send_timeout() -> Dur {
+    Dur::secs(60)
 }
 
 fn default_storage_http_listen() -> SocketAddr {
@@ -707,6 +714,9 @@ pub struct GatewayConfig {
     /// Static weights per storage address (`ip:port: weight`), default 1.
     #[serde(default)]
     pub weights: BTreeMap<String, u32>,
+    /// A client that reads nothing of a response for this long is disconnected (nginx send_timeout).
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: Dur,
 }
 
 fn default_gateway_listen() -> SocketAddr {

@@ -97,8 +97,8 @@ impl DirectorySource for UnavailableSource {
 }
 
 /// The tracker-backed source for `gateway.trackers`: every group the trackers know, with its
-/// ACTIVE storages (SERVER_LIST_ALL_GROUPS + SERVER_LIST_STORAGE), each reached over http on
-/// `upstream.storage_http_port`. Trackers are tried in turn, so one tracker down changes nothing.
+/// ACTIVE storages, each reached over http on `upstream.storage_http_port`. The FastDFS client
+/// tries the trackers in turn, so one tracker down changes nothing.
 pub fn tracker_source(cfg: &crate::config::GatewayConfig) -> Arc<dyn DirectorySource> {
     use std::net::ToSocketAddrs;
     let mut addrs = Vec::new();
@@ -113,44 +113,97 @@ pub fn tracker_source(cfg: &crate::config::GatewayConfig) -> Arc<dyn DirectorySo
         }
     }
     Arc::new(TrackerSource {
-        client: crate::client::FdfsClient::with_timeout(addrs, cfg.upstream.connect_timeout.get()),
-        http_port: cfg.upstream.storage_http_port,
+        lister: crate::client::FdfsClient::with_timeout(addrs, cfg.upstream.connect_timeout.get()),
+        storage_http_port: cfg.upstream.storage_http_port,
     })
 }
 
-struct TrackerSource {
-    client: crate::client::FdfsClient,
-    http_port: u16,
+impl TrackerLister for crate::client::FdfsClient {
+    fn list_groups(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move {
+            let groups = crate::client::FdfsClient::list_groups(self).await?;
+            Ok(groups.into_iter().map(|g| g.group).collect())
+        })
+    }
+
+    fn list_storages<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<ListedStorage>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for s in crate::client::FdfsClient::list_storages(self, group).await? {
+                let Ok(ip) = s.ip.parse::<IpAddr>() else {
+                    tracing::warn!(ip = %s.ip, "tracker listed a storage with an unusable address");
+                    continue;
+                };
+                out.push(ListedStorage {
+                    id: if s.id.is_empty() {
+                        s.ip.clone()
+                    } else {
+                        s.id.clone()
+                    },
+                    ip,
+                    port: u16::try_from(s.storage_port).unwrap_or(0),
+                    status: s.status,
+                });
+            }
+            Ok(out)
+        })
+    }
 }
 
-impl DirectorySource for TrackerSource {
+/// FastDFS storage status ACTIVE (tracker_types.h): the only status that serves reads.
+pub const STORAGE_STATUS_ACTIVE: u8 = 7;
+
+/// One storage as a tracker lists it (SERVER_LIST_STORAGE, cmd 92).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedStorage {
+    pub id: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub status: u8,
+}
+
+/// What the gateway needs from a tracker client: SERVER_LIST_ALL_GROUPS (91) and
+/// SERVER_LIST_STORAGE (92). The tracker client implements this (trying each tracker in turn).
+pub trait TrackerLister: Send + Sync {
+    fn list_groups(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+    fn list_storages<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<ListedStorage>>>;
+}
+
+/// Builds views from a tracker: every group, with its ACTIVE storages, reached on
+/// `storage_http_port` (the tracker knows storage ports, not http ports).
+pub struct TrackerSource<L> {
+    pub lister: L,
+    pub storage_http_port: u16,
+}
+
+impl<L: TrackerLister> DirectorySource for TrackerSource<L> {
     fn fetch(&self) -> BoxFuture<'_, anyhow::Result<ClusterView>> {
         Box::pin(async move {
-            use crate::proto::tracker::StorageStatus;
             let mut view = ClusterView::default();
-            for g in self.client.list_groups().await? {
-                let mut nodes = Vec::new();
-                for s in self.client.list_storages(&g.group).await? {
-                    if s.status != StorageStatus::Active as u8 {
-                        continue;
-                    }
-                    let Ok(ip) = s.ip.parse::<IpAddr>() else {
-                        tracing::warn!(ip = %s.ip, "tracker listed a storage with an unusable address");
-                        continue;
-                    };
-                    nodes.push(StorageNode {
-                        id: if s.id.is_empty() {
-                            s.ip.clone()
-                        } else {
-                            s.id.clone()
-                        },
-                        ip,
-                        port: u16::try_from(s.storage_port).unwrap_or(0),
-                        http_port: self.http_port,
-                    });
-                }
+            for group in self.lister.list_groups().await? {
+                // One failing group fails the refresh: a partial view would drop the group's
+                // routes, while keeping the previous view keeps them.
+                let mut nodes: Vec<StorageNode> = self
+                    .lister
+                    .list_storages(&group)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.status == STORAGE_STATUS_ACTIVE)
+                    .map(|s| StorageNode {
+                        id: s.id,
+                        ip: s.ip,
+                        port: s.port,
+                        http_port: self.storage_http_port,
+                    })
+                    .collect();
                 nodes.sort();
-                view.groups.insert(g.group, nodes);
+                view.groups.insert(group, nodes);
             }
             Ok(view)
         })
@@ -235,6 +288,46 @@ mod tests {
         }
     }
 
+    struct FakeTracker;
+
+    impl TrackerLister for FakeTracker {
+        fn list_groups(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+            Box::pin(async { Ok(vec!["group1".to_string(), "group2".to_string()]) })
+        }
+        fn list_storages<'a>(
+            &'a self,
+            group: &'a str,
+        ) -> BoxFuture<'a, anyhow::Result<Vec<ListedStorage>>> {
+            Box::pin(async move {
+                let s = |last: u8, status: u8| ListedStorage {
+                    id: format!("{group}-{last}"),
+                    ip: IpAddr::from([192, 168, 3, last]),
+                    port: 23000,
+                    status,
+                };
+                Ok(match group {
+                    "group1" => vec![s(24, STORAGE_STATUS_ACTIVE), s(23, STORAGE_STATUS_ACTIVE)],
+                    _ => vec![s(25, 5 /* OFFLINE */), s(26, 2 /* SYNCING */)],
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn tracker_source_keeps_active_storages_with_http_port() {
+        let src = TrackerSource {
+            lister: FakeTracker,
+            storage_http_port: 8888,
+        };
+        let view = src.fetch().await.unwrap();
+        let g1 = view.storages("group1").unwrap();
+        assert_eq!(g1.len(), 2);
+        assert_eq!(g1[0].http_addr(), "192.168.3.23:8888".parse().unwrap());
+        assert_eq!(g1[0].port, 23000);
+        // A group whose storages are all unusable is known but empty (502, not 404).
+        assert_eq!(view.storages("group2").map(|s| s.len()), Some(0));
+    }
+
     #[tokio::test]
     async fn live_directory_follows_source_and_survives_errors() {
         let src = Arc::new(MemoryDirectory::new(ClusterView {
@@ -249,7 +342,7 @@ mod tests {
                 ("group2".into(), vec![node(3)]),
             ]),
         });
-        for _ in 0..200 {
+        for _ in 0..2000 {
             if dir.snapshot().groups.len() == 2 {
                 break;
             }

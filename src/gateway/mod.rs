@@ -5,10 +5,11 @@
 //! ```text
 //!  client ─> server::serve (limits, timeouts) ─> handle
 //!     /healthz ─> 200          PURGE or /purge/... ─> purge_allow? ─> cache.purge (200/404/403)
-//!     GET/HEAD ─> path::parse (400) ─> directory.snapshot()[group] (404 unknown group)
-//!        cache hit ─> file from cache dir (no storage touched)
-//!        cache miss ─> single flight ─> upstream.fetch (retry next storage) ─> cache.store ─> serve
-//!        no cache ─> upstream.fetch ─> stream through
+//!     GET/HEAD ─> path::parse (400)
+//!        cache hit ─> file from cache dir (no storage touched, cluster view not needed)
+//!        cache miss ─> directory.snapshot()[group] (404 unknown group) ─> single flight
+//!                   ─> upstream.fetch (retry next storage) ─> cache.store ─> serve from cache
+//!        no cache ─> directory.snapshot()[group] ─> upstream.fetch ─> stream through
 //! ```
 //! Contract with the supervisor: `Gateway::bind` then `serve(shutdown)`.
 
@@ -190,11 +191,17 @@ impl Gateway {
                 }
             });
         }
-        let limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
+        let mut limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
+        limits.send_timeout = self.cfg.send_timeout.get();
         let prefix = self.cfg.prefix.clone().unwrap_or_default();
         let state = Arc::new(State {
             body_timeout: self.cfg.body_timeout.get(),
             expires: self.cfg.expires.map(|d| d.get().as_secs()),
+            expires_headers: std::sync::Mutex::new((
+                0,
+                HeaderValue::from_static(""),
+                HeaderValue::from_static(""),
+            )),
             prefix,
             purge_allow: self.purge_allow,
             directory,
@@ -219,6 +226,8 @@ impl Gateway {
 struct State {
     body_timeout: Duration,
     expires: Option<u64>,
+    /// (second, Expires, Cache-Control) rendered once per second rather than per response.
+    expires_headers: std::sync::Mutex<(u64, HeaderValue, HeaderValue)>,
     prefix: String,
     purge_allow: Vec<purge::Cidr>,
     directory: Arc<dyn ClusterDirectory>,
@@ -322,18 +331,19 @@ impl State {
             }
         };
         let group = dl.group.unwrap_or_default();
+        // The view is read only on a miss: cached files stay served while their group is
+        // unknown (tracker unreachable at start, group being re-added).
         let view = self.directory.snapshot();
-        let Some(nodes) = view.storages(&group) else {
-            return file::text(StatusCode::NOT_FOUND, "unknown group");
-        };
+        let nodes = view.storages(&group);
         let mut target = inner.to_string();
         if let Some(q) = parts.uri.query() {
             target.push('?');
             target.push_str(q);
         }
-        let mut resp = match &self.cache {
-            Some(cache) => self.cached(cache, &parts, head_only, nodes, &target).await,
-            None => self.pass(&parts, nodes, &target).await,
+        let mut resp = match (&self.cache, nodes) {
+            (Some(cache), _) => self.cached(cache, &parts, head_only, nodes, &target).await,
+            (None, Some(nodes)) => self.pass(&parts, nodes, &target).await,
+            (None, None) => file::text(StatusCode::NOT_FOUND, "unknown group"),
         };
         self.add_expires(&mut resp);
         resp
@@ -346,13 +356,24 @@ impl State {
         if !matches!(resp.status().as_u16(), 200 | 206 | 304) {
             return;
         }
+        let now = now_unix();
+        let (expires, cache_control) = {
+            let mut cached = self
+                .expires_headers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if cached.0 != now {
+                let e = HeaderValue::from_str(&file::http_date(now + secs));
+                let c = HeaderValue::from_str(&format!("max-age={secs}"));
+                if let (Ok(e), Ok(c)) = (e, c) {
+                    *cached = (now, e, c);
+                }
+            }
+            (cached.1.clone(), cached.2.clone())
+        };
         let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&file::http_date(now_unix() + secs)) {
-            h.insert(header::EXPIRES, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("max-age={secs}")) {
-            h.insert(header::CACHE_CONTROL, v);
-        }
+        h.insert(header::EXPIRES, expires);
+        h.insert(header::CACHE_CONTROL, cache_control);
     }
 
     fn purge(&self, parts: &Parts, peer: SocketAddr) -> Response<Body> {
@@ -418,7 +439,7 @@ impl State {
         cache: &Arc<Cache>,
         parts: &Parts,
         head_only: bool,
-        nodes: &[StorageNode],
+        nodes: Option<&[StorageNode]>,
         target: &str,
     ) -> Response<Body> {
         let key_text = parts
@@ -436,6 +457,9 @@ impl State {
                 }
                 cache.forget(&key);
             }
+            let Some(nodes) = nodes else {
+                return file::text(StatusCode::NOT_FOUND, "unknown group");
+            };
             if waited {
                 // The leader's response was not cacheable: fetch on our own.
                 return self.pass(parts, nodes, target).await;
@@ -447,86 +471,135 @@ impl State {
                 }
                 Fill::Leader(guard) => {
                     cache.count_miss();
-                    let r = self
-                        .fill(cache, parts, head_only, nodes, target, key_text)
-                        .await;
-                    drop(guard);
-                    return r;
+                    // Detached: a client hanging up must neither abort the fill nor wake the
+                    // followers early into fetches of their own.
+                    let fill = fill(
+                        self.upstreams.clone(),
+                        cache.clone(),
+                        nodes.to_vec(),
+                        target.to_string(),
+                        key_text.to_string(),
+                    );
+                    let outcome = tokio::spawn(async move {
+                        let out = fill.await;
+                        drop(guard);
+                        out
+                    })
+                    .await;
+                    return match outcome {
+                        Ok(FillOutcome::Stored(entry)) => serve_entry(parts, head_only, &entry)
+                            .unwrap_or_else(|| {
+                                file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
+                            }),
+                        Ok(FillOutcome::Pass(r)) => self.stream_through(r, head_only),
+                        Ok(FillOutcome::Failed(status, why)) => file::text(status, why),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cache fill task failed");
+                            file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache fill failed")
+                        }
+                    };
                 }
             }
         }
     }
+}
 
-    /// Fetches the whole object (HEAD and ranges become a plain GET, as nginx's cache does),
-    /// stores it when its status is cacheable, and serves the request from the stored copy.
-    async fn fill(
-        &self,
-        cache: &Arc<Cache>,
-        parts: &Parts,
-        head_only: bool,
-        nodes: &[StorageNode],
-        target: &str,
-        key_text: &str,
-    ) -> Response<Body> {
-        let r = match self
-            .upstreams
-            .fetch(nodes, &Method::GET, target, &HeaderMap::new())
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return file::text(e.status(), "no storage answered"),
-        };
-        let status = r.status().as_u16();
-        let too_big = r
-            .headers()
-            .get(header::CONTENT_LENGTH)
+/// What a cache fill produced.
+enum FillOutcome {
+    Stored(Arc<CachedEntry>),
+    /// Not cacheable (status without validity, no-store, too big): stream it to this client.
+    Pass(Response<Incoming>),
+    Failed(StatusCode, &'static str),
+}
+
+/// Fetches the whole object (HEAD and ranges become a plain GET, as nginx's cache does) and
+/// stores it when its status is cacheable.
+async fn fill(
+    upstreams: Arc<Upstreams>,
+    cache: Arc<Cache>,
+    nodes: Vec<StorageNode>,
+    target: String,
+    key_text: String,
+) -> FillOutcome {
+    let r = match upstreams
+        .fetch(&nodes, &Method::GET, &target, &HeaderMap::new())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return FillOutcome::Failed(e.status(), "no storage answered"),
+    };
+    let status = r.status().as_u16();
+    let too_big = r
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > cache.max_size());
+    let no_store = r.headers().contains_key(header::SET_COOKIE)
+        || r.headers()
+            .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > cache.max_size());
-        let no_store = r.headers().contains_key(header::SET_COOKIE)
-            || r.headers()
-                .get(header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("no-store") || v.contains("private"));
-        let validity = cache.validity(status).filter(|_| !too_big && !no_store);
-        let Some(valid_secs) = validity else {
-            return self.stream_through(r, head_only);
-        };
-        let now = now_unix();
-        let mut headers = Vec::new();
-        for h in KEPT_HEADERS {
-            if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
-                continue;
-            }
-            if let Some(v) = r.headers().get(&h).and_then(|v| v.to_str().ok()) {
-                headers.push((h.as_str().to_string(), v.to_string()));
-            }
+            .is_some_and(|v| v.contains("no-store") || v.contains("private"));
+    let validity = cache.validity(status).filter(|_| !too_big && !no_store);
+    let Some(valid_secs) = validity else {
+        return FillOutcome::Pass(r);
+    };
+    let now = now_unix();
+    let mut headers = Vec::new();
+    for h in KEPT_HEADERS {
+        if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
+            continue;
         }
-        let head = EntryHeader {
-            key: key_text.to_string(),
-            status,
-            headers,
-            expires: now + valid_secs,
-            created: now,
-        };
-        let body = TimeoutBody::new(r.into_body(), self.upstreams.read_timeout());
-        let data = BodyStream::new(body).filter_map(|f| async move {
-            match f {
-                Ok(frame) => frame.into_data().ok().map(Ok),
-                Err(e) => Some(Err(e)),
-            }
-        });
-        let data = Box::pin(data);
-        match cache.store(key_text, head, data, now).await {
-            Ok(entry) => match serve_entry(parts, head_only, &entry) {
-                Some(resp) => resp,
-                None => file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed"),
-            },
-            Err(e) => {
-                tracing::warn!(key = key_text, error = %e, "caching failed");
-                file::text(StatusCode::BAD_GATEWAY, "storage transfer failed")
-            }
+        if let Some(v) = r.headers().get(&h).and_then(|v| v.to_str().ok()) {
+            headers.push((h.as_str().to_string(), v.to_string()));
         }
+    }
+    let head = EntryHeader {
+        key: key_text.clone(),
+        status,
+        headers,
+        expires: now + valid_secs,
+        created: now,
+    };
+    let body = TimeoutBody::new(r.into_body(), upstreams.read_timeout());
+    let data = BodyStream::new(body).filter_map(|f| async move {
+        match f {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    match cache.store(&key_text, head, Box::pin(data), now).await {
+        Ok(entry) => FillOutcome::Stored(entry),
+        Err(e) => {
+            tracing::warn!(key = key_text, error = %e, "caching failed");
+            FillOutcome::Failed(StatusCode::BAD_GATEWAY, "storage transfer failed")
+        }
+    }
+}
+
+/// Validators of a 200 entry, from the storage's headers (or derived when it sent none).
+fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
+    let last_modified = entry
+        .header("last-modified")
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .map(file::unix_secs)
+        .unwrap_or(entry.head.created);
+    cache::disk::Serving {
+        rep: Representation {
+            len: entry.body_len,
+            last_modified_unix: last_modified,
+            etag: entry
+                .header("etag")
+                .map(str::to_string)
+                .unwrap_or_else(|| file::etag(last_modified, entry.body_len)),
+            content_type: entry
+                .header("content-type")
+                .and_then(|v| HeaderValue::from_str(v).ok())
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        },
+        disposition: entry
+            .header("content-disposition")
+            .and_then(|v| HeaderValue::from_str(v).ok()),
     }
 }
 
@@ -539,29 +612,11 @@ fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Re
         offset: entry.body_offset,
     };
     if entry.head.status == 200 {
-        let last_modified = entry
-            .header("last-modified")
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            .map(file::unix_secs)
-            .unwrap_or(entry.head.created);
-        let rep = Representation {
-            len: entry.body_len,
-            last_modified_unix: last_modified,
-            etag: entry
-                .header("etag")
-                .map(str::to_string)
-                .unwrap_or_else(|| file::etag(last_modified, entry.body_len)),
-            content_type: entry
-                .header("content-type")
-                .and_then(|v| HeaderValue::from_str(v).ok())
-                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-        };
-        let mut r = file::respond(&parts.headers, head_only, &rep, src);
-        if let Some(v) = entry
-            .header("content-disposition")
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
-            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        let serving = entry.serving.get_or_init(|| serving_of(entry));
+        let mut r = file::respond(&parts.headers, head_only, &serving.rep, src);
+        if let Some(v) = &serving.disposition {
+            r.headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v.clone());
         }
         return Some(r);
     }

@@ -9,18 +9,17 @@ use super::directory::StorageNode;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Empty;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+pub use crate::storage::http::file::TimeoutBody;
 
 use crate::config::UpstreamConfig;
 
@@ -180,60 +179,4 @@ impl Upstreams {
 
 fn retryable(s: StatusCode) -> bool {
     s == StatusCode::BAD_GATEWAY || s == StatusCode::GATEWAY_TIMEOUT
-}
-
-/// A body that fails when no frame arrives for `timeout` (nginx `proxy_read_timeout` between two
-/// reads), so a storage that stalls mid-transfer cannot hold a client connection forever.
-pub struct TimeoutBody<B> {
-    inner: B,
-    timeout: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<B> TimeoutBody<B> {
-    pub fn new(inner: B, timeout: Duration) -> Self {
-        TimeoutBody {
-            inner,
-            timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-}
-
-impl<B> HttpBody for TimeoutBody<B>
-where
-    B: HttpBody<Data = Bytes> + Unpin,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(r) => {
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(deadline);
-                Poll::Ready(r.map(|f| f.map_err(std::io::Error::other)))
-            }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "upstream read timed out",
-                )))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

@@ -12,9 +12,11 @@
 //! The file's mtime is the entry's last access, so LRU order and `inactive` survive restarts.
 
 use super::policy::{key_from_hex, key_hex, Key};
+use crate::storage::http::file::Representation;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 const MAGIC: &[u8; 8] = b"FDHACHE1";
 /// Header JSON larger than this is a corrupt file, not a response head.
@@ -33,13 +35,22 @@ pub struct EntryHeader {
 }
 
 /// A committed entry: its header plus where its body lies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CachedEntry {
     pub key: Key,
     pub path: PathBuf,
     pub head: EntryHeader,
     pub body_offset: u64,
     pub body_len: u64,
+    /// Validators and headers derived from `head` on first use, so hits do not re-parse them.
+    pub serving: OnceLock<Serving>,
+}
+
+/// What a hit needs besides the body.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub rep: Representation,
+    pub disposition: Option<http::HeaderValue>,
 }
 
 impl CachedEntry {
@@ -105,27 +116,49 @@ pub fn read_entry(path: &Path) -> std::io::Result<(CachedEntry, std::fs::Metadat
             head,
             body_offset,
             body_len,
+            serving: OnceLock::new(),
         },
         meta,
     ))
 }
 
-/// Every valid entry under `dir` with its last access (mtime), oldest first. Unreadable files
-/// and leftover temp files are deleted: the cache is a copy, losing an entry costs one fetch.
+fn is_hex_name(name: &std::ffi::OsStr, len: usize) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.len() == len && n.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Every valid entry under `dir` with its last access (mtime), oldest first. Unreadable entry
+/// files and leftover temp files are deleted: the cache is a copy, losing an entry costs one
+/// fetch. Only names the cache itself creates (`hh/<32 hex>`, `tmp/<key>.<rand>`) are ever
+/// touched, so a cache path pointed at a directory holding other data deletes none of it.
 pub fn scan(dir: &Path) -> std::io::Result<Vec<(CachedEntry, u64)>> {
     let tmp = tmp_dir(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+    if tmp.is_dir() {
+        for f in std::fs::read_dir(&tmp)? {
+            let f = f?;
+            let ours = f.file_name().to_str().is_some_and(|n| {
+                n.split_once('.').is_some_and(|(k, r)| {
+                    is_hex_name(k.as_ref(), 32) && is_hex_name(r.as_ref(), 16)
+                })
+            });
+            if ours {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
     }
     std::fs::create_dir_all(&tmp)?;
     let mut out = Vec::new();
     for sub in std::fs::read_dir(dir)? {
         let sub = sub?;
-        if sub.path() == tmp || !sub.file_type()?.is_dir() {
+        if !is_hex_name(&sub.file_name(), 2) || !sub.file_type()?.is_dir() {
             continue;
         }
         for f in std::fs::read_dir(sub.path())? {
-            let p = f?.path();
+            let f = f?;
+            if !is_hex_name(&f.file_name(), 32) {
+                continue;
+            }
+            let p = f.path();
             match read_entry(&p) {
                 Ok((e, meta)) => {
                     let atime = meta
@@ -167,9 +200,21 @@ mod tests {
         f.write_all(&encode_header(&head).unwrap()).unwrap();
         f.write_all(b"hello").unwrap();
         drop(f);
-        // Garbage next to it is removed by the scan.
+        // A corrupt entry next to it is removed by the scan; files the cache never names are
+        // left alone, as is a leftover temp file's neighbour that is not ours.
         let junk = path.with_file_name("00000000000000000000000000000000");
         std::fs::write(&junk, b"junk").unwrap();
+        let foreign = path.with_file_name("notes.txt");
+        std::fs::write(&foreign, b"keep").unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        std::fs::write(
+            dir.path().join("state/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            b"keep",
+        )
+        .unwrap();
+        std::fs::create_dir_all(tmp_dir(dir.path())).unwrap();
+        let stale_tmp = tmp_dir(dir.path()).join(format!("{}.{:016x}", "a".repeat(32), 7));
+        std::fs::write(&stale_tmp, b"partial").unwrap();
         let found = scan(dir.path()).unwrap();
         assert_eq!(found.len(), 1);
         let e = &found[0].0;
@@ -177,5 +222,11 @@ mod tests {
         assert_eq!(e.body_len, 5);
         assert_eq!(e.header("Content-Type"), Some("text/plain"));
         assert!(!junk.exists());
+        assert!(!stale_tmp.exists());
+        assert!(foreign.exists());
+        assert!(dir
+            .path()
+            .join("state/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+            .exists());
     }
 }

@@ -211,6 +211,7 @@ impl Cache {
             head,
             body_offset,
             body_len,
+            serving: std::sync::OnceLock::new(),
         });
         let dropped =
             lock(&self.policy).insert(key, entry.clone(), body_offset + body_len, expires, now);

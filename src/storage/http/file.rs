@@ -8,9 +8,12 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
-use hyper::body::Frame;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use std::future::Future;
 use std::os::unix::fs::FileExt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Response body type of both servers.
@@ -46,8 +49,16 @@ pub fn text(status: StatusCode, msg: &str) -> Response<Body> {
 
 /// MIME type from the extension (nginx's mime.types for what FastDFS clusters usually hold).
 pub fn content_type(ext: Option<&str>) -> &'static str {
-    let ext = ext.unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
+    let lower;
+    let ext = match ext {
+        Some(e) if e.bytes().any(|b| b.is_ascii_uppercase()) => {
+            lower = e.to_ascii_lowercase();
+            lower.as_str()
+        }
+        Some(e) => e,
+        None => "",
+    };
+    match ext {
         "html" | "htm" => "text/html",
         "css" => "text/css",
         "txt" | "log" => "text/plain",
@@ -317,6 +328,62 @@ pub fn file_body(src: FileSource, start: u64, count: u64) -> std::io::Result<Bod
         }
     });
     Ok(StreamBody::new(stream).boxed_unsync())
+}
+
+/// A body that fails when no frame arrives for `timeout` (nginx `proxy_read_timeout` between two
+/// reads), so a storage that stalls mid-transfer cannot hold a client connection forever.
+pub struct TimeoutBody<B> {
+    inner: B,
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> TimeoutBody<B> {
+    pub fn new(inner: B, timeout: Duration) -> Self {
+        TimeoutBody {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl<B> HttpBody for TimeoutBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(r) => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(r.map(|f| f.map_err(std::io::Error::other)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "upstream read timed out",
+                )))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -128,10 +128,11 @@ impl StorageHttp {
     }
 
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let limits = Limits::new(
+        let mut limits = Limits::new(
             self.state.cfg.max_connections,
             self.state.cfg.header_timeout.get(),
         );
+        limits.send_timeout = self.state.cfg.send_timeout.get();
         let state = self.state.clone();
         server::serve(
             self.listener,
@@ -378,7 +379,9 @@ impl State {
         };
         tracing::debug!(%host, status = %resp.status(), "streamed file from source storage");
         let (parts, body) = resp.into_parts();
-        let mut out = Response::new(body.map_err(std::io::Error::other).boxed_unsync());
+        // A source that stalls mid-body is cut off like one that never answers.
+        let body = file::TimeoutBody::new(body, self.network_timeout);
+        let mut out = Response::new(body.boxed_unsync());
         *out.status_mut() = parts.status;
         for h in [
             header::CONTENT_TYPE,

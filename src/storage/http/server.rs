@@ -16,11 +16,14 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +40,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// How long in-flight requests may run after shutdown is requested.
     pub drain_timeout: Duration,
+    /// A connection whose writes make no progress for this long is dropped (slow readers).
+    pub send_timeout: Duration,
 }
 
 impl Limits {
@@ -48,6 +53,7 @@ impl Limits {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             drain_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -128,13 +134,15 @@ where
         let shutdown = shutdown.clone();
         let counters = counters.clone();
         let drain = limits.drain_timeout;
+        let send_timeout = limits.send_timeout;
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 Counters::bump(&counters.requests);
                 let fut = handler(req, peer);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let io = TokioIo::new(SendTimeoutIo::new(stream, send_timeout));
+            let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
@@ -156,4 +164,92 @@ where
     )
     .await;
     Ok(())
+}
+
+/// A stream whose writes fail with `TimedOut` once they have made no progress for `timeout`:
+/// a client that stops reading cannot pin a connection (and a connection-limit slot) forever.
+pub struct SendTimeoutIo<T> {
+    inner: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> SendTimeoutIo<T> {
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        SendTimeoutIo {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    fn check<R>(
+        &mut self,
+        r: Poll<std::io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<R>> {
+        match r {
+            Poll::Ready(v) => {
+                self.stalled = None;
+                Poll::Ready(v)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client stopped reading (send_timeout)",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SendTimeoutIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeoutIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(r, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(r, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.check(r, cx)
+    }
 }
