@@ -218,3 +218,84 @@ async fn pypi_fdfs_client_py3_works_unchanged() {
     )
     .await;
 }
+
+/// Two storages in `id_type_in_filename: id` mode: a file not present on the storage asked over
+/// http is fetched from its source, whose address comes from the trackers' storage-id list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_http_finds_an_id_named_source_through_the_trackers() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (p1, p2, h1, h2) = (port(), port(), port(), port());
+    let tcfg: TrackerConfig = serde_yaml::from_str(&format!(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\nuse_storage_id: true\nid_type_in_filename: id\nstorage_ids:\n  - {{ id: \"100001\", group: group1, ip: 127.0.0.1, port: {p1} }}\n  - {{ id: \"100002\", group: group1, ip: 127.0.0.1, port: {p2} }}\n"
+    ))
+    .unwrap();
+    let tracker = TrackerServer::bind(&tcfg, &dir.path().join("t"))
+        .await
+        .unwrap();
+    let taddr = tracker.local_addr();
+    tokio::spawn(tracker.serve(stop.clone()));
+    // Each storage http proxies misses to the other's http port (both live on 127.0.0.1).
+    for (id, p, h, other_h) in [("100001", p1, h1, h2), ("100002", p2, h2, h1)] {
+        let scfg: StorageConfig = serde_yaml::from_str(&format!(
+            "group: group1\nid: \"{id}\"\nlisten: \"127.0.0.1:{p}\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\nhttp: {{ listen: \"127.0.0.1:{h}\", source_port: {other_h} }}\n",
+            dir.path().join(id).display()
+        ))
+        .unwrap();
+        let s = StorageServer::bind(&scfg, id).await.unwrap();
+        tokio::spawn(s.serve(stop.clone()));
+        let web = fdfs_ha::storage::http::StorageHttp::bind(&scfg, id)
+            .await
+            .unwrap();
+        tokio::spawn(web.serve(stop.clone()));
+    }
+    let client = FdfsClient::new(vec![taddr]);
+    let mut ready = false;
+    for _ in 0..100 {
+        if client.active_storage_count("group1").await.unwrap_or(0) == 2 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "both storages ACTIVE");
+    // The reporter learns id mode from the tracker's parameters before the first upload.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data = b"named by storage id".to_vec();
+    let id = client.upload_buffer(&data, "txt").await.unwrap();
+    let (_, name) = split_file_id(&id).unwrap();
+    let source = RemoteName::parse_str(name).unwrap().info.source;
+    let other_http = match source {
+        Source::Id(100001) => h2,
+        Source::Id(100002) => h1,
+        other => panic!("file ID should carry a storage id, got {other}"),
+    };
+    // Let the resolver's first refresh happen, then ask the storage that does not have the file.
+    let url = format!("http://127.0.0.1:{other_http}/{id}");
+    let mut body = None;
+    for _ in 0..50 {
+        let out = tokio::process::Command::new("curl")
+            .args(["-s", "-f", &url])
+            .output()
+            .await
+            .unwrap();
+        if out.status.success() {
+            body = Some(out.stdout);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        body.as_deref(),
+        Some(data.as_slice()),
+        "fetched through the source"
+    );
+    stop.cancel();
+}

@@ -14,6 +14,7 @@
 
 pub mod file;
 pub mod path;
+pub mod resolver;
 pub mod server;
 pub mod token;
 
@@ -59,6 +60,8 @@ pub const PROXIED_MARK: &str = "redirect";
 pub struct StorageHttp {
     listener: tokio::net::TcpListener,
     state: Arc<State>,
+    /// Kept fresh while serving unless `with_resolver` replaced it.
+    tracker_resolver: Option<Arc<resolver::TrackerResolver>>,
 }
 
 struct State {
@@ -91,6 +94,15 @@ impl StorageHttp {
             .pool_max_idle_per_host(16)
             .build(connector);
         tracing::debug!(node, group = %cfg.group, "storage http bound");
+        // Storage ids in file IDs are resolved through the group's list on the trackers.
+        let tracker_addrs: Vec<SocketAddr> = cfg
+            .trackers
+            .iter()
+            .filter_map(|t| std::net::ToSocketAddrs::to_socket_addrs(t).ok())
+            .flatten()
+            .collect();
+        let tracker_resolver = (!tracker_addrs.is_empty())
+            .then(|| resolver::TrackerResolver::new(tracker_addrs, &cfg.group));
         let state = State {
             group: cfg.group.clone(),
             store_paths: cfg.store_paths.clone(),
@@ -98,7 +110,10 @@ impl StorageHttp {
             own_ip: cfg.advertise_ip.as_deref().and_then(|s| s.parse().ok()),
             own_id: cfg.id.as_deref().and_then(|s| s.parse().ok()),
             network_timeout: cfg.network_timeout.get(),
-            resolver: Arc::new(MapResolver::default()),
+            resolver: tracker_resolver.clone().map_or_else(
+                || Arc::new(MapResolver::default()) as Arc<dyn SourceResolver>,
+                |r| r as Arc<dyn SourceResolver>,
+            ),
             client,
             counters: Arc::default(),
             cfg: http,
@@ -106,6 +121,7 @@ impl StorageHttp {
         Ok(StorageHttp {
             listener,
             state: Arc::new(state),
+            tracker_resolver,
         })
     }
 
@@ -113,6 +129,7 @@ impl StorageHttp {
     pub fn with_resolver(mut self, resolver: Arc<dyn SourceResolver>) -> Self {
         if let Some(s) = Arc::get_mut(&mut self.state) {
             s.resolver = resolver;
+            self.tracker_resolver = None;
         }
         self
     }
@@ -128,6 +145,9 @@ impl StorageHttp {
     }
 
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some(r) = &self.tracker_resolver {
+            r.spawn_refresher(shutdown.clone());
+        }
         let mut limits = Limits::new(
             self.state.cfg.max_connections,
             self.state.cfg.header_timeout.get(),
