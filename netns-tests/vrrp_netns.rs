@@ -57,16 +57,33 @@ fn fdfs_master_keepalived_backup_failover_preempt_back_and_graceful_stop() {
     );
     assert_exactly(&lab, 0, "fdfs-ha MASTER + keepalived BACKUP", &[a, k]);
 
-    // Master killed: keepalived takes over. Its VIP stays on the dead node's interface
-    // until fdfs-ha restarts and clears it.
+    // Master killed: keepalived takes over. The dead node's VIP carries a kernel lifetime that
+    // only the live process renews, so it disappears by itself (3 x advert_int).
     lab.kill9(a);
     assert!(
         wait_until(TAKEOVER, || lab.has_vip(1)),
         "keepalived did not take over:\n{}",
         lab.log(k)
     );
+    assert!(
+        wait_until(Duration::from_secs(4), || !lab.has_vip(0)),
+        "the killed node's VIP did not expire"
+    );
 
-    // Return with preempt: fdfs-ha clears the stale VIP, waits as BACKUP, preempts.
+    // A VIP left by some earlier run without a lifetime (planted here) is cleared at start-up;
+    // then fdfs-ha waits as BACKUP and preempts.
+    harness::run(
+        "ip",
+        &[
+            "-n",
+            lab.node(0),
+            "addr",
+            "add",
+            harness::VIP_CIDR,
+            "dev",
+            "eth0",
+        ],
+    );
     let a2 = lab.start_fdfs(0, &VrrpOpts::default());
     assert_exactly(&lab, 0, "fdfs-ha preempted back", &[a2, k]);
     assert!(
@@ -278,7 +295,7 @@ fn vip_removed_by_someone_else_is_put_back() {
         ],
     );
     assert!(
-        wait_until(Duration::from_secs(2), || lab.has_vip(0)),
+        wait_until(Duration::from_secs(5), || lab.has_vip(0)),
         "VIP not restored:\n{}",
         lab.log(a)
     );

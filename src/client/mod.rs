@@ -102,6 +102,7 @@ impl FdfsClient {
         }
         let start = self.next_tracker.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
+        let mut refusal = None;
         for i in 0..self.trackers.len() {
             let addr = self.trackers[(start + i) % self.trackers.len()];
             // A pooled connection may have been closed by the tracker: one fresh retry.
@@ -138,9 +139,12 @@ impl FdfsClient {
                     }
                     Ok((stream, Err(e))) => {
                         if let Some(s) = status_of(&e) {
-                            // A FastDFS refusal: the connection is still in step.
+                            // A FastDFS refusal: the connection is still in step. Another tracker
+                            // may know better (one that just restarted has not heard every
+                            // storage yet), so ask the others before giving up.
                             self.tracker_pool.put(addr, stream);
-                            return Err(ClientError::Status(s));
+                            refusal.get_or_insert(s);
+                            break;
                         }
                         last = format!("{addr}: {e}");
                         self.tracker_pool.forget(addr);
@@ -155,7 +159,10 @@ impl FdfsClient {
                 }
             }
         }
-        Err(ClientError::NoTracker(last))
+        match refusal {
+            Some(s) => Err(ClientError::Status(s)),
+            None => Err(ClientError::NoTracker(last)),
+        }
     }
 
     /// Runs one storage exchange on a pooled connection to `addr`.

@@ -112,10 +112,85 @@ pub fn tracker_source(cfg: &crate::config::GatewayConfig) -> Arc<dyn DirectorySo
             }
         }
     }
+    let timeout = cfg.upstream.connect_timeout.get();
     Arc::new(TrackerSource {
-        lister: crate::client::FdfsClient::with_timeout(addrs, cfg.upstream.connect_timeout.get()),
+        lister: AllTrackers(
+            addrs
+                .into_iter()
+                .map(|a| crate::client::FdfsClient::with_timeout(vec![a], timeout))
+                .collect(),
+        ),
         storage_http_port: cfg.upstream.storage_http_port,
     })
+}
+
+/// Asks every tracker and merges the answers: a storage is ACTIVE if any tracker saw it ACTIVE.
+/// Trackers are peers that each learn the cluster from the storages' reports, so one that has
+/// just restarted knows less for a few heartbeats; trusting whichever answered first would drop
+/// live storages from routing.
+pub struct AllTrackers(pub Vec<crate::client::FdfsClient>);
+
+impl TrackerLister for AllTrackers {
+    fn list_groups(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move {
+            let answers =
+                futures::future::join_all(self.0.iter().map(TrackerLister::list_groups)).await;
+            merge(answers, |mut all, groups| {
+                all.extend(groups);
+                all.sort();
+                all.dedup();
+                all
+            })
+        })
+    }
+
+    fn list_storages<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<ListedStorage>>> {
+        Box::pin(async move {
+            let answers = futures::future::join_all(
+                self.0
+                    .iter()
+                    .map(|c| TrackerLister::list_storages(c, group)),
+            )
+            .await;
+            merge(answers, merge_storages)
+        })
+    }
+}
+
+/// One storage listed by several trackers counts once, ACTIVE if any of them saw it ACTIVE.
+fn merge_storages(mut all: Vec<ListedStorage>, list: Vec<ListedStorage>) -> Vec<ListedStorage> {
+    for s in list {
+        match all.iter_mut().find(|x| x.ip == s.ip && x.port == s.port) {
+            Some(x) if s.status == STORAGE_STATUS_ACTIVE => x.status = s.status,
+            Some(_) => {}
+            None => all.push(s),
+        }
+    }
+    all
+}
+
+/// Folds the successful answers; fails only when no tracker answered.
+fn merge<T: Default>(
+    answers: Vec<anyhow::Result<T>>,
+    fold: impl Fn(T, T) -> T,
+) -> anyhow::Result<T> {
+    let mut acc: Option<T> = None;
+    let mut last_err = None;
+    for a in answers {
+        match a {
+            Ok(v) => {
+                acc = Some(match acc.take() {
+                    Some(prev) => fold(prev, v),
+                    None => fold(T::default(), v),
+                })
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    acc.ok_or_else(|| last_err.unwrap_or_else(|| anyhow::anyhow!("no tracker configured")))
 }
 
 impl TrackerLister for crate::client::FdfsClient {
@@ -278,6 +353,30 @@ impl ClusterDirectory for LiveDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storage_active_on_any_tracker_stays_routable() {
+        let st = |last: u8, status: u8| ListedStorage {
+            id: format!("s{last}"),
+            ip: IpAddr::from([192, 168, 3, last]),
+            port: 23000,
+            status,
+        };
+        // The restarted tracker still has s23 OFFLINE and does not know s24 yet.
+        let fresh = vec![st(23, 5)];
+        let warm = vec![st(23, STORAGE_STATUS_ACTIVE), st(24, STORAGE_STATUS_ACTIVE)];
+        let merged = merge(
+            vec![Ok(fresh), Ok(warm), Err(anyhow::anyhow!("down"))],
+            merge_storages,
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            vec![st(23, STORAGE_STATUS_ACTIVE), st(24, STORAGE_STATUS_ACTIVE)]
+        );
+        let none: Vec<anyhow::Result<Vec<ListedStorage>>> = vec![Err(anyhow::anyhow!("down"))];
+        assert!(merge(none, merge_storages).is_err());
+    }
 
     fn node(last: u8) -> StorageNode {
         StorageNode {

@@ -644,10 +644,28 @@ impl Instance {
                             tracing::warn!(target: LOG, instance = %self.name, error = %e, suppressed = n, "sending advert failed");
                         }
                     }
+                    if fsm.state() == State::Master {
+                        // Renew the VIPs' kernel lifetime with every advert (see vip::add).
+                        for v in &self.vips {
+                            if let Err(e) = ctx
+                                .netlink
+                                .add(self.ifindex, *v, Some(self.vip_lifetime_secs()))
+                                .await
+                            {
+                                if let Some(n) = logs.allow("vip_refresh", Instant::now()) {
+                                    tracing::warn!(target: LOG, instance = %self.name, vip = %v, error = %e, suppressed = n, "renewing VIP lifetime failed");
+                                }
+                            }
+                        }
+                    }
                 }
                 Action::AddVips => {
                     for v in &self.vips {
-                        if let Err(e) = ctx.netlink.add(self.ifindex, *v).await {
+                        if let Err(e) = ctx
+                            .netlink
+                            .add(self.ifindex, *v, Some(self.vip_lifetime_secs()))
+                            .await
+                        {
                             tracing::error!(target: LOG, instance = %self.name, vip = %v, error = %e, "adding VIP failed");
                         }
                     }
@@ -681,6 +699,13 @@ impl Instance {
             s.master = fsm.master();
             s.handing_over = fsm.handing_over();
         });
+    }
+
+    /// Kernel lifetime of our VIPs: 3 x advert_int. Renewed every advert, it outlives a few lost
+    /// ticks, and after a kill -9 it runs out before a Backup's Master_Down_Interval
+    /// (3 x advert_int + skew) lets the Backup take over, so the two never hold the VIP together.
+    fn vip_lifetime_secs(&self) -> u32 {
+        3 * u32::from(self.adver_int).max(1)
     }
 
     fn send_garps(&self) {

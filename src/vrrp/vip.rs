@@ -133,15 +133,33 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Adds `vip`; already present is success.
-    pub async fn add(&self, ifindex: u32, vip: Vip) -> std::io::Result<()> {
-        match self
+    /// Adds `vip`, or refreshes it; already present is success.
+    ///
+    /// With `lifetime_secs`, the address carries a kernel lifetime (valid_lft = preferred_lft)
+    /// that the live Master keeps renewing: if fdfs-ha is killed (-9) the kernel removes the VIP
+    /// by itself once the lifetime runs out, instead of the dead node answering ARP for it next
+    /// to the new Master until someone restarts it.
+    pub async fn add(
+        &self,
+        ifindex: u32,
+        vip: Vip,
+        lifetime_secs: Option<u32>,
+    ) -> std::io::Result<()> {
+        let mut req = self
             .handle
             .address()
-            .add(ifindex, IpAddr::V4(vip.addr), vip.prefix)
-            .execute()
-            .await
-        {
+            .add(ifindex, IpAddr::V4(vip.addr), vip.prefix);
+        if let Some(l) = lifetime_secs {
+            req = req.replace();
+            // CacheInfo is non-exhaustive: start from its default and set the lifetimes.
+            let mut info = netlink_packet_route::address::CacheInfo::default();
+            info.ifa_preferred = l;
+            info.ifa_valid = l;
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::CacheInfo(info));
+        }
+        match req.execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(io_err(e)),

@@ -1,0 +1,301 @@
+//! FastDFS-protocol benchmark: upload and download of 4 KiB, 1 MiB and 256 MiB files at
+//! concurrency 1 and 8, one operation = tracker query + storage call on pooled connections (as
+//! FastDFS's C client does). Topology as the reference measurement: one tracker and two storages of
+//! one group, each its own `fdfs-ha run` process on 127.0.0.1, sharing the machine with the client.
+//!
+//! Run: `cargo bench --bench fdfs_bench` (env: BENCH_RUNS=3, BENCH_QUICK=1 skips 256 MiB,
+//! BENCH_FSYNC=on|off|both). Prints ops/s and MB/s (median, min-max of the runs) and the ratio to
+//! the C FastDFS 6.16.1 figures measured on this kind of machine (FastDFS cannot be built here, so
+//! those are reference numbers, not a same-run peer).
+
+use fdfs_ha::client::FdfsClient;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// C FastDFS 6.16.1 reference (issue 2): (op, size, concurrency) -> ops/s for 4 KiB, MB/s otherwise.
+const C_REFERENCE: &[(&str, usize, usize, f64)] = &[
+    ("upload", 4 << 10, 1, 1444.0),
+    ("upload", 4 << 10, 8, 2454.0),
+    ("download", 4 << 10, 1, 6792.0),
+    ("download", 4 << 10, 8, 17625.0),
+    ("upload", 1 << 20, 1, 132.0),
+    ("upload", 1 << 20, 8, 315.0),
+    ("download", 1 << 20, 1, 1078.0),
+    ("download", 1 << 20, 8, 1656.0),
+    ("upload", 256 << 20, 1, 275.0),
+    ("upload", 256 << 20, 8, 553.0),
+];
+
+struct Cluster {
+    children: Vec<Child>,
+    tracker: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill(); // our own children, by handle
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(bin: &Path, cfg: &Path, log: &Path) -> Child {
+    Command::new(bin)
+        .args(["run", "-c"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start fdfs-ha")
+}
+
+fn start_cluster(fsync: bool) -> Cluster {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha"));
+    let dir =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
+    let tport = free_port();
+    let tracker: SocketAddr = format!("127.0.0.1:{tport}").parse().unwrap();
+    let mut children = Vec::new();
+    let tcfg = dir.path().join("tracker.yaml");
+    std::fs::write(
+        &tcfg,
+        format!(
+            "node: bench-tracker\ndata_dir: {d}/t\nstatus: {{ listen: null }}\ntracker:\n  listen: \"{tracker}\"\n  reserved_storage_space: 1%\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    children.push(spawn(&bin, &tcfg, &dir.path().join("tracker.log")));
+    for i in 0..2 {
+        let port = free_port();
+        let cfg = dir.path().join(format!("storage{i}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "node: bench-s{i}\ndata_dir: {d}/s{i}\nstatus: {{ listen: null }}\nstorage:\n  group: group1\n  listen: \"127.0.0.1:{port}\"\n  trackers: [\"{tracker}\"]\n  store_paths: [\"{d}/s{i}/store\"]\n  heart_beat_interval: 1s\n  stat_report_interval: 1s\n  fsync: {fsync}\n  reserved_storage_space: 1%\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        children.push(spawn(
+            &bin,
+            &cfg,
+            &dir.path().join(format!("storage{i}.log")),
+        ));
+    }
+    Cluster {
+        children,
+        tracker,
+        dir,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `total` operations split over `conc` tasks; returns elapsed seconds.
+async fn run_ops<F, Fut>(conc: usize, total: usize, op: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..conc {
+        let op = Arc::clone(&op);
+        tasks.push(tokio::spawn(async move {
+            let mut i = t;
+            while i < total {
+                op(i).await;
+                i += conc;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("bench task");
+    }
+    start.elapsed().as_secs_f64()
+}
+
+fn ops_for(size: usize) -> usize {
+    match size {
+        s if s <= 4096 => 4000,
+        s if s <= 1 << 20 => 400,
+        _ => 8,
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let quick = std::env::var("BENCH_QUICK").is_ok();
+    let fsync_modes: Vec<bool> = match std::env::var("BENCH_FSYNC").as_deref() {
+        Ok("off") => vec![false],
+        Ok("on") => vec![true],
+        _ => vec![true, false],
+    };
+    let sizes: Vec<usize> = if quick {
+        vec![4 << 10, 1 << 20]
+    } else {
+        vec![4 << 10, 1 << 20, 256 << 20]
+    };
+    println!("fdfs-ha FastDFS-protocol benchmark: tracker + 2 storages (group1) + client on this machine");
+    println!(
+        "{:<9} {:>6} {:>5} {:>5} {:>12} {:>12} {:>18} {:>9}",
+        "op", "size", "conc", "fsync", "ops/s", "MB/s", "min-max", "vs C"
+    );
+    for &fsync in &fsync_modes {
+        let cluster = start_cluster(fsync);
+        let client = Arc::new(FdfsClient::new(vec![cluster.tracker]));
+        wait_ready(&client, 2).await;
+        for &size in &sizes {
+            let data = Arc::new((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+            for conc in [1usize, 8] {
+                let total = ops_for(size).max(conc);
+                // upload
+                let mut rates = Vec::new();
+                let mut ids = Vec::new();
+                for _ in 0..runs {
+                    let uploaded = Arc::new(std::sync::Mutex::new(Vec::new()));
+                    let (c, d, u) = (
+                        Arc::clone(&client),
+                        Arc::clone(&data),
+                        Arc::clone(&uploaded),
+                    );
+                    let secs = run_ops(conc, total, move |_| {
+                        let (c, d, u) = (Arc::clone(&c), Arc::clone(&d), Arc::clone(&u));
+                        async move {
+                            let id = c.upload_buffer(&d, "bin").await.expect("upload");
+                            u.lock().unwrap().push(id);
+                        }
+                    })
+                    .await;
+                    rates.push(total as f64 / secs);
+                    ids = std::mem::take(&mut *uploaded.lock().unwrap());
+                }
+                report("upload", size, conc, fsync, &mut rates);
+                // download the files of the last upload run
+                let ids = Arc::new(ids);
+                let mut rates = Vec::new();
+                for _ in 0..runs {
+                    let (c, ids2) = (Arc::clone(&client), Arc::clone(&ids));
+                    let n = ids2.len();
+                    let secs = run_ops(conc, total, move |i| {
+                        let (c, ids2) = (Arc::clone(&c), Arc::clone(&ids2));
+                        async move {
+                            let got = c.download_buffer(&ids2[i % n]).await.expect("download");
+                            assert_eq!(got.len(), size);
+                        }
+                    })
+                    .await;
+                    rates.push(total as f64 / secs);
+                }
+                report("download", size, conc, fsync, &mut rates);
+                for id in ids.iter() {
+                    let _ = client.delete(id).await;
+                }
+            }
+        }
+        for (i, c) in cluster.children.iter().enumerate() {
+            if let Some(rss) = rss_kib(c.id()) {
+                println!(
+                    "process {i} ({}) RSS after the run: {:.1} MB",
+                    if i == 0 { "tracker" } else { "storage" },
+                    rss as f64 / 1024.0
+                );
+            }
+        }
+        let _ = cluster.dir.path();
+    }
+    let cluster = start_cluster(true);
+    let client = FdfsClient::new(vec![cluster.tracker]);
+    wait_ready(&client, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(rss) = rss_kib(cluster.children[1].id()) {
+        println!(
+            "storage idle RSS: {:.1} MB (C FastDFS: 5.6 MB)",
+            rss as f64 / 1024.0
+        );
+    }
+}
+
+fn report(op: &str, size: usize, conc: usize, fsync: bool, rates: &mut [f64]) {
+    let (min, max) = (
+        rates.iter().cloned().fold(f64::MAX, f64::min),
+        rates.iter().cloned().fold(0.0, f64::max),
+    );
+    let med = median(rates);
+    let mb = |r: f64| r * size as f64 / 1e6;
+    let reference = C_REFERENCE
+        .iter()
+        .find(|(o, s, c, _)| *o == op && *s == size && *c == conc);
+    let ratio = reference.map(|(_, s, _, v)| {
+        let ours = if *s <= 4096 { med } else { mb(med) };
+        format!("{:.2}x", ours / v)
+    });
+    let label = match size {
+        s if s >= 1 << 20 => format!("{}M", s >> 20),
+        s => format!("{}K", s >> 10),
+    };
+    println!(
+        "{:<9} {:>6} {:>5} {:>5} {:>12.0} {:>12.1} {:>18} {:>9}",
+        op,
+        label,
+        conc,
+        if fsync { "on" } else { "off" },
+        med,
+        mb(med),
+        if size <= 4096 {
+            format!("{:.0}-{:.0} ops/s", min, max)
+        } else {
+            format!("{:.0}-{:.0} MB/s", mb(min), mb(max))
+        },
+        ratio.unwrap_or_else(|| "-".into())
+    );
+}
+
+async fn wait_ready(client: &FdfsClient, storages: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(n) = client.active_storage_count("group1").await {
+            if n >= storages {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "storages did not become ACTIVE in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

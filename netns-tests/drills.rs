@@ -1,0 +1,739 @@
+//! Failover drills in the lab (netns-tests/lab): faults injected while a client in the client
+//! namespace uploads through the trackers and downloads through the VIP every 20 ms.
+//!
+//! ```text
+//!  drill process (initial netns, sends nothing itself)
+//!    ├─ thread in <p>-client : upload loop (trackers .21/.22) + download loop (http://VIP/dfs/..)
+//!    ├─ thread in <p>-ha1    : samples "VIP on eth0?" every 20 ms   ┐ getifaddrs: netlink of the
+//!    ├─ thread in <p>-ha2    : samples "VIP on eth0?" every 20 ms   ┘ thread's own namespace
+//!    └─ fault injection      : kill -9 / SIGTERM / link down / restart, by PID from the lab
+//! ```
+//! Reports per drill: client-visible gap, failed requests outside the gap, acknowledged uploads not
+//! readable afterwards (must be 0), corrupt downloads (must be 0), 20 ms slots in which both nodes
+//! held the VIP while they could hear each other (must be 0 beyond a graceful overlap of one advert
+//! interval). Writes `<out>/<drill>-<rep>.txt` and `.svg` timelines.
+//!
+//! `cargo test --test drills` (root) runs each drill once and fails on a must-be-0 violation;
+//! `cargo test --release --test drills -- --repeat 20 --only a,b,c` prints median / worst per figure.
+
+use fdfs_ha::client::FdfsClient;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SLOT: Duration = Duration::from_millis(20);
+const VIP: &str = "192.168.3.100";
+const ADVERT_INT: Duration = Duration::from_secs(1);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut repeat = 1usize;
+    let mut only: Option<Vec<String>> = None;
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--repeat" => {
+                repeat = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1);
+                i += 1;
+            }
+            "--only" => {
+                only = args
+                    .get(i + 1)
+                    .map(|v| v.split(',').map(str::to_owned).collect());
+                i += 1;
+            }
+            _ => {} // cargo test passes its own flags through; ignore them
+        }
+        i += 1;
+    }
+    if let Some(why) = cannot_run() {
+        println!("drills: skipped: {why}");
+        println!("0 passed, 0 failed, 1 skipped");
+        return;
+    }
+    let drills = all_drills()
+        .into_iter()
+        .filter(|d| only.as_ref().is_none_or(|o| o.iter().any(|x| x == d.id)))
+        .collect::<Vec<_>>();
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/drills");
+    std::fs::create_dir_all(&out).expect("create target/drills");
+    let mut results: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
+    let (mut passed, mut failed) = (0, 0);
+    for rep in 0..repeat {
+        for d in &drills {
+            let outcome = run_drill(d, rep, &out);
+            println!("{}", outcome.summary_line(d));
+            if outcome.violations().is_empty() {
+                passed += 1;
+            } else {
+                failed += 1;
+                for v in outcome.violations() {
+                    println!("  VIOLATION: {v}");
+                }
+            }
+            results.entry(d.id).or_default().push(outcome);
+        }
+    }
+    if repeat > 1 {
+        println!("\nover {repeat} repetitions (median / worst):");
+        for d in &drills {
+            let rs = &results[d.id];
+            let mut gaps: Vec<u64> = rs.iter().map(|o| o.gap_ms).collect();
+            gaps.sort_unstable();
+            let worst_fail = rs.iter().map(|o| o.failed_outside_gap).max().unwrap_or(0);
+            println!(
+                "  {} {:<40} gap {} ms / {} ms; failed outside gap worst {}",
+                d.id,
+                d.title,
+                gaps[gaps.len() / 2],
+                gaps[gaps.len() - 1],
+                worst_fail
+            );
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Why the drills cannot run here (they need root, iproute2 and a built binary).
+fn cannot_run() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("needs root (network namespaces)".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("needs iproute2".into());
+    }
+    None
+}
+
+struct Drill {
+    id: &'static str,
+    title: &'static str,
+    preempt: bool,
+    fault: fn(&Lab),
+    /// Restore the lab after the fault (before measuring read-back).
+    heal: fn(&Lab),
+    /// Both nodes are expected to hold the VIP during a partition: don't count that overlap.
+    partition: bool,
+}
+
+fn all_drills() -> Vec<Drill> {
+    vec![
+        Drill {
+            id: "a",
+            title: "kill -9 the Master's fdfs-ha",
+            preempt: true,
+            fault: |l| l.signal("ha1", "KILL"),
+            heal: |l| l.restart("ha1"),
+            partition: false,
+        },
+        Drill {
+            id: "b",
+            title: "graceful stop of the Master",
+            preempt: true,
+            fault: |l| l.signal("ha1", "TERM"),
+            heal: |l| l.restart("ha1"),
+            partition: false,
+        },
+        Drill {
+            id: "c",
+            title: "Master link down, then heal",
+            preempt: true,
+            fault: |l| l.link("ha1", false),
+            heal: |l| l.link("ha1", true),
+            partition: true,
+        },
+        Drill {
+            id: "e",
+            title: "preempt-back when ha1 returns",
+            preempt: true,
+            fault: |l| {
+                l.signal("ha1", "KILL");
+                std::thread::sleep(Duration::from_secs(5));
+                l.restart("ha1")
+            },
+            heal: |_| {},
+            partition: false,
+        },
+        Drill {
+            id: "e2",
+            title: "ha1 returns with preempt: false",
+            preempt: false,
+            fault: |l| {
+                l.signal("ha1", "KILL");
+                std::thread::sleep(Duration::from_secs(5));
+                l.restart("ha1")
+            },
+            heal: |_| {},
+            partition: false,
+        },
+        Drill {
+            id: "f",
+            title: "a group1 storage killed and returns",
+            preempt: true,
+            fault: |l| l.signal("s23", "KILL"),
+            heal: |l| l.restart("s23"),
+            partition: false,
+        },
+    ]
+}
+
+/// One lab instance with its own namespace prefix; torn down on drop, also on panic.
+struct Lab {
+    prefix: String,
+    dir: PathBuf,
+    script: PathBuf,
+    bin: PathBuf,
+}
+
+impl Lab {
+    fn up(preempt: bool) -> Lab {
+        let prefix = format!("dr{}", std::process::id() % 100000);
+        let dir = std::env::temp_dir().join(format!("{prefix}-lab"));
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let lab = Lab {
+            prefix,
+            dir,
+            script: root.join("netns-tests/lab"),
+            bin: PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha")),
+        };
+        let st = Command::new(&lab.script)
+            .args(["up", "--bin"])
+            .arg(&lab.bin)
+            .env("LAB_PREFIX", &lab.prefix)
+            .env("LAB_DIR", &lab.dir)
+            .env("LAB_PREEMPT", if preempt { "true" } else { "false" })
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run netns-tests/lab");
+        assert!(
+            st.success(),
+            "lab up failed (logs in {})",
+            lab.dir.display()
+        );
+        lab
+    }
+
+    fn ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    fn pid(&self, node: &str) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join(format!("pids/{node}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Signals the node's fdfs-ha, which this lab started (PID from its pid file).
+    fn signal(&self, node: &str, sig: &str) {
+        if let Some(pid) = self.pid(node) {
+            let sig = if sig == "KILL" {
+                nix::sys::signal::SIGKILL
+            } else {
+                nix::sys::signal::SIGTERM
+            };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+    }
+
+    fn restart(&self, node: &str) {
+        if let Some(pid) = self.pid(node) {
+            // Wait for the old process to be gone (a graceful stop takes up to 3 x advert_int).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let cfg = self.dir.join(format!("{node}.yaml"));
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join(format!("logs/{node}.log")))
+            .expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .arg(&self.bin)
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("restart node");
+        std::fs::write(
+            self.dir.join(format!("pids/{node}.pid")),
+            child.id().to_string(),
+        )
+        .expect("pid file");
+    }
+
+    fn link(&self, node: &str, up: bool) {
+        let _ = Command::new("ip")
+            .args([
+                "-n",
+                &self.ns(node),
+                "link",
+                "set",
+                "eth0",
+                if up { "up" } else { "down" },
+            ])
+            .status();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script)
+            .arg("down")
+            .env("LAB_PREFIX", &self.prefix)
+            .env("LAB_DIR", &self.dir)
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `f` on a new thread whose network namespace is `ns` (sockets it opens live there).
+fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Req {
+    Ok,
+    Failed,
+    Corrupt,
+}
+
+#[derive(Default)]
+struct Timeline {
+    /// Per slot: (ha1 holds VIP, ha2 holds VIP).
+    vip: Vec<(bool, bool)>,
+    downloads: Vec<(usize, Req)>,
+    uploads: Vec<(usize, Req)>,
+    fault_slot: usize,
+}
+
+struct Outcome {
+    gap_ms: u64,
+    failed_outside_gap: usize,
+    lost_uploads: usize,
+    corrupt: usize,
+    dual_vip_slots: usize,
+    dual_vip_allowed: usize,
+    downloads: usize,
+    uploads: usize,
+}
+
+impl Outcome {
+    fn violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.lost_uploads > 0 {
+            v.push(format!(
+                "{} acknowledged uploads cannot be read back",
+                self.lost_uploads
+            ));
+        }
+        if self.corrupt > 0 {
+            v.push(format!("{} corrupt downloads", self.corrupt));
+        }
+        if self.dual_vip_slots > self.dual_vip_allowed {
+            v.push(format!(
+                "both nodes held the VIP for {} slots while they could hear each other",
+                self.dual_vip_slots
+            ));
+        }
+        // Generous protocol bound: 3 x advert_int + skew + 2 s.
+        if self.gap_ms > 3 * ADVERT_INT.as_millis() as u64 + 3000 {
+            v.push(format!(
+                "client gap {} ms exceeds the protocol bound",
+                self.gap_ms
+            ));
+        }
+        v
+    }
+
+    fn summary_line(&self, d: &Drill) -> String {
+        format!(
+            "drill {} ({}): gap {} ms, failed outside gap {}, lost uploads {}, corrupt {}, dual-VIP slots {}, requests {} down / {} up",
+            d.id, d.title, self.gap_ms, self.failed_outside_gap, self.lost_uploads, self.corrupt, self.dual_vip_slots, self.downloads, self.uploads
+        )
+    }
+}
+
+fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
+    let lab = Lab::up(d.preempt);
+    let trackers: Vec<SocketAddr> = vec![
+        "192.168.3.21:22122".parse().unwrap(),
+        "192.168.3.22:22122".parse().unwrap(),
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let slot_of =
+        move |t: Instant| (t.duration_since(start).as_millis() / SLOT.as_millis()) as usize;
+
+    // VIP samplers.
+    let samplers: Vec<_> = ["ha1", "ha2"]
+        .iter()
+        .map(|n| {
+            let stop = Arc::clone(&stop);
+            in_netns(&lab.ns(n), move || {
+                let mut held = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let slot = slot_of(Instant::now());
+                    let has = nix::ifaddrs::getifaddrs()
+                        .map(|mut it| {
+                            it.any(|a| {
+                                a.interface_name == "eth0"
+                                    && a.address
+                                        .and_then(|s| {
+                                            s.as_sockaddr_in().map(|v| v.ip().to_string())
+                                        })
+                                        .as_deref()
+                                        == Some(VIP)
+                            })
+                        })
+                        .unwrap_or(false);
+                    held.push((slot, has));
+                    std::thread::sleep(SLOT);
+                }
+                held
+            })
+        })
+        .collect();
+
+    // Client loops in the client namespace.
+    let acked: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let client_stop = Arc::clone(&stop);
+    let acked2 = Arc::clone(&acked);
+    let client = in_netns(&lab.ns("client"), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(client_loops(trackers, acked2, client_stop, slot_of))
+    });
+
+    // Warm up, then inject the fault at a random phase of the advert interval.
+    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(
+        rand::random::<u64>() % ADVERT_INT.as_millis() as u64,
+    ));
+    let fault_slot = slot_of(Instant::now());
+    (d.fault)(&lab);
+    std::thread::sleep(Duration::from_secs(6));
+    (d.heal)(&lab);
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    let (downloads, uploads) = client.join().expect("client thread");
+    let mut tl = Timeline {
+        fault_slot,
+        downloads,
+        uploads,
+        ..Default::default()
+    };
+    let held: Vec<Vec<(usize, bool)>> = samplers
+        .into_iter()
+        .map(|s| s.join().expect("sampler"))
+        .collect();
+    let slots = held
+        .iter()
+        .flat_map(|h| h.iter().map(|(s, _)| *s))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    tl.vip = vec![(false, false); slots];
+    for (i, h) in held.iter().enumerate() {
+        // A sampler can miss a 20 ms slot (getifaddrs is not free): carry the last sample over.
+        let mut last = (0usize, false);
+        for &(s, has) in h.iter().chain(std::iter::once(&(slots, false))) {
+            for slot in tl.vip.iter_mut().take(s).skip(last.0) {
+                if i == 0 {
+                    slot.0 = last.1
+                } else {
+                    slot.1 = last.1
+                }
+            }
+            last = (s, has);
+        }
+    }
+
+    // Read back every acknowledged upload after the dust settled (through the trackers).
+    let acked = std::mem::take(&mut *acked.lock().expect("acked"));
+    let lost = in_netns(&lab.ns("client"), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let c = FdfsClient::new(vec![
+                "192.168.3.21:22122".parse().unwrap(),
+                "192.168.3.22:22122".parse().unwrap(),
+            ]);
+            let mut lost = 0;
+            for (id, data) in &acked {
+                match c.download_buffer(id).await {
+                    Ok(got) if &got == data => {}
+                    _ => lost += 1,
+                }
+            }
+            lost
+        })
+    })
+    .join()
+    .expect("read-back thread");
+
+    let outcome = analyse(&tl, d.partition, lost);
+    write_timeline(out, d, rep, &tl, &outcome);
+    outcome
+}
+
+async fn client_loops(
+    trackers: Vec<SocketAddr>,
+    acked: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    stop: Arc<AtomicBool>,
+    slot_of: impl Fn(Instant) -> usize + Copy + Send + 'static,
+) -> (Vec<(usize, Req)>, Vec<(usize, Req)>) {
+    let client = Arc::new(FdfsClient::new(trackers));
+    // Seed a few files so downloads have targets from the first slot.
+    for i in 0..5u8 {
+        let data = vec![i; 2048];
+        if let Ok(id) = client.upload_buffer(&data, "bin").await {
+            acked.lock().expect("acked").push((id, data));
+        }
+    }
+    let up = {
+        let (client, acked, stop) = (Arc::clone(&client), Arc::clone(&acked), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut res = Vec::new();
+            let mut tick = tokio::time::interval(SLOT);
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                n += 1;
+                let data = format!("drill upload {n} ").repeat(64).into_bytes();
+                let slot = slot_of(Instant::now());
+                match tokio::time::timeout(
+                    Duration::from_millis(500),
+                    client.upload_buffer(&data, "txt"),
+                )
+                .await
+                {
+                    Ok(Ok(id)) => {
+                        acked.lock().expect("acked").push((id, data));
+                        res.push((slot, Req::Ok));
+                    }
+                    _ => res.push((slot, Req::Failed)),
+                }
+            }
+            res
+        })
+    };
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let mut downloads = Vec::new();
+    let mut tick = tokio::time::interval(SLOT);
+    let mut k = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let target = {
+            let a = acked.lock().expect("acked");
+            if a.is_empty() {
+                None
+            } else {
+                Some(a[k % a.len()].clone())
+            }
+        };
+        k += 1;
+        let Some((id, data)) = target else { continue };
+        let slot = slot_of(Instant::now());
+        let uri: hyper::Uri = format!("http://{VIP}/dfs/{id}").parse().expect("uri");
+        let res = tokio::time::timeout(Duration::from_millis(200), async {
+            let resp = http.get(uri).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            use http_body_util::BodyExt;
+            Some(resp.into_body().collect().await.ok()?.to_bytes())
+        })
+        .await;
+        downloads.push((
+            slot,
+            match res {
+                Ok(Some(body)) if body.as_ref() == data.as_slice() => Req::Ok,
+                Ok(Some(_)) => Req::Corrupt,
+                _ => Req::Failed,
+            },
+        ));
+    }
+    let uploads = up.await.unwrap_or_default();
+    (downloads, uploads)
+}
+
+/// The client-visible gap is measured on downloads through the VIP (what users of the VIP see):
+/// from the first failure at/after the fault to the first success after it.
+fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
+    let first_fail = tl
+        .downloads
+        .iter()
+        .find(|(s, r)| *s >= tl.fault_slot && *r != Req::Ok)
+        .map(|r| r.0);
+    let (gap_ms, gap_range) = match first_fail {
+        Some(f) => {
+            let end = tl
+                .downloads
+                .iter()
+                .find(|(s, r)| *s > f && *r == Req::Ok)
+                .map(|r| r.0)
+                .unwrap_or(f);
+            (((end - f) as u64) * SLOT.as_millis() as u64, f..end)
+        }
+        None => (0, 0..0),
+    };
+    let failed_outside_gap = tl
+        .downloads
+        .iter()
+        .chain(tl.uploads.iter())
+        .filter(|(s, r)| *r == Req::Failed && !gap_range.contains(s))
+        .count();
+    let corrupt = tl
+        .downloads
+        .iter()
+        .filter(|(_, r)| *r == Req::Corrupt)
+        .count();
+    let dual = tl.vip.iter().filter(|(a, b)| *a && *b).count();
+    let allowed = (ADVERT_INT.as_millis() / SLOT.as_millis()) as usize;
+    Outcome {
+        gap_ms,
+        failed_outside_gap,
+        lost_uploads: lost,
+        corrupt,
+        dual_vip_slots: if partition { 0 } else { dual },
+        dual_vip_allowed: allowed,
+        downloads: tl.downloads.len(),
+        uploads: tl.uploads.len(),
+    }
+}
+
+fn write_timeline(out: &Path, d: &Drill, rep: usize, tl: &Timeline, o: &Outcome) {
+    let slots = tl.vip.len().max(1);
+    let mut txt = String::new();
+    let _ = writeln!(
+        txt,
+        "{}\nfault at slot {} ({} ms)",
+        o.summary_line(d),
+        tl.fault_slot,
+        tl.fault_slot * 20
+    );
+    let _ = writeln!(txt, "legend: VIP 1=ha1 2=ha2 B=both .=none | down/up: o ok, X failed, C corrupt, ' ' no request");
+    let row = |reqs: &[(usize, Req)]| {
+        let mut v = vec![' '; slots];
+        for &(s, r) in reqs {
+            if s < slots {
+                v[s] = match r {
+                    Req::Ok => 'o',
+                    Req::Failed => 'X',
+                    Req::Corrupt => 'C',
+                };
+            }
+        }
+        v
+    };
+    let vip: Vec<char> = tl
+        .vip
+        .iter()
+        .map(|(a, b)| match (a, b) {
+            (true, true) => 'B',
+            (true, false) => '1',
+            (false, true) => '2',
+            _ => '.',
+        })
+        .collect();
+    let (down, up) = (row(&tl.downloads), row(&tl.uploads));
+    for chunk in (0..slots).step_by(100) {
+        let end = (chunk + 100).min(slots);
+        let _ = writeln!(
+            txt,
+            "{:>6} ms VIP  {}",
+            chunk * 20,
+            vip[chunk..end].iter().collect::<String>()
+        );
+        let _ = writeln!(
+            txt,
+            "          down {}",
+            down[chunk..end].iter().collect::<String>()
+        );
+        let _ = writeln!(
+            txt,
+            "          up   {}",
+            up[chunk..end].iter().collect::<String>()
+        );
+    }
+    let base = out.join(format!("{}-{}", d.id, rep));
+    let _ = std::fs::write(base.with_extension("txt"), txt);
+
+    // SVG: three lanes, one 2-px column per slot.
+    let w = slots * 2 + 120;
+    let mut svg = format!("<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='130' font-family='monospace' font-size='11'>\n");
+    let _ = writeln!(
+        svg,
+        "<text x='4' y='14'>drill {}: {} — gap {} ms</text>",
+        d.id, d.title, o.gap_ms
+    );
+    for (lane, label) in ["VIP", "download", "upload"].iter().enumerate() {
+        let _ = writeln!(svg, "<text x='4' y='{}'>{label}</text>", 42 + lane * 30);
+    }
+    let color_vip = |c: char| match c {
+        '1' => "#4a90d9",
+        '2' => "#50b050",
+        'B' => "#d03030",
+        _ => "#cccccc",
+    };
+    let color_req = |c: char| match c {
+        'o' => "#50b050",
+        'X' => "#d03030",
+        'C' => "#a020a0",
+        _ => "#ffffff",
+    };
+    for s in 0..slots {
+        let x = 110 + s * 2;
+        let _ = writeln!(
+            svg,
+            "<rect x='{x}' y='30' width='2' height='16' fill='{}'/>",
+            color_vip(vip[s])
+        );
+        let _ = writeln!(
+            svg,
+            "<rect x='{x}' y='60' width='2' height='16' fill='{}'/>",
+            color_req(down[s])
+        );
+        let _ = writeln!(
+            svg,
+            "<rect x='{x}' y='90' width='2' height='16' fill='{}'/>",
+            color_req(up[s])
+        );
+    }
+    let fx = 110 + tl.fault_slot * 2;
+    let _ = writeln!(
+        svg,
+        "<line x1='{fx}' y1='24' x2='{fx}' y2='112' stroke='black' stroke-dasharray='3,2'/>"
+    );
+    let _ = writeln!(svg, "<text x='110' y='126'>1 px column = 10 ms; blue ha1, green ha2 / ok, red both / failed, dashed = fault</text>\n</svg>");
+    let _ = std::fs::write(base.with_extension("svg"), svg);
+}
