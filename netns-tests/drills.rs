@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Acknowledged uploads: file ID and the bytes sent.
+type Acked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 const SLOT: Duration = Duration::from_millis(20);
 const VIP: &str = "192.168.3.100";
 const ADVERT_INT: Duration = Duration::from_secs(1);
@@ -259,7 +262,7 @@ impl Lab {
             .create(true)
             .open(self.dir.join(format!("logs/{node}.log")))
             .expect("log");
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
             .arg(&self.bin)
             .args(["run", "-c"])
@@ -273,6 +276,8 @@ impl Lab {
             child.id().to_string(),
         )
         .expect("pid file");
+        // Reap it when it exits (the lab's teardown or a later drill step ends it).
+        std::thread::spawn(move || child.wait());
     }
 
     fn link(&self, node: &str, up: bool) {
@@ -418,7 +423,7 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         .collect();
 
     // Client loops in the client namespace.
-    let acked: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let acked: Acked = Arc::default();
     let client_stop = Arc::clone(&stop);
     let acked2 = Arc::clone(&acked);
     let client = in_netns(&lab.ns("client"), move || {
@@ -505,7 +510,7 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
 
 async fn client_loops(
     trackers: Vec<SocketAddr>,
-    acked: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    acked: Acked,
     stop: Arc<AtomicBool>,
     slot_of: impl Fn(Instant) -> usize + Copy + Send + 'static,
 ) -> (Vec<(usize, Req)>, Vec<(usize, Req)>) {
