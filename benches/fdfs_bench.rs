@@ -69,24 +69,29 @@ fn start_cluster(fsync: bool) -> Cluster {
     let tport = free_port();
     let tracker: SocketAddr = format!("127.0.0.1:{tport}").parse().unwrap();
     let mut children = Vec::new();
+    // Two storages on one host are told apart by storage id (as in the C reference set-up:
+    // use_storage_id, id_type_in_filename = id); by IP both would look like every file's source.
+    let ports = [free_port(), free_port()];
     let tcfg = dir.path().join("tracker.yaml");
     std::fs::write(
         &tcfg,
         format!(
-            "node: bench-tracker\ndata_dir: {d}/t\nstatus: {{ listen: null }}\ntracker:\n  listen: \"{tracker}\"\n  reserved_storage_space: 1%\n",
-            d = dir.path().display()
+            "node: bench-tracker\ndata_dir: {d}/t\nstatus: {{ listen: null }}\ntracker:\n  listen: \"{tracker}\"\n  reserved_storage_space: 1%\n  use_storage_id: true\n  id_type_in_filename: id\n  storage_ids:\n    - {{ id: \"100001\", group: group1, ip: 127.0.0.1, port: {p0} }}\n    - {{ id: \"100002\", group: group1, ip: 127.0.0.1, port: {p1} }}\n",
+            d = dir.path().display(),
+            p0 = ports[0],
+            p1 = ports[1]
         ),
     )
     .unwrap();
     children.push(spawn(&bin, &tcfg, &dir.path().join("tracker.log")));
-    for i in 0..2 {
-        let port = free_port();
+    for (i, port) in ports.into_iter().enumerate() {
         let cfg = dir.path().join(format!("storage{i}.yaml"));
         std::fs::write(
             &cfg,
             format!(
-                "node: bench-s{i}\ndata_dir: {d}/s{i}\nstatus: {{ listen: null }}\nstorage:\n  group: group1\n  listen: \"127.0.0.1:{port}\"\n  trackers: [\"{tracker}\"]\n  store_paths: [\"{d}/s{i}/store\"]\n  heart_beat_interval: 1s\n  stat_report_interval: 1s\n  fsync: {fsync}\n  reserved_storage_space: 1%\n",
-                d = dir.path().display()
+                "node: bench-s{i}\ndata_dir: {d}/s{i}\nstatus: {{ listen: null }}\nstorage:\n  group: group1\n  id: \"10000{n}\"\n  listen: \"127.0.0.1:{port}\"\n  trackers: [\"{tracker}\"]\n  store_paths: [\"{d}/s{i}/store\"]\n  heart_beat_interval: 1s\n  stat_report_interval: 1s\n  fsync: {fsync}\n  reserved_storage_space: 1%\n",
+                d = dir.path().display(),
+                n = i + 1
             ),
         )
         .unwrap();
