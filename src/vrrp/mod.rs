@@ -148,6 +148,8 @@ struct Instance {
     garp: Option<arp::GarpSender>,
     tracking: watch::Receiver<Tracking>,
     changes: broadcast::Sender<StateChange>,
+    /// True between AddVips and RemoveVips: the VIPs should be on the interface.
+    vips_added: std::sync::atomic::AtomicBool,
 }
 
 /// Config checks that need no host access. Each error names the instance and key.
@@ -447,6 +449,7 @@ impl Instance {
                 garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
                 release_grace: VIP_RELEASE_GRACE,
             },
+            vips_added: std::sync::atomic::AtomicBool::new(false),
             garp_repeat: ic.garp.repeat,
             garp_interval: ic.garp.interval.get(),
             socket,
@@ -644,8 +647,24 @@ impl Instance {
                             tracing::warn!(target: LOG, instance = %self.name, error = %e, suppressed = n, "sending advert failed");
                         }
                     }
-                    if fsm.state() == State::Master {
-                        // Renew the VIPs' kernel lifetime with every advert (see vip::add).
+                    if fsm.state() == State::Master
+                        && self.vips_added.load(std::sync::atomic::Ordering::Relaxed)
+                    {
+                        // Renew the VIPs' kernel lifetime with every advert (see vip::add). A VIP
+                        // that is gone was removed by someone else: say so before putting it back
+                        // (the netlink event path may not have run yet).
+                        if let Ok(present) = ctx.netlink.ipv4_addrs(self.ifindex).await {
+                            let missing: Vec<String> = self
+                                .vips
+                                .iter()
+                                .filter(|v| !present.iter().any(|p| p.addr == v.addr))
+                                .map(|v| v.to_string())
+                                .collect();
+                            if !missing.is_empty() {
+                                tracing::warn!(target: LOG, instance = %self.name, interface = %self.interface,
+                                    ?missing, "VIP removed from the interface by someone else while MASTER; putting it back");
+                            }
+                        }
                         for v in &self.vips {
                             if let Err(e) = ctx
                                 .netlink
@@ -660,6 +679,8 @@ impl Instance {
                     }
                 }
                 Action::AddVips => {
+                    self.vips_added
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     for v in &self.vips {
                         if let Err(e) = ctx
                             .netlink
@@ -671,6 +692,8 @@ impl Instance {
                     }
                 }
                 Action::RemoveVips => {
+                    self.vips_added
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     for v in &self.vips {
                         if let Err(e) = ctx.netlink.del(self.ifindex, *v).await {
                             tracing::error!(target: LOG, instance = %self.name, vip = %v, error = %e, "removing VIP failed");
