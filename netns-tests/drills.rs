@@ -185,6 +185,47 @@ fn all_drills() -> Vec<Drill> {
             heal: |l| l.restart("s23"),
             partition: false,
         },
+        Drill {
+            id: "d1",
+            title: "gateway component killed on the Master (restart path)",
+            preempt: true,
+            fault: |l| l.inject("ha1", "gateway", "kill"),
+            heal: |_| {},
+            partition: false,
+        },
+        Drill {
+            id: "d2",
+            title: "gateway made unrestartable on the Master (yield path)",
+            preempt: true,
+            fault: |l| l.inject("ha1", "gateway", "break"),
+            heal: |l| {
+                l.signal("ha1", "TERM");
+                l.restart("ha1")
+            },
+            partition: false,
+        },
+        Drill {
+            id: "g",
+            title: "ha1's tracker component killed",
+            preempt: true,
+            fault: |l| l.inject("ha1", "tracker", "kill"),
+            heal: |_| {},
+            partition: false,
+        },
+        Drill {
+            id: "h",
+            title: "SIGHUP on the Master with a changed probe interval",
+            preempt: true,
+            fault: |l| {
+                let cfg = l.dir.join("ha1.yaml");
+                let y = std::fs::read_to_string(&cfg).expect("ha1.yaml");
+                std::fs::write(&cfg, y.replace("interval: 200ms", "interval: 300ms"))
+                    .expect("rewrite ha1.yaml");
+                l.signal("ha1", "HUP")
+            },
+            heal: |_| {},
+            partition: false,
+        },
     ]
 }
 
@@ -239,10 +280,10 @@ impl Lab {
     /// Signals the node's fdfs-ha, which this lab started (PID from its pid file).
     fn signal(&self, node: &str, sig: &str) {
         if let Some(pid) = self.pid(node) {
-            let sig = if sig == "KILL" {
-                nix::sys::signal::SIGKILL
-            } else {
-                nix::sys::signal::SIGTERM
+            let sig = match sig {
+                "KILL" => nix::sys::signal::SIGKILL,
+                "HUP" => nix::sys::signal::SIGHUP,
+                _ => nix::sys::signal::SIGTERM,
             };
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
         }
@@ -278,6 +319,29 @@ impl Lab {
         .expect("pid file");
         // Reap it when it exits (the lab's teardown or a later drill step ends it).
         std::thread::spawn(move || child.wait());
+    }
+
+    /// Fault injection through the node's loopback status endpoint (see src/supervisor/faults.rs).
+    fn inject(&self, node: &str, component: &str, action: &str) {
+        let url = format!("http://127.0.0.1:8399/debug/components/{component}/{action}");
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(node),
+                "curl",
+                "-sf",
+                "-X",
+                "POST",
+                &url,
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("curl");
+        assert!(
+            st.success(),
+            "fault injection {action} {component} on {node} failed"
+        );
     }
 
     fn link(&self, node: &str, up: bool) {

@@ -30,6 +30,7 @@
 //! A second stop signal exits at once (code 1).
 
 pub mod component;
+pub mod faults;
 pub mod policy;
 pub mod status;
 pub mod tracking;
@@ -335,6 +336,13 @@ impl Sup {
     /// Starts a component; `fatal` makes a failed first start an error (start-up), otherwise the
     /// failure goes through the restart policy (reload).
     async fn start_component(&mut self, spec: ComponentSpec, fatal: bool) -> anyhow::Result<()> {
+        let mut spec = spec;
+        // Every component can be killed / broken from the loopback status endpoint (drills).
+        spec.component = Arc::new(faults::Injectable {
+            name: spec.name.clone(),
+            inner: spec.component,
+            faults: status::lock(&self.board).faults.clone(),
+        });
         let stop = CancellationToken::new();
         let first = if fatal {
             let token = stop.child_token();

@@ -68,6 +68,8 @@ pub struct Board {
     pub probes: BTreeMap<String, ProbeView>,
     pub components: BTreeMap<String, ComponentView>,
     pub instances: BTreeMap<String, (Arc<dyn VrrpHandle>, Option<TrackingView>)>,
+    /// Faults injected through `POST /debug/components/<name>/{kill,break,fix}` (drills).
+    pub faults: Arc<super::faults::Faults>,
 }
 
 impl Board {
@@ -158,9 +160,12 @@ fn respond<B>(
             )
         }
         (&http::Method::GET, _) => (http::StatusCode::NOT_FOUND, b"not found\n".to_vec()),
+        (&http::Method::POST, path) if path.starts_with("/debug/components/") => {
+            inject_fault(path, board)
+        }
         _ => (
             http::StatusCode::METHOD_NOT_ALLOWED,
-            b"only GET /status\n".to_vec(),
+            b"only GET /status and POST /debug/components/<name>/{kill,break,fix}\n".to_vec(),
         ),
     };
     let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
@@ -170,6 +175,31 @@ fn respond<B>(
         http::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// `POST /debug/components/<name>/{kill,break,fix}`: fault injection for drills. The endpoint
+/// listens on loopback only, so only processes inside the node's host / namespace reach it.
+fn inject_fault(path: &str, board: &SharedBoard) -> (http::StatusCode, Vec<u8>) {
+    let rest = path.trim_start_matches("/debug/components/");
+    let Some((name, action)) = rest.split_once('/') else {
+        return (http::StatusCode::NOT_FOUND, b"not found\n".to_vec());
+    };
+    let b = lock(board);
+    if !b.components.contains_key(name) {
+        tracing::warn!(component = %name, "fault injection: no such component");
+        return (http::StatusCode::NOT_FOUND, b"no such component\n".to_vec());
+    }
+    match action {
+        "kill" => b.faults.kill(name),
+        "break" => b.faults.break_component(name),
+        "fix" => b.faults.fix(name),
+        _ => return (http::StatusCode::NOT_FOUND, b"unknown fault\n".to_vec()),
+    }
+    tracing::warn!(component = %name, %action, "fault injected via the status endpoint");
+    (
+        http::StatusCode::OK,
+        format!("{action} {name}\n").into_bytes(),
+    )
 }
 
 /// Fetches `GET /status` from a running node.
