@@ -148,6 +148,12 @@ fn ops_for(size: usize) -> usize {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo test --all-targets` also runs bench targets (without `--bench`); only `cargo bench`
+    // should start clusters and write gigabytes.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fdfs_bench: not run under cargo test; use `cargo bench --bench fdfs_bench`");
+        return;
+    }
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -127,6 +127,18 @@ struct Drill {
     partition: bool,
 }
 
+impl Drill {
+    /// The Master must keep the VIP throughout, no VRRP transition (restart path, reload).
+    fn vip_stays_on_ha1(&self) -> bool {
+        matches!(self.id, "d1" | "h")
+    }
+
+    /// Nothing may fail at all: a reload must be invisible to clients.
+    fn no_failures(&self) -> bool {
+        self.id == "h"
+    }
+}
+
 fn all_drills() -> Vec<Drill> {
     vec![
         Drill {
@@ -407,11 +419,13 @@ struct Outcome {
     dual_vip_allowed: usize,
     downloads: usize,
     uploads: usize,
+    /// Drill-specific rules that were broken (see `Drill::vip_stays_on_ha1` / `no_failures`).
+    extra: Vec<String>,
 }
 
 impl Outcome {
     fn violations(&self) -> Vec<String> {
-        let mut v = Vec::new();
+        let mut v = self.extra.clone();
         if self.lost_uploads > 0 {
             v.push(format!(
                 "{} acknowledged uploads cannot be read back",
@@ -498,8 +512,10 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         rt.block_on(client_loops(trackers, acked2, client_stop, slot_of))
     });
 
-    // Warm up, then inject the fault at a random phase of the advert interval.
-    std::thread::sleep(Duration::from_secs(3));
+    // Warm up past the new Master's second gratuitous-ARP burst (5 s after it took over): at
+    // start-up both nodes may briefly claim the VIP and the client can keep the loser's MAC until
+    // then (an open defect, see DRILLS.md); the drills measure faults from a settled state.
+    std::thread::sleep(Duration::from_secs(6));
     std::thread::sleep(Duration::from_millis(
         rand::random::<u64>() % ADVERT_INT.as_millis() as u64,
     ));
@@ -567,7 +583,33 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
     .join()
     .expect("read-back thread");
 
-    let outcome = analyse(&tl, d.partition, lost);
+    let mut outcome = analyse(&tl, d.partition, lost);
+    if d.vip_stays_on_ha1() {
+        let away = tl
+            .vip
+            .iter()
+            .skip(tl.fault_slot)
+            .filter(|h| **h != (true, false))
+            .count();
+        if away > 0 {
+            outcome.extra.push(format!(
+                "the VIP left ha1 for {away} slots (no transition expected)"
+            ));
+        }
+    }
+    if d.no_failures() {
+        let failed = tl
+            .downloads
+            .iter()
+            .chain(tl.uploads.iter())
+            .filter(|(s, r)| *s >= tl.fault_slot && *r != Req::Ok)
+            .count();
+        if failed > 0 {
+            outcome
+                .extra
+                .push(format!("{failed} requests failed (none expected)"));
+        }
+    }
     write_timeline(out, d, rep, &tl, &outcome);
     outcome
 }
@@ -695,6 +737,7 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         corrupt,
         dual_vip_slots: if partition { 0 } else { dual },
         dual_vip_allowed: allowed,
+        extra: Vec::new(),
         downloads: tl.downloads.len(),
         uploads: tl.uploads.len(),
     }

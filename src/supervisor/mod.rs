@@ -766,8 +766,17 @@ impl Sup {
             .map(|p| (p.name.clone(), p.clone()))
             .collect();
         let old_names: Vec<String> = self.probes.keys().cloned().collect();
+        // A probe whose settings changed (interval, timeout, ...) keeps its last verdict until
+        // it checks again: restarting it as Unknown would count as failing and, with a `fault`
+        // track, make a healthy Master yield on a mere reload.
+        let mut carried: BTreeMap<String, Health> = BTreeMap::new();
         for name in old_names {
             if new_probes.get(&name) != self.probes.get(&name).map(|p| &p.cfg) {
+                if new_probes.contains_key(&name) {
+                    if let Some(h) = self.health.get(&name) {
+                        carried.insert(name.clone(), *h);
+                    }
+                }
                 self.stop_probe(&name).await;
                 changes.push(format!("probe {name} stopped"));
             }
@@ -775,7 +784,15 @@ impl Sup {
         for (name, p) in &new_probes {
             if !self.probes.contains_key(name) {
                 match self.start_probe(p) {
-                    Ok(()) => changes.push(format!("probe {name} started")),
+                    Ok(()) => {
+                        if let Some(h) = carried.remove(name) {
+                            self.health.insert(name.clone(), h);
+                            if let Some(v) = status::lock(&self.board).probes.get_mut(name) {
+                                v.health = h;
+                            }
+                        }
+                        changes.push(format!("probe {name} started"))
+                    }
                     Err(e) => changes.push(format!("probe {name}: {e}")),
                 }
             }
