@@ -934,31 +934,12 @@ impl Conn {
             Ok(r) => r,
             Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
         };
-        if req.size != left {
-            return Err(Fail::ReplyClose(
-                errno::EINVAL,
-                "append size disagrees with body".into(),
-            ));
-        }
-        let (filename, path) = match self.appender(&req.filename) {
-            Ok(v) => v,
-            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
-            Err(f) => return Err(f),
-        };
+        let (filename, path) = self
+            .streamed_appender(left, req.size, &req.filename, "append")
+            .await?;
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let p = path.clone();
-        let opened = blocking(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&p)?;
-            let len = f.metadata()?.len();
-            Ok((f, len))
-        })
-        .await;
-        let (file, old_size) = match opened {
-            Ok(v) => v,
-            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
-            Err(f) => return Err(f),
-        };
+        let (file, old_size) = self.open_for_write(left, &path).await?;
         if old_size.saturating_add(req.size) > st.config().max_file_size.0 {
             return Err(self
                 .refuse(left, errno::EINVAL, "file would exceed max_file_size")
@@ -983,19 +964,8 @@ impl Conn {
                 return Err(f);
             }
         };
-        if st.store().fsync_enabled() {
-            blocking(move || Ok(sink.file.sync_data()?)).await?;
-        }
-        let now = unix_now();
-        self.log(
-            BinlogOp::Append,
-            now,
-            &filename,
-            Some(format!("{old_size} {}", req.size)),
-        );
-        st.stats().append_bytes.record_bytes(req.size, true);
-        st.stats().count_file_write();
-        Ok(Some(Vec::new()))
+        self.finish_appender_write(sink, BinlogOp::Append, &filename, old_size, req.size)
+            .await
     }
 
     async fn modify(&mut self, h: &Header) -> Handled {
@@ -1006,31 +976,12 @@ impl Conn {
             Ok(r) => r,
             Err(e) => return Err(self.refuse(left, errno::EINVAL, e.to_string()).await),
         };
-        if req.size != left {
-            return Err(Fail::ReplyClose(
-                errno::EINVAL,
-                "modify size disagrees with body".into(),
-            ));
-        }
-        let (filename, path) = match self.appender(&req.filename) {
-            Ok(v) => v,
-            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
-            Err(f) => return Err(f),
-        };
+        let (filename, path) = self
+            .streamed_appender(left, req.size, &req.filename, "modify")
+            .await?;
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let p = path.clone();
-        let opened = blocking(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&p)?;
-            let len = f.metadata()?.len();
-            Ok((f, len))
-        })
-        .await;
-        let (file, size) = match opened {
-            Ok(v) => v,
-            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
-            Err(f) => return Err(f),
-        };
+        let (file, size) = self.open_for_write(left, &path).await?;
         if req.offset > size {
             return Err(self
                 .refuse(
@@ -1050,16 +1001,74 @@ impl Conn {
             offset: req.offset,
         };
         let (sink, _) = self.receive(sink, req.size).await?;
+        self.finish_appender_write(sink, BinlogOp::Modify, &filename, req.offset, req.size)
+            .await
+    }
+
+    /// Front half of APPEND and MODIFY: the streamed body must be exactly `size` bytes and the
+    /// name an appender's. A refusal drains the body first so the connection stays in step.
+    async fn streamed_appender(
+        &mut self,
+        left: u64,
+        size: u64,
+        raw_name: &str,
+        what: &str,
+    ) -> Result<(String, std::path::PathBuf), Fail> {
+        if size != left {
+            return Err(Fail::ReplyClose(
+                errno::EINVAL,
+                format!("{what} size disagrees with body"),
+            ));
+        }
+        match self.appender(raw_name) {
+            Ok(v) => Ok(v),
+            Err(Fail::Reply(s, m)) => Err(self.refuse(left, s, m).await),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Opens an existing file for writing and reads its length (refusing, with the body drained,
+    /// when it cannot be opened).
+    async fn open_for_write(
+        &mut self,
+        left: u64,
+        path: &std::path::Path,
+    ) -> Result<(std::fs::File, u64), Fail> {
+        let p = path.to_path_buf();
+        let opened = blocking(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&p)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })
+        .await;
+        match opened {
+            Ok(v) => Ok(v),
+            Err(Fail::Reply(s, m)) => Err(self.refuse(left, s, m).await),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Back half of APPEND and MODIFY: make the bytes durable (when fsync is on), log the change
+    /// as `<offset> <length>` and count it.
+    async fn finish_appender_write(
+        &self,
+        sink: At,
+        op: BinlogOp,
+        filename: &str,
+        offset: u64,
+        len: u64,
+    ) -> Handled {
+        let st = self.state.clone();
         if st.store().fsync_enabled() {
             blocking(move || Ok(sink.file.sync_data()?)).await?;
         }
-        self.log(
-            BinlogOp::Modify,
-            unix_now(),
-            &filename,
-            Some(format!("{} {}", req.offset, req.size)),
-        );
-        st.stats().modify_bytes.record_bytes(req.size, true);
+        self.log(op, unix_now(), filename, Some(format!("{offset} {len}")));
+        let bytes = if matches!(op, BinlogOp::Append) {
+            &st.stats().append_bytes
+        } else {
+            &st.stats().modify_bytes
+        };
+        bytes.record_bytes(len, true);
         st.stats().count_file_write();
         Ok(Some(Vec::new()))
     }
