@@ -301,7 +301,12 @@ impl FdfsClient {
         Ok(format!("{}/{}", stored.group, stored.filename))
     }
 
-    async fn fetch_addr(&self, group: &str, name: &str) -> Result<SocketAddr, ClientError> {
+    /// Group, remote name, and a storage that holds the file (QUERY_FETCH_ONE).
+    async fn locate_for_fetch<'i>(
+        &self,
+        file_id: &'i str,
+    ) -> Result<(&'i str, &'i str, SocketAddr), ClientError> {
+        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
         let a = self
             .tracker_call(|mut s| {
                 Box::pin(async move {
@@ -310,10 +315,15 @@ impl FdfsClient {
                 })
             })
             .await?;
-        socket_addr(&a)
+        Ok((group, name, socket_addr(&a)?))
     }
 
-    async fn update_addr(&self, group: &str, name: &str) -> Result<SocketAddr, ClientError> {
+    /// Group, remote name, and the storage to change the file on (QUERY_UPDATE).
+    async fn locate_for_update<'i>(
+        &self,
+        file_id: &'i str,
+    ) -> Result<(&'i str, &'i str, SocketAddr), ClientError> {
+        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
         let a = self
             .tracker_call(|mut s| {
                 Box::pin(async move {
@@ -322,7 +332,7 @@ impl FdfsClient {
                 })
             })
             .await?;
-        socket_addr(&a)
+        Ok((group, name, socket_addr(&a)?))
     }
 
     /// Downloads a whole file.
@@ -337,8 +347,7 @@ impl FdfsClient {
         offset: u64,
         count: u64,
     ) -> Result<Vec<u8>, ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.fetch_addr(group, name).await?;
+        let (group, name, addr) = self.locate_for_fetch(file_id).await?;
         self.storage_call(addr, |mut c| {
             Box::pin(async move {
                 let r = c.download(group, name, offset, count).await;
@@ -350,8 +359,7 @@ impl FdfsClient {
 
     /// Downloads a file into a local path (written whole, then renamed into place).
     pub async fn download_to_path(&self, file_id: &str, out: &Path) -> Result<u64, ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.fetch_addr(group, name).await?;
+        let (group, name, addr) = self.locate_for_fetch(file_id).await?;
         let tmp = out.with_extension("fdfs-ha-part");
         let mut file = tokio::fs::File::create(&tmp)
             .await
@@ -385,8 +393,7 @@ impl FdfsClient {
     }
 
     pub async fn delete(&self, file_id: &str) -> Result<(), ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.update_addr(group, name).await?;
+        let (group, name, addr) = self.locate_for_update(file_id).await?;
         self.storage_call(addr, |mut c| {
             Box::pin(async move {
                 let r = c.delete(group, name).await;
@@ -397,8 +404,7 @@ impl FdfsClient {
     }
 
     pub async fn append_buffer(&self, file_id: &str, data: &[u8]) -> Result<(), ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.update_addr(group, name).await?;
+        let (_, name, addr) = self.locate_for_update(file_id).await?;
         self.storage_call(addr, |mut c| {
             Box::pin(async move {
                 let r = c.append(name, data).await;
@@ -410,8 +416,7 @@ impl FdfsClient {
 
     /// QUERY_FILE_INFO on a storage holding the file.
     pub async fn file_info(&self, file_id: &str) -> Result<FileInfoResp, ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.fetch_addr(group, name).await?;
+        let (group, name, addr) = self.locate_for_fetch(file_id).await?;
         self.storage_call(addr, |mut c| {
             Box::pin(async move {
                 let r = c.query_file_info(group, name, 0).await;
@@ -427,8 +432,7 @@ impl FdfsClient {
         pairs: &[MetaPair],
         op: MetaOp,
     ) -> Result<(), ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.update_addr(group, name).await?;
+        let (group, name, addr) = self.locate_for_update(file_id).await?;
         self.storage_call(addr, |mut c| {
             Box::pin(async move {
                 let r = c.set_metadata(group, name, pairs, op).await;
@@ -439,8 +443,7 @@ impl FdfsClient {
     }
 
     pub async fn get_metadata(&self, file_id: &str) -> Result<Vec<MetaPair>, ClientError> {
-        let (group, name) = split_file_id(file_id).map_err(ClientError::BadFileId)?;
-        let addr = self.fetch_addr(group, name).await?;
+        let (group, name, addr) = self.locate_for_fetch(file_id).await?;
         self.storage_call(addr, |mut c| {
             Box::pin(async move {
                 let r = c.get_metadata(group, name).await;
