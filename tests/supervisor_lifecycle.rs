@@ -92,14 +92,20 @@ impl Component for Scripted {
 }
 
 fn config(extra: &str) -> Config {
+    config_with(
+        "restart_backoff_min: 20ms\n  restart_backoff_max: 200ms",
+        extra,
+    )
+}
+
+fn config_with(backoff_and_grace: &str, extra: &str) -> Config {
     let dir = std::env::temp_dir();
     let text = format!(
         "node: test
 data_dir: {}
 status: {{ listen: null }}
 supervisor:
-  restart_backoff_min: 20ms
-  restart_backoff_max: 200ms
+  {backoff_and_grace}
   max_restarts: 4
   restart_window: 30s
   drain_timeout: 1s
@@ -261,6 +267,166 @@ probes:
     assert_eq!(recorded[0].1, -30, "{recorded:?}");
     assert!(recorded.iter().all(|c| !c.2), "no FAULT: {recorded:?}");
     assert_eq!(starts.lock().unwrap().len(), 2);
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
+/// A component that serves `port` until told to crash; start `n` serves if `serves(n)`,
+/// otherwise it runs without listening (hung).
+fn crashable(
+    port: u16,
+    crash: Arc<tokio::sync::Notify>,
+    serves: fn(usize) -> bool,
+    starts: Arc<Mutex<Vec<Instant>>>,
+) -> Arc<Scripted> {
+    Arc::new(Scripted {
+        starts,
+        behaviour: Arc::new(move |n, token| {
+            let crash = crash.clone();
+            Box::pin(async move {
+                let _listener = if serves(n) {
+                    Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await?)
+                } else {
+                    None
+                };
+                tokio::select! {
+                    _ = crash.notified() => anyhow::bail!("simulated crash of start {n}"),
+                    _ = token.cancelled() => Ok(()),
+                }
+            })
+        }),
+    })
+}
+
+fn one_component_hooks(component: Arc<Scripted>, calls: &Calls) -> Hooks {
+    Hooks {
+        components: Arc::new(move |_: &Config, _: &_| {
+            vec![ComponentSpec {
+                name: "web".into(),
+                fingerprint: "1".into(),
+                component: component.clone(),
+            }]
+        }),
+        vrrp: Arc::new(RecordingVrrp {
+            calls: calls.clone(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn web_probe(port: u16) -> String {
+    format!(
+        "      track: [{{ probe: web, weight: -30 }}]
+external:
+  - {{ name: web, command: [\"true\"] }}
+probes:
+  - {{ name: web, tcp: \"127.0.0.1:{port}\", interval: 20ms, timeout: 100ms, fall: 1, rise: 1, component: web }}
+"
+    )
+}
+
+#[tokio::test]
+async fn a_quick_restart_keeps_priority_and_a_broken_comeback_moves_it() {
+    let port = free_port();
+    let calls: Calls = Arc::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let crash = Arc::new(tokio::sync::Notify::new());
+    // Starts 1 and 2 serve; start 3 comes back hung.
+    let component = crashable(port, crash.clone(), |n| n <= 2, starts.clone());
+    let cfg = config_with(
+        "restart_backoff_min: 20ms\n  restart_backoff_max: 200ms\n  restart_grace: 2s",
+        &web_probe(port),
+    );
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(
+        cfg,
+        None,
+        one_component_hooks(component, &calls),
+        rx,
+    ));
+    wait_for("healthy", Duration::from_secs(10), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
+    })
+    .await;
+    let settled = calls.lock().unwrap().len();
+
+    // Crash 1: restarted within ~20 ms; the probe sees it down (fall 1) but VRRP must not.
+    crash.notify_one();
+    wait_for("second start", Duration::from_secs(5), || {
+        starts.lock().unwrap().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after_quick: Vec<_> = calls.lock().unwrap()[settled..].to_vec();
+    assert!(
+        after_quick.iter().all(|c| c.1 == 0 && !c.2),
+        "a quick restart changed the priority: {after_quick:?}"
+    );
+
+    // Crash 2: start 3 runs but never listens; its fresh probe's verdict applies at once.
+    let crashed_at = Instant::now();
+    crash.notify_one();
+    wait_for("priority lowered", Duration::from_secs(5), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == -30)
+    })
+    .await;
+    let third_start = starts.lock().unwrap()[2];
+    assert!(third_start > crashed_at);
+    assert!(
+        crashed_at.elapsed() < Duration::from_secs(2),
+        "the broken comeback was judged by its fresh probe, not held for the whole grace"
+    );
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_component_still_down_when_the_grace_ends_moves_priority() {
+    let port = free_port();
+    let calls: Calls = Arc::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let crash = Arc::new(tokio::sync::Notify::new());
+    let component = crashable(port, crash.clone(), |_| true, starts.clone());
+    // The restart waits 1.5 s of backoff; the grace is 300 ms.
+    let cfg = config_with(
+        "restart_backoff_min: 1500ms\n  restart_backoff_max: 2s\n  restart_grace: 300ms",
+        &web_probe(port),
+    );
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(
+        cfg,
+        None,
+        one_component_hooks(component, &calls),
+        rx,
+    ));
+    wait_for("healthy", Duration::from_secs(10), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
+    })
+    .await;
+    let crashed_at = Instant::now();
+    crash.notify_one();
+    wait_for("priority lowered", Duration::from_secs(5), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == -30)
+    })
+    .await;
+    let lowered_after = crashed_at.elapsed();
+    assert!(
+        lowered_after >= Duration::from_millis(300),
+        "held for the grace: lowered after {lowered_after:?}"
+    );
+    assert_eq!(
+        starts.lock().unwrap().len(),
+        1,
+        "lowered before the restart, not after it"
+    );
     ctl.send(Control::Stop).unwrap();
     tokio::time::timeout(Duration::from_secs(5), node)
         .await

@@ -333,6 +333,10 @@ pub struct SupervisorConfig {
     /// Time given to components to finish in-flight requests on stop.
     #[serde(default = "default_drain")]
     pub drain_timeout: Dur,
+    /// While a healthy component is being restarted, the probes watching it keep their healthy
+    /// verdict this long, so a quick restart does not move the VIP (nginx_check.sh's `sleep 2`).
+    #[serde(default = "default_restart_grace")]
+    pub restart_grace: Dur,
 }
 
 impl Default for SupervisorConfig {
@@ -343,8 +347,12 @@ impl Default for SupervisorConfig {
             max_restarts: default_max_restarts(),
             restart_window: default_restart_window(),
             drain_timeout: default_drain(),
+            restart_grace: default_restart_grace(),
         }
     }
+}
+fn default_restart_grace() -> Dur {
+    Dur::secs(2)
 }
 fn default_backoff_min() -> Dur {
     Dur::millis(100)

@@ -39,7 +39,7 @@ use crate::config::{self, Config, OnFail, ProbeConfig, VrrpConfig, VrrpInstanceC
 use crate::probe::{self, Health, PidTable, ProbeReport, ProbeSpec};
 use crate::vrrp::{InstanceStatus, StateChange};
 use anyhow::Context;
-use component::{ComponentCmd, ComponentEvent, ComponentSpec, ServeFuture};
+use component::{ComponentCmd, ComponentEvent, ComponentSpec, RunState, ServeFuture};
 use futures::future::BoxFuture;
 use policy::RestartPolicy;
 use status::{ComponentView, ProbeView, SharedBoard, TrackingView};
@@ -226,6 +226,8 @@ struct Sup {
     health: BTreeMap<String, Health>,
     instances: BTreeMap<String, InstRunner>,
     yield_reason: Option<String>,
+    /// Probes held healthy while their component restarts (`supervisor.restart_grace`).
+    graces: tracking::Graces,
     status_server: Option<(std::net::SocketAddr, CancellationToken, JoinHandle<()>)>,
     comp_tx: mpsc::UnboundedSender<ComponentEvent>,
     probe_tx: mpsc::UnboundedSender<ProbeReport>,
@@ -260,6 +262,7 @@ pub async fn run_with(
         health: BTreeMap::new(),
         instances: BTreeMap::new(),
         yield_reason: None,
+        graces: tracking::Graces::default(),
         status_server: None,
         comp_tx,
         probe_tx,
@@ -273,6 +276,7 @@ pub async fn run_with(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
+        let grace_end = sup.graces.next_deadline(sup.restart_grace());
         tokio::select! {
             c = control.recv() => match c {
                 Some(Control::Reload) => sup.reload().await,
@@ -287,6 +291,7 @@ pub async fn run_with(
                 }
             },
             _ = tick.tick() => sup.update_yield(),
+            _ = sleep_until_or_never(grace_end) => sup.expire_graces(),
         }
     };
     tracing::info!("stopping");
@@ -295,9 +300,71 @@ pub async fn run_with(
     outcome
 }
 
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Sup {
     fn policy(&self) -> RestartPolicy {
         RestartPolicy::from(&self.cfg.supervisor)
+    }
+
+    fn restart_grace(&self) -> Duration {
+        self.cfg.supervisor.restart_grace.get()
+    }
+
+    /// The component a probe watches (its `component`, or the one listening where it points).
+    fn probe_target(&self, probe: &str) -> Option<String> {
+        let p = self.probes.get(probe)?;
+        config::probe_target_component(&p.cfg, &self.cfg)
+    }
+
+    /// Probes (by name) watching `component`.
+    fn probes_of(&self, component: &str) -> Vec<ProbeConfig> {
+        self.probes
+            .values()
+            .filter(|p| {
+                config::probe_target_component(&p.cfg, &self.cfg).as_deref() == Some(component)
+            })
+            .map(|p| p.cfg.clone())
+            .collect()
+    }
+
+    /// The verdict VRRP tracking sees: the probe's own, except while its component is in a
+    /// restart grace, when a not-yet-healthy verdict is held healthy.
+    fn tracked_health(&self, probe: &str, now: Instant) -> Health {
+        let h = self.health.get(probe).copied().unwrap_or(Health::Unknown);
+        if h == Health::Healthy {
+            return h;
+        }
+        match self.probe_target(probe) {
+            Some(c) if self.graces.holds(&c, now, self.restart_grace()) => Health::Healthy,
+            _ => h,
+        }
+    }
+
+    fn expire_graces(&mut self) {
+        for c in self.graces.expire(Instant::now(), self.restart_grace()) {
+            tracing::warn!(component = %c, grace = ?self.restart_grace(), "restart grace over: its probes' verdicts apply again");
+        }
+        self.update_tracking();
+    }
+
+    /// Starts a restart grace for `component` if every probe watching it is healthy.
+    fn begin_grace(&mut self, component: &str) {
+        let healthy = self
+            .probes_of(component)
+            .iter()
+            .all(|p| self.health.get(&p.name) == Some(&Health::Healthy));
+        if self
+            .graces
+            .component_down(component, healthy, Instant::now())
+        {
+            tracing::info!(component = %component, grace = ?self.restart_grace(), "component restarting: its probes are held healthy meanwhile");
+        }
     }
 
     async fn start_all(&mut self) -> anyhow::Result<()> {
@@ -502,9 +569,10 @@ impl Sup {
     }
 
     fn apply_tracking(&self, r: &mut InstRunner) {
+        let now = Instant::now();
         let t = tracking::compute(
             &r.cfg.track,
-            |p| self.health.get(p).copied().unwrap_or(Health::Unknown),
+            |p| self.tracked_health(p, now),
             self.yield_reason.as_deref(),
         );
         if r.last.as_ref() == Some(&t) {
@@ -556,21 +624,31 @@ impl Sup {
                 v.failures += u64::from(!r.ok);
             }
         }
-        self.health.insert(r.name.clone(), r.health);
+        let before = self.health.insert(r.name.clone(), r.health);
         if !r.changed {
             return;
         }
-        self.update_tracking();
-        if r.health != Health::Failing {
-            return;
+        let target = self.probe_target(&r.name);
+        if let Some(c) = &target {
+            self.graces.verdict(c, r.at);
         }
         let Some(p) = self.probes.get(&r.name).map(|p| p.cfg.clone()) else {
             return;
         };
-        if p.on_fail != OnFail::Restart {
+        let restart = r.health == Health::Failing && p.on_fail == OnFail::Restart;
+        if restart && before == Some(Health::Healthy) {
+            if let Some(c) = target
+                .as_deref()
+                .filter(|c| self.components.contains_key(*c))
+            {
+                self.begin_grace(c);
+            }
+        }
+        self.update_tracking();
+        if !restart {
             return;
         }
-        let Some(target) = config::probe_target_component(&p, &self.cfg) else {
+        let Some(target) = target else {
             return;
         };
         match self.components.get(&target) {
@@ -613,8 +691,23 @@ impl Sup {
                 since_unix_ms: status::unix_ms(),
             },
         );
+        match e.state {
+            RunState::Backoff => self.begin_grace(&e.name),
+            RunState::Running => {
+                if self.graces.component_running(&e.name, e.at) {
+                    // A fresh probe judges the new instance (the old one may have counted
+                    // failures while the component was down).
+                    for p in self.probes_of(&e.name) {
+                        self.restart_probe(&p);
+                    }
+                }
+            }
+            RunState::Stopped => self.graces.forget(&e.name),
+            RunState::Starting | RunState::Stopping => {}
+        }
         self.comp_events.insert(e.name.clone(), e);
         self.update_yield();
+        self.update_tracking();
     }
 
     /// The node yields (all instances FAULT) while any component restarted `max_restarts` times
@@ -739,6 +832,7 @@ impl Sup {
                     let _ = c.task.await;
                 }
                 self.comp_events.remove(&name);
+                self.graces.forget(&name);
                 status::lock(&self.board).components.remove(&name);
                 changes.push(format!("component {name} stopped"));
             }

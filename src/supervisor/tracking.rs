@@ -5,10 +5,17 @@
 //! - `fault`: the instance is in FAULT while the probe is failing (or has no verdict yet);
 //! - the effective priority is clamped to 1..=254; an address owner (255) keeps 255 and only
 //!   `fault` applies to it;
-//! - a supervisor yield (a component restarted too often) is a FAULT too.
+//! - a supervisor yield (a component restarted too often) is a FAULT too;
+//! - restart grace ([`Graces`]): while the supervisor restarts a component that was healthy, the
+//!   probes watching it keep their healthy verdict for up to `supervisor.restart_grace`, so a
+//!   quick restart does not move the VIP (the seeds' nginx_check.sh restarted nginx and waited
+//!   2 s before killing keepalived). A component that stays down or comes back broken still
+//!   moves it once the grace ends; a crash loop gets no new grace.
 
 use crate::config::{TrackConfig, TrackWeight};
 use crate::probe::Health;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// What the supervisor hands to `VrrpControl::set_tracking`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +82,136 @@ pub fn effective_priority(base: u8, delta: i32) -> u8 {
     (i32::from(base).saturating_add(delta)).clamp(1, 254) as u8
 }
 
+/// Restart graces per component name (see the module comment). Pure: time is passed in.
+#[derive(Debug, Default)]
+pub struct Graces {
+    by_component: BTreeMap<String, Grace>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Grace {
+    since: Instant,
+    /// Set when the component runs again; the next verdict of its (fresh) probes ends the grace.
+    running_again: Option<Instant>,
+}
+
+impl Graces {
+    /// The component went down (exit, crash, failed start or probe-ordered restart). A grace
+    /// starts only if every probe watching it was healthy (`probes_healthy`) and none is running:
+    /// a component that was already failing, or fails again inside its grace, gets none.
+    /// Returns whether a new grace started.
+    pub fn component_down(&mut self, component: &str, probes_healthy: bool, now: Instant) -> bool {
+        if !probes_healthy || self.by_component.contains_key(component) {
+            return false;
+        }
+        self.by_component.insert(
+            component.to_string(),
+            Grace {
+                since: now,
+                running_again: None,
+            },
+        );
+        true
+    }
+
+    /// The component runs again; returns whether it was in a grace (its probes should restart
+    /// so that a fresh verdict judges the new instance).
+    pub fn component_running(&mut self, component: &str, now: Instant) -> bool {
+        match self.by_component.get_mut(component) {
+            Some(g) => {
+                g.running_again = Some(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A probe watching `component` reached a verdict at `at`: once the component runs again,
+    /// that verdict (not the grace) decides.
+    pub fn verdict(&mut self, component: &str, at: Instant) {
+        if let Some(g) = self.by_component.get(component) {
+            if g.running_again.is_some_and(|r| at >= r) {
+                self.by_component.remove(component);
+            }
+        }
+    }
+
+    /// Whether probes watching `component` are held healthy at `now`.
+    pub fn holds(&self, component: &str, now: Instant, grace: Duration) -> bool {
+        self.by_component
+            .get(component)
+            .is_some_and(|g| now < g.since + grace)
+    }
+
+    /// Drops expired graces; returns the names that expired (their live verdicts apply now).
+    pub fn expire(&mut self, now: Instant, grace: Duration) -> Vec<String> {
+        let gone: Vec<String> = self
+            .by_component
+            .iter()
+            .filter(|(_, g)| now >= g.since + grace)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for c in &gone {
+            self.by_component.remove(c);
+        }
+        gone
+    }
+
+    /// When the earliest grace ends (to wake up and re-evaluate tracking then).
+    pub fn next_deadline(&self, grace: Duration) -> Option<Instant> {
+        self.by_component.values().map(|g| g.since + grace).min()
+    }
+
+    pub fn forget(&mut self, component: &str) {
+        self.by_component.remove(component);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GRACE: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn quick_restart_of_a_healthy_component_is_held_until_its_fresh_probe_decides() {
+        let t0 = Instant::now();
+        let mut g = Graces::default();
+        assert!(g.component_down("gateway", true, t0));
+        assert!(g.holds("gateway", t0 + Duration::from_millis(300), GRACE));
+        // Running again at +100 ms; a verdict from before that (the old probe) decides nothing.
+        assert!(g.component_running("gateway", t0 + Duration::from_millis(100)));
+        g.verdict("gateway", t0 + Duration::from_millis(50));
+        assert!(g.holds("gateway", t0 + Duration::from_millis(400), GRACE));
+        // The fresh probe's verdict ends the grace: from now on the live verdict applies.
+        g.verdict("gateway", t0 + Duration::from_millis(500));
+        assert!(!g.holds("gateway", t0 + Duration::from_millis(600), GRACE));
+    }
+
+    #[test]
+    fn a_component_that_stays_down_loses_the_grace_when_it_expires() {
+        let t0 = Instant::now();
+        let mut g = Graces::default();
+        g.component_down("gateway", true, t0);
+        assert_eq!(g.next_deadline(GRACE), Some(t0 + GRACE));
+        assert!(g.expire(t0 + Duration::from_millis(1999), GRACE).is_empty());
+        assert_eq!(g.expire(t0 + GRACE, GRACE), vec!["gateway".to_string()]);
+        assert!(!g.holds("gateway", t0 + GRACE, GRACE));
+        assert_eq!(g.next_deadline(GRACE), None);
+    }
+
+    #[test]
+    fn no_grace_for_a_component_that_was_already_failing_or_fails_again_inside_it() {
+        let t0 = Instant::now();
+        let mut g = Graces::default();
+        assert!(!g.component_down("gateway", false, t0));
+        assert!(!g.holds("gateway", t0, GRACE));
+        assert!(g.component_down("tracker", true, t0));
+        g.component_running("tracker", t0 + Duration::from_millis(100));
+        // Crashes again inside the grace: the grace is not renewed (a crash loop moves the VIP).
+        assert!(!g.component_down("tracker", true, t0 + Duration::from_millis(200)));
+        assert!(!g.holds("tracker", t0 + GRACE, GRACE));
+    }
 
     fn track(probe: &str, weight: TrackWeight) -> TrackConfig {
         TrackConfig {
