@@ -33,6 +33,12 @@ pub struct FsmConfig {
     pub garp_refresh: Duration,
     /// Re-send gratuitous ARPs when a lower-priority advert is heard (heals a split brain).
     pub garp_lower_prio_repeat: bool,
+    /// Gratuitous ARPs once more this long after taking over or hearing a lower-priority Master
+    /// (zero = off). Hosts ignore gratuitous ARPs for addresses they have no entry for; one that
+    /// resolves the VIP while two Masters answer (the competitor keeps it for `release_grace`)
+    /// may cache the loser's MAC. Re-claiming after the loser has released fixes such caches
+    /// within a second instead of at the `garp_master_delay` burst.
+    pub garp_reclaim: Duration,
     /// How long a Master that hands over to a successor it has heard (preempted, or stopping)
     /// keeps its VIPs: requests already in flight to it complete instead of being cut. The
     /// successor has already sent its gratuitous ARPs, so no new traffic arrives meanwhile.
@@ -97,6 +103,7 @@ pub struct Fsm {
     master_down_at: Option<Instant>,
     adver_at: Option<Instant>,
     garp_at: Option<Instant>,
+    garp_reclaim_at: Option<Instant>,
     /// Set while a stopping Master waits for its successor.
     handover_until: Option<Instant>,
     /// VIPs still held after handing over, released at this time.
@@ -120,6 +127,7 @@ impl Fsm {
             master_down_at: None,
             adver_at: None,
             garp_at: None,
+            garp_reclaim_at: None,
             handover_until: None,
             release_at: None,
             stop_after_release: false,
@@ -184,7 +192,12 @@ impl Fsm {
         }
         let timers: [Option<Instant>; 4] = match self.state {
             State::Backup => [self.master_down_at, self.release_at, None, None],
-            State::Master => [self.adver_at, self.garp_at, self.handover_until, None],
+            State::Master => [
+                self.adver_at,
+                self.garp_at,
+                self.handover_until,
+                self.garp_reclaim_at,
+            ],
             State::Initialize | State::Fault => [self.release_at, None, None, None],
         };
         timers.into_iter().flatten().min()
@@ -226,10 +239,17 @@ impl Fsm {
                     out.push(Action::SendAdvert { priority: prio });
                     self.adver_at = Some(now + self.cfg.advert_int);
                 }
-                if due(self.garp_at) && !self.handing_over() {
-                    out.push(Action::SendGarp);
+                let reclaim = due(self.garp_reclaim_at);
+                if reclaim {
+                    self.garp_reclaim_at = None;
+                }
+                let burst = due(self.garp_at);
+                if burst {
                     self.garp_at =
                         (!self.cfg.garp_refresh.is_zero()).then(|| now + self.cfg.garp_refresh);
+                }
+                if (reclaim || burst) && !self.handing_over() {
+                    out.push(Action::SendGarp);
                 }
             }
             _ => {}
@@ -314,6 +334,7 @@ impl Fsm {
                 } else if priority > mine || (priority == mine && src > self.cfg.primary_ip) {
                     self.adver_at = None;
                     self.garp_at = None;
+                    self.garp_reclaim_at = None;
                     self.master = Some(src);
                     self.enter_backup(
                         now,
@@ -330,6 +351,7 @@ impl Fsm {
                     // VIPs in the LAN's ARP caches and make it yield now.
                     if self.cfg.garp_lower_prio_repeat {
                         out.push(Action::SendGarp);
+                        self.schedule_reclaim(now);
                     }
                     out.push(Action::SendAdvert { priority: mine });
                     self.adver_at = Some(now + self.cfg.advert_int);
@@ -430,7 +452,14 @@ impl Fsm {
         self.master_down_at = None;
         self.adver_at = None;
         self.garp_at = None;
+        self.garp_reclaim_at = None;
         self.handover_until = None;
+    }
+
+    fn schedule_reclaim(&mut self, now: Instant) {
+        if !self.cfg.garp_reclaim.is_zero() {
+            self.garp_reclaim_at = Some(now + self.cfg.garp_reclaim);
+        }
     }
 
     fn become_master(&mut self, now: Instant, reason: &str, out: &mut Vec<Action>) {
@@ -445,6 +474,7 @@ impl Fsm {
             priority: self.effective_priority(),
         });
         self.adver_at = Some(now + self.cfg.advert_int);
+        self.schedule_reclaim(now);
         self.garp_at = if !self.cfg.garp_master_delay.is_zero() {
             Some(now + self.cfg.garp_master_delay)
         } else if !self.cfg.garp_refresh.is_zero() {
@@ -503,6 +533,7 @@ mod tests {
             garp_master_delay: 5 * SEC,
             garp_refresh: Duration::ZERO,
             garp_lower_prio_repeat: true,
+            garp_reclaim: Duration::ZERO,
             release_grace: GRACE,
         }
     }
@@ -767,6 +798,29 @@ mod tests {
             a,
             vec![Action::SendGarp, Action::SendAdvert { priority: 100 }]
         );
+    }
+
+    #[test]
+    fn master_reclaims_the_vip_once_more_after_taking_over_and_after_a_competitor() {
+        let mut s = Sim::new(FsmConfig {
+            garp_reclaim: SEC,
+            ..cfg(100)
+        });
+        let garps = |a: &[Action]| a.iter().filter(|x| **x == Action::SendGarp).count();
+        let mdi = s.fsm.master_down_interval();
+        assert_eq!(garps(&s.advance(mdi)), 1, "takeover burst");
+        assert_eq!(garps(&s.advance(SEC - MS)), 0);
+        assert_eq!(garps(&s.advance(MS)), 1, "re-claim one interval later");
+        assert_eq!(garps(&s.advance(SEC)), 0, "only once");
+        // A lower-priority Master appears (split brain healing): now and once more later.
+        assert_eq!(garps(&s.advert(HIGHER_IP, 90)), 1);
+        assert_eq!(garps(&s.advance(SEC)), 1);
+        assert_eq!(garps(&s.advance(SEC)), 0);
+        // No re-claim once we are no longer Master.
+        s.advert(HIGHER_IP, 90);
+        s.advert(HIGHER_IP, 110);
+        assert_eq!(s.fsm.state(), State::Backup);
+        assert_eq!(garps(&s.advance(2 * SEC)), 0);
     }
 
     #[test]

@@ -447,6 +447,8 @@ impl Instance {
                 garp_master_delay: ic.garp.master_delay.get(),
                 garp_refresh: ic.garp.refresh.get(),
                 garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
+                // One advert interval: VRRPv2's is >= 1 s, well after a competitor's release.
+                garp_reclaim: Duration::from_secs(u64::from(adver_int)),
                 release_grace: VIP_RELEASE_GRACE,
             },
             vips_added: std::sync::atomic::AtomicBool::new(false),
