@@ -32,6 +32,10 @@ type Acked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 const SLOT: Duration = Duration::from_millis(20);
 const VIP: &str = "192.168.3.100";
 const ADVERT_INT: Duration = Duration::from_secs(1);
+/// Before a fault, ha1 alone must have held the VIP this long (past its gratuitous-ARP bursts).
+const SETTLED: Duration = Duration::from_secs(6);
+/// A lab that has not settled by then fails the run (a start-up problem, reported as such).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -417,6 +421,10 @@ struct Outcome {
     corrupt: usize,
     dual_vip_slots: usize,
     dual_vip_allowed: usize,
+    /// Start-up until the lab settled (before the fault): reported only.
+    warmup_failed: usize,
+    warmup_dual: usize,
+    warmup_ms: u64,
     downloads: usize,
     uploads: usize,
     /// Drill-specific rules that were broken (see `Drill::vip_stays_on_ha1` / `no_failures`).
@@ -453,8 +461,9 @@ impl Outcome {
 
     fn summary_line(&self, d: &Drill) -> String {
         format!(
-            "drill {} ({}): gap {} ms, failed outside gap {}, lost uploads {}, corrupt {}, dual-VIP slots {}, requests {} down / {} up",
-            d.id, d.title, self.gap_ms, self.failed_outside_gap, self.lost_uploads, self.corrupt, self.dual_vip_slots, self.downloads, self.uploads
+            "drill {} ({}): gap {} ms, failed outside gap {}, lost uploads {}, corrupt {}, dual-VIP slots {}, requests {} down / {} up; start-up {} ms: {} failed, {} dual-VIP slots",
+            d.id, d.title, self.gap_ms, self.failed_outside_gap, self.lost_uploads, self.corrupt, self.dual_vip_slots, self.downloads, self.uploads,
+            self.warmup_ms, self.warmup_failed, self.warmup_dual
         )
     }
 }
@@ -470,11 +479,14 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
     let slot_of =
         move |t: Instant| (t.duration_since(start).as_millis() / SLOT.as_millis()) as usize;
 
-    // VIP samplers.
+    // VIP samplers; `latest` holds each one's last sample as (holds, slot of its last change).
+    let latest: Arc<Mutex<[(bool, usize); 2]>> = Arc::default();
     let samplers: Vec<_> = ["ha1", "ha2"]
         .iter()
-        .map(|n| {
+        .enumerate()
+        .map(|(i, n)| {
             let stop = Arc::clone(&stop);
+            let latest = Arc::clone(&latest);
             in_netns(&lab.ns(n), move || {
                 let mut held = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -493,6 +505,12 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
                         })
                         .unwrap_or(false);
                     held.push((slot, has));
+                    {
+                        let mut l = latest.lock().expect("latest");
+                        if l[i].0 != has {
+                            l[i] = (has, slot);
+                        }
+                    }
                     std::thread::sleep(SLOT);
                 }
                 held
@@ -512,10 +530,30 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         rt.block_on(client_loops(trackers, acked2, client_stop, slot_of))
     });
 
-    // Warm up past the new Master's second gratuitous-ARP burst (5 s after it took over): at
-    // start-up both nodes may briefly claim the VIP and the client can keep the loser's MAC until
-    // then (an open defect, see DRILLS.md); the drills measure faults from a settled state.
-    std::thread::sleep(Duration::from_secs(6));
+    // Faults are injected from a settled state: ha1 alone has held the VIP for SETTLED (past its
+    // gratuitous-ARP bursts), however long the lab took to start on this machine.
+    let settle_deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let now_slot = slot_of(Instant::now());
+        let l = *latest.lock().expect("latest");
+        let stable_for = |(_, since): (bool, usize)| now_slot.saturating_sub(since) * 20;
+        if l[0].0
+            && !l[1].0
+            && stable_for(l[0]) as u128 >= SETTLED.as_millis()
+            && stable_for(l[1]) as u128 >= SETTLED.as_millis()
+        {
+            break;
+        }
+        if Instant::now() > settle_deadline {
+            stop.store(true, Ordering::Relaxed);
+            panic!(
+                "drill {}: the lab did not settle (ha1 alone holding the VIP for {SETTLED:?}) within {SETTLE_TIMEOUT:?}; logs in {}",
+                d.id,
+                lab.dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(
         rand::random::<u64>() % ADVERT_INT.as_millis() as u64,
     ));
@@ -721,14 +759,32 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .downloads
         .iter()
         .chain(tl.uploads.iter())
-        .filter(|(s, r)| *r == Req::Failed && !gap_range.contains(s))
+        .filter(|(s, r)| *s >= tl.fault_slot && *r == Req::Failed && !gap_range.contains(s))
+        .count();
+    // Before the fault (lab start-up until settled): reported, not judged.
+    let warmup_failed = tl
+        .downloads
+        .iter()
+        .chain(tl.uploads.iter())
+        .filter(|(s, r)| *s < tl.fault_slot && *r != Req::Ok)
+        .count();
+    let warmup_dual = tl
+        .vip
+        .iter()
+        .take(tl.fault_slot)
+        .filter(|(a, b)| *a && *b)
         .count();
     let corrupt = tl
         .downloads
         .iter()
         .filter(|(_, r)| *r == Req::Corrupt)
         .count();
-    let dual = tl.vip.iter().filter(|(a, b)| *a && *b).count();
+    let dual = tl
+        .vip
+        .iter()
+        .skip(tl.fault_slot)
+        .filter(|(a, b)| *a && *b)
+        .count();
     let allowed = (ADVERT_INT.as_millis() / SLOT.as_millis()) as usize;
     Outcome {
         gap_ms,
@@ -737,6 +793,9 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         corrupt,
         dual_vip_slots: if partition { 0 } else { dual },
         dual_vip_allowed: allowed,
+        warmup_failed,
+        warmup_dual,
+        warmup_ms: tl.fault_slot as u64 * SLOT.as_millis() as u64,
         extra: Vec::new(),
         downloads: tl.downloads.len(),
         uploads: tl.uploads.len(),
