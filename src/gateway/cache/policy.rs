@@ -136,7 +136,9 @@ impl<V: Clone> Policy<V> {
         let Some(e) = self.entries.get(key) else {
             return Lookup::Miss;
         };
-        if now >= e.expires || now.saturating_sub(e.last_access) > self.inactive {
+        // Whole seconds, as nginx: an entry is fresh through the second it expires in, so a
+        // validity of N s lasts at least N s wherever in a second it was stored.
+        if now > e.expires || now.saturating_sub(e.last_access) > self.inactive {
             return match self.remove(key) {
                 Some(v) => Lookup::Dropped(v),
                 None => Lookup::Miss,
@@ -272,10 +274,10 @@ mod tests {
         assert_eq!(p.lookup(&k(1), 61), Lookup::Dropped(1));
         assert_eq!(p.lookup(&k(1), 62), Lookup::Miss);
         assert_eq!(p.total_size(), 0);
-        // Validity ends at `expires` even when used constantly.
+        // Validity ends after the second `expires` even when used constantly.
         p.insert(k(2), 2, 10, 100, 90);
-        assert!(matches!(p.lookup(&k(2), 99), Lookup::Hit { .. }));
-        assert_eq!(p.lookup(&k(2), 100), Lookup::Dropped(2));
+        assert!(matches!(p.lookup(&k(2), 100), Lookup::Hit { .. }));
+        assert_eq!(p.lookup(&k(2), 101), Lookup::Dropped(2));
     }
 
     #[test]
