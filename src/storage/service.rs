@@ -434,6 +434,9 @@ impl Conn {
             filename: filename.to_string(),
             extra,
         });
+        if let Some(src) = &self.peer_storage_id {
+            self.state.note_synced_from(src, timestamp);
+        }
         let stats = self.state.stats();
         stats.last_sync_update.store(unix_now(), Ordering::Relaxed);
         stats
