@@ -354,6 +354,24 @@ async fn a_peer_down_then_back_resumes_from_its_mark() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(std::fs::read_to_string(&mark).unwrap(), before);
     assert_eq!(files_on_disk(&s[2].store).len(), 20);
+    // The source shows the lag: the down peer is 61 records behind (60 creates, 1 delete),
+    // the live one caught up; `fdfs-ha monitor` prints both.
+    let down = format!("{}_{}", s[2].ip, s[2].port);
+    let up = format!("{}_{}", s[1].ip, s[1].port);
+    let report = c1.sync_status().await.unwrap();
+    let peer = |n: &str| report.peers.iter().find(|p| p.peer == n).cloned().unwrap();
+    assert_eq!(peer(&down).records_behind, 61, "{report:?}");
+    assert!(peer(&down).bytes_behind > 0 && peer(&down).failures > 0);
+    assert_eq!((peer(&up).records_behind, peer(&up).bytes_behind), (0, 0));
+    let text = fdfs_ha::client::cli::monitor(&client).await.unwrap();
+    let line = |n: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("sync -> {n}: ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line(&down).contains("behind 61 records"), "{text}");
+    assert!(line(&up).contains("idle, behind 0 records"), "{text}");
 
     s[2].run().await;
     wait_active(&client, 3).await;

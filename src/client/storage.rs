@@ -486,6 +486,19 @@ impl StorageConn {
         self.empty_response().await
     }
 
+    /// SYNC_STATUS_QUERY (fdfs-ha extension): the storage's replication state and lag.
+    pub async fn sync_status(&mut self) -> Result<crate::storage::sync::SyncReport, ConnError> {
+        self.send(crate::storage::sync::SYNC_STATUS_QUERY, 0, 0, &[])
+            .await?;
+        let body = self.response().await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ConnError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad sync status: {e}"),
+            ))
+        })
+    }
+
     /// ACTIVE_TEST.
     pub async fn active_test(&mut self) -> Result<(), ConnError> {
         self.send(cmd::ACTIVE_TEST, 0, 0, &[]).await?;

@@ -381,6 +381,56 @@ pub fn wants_sender(peer: &StorageBrief, my_id: &str, my_port: u16) -> bool {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Status query (fdfs-ha extension, used by `fdfs-ha monitor` and the drills)
+
+/// SYNC_STATUS_QUERY: empty body; the reply body is a JSON [`SyncReport`]. Not a FastDFS
+/// command (FastDFS has no way to ask a storage for its sync lag); 200 is unused there.
+pub const SYNC_STATUS_QUERY: u8 = 200;
+
+/// One storage's replication state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncReport {
+    /// False while this storage still waits for its group's old data.
+    pub sync_old_done: bool,
+    /// End of the binlog readers can see.
+    pub binlog_index: u32,
+    pub binlog_offset: u64,
+    /// Outgoing: one entry per peer.
+    pub peers: Vec<PeerSyncStatus>,
+    /// Incoming: per source storage id, the newest record timestamp applied.
+    pub synced_from: Vec<(String, u32)>,
+}
+
+/// Builds the report (blocking: counts unsent binlog records).
+pub fn sync_report(state: &StorageState) -> SyncReport {
+    let dir = state.binlog().dir();
+    let end = state.binlog().flushed_position();
+    let peers = state
+        .peer_sync()
+        .into_iter()
+        .map(|mut p| {
+            let from = BinlogPos {
+                index: p.binlog_index,
+                offset: p.binlog_offset,
+            };
+            p.bytes_behind = bytes_between(dir, from, end);
+            p.records_behind = records_between(dir, from, end);
+            if p.bytes_behind == 0 {
+                p.seconds_behind = 0;
+            }
+            p
+        })
+        .collect();
+    SyncReport {
+        sync_old_done: state.sync_old_done(),
+        binlog_index: end.index,
+        binlog_offset: end.offset,
+        peers,
+        synced_from: state.synced_from(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
 // I/O: the manager and the per-peer senders
 
 /// Keeps one sender per group peer running until `shutdown`.
