@@ -405,6 +405,8 @@ pub struct SyncReport {
 pub fn sync_report(state: &StorageState) -> SyncReport {
     let dir = state.binlog().dir();
     let end = state.binlog().flushed_position();
+    let (pending_bytes, pending_records, pending_first) = state.binlog().pending_summary();
+    let now = unix_now() as i64;
     let peers = state
         .peer_sync()
         .into_iter()
@@ -413,11 +415,16 @@ pub fn sync_report(state: &StorageState) -> SyncReport {
                 index: p.binlog_index,
                 offset: p.binlog_offset,
             };
-            p.bytes_behind = bytes_between(dir, from, end);
-            p.records_behind = records_between(dir, from, end);
-            if p.bytes_behind == 0 {
-                p.seconds_behind = 0;
-            }
+            p.bytes_behind = bytes_between(dir, from, end) + pending_bytes;
+            p.records_behind = records_between(dir, from, end) + pending_records;
+            // Age of the oldest change the peer has not been sent.
+            let oldest = BinlogReader::new(dir, from)
+                .next_record()
+                .ok()
+                .flatten()
+                .map(|(r, _)| r.timestamp)
+                .or(pending_first);
+            p.seconds_behind = oldest.map_or(0, |t| (now - t).max(0) as u64);
             p
         })
         .collect();
@@ -641,11 +648,14 @@ impl Sender {
         self.status.synced_timestamp = self.mark.synced_timestamp;
         self.status.records_sent = self.mark.sync_row_count;
         self.status.bytes_sent = self.mark.sync_bytes;
-        self.status.seconds_behind = if self.status.bytes_behind == 0 {
-            0
-        } else {
-            (unix_now() as i64 - self.mark.synced_timestamp).max(0) as u64
-        };
+        // Exact lag (records, age of the oldest unsent change) is computed on demand by
+        // `sync_report`; this is the cheap live view.
+        self.status.seconds_behind =
+            if self.status.bytes_behind == 0 || self.mark.synced_timestamp == 0 {
+                0
+            } else {
+                (unix_now() as i64 - self.mark.synced_timestamp).max(0) as u64
+            };
         self.state.set_peer_sync(self.status.clone());
     }
 
