@@ -16,7 +16,7 @@
 //!
 //! What is sent (FastDFS's rules): only source records (upper case: a client did it here);
 //! replica records (lower case) are not forwarded, except by the *designated source* of a
-//! newcomer (below). Files are read at send time: a file deleted since is skipped, an
+//! newcomer while it copies the old data (below). Files are read at send time: a file deleted since is skipped, an
 //! append/modify whose range no longer exists (truncated since) and one the peer refuses with
 //! ENOENT are sent as a whole-file SYNC_UPDATE_FILE. The peer answering EEXIST to a create or
 //! ENOENT to a delete counts as done. Metadata travels as the `<name>-m` sidecar file
@@ -37,9 +37,13 @@
 //! SYNCING (REPORT_STATUS), replays its whole binlog from the start (source records, and
 //! replica records stamped <= until), and at the end of the binlog reports the peer OFFLINE
 //! on every tracker; the newcomer's next BEAT makes it ACTIVE (trackers hand out only ACTIVE
-//! storages). S keeps forwarding replica records stamped <= until afterwards, so a record
-//! still travelling to S when the copy ended is not lost. The other members skip their own
-//! records stamped <= until (S has or will forward them) and send newer ones. The newcomer
+//! storages). Unlike FastDFS, the other members do not skip their own records stamped
+//! <= until: they send the newcomer all of their own records from their binlog start, so a
+//! record still travelling to S when S's copy ended is not lost (what S already copied is
+//! answered EEXIST). S stops forwarding replica records when its copy ends, so a file deleted
+//! at its source later is not brought back. (Remaining window: S forwards a create during the
+//! copy after the file's source already had its delete applied on the newcomer; the source
+//! replays its binlog from the start, so its delete normally arrives later.) The newcomer
 //! learns it is done from the server list (itself ONLINE/OFFLINE/ACTIVE) and writes
 //! `<base>/data/.data_init_flag` (sync_old_done=1), so it joins with init_flag=0 afterwards.
 //!
@@ -69,8 +73,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Records read from the binlog per blocking read.
+/// Records read from the binlog per blocking read (and sent as one batch over the lanes).
 const BATCH: usize = 256;
+/// Connections per peer: different files are sent in parallel (the receiver's fsyncs
+/// overlap); one file's records always travel in order on one connection.
+pub const LANES: usize = 4;
 /// Longest sleep of an idle sender between looks at the binlog (flushes also wake it).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Records-behind is counted by reading the unsent binlog only up to this many bytes.
@@ -243,13 +250,13 @@ fn two_numbers(extra: Option<&str>) -> Option<(u64, u64)> {
 
 /// Decides what to send to a peer for one record, given the peer's mark.
 pub fn plan(rec: &BinlogRecord, mark: &Mark) -> Plan {
-    if rec.source {
-        // The designated source copies these old records; others only send newer ones.
-        if mark.until_timestamp > 0 && !mark.need_sync_old && rec.timestamp <= mark.until_timestamp
-        {
-            return Plan::Skip("old record: the newcomer's sync source copies it");
-        }
-    } else if !(mark.need_sync_old && rec.timestamp <= mark.until_timestamp) {
+    // Source records always go (also to a newcomer: its copy from the designated source may
+    // end before a record still travelling to that source arrived there). Replica records go
+    // only while we copy a newcomer's old data: forwarding them later could bring back a file
+    // its source deleted in the meantime.
+    let copying = mark.need_sync_old && !mark.sync_old_done;
+    let old_replica = copying && rec.timestamp <= mark.until_timestamp;
+    if !(rec.source || old_replica) {
         return Plan::Skip("replica record: its source sends it");
     }
     let range = two_numbers(rec.extra.as_deref());
@@ -584,7 +591,12 @@ impl Sender {
     async fn first_mark(&mut self, backoff: &mut Backoff) -> Option<Mark> {
         let path = self.mark_path.clone();
         match tokio::task::spawn_blocking(move || Mark::load(&path)).await {
-            Ok(Ok(Some(m))) => return Some(m),
+            Ok(Ok(Some(m))) => {
+                if let Some(fresh) = self.readded(&m).await {
+                    return Some(fresh);
+                }
+                return Some(m);
+            }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 // Starting over only re-sends files (the peer answers EEXIST): nothing is lost.
@@ -638,6 +650,38 @@ impl Sender {
         }
     }
 
+    /// A peer we have a mark for that waits for old data under a different sync time was
+    /// wiped and added again: its copy starts over (a new mark from the binlog start).
+    async fn readded(&mut self, mark: &Mark) -> Option<Mark> {
+        let st = status_of(&self.peer());
+        if !matches!(
+            st,
+            Some(StorageStatus::WaitSync) | Some(StorageStatus::Syncing)
+        ) {
+            return None;
+        }
+        let my_id = self.state.tracker_identity().map(|(id, _)| id)?;
+        let src = match ask_sync_source(&self.state, &self.peer().id).await {
+            Ok(Some(src)) => src,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(peer = %self.name, error = %e, "sync: cannot ask trackers for the peer's sync source; keeping its mark");
+                return None;
+            }
+        };
+        if src.until_timestamp == mark.until_timestamp {
+            return None;
+        }
+        let fresh = initial_mark(&my_id, Some((&src.src_id, src.until_timestamp)));
+        tracing::warn!(peer = %self.name, source = %src.src_id, until = src.until_timestamp, "sync: peer was added again; replaying from the binlog start");
+        let path = self.mark_path.clone();
+        let m2 = fresh.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || m2.store(&path)).await {
+            tracing::error!(peer = %self.name, error = %e, "sync: cannot write mark");
+        }
+        Some(fresh)
+    }
+
     fn publish(&mut self, what: &str) {
         let dir = self.state.binlog().dir();
         let end = self.state.binlog().flushed_position();
@@ -671,22 +715,31 @@ impl Sender {
         }
     }
 
-    /// One connection: send records until stopped (Ok) or something fails (Err).
+    /// One session (LANES connections): send records until stopped (Ok) or something fails
+    /// (Err; the mark then still points at the start of the failed batch).
     async fn session(&mut self, backoff: &mut Backoff) -> Result<(), SendError> {
         let peer = self.peer();
         let addr = format!("{}:{}", peer.ip, peer.port);
         self.publish("connecting");
         let timeout = self.state.config().network_timeout.get();
-        let mut conn = tokio::select! {
-            _ = self.stop.cancelled() => return Ok(()),
-            c = StorageConn::connect_timeout(addr.as_str(), timeout) => c?,
-        };
         let my_id = self
             .state
             .tracker_identity()
             .map(|(id, _)| id)
             .unwrap_or_default();
-        conn.report_server_id(&my_id).await?;
+        let mut lanes = Vec::with_capacity(LANES);
+        for _ in 0..LANES {
+            let mut conn = tokio::select! {
+                _ = self.stop.cancelled() => return Ok(()),
+                c = StorageConn::connect_timeout(addr.as_str(), timeout) => c?,
+            };
+            conn.report_server_id(&my_id).await?;
+            lanes.push(Lane {
+                state: self.state.clone(),
+                peer: self.name.clone(),
+                conn,
+            });
+        }
         tracing::info!(peer = %self.name, %addr, from = ?self.mark.pos, "sync: connected");
         let mut reader = self.state.binlog().reader(self.mark.pos);
         let every = self.state.config().sync.write_mark_every.max(1);
@@ -696,7 +749,7 @@ impl Sender {
             }
             let (r, batch) = read_batch(reader).await.map_err(SendError::Binlog)?;
             reader = r;
-            if batch.is_empty() {
+            let Some(&(_, end)) = batch.last() else {
                 self.caught_up().await;
                 if self.unsaved > 0 {
                     self.save_mark().await;
@@ -713,36 +766,47 @@ impl Sender {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
                 continue;
-            }
-            if self.mark.need_sync_old && !self.mark.sync_old_done && !self.reported_syncing {
+            };
+            let copying = self.mark.need_sync_old && !self.mark.sync_old_done;
+            if copying && !self.reported_syncing {
                 self.report_peer(StorageStatus::Syncing).await;
                 self.reported_syncing = true;
             }
-            let what = if self.mark.need_sync_old && !self.mark.sync_old_done {
-                "full copy"
-            } else {
-                "sending"
-            };
-            for (rec, pos) in batch {
+            // Records of one file stay in order on one lane; different files go in parallel.
+            let scanned = batch.len() as u64;
+            let mut jobs: Vec<Vec<(BinlogRecord, Plan)>> = vec![Vec::new(); lanes.len()];
+            for (rec, _) in batch {
                 let p = plan(&rec, &self.mark);
-                let sent = self.send(&mut conn, &rec, &p).await?;
-                self.mark.pos = pos;
-                self.mark.scan_row_count += 1;
                 if !matches!(p, Plan::Skip(_)) {
-                    self.mark.sync_row_count += 1;
-                    self.mark.sync_bytes += sent;
-                    self.mark.synced_timestamp = self.mark.synced_timestamp.max(rec.timestamp);
-                    let stats = self.state.stats();
-                    stats.sync_out_bytes.record_bytes(sent, true);
-                    backoff.reset();
-                }
-                self.unsaved += 1;
-                if self.unsaved >= every {
-                    self.save_mark().await;
-                    self.publish(what);
+                    jobs[lane_of(&rec.filename, lanes.len())].push((rec, p));
                 }
             }
-            self.publish(what);
+            let results =
+                futures::future::join_all(lanes.iter_mut().zip(jobs).map(|(l, j)| l.run(j))).await;
+            let mut done = LaneDone::default();
+            for r in results {
+                let r = r?;
+                done.records += r.records;
+                done.bytes += r.bytes;
+                done.newest = done.newest.max(r.newest);
+            }
+            self.mark.pos = end;
+            self.mark.scan_row_count += scanned;
+            self.mark.sync_row_count += done.records;
+            self.mark.sync_bytes += done.bytes;
+            self.mark.synced_timestamp = self.mark.synced_timestamp.max(done.newest);
+            self.state
+                .stats()
+                .sync_out_bytes
+                .record_bytes(done.bytes, true);
+            if done.records > 0 {
+                backoff.reset();
+            }
+            self.unsaved = self.unsaved.saturating_add(scanned as u32);
+            if self.unsaved >= every {
+                self.save_mark().await;
+            }
+            self.publish(if copying { "full copy" } else { "sending" });
         }
     }
 
@@ -773,14 +837,44 @@ impl Sender {
         }
         n > 0
     }
+}
+
+/// One connection of a peer's sender, working through the records of its share of files.
+struct Lane {
+    state: Arc<StorageState>,
+    /// The peer's mark name (for logs).
+    peer: String,
+    conn: StorageConn,
+}
+
+/// What a lane sent of one batch.
+#[derive(Debug, Default)]
+struct LaneDone {
+    records: u64,
+    bytes: u64,
+    newest: i64,
+}
+
+/// Which of `lanes` carries a file's records (a `-m` sidecar goes with its file).
+pub fn lane_of(filename: &str, lanes: usize) -> usize {
+    let base = filename.strip_suffix(METADATA_SUFFIX).unwrap_or(filename);
+    (crc32fast::hash(base.as_bytes()) as usize) % lanes.max(1)
+}
+
+impl Lane {
+    /// Sends `jobs` in order; stops at the first failure.
+    async fn run(&mut self, jobs: Vec<(BinlogRecord, Plan)>) -> Result<LaneDone, SendError> {
+        let mut done = LaneDone::default();
+        for (rec, p) in jobs {
+            done.bytes += self.send(&rec, &p).await?;
+            done.records += 1;
+            done.newest = done.newest.max(rec.timestamp);
+        }
+        Ok(done)
+    }
 
     /// Sends one record; returns the content bytes sent.
-    async fn send(
-        &mut self,
-        conn: &mut StorageConn,
-        rec: &BinlogRecord,
-        p: &Plan,
-    ) -> Result<u64, SendError> {
+    async fn send(&mut self, rec: &BinlogRecord, p: &Plan) -> Result<u64, SendError> {
         let group = self.state.group().to_string();
         let ts = rec.timestamp.clamp(0, u32::MAX as i64) as u32;
         let name = rec.filename.clone();
@@ -793,7 +887,7 @@ impl Sender {
             Plan::Skip(_) => Ok(0),
             Plan::Create | Plan::Update => {
                 let update = *p == Plan::Update;
-                match self.send_whole(conn, &name, ts, &group, update).await {
+                match self.send_whole(&name, ts, &group, update).await {
                     Err(SendError::Conn(e)) if !update && e.status() == Some(errno::EEXIST) => {
                         Ok(0)
                     }
@@ -806,7 +900,7 @@ impl Sender {
                     group,
                     filename: name.clone(),
                 };
-                match conn.sync_delete(&req).await {
+                match self.conn.sync_delete(&req).await {
                     Ok(()) => Ok(0),
                     Err(e) if e.status() == Some(errno::ENOENT) => Ok(0),
                     Err(e) => Err(status_or_conn(e, |s| refused("delete", s))),
@@ -823,7 +917,7 @@ impl Sender {
                 let data = match data {
                     Ok(Some(d)) => d,
                     // The range is gone (truncated since): the whole file makes the peer equal.
-                    Ok(None) => return self.send_whole(conn, &name, ts, &group, true).await,
+                    Ok(None) => return self.send_whole(&name, ts, &group, true).await,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
                     Err(e) => return Err(SendError::Local(name.clone(), e)),
                 };
@@ -834,11 +928,11 @@ impl Sender {
                     timestamp: ts,
                     group: group.clone(),
                 };
-                match conn.sync_range(modify, &req, &data).await {
+                match self.conn.sync_range(modify, &req, &data).await {
                     Ok(()) => Ok(length),
                     // The peer's copy is missing or behind: send the whole file instead.
                     Err(e) if e.status() == Some(errno::ENOENT) => {
-                        self.send_whole(conn, &name, ts, &group, true).await
+                        self.send_whole(&name, ts, &group, true).await
                     }
                     Err(e) => Err(status_or_conn(e, |s| refused("append/modify", s))),
                 }
@@ -851,10 +945,10 @@ impl Sender {
                     timestamp: ts,
                     group: group.clone(),
                 };
-                match conn.sync_truncate(&req).await {
+                match self.conn.sync_truncate(&req).await {
                     Ok(()) => Ok(0),
                     Err(e) if e.status() == Some(errno::ENOENT) => {
-                        self.send_whole(conn, &name, ts, &group, true).await
+                        self.send_whole(&name, ts, &group, true).await
                     }
                     Err(e) => Err(status_or_conn(e, |s| refused("truncate", s))),
                 }
@@ -868,7 +962,7 @@ impl Sender {
         match local_path(self.state.store(), filename) {
             Ok(p) => Some(p),
             Err(e) => {
-                tracing::error!(peer = %self.name, file = filename, error = %e, "sync: binlog names a file this storage cannot map; skipped");
+                tracing::error!(peer = %self.peer, file = filename, error = %e, "sync: binlog names a file this storage cannot map; skipped");
                 None
             }
         }
@@ -877,7 +971,6 @@ impl Sender {
     /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE of the file as it is now (skipped when gone).
     async fn send_whole(
         &mut self,
-        conn: &mut StorageConn,
         name: &str,
         ts: u32,
         group: &str,
@@ -903,7 +996,7 @@ impl Sender {
             group: group.to_string(),
         };
         let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
-        match conn.sync_file_from(update, &req, &mut reader).await {
+        match self.conn.sync_file_from(update, &req, &mut reader).await {
             Ok(()) => Ok(size),
             Err(e) if e.status().is_some() => Err(e.into()),
             Err(e) => Err(SendError::Conn(e)),
@@ -1076,25 +1169,30 @@ mod tests {
             plan(&rec(BinlogOp::Create, true, 50, None), &src),
             Plan::Create
         );
-        // Still forwarded after the copy is done: it may have reached us late.
+        // Not after the copy: the file's source may have deleted it since.
         let done = Mark {
             sync_old_done: true,
             ..src.clone()
         };
-        assert_eq!(
-            plan(&rec(BinlogOp::Delete, false, 99, None), &done),
-            Plan::Delete
-        );
-        let other = initial_mark("b", Some(("a", 100)));
-        assert!(!other.need_sync_old);
         assert!(matches!(
-            plan(&rec(BinlogOp::Create, true, 100, None), &other),
+            plan(&rec(BinlogOp::Create, false, 99, None), &done),
             Plan::Skip(_)
         ));
         assert_eq!(
-            plan(&rec(BinlogOp::Create, true, 101, None), &other),
+            plan(&rec(BinlogOp::Create, true, 99, None), &done),
             Plan::Create
         );
+        // Other members send all their own records, old ones included, and no replica ones.
+        let other = initial_mark("b", Some(("a", 100)));
+        assert!(!other.need_sync_old);
+        assert_eq!(
+            plan(&rec(BinlogOp::Create, true, 100, None), &other),
+            Plan::Create
+        );
+        assert!(matches!(
+            plan(&rec(BinlogOp::Create, false, 100, None), &other),
+            Plan::Skip(_)
+        ));
         assert_eq!(initial_mark("b", None), Mark::default());
     }
 
@@ -1123,6 +1221,17 @@ mod tests {
         m.store(&p).unwrap();
         assert_eq!(Mark::load(&p).unwrap(), Some(m));
         assert!(p.ends_with("127.0.0.2_23000.mark"));
+    }
+
+    #[test]
+    fn a_file_and_its_metadata_share_a_lane_and_files_spread() {
+        let f = "M00/00/00/oYYBAGsBrcaAHu-lAAAABTYQpoY262.txt";
+        assert_eq!(lane_of(f, LANES), lane_of(&format!("{f}-m"), LANES));
+        let used: std::collections::HashSet<usize> = (0..64)
+            .map(|i| lane_of(&format!("M00/00/00/file{i}.txt"), LANES))
+            .collect();
+        assert_eq!(used.len(), LANES);
+        assert_eq!(lane_of(f, 1), 0);
     }
 
     #[test]
