@@ -451,6 +451,6 @@ async fn a_new_empty_storage_copies_everything_before_it_turns_active() {
     want.insert(f2, b"after-2".to_vec());
     wait_converged(&[&s1, &s2, &s3], &want, Duration::from_secs(15)).await;
     // Its init flag says the copy is done, so a restart joins as an old member.
-    let flag = std::fs::read_to_string(s3.store.join("data/.data_init_flag")).unwrap();
+    let flag = std::fs::read_to_string(s3.store.join("data/sync/.data_init_flag")).unwrap();
     assert_eq!(flag.trim(), "sync_old_done=1");
 }

@@ -8,7 +8,8 @@
 //! Replication state kept here (sync.rs drives it): what we received per source storage (the
 //! newest record timestamp, reported to trackers with SYNC_REPORT), what each outgoing sender
 //! has left to send (lag, shown by `fdfs-ha monitor`), and whether this storage still has to
-//! receive its group's old data (`<base>/data/.data_init_flag`, `sync_old_done=0|1`).
+//! receive its group's old data (`<base>/data/sync/.data_init_flag`, `sync_old_done=0|1`; next to the binlog, so
+//! the data directories hold only files).
 
 use super::binlog::Binlog;
 use super::store::{DiskUsage, Store};
@@ -521,10 +522,10 @@ impl StorageState {
     }
 }
 
-/// Reads `<base>/data/.data_init_flag`; when absent, a storage with binlog history is an old
+/// Reads `<base>/data/sync/.data_init_flag`; when absent, a storage with binlog history is an old
 /// member (done) and an empty one is new (it must copy the group's data before serving).
 fn load_init_flag(base: &Path, binlog: &Binlog) -> anyhow::Result<bool> {
-    let path = base.join("data").join(INIT_FLAG_FILE);
+    let path = base.join("data").join("sync").join(INIT_FLAG_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(text
             .lines()
@@ -544,7 +545,7 @@ fn load_init_flag(base: &Path, binlog: &Binlog) -> anyhow::Result<bool> {
 }
 
 fn write_init_flag(base: &Path, done: bool) -> std::io::Result<()> {
-    let dir = base.join("data");
+    let dir = base.join("data").join("sync");
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("{INIT_FLAG_FILE}.tmp"));
     {

@@ -45,7 +45,7 @@
 //! copy after the file's source already had its delete applied on the newcomer; the source
 //! replays its binlog from the start, so its delete normally arrives later.) The newcomer
 //! learns it is done from the server list (itself ONLINE/OFFLINE/ACTIVE) and writes
-//! `<base>/data/.data_init_flag` (sync_old_done=1), so it joins with init_flag=0 afterwards.
+//! `<base>/data/sync/.data_init_flag` (sync_old_done=1), so it joins with init_flag=0 afterwards.
 //!
 //! Progress for reads: the receiver keeps, per sending storage, the newest record timestamp it
 //! applied and reports it with SYNC_REPORT; trackers hand a storage out for QUERY_FETCH only
