@@ -454,3 +454,87 @@ async fn a_new_empty_storage_copies_everything_before_it_turns_active() {
     let flag = std::fs::read_to_string(s3.store.join("data/sync/.data_init_flag")).unwrap();
     assert_eq!(flag.trim(), "sync_old_done=1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_peer_loses_its_senders_and_rejoins_as_a_newcomer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, mut s, client) = three(dir.path()).await;
+    let mut c1 = StorageConn::connect(s[0].addr()).await.unwrap();
+    for i in 0..10 {
+        c1.upload(0, &bytes(i, 800), "a").await.unwrap();
+    }
+    let want = files_on_disk(&s[0].store);
+    let refs: Vec<&Storage> = s.iter().collect();
+    wait_converged(&refs, &want, Duration::from_secs(15)).await;
+
+    // Stop the third storage and delete it on the tracker.
+    s[2].shutdown().await;
+    let key = format!("{}:{}", s[2].ip, s[2].port);
+    let t0 = Instant::now();
+    loop {
+        let st = statuses(&client).await;
+        if st.get(&s[2].port) == Some(&(StorageStatus::Offline as u8)) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{st:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let req = fdfs_ha::proto::tracker::ListStorageReq {
+        group: GROUP.into(),
+        storage_id: Some(key),
+    };
+    fdfs_ha::client::tracker::request(
+        &mut tc,
+        fdfs_ha::proto::cmd::SERVER_DELETE_STORAGE,
+        &req.encode(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses(&client).await.get(&s[2].port),
+        Some(&(StorageStatus::Deleted as u8))
+    );
+    // Its peers stop sending to it.
+    let gone = format!("{}_{}", s[2].ip, s[2].port);
+    let t0 = Instant::now();
+    while c1
+        .sync_status()
+        .await
+        .unwrap()
+        .peers
+        .iter()
+        .any(|p| p.peer == gone)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "sender not stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 10..30 {
+        c1.upload(0, &bytes(i, 800), "b").await.unwrap();
+    }
+    let want = files_on_disk(&s[0].store);
+    wait_converged(&[&s[0], &s[1]], &want, Duration::from_secs(15)).await;
+
+    // Back again: a newcomer (INIT -> WAIT_SYNC/SYNCING), ACTIVE only with every file.
+    s[2].run().await;
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = statuses(&client).await.get(&s[2].port).copied() {
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+            if v == StorageStatus::Active as u8 {
+                assert_eq!(files_on_disk(&s[2].store), want, "ACTIVE before its copy");
+                break;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "statuses {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.iter()
+            .any(|v| *v == StorageStatus::WaitSync as u8 || *v == StorageStatus::Syncing as u8),
+        "{seen:?}"
+    );
+}

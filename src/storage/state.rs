@@ -235,7 +235,7 @@ pub struct StorageState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerSyncStatus {
     pub peer: String,
-    /// connected / connecting / backing off / waiting / full sync / idle / stopped.
+    /// starting / connecting / backing off / waiting ... / full copy / sending / idle.
     pub state: String,
     pub binlog_index: u32,
     pub binlog_offset: u64,

@@ -484,7 +484,6 @@ pub async fn run_sync(state: Arc<StorageState>, shutdown: CancellationToken) {
                 if !keep {
                     tracing::info!(peer = %name, "sync: peer left the group; stopping its sender");
                     stop.cancel();
-                    state.remove_peer_sync(name);
                 }
                 keep
             });
@@ -579,7 +578,8 @@ async fn peer_task(
         }
     }
     s.save_mark().await;
-    s.publish("stopped");
+    // Stopped: the peer left the group (or we are shutting down); it has no lag to show.
+    s.state.remove_peer_sync(&s.name);
 }
 
 impl Sender {
