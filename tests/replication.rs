@@ -48,6 +48,8 @@ struct Storage {
     port: u16,
     store: PathBuf,
     tracker: SocketAddr,
+    /// Extra top-level storage settings (YAML lines).
+    extra: String,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -61,21 +63,27 @@ impl Storage {
         serde_yaml::from_str(&format!(
             "group: {GROUP}\nlisten: \"{}:{}\"\ntrackers: [\"{}\"]\nstore_paths: [\"{}\"]\n\
              heart_beat_interval: 300ms\nstat_report_interval: 1s\nreserved_storage_space: 1%\n\
-             sync:\n  binlog_flush_interval: 100ms\n  retry_backoff_min: 50ms\n  retry_backoff_max: 500ms\n  write_mark_every: 10\n",
+             sync:\n  binlog_flush_interval: 100ms\n  retry_backoff_min: 50ms\n  retry_backoff_max: 500ms\n  write_mark_every: 10\n{}",
             self.ip,
             self.port,
             self.tracker,
-            self.store.display()
+            self.store.display(),
+            self.extra
         ))
         .unwrap()
     }
 
     async fn start(ip: &str, store: PathBuf, tracker: SocketAddr) -> Storage {
+        Self::start_with(ip, store, tracker, "").await
+    }
+
+    async fn start_with(ip: &str, store: PathBuf, tracker: SocketAddr, extra: &str) -> Storage {
         let mut s = Storage {
             ip: ip.into(),
             port: 0,
             store,
             tracker,
+            extra: extra.into(),
             stop: CancellationToken::new(),
             task: None,
         };
@@ -537,4 +545,32 @@ async fn a_deleted_peer_loses_its_senders_and_rejoins_as_a_newcomer() {
             .any(|v| *v == StorageStatus::WaitSync as u8 || *v == StorageStatus::Syncing as u8),
         "{seen:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sync_connections_outlive_the_peers_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker(dir.path()).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let extra = "network_timeout: 1s\n";
+    let s1 = Storage::start_with("127.0.0.2", dir.path().join("s1"), t.addr, extra).await;
+    let s2 = Storage::start_with("127.0.0.3", dir.path().join("s2"), t.addr, extra).await;
+    wait_active(&client, 2).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let f = c1.upload(0, b"first", "txt").await.unwrap().filename;
+    wait_for("first file", Duration::from_secs(10), || {
+        files_on_disk(&s2.store).contains_key(&f)
+    })
+    .await;
+    // Idle for three peer idle timeouts, then more changes: sent without a failed attempt.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let g = c1.upload(0, b"second", "txt").await.unwrap().filename;
+    wait_for("second file", Duration::from_secs(10), || {
+        files_on_disk(&s2.store).contains_key(&g)
+    })
+    .await;
+    let report = c1.sync_status().await.unwrap();
+    assert_eq!(report.peers.len(), 1);
+    assert_eq!(report.peers[0].failures, 0, "{report:?}");
 }

@@ -269,10 +269,22 @@ async fn converge(nodes: &[&Node], want: &BTreeMap<String, (u64, u32)>, t0: Inst
 
 fn main() {
     // `cargo test <filter>`: run only when the filter names this drill (or there is none).
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let mut filters: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--skip" => {
+                if args
+                    .next()
+                    .is_some_and(|s| "replication_drill".contains(s.as_str()))
+                {
+                    return;
+                }
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a),
+        }
+    }
     if !filters.is_empty()
         && !filters
             .iter()
@@ -400,11 +412,20 @@ async fn drill() {
         s1.ip, when[0], s2.ip, when[1], s3.ip, when[2]
     );
     println!(
-        "drill: replication to {} during the upload: {:.0} files/s, {:.1} MB/s",
+        "drill: replication to {} (upload start to convergence): {:.0} files/s, {:.1} MB/s",
         s2.ip,
         total_files as f64 / when[1],
         mb / when[1]
     );
+    if let Some(p) = report.peers.iter().find(|p| p.peer.starts_with(&s2.ip)) {
+        let drain = (when[1] - up_secs).max(0.001);
+        println!(
+            "drill: {} drained its end-of-upload lag of {} records in {drain:.1}s ({:.0} records/s)",
+            s2.ip,
+            p.records_behind,
+            p.records_behind as f64 / drain
+        );
+    }
 
     // A fourth, empty storage: full copy from a member, ACTIVE only when done.
     let t_new = Instant::now();

@@ -743,6 +743,10 @@ impl Sender {
         tracing::info!(peer = %self.name, %addr, from = ?self.mark.pos, "sync: connected");
         let mut reader = self.state.binlog().reader(self.mark.pos);
         let every = self.state.config().sync.write_mark_every.max(1);
+        // Peers close connections idle for network_timeout: keep ours alive (FastDFS sends
+        // ACTIVE_TEST the same way).
+        let keepalive = (timeout / 2).max(Duration::from_millis(100));
+        let mut last_io = tokio::time::Instant::now();
         loop {
             if self.stop.is_cancelled() {
                 return Ok(());
@@ -760,13 +764,20 @@ impl Sender {
                     "idle"
                 };
                 self.publish(what);
+                if last_io.elapsed() >= keepalive {
+                    for lane in lanes.iter_mut() {
+                        lane.conn.active_test().await?;
+                    }
+                    last_io = tokio::time::Instant::now();
+                }
                 tokio::select! {
                     _ = self.stop.cancelled() => return Ok(()),
                     _ = self.state.binlog_flushed() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = tokio::time::sleep(IDLE_POLL.min(keepalive)) => {}
                 }
                 continue;
             };
+            last_io = tokio::time::Instant::now();
             let copying = self.mark.need_sync_old && !self.mark.sync_old_done;
             if copying && !self.reported_syncing {
                 self.report_peer(StorageStatus::Syncing).await;
