@@ -589,6 +589,19 @@ impl Sender {
 
     /// The mark from disk, or a new one decided with the trackers' help (None: stopped).
     async fn first_mark(&mut self, backoff: &mut Backoff) -> Option<Mark> {
+        // A peer still INIT has no sync decision yet (a newcomer, or a deleted storage back
+        // again): wait for it, so its sync source and time are known.
+        loop {
+            let st = status_of(&self.peer());
+            if !matches!(st, Some(StorageStatus::Init) | Some(StorageStatus::None)) {
+                break;
+            }
+            self.publish("waiting for the peer's sync decision");
+            tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                _ = self.peer.changed() => {}
+            }
+        }
         let path = self.mark_path.clone();
         match tokio::task::spawn_blocking(move || Mark::load(&path)).await {
             Ok(Ok(Some(m))) => {
@@ -604,18 +617,6 @@ impl Sender {
                 return Some(Mark::default());
             }
             Err(e) => tracing::error!(peer = %self.name, error = %e, "sync: mark load task failed"),
-        }
-        // A peer still INIT has no sync decision yet: wait for it.
-        loop {
-            let st = status_of(&self.peer());
-            if !matches!(st, Some(StorageStatus::Init) | Some(StorageStatus::None)) {
-                break;
-            }
-            self.publish("waiting for the peer's sync decision");
-            tokio::select! {
-                _ = self.stop.cancelled() => return None,
-                _ = self.peer.changed() => {}
-            }
         }
         let my_id = self.state.tracker_identity().map(|(id, _)| id)?;
         let peer = self.peer();
@@ -779,7 +780,10 @@ impl Sender {
             };
             last_io = tokio::time::Instant::now();
             let copying = self.mark.need_sync_old && !self.mark.sync_old_done;
-            if copying && !self.reported_syncing {
+            if copying
+                && !self.reported_syncing
+                && status_of(&self.peer()) == Some(StorageStatus::WaitSync)
+            {
                 self.report_peer(StorageStatus::Syncing).await;
                 self.reported_syncing = true;
             }
@@ -824,6 +828,18 @@ impl Sender {
     /// At the end of the binlog: a designated source finishes the newcomer's copy.
     async fn caught_up(&mut self) {
         if !self.mark.need_sync_old || self.mark.sync_old_done {
+            return;
+        }
+        let waiting = matches!(
+            status_of(&self.peer()),
+            Some(StorageStatus::WaitSync) | Some(StorageStatus::Syncing)
+        );
+        if !waiting {
+            // Trackers already moved it on (e.g. another tracker's view): nothing to report,
+            // and reporting OFFLINE now would take a serving storage out of service.
+            self.mark.sync_old_done = true;
+            self.save_mark().await;
+            tracing::info!(peer = %self.name, "sync: peer no longer waits for old data; full copy ends");
             return;
         }
         if !self.reported_syncing {
