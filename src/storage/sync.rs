@@ -6,19 +6,24 @@
 //!  trackers ──BEAT replies: group server list──> StorageState::group_servers
 //!  run_sync (manager): one peer_task per member except us; a member that leaves the list or
 //!    turns DELETED / IP_CHANGED has its task stopped; a new one gets a task
-//!  peer_task: connect, REPORT_SERVER_ID(our id), then for each binlog record from the mark:
+//!  peer_task: LANES (4) connections, each opened with REPORT_SERVER_ID(our id); then, per
+//!    batch of up to 256 binlog records from the mark:
 //!    plan(record, mark) -> SYNC_CREATE_FILE / SYNC_UPDATE_FILE / SYNC_DELETE_FILE /
 //!                          SYNC_APPEND_FILE / SYNC_MODIFY_FILE / SYNC_TRUNCATE_FILE / skip
-//!    advance the mark only after the peer answered; persist it every `write_mark_every`
-//!    records, when idle and on exit; on a connect / I/O / refusal error log the reason, back
-//!    off (sync.retry_backoff_min doubling to _max) and resume from the mark
+//!    lane_of(file): one file's records go in order over one connection, different files
+//!    in parallel (the peer's fsyncs overlap); the mark moves past the batch only once every
+//!    lane's records were answered; it is persisted every `write_mark_every` records, when
+//!    idle and on exit. On a connect / I/O / refusal error: log the reason, back off
+//!    (sync.retry_backoff_min doubling to _max), reconnect and replay from the mark (every
+//!    record is safe to apply twice: EEXIST / ENOENT / same bytes at the same offset).
+//!    Idle connections get ACTIVE_TEST every network_timeout/2 (peers drop idle ones).
 //! ```
 //!
 //! What is sent (FastDFS's rules): only source records (upper case: a client did it here);
 //! replica records (lower case) are not forwarded, except by the *designated source* of a
-//! newcomer while it copies the old data (below). Files are read at send time: a file deleted since is skipped, an
-//! append/modify whose range no longer exists (truncated since) and one the peer refuses with
-//! ENOENT are sent as a whole-file SYNC_UPDATE_FILE. The peer answering EEXIST to a create or
+//! newcomer while it copies the old data (below). Files are read at send time: a file
+//! deleted since is skipped, an append/modify whose range no longer exists (truncated since)
+//! and one the peer refuses with ENOENT are sent as a whole-file SYNC_UPDATE_FILE. The peer answering EEXIST to a create or
 //! ENOENT to a delete counts as done. Metadata travels as the `<name>-m` sidecar file
 //! (C/U/D records of that name). File IDs, bytes and timestamps are the source's: the receiver
 //! writes the same name, and the record timestamp travels in the request.
