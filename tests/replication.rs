@@ -29,10 +29,14 @@ impl Drop for Tracker {
 }
 
 async fn start_tracker(dir: &Path) -> Tracker {
+    start_tracker_with(dir, "").await
+}
+
+async fn start_tracker_with(dir: &Path, extra: &str) -> Tracker {
     let stop = CancellationToken::new();
-    let cfg: TrackerConfig = serde_yaml::from_str(
-        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 3s\n",
-    )
+    let cfg: TrackerConfig = serde_yaml::from_str(&format!(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 3s\n{extra}"
+    ))
     .unwrap();
     let t = TrackerServer::bind(&cfg, &dir.join("tracker"))
         .await
@@ -573,4 +577,66 @@ async fn idle_sync_connections_outlive_the_peers_idle_timeout() {
     let report = c1.sync_status().await.unwrap();
     assert_eq!(report.peers.len(), 1);
     assert_eq!(report.peers[0].failures, 0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_id_mode_names_marks_and_sources_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker_with(
+        dir.path(),
+        "use_storage_id: true\nid_type_in_filename: id\nstorage_ids: [{id: \"100001\", group: group1, ip: 127.0.0.2}, {id: \"100002\", group: group1, ip: 127.0.0.3}]\n",
+    )
+    .await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start_with(
+        "127.0.0.2",
+        dir.path().join("s1"),
+        t.addr,
+        "id: \"100001\"\n",
+    )
+    .await;
+    let s2 = Storage::start_with(
+        "127.0.0.3",
+        dir.path().join("s2"),
+        t.addr,
+        "id: \"100002\"\n",
+    )
+    .await;
+    wait_active(&client, 2).await;
+    // Wait until s1 names its files by id (it learns the mode from the tracker).
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let t0 = Instant::now();
+    let older = loop {
+        let f = c1.upload(0, b"older", "txt").await.unwrap().filename;
+        let n = fdfs_ha::proto::fileid::RemoteName::parse_str(&f).unwrap();
+        if n.info.source == fdfs_ha::proto::fileid::Source::Id(100001) {
+            break f;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no id-mode name: {f}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c1.upload(0, b"newer", "txt").await.unwrap();
+    let want = files_on_disk(&s1.store);
+    wait_converged(&[&s1, &s2], &want, Duration::from_secs(15)).await;
+    assert!(s1.sync_dir().join("100002.mark").exists());
+    assert!(s2.sync_dir().join("100001.mark").exists());
+    // s2 reports progress from source 100001: the older file is fetched from both.
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let t0 = Instant::now();
+    loop {
+        let all = fdfs_ha::client::tracker::query_fetch_all(&mut tc, GROUP, &older)
+            .await
+            .unwrap();
+        if all.len() == 2 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "fetch_all {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = c1.sync_status().await.unwrap();
+    assert_eq!(report.peers[0].peer, "100002");
 }
