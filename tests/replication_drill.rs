@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 const GROUP: &str = "group1";
 /// Longest wait for the group to converge after the upload / after adding the fourth storage.
-const CONVERGE_TIMEOUT: Duration = Duration::from_secs(240);
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
