@@ -288,6 +288,31 @@ mod tests {
     }
 
     #[test]
+    fn own_status_is_found_by_tracker_id_and_port() {
+        let b = |id: &str, port, st: StorageStatus| StorageBrief {
+            status: st as u8,
+            port,
+            id: id.into(),
+            ip: "127.0.0.2".into(),
+        };
+        let list = vec![
+            b("127.0.0.2", 23000, StorageStatus::WaitSync),
+            b("127.0.0.2", 23001, StorageStatus::Active),
+        ];
+        let me = Some(("127.0.0.2".to_string(), "127.0.0.2".to_string()));
+        assert_eq!(
+            own_status(&list, me.clone(), 23000),
+            Some(StorageStatus::WaitSync)
+        );
+        assert_eq!(
+            own_status(&list, me.clone(), 23001),
+            Some(StorageStatus::Active)
+        );
+        assert_eq!(own_status(&list, me, 23002), None);
+        assert_eq!(own_status(&list, None, 23000), None);
+    }
+
+    #[test]
     fn reserved_space_in_fastdfs_text_form() {
         assert_eq!(parse_reserved("20.00%"), Some(Reserved::Percent(20.0)));
         assert_eq!(parse_reserved("1048576"), Some(Reserved::Bytes(1 << 20)));
