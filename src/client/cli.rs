@@ -92,6 +92,9 @@ pub async fn info(client: &FdfsClient, id: &str) -> Result<String, ClientError> 
     Ok(s)
 }
 
+/// Bound on asking one storage for its sync status (a dead storage must not stall the monitor).
+const MONITOR_STORAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn status_name(v: u8) -> &'static str {
     StorageStatus::from_u8(v)
         .map(|s| s.name())
@@ -129,7 +132,56 @@ pub async fn monitor(client: &FdfsClient) -> Result<String, ClientError> {
                 st.stats.get("total_download_count").unwrap_or(0),
                 if st.src_id.is_empty() { "-" } else { st.src_id.as_str() },
             );
+            s.push_str(&sync_lag_lines(&st.ip, st.storage_port, MONITOR_STORAGE_TIMEOUT).await);
         }
     }
     Ok(s)
+}
+
+/// Per-peer replication lag, asked from the storage itself (SYNC_STATUS_QUERY); one line
+/// per peer, or why it could not be asked.
+async fn sync_lag_lines(ip: &str, port: i64, timeout: std::time::Duration) -> String {
+    let addr = format!("{ip}:{port}");
+    let report = async {
+        let mut c = super::storage::StorageConn::connect_timeout(addr.as_str(), timeout).await?;
+        let r = c.sync_status().await;
+        let _ = c.quit().await;
+        r
+    }
+    .await;
+    match report {
+        Ok(r) => format_sync_report(&r),
+        Err(e) => format!("    sync status: unavailable ({e})\n"),
+    }
+}
+
+/// The monitor's lines for one storage's sync report.
+pub fn format_sync_report(r: &crate::storage::sync::SyncReport) -> String {
+    let mut s = String::new();
+    if !r.sync_old_done {
+        let _ = writeln!(s, "    initial copy of the group's data: in progress");
+    }
+    for p in &r.peers {
+        let _ = writeln!(
+            s,
+            "    sync -> {}: {}, behind {} records / {} bytes / {} s, sent {} records / {} bytes, failures {}{}",
+            p.peer,
+            p.state,
+            p.records_behind,
+            p.bytes_behind,
+            p.seconds_behind,
+            p.records_sent,
+            p.bytes_sent,
+            p.failures,
+            if p.last_error.is_empty() {
+                String::new()
+            } else {
+                format!(" (last: {})", p.last_error)
+            }
+        );
+    }
+    for (src, ts) in &r.synced_from {
+        let _ = writeln!(s, "    synced from {src} up to {ts}");
+    }
+    s
 }

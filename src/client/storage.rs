@@ -9,7 +9,8 @@ use crate::proto::cmd;
 use crate::proto::connection::{read_body, read_header, ConnError};
 use crate::proto::storage::{
     decode_metadata, encode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, MetaOp,
-    MetaPair, ModifyReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq,
+    MetaPair, ModifyReq, ReportServerIdReq, SyncDeleteReq, SyncFileReq, SyncRangeReq,
+    SyncTruncateReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq,
 };
 use crate::proto::{Header, ProtoError, HEADER_LEN};
 use std::future::Future;
@@ -416,6 +417,86 @@ impl StorageConn {
         self.send(cmd::QUERY_FILE_INFO, flags, msg.len() as u64, &msg)
             .await?;
         Ok(FileInfoResp::decode(&self.response().await?)?)
+    }
+
+    // --- storage -> storage sync (the sender side; see storage/sync.rs) ------------------------
+
+    /// REPORT_SERVER_ID: names the sending storage on a sync connection (first message).
+    pub async fn report_server_id(&mut self, storage_id: &str) -> Result<(), ConnError> {
+        let body = ReportServerIdReq {
+            storage_id: storage_id.to_string(),
+        }
+        .encode();
+        self.send(cmd::REPORT_SERVER_ID, 0, body.len() as u64, &body)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// SYNC_CREATE_FILE (or SYNC_UPDATE_FILE when `update`): the whole file, `size` bytes read
+    /// from `reader`.
+    pub async fn sync_file_from<R: AsyncRead + Unpin>(
+        &mut self,
+        update: bool,
+        req: &SyncFileReq,
+        reader: &mut R,
+    ) -> Result<(), ConnError> {
+        let head = req.encode();
+        let command = if update {
+            cmd::SYNC_UPDATE_FILE
+        } else {
+            cmd::SYNC_CREATE_FILE
+        };
+        self.send(command, 0, head.len() as u64 + req.file_size, &head)
+            .await?;
+        self.send_reader(reader, req.file_size).await?;
+        self.empty_response().await
+    }
+
+    /// SYNC_DELETE_FILE.
+    pub async fn sync_delete(&mut self, req: &SyncDeleteReq) -> Result<(), ConnError> {
+        let body = req.encode();
+        self.send(cmd::SYNC_DELETE_FILE, 0, body.len() as u64, &body)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// SYNC_APPEND_FILE (or SYNC_MODIFY_FILE when `modify`): `req.length` bytes from `data`.
+    pub async fn sync_range(
+        &mut self,
+        modify: bool,
+        req: &SyncRangeReq,
+        data: &[u8],
+    ) -> Result<(), ConnError> {
+        let mut msg = req.encode();
+        msg.extend_from_slice(data);
+        let command = if modify {
+            cmd::SYNC_MODIFY_FILE
+        } else {
+            cmd::SYNC_APPEND_FILE
+        };
+        self.send(command, 0, msg.len() as u64, &msg).await?;
+        self.empty_response().await
+    }
+
+    /// SYNC_TRUNCATE_FILE.
+    pub async fn sync_truncate(&mut self, req: &SyncTruncateReq) -> Result<(), ConnError> {
+        let body = req.encode();
+        self.send(cmd::SYNC_TRUNCATE_FILE, 0, body.len() as u64, &body)
+            .await?;
+        self.empty_response().await
+    }
+
+    /// SYNC_STATUS_QUERY (fdfs-ha extension): the storage's replication state and lag.
+    pub async fn sync_status(&mut self) -> Result<crate::storage::sync::SyncReport, ConnError> {
+        self.send(crate::storage::sync::SYNC_STATUS_QUERY, 0, 0, &[])
+            .await?;
+        let body = self.response().await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ConnError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad sync status: {e}"),
+            ))
+        })
     }
 
     /// ACTIVE_TEST.

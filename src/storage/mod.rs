@@ -5,7 +5,8 @@
 //!  clients, peers ────► service (per conn) ────►│ store (files, -m)   binlog (C D A M T U)│
 //!                                              │ source/params       stats (BEAT)        │
 //!  reporter (tracker link) ── set_source ─────►└───────────────────────────────────────┘
-//!  binlog flusher: every sync.binlog_flush_interval, and at shutdown
+//!  binlog flusher: every sync.binlog_flush_interval, and at shutdown (then wakes the senders)
+//!  sync (sync.rs): one sender per group peer replays the binlog with SYNC_* commands
 //! ```
 //! Contract with the supervisor: `StorageServer::bind` then `serve(shutdown)`; `serve` returns when
 //! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error. The storage
@@ -27,6 +28,7 @@ pub use state::{GroupParams, StatsSnapshot, StorageState};
 pub use store::DiskUsage;
 
 pub mod reporter;
+pub mod sync;
 pub mod tracker_link;
 
 use crate::config::StorageConfig;
@@ -90,6 +92,7 @@ impl StorageServer {
             link,
             shutdown.clone(),
         ));
+        let sync = tokio::spawn(sync::run_sync(state.clone(), shutdown.clone()));
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -129,6 +132,7 @@ impl StorageServer {
         conns.wait().await;
         let _ = flusher.await;
         let _ = reporter.await;
+        let _ = sync.await;
         let st = state.clone();
         tokio::task::spawn_blocking(move || st.binlog().flush()).await??;
         Ok(())
@@ -154,7 +158,7 @@ async fn flush_binlog(
         }
         let st = state.clone();
         match tokio::task::spawn_blocking(move || st.binlog().flush()).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => state.notify_binlog_flushed(),
             Ok(Err(e)) => tracing::error!(error = %e, "storage: binlog flush failed; will retry"),
             Err(e) => tracing::error!(error = %e, "storage: binlog flush task failed"),
         }

@@ -7,7 +7,7 @@
 //!        -> source.on_identity(my_ip, params)
 //!    long connection:  JOIN -> [SYNC_DEST_REQ when the tracker says INIT]
 //!        every heart_beat_interval: BEAT (stats), SYNC_REPORT when positions changed,
-//!          REPORT_STATUS(self, OFFLINE) once a newcomer's initial copy is done (-> ACTIVE)
+//!          (a newcomer's sync source reports it OFFLINE when its copy is done -> ACTIVE)
 //!        every stat_report_interval: REPORT_DISK_USAGE
 //!        server lists in the replies -> source.on_group_servers(briefs)
 //!    any failure: close, back off (100 ms doubling to 5 s), start over
@@ -77,6 +77,11 @@ pub trait ReporterSource: Send + Sync + 'static {
     fn on_sync_source(&self, _source: Option<SyncSource>) {}
     /// The status a tracker gave us at JOIN.
     fn on_joined(&self, _tracker: &str, _status: u8) {}
+    /// The address to connect to trackers from (so a storage listening on one address of a
+    /// multi-address host is seen — and named — by that address). None: the kernel picks.
+    fn local_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 /// What every per-tracker task shares.
@@ -157,10 +162,39 @@ async fn timed<T, E: Into<SessionError>>(
 }
 
 async fn connect(tracker: &str) -> Result<TcpStream, SessionError> {
+    connect_from(tracker, None).await
+}
+
+/// Connects, binding the local side to `local` when given.
+async fn connect_from(
+    tracker: &str,
+    local: Option<std::net::IpAddr>,
+) -> Result<TcpStream, SessionError> {
     let s = timed(async {
-        TcpStream::connect(tracker)
+        let Some(ip) = local else {
+            return TcpStream::connect(tracker)
+                .await
+                .map_err(SessionError::Connect);
+        };
+        let addr = tokio::net::lookup_host(tracker)
             .await
-            .map_err(SessionError::Connect)
+            .map_err(SessionError::Connect)?
+            .find(|a| a.is_ipv4() == ip.is_ipv4())
+            .ok_or_else(|| {
+                SessionError::Connect(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "tracker address has no entry of the local address's family",
+                ))
+            })?;
+        let sock = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(SessionError::Connect)?;
+        sock.bind(std::net::SocketAddr::new(ip, 0))
+            .map_err(SessionError::Connect)?;
+        sock.connect(addr).await.map_err(SessionError::Connect)
     })
     .await?;
     let _ = s.set_nodelay(true);
@@ -192,7 +226,7 @@ async fn identify(
     tracker: &str,
     source: &dyn ReporterSource,
 ) -> Result<(String, TrackerParams), SessionError> {
-    let mut s = connect(tracker).await?;
+    let mut s = connect_from(tracker, source.local_ip()).await?;
     let me = GetMyIpReq {
         group: source.group(),
         port: source.port(),
@@ -252,8 +286,8 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
     let source = &*shared.source;
     let (heart_beat, stat_report, shutdown) =
         (shared.heart_beat, shared.stat_report, &shared.shutdown);
-    let (my_ip, _) = identify(tracker, source).await?;
-    let mut s = connect(tracker).await?;
+    identify(tracker, source).await?;
+    let mut s = connect_from(tracker, source.local_ip()).await?;
     let tracker_host = tracker
         .rsplit_once(':')
         .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
@@ -303,13 +337,6 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
             source.on_sync_source(src);
         }
     }
-    let me = StorageBrief {
-        status: StorageStatus::Offline as u8,
-        port: source.port(),
-        id: source.storage_id().unwrap_or_else(|| my_ip.clone()),
-        ip: my_ip,
-    };
-
     // Report at once so the tracker can hand us out without waiting a full interval.
     let mut beat = tokio::time::interval(heart_beat.max(Duration::from_millis(10)));
     let mut disk = tokio::time::interval(stat_report.max(Duration::from_millis(10)));
@@ -338,9 +365,10 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
                     last_sync = Some(positions);
                 }
                 if copying && !source.needs_initial_sync() {
-                    // OFFLINE = "has its data, not serving yet"; the next BEAT makes it ACTIVE.
-                    timed(report_status(&mut s, &join.group, &me)).await?;
-                    tracing::info!(%tracker, "initial sync done; reported to tracker");
+                    // The sync source reported us OFFLINE ("has its data, not serving yet") on
+                    // every tracker; this tracker's server list showed it, and our BEATs now
+                    // make us ACTIVE. Reporting it ourselves too would bounce an ACTIVE storage.
+                    tracing::info!(%tracker, "initial sync done");
                     copying = false;
                 }
             }

@@ -385,6 +385,16 @@ impl Conn {
                 let body = self.small_body(&h).await?;
                 self.sync_truncate(&body).await
             }
+            super::sync::SYNC_STATUS_QUERY => {
+                if h.pkg_len != 0 {
+                    return Err(self
+                        .refuse(h.pkg_len, errno::EINVAL, "SYNC_STATUS_QUERY with a body")
+                        .await);
+                }
+                let st = self.state.clone();
+                let report = blocking(move || Ok(super::sync::sync_report(&st))).await?;
+                Ok(Some(serde_json::to_vec(&report).map_err(einval)?))
+            }
             other => Err(self
                 .refuse(
                     h.pkg_len,
@@ -434,6 +444,9 @@ impl Conn {
             filename: filename.to_string(),
             extra,
         });
+        if let Some(src) = &self.peer_storage_id {
+            self.state.note_synced_from(src, timestamp);
+        }
         let stats = self.state.stats();
         stats.last_sync_update.store(unix_now(), Ordering::Relaxed);
         stats

@@ -4,6 +4,12 @@
 //!
 //! The reporter updates identity and parameters through the setters; request handlers read them
 //! per request, so a change applies to the next upload.
+//!
+//! Replication state kept here (sync.rs drives it): what we received per source storage (the
+//! newest record timestamp, reported to trackers with SYNC_REPORT), what each outgoing sender
+//! has left to send (lag, shown by `fdfs-ha monitor`), and whether this storage still has to
+//! receive its group's old data (`<base>/data/sync/.data_init_flag`, `sync_old_done=0|1`; next to the binlog, so
+//! the data directories hold only files).
 
 use super::binlog::Binlog;
 use super::store::{DiskUsage, Store};
@@ -11,9 +17,14 @@ use crate::config::{IdType, Reserved, StorageConfig};
 use crate::proto::fileid::Source;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where a storage remembers whether its initial copy of the group's data is done.
+const INIT_FLAG_FILE: &str = ".data_init_flag";
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -204,6 +215,41 @@ pub struct StorageState {
     join_time: u64,
     up_time: u64,
     port: u16,
+    base: PathBuf,
+    /// Per source storage id: newest timestamp of a record received from it (SYNC_REPORT).
+    synced_from: Mutex<HashMap<String, u32>>,
+    /// Per peer (mark name): the outgoing sender's progress.
+    peer_sync: Mutex<std::collections::BTreeMap<String, PeerSyncStatus>>,
+    /// (id, ip) trackers know this storage by (storage id, or the IP they see).
+    tracker_identity: RwLock<Option<(String, String)>>,
+    /// False while this storage still waits for the group's old data (a newcomer).
+    sync_old_done: AtomicBool,
+    /// Woken after every binlog flush so idle senders look for new records at once.
+    binlog_flushed: tokio::sync::Notify,
+    /// The group's members as the last tracker reply listed them (sync's peer list).
+    group_servers: RwLock<Vec<crate::proto::tracker::StorageBrief>>,
+    group_servers_changed: tokio::sync::Notify,
+}
+
+/// One outgoing sender's progress, as `fdfs-ha monitor` and the logs show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerSyncStatus {
+    pub peer: String,
+    /// starting / connecting / backing off / waiting ... / full copy / sending / idle.
+    pub state: String,
+    pub binlog_index: u32,
+    pub binlog_offset: u64,
+    /// Binlog bytes written here and not yet sent to the peer.
+    pub bytes_behind: u64,
+    /// Binlog records not yet looked at (counted only when small enough to count cheaply).
+    pub records_behind: u64,
+    /// Now minus the timestamp of the newest record sent (0 when caught up).
+    pub seconds_behind: u64,
+    pub synced_timestamp: i64,
+    pub records_sent: u64,
+    pub bytes_sent: u64,
+    pub failures: u64,
+    pub last_error: String,
 }
 
 impl StorageState {
@@ -218,6 +264,7 @@ impl StorageState {
             anyhow::anyhow!("storage: cannot open binlog under {}: {e}", base.display())
         })?;
         let now = unix_now();
+        let sync_old_done = load_init_flag(&base, &binlog)?;
         Ok(StorageState {
             cfg: cfg.clone(),
             node: node.to_string(),
@@ -230,7 +277,121 @@ impl StorageState {
             join_time: now,
             up_time: now,
             port,
+            base,
+            synced_from: Mutex::new(HashMap::new()),
+            peer_sync: Mutex::new(Default::default()),
+            tracker_identity: RwLock::new(None),
+            sync_old_done: AtomicBool::new(sync_old_done),
+            binlog_flushed: tokio::sync::Notify::new(),
+            group_servers: RwLock::new(Vec::new()),
+            group_servers_changed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// `storage.base_path` (binlog, marks, flags), or `store_paths[0]`.
+    pub fn base_path(&self) -> &Path {
+        &self.base
+    }
+
+    /// We applied a record that storage `source_id` sent us, stamped `timestamp`.
+    pub fn note_synced_from(&self, source_id: &str, timestamp: u32) {
+        let mut m = self.synced_from.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(source_id.to_string()).or_insert(0);
+        *e = (*e).max(timestamp);
+    }
+
+    /// Per source storage id: newest record timestamp received from it, sorted by id.
+    pub fn synced_from(&self) -> Vec<(String, u32)> {
+        let m = self.synced_from.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort();
+        v
+    }
+
+    pub fn set_peer_sync(&self, status: PeerSyncStatus) {
+        self.peer_sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(status.peer.clone(), status);
+    }
+
+    pub fn remove_peer_sync(&self, peer: &str) {
+        self.peer_sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(peer);
+    }
+
+    /// Every outgoing sender's progress, by peer.
+    pub fn peer_sync(&self) -> Vec<PeerSyncStatus> {
+        self.peer_sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Called by the tracker link: the id and IP trackers know us by.
+    pub fn set_tracker_identity(&self, id: String, ip: String) {
+        *self
+            .tracker_identity
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some((id, ip));
+    }
+
+    /// (id, ip) as trackers know this storage; None before the first tracker answered.
+    pub fn tracker_identity(&self) -> Option<(String, String)> {
+        self.tracker_identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True once this storage holds its group's old data (or never had to copy any).
+    pub fn sync_old_done(&self) -> bool {
+        self.sync_old_done.load(Ordering::Acquire)
+    }
+
+    /// Records durably that the initial copy is done (trackers moved us past SYNCING).
+    pub fn set_sync_old_done(&self) -> std::io::Result<()> {
+        if self.sync_old_done.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        tracing::info!("storage: initial copy of the group's data is complete");
+        write_init_flag(&self.base, true)
+    }
+
+    /// Wakes senders waiting for new binlog records (called after a flush).
+    pub fn notify_binlog_flushed(&self) {
+        self.binlog_flushed.notify_waiters();
+    }
+
+    /// Called by the tracker link with every server list a tracker sends.
+    pub fn set_group_servers(&self, servers: Vec<crate::proto::tracker::StorageBrief>) {
+        let mut cur = self
+            .group_servers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if *cur != servers {
+            *cur = servers;
+            self.group_servers_changed.notify_waiters();
+        }
+    }
+
+    pub fn group_servers(&self) -> Vec<crate::proto::tracker::StorageBrief> {
+        self.group_servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub async fn group_servers_changed(&self) {
+        self.group_servers_changed.notified().await
+    }
+
+    pub async fn binlog_flushed(&self) {
+        self.binlog_flushed.notified().await
     }
 
     /// The storage port clients use (the bound port, also when `listen` asked for port 0).
@@ -359,6 +520,42 @@ impl StorageState {
     pub fn storage_id(&self) -> Option<&str> {
         self.cfg.id.as_deref()
     }
+}
+
+/// Reads `<base>/data/sync/.data_init_flag`; when absent, a storage with binlog history is an old
+/// member (done) and an empty one is new (it must copy the group's data before serving).
+fn load_init_flag(base: &Path, binlog: &Binlog) -> anyhow::Result<bool> {
+    let path = base.join("data").join("sync").join(INIT_FLAG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("sync_old_done="))
+            .map(|v| v.trim() == "1")
+            .unwrap_or(false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let done = binlog.flushed_position() != Default::default();
+            write_init_flag(base, done)?;
+            Ok(done)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "storage: cannot read {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+fn write_init_flag(base: &Path, done: bool) -> std::io::Result<()> {
+    let dir = base.join("data").join("sync");
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!("{INIT_FLAG_FILE}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("sync_old_done={}\n", done as u8).as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(INIT_FLAG_FILE))?;
+    super::binlog::fsync_dir(&dir)
 }
 
 fn initial_source(cfg: &StorageConfig) -> Source {

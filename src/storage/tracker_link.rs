@@ -8,7 +8,7 @@ use super::reporter::{ReporterSource, StorageBrief, StorageIdRecord, StorageStat
 use super::state::{GroupParams, StorageState};
 use crate::config::{IdType, Reserved};
 use crate::proto::fileid::Source;
-use crate::proto::tracker::STAT_COUNTERS;
+use crate::proto::tracker::{StorageStatus, STAT_COUNTERS};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
@@ -36,6 +36,19 @@ impl TrackerLink {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// Our own status in a tracker's server list (found by the id trackers know us by, and port).
+fn own_status(
+    servers: &[StorageBrief],
+    me: Option<(String, String)>,
+    port: u16,
+) -> Option<StorageStatus> {
+    let (id, _) = me?;
+    servers
+        .iter()
+        .find(|b| b.id == id && b.port == port)
+        .and_then(|b| StorageStatus::from_u8(b.status))
 }
 
 /// FastDFS writes `reserved_storage_space` as `20.00%` or a byte count.
@@ -154,7 +167,16 @@ impl ReporterSource for TrackerLink {
     }
 
     fn sync_progress(&self) -> Vec<(String, u32)> {
-        Vec::new() // replication inside a group is not built yet (issue 5)
+        self.state.synced_from()
+    }
+
+    fn needs_initial_sync(&self) -> bool {
+        !self.state.sync_old_done()
+    }
+
+    fn local_ip(&self) -> Option<std::net::IpAddr> {
+        let ip = self.state.config().listen.ip();
+        (!ip.is_unspecified()).then_some(ip)
     }
 
     fn on_identity(&self, my_ip: String, params: TrackerParams) {
@@ -167,6 +189,12 @@ impl ReporterSource for TrackerLink {
         if let Some(src) = file_id_source(&params, self.state.storage_id(), advertise, &my_ip) {
             self.state.set_source(src);
         }
+        // How trackers name us (cluster::identify): our id with storage ids, else our address.
+        let id = match (params.use_storage_id, self.state.storage_id()) {
+            (true, Some(id)) => id.to_string(),
+            _ => my_ip.clone(),
+        };
+        self.state.set_tracker_identity(id, my_ip.clone());
         let id_type = if params.id_type_in_filename == "id" {
             IdType::Id
         } else {
@@ -195,6 +223,21 @@ impl ReporterSource for TrackerLink {
     }
 
     fn on_group_servers(&self, servers: Vec<StorageBrief>) {
+        if let Some(st) = own_status(&servers, self.state.tracker_identity(), self.port) {
+            // Trackers moved us past INIT / WAIT_SYNC / SYNCING: our copy of the group's data
+            // is complete (or there was none to copy).
+            if !self.state.sync_old_done()
+                && matches!(
+                    st,
+                    StorageStatus::Online | StorageStatus::Offline | StorageStatus::Active
+                )
+            {
+                if let Err(e) = self.state.set_sync_old_done() {
+                    tracing::error!(error = %e, "storage: cannot record that the initial copy is done");
+                }
+            }
+        }
+        self.state.set_group_servers(servers.clone());
         *self
             .group_servers
             .write()
@@ -242,6 +285,31 @@ mod tests {
             file_id_source(&p, None, None, "10.0.0.5"),
             Some(Source::Ip(Ipv4Addr::new(10, 0, 0, 5)))
         );
+    }
+
+    #[test]
+    fn own_status_is_found_by_tracker_id_and_port() {
+        let b = |id: &str, port, st: StorageStatus| StorageBrief {
+            status: st as u8,
+            port,
+            id: id.into(),
+            ip: "127.0.0.2".into(),
+        };
+        let list = vec![
+            b("127.0.0.2", 23000, StorageStatus::WaitSync),
+            b("127.0.0.2", 23001, StorageStatus::Active),
+        ];
+        let me = Some(("127.0.0.2".to_string(), "127.0.0.2".to_string()));
+        assert_eq!(
+            own_status(&list, me.clone(), 23000),
+            Some(StorageStatus::WaitSync)
+        );
+        assert_eq!(
+            own_status(&list, me.clone(), 23001),
+            Some(StorageStatus::Active)
+        );
+        assert_eq!(own_status(&list, me, 23002), None);
+        assert_eq!(own_status(&list, None, 23000), None);
     }
 
     #[test]

@@ -272,7 +272,17 @@ impl Cluster {
         if node.paths.len() != req.store_path_count as usize {
             node.paths.clear();
         }
-        let still_copying = matches!(node.status, Init | WaitSync | Syncing) && req.init_flag != 0;
+        if node.status == Deleted {
+            // Removed by an administrator and back: its data is stale (peers stopped syncing
+            // to it), so it starts over as a newcomer.
+            node.sync_src = Option::None;
+            node.synced_from.clear();
+            let t = Self::set_status(node, &mut g.version, &req.group, Init);
+            return (Init, Option::None, t);
+        }
+        // A copy in progress (a source was assigned) ends only when the source reports it.
+        let still_copying = matches!(node.status, Init | WaitSync | Syncing)
+            && (req.init_flag != 0 || node.sync_src.is_some());
         let to = if still_copying { node.status } else { Online };
         let t = Self::set_status(node, &mut g.version, &req.group, to);
         (node.status, node.sync_src.clone(), t)
@@ -491,21 +501,29 @@ impl Cluster {
         out
     }
 
-    /// SERVER_DELETE_STORAGE: only a storage that is not serving can be forgotten.
-    pub fn delete_storage(&mut self, group: &str, id: &str) -> Result<(), Errno> {
+    /// SERVER_DELETE_STORAGE: only a storage that is not serving can be deleted. Like FastDFS
+    /// it stays listed as DELETED (so its peers see it and stop syncing to it) and is never
+    /// handed out; if it joins again it starts over as a newcomer (INIT).
+    pub fn delete_storage(&mut self, group: &str, id: &str) -> Result<Option<Transition>, Errno> {
         let g = self.groups.get_mut(group).ok_or(errno::ENOENT)?;
-        let key = g
+        let node = g
             .storages
-            .values()
+            .values_mut()
             .find(|s| s.id == id || s.key == id)
-            .map(|s| (s.key.clone(), s.status))
             .ok_or(errno::ENOENT)?;
-        if matches!(key.1, StorageStatus::Online | StorageStatus::Active) {
-            return Err(errno::EBUSY);
+        match node.status {
+            StorageStatus::Online | StorageStatus::Active => return Err(errno::EBUSY),
+            StorageStatus::Deleted => return Err(errno::ENOENT),
+            _ => {}
         }
-        g.storages.remove(&key.0);
-        g.version += 1;
-        Ok(())
+        node.sync_src = None;
+        node.synced_from.clear();
+        Ok(Self::set_status(
+            node,
+            &mut g.version,
+            group,
+            StorageStatus::Deleted,
+        ))
     }
 
     /// SERVER_DELETE_GROUP: only a group none of whose storages is serving.
@@ -699,6 +717,37 @@ mod tests {
         let (st, src2, _) = c.join(&who("b"), &join_req("g1", 23001, "b", 0), 3, t0);
         assert_eq!(st, StorageStatus::Online);
         assert_eq!(src2, Some(src));
+    }
+
+    #[test]
+    fn a_deleted_storage_stays_listed_and_comes_back_as_a_newcomer() {
+        let t0 = Instant::now();
+        let mut c = Cluster::new();
+        c.join(&who("a"), &join_req("g1", 23000, "a", 0), 1, t0);
+        c.beat("g1", "a", None, t0).unwrap();
+        c.join(&who("b"), &join_req("g1", 23001, "b", 0), 2, t0);
+        c.beat("g1", "b", None, t0).unwrap();
+        assert_eq!(c.delete_storage("g1", "b"), Err(errno::EBUSY));
+        c.disconnect("g1", "b", 2);
+        let v = c.groups["g1"].version;
+        let t = c.delete_storage("g1", "b").unwrap().unwrap();
+        assert_eq!(t.to, StorageStatus::Deleted);
+        assert!(c.groups["g1"].version > v);
+        assert_eq!(c.delete_storage("g1", "b"), Err(errno::ENOENT));
+        // Still in the server list (peers stop their senders), never activated by reports.
+        let briefs = c.groups["g1"].briefs();
+        assert!(briefs
+            .iter()
+            .any(|b| b.id == "b" && b.status == StorageStatus::Deleted as u8));
+        assert_eq!(c.beat("g1", "b", None, t0).unwrap(), None);
+        // Joining again: INIT, then a source like any newcomer.
+        let (st, src, _) = c.join(&who("b"), &join_req("g1", 23001, "b", 0), 3, t0);
+        assert_eq!((st, src), (StorageStatus::Init, None));
+        let (src, _) = c.sync_dest_req("g1", "b", 5000).unwrap();
+        assert_eq!(src.unwrap().src_id, "a");
+        // A reconnect during the copy keeps it copying, whatever init_flag says.
+        let (st, _, _) = c.join(&who("b"), &join_req("g1", 23001, "b", 0), 4, t0);
+        assert_eq!(st, StorageStatus::WaitSync);
     }
 
     #[test]

@@ -546,7 +546,8 @@ impl Tracker {
                 let Some(id) = req.storage_id else {
                     return Reply::err(errno::EINVAL);
                 };
-                done!(self.lock().cluster.delete_storage(&req.group, &id));
+                let t = done!(self.lock().cluster.delete_storage(&req.group, &id));
+                log_transitions(t);
                 tracing::info!(group = %req.group, storage = %id, "storage deleted");
                 Reply::ok(Vec::new())
             }

@@ -1,0 +1,642 @@
+//! Replication inside a group (issue 5), in-process: one tracker on 127.0.0.1 and storages on
+//! 127.0.0.2, .3, .4 (all of 127/8 is local on Linux), each with its own store directory.
+//! Files are checked on disk (data/XX/YY), so a storage that lost or grew a file is seen.
+
+use fdfs_ha::client::storage::StorageConn;
+use fdfs_ha::client::FdfsClient;
+use fdfs_ha::config::{StorageConfig, TrackerConfig};
+use fdfs_ha::proto::storage::{MetaOp, MetaPair};
+use fdfs_ha::proto::tracker::StorageStatus;
+use fdfs_ha::storage::StorageServer;
+use fdfs_ha::tracker::TrackerServer;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const GROUP: &str = "group1";
+
+struct Tracker {
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn start_tracker(dir: &Path) -> Tracker {
+    start_tracker_with(dir, "").await
+}
+
+async fn start_tracker_with(dir: &Path, extra: &str) -> Tracker {
+    let stop = CancellationToken::new();
+    let cfg: TrackerConfig = serde_yaml::from_str(&format!(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 3s\n{extra}"
+    ))
+    .unwrap();
+    let t = TrackerServer::bind(&cfg, &dir.join("tracker"))
+        .await
+        .unwrap();
+    let addr = t.local_addr();
+    tokio::spawn(t.serve(stop.clone()));
+    Tracker { addr, stop }
+}
+
+/// One storage; `stop` shuts it down (the directory and port stay for a restart).
+struct Storage {
+    ip: String,
+    port: u16,
+    store: PathBuf,
+    tracker: SocketAddr,
+    /// Extra top-level storage settings (YAML lines).
+    extra: String,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Storage {
+    fn addr(&self) -> SocketAddr {
+        format!("{}:{}", self.ip, self.port).parse().unwrap()
+    }
+
+    fn config(&self) -> StorageConfig {
+        serde_yaml::from_str(&format!(
+            "group: {GROUP}\nlisten: \"{}:{}\"\ntrackers: [\"{}\"]\nstore_paths: [\"{}\"]\n\
+             heart_beat_interval: 300ms\nstat_report_interval: 1s\nreserved_storage_space: 1%\n\
+             sync:\n  binlog_flush_interval: 100ms\n  retry_backoff_min: 50ms\n  retry_backoff_max: 500ms\n  write_mark_every: 10\n{}",
+            self.ip,
+            self.port,
+            self.tracker,
+            self.store.display(),
+            self.extra
+        ))
+        .unwrap()
+    }
+
+    async fn start(ip: &str, store: PathBuf, tracker: SocketAddr) -> Storage {
+        Self::start_with(ip, store, tracker, "").await
+    }
+
+    async fn start_with(ip: &str, store: PathBuf, tracker: SocketAddr, extra: &str) -> Storage {
+        let mut s = Storage {
+            ip: ip.into(),
+            port: 0,
+            store,
+            tracker,
+            extra: extra.into(),
+            stop: CancellationToken::new(),
+            task: None,
+        };
+        s.run().await;
+        s
+    }
+
+    async fn run(&mut self) {
+        let server = StorageServer::bind(&self.config(), &self.ip).await.unwrap();
+        self.port = server.local_addr().port();
+        self.stop = CancellationToken::new();
+        self.task = Some(tokio::spawn(server.serve(self.stop.clone())));
+    }
+
+    async fn shutdown(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    fn sync_dir(&self) -> PathBuf {
+        self.store.join("data").join("sync")
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Every stored file (data/XX/YY/*, metadata sidecars included) -> its bytes.
+fn files_on_disk(store: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let data = store.join("data");
+    let Ok(top) = std::fs::read_dir(&data) else {
+        return out;
+    };
+    for a in top.flatten() {
+        let an = a.file_name().to_string_lossy().to_string();
+        if an.len() != 2 || !a.path().is_dir() {
+            continue;
+        }
+        for b in std::fs::read_dir(a.path()).unwrap().flatten() {
+            let bn = b.file_name().to_string_lossy().to_string();
+            for f in std::fs::read_dir(b.path()).unwrap().flatten() {
+                let fname = f.file_name().to_string_lossy().to_string();
+                out.insert(
+                    format!("M00/{an}/{bn}/{fname}"),
+                    std::fs::read(f.path()).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+async fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut cond: F) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn statuses(client: &FdfsClient) -> BTreeMap<u16, u8> {
+    client
+        .list_storages(GROUP)
+        .await
+        .map(|l| {
+            l.into_iter()
+                .map(|s| (s.storage_port as u16, s.status))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_active(client: &FdfsClient, n: usize) {
+    let t0 = Instant::now();
+    loop {
+        let st = statuses(client).await;
+        if st
+            .values()
+            .filter(|s| **s == StorageStatus::Active as u8)
+            .count()
+            == n
+        {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "not {n} ACTIVE: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every storage holds exactly `want` (names and bytes).
+async fn wait_converged(stores: &[&Storage], want: &BTreeMap<String, Vec<u8>>, timeout: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let mut ok = true;
+        for s in stores {
+            let have = files_on_disk(&s.store);
+            if &have != want {
+                ok = false;
+                if t0.elapsed() > timeout {
+                    let missing: Vec<_> = want.keys().filter(|k| !have.contains_key(*k)).collect();
+                    let extra: Vec<_> = have.keys().filter(|k| !want.contains_key(*k)).collect();
+                    let differ: Vec<_> = want
+                        .iter()
+                        .filter(|(k, v)| have.get(*k).is_some_and(|h| h != *v))
+                        .map(|(k, _)| k)
+                        .collect();
+                    panic!(
+                        "{}:{} did not converge: missing {missing:?}, extra {extra:?}, differ {differ:?}",
+                        s.ip, s.port
+                    );
+                }
+            }
+        }
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn bytes(seed: u32, n: usize) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 13) as u8)
+        .collect()
+}
+
+async fn three(dir: &Path) -> (Tracker, Vec<Storage>, FdfsClient) {
+    let t = start_tracker(dir).await;
+    let mut v = Vec::new();
+    for (i, ip) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().enumerate() {
+        v.push(Storage::start(ip, dir.join(format!("s{i}")), t.addr).await);
+    }
+    let client = FdfsClient::new(vec![t.addr]);
+    wait_active(&client, 3).await;
+    (t, v, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_reaches_every_peer_with_the_same_id_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, client) = three(dir.path()).await;
+    let mut c1 = StorageConn::connect(s[0].addr()).await.unwrap();
+    let mut c2 = StorageConn::connect(s[1].addr()).await.unwrap();
+
+    // Plain files uploaded to two different members.
+    let a = bytes(1, 100_000);
+    let fa = c1.upload(0, &a, "jpg").await.unwrap().filename;
+    let b = bytes(2, 3000);
+    let fb = c2.upload(0, &b, "txt").await.unwrap().filename;
+    // An appender: append, modify, truncate.
+    let app = c1
+        .upload_appender(0, b"hello ", "log")
+        .await
+        .unwrap()
+        .filename;
+    c1.append(&app, b"world, again").await.unwrap();
+    c1.modify(&app, 0, b"HELLO").await.unwrap();
+    c1.truncate(&app, 11).await.unwrap();
+    // Metadata: created, then merged.
+    let pair = |n: &str, v: &str| -> MetaPair { (n.as_bytes().to_vec(), v.as_bytes().to_vec()) };
+    c1.set_metadata(GROUP, &fa, &[pair("w", "1")], MetaOp::Overwrite)
+        .await
+        .unwrap();
+    c1.set_metadata(GROUP, &fa, &[pair("h", "2")], MetaOp::Merge)
+        .await
+        .unwrap();
+    // A file deleted after it was replicated, and one deleted at once.
+    let gone = c2.upload(0, b"short lived", "bin").await.unwrap().filename;
+    let want_gone = files_on_disk(&s[1].store);
+    wait_for(
+        "the short-lived file everywhere",
+        Duration::from_secs(10),
+        || {
+            s.iter()
+                .all(|st| files_on_disk(&st.store).contains_key(&gone))
+        },
+    )
+    .await;
+    assert!(want_gone.contains_key(&gone));
+    c2.delete(GROUP, &gone).await.unwrap();
+    let quick = c1
+        .upload(0, b"deleted at once", "bin")
+        .await
+        .unwrap()
+        .filename;
+    c1.delete(GROUP, &quick).await.unwrap();
+
+    // The delete done on s2 reaches s1 before s1's store is the reference.
+    wait_for("the delete on s1", Duration::from_secs(10), || {
+        !files_on_disk(&s[0].store).contains_key(&gone)
+    })
+    .await;
+    let want = files_on_disk(&s[0].store);
+    assert_eq!(want[&fa], a);
+    assert_eq!(want[&fb], b);
+    assert_eq!(want[&app], b"HELLO world");
+    assert!(want.contains_key(&format!("{fa}-m")));
+    assert!(!want.contains_key(&gone) && !want.contains_key(&quick));
+    assert_eq!(want.len(), 4, "{:?}", want.keys());
+    let refs: Vec<&Storage> = s.iter().collect();
+    wait_converged(&refs, &want, Duration::from_secs(15)).await;
+    // Same ID, same crc32 (the ID carries it) as the uploaded bytes, on every member.
+    let name = fdfs_ha::proto::fileid::RemoteName::parse_str(&fa).unwrap();
+    for st in &s {
+        let got = files_on_disk(&st.store).remove(&fa).unwrap();
+        assert_eq!(crc32fast::hash(&got), name.info.crc32);
+    }
+    // Metadata reads the same from a peer.
+    let mut c3 = StorageConn::connect(s[2].addr()).await.unwrap();
+    let mut meta = c3.get_metadata(GROUP, &fa).await.unwrap();
+    meta.sort();
+    assert_eq!(meta, vec![pair("h", "2"), pair("w", "1")]);
+
+    // Trackers learn sync progress: a file created a second before newer records is handed
+    // out by every member; a brand-new file only by its source.
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let older = c1.upload(0, b"older", "txt").await.unwrap().filename;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _newer = c1.upload(0, b"newer", "txt").await.unwrap().filename;
+    let t0 = Instant::now();
+    loop {
+        let all = fdfs_ha::client::tracker::query_fetch_all(&mut tc, GROUP, &older)
+            .await
+            .unwrap();
+        if all.len() == 3 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "fetch_all {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh = c1.upload(0, b"fresh", "txt").await.unwrap().filename;
+    let all = fdfs_ha::client::tracker::query_fetch_all(&mut tc, GROUP, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|a| a.ip.as_str()).collect::<Vec<_>>(),
+        vec!["127.0.0.2"],
+        "a file no peer is known to have is only fetched from its source"
+    );
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_down_then_back_resumes_from_its_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, mut s, client) = three(dir.path()).await;
+    let mut c1 = StorageConn::connect(s[0].addr()).await.unwrap();
+    for i in 0..20 {
+        c1.upload(0, &bytes(i, 500), "a").await.unwrap();
+    }
+    let want = files_on_disk(&s[0].store);
+    let refs: Vec<&Storage> = s.iter().collect();
+    wait_converged(&refs, &want, Duration::from_secs(15)).await;
+
+    s[2].shutdown().await;
+    let mark = s[0]
+        .sync_dir()
+        .join(format!("{}_{}.mark", s[2].ip, s[2].port));
+    let before = std::fs::read_to_string(&mark).unwrap();
+    for i in 100..160 {
+        c1.upload(0, &bytes(i, 700), "b").await.unwrap();
+    }
+    c1.delete(GROUP, want.keys().next().unwrap()).await.unwrap();
+    let want = files_on_disk(&s[0].store);
+    // The live peer gets everything; the mark for the stopped one has not moved.
+    wait_converged(&[&s[1]], &want, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), before);
+    assert_eq!(files_on_disk(&s[2].store).len(), 20);
+    // The source shows the lag: the down peer is 61 records behind (60 creates, 1 delete),
+    // the live one caught up; `fdfs-ha monitor` prints both.
+    let down = format!("{}_{}", s[2].ip, s[2].port);
+    let up = format!("{}_{}", s[1].ip, s[1].port);
+    let report = c1.sync_status().await.unwrap();
+    let peer = |n: &str| report.peers.iter().find(|p| p.peer == n).cloned().unwrap();
+    assert_eq!(peer(&down).records_behind, 61, "{report:?}");
+    assert!(peer(&down).bytes_behind > 0 && peer(&down).failures > 0);
+    assert_eq!((peer(&up).records_behind, peer(&up).bytes_behind), (0, 0));
+    let text = fdfs_ha::client::cli::monitor(&client).await.unwrap();
+    let line = |n: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("sync -> {n}: ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line(&down).contains("behind 61 records"), "{text}");
+    assert!(line(&up).contains("idle, behind 0 records"), "{text}");
+
+    s[2].run().await;
+    wait_active(&client, 3).await;
+    let refs: Vec<&Storage> = s.iter().collect();
+    wait_converged(&refs, &want, Duration::from_secs(20)).await;
+    // The mark is written once the batch the files came in is acknowledged.
+    wait_for("the mark to advance", Duration::from_secs(5), || {
+        std::fs::read_to_string(&mark).unwrap() != before
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_storage_copies_everything_before_it_turns_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker(dir.path()).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
+    let s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
+    wait_active(&client, 2).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let mut c2 = StorageConn::connect(s2.addr()).await.unwrap();
+    // Files from both members (s1 holds s2's as replica records), a deleted one, and a few
+    // large files so the copy takes a while.
+    for i in 0..150 {
+        c1.upload(0, &bytes(i, 1000), "a").await.unwrap();
+        c2.upload(0, &bytes(i + 1000, 1000), "b").await.unwrap();
+    }
+    for i in 0..6 {
+        c2.upload(0, &bytes(i, 4 << 20), "big").await.unwrap();
+    }
+    let del = c1.upload(0, b"to delete", "d").await.unwrap().filename;
+    c1.delete(GROUP, &del).await.unwrap();
+    // 300 small + 6 big files (the deleted one is gone) on both members.
+    wait_for("both members complete", Duration::from_secs(30), || {
+        let a = files_on_disk(&s1.store);
+        a.len() == 306 && a == files_on_disk(&s2.store)
+    })
+    .await;
+    let want = files_on_disk(&s1.store);
+
+    let s3 = Storage::start("127.0.0.4", dir.path().join("s3"), t.addr).await;
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        let st = statuses(&client).await.get(&s3.port).copied();
+        if let Some(v) = st {
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+            if v == StorageStatus::Active as u8 {
+                // ACTIVE only with the whole copy on disk.
+                assert_eq!(
+                    files_on_disk(&s3.store),
+                    want,
+                    "ACTIVE before the copy was complete"
+                );
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "statuses seen {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.iter()
+            .any(|v| *v == StorageStatus::WaitSync as u8 || *v == StorageStatus::Syncing as u8),
+        "the newcomer went through WAIT_SYNC/SYNCING: {seen:?}"
+    );
+    // New changes after the copy reach it too, from both old members.
+    let f1 = c1.upload(0, b"after-1", "x").await.unwrap().filename;
+    let f2 = c2.upload(0, b"after-2", "x").await.unwrap().filename;
+    let mut want = want;
+    want.insert(f1, b"after-1".to_vec());
+    want.insert(f2, b"after-2".to_vec());
+    wait_converged(&[&s1, &s2, &s3], &want, Duration::from_secs(15)).await;
+    // Its init flag says the copy is done, so a restart joins as an old member.
+    let flag = std::fs::read_to_string(s3.store.join("data/sync/.data_init_flag")).unwrap();
+    assert_eq!(flag.trim(), "sync_old_done=1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_peer_loses_its_senders_and_rejoins_as_a_newcomer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, mut s, client) = three(dir.path()).await;
+    let mut c1 = StorageConn::connect(s[0].addr()).await.unwrap();
+    for i in 0..10 {
+        c1.upload(0, &bytes(i, 800), "a").await.unwrap();
+    }
+    let want = files_on_disk(&s[0].store);
+    let refs: Vec<&Storage> = s.iter().collect();
+    wait_converged(&refs, &want, Duration::from_secs(15)).await;
+
+    // Stop the third storage and delete it on the tracker.
+    s[2].shutdown().await;
+    let key = format!("{}:{}", s[2].ip, s[2].port);
+    let t0 = Instant::now();
+    loop {
+        let st = statuses(&client).await;
+        if st.get(&s[2].port) == Some(&(StorageStatus::Offline as u8)) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{st:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let req = fdfs_ha::proto::tracker::ListStorageReq {
+        group: GROUP.into(),
+        storage_id: Some(key),
+    };
+    fdfs_ha::client::tracker::request(
+        &mut tc,
+        fdfs_ha::proto::cmd::SERVER_DELETE_STORAGE,
+        &req.encode(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses(&client).await.get(&s[2].port),
+        Some(&(StorageStatus::Deleted as u8))
+    );
+    // Its peers stop sending to it.
+    let gone = format!("{}_{}", s[2].ip, s[2].port);
+    let t0 = Instant::now();
+    while c1
+        .sync_status()
+        .await
+        .unwrap()
+        .peers
+        .iter()
+        .any(|p| p.peer == gone)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "sender not stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 10..30 {
+        c1.upload(0, &bytes(i, 800), "b").await.unwrap();
+    }
+    let want = files_on_disk(&s[0].store);
+    wait_converged(&[&s[0], &s[1]], &want, Duration::from_secs(15)).await;
+
+    // Back again: a newcomer (INIT -> WAIT_SYNC/SYNCING), ACTIVE only with every file.
+    s[2].run().await;
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = statuses(&client).await.get(&s[2].port).copied() {
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+            if v == StorageStatus::Active as u8 {
+                assert_eq!(files_on_disk(&s[2].store), want, "ACTIVE before its copy");
+                break;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "statuses {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen.iter()
+            .any(|v| *v == StorageStatus::WaitSync as u8 || *v == StorageStatus::Syncing as u8),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sync_connections_outlive_the_peers_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker(dir.path()).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let extra = "network_timeout: 1s\n";
+    let s1 = Storage::start_with("127.0.0.2", dir.path().join("s1"), t.addr, extra).await;
+    let s2 = Storage::start_with("127.0.0.3", dir.path().join("s2"), t.addr, extra).await;
+    wait_active(&client, 2).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let f = c1.upload(0, b"first", "txt").await.unwrap().filename;
+    wait_for("first file", Duration::from_secs(10), || {
+        files_on_disk(&s2.store).contains_key(&f)
+    })
+    .await;
+    // Idle for three peer idle timeouts, then more changes: sent without a failed attempt.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let g = c1.upload(0, b"second", "txt").await.unwrap().filename;
+    wait_for("second file", Duration::from_secs(10), || {
+        files_on_disk(&s2.store).contains_key(&g)
+    })
+    .await;
+    let report = c1.sync_status().await.unwrap();
+    assert_eq!(report.peers.len(), 1);
+    assert_eq!(report.peers[0].failures, 0, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_id_mode_names_marks_and_sources_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker_with(
+        dir.path(),
+        "use_storage_id: true\nid_type_in_filename: id\nstorage_ids: [{id: \"100001\", group: group1, ip: 127.0.0.2}, {id: \"100002\", group: group1, ip: 127.0.0.3}]\n",
+    )
+    .await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start_with(
+        "127.0.0.2",
+        dir.path().join("s1"),
+        t.addr,
+        "id: \"100001\"\n",
+    )
+    .await;
+    let s2 = Storage::start_with(
+        "127.0.0.3",
+        dir.path().join("s2"),
+        t.addr,
+        "id: \"100002\"\n",
+    )
+    .await;
+    wait_active(&client, 2).await;
+    // Wait until s1 names its files by id (it learns the mode from the tracker).
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let t0 = Instant::now();
+    let older = loop {
+        let f = c1.upload(0, b"older", "txt").await.unwrap().filename;
+        let n = fdfs_ha::proto::fileid::RemoteName::parse_str(&f).unwrap();
+        if n.info.source == fdfs_ha::proto::fileid::Source::Id(100001) {
+            break f;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no id-mode name: {f}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c1.upload(0, b"newer", "txt").await.unwrap();
+    let want = files_on_disk(&s1.store);
+    wait_converged(&[&s1, &s2], &want, Duration::from_secs(15)).await;
+    assert!(s1.sync_dir().join("100002.mark").exists());
+    assert!(s2.sync_dir().join("100001.mark").exists());
+    // s2 reports progress from source 100001: the older file is fetched from both.
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let t0 = Instant::now();
+    loop {
+        let all = fdfs_ha::client::tracker::query_fetch_all(&mut tc, GROUP, &older)
+            .await
+            .unwrap();
+        if all.len() == 2 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "fetch_all {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = c1.sync_status().await.unwrap();
+    assert_eq!(report.peers[0].peer, "100002");
+}
