@@ -329,39 +329,83 @@ probes:
     )
 }
 
+/// A node supervising one `crashable` component "web" (serving when `serves(start)`), tracked
+/// by a tcp probe with weight -30; started and waited for until healthy.
+struct WebNode {
+    calls: Calls,
+    starts: Arc<Mutex<Vec<Instant>>>,
+    crash: Arc<tokio::sync::Notify>,
+    ctl: tokio::sync::mpsc::UnboundedSender<Control>,
+    node: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl WebNode {
+    async fn start(supervisor: &str, serves: fn(usize) -> bool) -> WebNode {
+        let port = free_port();
+        let calls: Calls = Arc::default();
+        let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let crash = Arc::new(tokio::sync::Notify::new());
+        let component = crashable(port, crash.clone(), serves, starts.clone());
+        let cfg = config_with(supervisor, &web_probe(port));
+        let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+        let node = tokio::spawn(run_with(
+            cfg,
+            None,
+            one_component_hooks(component, &calls),
+            rx,
+        ));
+        wait_for("healthy", Duration::from_secs(10), || {
+            calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
+        })
+        .await;
+        WebNode {
+            calls,
+            starts,
+            crash,
+            ctl,
+            node,
+        }
+    }
+
+    async fn priority_lowered(&self) {
+        wait_for("priority lowered", Duration::from_secs(5), || {
+            self.calls
+                .lock()
+                .unwrap()
+                .last()
+                .is_some_and(|c| c.1 == -30)
+        })
+        .await;
+    }
+
+    async fn stop(self) {
+        self.ctl.send(Control::Stop).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.node)
+            .await
+            .expect("stops in time")
+            .unwrap()
+            .expect("clean stop");
+    }
+}
+
 #[tokio::test]
 async fn a_quick_restart_keeps_priority_and_a_broken_comeback_moves_it() {
-    let port = free_port();
-    let calls: Calls = Arc::default();
-    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let crash = Arc::new(tokio::sync::Notify::new());
     // Starts 1 and 2 serve; start 3 comes back hung.
-    let component = crashable(port, crash.clone(), |n| n <= 2, starts.clone());
-    let cfg = config_with(
+    let web = WebNode::start(
         "restart_backoff_min: 20ms\n  restart_backoff_max: 200ms\n  restart_grace: 2s",
-        &web_probe(port),
-    );
-    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
-    let node = tokio::spawn(run_with(
-        cfg,
-        None,
-        one_component_hooks(component, &calls),
-        rx,
-    ));
-    wait_for("healthy", Duration::from_secs(10), || {
-        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
-    })
+        |n| n <= 2,
+    )
     .await;
-    let settled = calls.lock().unwrap().len();
+    let settled = web.calls.lock().unwrap().len();
 
     // Crash 1: restarted within ~20 ms; the probe sees it down (fall 1) but VRRP must not.
-    crash.notify_one();
+    web.crash.notify_one();
     wait_for("second start", Duration::from_secs(5), || {
-        starts.lock().unwrap().len() >= 2
+        web.starts.lock().unwrap().len() >= 2
     })
     .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let after_quick: Vec<_> = calls.lock().unwrap()[settled..].to_vec();
+    let after_quick: Vec<_> = web.calls.lock().unwrap()[settled..].to_vec();
     assert!(
         after_quick.iter().all(|c| c.1 == 0 && !c.2),
         "a quick restart changed the priority: {after_quick:?}"
@@ -369,70 +413,39 @@ async fn a_quick_restart_keeps_priority_and_a_broken_comeback_moves_it() {
 
     // Crash 2: start 3 runs but never listens; its fresh probe's verdict applies at once.
     let crashed_at = Instant::now();
-    crash.notify_one();
-    wait_for("priority lowered", Duration::from_secs(5), || {
-        calls.lock().unwrap().last().is_some_and(|c| c.1 == -30)
-    })
-    .await;
-    let third_start = starts.lock().unwrap()[2];
+    web.crash.notify_one();
+    web.priority_lowered().await;
+    let third_start = web.starts.lock().unwrap()[2];
     assert!(third_start > crashed_at);
     assert!(
         crashed_at.elapsed() < Duration::from_secs(2),
         "the broken comeback was judged by its fresh probe, not held for the whole grace"
     );
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    web.stop().await;
 }
 
 #[tokio::test]
 async fn a_component_still_down_when_the_grace_ends_moves_priority() {
-    let port = free_port();
-    let calls: Calls = Arc::default();
-    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let crash = Arc::new(tokio::sync::Notify::new());
-    let component = crashable(port, crash.clone(), |_| true, starts.clone());
     // The restart waits 1.5 s of backoff; the grace is 300 ms.
-    let cfg = config_with(
+    let web = WebNode::start(
         "restart_backoff_min: 1500ms\n  restart_backoff_max: 2s\n  restart_grace: 300ms",
-        &web_probe(port),
-    );
-    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
-    let node = tokio::spawn(run_with(
-        cfg,
-        None,
-        one_component_hooks(component, &calls),
-        rx,
-    ));
-    wait_for("healthy", Duration::from_secs(10), || {
-        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
-    })
+        |_| true,
+    )
     .await;
     let crashed_at = Instant::now();
-    crash.notify_one();
-    wait_for("priority lowered", Duration::from_secs(5), || {
-        calls.lock().unwrap().last().is_some_and(|c| c.1 == -30)
-    })
-    .await;
+    web.crash.notify_one();
+    web.priority_lowered().await;
     let lowered_after = crashed_at.elapsed();
     assert!(
         lowered_after >= Duration::from_millis(300),
         "held for the grace: lowered after {lowered_after:?}"
     );
     assert_eq!(
-        starts.lock().unwrap().len(),
+        web.starts.lock().unwrap().len(),
         1,
         "lowered before the restart, not after it"
     );
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    web.stop().await;
 }
 
 #[tokio::test]
