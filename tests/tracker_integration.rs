@@ -952,3 +952,44 @@ async fn many_clients_at_once_while_storages_report() {
     }
     t.stop().await;
 }
+
+#[tokio::test]
+async fn client_asks_a_tracker_that_timed_out_last_for_a_while() {
+    // Tracker A accepts connections but never answers (hung or cut off); B is a real tracker.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let held2 = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = hung.accept().await {
+            held2.lock().unwrap().push(s);
+        }
+    });
+    let good = start_tracker(&tracker_cfg("")).await;
+    let client = fdfs_ha::client::FdfsClient::with_timeout(
+        vec![hung_addr, good.addr],
+        Duration::from_millis(300),
+    );
+    // The first call starts at A: one timeout, then B answers.
+    let t = Instant::now();
+    client
+        .list_groups()
+        .await
+        .expect("B answers after A times out");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    // Round-robin would start at A again on every other call; A is now asked last.
+    for _ in 0..4 {
+        let t = Instant::now();
+        client.list_groups().await.expect("B answers");
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "a tracker that just timed out was asked first again ({:?})",
+            t.elapsed()
+        );
+    }
+    assert_eq!(held.lock().unwrap().len(), 1, "A was not asked again");
+}

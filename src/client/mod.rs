@@ -67,10 +67,16 @@ fn is_stale(e: &ConnError) -> bool {
     matches!(e, ConnError::Io(io) if matches!(io.kind(), UnexpectedEof | ConnectionReset | BrokenPipe))
 }
 
+/// A tracker that failed to connect or answer in time is asked last for this long (nginx's
+/// `fail_timeout`), so a dead or partitioned tracker costs one timeout, not one per call.
+pub const TRACKER_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A FastDFS client for a list of trackers.
 pub struct FdfsClient {
     trackers: Vec<SocketAddr>,
     next_tracker: AtomicUsize,
+    /// Per tracker (same index): asked last until then.
+    tracker_failed_until: std::sync::Mutex<Vec<Option<std::time::Instant>>>,
     tracker_pool: Pool<TcpStream>,
     storage_pool: Pool<StorageConn>,
     timeout: Duration,
@@ -84,6 +90,7 @@ impl FdfsClient {
     /// `timeout` bounds each connect and each exchange.
     pub fn with_timeout(trackers: Vec<SocketAddr>, timeout: Duration) -> Self {
         FdfsClient {
+            tracker_failed_until: std::sync::Mutex::new(vec![None; trackers.len()]),
             trackers,
             next_tracker: AtomicUsize::new(0),
             tracker_pool: Pool::new(IDLE_PER_ADDR),
@@ -100,11 +107,10 @@ impl FdfsClient {
         if self.trackers.is_empty() {
             return Err(ClientError::NoTracker("no tracker configured".into()));
         }
-        let start = self.next_tracker.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
         let mut refusal = None;
-        for i in 0..self.trackers.len() {
-            let addr = self.trackers[(start + i) % self.trackers.len()];
+        for i in self.tracker_order() {
+            let addr = self.trackers[i];
             // A pooled connection may have been closed by the tracker: one fresh retry.
             for fresh in [false, true] {
                 let pooled = if fresh {
@@ -123,10 +129,12 @@ impl FdfsClient {
                             }
                             Ok(Err(e)) => {
                                 last = format!("{addr}: {e}");
+                                self.tracker_failed(i);
                                 break;
                             }
                             Err(_) => {
                                 last = format!("{addr}: connect timed out");
+                                self.tracker_failed(i);
                                 break;
                             }
                         }
@@ -135,6 +143,7 @@ impl FdfsClient {
                 match tokio::time::timeout(self.timeout, f(stream)).await {
                     Ok((stream, Ok(v))) => {
                         self.tracker_pool.put(addr, stream);
+                        self.tracker_ok(i);
                         return Ok(v);
                     }
                     Ok((stream, Err(e))) => {
@@ -154,6 +163,8 @@ impl FdfsClient {
                     }
                     Err(_) => {
                         last = format!("{addr}: timed out");
+                        self.tracker_pool.forget(addr);
+                        self.tracker_failed(i);
                         break;
                     }
                 }
@@ -162,6 +173,39 @@ impl FdfsClient {
         match refusal {
             Some(s) => Err(ClientError::Status(s)),
             None => Err(ClientError::NoTracker(last)),
+        }
+    }
+
+    /// Tracker indexes in the order to ask them: round-robin from a moving start, trackers that
+    /// failed within `TRACKER_FAIL_TIMEOUT` last (still asked if all others fail).
+    fn tracker_order(&self) -> Vec<usize> {
+        let n = self.trackers.len();
+        let start = self.next_tracker.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let failed = self
+            .tracker_failed_until
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        let mut order: Vec<usize> = (0..n).map(|k| (start + k) % n).collect();
+        // Stable: keeps the round-robin order within each class.
+        order.sort_by_key(|&i| failed.get(i).copied().flatten().is_some_and(|t| t > now));
+        order
+    }
+
+    fn tracker_failed(&self, i: usize) {
+        if let Ok(mut f) = self.tracker_failed_until.lock() {
+            if let Some(slot) = f.get_mut(i) {
+                *slot = Some(std::time::Instant::now() + TRACKER_FAIL_TIMEOUT);
+            }
+        }
+    }
+
+    fn tracker_ok(&self, i: usize) {
+        if let Ok(mut f) = self.tracker_failed_until.lock() {
+            if let Some(slot) = f.get_mut(i) {
+                *slot = None;
+            }
         }
     }
 
