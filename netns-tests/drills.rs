@@ -385,6 +385,17 @@ impl Drop for Lab {
     }
 }
 
+/// Copies a failed drill's node logs next to its timeline (the lab directory is reused).
+fn keep_logs(lab: &Lab, to: &Path) {
+    let _ = std::fs::create_dir_all(to);
+    if let Ok(entries) = std::fs::read_dir(lab.dir.join("logs")) {
+        for e in entries.flatten() {
+            let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+        }
+    }
+    println!("  logs kept in {}", to.display());
+}
+
 /// Runs `f` on a new thread whose network namespace is `ns` (sockets it opens live there).
 fn in_netns<T: Send + 'static>(
     ns: &str,
@@ -649,6 +660,9 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         }
     }
     write_timeline(out, d, rep, &tl, &outcome);
+    if !outcome.violations().is_empty() {
+        keep_logs(&lab, &out.join(format!("{}-{rep}-logs", d.id)));
+    }
     outcome
 }
 

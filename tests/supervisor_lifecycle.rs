@@ -287,12 +287,10 @@ fn crashable(
         starts,
         behaviour: Arc::new(move |n, token| {
             let crash = crash.clone();
+            // Bound before start() returns, as the real components do: running means listening.
+            let listener = serves(n).then(|| std::net::TcpListener::bind(("127.0.0.1", port)));
             Box::pin(async move {
-                let _listener = if serves(n) {
-                    Some(tokio::net::TcpListener::bind(("127.0.0.1", port)).await?)
-                } else {
-                    None
-                };
+                let _listener = listener.transpose()?;
                 tokio::select! {
                     _ = crash.notified() => anyhow::bail!("simulated crash of start {n}"),
                     _ = token.cancelled() => Ok(()),
@@ -302,7 +300,24 @@ fn crashable(
     })
 }
 
-fn one_component_hooks(component: Arc<Scripted>, calls: &Calls) -> Hooks {
+/// Every start after the first takes `delay` (a component slow to come back).
+struct SlowRestarts {
+    inner: Arc<Scripted>,
+    delay: Duration,
+}
+
+impl Component for SlowRestarts {
+    fn start(&self, shutdown: CancellationToken) -> BoxFuture<'_, anyhow::Result<ServeFuture>> {
+        Box::pin(async move {
+            if !self.inner.starts.lock().unwrap().is_empty() {
+                tokio::time::sleep(self.delay).await;
+            }
+            self.inner.start(shutdown).await
+        })
+    }
+}
+
+fn one_component_hooks(component: Arc<dyn Component>, calls: &Calls) -> Hooks {
     Hooks {
         components: Arc::new(move |_: &Config, _: &_| {
             vec![ComponentSpec {
@@ -318,13 +333,13 @@ fn one_component_hooks(component: Arc<Scripted>, calls: &Calls) -> Hooks {
     }
 }
 
-fn web_probe(port: u16) -> String {
+fn web_probe(port: u16, extra: &str) -> String {
     format!(
         "      track: [{{ probe: web, weight: -30 }}]
 external:
   - {{ name: web, command: [\"true\"] }}
 probes:
-  - {{ name: web, tcp: \"127.0.0.1:{port}\", interval: 20ms, timeout: 100ms, fall: 1, rise: 1, component: web }}
+  - {{ name: web, tcp: \"127.0.0.1:{port}\", interval: 20ms, timeout: 100ms, fall: 1, rise: 1, component: web{extra} }}
 "
     )
 }
@@ -341,12 +356,25 @@ struct WebNode {
 
 impl WebNode {
     async fn start(supervisor: &str, serves: fn(usize) -> bool) -> WebNode {
+        Self::start_with(supervisor, serves, "", Duration::ZERO).await
+    }
+
+    /// `probe_extra` is appended to the probe's flow mapping; restarts take `restart_delay`.
+    async fn start_with(
+        supervisor: &str,
+        serves: fn(usize) -> bool,
+        probe_extra: &str,
+        restart_delay: Duration,
+    ) -> WebNode {
         let port = free_port();
         let calls: Calls = Arc::default();
         let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let crash = Arc::new(tokio::sync::Notify::new());
-        let component = crashable(port, crash.clone(), serves, starts.clone());
-        let cfg = config_with(supervisor, &web_probe(port));
+        let component = Arc::new(SlowRestarts {
+            inner: crashable(port, crash.clone(), serves, starts.clone()),
+            delay: restart_delay,
+        });
+        let cfg = config_with(supervisor, &web_probe(port, probe_extra));
         let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
         let node = tokio::spawn(run_with(
             cfg,
@@ -420,6 +448,38 @@ async fn a_quick_restart_keeps_priority_and_a_broken_comeback_moves_it() {
     assert!(
         crashed_at.elapsed() < Duration::from_secs(2),
         "the broken comeback was judged by its fresh probe, not held for the whole grace"
+    );
+    web.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_probe_does_not_restart_a_component_already_restarting() {
+    // on_fail: restart, fall 1 every 20 ms; the restart takes 200 ms, during which the probe
+    // fails several times. Those failures must not order more restarts (a cascade that used to
+    // reach max_restarts and yield) nor move the priority.
+    let web = WebNode::start_with(
+        "restart_backoff_min: 20ms\n  restart_backoff_max: 200ms\n  restart_grace: 2s",
+        |_| true,
+        ", on_fail: restart",
+        Duration::from_millis(200),
+    )
+    .await;
+    let settled = web.calls.lock().unwrap().len();
+    web.crash.notify_one();
+    wait_for("second start", Duration::from_secs(5), || {
+        web.starts.lock().unwrap().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        web.starts.lock().unwrap().len(),
+        2,
+        "one crash, one restart"
+    );
+    let after: Vec<_> = web.calls.lock().unwrap()[settled..].to_vec();
+    assert!(
+        after.iter().all(|c| c.1 == 0 && !c.2),
+        "priority moved: {after:?}"
     );
     web.stop().await;
 }

@@ -305,6 +305,15 @@ pub async fn supervise(
             }
         };
         history.started(Instant::now());
+        // Restarts ordered while this instance was starting were meant for the previous one.
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                ComponentCmd::Policy(p) => policy = p,
+                ComponentCmd::Restart { reason } => {
+                    tracing::info!(component = %name, %reason, "restart order for the previous instance dropped")
+                }
+            }
+        }
         report(RunState::Running, &history, &policy, &last_failure);
         let mut task = tokio::spawn(serve);
         let reason = loop {

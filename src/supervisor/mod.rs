@@ -651,6 +651,14 @@ impl Sup {
         let Some(target) = target else {
             return;
         };
+        // A component the supervisor is already restarting failed its probe because it is down:
+        // ordering another restart would kill the instance about to come up (a cascade that
+        // reached max_restarts in the d1 drill). Its fresh probe judges it once it runs.
+        let state = self.comp_events.get(&target).map(|e| e.state);
+        if state.is_some_and(|s| s != RunState::Running) {
+            tracing::info!(component = %target, probe = %r.name, ?state, "probe failing while the component restarts; no second restart");
+            return;
+        }
         match self.components.get(&target) {
             Some(c) => {
                 let reason = format!("probe {} failing: {}", r.name, r.detail);
