@@ -8,12 +8,15 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 pub const VIP: &str = "192.168.3.100";
 pub const VIP_CIDR: &str = "192.168.3.100/24";
@@ -465,6 +468,13 @@ impl HttpServer {
                     }
                 }
                 let Some(l) = &listener else { continue };
+                // Wait for a connection in poll(2), not in a sleep loop: a connection left in
+                // the accept queue for a millisecond would widen the window in which a VIP
+                // switch can cut it, which no real server (nginx) has.
+                let mut fds = [PollFd::new(l.as_fd(), PollFlags::POLLIN)];
+                if !matches!(poll(&mut fds, PollTimeout::from(5u8)), Ok(n) if n > 0) {
+                    continue;
+                }
                 match l.accept() {
                     Ok((mut c, _)) => {
                         thread::spawn(move || {
@@ -478,12 +488,15 @@ impl HttpServer {
                                     Ok(n) => got.extend_from_slice(&buf[..n]),
                                 }
                             }
+                            // One write, as nginx does: `write!` straight to the socket would
+                            // send the pieces as separate segments, and Nagle would make the
+                            // client acknowledge mid-response.
                             let body = format!("node{node}\n");
-                            let _ = write!(
-                                c,
+                            let response = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                                 body.len()
                             );
+                            let _ = c.write_all(response.as_bytes());
                         });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(1)),
@@ -578,9 +591,11 @@ fn fetch(addr: SocketAddr, timeout: Duration) -> (bool, &'static str) {
     {
         return (false, "write");
     }
+    // Read until the response is complete by its Content-Length (as curl does), not until
+    // the peer's FIN.
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
-    loop {
+    while !response_complete(&buf) {
         if start.elapsed() > timeout {
             return (false, "slow read");
         }
@@ -599,6 +614,22 @@ fn fetch(addr: SocketAddr, timeout: Duration) -> (bool, &'static str) {
         (true, "node1")
     } else {
         (true, "node?")
+    }
+}
+
+/// Whether `buf` holds a whole HTTP response: its head and `Content-Length` bytes of body.
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(n) => buf.len() >= head_end + 4 + n,
+        None => false,
     }
 }
 
