@@ -4,7 +4,7 @@
 //! one group, each its own `fdfs-ha run` process on 127.0.0.1, sharing the machine with the client.
 //!
 //! Run: `cargo bench --bench fdfs_bench` (env: BENCH_RUNS=3, BENCH_QUICK=1 skips 256 MiB,
-//! BENCH_FSYNC=on|off|both). Prints ops/s and MB/s (median, min-max of the runs) and the ratio to
+//! BENCH_SIZES=4K,1M,256M picks sizes, BENCH_FSYNC=on|off|both). Prints ops/s and MB/s (median, min-max of the runs) and the ratio to
 //! the C FastDFS 6.16.1 figures measured on this kind of machine (FastDFS cannot be built here, so
 //! those are reference numbers, not a same-run peer).
 
@@ -164,11 +164,24 @@ async fn main() {
         Ok("on") => vec![true],
         _ => vec![true, false],
     };
-    let sizes: Vec<usize> = if quick {
+    let mut sizes: Vec<usize> = if quick {
         vec![4 << 10, 1 << 20]
     } else {
         vec![4 << 10, 1 << 20, 256 << 20]
     };
+    // BENCH_SIZES=4K,1M,256M picks some of them (to look at one row).
+    if let Ok(only) = std::env::var("BENCH_SIZES") {
+        let wanted: Vec<usize> = only
+            .split(',')
+            .filter_map(|t| match t.trim() {
+                "4K" => Some(4 << 10),
+                "1M" => Some(1 << 20),
+                "256M" => Some(256 << 20),
+                _ => None,
+            })
+            .collect();
+        sizes.retain(|s| wanted.contains(s));
+    }
     println!("fdfs-ha FastDFS-protocol benchmark: tracker + 2 storages (group1) + client on this machine");
     println!(
         "{:<9} {:>6} {:>5} {:>5} {:>12} {:>12} {:>18} {:>9}",
