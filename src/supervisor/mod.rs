@@ -448,6 +448,8 @@ impl Sup {
     fn start_probe(&mut self, p: &ProbeConfig) -> anyhow::Result<()> {
         let spec = ProbeSpec::from_config(p).map_err(|e| anyhow::anyhow!("{e}"))?;
         let stop = CancellationToken::new();
+        // Taken before the spawn: a quick probe's first report is already newer than this.
+        let started = Instant::now();
         let task = probe::spawn(
             spec.clone(),
             self.pids.clone(),
@@ -480,7 +482,7 @@ impl Sup {
             p.name.clone(),
             ProbeRunner {
                 cfg: p.clone(),
-                started: Instant::now(),
+                started,
                 stop,
                 task,
             },
@@ -625,7 +627,9 @@ impl Sup {
             }
         }
         let before = self.health.insert(r.name.clone(), r.health);
-        if !r.changed {
+        // A health we did not know yet counts as a change even if the probe saw none (its
+        // report of the change may have been dropped above).
+        if !r.changed && before == Some(r.health) {
             return;
         }
         let target = self.probe_target(&r.name);
