@@ -660,7 +660,8 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         }
     }
     write_timeline(out, d, rep, &tl, &outcome);
-    if !outcome.violations().is_empty() {
+    // FDFS_HA_DRILL_KEEP_LOGS=1 keeps them always (with LAB_LOG_LEVEL=debug, say).
+    if !outcome.violations().is_empty() || std::env::var_os("FDFS_HA_DRILL_KEEP_LOGS").is_some() {
         keep_logs(&lab, &out.join(format!("{}-{rep}-logs", d.id)));
     }
     outcome
@@ -733,22 +734,36 @@ async fn client_loops(
         let slot = slot_of(Instant::now());
         let uri: hyper::Uri = format!("http://{VIP}/dfs/{id}").parse().expect("uri");
         let res = tokio::time::timeout(Duration::from_millis(200), async {
-            let resp = http.get(uri).await.ok()?;
+            let resp = http.get(uri).await.map_err(|e| format!("{e:?}"))?;
             if !resp.status().is_success() {
-                return None;
+                return Err(format!("status {}", resp.status()));
             }
             use http_body_util::BodyExt;
-            Some(resp.into_body().collect().await.ok()?.to_bytes())
+            let body = resp.into_body().collect().await;
+            Ok(body.map_err(|e| format!("body: {e}"))?.to_bytes())
         })
         .await;
-        downloads.push((
-            slot,
-            match res {
-                Ok(Some(body)) if body.as_ref() == data.as_slice() => Req::Ok,
-                Ok(Some(_)) => Req::Corrupt,
-                _ => Req::Failed,
-            },
-        ));
+        let outcome = match &res {
+            Ok(Ok(body)) if body.as_ref() == data.as_slice() => Req::Ok,
+            Ok(Ok(_)) => Req::Corrupt,
+            _ => Req::Failed,
+        };
+        // The first failure of a streak says why (the rest of a gap would only repeat it).
+        if outcome == Req::Failed && downloads.last().is_none_or(|(_, r)| *r == Req::Ok) {
+            let why = match res {
+                Ok(Err(e)) => e,
+                _ => "timeout (200 ms)".to_string(),
+            };
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            eprintln!(
+                "  download failed at slot {slot} (unix {}.{:06}): {why}",
+                unix.as_secs(),
+                unix.subsec_micros()
+            );
+        }
+        downloads.push((slot, outcome));
     }
     let uploads = up.await.unwrap_or_default();
     (downloads, uploads)

@@ -174,6 +174,12 @@ pub struct GarpConfig {
     /// Re-send a burst when a lower-priority advert is heard (heals a brief split brain).
     #[serde(default = "default_true")]
     pub lower_prio_repeat: bool,
+    /// When preempting a live Master, wait this long after our first advert before the first
+    /// burst, so the old Master (fdfs-ha) closes its keep-alive connections before clients'
+    /// traffic moves. 0 = at once; use 0 when the peer is keepalived, which drops the VIP on
+    /// hearing us.
+    #[serde(default = "default_garp_preempt_delay")]
+    pub preempt_delay: Dur,
 }
 
 impl Default for GarpConfig {
@@ -184,6 +190,7 @@ impl Default for GarpConfig {
             master_delay: default_garp_master_delay(),
             refresh: Dur::default(),
             lower_prio_repeat: true,
+            preempt_delay: default_garp_preempt_delay(),
         }
     }
 }
@@ -195,6 +202,9 @@ fn default_garp_interval() -> Dur {
 }
 fn default_garp_master_delay() -> Dur {
     Dur::secs(5)
+}
+fn default_garp_preempt_delay() -> Dur {
+    Dur::millis(50)
 }
 
 /// `track: [{probe: gateway, weight: -20}]`; `weight: fault` puts the instance in FAULT.

@@ -39,6 +39,12 @@ pub struct FsmConfig {
     /// may cache the loser's MAC. Re-claiming after the loser has released fixes such caches
     /// within a second instead of at the `garp_master_delay` burst.
     pub garp_reclaim: Duration,
+    /// Taking over from a Master we still hear (preemption): the first gratuitous ARPs wait
+    /// this long after our first advert, so the old Master, which stops serving when it hears
+    /// us, can close its keep-alive connections before clients' traffic moves (they would be
+    /// reset by us otherwise). Must stay well below `release_grace`: the old Master keeps the
+    /// VIPs meanwhile. Zero = at once.
+    pub garp_preempt_delay: Duration,
     /// How long a Master that hands over to a successor it has heard (preempted, or stopping)
     /// keeps its VIPs: requests already in flight to it complete instead of being cut. The
     /// successor has already sent its gratuitous ARPs, so no new traffic arrives meanwhile.
@@ -104,6 +110,10 @@ pub struct Fsm {
     adver_at: Option<Instant>,
     garp_at: Option<Instant>,
     garp_reclaim_at: Option<Instant>,
+    /// The first gratuitous ARPs of a preemption (see `garp_preempt_delay`).
+    garp_first_at: Option<Instant>,
+    /// When we last discarded a lower-priority Master's advert as a preempting Backup.
+    lower_master_heard: Option<Instant>,
     /// Set while a stopping Master waits for its successor.
     handover_until: Option<Instant>,
     /// VIPs still held after handing over, released at this time.
@@ -128,6 +138,8 @@ impl Fsm {
             adver_at: None,
             garp_at: None,
             garp_reclaim_at: None,
+            garp_first_at: None,
+            lower_master_heard: None,
             handover_until: None,
             release_at: None,
             stop_after_release: false,
@@ -190,15 +202,16 @@ impl Fsm {
         if self.stopped {
             return None;
         }
-        let timers: [Option<Instant>; 4] = match self.state {
-            State::Backup => [self.master_down_at, self.release_at, None, None],
+        let timers: [Option<Instant>; 5] = match self.state {
+            State::Backup => [self.master_down_at, self.release_at, None, None, None],
             State::Master => [
                 self.adver_at,
                 self.garp_at,
                 self.handover_until,
                 self.garp_reclaim_at,
+                self.garp_first_at,
             ],
-            State::Initialize | State::Fault => [self.release_at, None, None, None],
+            State::Initialize | State::Fault => [self.release_at, None, None, None, None],
         };
         timers.into_iter().flatten().min()
     }
@@ -243,12 +256,16 @@ impl Fsm {
                 if reclaim {
                     self.garp_reclaim_at = None;
                 }
+                let first = due(self.garp_first_at);
+                if first {
+                    self.garp_first_at = None;
+                }
                 let burst = due(self.garp_at);
                 if burst {
                     self.garp_at =
                         (!self.cfg.garp_refresh.is_zero()).then(|| now + self.cfg.garp_refresh);
                 }
-                if (reclaim || burst) && !self.handing_over() {
+                if (reclaim || burst || first) && !self.handing_over() {
                     out.push(Action::SendGarp);
                 }
             }
@@ -363,8 +380,11 @@ impl Fsm {
                 } else if !self.may_preempt(now) || priority >= self.effective_priority() {
                     self.master = Some(src);
                     self.master_down_at = Some(now + self.master_down_interval());
+                    self.lower_master_heard = None;
+                } else {
+                    // Discard; the Master_Down_Timer will make us preempt.
+                    self.lower_master_heard = Some(now);
                 }
-                // else: discard; the Master_Down_Timer will make us preempt.
             }
             State::Fault | State::Initialize => {}
         }
@@ -453,6 +473,7 @@ impl Fsm {
         self.adver_at = None;
         self.garp_at = None;
         self.garp_reclaim_at = None;
+        self.garp_first_at = None;
         self.handover_until = None;
     }
 
@@ -466,10 +487,19 @@ impl Fsm {
         self.clear_timers();
         self.release_at = None;
         self.state = State::Master;
+        let preempting = self
+            .lower_master_heard
+            .take()
+            .is_some_and(|t| now.saturating_duration_since(t) <= self.master_down_interval());
         // VIPs and ARP caches first, then the advert: a stopping Master that releases its VIPs
-        // on hearing us leaves no gap (make-before-break).
+        // on hearing us leaves no gap (make-before-break). When we preempt a live Master, the
+        // ARPs wait a little so it can close its keep-alive connections first.
         out.push(Action::AddVips);
-        out.push(Action::SendGarp);
+        if preempting && !self.cfg.garp_preempt_delay.is_zero() {
+            self.garp_first_at = Some(now + self.cfg.garp_preempt_delay);
+        } else {
+            out.push(Action::SendGarp);
+        }
         out.push(Action::SendAdvert {
             priority: self.effective_priority(),
         });
@@ -534,6 +564,7 @@ mod tests {
             garp_refresh: Duration::ZERO,
             garp_lower_prio_repeat: true,
             garp_reclaim: Duration::ZERO,
+            garp_preempt_delay: Duration::ZERO,
             release_grace: GRACE,
         }
     }
@@ -688,6 +719,35 @@ mod tests {
         // The lower advert did not reset the timer: takeover at the first MDI.
         s.advance(mdi - SEC);
         assert_eq!(s.fsm.state(), State::Master);
+    }
+
+    #[test]
+    fn preempting_a_live_master_sends_the_advert_first_and_the_arps_after_a_delay() {
+        let delay = 50 * MS;
+        let garps = |a: &[Action]| a.iter().filter(|x| **x == Action::SendGarp).count();
+        let mut s = Sim::new(FsmConfig {
+            garp_preempt_delay: delay,
+            ..cfg(100)
+        });
+        let mdi = s.fsm.master_down_interval();
+        s.advance(SEC);
+        s.advert(LOWER_IP, 90);
+        let a = s.advance(mdi - SEC);
+        assert_eq!(s.fsm.state(), State::Master);
+        assert!(a.contains(&Action::AddVips));
+        assert!(a.contains(&Action::SendAdvert { priority: 100 }));
+        assert_eq!(garps(&a), 0, "the old Master hears us before clients move");
+        assert_eq!(garps(&s.advance(delay - MS)), 0);
+        assert_eq!(garps(&s.advance(MS)), 1, "then the ARP switch");
+
+        // Nobody to preempt (alone on the link): the ARPs go at once, as before.
+        let mut alone = Sim::new(FsmConfig {
+            garp_preempt_delay: delay,
+            ..cfg(100)
+        });
+        let a = alone.advance(mdi);
+        assert_eq!(alone.fsm.state(), State::Master);
+        assert_eq!(garps(&a), 1);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 pub mod arp;
 pub mod fsm;
+pub mod ownership;
 pub mod packet;
 pub mod socket;
 pub mod vip;
@@ -271,6 +272,7 @@ impl Vrrp {
             let inst = Instance::resolve(slot, ic, siblings, &netlink, rx, changes.clone())
                 .await
                 .with_context(|| format!("vrrp instance {}", ic.name))?;
+            ownership::configure(&inst.vips.iter().map(|v| v.addr).collect::<Vec<_>>());
             statuses.push(InstanceStatus {
                 name: ic.name.clone(),
                 state: State::Initialize.as_str().into(),
@@ -449,6 +451,8 @@ impl Instance {
                 garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
                 // One advert interval: VRRPv2's is >= 1 s, well after a competitor's release.
                 garp_reclaim: Duration::from_secs(u64::from(adver_int)),
+                // Below the old Master's release grace, which keeps its VIPs meanwhile.
+                garp_preempt_delay: ic.garp.preempt_delay.get().min(VIP_RELEASE_GRACE / 2),
                 release_grace: VIP_RELEASE_GRACE,
             },
             vips_added: std::sync::atomic::AtomicBool::new(false),
@@ -724,6 +728,10 @@ impl Instance {
             s.master = fsm.master();
             s.handing_over = fsm.handing_over();
         });
+        // Once we stop serving the VIPs (preempted, stopping, fault), the HTTP servers close
+        // their keep-alive connections to them before the successor's ARP switch cuts them.
+        let vips: Vec<Ipv4Addr> = self.vips.iter().map(|v| v.addr).collect();
+        ownership::set_served(&vips, fsm.state() == State::Master && !fsm.handing_over());
     }
 
     /// Kernel lifetime of our VIPs: 3 x advert_int. Renewed every advert, it outlives a few lost

@@ -100,7 +100,12 @@ where
         .max_header_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    let builder = Arc::new(builder);
+    // Connections to a VIP this node does not serve (any more) are not kept alive; see
+    // `crate::vrrp::ownership`.
+    let mut closing = builder.clone();
+    closing.keep_alive(false);
+    let (builder, closing) = (Arc::new(builder), Arc::new(closing));
+    let ownership = crate::vrrp::ownership::subscribe();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -130,7 +135,20 @@ where
         Counters::bump(&counters.connections);
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let builder = builder.clone();
+        let local = stream.local_addr().map(|a| a.ip()).ok();
+        let mut vip = ownership.clone();
+        let (is_vip, keep_alive) = match local {
+            Some(ip) => {
+                let o = vip.borrow_and_update();
+                (o.is_vip(ip), o.keep_alive(ip))
+            }
+            None => (false, true),
+        };
+        let builder = if keep_alive {
+            builder.clone()
+        } else {
+            closing.clone()
+        };
         let shutdown = shutdown.clone();
         let counters = counters.clone();
         let drain = limits.drain_timeout;
@@ -144,11 +162,21 @@ where
             let io = TokioIo::new(SendTimeoutIo::new(stream, send_timeout));
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    tokio::time::timeout(drain, conn.as_mut()).await.unwrap_or(Ok(()))
+            // Watch the VIP only while this connection is kept alive to it.
+            let mut watch_vip = is_vip && keep_alive;
+            let result = loop {
+                tokio::select! {
+                    r = conn.as_mut() => break r,
+                    _ = shutdown.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        break tokio::time::timeout(drain, conn.as_mut()).await.unwrap_or(Ok(()));
+                    }
+                    _ = vip_lost(&mut vip, local), if watch_vip => {
+                        // Idle: closed now; busy: closed after the response in progress.
+                        tracing::debug!(%peer, "VIP no longer served here: closing keep-alive connection");
+                        conn.as_mut().graceful_shutdown();
+                        watch_vip = false;
+                    }
                 }
             };
             if let Err(e) = result {
@@ -168,6 +196,19 @@ where
 
 /// A stream whose writes fail with `TimedOut` once they have made no progress for `timeout`:
 /// a client that stops reading cannot pin a connection (and a connection-limit slot) forever.
+/// Resolves once this node no longer serves `local` as a VIP (never when it is no VIP).
+async fn vip_lost(
+    vip: &mut tokio::sync::watch::Receiver<crate::vrrp::ownership::VipOwnership>,
+    local: Option<std::net::IpAddr>,
+) {
+    let Some(ip) = local else {
+        return std::future::pending().await;
+    };
+    if vip.wait_for(|o| !o.keep_alive(ip)).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 pub struct SendTimeoutIo<T> {
     inner: T,
     timeout: Duration,
