@@ -194,8 +194,6 @@ where
     Ok(())
 }
 
-/// A stream whose writes fail with `TimedOut` once they have made no progress for `timeout`:
-/// a client that stops reading cannot pin a connection (and a connection-limit slot) forever.
 /// Resolves once this node no longer serves `local` as a VIP (never when it is no VIP).
 async fn vip_lost(
     vip: &mut tokio::sync::watch::Receiver<crate::vrrp::ownership::VipOwnership>,
@@ -209,6 +207,8 @@ async fn vip_lost(
     }
 }
 
+/// A stream whose writes fail with `TimedOut` once they have made no progress for `timeout`:
+/// a client that stops reading cannot pin a connection (and a connection-limit slot) forever.
 pub struct SendTimeoutIo<T> {
     inner: T,
     timeout: Duration,
