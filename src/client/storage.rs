@@ -128,6 +128,12 @@ impl StorageConn {
         Ok(())
     }
 
+    /// Sends `command` with `body` and expects an empty reply (status only).
+    async fn call_empty(&mut self, command: u8, body: &[u8]) -> Result<(), ConnError> {
+        self.send(command, 0, body.len() as u64, body).await?;
+        self.empty_response().await
+    }
+
     async fn upload_cmd(
         &mut self,
         command: u8,
@@ -248,9 +254,7 @@ impl StorageConn {
         }
         .encode();
         msg.extend_from_slice(data);
-        self.send(cmd::APPEND_FILE, 0, msg.len() as u64, &msg)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::APPEND_FILE, &msg).await
     }
 
     /// APPEND_FILE streamed from a reader.
@@ -285,9 +289,7 @@ impl StorageConn {
         }
         .encode();
         msg.extend_from_slice(data);
-        self.send(cmd::MODIFY_FILE, 0, msg.len() as u64, &msg)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::MODIFY_FILE, &msg).await
     }
 
     /// TRUNCATE_FILE: cut an appender file to `new_size`.
@@ -297,9 +299,7 @@ impl StorageConn {
             new_size,
         }
         .encode();
-        self.send(cmd::TRUNCATE_FILE, 0, msg.len() as u64, &msg)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::TRUNCATE_FILE, &msg).await
     }
 
     /// DOWNLOAD_FILE into memory: `count` 0 = to the end.
@@ -354,9 +354,7 @@ impl StorageConn {
             filename: filename.to_string(),
         }
         .encode();
-        self.send(cmd::DELETE_FILE, 0, msg.len() as u64, &msg)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::DELETE_FILE, &msg).await
     }
 
     /// SET_METADATA with `O` (overwrite) or `M` (merge).
@@ -374,9 +372,7 @@ impl StorageConn {
             metadata: encode_metadata(pairs),
         }
         .encode();
-        self.send(cmd::SET_METADATA, 0, msg.len() as u64, &msg)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::SET_METADATA, &msg).await
     }
 
     /// GET_METADATA: the pairs, sorted by name as the storage keeps them.
@@ -427,9 +423,7 @@ impl StorageConn {
             storage_id: storage_id.to_string(),
         }
         .encode();
-        self.send(cmd::REPORT_SERVER_ID, 0, body.len() as u64, &body)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::REPORT_SERVER_ID, &body).await
     }
 
     /// SYNC_CREATE_FILE (or SYNC_UPDATE_FILE when `update`): the whole file, `size` bytes read
@@ -455,9 +449,7 @@ impl StorageConn {
     /// SYNC_DELETE_FILE.
     pub async fn sync_delete(&mut self, req: &SyncDeleteReq) -> Result<(), ConnError> {
         let body = req.encode();
-        self.send(cmd::SYNC_DELETE_FILE, 0, body.len() as u64, &body)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::SYNC_DELETE_FILE, &body).await
     }
 
     /// SYNC_APPEND_FILE (or SYNC_MODIFY_FILE when `modify`): `req.length` bytes from `data`.
@@ -474,16 +466,13 @@ impl StorageConn {
         } else {
             cmd::SYNC_APPEND_FILE
         };
-        self.send(command, 0, msg.len() as u64, &msg).await?;
-        self.empty_response().await
+        self.call_empty(command, &msg).await
     }
 
     /// SYNC_TRUNCATE_FILE.
     pub async fn sync_truncate(&mut self, req: &SyncTruncateReq) -> Result<(), ConnError> {
         let body = req.encode();
-        self.send(cmd::SYNC_TRUNCATE_FILE, 0, body.len() as u64, &body)
-            .await?;
-        self.empty_response().await
+        self.call_empty(cmd::SYNC_TRUNCATE_FILE, &body).await
     }
 
     /// SYNC_STATUS_QUERY (fdfs-ha extension): the storage's replication state and lag.
@@ -501,8 +490,7 @@ impl StorageConn {
 
     /// ACTIVE_TEST.
     pub async fn active_test(&mut self) -> Result<(), ConnError> {
-        self.send(cmd::ACTIVE_TEST, 0, 0, &[]).await?;
-        self.empty_response().await
+        self.call_empty(cmd::ACTIVE_TEST, &[]).await
     }
 
     /// QUIT: tells the storage this connection is done (no response).
