@@ -65,8 +65,8 @@ fn closed_within(c: &mut TcpStream, within: Duration) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_to_a_vip_are_kept_alive_only_while_it_is_served_here() {
-    ownership::configure(&[VIP]);
-    ownership::set_served(&[VIP], true);
+    ownership::configure([VIP]);
+    ownership::set_served([VIP], true);
     let (vip_addr, stop_vip) = listen("127.0.0.2").await;
     let (node_addr, stop_node) = listen("127.0.0.1").await;
 
@@ -81,7 +81,7 @@ async fn connections_to_a_vip_are_kept_alive_only_while_it_is_served_here() {
         );
 
         // This node stops serving the VIP (preempted or stopping).
-        ownership::set_served(&[VIP], false);
+        ownership::set_served([VIP], false);
         assert!(
             closed_within(&mut to_vip, Duration::from_secs(2)),
             "the idle keep-alive connection to the VIP is closed"
@@ -100,7 +100,7 @@ async fn connections_to_a_vip_are_kept_alive_only_while_it_is_served_here() {
         assert!(closed_within(&mut late, Duration::from_secs(2)));
 
         // Master again: keep-alive as usual.
-        ownership::set_served(&[VIP], true);
+        ownership::set_served([VIP], true);
         let mut again = TcpStream::connect(vip_addr).unwrap();
         assert!(!request(&mut again).contains("connection: close"));
         assert!(!closed_within(&mut again, Duration::from_millis(200)));

@@ -272,7 +272,7 @@ impl Vrrp {
             let inst = Instance::resolve(slot, ic, siblings, &netlink, rx, changes.clone())
                 .await
                 .with_context(|| format!("vrrp instance {}", ic.name))?;
-            ownership::configure(&inst.vips.iter().map(|v| v.addr).collect::<Vec<_>>());
+            ownership::configure(inst.vips.iter().map(|v| v.addr));
             statuses.push(InstanceStatus {
                 name: ic.name.clone(),
                 state: State::Initialize.as_str().into(),
@@ -730,8 +730,10 @@ impl Instance {
         });
         // Once we stop serving the VIPs (preempted, stopping, fault), the HTTP servers close
         // their keep-alive connections to them before the successor's ARP switch cuts them.
-        let vips: Vec<Ipv4Addr> = self.vips.iter().map(|v| v.addr).collect();
-        ownership::set_served(&vips, fsm.state() == State::Master && !fsm.handing_over());
+        ownership::set_served(
+            self.vips.iter().map(|v| v.addr),
+            fsm.state() == State::Master && !fsm.handing_over(),
+        );
     }
 
     /// Kernel lifetime of our VIPs: 3 x advert_int. Renewed every advert, it outlives a few lost

@@ -32,6 +32,12 @@ impl VipOwnership {
     pub fn is_vip(&self, local: IpAddr) -> bool {
         self.configured.contains(&local)
     }
+
+    /// Whether any VIP is configured here (with none, connections need no look at their
+    /// local address).
+    pub fn has_vips(&self) -> bool {
+        !self.configured.is_empty()
+    }
 }
 
 fn channel() -> &'static watch::Sender<VipOwnership> {
@@ -40,16 +46,16 @@ fn channel() -> &'static watch::Sender<VipOwnership> {
 }
 
 /// Registers an instance's VIPs (not served until `set_served`).
-pub fn configure(vips: &[Ipv4Addr]) {
-    channel().send_modify(|o| o.configured.extend(vips.iter().map(|v| IpAddr::V4(*v))));
+pub fn configure(vips: impl IntoIterator<Item = Ipv4Addr>) {
+    channel().send_modify(|o| o.configured.extend(vips.into_iter().map(IpAddr::V4)));
 }
 
 /// Marks an instance's VIPs as served or not; wakes the servers only on a change.
-pub fn set_served(vips: &[Ipv4Addr], served: bool) {
+pub fn set_served(vips: impl IntoIterator<Item = Ipv4Addr>, served: bool) {
     channel().send_if_modified(|o| {
         let mut changed = false;
         for v in vips {
-            let ip = IpAddr::V4(*v);
+            let ip = IpAddr::V4(v);
             changed |= if served {
                 o.served.insert(ip)
             } else {

@@ -135,8 +135,13 @@ where
         Counters::bump(&counters.connections);
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let local = stream.local_addr().map(|a| a.ip()).ok();
         let mut vip = ownership.clone();
+        // Without VRRP no address is a VIP: no getsockname per connection then.
+        let local = if vip.borrow().has_vips() {
+            stream.local_addr().map(|a| a.ip()).ok()
+        } else {
+            None
+        };
         let (is_vip, keep_alive) = match local {
             Some(ip) => {
                 let o = vip.borrow_and_update();
