@@ -6,7 +6,7 @@
 //! (see [`ConnError::status`]); after an I/O or protocol error the connection should be dropped.
 
 use crate::proto::cmd;
-use crate::proto::connection::{read_body, read_header, ConnError};
+use crate::proto::connection::{read_body, read_header, send_file, ConnError};
 use crate::proto::storage::{
     decode_metadata, encode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, MetaOp,
     MetaPair, ModifyReq, ReportServerIdReq, SyncDeleteReq, SyncFileReq, SyncRangeReq,
@@ -426,13 +426,13 @@ impl StorageConn {
         self.call_empty(cmd::REPORT_SERVER_ID, &body).await
     }
 
-    /// SYNC_CREATE_FILE (or SYNC_UPDATE_FILE when `update`): the whole file, `size` bytes read
-    /// from `reader`.
-    pub async fn sync_file_from<R: AsyncRead + Unpin>(
+    /// SYNC_CREATE_FILE (or SYNC_UPDATE_FILE when `update`): the whole of `file`, sent with
+    /// sendfile(2) so the content never passes through our memory.
+    pub async fn sync_file_send(
         &mut self,
         update: bool,
         req: &SyncFileReq,
-        reader: &mut R,
+        file: &std::fs::File,
     ) -> Result<(), ConnError> {
         let head = req.encode();
         let command = if update {
@@ -442,7 +442,7 @@ impl StorageConn {
         };
         self.send(command, 0, head.len() as u64 + req.file_size, &head)
             .await?;
-        self.send_reader(reader, req.file_size).await?;
+        send_file(self.io.get_mut(), file, 0, req.file_size, self.timeout).await?;
         self.empty_response().await
     }
 

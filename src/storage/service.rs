@@ -18,7 +18,7 @@ use super::binlog::{BinlogOp, BinlogRecord};
 use super::state::{unix_now, StorageState};
 use super::store::{StoreError, TempFile};
 use crate::proto::cmd::{self, errno};
-use crate::proto::connection::{read_header, write_response, ConnError};
+use crate::proto::connection::{read_header, send_file, write_response, ConnError};
 use crate::proto::fileid::{self, FileInfo, RemoteName};
 use crate::proto::storage::{
     decode_metadata, AppendReq, DownloadReq, FileInfoResp, FileReq, ModifyReq, ReportServerIdReq,
@@ -31,11 +31,10 @@ use rand::Rng;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -1262,36 +1261,16 @@ impl Conn {
         offset: u64,
         count: u64,
     ) -> Result<(), Fail> {
-        let sock = self.io.get_mut();
-        let out_fd = sock.as_raw_fd();
-        let in_fd = file.as_raw_fd();
-        let mut off = offset as libc::off_t;
-        let end = (offset + count) as libc::off_t;
-        while off < end {
-            match tokio::time::timeout(self.timeout, sock.writable()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Fail::Drop(format!("i/o: {e}"))),
-                Err(_) => return Err(Fail::Drop("network timeout during download".into())),
+        match send_file(self.io.get_mut(), file, offset, count, self.timeout).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                Err(Fail::Drop("network timeout during download".into()))
             }
-            let want = ((end - off) as usize).min(1 << 30);
-            let r = sock.try_io(Interest::WRITABLE, || {
-                // SAFETY: both descriptors are open for the duration of the call; `off` is a
-                // valid pointer to an off_t.
-                let n = unsafe { libc::sendfile(out_fd, in_fd, &mut off, want) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match r {
-                Ok(0) => return Err(Fail::Drop("file shrank during download".into())),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Fail::Drop(format!("sendfile: {e}"))),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(Fail::Drop("file shrank during download".into()))
             }
+            Err(e) => Err(Fail::Drop(format!("sendfile: {e}"))),
         }
-        Ok(())
     }
 }
 

@@ -1011,24 +1011,25 @@ impl Lane {
         let Some(path) = self.local_path(name) else {
             return Ok(0);
         };
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
+        let opened = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path)?;
+            let size = f.metadata()?.len();
+            Ok::<_, io::Error>((f, size))
+        })
+        .await
+        .map_err(|e| SendError::Local(name.to_string(), io::Error::other(e)))?;
+        let (file, size) = match opened {
+            Ok(v) => v,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(SendError::Local(name.to_string(), e)),
         };
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| SendError::Local(name.to_string(), e))?
-            .len();
         let req = SyncFileReq {
             filename: name.to_string(),
             file_size: size,
             timestamp: ts,
             group: group.to_string(),
         };
-        let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
-        match self.conn.sync_file_from(update, &req, &mut reader).await {
+        match self.conn.sync_file_send(update, &req, &file).await {
             Ok(()) => Ok(size),
             Err(e) if e.status().is_some() => Err(e.into()),
             Err(e) => Err(SendError::Conn(e)),
