@@ -555,6 +555,12 @@ pub struct StorageConfig {
     /// fsync every uploaded file before acknowledging it (FastDFS never does).
     #[serde(default = "default_true")]
     pub fsync: bool,
+    /// With `fsync` on, uploads of at least this size are written with O_DIRECT: straight from
+    /// the receive buffer to the disk (which the reply waits for anyway), not copied into and
+    /// evicting the page cache, like nginx's `directio`. `null` writes every upload through
+    /// the page cache (as FastDFS does), as does `fsync: false`.
+    #[serde(default = "default_direct_io_min_size")]
+    pub direct_io_min_size: Option<ByteSize>,
     /// Largest non-file request body (metadata, names).
     #[serde(default = "default_storage_max_body")]
     pub max_body: ByteSize,
@@ -591,6 +597,9 @@ fn default_upload_priority() -> i64 {
 }
 fn default_storage_max_body() -> ByteSize {
     ByteSize(1024 * 1024)
+}
+fn default_direct_io_min_size() -> Option<ByteSize> {
+    Some(ByteSize(1 << 20))
 }
 fn default_max_file_size() -> ByteSize {
     ByteSize(64 << 30)

@@ -16,7 +16,7 @@
 
 use super::binlog::{BinlogOp, BinlogRecord};
 use super::state::{unix_now, StorageState};
-use super::store::{StoreError, TempFile};
+use super::store::{AlignedBuf, StoreError, TempFile};
 use crate::proto::cmd::{self, errno};
 use crate::proto::connection::{read_header, send_file, write_response, ConnError};
 use crate::proto::fileid::{self, FileInfo, RemoteName};
@@ -90,7 +90,7 @@ impl Sink for TempFile {
 }
 
 /// A chunk being written by a blocking task; hands back the sink and the buffer for reuse.
-type ChunkWrite<S> = tokio::task::JoinHandle<(S, Vec<u8>, io::Result<()>)>;
+type ChunkWrite<S> = tokio::task::JoinHandle<(S, AlignedBuf, io::Result<()>)>;
 
 /// The content of an upload once received.
 enum Content {
@@ -484,7 +484,7 @@ impl Conn {
             return Err(self.skip(left, errno::EEXIST, "file exists".into()).await);
         }
         let st = self.state.clone();
-        let tmp = match blocking(move || st.store().temp_file(index)).await {
+        let tmp = match blocking(move || st.store().temp_file(index, left)).await {
             Ok(t) => t,
             Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
             Err(f) => return Err(f),
@@ -626,13 +626,14 @@ impl Conn {
     async fn receive<S: Sink>(&mut self, mut sink: S, size: u64) -> Result<(S, u32), Fail> {
         let mut hasher = crc32fast::Hasher::new();
         let mut left = size;
-        let mut spare = Vec::new();
+        // Aligned so that a large upload's chunks can go to an O_DIRECT temp file untouched.
+        let mut spare = AlignedBuf::default();
         let mut pending: Option<ChunkWrite<S>> = None;
         let mut idle = Some(sink);
         while left > 0 {
             let n = (left as usize).min(CHUNK);
             let mut buf = std::mem::take(&mut spare);
-            buf.resize(n, 0);
+            buf.resize(n);
             let timeout = self.timeout;
             let read = tokio::time::timeout(timeout, self.io.read_exact(&mut buf)).await;
             let read_err = match read {
@@ -738,7 +739,7 @@ impl Conn {
             (Content::Memory(content), crc)
         } else {
             let st2 = st.clone();
-            let tmp = match blocking(move || st2.store().temp_file(index)).await {
+            let tmp = match blocking(move || st2.store().temp_file(index, size)).await {
                 Ok(t) => t,
                 Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
                 Err(f) => return Err(f),
@@ -755,7 +756,7 @@ impl Conn {
             let tmp = match content {
                 Content::File(t) => t,
                 Content::Memory(bytes) => {
-                    let mut t = store.temp_file(index)?;
+                    let mut t = store.temp_file(index, size)?;
                     t.write_all(&bytes)?;
                     t
                 }
@@ -905,7 +906,7 @@ impl Conn {
             _ => return Err(self.refuse(left, errno::ENOSPC, "store path full").await),
         }
         let st = self.state.clone();
-        let tmp = match blocking(move || st.store().temp_file(index)).await {
+        let tmp = match blocking(move || st.store().temp_file(index, left)).await {
             Ok(t) => t,
             Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
             Err(f) => return Err(f),

@@ -20,7 +20,7 @@ use crate::proto::cmd::errno;
 use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
 use crate::proto::storage::{decode_metadata, encode_metadata, MetaOp, MetaPair};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -92,6 +92,8 @@ pub struct Store {
     paths: Vec<StorePath>,
     subdir_count: u32,
     fsync: bool,
+    /// Uploads at least this large are written with O_DIRECT (`direct_io_min_size`).
+    direct_min: Option<u64>,
     reserved: Mutex<Reserved>,
     mode: DistributePathMode,
     rotate_count: u32,
@@ -154,6 +156,9 @@ impl Store {
             paths,
             subdir_count: cfg.subdir_count_per_path,
             fsync: cfg.fsync,
+            // Only with fsync on: then the reply waits for the disk anyway and O_DIRECT just
+            // skips the page-cache copy; with fsync off, buffered writes let the reply go first.
+            direct_min: cfg.direct_io_min_size.filter(|_| cfg.fsync).map(|s| s.0),
             reserved: Mutex::new(cfg.reserved_storage_space),
             mode: cfg.file_distribute_path_mode,
             rotate_count: cfg.file_distribute_rotate_count.max(1),
@@ -332,8 +337,10 @@ impl Store {
         Ok(dir)
     }
 
-    /// A new temp file in the store path's `.tmp` directory, removed on drop unless committed.
-    pub fn temp_file(&self, index: u8) -> StoreResult<TempFile> {
+    /// A new temp file in the store path's `.tmp` directory for `size` bytes, removed on drop
+    /// unless committed. Files of at least `direct_io_min_size` are also opened with O_DIRECT
+    /// (where the filesystem allows it).
+    pub fn temp_file(&self, index: u8, size: u64) -> StoreResult<TempFile> {
         let p = self.path(index)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
@@ -342,11 +349,17 @@ impl Store {
             .read(true)
             .create_new(true)
             .open(&path)?;
+        let direct = match self.direct_min {
+            Some(min) if size >= min => open_direct(&path),
+            _ => None,
+        };
         Ok(TempFile {
+            writeback: (self.fsync && direct.is_none()).then_some(Writeback::default()),
             path,
             file: Some(file),
+            direct,
+            len: 0,
             store_path_index: index,
-            writeback: self.fsync.then_some(Writeback::default()),
         })
     }
 
@@ -360,11 +373,7 @@ impl Store {
         dirs: impl Fn(&str) -> (u8, u8),
     ) -> StoreResult<(u8, u8, String)> {
         let p = self.path(tmp.store_path_index)?;
-        if let Some(f) = tmp.file.take() {
-            if self.fsync {
-                f.sync_data()?;
-            }
-        }
+        tmp.seal(self.fsync)?;
         for _ in 0..16 {
             let name = make_name();
             let (d1, d2) = dirs(&name);
@@ -396,11 +405,7 @@ impl Store {
     /// As `commit_as`; with `replace` an existing file is atomically overwritten (sync updates).
     /// Creates the `XX/YY` directory when needed.
     pub fn commit_to(&self, mut tmp: TempFile, dst: &Path, replace: bool) -> StoreResult<()> {
-        if let Some(f) = tmp.file.take() {
-            if self.fsync {
-                f.sync_data()?;
-            }
-        }
+        tmp.seal(self.fsync)?;
         if let Some(dir) = dst.parent() {
             if !dir.is_dir() {
                 std::fs::create_dir_all(dir)?;
@@ -508,7 +513,7 @@ impl Store {
             .find(|p| data_path.starts_with(&p.data))
             .map(|p| p.index)
             .ok_or_else(|| StoreError::new(errno::EINVAL, "path outside the store"))?;
-        let mut tmp = self.temp_file(index)?;
+        let mut tmp = self.temp_file(index, 0)?;
         tmp.write_all(&raw)?;
         self.commit_to(tmp, &meta, true)?;
         Ok(if old.is_some() {
@@ -532,9 +537,51 @@ pub enum MetaChange {
 pub struct TempFile {
     path: PathBuf,
     file: Option<File>,
+    /// The same file opened with O_DIRECT, for large uploads (see `direct_io_min_size`): whole
+    /// aligned blocks go from our buffer to the disk without a copy into the page cache.
+    direct: Option<File>,
+    /// Bytes written so far; every write is positioned (pwrite), so both handles agree.
+    len: u64,
     store_path_index: u8,
     /// With `fsync` on: start writing back to disk while the upload still arrives.
     writeback: Option<Writeback>,
+}
+
+/// O_DIRECT wants buffer addresses, offsets and lengths in whole logical blocks; 4 KiB covers
+/// both 512-byte and 4 KiB devices.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// A reusable buffer whose bytes start on a `DIRECT_ALIGN` boundary, so a chunk received into it
+/// can be written to an O_DIRECT file as it is.
+#[derive(Default)]
+pub struct AlignedBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// Makes the buffer `len` bytes long (old contents are not kept when it has to grow).
+    pub fn resize(&mut self, len: usize) {
+        if self.raw.len() < len + DIRECT_ALIGN {
+            self.raw = vec![0; len + DIRECT_ALIGN];
+            self.start = self.raw.as_ptr().align_offset(DIRECT_ALIGN);
+        }
+        self.len = len;
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.len]
+    }
 }
 
 /// A large upload's pages are handed to the disk every `WRITEBACK_STEP` (sync_file_range
@@ -544,7 +591,6 @@ const WRITEBACK_STEP: u64 = 8 << 20;
 
 #[derive(Debug, Default)]
 struct Writeback {
-    written: u64,
     started_upto: u64,
 }
 
@@ -557,20 +603,50 @@ impl TempFile {
         self.store_path_index
     }
 
-    pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let Some(f) = self.file.as_mut() else {
+    /// Appends `buf`. With a direct handle, the whole blocks of an aligned buffer at an aligned
+    /// offset bypass the page cache; the rest (an upload's last partial block) is written
+    /// through it.
+    pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let Some(f) = self.file.as_ref() else {
             return Err(io::Error::other("temp file already closed"));
         };
-        f.write_all(buf)?;
+        if let Some(direct) = &self.direct {
+            let aligned = self.len.is_multiple_of(DIRECT_ALIGN as u64)
+                && (buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN);
+            let whole = buf.len() - buf.len() % DIRECT_ALIGN;
+            if aligned && whole > 0 {
+                direct.write_all_at(&buf[..whole], self.len)?;
+                self.len += whole as u64;
+                buf = &buf[whole..];
+            }
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        f.write_all_at(buf, self.len)?;
+        self.len += buf.len() as u64;
         if let Some(wb) = self.writeback.as_mut() {
-            wb.written += buf.len() as u64;
-            let pending = wb.written - wb.started_upto;
+            let pending = self.len - wb.started_upto;
             if pending >= WRITEBACK_STEP {
                 start_writeback(f, wb.started_upto, pending);
-                wb.started_upto = wb.written;
+                wb.started_upto = self.len;
             }
         }
         Ok(())
+    }
+
+    /// Ends writing: makes the content durable (when `fsync`) and closes the file.
+    fn seal(&mut self, fsync: bool) -> io::Result<()> {
+        match self.file.take() {
+            Some(f) if fsync => f.sync_data(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether whole blocks of this upload bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     fn disarm(&mut self) {
@@ -585,6 +661,23 @@ impl Drop for TempFile {
             if let Err(e) = std::fs::remove_file(&self.path) {
                 tracing::warn!(path = %self.path.display(), error = %e, "could not remove temp file");
             }
+        }
+    }
+}
+
+/// `path` opened for O_DIRECT writes, or None where the filesystem refuses direct I/O (tmpfs
+/// before Linux 6.6, some FUSE and network filesystems): such uploads go through the page cache.
+fn open_direct(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "no direct I/O here; writing through the page cache");
+            None
         }
     }
 }
@@ -653,10 +746,61 @@ mod tests {
     }
 
     #[test]
+    fn large_uploads_bypass_the_page_cache_and_keep_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.direct_io_min_size = Some(crate::config::ByteSize(1 << 20));
+        let store = Store::open(&c).unwrap();
+        let content: Vec<u8> = (0..(2 << 20) + 1234).map(|i| (i * 7 % 251) as u8).collect();
+        // Under the threshold: page cache only.
+        assert!(!store.temp_file(0, (1 << 20) - 1).unwrap().is_direct());
+        let mut t = store.temp_file(0, content.len() as u64).unwrap();
+        // Where the filesystem has O_DIRECT (tmpfs before 6.6 does not), large files use it.
+        let fs_has_direct = open_direct(t.path()).is_some();
+        assert_eq!(t.is_direct(), fs_has_direct);
+        // Aligned chunks, a misaligned buffer, an unaligned offset, then aligned again: the
+        // file holds exactly the bytes in order whichever handle wrote them.
+        let mut buf = AlignedBuf::default();
+        let mut at = 0;
+        for n in [512 << 10, 512 << 10] {
+            buf.resize(n);
+            buf.copy_from_slice(&content[at..at + n]);
+            t.write_all(&buf).unwrap();
+            at += n;
+        }
+        let misaligned = content[at..at + 8192].to_vec().into_boxed_slice();
+        t.write_all(&misaligned[..100]).unwrap();
+        t.write_all(&misaligned[100..]).unwrap();
+        at += 8192;
+        buf.resize(content.len() - at);
+        buf.copy_from_slice(&content[at..]);
+        t.write_all(&buf).unwrap();
+        let (d1, d2, name) = store.commit(t, || "big.bin".into(), |_| (0, 0)).unwrap();
+        let dst = dir
+            .path()
+            .join(format!("data/{d1:02X}/{d2:02X}"))
+            .join(name);
+        assert_eq!(std::fs::read(dst).unwrap(), content);
+    }
+
+    #[test]
+    fn direct_io_needs_fsync_on_and_can_be_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.fsync = false;
+        let store = Store::open(&c).unwrap();
+        assert!(!store.temp_file(0, 1 << 30).unwrap().is_direct());
+        c.fsync = true;
+        c.direct_io_min_size = None;
+        let store = Store::open(&c).unwrap();
+        assert!(!store.temp_file(0, 1 << 30).unwrap().is_direct());
+    }
+
+    #[test]
     fn commit_is_atomic_and_never_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
-        let mut t = store.temp_file(0).unwrap();
+        let mut t = store.temp_file(0, 0).unwrap();
         t.write_all(b"one").unwrap();
         let tmp_path = t.path().to_path_buf();
         let (d1, d2, name) = store.commit(t, || "a.txt".into(), |_| (1, 2)).unwrap();
@@ -665,7 +809,7 @@ mod tests {
         let dst = dir.path().join("data/01/02").join(&name);
         assert_eq!(std::fs::read(&dst).unwrap(), b"one");
         // Same name again: a second name is asked for.
-        let mut t = store.temp_file(0).unwrap();
+        let mut t = store.temp_file(0, 0).unwrap();
         t.write_all(b"two").unwrap();
         let mut names = vec!["b.txt".to_string(), "a.txt".to_string()];
         let (_, _, name2) = store
@@ -679,7 +823,7 @@ mod tests {
     fn dropped_temp_files_vanish_and_stale_ones_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
-        let t = store.temp_file(0).unwrap();
+        let t = store.temp_file(0, 0).unwrap();
         let p = t.path().to_path_buf();
         assert!(p.exists());
         drop(t);
