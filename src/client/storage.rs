@@ -21,6 +21,8 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 
 /// Largest non-download response accepted (metadata lists, names).
 const MAX_SMALL_RESPONSE: u64 = 16 << 20;
+/// Most memory reserved up front for a download into memory (the rest as it arrives).
+const MAX_PREALLOC: u64 = 64 << 20;
 /// Copy buffer for streamed uploads and downloads.
 const COPY_BUF: usize = 256 * 1024;
 
@@ -70,6 +72,33 @@ impl StorageConn {
         buf.extend_from_slice(&Header::new(cmd, status, body_len).encode());
         buf.extend_from_slice(head);
         timed(self.timeout, self.io.get_mut().write_all(&buf)).await
+    }
+
+    /// Sends a message whose body is `head` then `data`, without first copying them into one
+    /// buffer (a 256 MiB upload would otherwise be copied twice): vectored writes of header,
+    /// head and data, so a small message still leaves in one segment.
+    async fn send_with_data(&mut self, cmd: u8, head: &[u8], data: &[u8]) -> Result<(), ConnError> {
+        let header = Header::new(cmd, 0, (head.len() + data.len()) as u64).encode();
+        let sock = self.io.get_mut();
+        let mut parts: [&[u8]; 3] = [&header, head, data];
+        timed(self.timeout, async move {
+            loop {
+                let first = parts.iter().position(|p| !p.is_empty());
+                let Some(first) = first else { return Ok(()) };
+                let slices: Vec<io::IoSlice> =
+                    parts[first..].iter().map(|p| io::IoSlice::new(p)).collect();
+                let mut n = sock.write_vectored(&slices).await?;
+                if n == 0 {
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
+                for part in parts.iter_mut() {
+                    let taken = n.min(part.len());
+                    *part = &part[taken..];
+                    n -= taken;
+                }
+            }
+        })
+        .await
     }
 
     async fn send_reader<R: AsyncRead + Unpin>(
@@ -147,9 +176,7 @@ impl StorageConn {
             ext: ext.to_string(),
         }
         .encode();
-        let mut msg = head;
-        msg.extend_from_slice(data);
-        self.send(command, 0, msg.len() as u64, &msg).await?;
+        self.send_with_data(command, &head, data).await?;
         Ok(UploadResp::decode(&self.response().await?)?)
     }
 
@@ -233,15 +260,14 @@ impl StorageConn {
         ext: &str,
         data: &[u8],
     ) -> Result<StoredFile, ConnError> {
-        let mut msg = UploadSlaveReq {
+        let head = UploadSlaveReq {
             file_size: data.len() as u64,
             prefix: prefix.to_string(),
             ext: ext.to_string(),
             master_filename: master.to_string(),
         }
         .encode();
-        msg.extend_from_slice(data);
-        self.send(cmd::UPLOAD_SLAVE_FILE, 0, msg.len() as u64, &msg)
+        self.send_with_data(cmd::UPLOAD_SLAVE_FILE, &head, data)
             .await?;
         Ok(UploadResp::decode(&self.response().await?)?)
     }
@@ -310,10 +336,43 @@ impl StorageConn {
         offset: u64,
         count: u64,
     ) -> Result<Vec<u8>, ConnError> {
-        let mut out = Vec::new();
-        self.download_to(group, filename, offset, count, &mut out)
+        let len = self
+            .request_download(group, filename, offset, count)
             .await?;
+        // Sized from the response header and filled straight from the socket: no copy buffer,
+        // no regrowth copies, no zeroing. The up-front size is capped because it is the
+        // server's claim; past the cap the Vec grows as bytes really arrive.
+        let mut out = Vec::with_capacity(len.min(MAX_PREALLOC) as usize);
+        let mut body = (&mut self.io).take(len);
+        while (out.len() as u64) < len {
+            if out.len() == out.capacity() {
+                out.reserve((len - out.len() as u64).min(MAX_PREALLOC) as usize);
+            }
+            if timed(self.timeout, body.read_buf(&mut out)).await? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         Ok(out)
+    }
+
+    /// Sends DOWNLOAD_FILE and reads the response header; returns the body length.
+    async fn request_download(
+        &mut self,
+        group: &str,
+        filename: &str,
+        offset: u64,
+        count: u64,
+    ) -> Result<u64, ConnError> {
+        let msg = DownloadReq {
+            offset,
+            count,
+            group: group.to_string(),
+            filename: filename.to_string(),
+        }
+        .encode();
+        self.send(cmd::DOWNLOAD_FILE, 0, msg.len() as u64, &msg)
+            .await?;
+        Ok(self.response_header().await?.pkg_len)
     }
 
     /// DOWNLOAD_FILE streamed into a writer; returns the byte count.
@@ -325,17 +384,10 @@ impl StorageConn {
         count: u64,
         writer: &mut W,
     ) -> Result<u64, ConnError> {
-        let msg = DownloadReq {
-            offset,
-            count,
-            group: group.to_string(),
-            filename: filename.to_string(),
-        }
-        .encode();
-        self.send(cmd::DOWNLOAD_FILE, 0, msg.len() as u64, &msg)
+        let total = self
+            .request_download(group, filename, offset, count)
             .await?;
-        let h = self.response_header().await?;
-        let mut left = h.pkg_len;
+        let mut left = total;
         let mut buf = vec![0u8; COPY_BUF.min(left.max(1) as usize)];
         while left > 0 {
             let n = (left as usize).min(buf.len());
@@ -344,7 +396,7 @@ impl StorageConn {
             left -= n as u64;
         }
         timed(self.timeout, writer.flush()).await?;
-        Ok(h.pkg_len)
+        Ok(total)
     }
 
     /// DELETE_FILE.
