@@ -4,7 +4,10 @@
 //! one group, each its own `fdfs-ha run` process on 127.0.0.1, sharing the machine with the client.
 //!
 //! Run: `cargo bench --bench fdfs_bench` (env: BENCH_RUNS=3, BENCH_QUICK=1 skips 256 MiB,
-//! BENCH_SIZES=4K,1M,256M picks sizes, BENCH_FSYNC=on|off|both). Prints ops/s and MB/s (median, min-max of the runs) and the ratio to
+//! BENCH_SIZES=4K,1M,256M picks sizes, BENCH_FSYNC=on|off|both,
+//! BENCH_DIRECT_IO_MIN_SIZE=8MiB|null sets the storages' `direct_io_min_size`, BENCH_PHASES=1
+//! prints each phase's CLOCK_MONOTONIC span for `perf report --time`, BENCH_SETTLE_SECS=5 waits
+//! before each download phase so the uploads' replication is done (diagnostic)). Prints ops/s and MB/s (median, min-max of the runs) and the ratio to
 //! the C FastDFS 6.16.1 figures measured on this kind of machine (FastDFS cannot be built here, so
 //! those are reference numbers, not a same-run peer).
 
@@ -89,9 +92,12 @@ fn start_cluster(fsync: bool) -> Cluster {
         std::fs::write(
             &cfg,
             format!(
-                "node: bench-s{i}\ndata_dir: {d}/s{i}\nstatus: {{ listen: null }}\nstorage:\n  group: group1\n  id: \"10000{n}\"\n  listen: \"127.0.0.1:{port}\"\n  trackers: [\"{tracker}\"]\n  store_paths: [\"{d}/s{i}/store\"]\n  heart_beat_interval: 1s\n  stat_report_interval: 1s\n  fsync: {fsync}\n  reserved_storage_space: 1%\n",
+                "node: bench-s{i}\ndata_dir: {d}/s{i}\nstatus: {{ listen: null }}\nstorage:\n  group: group1\n  id: \"10000{n}\"\n  listen: \"127.0.0.1:{port}\"\n  trackers: [\"{tracker}\"]\n  store_paths: [\"{d}/s{i}/store\"]\n  heart_beat_interval: 1s\n  stat_report_interval: 1s\n  fsync: {fsync}\n  reserved_storage_space: 1%\n{direct}",
                 d = dir.path().display(),
-                n = i + 1
+                n = i + 1,
+                direct = std::env::var("BENCH_DIRECT_IO_MIN_SIZE")
+                    .map(|v| format!("  direct_io_min_size: {v}\n"))
+                    .unwrap_or_default()
             ),
         )
         .unwrap();
@@ -198,6 +204,7 @@ async fn main() {
                 // upload
                 let mut rates = Vec::new();
                 let mut ids = Vec::new();
+                let phase_start = monotonic_secs();
                 for _ in 0..runs {
                     let uploaded = Arc::new(std::sync::Mutex::new(Vec::new()));
                     let (c, d, u) = (
@@ -216,10 +223,19 @@ async fn main() {
                     rates.push(total as f64 / secs);
                     ids = std::mem::take(&mut *uploaded.lock().unwrap());
                 }
+                print_phase("upload", size, conc, phase_start);
                 report("upload", size, conc, fsync, &mut rates);
                 // download the files of the last upload run
                 let ids = Arc::new(ids);
+                if let Some(secs) = std::env::var("BENCH_SETTLE_SECS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    // Diagnostic: let replication of the uploads finish before downloading.
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
                 let mut rates = Vec::new();
+                let phase_start = monotonic_secs();
                 for _ in 0..runs {
                     let (c, ids2) = (Arc::clone(&client), Arc::clone(&ids));
                     let n = ids2.len();
@@ -233,6 +249,7 @@ async fn main() {
                     .await;
                     rates.push(total as f64 / secs);
                 }
+                print_phase("download", size, conc, phase_start);
                 report("download", size, conc, fsync, &mut rates);
                 for id in ids.iter() {
                     let _ = client.delete(id).await;
@@ -311,6 +328,27 @@ async fn wait_ready(client: &FdfsClient, storages: usize) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// With BENCH_PHASES set: the phase's CLOCK_MONOTONIC span, to cut a
+/// `perf record -k CLOCK_MONOTONIC` profile with `perf report --time start,end`.
+fn print_phase(op: &str, size: usize, conc: usize, start: f64) {
+    if std::env::var("BENCH_PHASES").is_ok() {
+        println!(
+            "phase {op} {size} c={conc}: {start:.6},{:.6}",
+            monotonic_secs()
+        );
+    }
+}
+
+fn monotonic_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
