@@ -3,7 +3,8 @@
 //! ```text
 //!  socket ──► BufReader(64 KiB)  ──► header ──► small body (≤ max_body) ─► handler ─► response
 //!                                      └──────► upload/append/modify head ─► content streamed to
-//!                                               disk in 512 KiB chunks (double-buffered) ─► response
+//!                                               disk in 512 KiB aligned chunks (double-buffered;
+//!                                               O_DIRECT for large files with fsync on) ─► response
 //!  download: header, then sendfile(2) from the data file straight into the socket
 //! ```
 //! Group peers push their changes with the SYNC_* commands on the same port; those are applied

@@ -8,7 +8,10 @@
 //! ```
 //! A new file is written to a temp file, fdatasynced (when `fsync` is on), renamed into place
 //! without replacing anything (`RENAME_NOREPLACE`) and its directory fsynced: a file ID never
-//! names a partial file, and an acknowledged file survives a crash.
+//! names a partial file, and an acknowledged file survives a crash. With fsync on, uploads of
+//! `direct_io_min_size` and more are written with O_DIRECT (whole aligned blocks straight from the
+//! receive buffer to the disk, the reply waits for the disk anyway) instead of being copied into
+//! the page cache first.
 //! FastDFS creates all `subdir_count^2` directories at start; we create each on first use (and
 //! fsync its parents), which starts instantly and yields the same tree for the files stored.
 //!
