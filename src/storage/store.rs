@@ -619,9 +619,21 @@ impl TempFile {
                 && (buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN);
             let whole = buf.len() - buf.len() % DIRECT_ALIGN;
             if aligned && whole > 0 {
-                direct.write_all_at(&buf[..whole], self.len)?;
-                self.len += whole as u64;
-                buf = &buf[whole..];
+                match direct.write_all_at(&buf[..whole], self.len) {
+                    Ok(()) => {
+                        self.len += whole as u64;
+                        buf = &buf[whole..];
+                    }
+                    // A device wanting coarser alignment than ours refuses with EINVAL: write
+                    // this upload through the page cache instead (bytes a partial direct write
+                    // put there are simply written again).
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        tracing::warn!(path = %self.path.display(), error = %e,
+                            "direct write refused; this upload continues through the page cache");
+                        self.direct = None;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         if buf.is_empty() {
