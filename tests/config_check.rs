@@ -413,3 +413,28 @@ probes:
     sorted.sort();
     assert_eq!(lines, sorted, "errors come in file order");
 }
+
+#[test]
+fn direct_io_min_size_takes_a_size_or_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{}  direct_io_min_size: 1 potato\n", base(dir.path()));
+    let errors = errors_of(&text);
+    expect(
+        &errors,
+        "storage.direct_io_min_size",
+        13,
+        "invalid size unit",
+    );
+    let off = parse_str(&format!("{}  direct_io_min_size: null\n", base(dir.path()))).unwrap();
+    assert_eq!(off.storage.unwrap().direct_io_min_size, None);
+    let set = parse_str(&format!("{}  direct_io_min_size: 8MiB\n", base(dir.path()))).unwrap();
+    assert_eq!(
+        set.storage.unwrap().direct_io_min_size,
+        Some(fdfs_ha::config::ByteSize(8 << 20))
+    );
+    let default = parse_str(&base(dir.path())).unwrap();
+    assert_eq!(
+        default.storage.unwrap().direct_io_min_size,
+        Some(fdfs_ha::config::ByteSize(1 << 20))
+    );
+}
