@@ -574,3 +574,50 @@ async fn timed_conn<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A fake storage that answers the first request with `header_len` in its header, then
+    /// `body` bytes, then closes.
+    async fn fake_storage(header_len: u64, body: Vec<u8>) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 512];
+            let _ = s.read(&mut req).await;
+            let mut out = Header::new(cmd::RESP, 0, header_len).encode().to_vec();
+            out.extend_from_slice(&body);
+            let _ = s.write_all(&out).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn download_reads_exactly_the_announced_body() {
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let addr = fake_storage(body.len() as u64, body.clone()).await;
+        let mut c = StorageConn::connect(addr).await.unwrap();
+        let got = c.download("group1", "M00/00/00/x.jpg", 0, 0).await.unwrap();
+        assert_eq!(got, body);
+    }
+
+    #[tokio::test]
+    async fn a_storage_announcing_more_than_it_sends_is_an_error_not_a_huge_allocation() {
+        // 1 EiB announced, 100 bytes sent: the client reserves at most MAX_PREALLOC and fails
+        // with end-of-file when the peer closes.
+        let addr = fake_storage(1 << 60, vec![7u8; 100]).await;
+        let mut c = StorageConn::connect(addr).await.unwrap();
+        let err = c
+            .download("group1", "M00/00/00/x.jpg", 0, 0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConnError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof),
+            "{err}"
+        );
+    }
+}
