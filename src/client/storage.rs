@@ -12,7 +12,7 @@ use crate::proto::storage::{
     MetaPair, ModifyReq, ReportServerIdReq, SyncDeleteReq, SyncFileReq, SyncRangeReq,
     SyncTruncateReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq,
 };
-use crate::proto::{Header, ProtoError, HEADER_LEN};
+use crate::proto::{Header, ProtoError};
 use std::future::Future;
 use std::io;
 use std::time::Duration;
@@ -61,6 +61,8 @@ impl StorageConn {
         self.io.get_mut()
     }
 
+    /// Writes a header announcing `body_len` bytes of body, then the body's first part `head`
+    /// (a streamed rest follows separately).
     async fn send(
         &mut self,
         cmd: u8,
@@ -68,17 +70,25 @@ impl StorageConn {
         body_len: u64,
         head: &[u8],
     ) -> Result<(), ConnError> {
-        let mut buf = Vec::with_capacity(HEADER_LEN + head.len());
-        buf.extend_from_slice(&Header::new(cmd, status, body_len).encode());
-        buf.extend_from_slice(head);
-        timed(self.timeout, self.io.get_mut().write_all(&buf)).await
+        self.send_parts(Header::new(cmd, status, body_len), head, &[])
+            .await
     }
 
-    /// Sends a message whose body is `head` then `data`, without first copying them into one
-    /// buffer (a 256 MiB upload would otherwise be copied twice): vectored writes of header,
-    /// head and data, so a small message still leaves in one segment.
+    /// Sends a message whose whole body is `head` then `data`.
     async fn send_with_data(&mut self, cmd: u8, head: &[u8], data: &[u8]) -> Result<(), ConnError> {
-        let header = Header::new(cmd, 0, (head.len() + data.len()) as u64).encode();
+        let header = Header::new(cmd, 0, (head.len() + data.len()) as u64);
+        self.send_parts(header, head, data).await
+    }
+
+    /// Header, head and data in vectored writes: never copied into one buffer first (a 256 MiB
+    /// upload would be copied twice), and a small message still leaves in one segment.
+    async fn send_parts(
+        &mut self,
+        header: Header,
+        head: &[u8],
+        data: &[u8],
+    ) -> Result<(), ConnError> {
+        let header = header.encode();
         let sock = self.io.get_mut();
         let mut parts: [&[u8]; 3] = [&header, head, data];
         timed(self.timeout, async move {
@@ -157,9 +167,9 @@ impl StorageConn {
         Ok(())
     }
 
-    /// Sends `command` with `body` and expects an empty reply (status only).
-    async fn call_empty(&mut self, command: u8, body: &[u8]) -> Result<(), ConnError> {
-        self.send(command, 0, body.len() as u64, body).await?;
+    /// Sends `command` with the body `head` + `data` and expects an empty reply (status only).
+    async fn call_empty(&mut self, command: u8, head: &[u8], data: &[u8]) -> Result<(), ConnError> {
+        self.send_with_data(command, head, data).await?;
         self.empty_response().await
     }
 
@@ -274,13 +284,12 @@ impl StorageConn {
 
     /// APPEND_FILE to an appender file (remote filename, no group).
     pub async fn append(&mut self, filename: &str, data: &[u8]) -> Result<(), ConnError> {
-        let mut msg = AppendReq {
+        let head = AppendReq {
             filename: filename.to_string(),
             size: data.len() as u64,
         }
         .encode();
-        msg.extend_from_slice(data);
-        self.call_empty(cmd::APPEND_FILE, &msg).await
+        self.call_empty(cmd::APPEND_FILE, &head, data).await
     }
 
     /// APPEND_FILE streamed from a reader.
@@ -308,14 +317,13 @@ impl StorageConn {
         offset: u64,
         data: &[u8],
     ) -> Result<(), ConnError> {
-        let mut msg = ModifyReq {
+        let head = ModifyReq {
             filename: filename.to_string(),
             offset,
             size: data.len() as u64,
         }
         .encode();
-        msg.extend_from_slice(data);
-        self.call_empty(cmd::MODIFY_FILE, &msg).await
+        self.call_empty(cmd::MODIFY_FILE, &head, data).await
     }
 
     /// TRUNCATE_FILE: cut an appender file to `new_size`.
@@ -325,7 +333,7 @@ impl StorageConn {
             new_size,
         }
         .encode();
-        self.call_empty(cmd::TRUNCATE_FILE, &msg).await
+        self.call_empty(cmd::TRUNCATE_FILE, &msg, &[]).await
     }
 
     /// DOWNLOAD_FILE into memory: `count` 0 = to the end.
@@ -406,7 +414,7 @@ impl StorageConn {
             filename: filename.to_string(),
         }
         .encode();
-        self.call_empty(cmd::DELETE_FILE, &msg).await
+        self.call_empty(cmd::DELETE_FILE, &msg, &[]).await
     }
 
     /// SET_METADATA with `O` (overwrite) or `M` (merge).
@@ -424,7 +432,7 @@ impl StorageConn {
             metadata: encode_metadata(pairs),
         }
         .encode();
-        self.call_empty(cmd::SET_METADATA, &msg).await
+        self.call_empty(cmd::SET_METADATA, &msg, &[]).await
     }
 
     /// GET_METADATA: the pairs, sorted by name as the storage keeps them.
@@ -475,7 +483,7 @@ impl StorageConn {
             storage_id: storage_id.to_string(),
         }
         .encode();
-        self.call_empty(cmd::REPORT_SERVER_ID, &body).await
+        self.call_empty(cmd::REPORT_SERVER_ID, &body, &[]).await
     }
 
     /// SYNC_CREATE_FILE (or SYNC_UPDATE_FILE when `update`): the whole of `file`, sent with
@@ -501,7 +509,7 @@ impl StorageConn {
     /// SYNC_DELETE_FILE.
     pub async fn sync_delete(&mut self, req: &SyncDeleteReq) -> Result<(), ConnError> {
         let body = req.encode();
-        self.call_empty(cmd::SYNC_DELETE_FILE, &body).await
+        self.call_empty(cmd::SYNC_DELETE_FILE, &body, &[]).await
     }
 
     /// SYNC_APPEND_FILE (or SYNC_MODIFY_FILE when `modify`): `req.length` bytes from `data`.
@@ -511,20 +519,18 @@ impl StorageConn {
         req: &SyncRangeReq,
         data: &[u8],
     ) -> Result<(), ConnError> {
-        let mut msg = req.encode();
-        msg.extend_from_slice(data);
         let command = if modify {
             cmd::SYNC_MODIFY_FILE
         } else {
             cmd::SYNC_APPEND_FILE
         };
-        self.call_empty(command, &msg).await
+        self.call_empty(command, &req.encode(), data).await
     }
 
     /// SYNC_TRUNCATE_FILE.
     pub async fn sync_truncate(&mut self, req: &SyncTruncateReq) -> Result<(), ConnError> {
         let body = req.encode();
-        self.call_empty(cmd::SYNC_TRUNCATE_FILE, &body).await
+        self.call_empty(cmd::SYNC_TRUNCATE_FILE, &body, &[]).await
     }
 
     /// SYNC_STATUS_QUERY (fdfs-ha extension): the storage's replication state and lag.
@@ -542,7 +548,7 @@ impl StorageConn {
 
     /// ACTIVE_TEST.
     pub async fn active_test(&mut self) -> Result<(), ConnError> {
-        self.call_empty(cmd::ACTIVE_TEST, &[]).await
+        self.call_empty(cmd::ACTIVE_TEST, &[], &[]).await
     }
 
     /// QUIT: tells the storage this connection is done (no response).
