@@ -151,6 +151,8 @@ struct Instance {
     changes: broadcast::Sender<StateChange>,
     /// True between AddVips and RemoveVips: the VIPs should be on the interface.
     vips_added: std::sync::atomic::AtomicBool,
+    /// What we last told `ownership` about our VIPs.
+    vips_served: std::sync::atomic::AtomicBool,
 }
 
 /// Config checks that need no host access. Each error names the instance and key.
@@ -456,6 +458,7 @@ impl Instance {
                 release_grace: VIP_RELEASE_GRACE,
             },
             vips_added: std::sync::atomic::AtomicBool::new(false),
+            vips_served: std::sync::atomic::AtomicBool::new(false),
             garp_repeat: ic.garp.repeat,
             garp_interval: ic.garp.interval.get(),
             socket,
@@ -730,10 +733,15 @@ impl Instance {
         });
         // Once we stop serving the VIPs (preempted, stopping, fault), the HTTP servers close
         // their keep-alive connections to them before the successor's ARP switch cuts them.
-        ownership::set_served(
-            self.vips.iter().map(|v| v.addr),
-            fsm.state() == State::Master && !fsm.handing_over(),
-        );
+        // Only on a change: this runs after every advert sent or received.
+        let served = fsm.state() == State::Master && !fsm.handing_over();
+        if self
+            .vips_served
+            .swap(served, std::sync::atomic::Ordering::Relaxed)
+            != served
+        {
+            ownership::set_served(self.vips.iter().map(|v| v.addr), served);
+        }
     }
 
     /// Kernel lifetime of our VIPs: 3 x advert_int. Renewed every advert, it outlives a few lost
