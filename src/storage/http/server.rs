@@ -136,19 +136,19 @@ where
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let mut vip = ownership.clone();
-        // Without VRRP no address is a VIP: no getsockname per connection then.
-        let local = if vip.borrow().has_vips() {
-            stream.local_addr().map(|a| a.ip()).ok()
+        // The VIP this connection came in on, if any. Without VRRP no address is a VIP: no
+        // getsockname per connection then.
+        let local_vip = if vip.borrow().has_vips() {
+            let o = vip.borrow_and_update();
+            stream
+                .local_addr()
+                .ok()
+                .map(|a| a.ip())
+                .filter(|ip| o.is_vip(*ip))
         } else {
             None
         };
-        let (is_vip, keep_alive) = match local {
-            Some(ip) => {
-                let o = vip.borrow_and_update();
-                (o.is_vip(ip), o.keep_alive(ip))
-            }
-            None => (false, true),
-        };
+        let keep_alive = local_vip.is_none_or(|ip| vip.borrow().keep_alive(ip));
         let builder = if keep_alive {
             builder.clone()
         } else {
@@ -168,7 +168,7 @@ where
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             // Watch the VIP only while this connection is kept alive to it.
-            let mut watch_vip = is_vip && keep_alive;
+            let mut watched = local_vip.filter(|_| keep_alive);
             let result = loop {
                 tokio::select! {
                     r = conn.as_mut() => break r,
@@ -176,11 +176,11 @@ where
                         conn.as_mut().graceful_shutdown();
                         break tokio::time::timeout(drain, conn.as_mut()).await.unwrap_or(Ok(()));
                     }
-                    _ = vip_lost(&mut vip, local), if watch_vip => {
+                    _ = vip_lost(&mut vip, watched), if watched.is_some() => {
                         // Idle: closed now; busy: closed after the response in progress.
                         tracing::debug!(%peer, "VIP no longer served here: closing keep-alive connection");
                         conn.as_mut().graceful_shutdown();
-                        watch_vip = false;
+                        watched = None;
                     }
                 }
             };
@@ -199,12 +199,12 @@ where
     Ok(())
 }
 
-/// Resolves once this node no longer serves `local` as a VIP (never when it is no VIP).
+/// Resolves once this node no longer serves the VIP `watched` (never for None).
 async fn vip_lost(
     vip: &mut tokio::sync::watch::Receiver<crate::vrrp::ownership::VipOwnership>,
-    local: Option<std::net::IpAddr>,
+    watched: Option<std::net::IpAddr>,
 ) {
-    let Some(ip) = local else {
+    let Some(ip) = watched else {
         return std::future::pending().await;
     };
     if vip.wait_for(|o| !o.keep_alive(ip)).await.is_err() {
