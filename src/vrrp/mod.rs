@@ -591,25 +591,28 @@ impl Instance {
     ) -> Vec<Action> {
         let now = Instant::now();
         let mut out = Vec::new();
-        let check_vips = match ev {
+        // (re-check the VIPs, the VIP the kernel says was removed)
+        let (check_vips, removed) = match ev {
             Ok(NetEvent::Link { ifindex, up }) if ifindex == self.ifindex => {
                 if up != *link_up {
                     *link_up = up;
                     tracing::warn!(target: LOG, instance = %self.name, interface = %self.interface, up, "link state changed");
                     out.extend(fsm.handle(now, Event::LinkChanged { up }));
                 }
-                false
+                (false, None)
             }
-            Ok(NetEvent::AddrRemoved { ifindex, addr }) => {
-                ifindex == self.ifindex && self.vips.iter().any(|v| v.addr == addr)
+            Ok(NetEvent::AddrRemoved { ifindex, addr })
+                if ifindex == self.ifindex && self.vips.iter().any(|v| v.addr == addr) =>
+            {
+                (true, Some(addr))
             }
-            Ok(_) => false,
+            Ok(_) => (false, None),
             // Missed events: re-check what we can.
-            Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Lagged(_)) => (true, None),
             Err(broadcast::error::RecvError::Closed) => {
                 // The monitor is gone; avoid a busy loop on a closed channel.
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                false
+                (false, None)
             }
         };
         if check_vips && fsm.state() == State::Master && !fsm.handing_over() {
@@ -620,9 +623,13 @@ impl Instance {
                     .filter(|v| !present.iter().any(|p| p.addr == v.addr))
                     .map(|v| v.to_string())
                     .collect();
-                if !missing.is_empty() {
+                // A Master never removes its own VIPs, so the event alone says someone else did,
+                // even when the renewal with our last advert has already put the address back.
+                if removed.is_some() || !missing.is_empty() {
                     tracing::warn!(target: LOG, instance = %self.name, interface = %self.interface,
-                        ?missing, "VIP removed from the interface by someone else while MASTER; putting it back");
+                        ?removed, ?missing, "VIP removed from the interface by someone else while MASTER; putting it back");
+                }
+                if !missing.is_empty() {
                     out.extend(fsm.handle(now, Event::VipsMissing));
                 }
             }
@@ -659,21 +666,8 @@ impl Instance {
                     if fsm.state() == State::Master
                         && self.vips_added.load(std::sync::atomic::Ordering::Relaxed)
                     {
-                        // Renew the VIPs' kernel lifetime with every advert (see vip::add). A VIP
-                        // that is gone was removed by someone else: say so before putting it back
-                        // (the netlink event path may not have run yet).
-                        if let Ok(present) = ctx.netlink.ipv4_addrs(self.ifindex).await {
-                            let missing: Vec<String> = self
-                                .vips
-                                .iter()
-                                .filter(|v| !present.iter().any(|p| p.addr == v.addr))
-                                .map(|v| v.to_string())
-                                .collect();
-                            if !missing.is_empty() {
-                                tracing::warn!(target: LOG, instance = %self.name, interface = %self.interface,
-                                    ?missing, "VIP removed from the interface by someone else while MASTER; putting it back");
-                            }
-                        }
+                        // Renew the VIPs' kernel lifetime with every advert (see vip::add); this
+                        // also puts back a VIP someone removed (the netlink event path says so).
                         for v in &self.vips {
                             if let Err(e) = ctx
                                 .netlink
