@@ -659,8 +659,9 @@ impl TempFile {
         }
     }
 
-    /// Whether whole blocks of this upload bypass the page cache.
-    pub fn is_direct(&self) -> bool {
+    /// Whether whole blocks of this upload bypass the page cache (tests look).
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
         self.direct.is_some()
     }
 
