@@ -195,3 +195,65 @@ async fn crash_mid_upload_leaves_no_partial_file() {
     c.active_test().await.unwrap();
     kill9(node);
 }
+
+/// A small upload is acknowledged after one flush, before its directory is fsynced (that waits
+/// for the flusher). Here the worst case a power cut can leave is staged by hand: the file's
+/// entry in `data/XX/YY` is gone and only its sealed name in `.tmp` remains. Start-up must put
+/// the file back under its ID and log it again for replication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_move_into_place_was_lost_is_finished_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+    let store = dir.path().join("store0");
+    let node = start(&config, port).await;
+    let mut c = StorageConn::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    let up = c.upload(0, b"survivor", "jpg").await.unwrap();
+    kill9(node);
+
+    // M00/XX/YY/<name> -> data/XX/YY/<name> and .tmp/sealed-XX-YY-<name>
+    let parts: Vec<&str> = up.filename.split('/').collect();
+    let placed = store
+        .join("data")
+        .join(parts[1])
+        .join(parts[2])
+        .join(parts[3]);
+    let sealed = store
+        .join("data/.tmp")
+        .join(format!("sealed-{}-{}-{}", parts[1], parts[2], parts[3]));
+    if sealed.exists() {
+        std::fs::remove_file(&placed).unwrap();
+    } else {
+        // The flusher had settled it already: stage the same state from the placed file.
+        std::fs::rename(&placed, &sealed).unwrap();
+    }
+    assert!(!placed.exists());
+    let binlog = store.join("data/sync/binlog.000");
+    let record = format!(" C {}", up.filename);
+    let records = move || {
+        std::fs::read_to_string(&binlog)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.ends_with(&record))
+            .count()
+    };
+    let before = records();
+
+    let node = start(&config, port).await;
+    let mut c = StorageConn::connect(("127.0.0.1", node.port))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.download("group1", &up.filename, 0, 0).await.unwrap(),
+        b"survivor"
+    );
+    assert!(!sealed.exists());
+    let t0 = Instant::now();
+    while records() == before {
+        assert!(t0.elapsed() < Duration::from_secs(10), "not re-logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill9(node);
+}

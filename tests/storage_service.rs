@@ -66,6 +66,13 @@ impl Storage {
         self.paths[i].join("data/.tmp")
     }
 
+    /// What the binlog flusher does every `binlog_flush_interval`: new small files drop their
+    /// sealed names in `.tmp` once their directories are fsynced.
+    fn settle(&self) {
+        let store = self.state.store();
+        store.settle(store.unsettled()).unwrap();
+    }
+
     async fn stop(mut self) {
         self.stop.cancel();
         if let Some(t) = self.task.take() {
@@ -287,6 +294,7 @@ async fn large_files_stream_both_ways() {
         c.download("group1", &small.filename, 0, 0).await.unwrap(),
         &data[..4096]
     );
+    st.settle();
     assert!(files_under(&st.tmp_dir(0)).is_empty());
     st.stop().await;
 }
@@ -626,6 +634,7 @@ async fn bad_requests_get_errno_and_never_escape_the_store() {
     drop(s);
 
     // Nothing was created outside the store, and the store holds only the one upload.
+    st.settle();
     let data_files: Vec<_> = files_under(&st.paths[0].join("data"))
         .into_iter()
         .filter(|p| !p.starts_with(st.paths[0].join("data/sync")))

@@ -134,7 +134,7 @@ impl StorageServer {
         let _ = reporter.await;
         let _ = sync.await;
         let st = state.clone();
-        tokio::task::spawn_blocking(move || st.binlog().flush()).await??;
+        tokio::task::spawn_blocking(move || flush_and_settle(&st)).await??;
         Ok(())
     }
 }
@@ -153,14 +153,26 @@ async fn flush_binlog(
             _ = tick.tick() => {}
             _ = state.binlog().flush_wanted() => {}
         }
-        if state.binlog().pending() == 0 {
+        if state.binlog().pending() == 0 && state.store().unsettled_count() == 0 {
             continue;
         }
         let st = state.clone();
-        match tokio::task::spawn_blocking(move || st.binlog().flush()).await {
+        match tokio::task::spawn_blocking(move || flush_and_settle(&st)).await {
             Ok(Ok(())) => state.notify_binlog_flushed(),
             Ok(Err(e)) => tracing::error!(error = %e, "storage: binlog flush failed; will retry"),
             Err(e) => tracing::error!(error = %e, "storage: binlog flush task failed"),
         }
     }
+}
+
+/// Flushes the binlog, then settles the files created before it (`Store::settle`): a file's
+/// sealed name, which start-up re-logs, outlives the flush of its binlog record (but for an
+/// upload caught between its file and its record, microseconds apart).
+fn flush_and_settle(state: &StorageState) -> std::io::Result<()> {
+    let batch = state.store().unsettled();
+    state.binlog().flush()?;
+    if let Err(e) = state.store().settle(batch) {
+        tracing::error!(error = %e, "storage: could not settle new files; will retry");
+    }
+    Ok(())
 }

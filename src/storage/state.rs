@@ -11,7 +11,7 @@
 //! receive its group's old data (`<base>/data/sync/.data_init_flag`, `sync_old_done=0|1`; next to the binlog, so
 //! the data directories hold only files).
 
-use super::binlog::Binlog;
+use super::binlog::{Binlog, BinlogOp, BinlogRecord};
 use super::store::{DiskUsage, Store};
 use crate::config::{IdType, Reserved, StorageConfig};
 use crate::proto::fileid::Source;
@@ -263,6 +263,16 @@ impl StorageState {
         let binlog = Binlog::open(&base.join("data").join("sync")).map_err(|e| {
             anyhow::anyhow!("storage: cannot open binlog under {}: {e}", base.display())
         })?;
+        // Files a crash caught before they settled: their binlog records may not have been
+        // flushed; a record twice is harmless (the peer answers EEXIST).
+        for sealed in store.take_sealed_at_start() {
+            binlog.append(&BinlogRecord::source(
+                BinlogOp::Create,
+                sealed.create_time as i64,
+                sealed.filename,
+                None,
+            ));
+        }
         let now = unix_now();
         let sync_old_done = load_init_flag(&base, &binlog)?;
         Ok(StorageState {

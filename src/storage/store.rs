@@ -2,16 +2,20 @@
 //! creation of files, metadata sidecars, and free-space accounting.
 //!
 //! ```text
-//! <store_path>/data/.tmp/<seq>.tmp        uploads in progress (removed at start-up)
-//! <store_path>/data/XX/YY/<name>          files, XX/YY = 00..subdir_count-1 in upper-case hex
-//! <store_path>/data/XX/YY/<name>-m        metadata, `k\x02v` records sorted by name, joined by \x01
+//! <store_path>/data/.tmp/<pid>-<seq>.tmp       uploads in progress (removed at start-up)
+//! <store_path>/data/.tmp/sealed-XX-YY-<name>   new small files not settled yet (see `create`)
+//! <store_path>/data/XX/YY/<name>               files, XX/YY = 00..subdir_count-1 in hex
+//! <store_path>/data/XX/YY/<name>-m             metadata, `k\x02v` records sorted by name,
+//!                                              joined by \x01
 //! ```
 //! A new file is written to a temp file, fdatasynced (when `fsync` is on), renamed into place
 //! without replacing anything (`RENAME_NOREPLACE`) and its directory fsynced: a file ID never
-//! names a partial file, and an acknowledged file survives a crash. With fsync on, uploads of
-//! `direct_io_min_size` and more are written with O_DIRECT (whole aligned blocks straight from the
-//! receive buffer to the disk, the reply waits for the disk anyway) instead of being copied into
-//! the page cache first.
+//! names a partial file, and an acknowledged file survives a crash. A new file whose content is
+//! all in memory (uploads up to 256 KiB) needs one device flush instead of two: its temp name
+//! says where it belongs, and its directory fsync is batched later ([`Store::create`]).
+//! With fsync on, uploads of `direct_io_min_size` and more are written with O_DIRECT (whole
+//! aligned blocks straight from the receive buffer to the disk, the reply waits for the disk
+//! anyway) instead of being copied into the page cache first.
 //! FastDFS creates all `subdir_count^2` directories at start; we create each on first use (and
 //! fsync its parents), which starts instantly and yields the same tree for the files stored.
 //!
@@ -22,11 +26,16 @@ use crate::config::{DistributePathMode, Reserved, StorageConfig};
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
 use crate::proto::storage::{decode_metadata, encode_metadata, MetaOp, MetaPair};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// Name of a temp file whose content is complete and durable and whose place is in its name:
+/// `sealed-XX-YY-<name>` in `.tmp` stands for `data/XX/YY/<name>` (see [`Store::create`]).
+const SEALED_PREFIX: &str = "sealed-";
 
 /// An error with the errno FastDFS would put in the response.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +116,24 @@ pub struct Store {
     /// Striped locks serialising changes to one file (append/modify/truncate/delete/metadata)
     /// across connections.
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// Files made by `create` whose directory is not yet fsynced: final path -> sealed name.
+    unsettled: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// Sealed files found at start-up (see `take_sealed_at_start`).
+    sealed_at_start: Mutex<Vec<SealedFile>>,
+}
+
+/// New files whose directory entries are not durable yet: final path -> sealed name.
+#[derive(Debug, Default)]
+pub struct Unsettled(HashMap<PathBuf, PathBuf>);
+
+/// A file that a crash caught between its reply and its directory fsync, found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedFile {
+    /// `M00/XX/YY/<name>`
+    pub filename: String,
+    pub create_time: u32,
+    /// True when only the sealed name had survived and the file was moved into place now.
+    pub moved: bool,
 }
 
 const FILE_LOCKS: usize = 64;
@@ -135,16 +162,6 @@ impl Store {
                     tmp.display()
                 )
             })?;
-            let mut stale = 0;
-            for entry in std::fs::read_dir(&tmp)? {
-                let entry = entry?;
-                if std::fs::remove_file(entry.path()).is_ok() {
-                    stale += 1;
-                }
-            }
-            if stale > 0 {
-                tracing::info!(path = %tmp.display(), stale, "removed temp files of interrupted uploads");
-            }
             paths.push(StorePath {
                 index: i as u8,
                 root: root.clone(),
@@ -155,7 +172,7 @@ impl Store {
                     .collect(),
             });
         }
-        Ok(Store {
+        let store = Store {
             paths,
             subdir_count: cfg.subdir_count_per_path,
             fsync: cfg.fsync,
@@ -171,7 +188,111 @@ impl Store {
             locks: (0..FILE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-        })
+            unsettled: Mutex::new(HashMap::new()),
+            sealed_at_start: Mutex::new(Vec::new()),
+        };
+        for p in &store.paths {
+            store.sweep_temp_dir(p)?;
+        }
+        Ok(store)
+    }
+
+    /// Start-up: a sealed file is finished (moved into place if only its sealed name survived,
+    /// after checking its size and CRC32 against its name); every other temp file is what an
+    /// interrupted upload left, and is removed.
+    fn sweep_temp_dir(&self, p: &StorePath) -> anyhow::Result<()> {
+        let mut stale = 0;
+        for entry in std::fs::read_dir(&p.tmp)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let found = file_name
+                .to_str()
+                .and_then(|n| self.sealed_target(p, n))
+                .map(|target| self.finish_sealed(p, &entry.path(), target));
+            match found {
+                Some(Ok(Some(sealed))) => {
+                    let mut list = self
+                        .sealed_at_start
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    list.push(sealed);
+                }
+                Some(Err(e)) => {
+                    anyhow::bail!(
+                        "storage.store_paths[{}]: cannot finish {}: {e}",
+                        p.index,
+                        entry.path().display()
+                    )
+                }
+                Some(Ok(None)) | None => {
+                    if std::fs::remove_file(entry.path()).is_ok() {
+                        stale += 1;
+                    }
+                }
+            }
+        }
+        if stale > 0 {
+            tracing::info!(path = %p.tmp.display(), stale, "removed temp files of interrupted uploads");
+        }
+        Ok(())
+    }
+
+    /// The file a sealed temp name stands for, if `file_name` is one and names a valid new
+    /// (not appender, not trunk) file in this store path's directory range.
+    fn sealed_target(&self, p: &StorePath, file_name: &str) -> Option<RemoteName> {
+        let rest = file_name.strip_prefix(SEALED_PREFIX)?;
+        let (xx, rest) = rest.split_once('-')?;
+        let (yy, name) = rest.split_once('-')?;
+        let path = format!("M{:02X}/{xx}/{yy}/{name}", p.index);
+        let rn = RemoteName::parse_str(&path).ok()?;
+        let in_range = (rn.dir1 as u32) < self.subdir_count && (rn.dir2 as u32) < self.subdir_count;
+        (in_range && plain_file(&rn)).then_some(rn)
+    }
+
+    /// Finishes one sealed file: Some if it names a real file (already in place, or moved there
+    /// now), None if it is garbage (to be removed).
+    fn finish_sealed(
+        &self,
+        p: &StorePath,
+        sealed: &Path,
+        target: RemoteName,
+    ) -> io::Result<Option<SealedFile>> {
+        let mut found = SealedFile {
+            filename: target.to_path_string(),
+            create_time: target.info.create_time,
+            moved: false,
+        };
+        let dir = self.ensure_dir(p, target.dir1, target.dir2)?;
+        let dst = dir.join(&target.name);
+        if dst.exists() {
+            // The link into place had reached the disk; only the directory fsync was pending.
+            std::fs::remove_file(sealed)?;
+            return Ok(Some(found));
+        }
+        // Only the sealed name survived: the content must be exactly what its name promises.
+        let content = std::fs::read(sealed)?;
+        if !name_promises(&target, &content) {
+            tracing::warn!(path = %sealed.display(), "sealed temp file does not match its name; removed");
+            return Ok(None);
+        }
+        rename_noreplace(sealed, &dst)?;
+        if self.fsync {
+            fsync_dir(&dir)?;
+        }
+        tracing::warn!(file = %found.filename, "finished a file whose move into place a crash had lost");
+        found.moved = true;
+        Ok(Some(found))
+    }
+
+    /// Sealed files found by `open` (each once): the storage re-logs them, as their binlog
+    /// records may not have been flushed before the crash.
+    pub fn take_sealed_at_start(&self) -> Vec<SealedFile> {
+        std::mem::take(
+            &mut *self
+                .sealed_at_start
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     pub fn path_count(&self) -> usize {
@@ -347,6 +468,10 @@ impl Store {
         let p = self.path(index)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
+        Ok(self.open_temp(index, path, size)?)
+    }
+
+    fn open_temp(&self, index: u8, path: PathBuf, size: u64) -> io::Result<TempFile> {
         let file = OpenOptions::new()
             .write(true)
             .read(true)
@@ -364,6 +489,148 @@ impl Store {
             len: 0,
             store_path_index: index,
         })
+    }
+
+    /// Stores a new file whose whole content is in memory (small uploads) with one device
+    /// flush before the reply instead of `commit`'s two. The content goes to
+    /// `.tmp/sealed-XX-YY-<name>`, a name that says where the file belongs and, through the
+    /// file ID, its size and CRC32; it is fdatasynced, which also makes a new file's directory
+    /// entry durable (ext4 with or without journal, xfs, btrfs), then hard-linked to
+    /// `data/XX/YY/<name>`. The fsync of that directory, and dropping the sealed name, wait
+    /// for `settle`, which the storage runs for all new files every `binlog_flush_interval`.
+    /// After a crash in between, `open` finds the sealed name and finishes the move (checking
+    /// size and CRC32 first), so an acknowledged file is never lost and a file ID never names
+    /// a partial file. Where hard links are refused, this falls back to `commit`'s way.
+    /// `make_name` must describe `content` (size and CRC32) and not be an appender's name.
+    pub fn create(
+        &self,
+        index: u8,
+        content: &[u8],
+        mut make_name: impl FnMut() -> String,
+        dirs: impl Fn(&str) -> (u8, u8),
+    ) -> StoreResult<(u8, u8, String)> {
+        let p = self.path(index)?;
+        if !self.fsync {
+            let mut tmp = self.temp_file(index, content.len() as u64)?;
+            tmp.write_all(content)?;
+            return self.commit(tmp, make_name, dirs);
+        }
+        for _ in 0..16 {
+            let name = make_name();
+            let (d1, d2) = dirs(&name);
+            if self.place_sealed(p, d1, d2, &name, content)? {
+                return Ok((d1, d2, name));
+            }
+        }
+        Err(StoreError::new(
+            errno::EEXIST,
+            "could not find a free file name",
+        ))
+    }
+
+    /// As `create`, for a file whose name is given (a peer's new file, replicated here);
+    /// EEXIST if the name is taken. Files whose name does not describe their content (slave
+    /// files, appenders, metadata) take `commit_to`'s way.
+    pub fn create_at(&self, target: &RemoteName, content: &[u8]) -> StoreResult<()> {
+        let p = self.path(target.store_path_index)?;
+        let (d1, d2) = (target.dir1, target.dir2);
+        if self.fsync && plain_file(target) && name_promises(target, content) {
+            return match self.place_sealed(p, d1, d2, &target.name, content)? {
+                true => Ok(()),
+                false => Err(StoreError::new(errno::EEXIST, "file exists")),
+            };
+        }
+        let mut tmp = self.temp_file(p.index, content.len() as u64)?;
+        tmp.write_all(content)?;
+        let dst = p.data.join(format!("{d1:02X}/{d2:02X}")).join(&target.name);
+        self.commit_to(tmp, &dst, false)
+    }
+
+    /// `create`'s one-flush way for one name: false if the name is taken.
+    fn place_sealed(
+        &self,
+        p: &StorePath,
+        d1: u8,
+        d2: u8,
+        name: &str,
+        content: &[u8],
+    ) -> io::Result<bool> {
+        let dir = self.ensure_dir(p, d1, d2)?;
+        let dst = dir.join(name);
+        let sealed = p
+            .tmp
+            .join(format!("{SEALED_PREFIX}{d1:02X}-{d2:02X}-{name}"));
+        let mut tmp = match self.open_temp(p.index, sealed, content.len() as u64) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        tmp.write_all(content)?;
+        tmp.seal(true)?;
+        match std::fs::hard_link(&tmp.path, &dst) {
+            Ok(()) => {
+                let sealed = std::mem::take(&mut tmp.path);
+                let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+                unsettled.insert(dst, sealed);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if links_unsupported(&e) => match rename_noreplace(&tmp.path, &dst) {
+                Ok(()) => {
+                    tmp.disarm();
+                    fsync_dir(&dir)?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the files `create`d so far, to be settled by `settle`.
+    pub fn unsettled(&self) -> Unsettled {
+        Unsettled(std::mem::take(
+            &mut *self.unsettled.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+
+    /// Makes the directory entries of `batch` durable and drops their sealed names. Returns
+    /// how many were settled; on an error they go back to the pending ones (retried).
+    pub fn settle(&self, batch: Unsettled) -> io::Result<usize> {
+        let batch = batch.0;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut dirs: Vec<&Path> = batch.keys().filter_map(|dst| dst.parent()).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            if let Err(e) = fsync_dir(dir) {
+                let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+                unsettled.extend(batch);
+                return Err(e);
+            }
+        }
+        for sealed in batch.values() {
+            match std::fs::remove_file(sealed) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Harmless: the next start-up sees the file in place and removes the name.
+                Err(e) => {
+                    tracing::warn!(path = %sealed.display(), error = %e, "could not remove a sealed name")
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+
+    /// Files `create`d but not yet settled.
+    pub fn unsettled_count(&self) -> usize {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Durably moves `tmp` to `data/XX/YY/<name>` without replacing an existing file.
@@ -448,6 +715,16 @@ impl Store {
     /// file does not exist.
     pub fn delete(&self, data_path: &Path) -> StoreResult<bool> {
         std::fs::remove_file(data_path)?;
+        // A file deleted before it settled: drop its sealed name too, or a crash would bring
+        // the file back at start-up.
+        let sealed = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(data_path);
+        if let Some(sealed) = sealed {
+            let _ = std::fs::remove_file(sealed);
+        }
         let had_meta = match std::fs::remove_file(Self::meta_path(data_path)) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
@@ -711,6 +988,22 @@ fn start_writeback(f: &File, offset: u64, len: u64) {
     }
 }
 
+/// A file whose name carries its size and CRC32 for good: not an appender (its size changes),
+/// trunk or slave file (a slave's name is its master's).
+fn plain_file(name: &RemoteName) -> bool {
+    !name.info.is_appender() && !name.info.is_trunk() && !name.is_slave()
+}
+
+/// Whether `content` is exactly what `name` says: its size and its CRC32.
+fn name_promises(name: &RemoteName, content: &[u8]) -> bool {
+    content.len() as u64 == name.info.file_size() && crc32fast::hash(content) == name.info.crc32
+}
+
+/// link(2) refused by the filesystem itself (FAT, some FUSE and network filesystems).
+fn links_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EOPNOTSUPP))
+}
+
 pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -833,6 +1126,186 @@ mod tests {
             .unwrap();
         assert_eq!(name2, "b.txt");
         assert_eq!(std::fs::read(&dst).unwrap(), b"one");
+    }
+
+    /// A valid name for `content` (size and CRC32 in it), as the upload path makes them.
+    fn name_for(content: &[u8], rand: u32) -> String {
+        use crate::proto::fileid::{new_name, FileInfo, Source};
+        let info = FileInfo {
+            source: Source::Ip(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+            create_time: 1_700_000_000,
+            size_field: FileInfo::size_field_for(content.len() as u64, false, rand),
+            crc32: crc32fast::hash(content),
+        };
+        new_name(&info, "jpg", rand)
+    }
+
+    fn tmp_names(root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join("data/.tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn create_links_into_place_and_settle_drops_the_sealed_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let name = name_for(b"photo", 1);
+        let (d1, d2, got) = store
+            .create(0, b"photo", || name.clone(), |_| (3, 4))
+            .unwrap();
+        assert_eq!((d1, d2, got.as_str()), (3, 4, name.as_str()));
+        let dst = dir.path().join("data/03/04").join(&name);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
+        // Until settled, the sealed name keeps the file reachable from `.tmp`.
+        assert_eq!(tmp_names(dir.path()), vec![format!("sealed-03-04-{name}")]);
+        assert_eq!(store.unsettled_count(), 1);
+        assert_eq!(store.settle(store.unsettled()).unwrap(), 1);
+        assert!(tmp_names(dir.path()).is_empty());
+        assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
+        assert_eq!(store.settle(store.unsettled()).unwrap(), 0);
+        // A taken name makes `create` ask for another; nothing is replaced.
+        let mut names = vec![name_for(b"other", 2), name.clone()];
+        let (_, _, second) = store
+            .create(0, b"other", || names.pop().unwrap(), |_| (3, 4))
+            .unwrap();
+        assert_ne!(second, name);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
+        assert_eq!(
+            tmp_names(dir.path()).len(),
+            1,
+            "only the second file's sealed name"
+        );
+    }
+
+    #[test]
+    fn create_at_stores_a_peers_file_under_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let name = name_for(b"replica", 10);
+        let target = RemoteName::parse_str(&format!("M00/0A/0B/{name}")).unwrap();
+        store.create_at(&target, b"replica").unwrap();
+        let dst = dir.path().join("data/0A/0B").join(&name);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"replica");
+        assert_eq!(store.unsettled_count(), 1, "the one-flush way");
+        let err = store.create_at(&target, b"replica").unwrap_err();
+        assert_eq!(err.status, errno::EEXIST);
+        // Content that is not what the name says (an appender grown since) is stored all the
+        // same, the two-flush way: a sealed name must never promise what the file is not.
+        let grown = RemoteName::parse_str(&format!("M00/0A/0C/{}", name_for(b"x", 11))).unwrap();
+        store.create_at(&grown, b"x and more").unwrap();
+        assert_eq!(store.unsettled_count(), 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("data/0A/0C").join(&grown.name)).unwrap(),
+            b"x and more"
+        );
+    }
+
+    #[test]
+    fn a_file_deleted_before_it_settles_does_not_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let name = name_for(b"gone", 3);
+        store
+            .create(0, b"gone", || name.clone(), |_| (0, 0))
+            .unwrap();
+        let dst = dir.path().join("data/00/00").join(&name);
+        store.delete(&dst).unwrap();
+        assert!(tmp_names(dir.path()).is_empty());
+        drop(store);
+        let _store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        assert!(!dst.exists());
+    }
+
+    #[test]
+    fn start_up_finishes_sealed_files_and_removes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("data/.tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        // 1: a crash lost the link into place: moved there at start-up.
+        let lost = name_for(b"only the sealed name survived", 4);
+        std::fs::write(
+            tmp.join(format!("sealed-01-02-{lost}")),
+            b"only the sealed name survived",
+        )
+        .unwrap();
+        // 2: the link survived, the sealed name was not dropped yet: the name goes.
+        let kept = name_for(b"in place", 5);
+        std::fs::create_dir_all(dir.path().join("data/05/06")).unwrap();
+        std::fs::write(dir.path().join("data/05/06").join(&kept), b"in place").unwrap();
+        std::fs::hard_link(
+            dir.path().join("data/05/06").join(&kept),
+            tmp.join(format!("sealed-05-06-{kept}")),
+        )
+        .unwrap();
+        // 3: content that is not what its name promises (torn by a crash): removed.
+        let torn = name_for(b"full content", 6);
+        std::fs::write(tmp.join(format!("sealed-07-08-{torn}")), b"full con").unwrap();
+        let same_size = name_for(b"full content", 7);
+        std::fs::write(
+            tmp.join(format!("sealed-07-08-{same_size}")),
+            b"\0\0\0\0\0\0\0\0\0\0\0\0",
+        )
+        .unwrap();
+        // 4: names that are not sealed files: removed (outside the directory range, bad shape).
+        let far = name_for(b"x", 8);
+        std::fs::write(tmp.join(format!("sealed-FF-FF-{far}")), b"x").unwrap();
+        std::fs::write(tmp.join("sealed-01-02-..%2f"), b"x").unwrap();
+        std::fs::write(tmp.join("123-4.tmp"), b"partial").unwrap();
+
+        let mut c = cfg(vec![dir.path().into()]);
+        c.subdir_count_per_path = 16;
+        let store = Store::open(&c).unwrap();
+        assert!(tmp_names(dir.path()).is_empty());
+        assert_eq!(
+            std::fs::read(dir.path().join("data/01/02").join(&lost)).unwrap(),
+            b"only the sealed name survived"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("data/05/06").join(&kept)).unwrap(),
+            b"in place"
+        );
+        assert!(!dir.path().join("data/07/08").join(&torn).exists());
+        assert!(!dir.path().join("data/07/08").join(&same_size).exists());
+        let mut found = store.take_sealed_at_start();
+        found.sort_by(|a, b| a.filename.cmp(&b.filename));
+        assert_eq!(
+            found,
+            vec![
+                SealedFile {
+                    filename: format!("M00/01/02/{lost}"),
+                    create_time: 1_700_000_000,
+                    moved: true
+                },
+                SealedFile {
+                    filename: format!("M00/05/06/{kept}"),
+                    create_time: 1_700_000_000,
+                    moved: false
+                },
+            ]
+        );
+        assert!(store.take_sealed_at_start().is_empty());
+    }
+
+    #[test]
+    fn create_without_fsync_renames_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.fsync = false;
+        let store = Store::open(&c).unwrap();
+        let name = name_for(b"quick", 9);
+        store
+            .create(0, b"quick", || name.clone(), |_| (0, 1))
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("data/00/01").join(&name)).unwrap(),
+            b"quick"
+        );
+        assert!(tmp_names(dir.path()).is_empty());
+        assert_eq!(store.unsettled_count(), 0);
     }
 
     #[test]
