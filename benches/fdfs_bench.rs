@@ -6,11 +6,14 @@
 //! Run: `cargo bench --bench fdfs_bench` (env: BENCH_RUNS=3, BENCH_QUICK=1 skips 256 MiB,
 //! BENCH_SIZES=4K,1M,256M picks sizes, BENCH_FSYNC=on|off|both,
 //! BENCH_DIRECT_IO_MIN_SIZE=8MiB|null sets the storages' `direct_io_min_size`, BENCH_PHASES=1
-//! prints each phase's CLOCK_MONOTONIC span for `perf report --time`, BENCH_SETTLE_SECS=5 waits
-//! before each download phase so the uploads' replication is done (diagnostic)). Prints ops/s and MB/s (median, min-max of the runs) and the ratio to
+//! prints each phase's CLOCK_MONOTONIC span for `perf report --time`, BENCH_OVERLAP=1 starts each
+//! download phase at once instead of after the group has replicated the uploads). Prints ops/s
+//! and MB/s (median, min-max of the runs), how long replication needed after each upload phase,
+//! and the ratio to
 //! the C FastDFS 6.16.1 figures measured on this kind of machine (FastDFS cannot be built here, so
 //! those are reference numbers, not a same-run peer).
 
+use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::client::FdfsClient;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ const C_REFERENCE: &[(&str, usize, usize, f64)] = &[
 struct Cluster {
     children: Vec<Child>,
     tracker: SocketAddr,
+    storages: Vec<SocketAddr>,
     dir: tempfile::TempDir,
 }
 
@@ -87,7 +91,7 @@ fn start_cluster(fsync: bool) -> Cluster {
     )
     .unwrap();
     children.push(spawn(&bin, &tcfg, &dir.path().join("tracker.log")));
-    for (i, port) in ports.into_iter().enumerate() {
+    for (i, &port) in ports.iter().enumerate() {
         let cfg = dir.path().join(format!("storage{i}.yaml"));
         std::fs::write(
             &cfg,
@@ -110,7 +114,39 @@ fn start_cluster(fsync: bool) -> Cluster {
     Cluster {
         children,
         tracker,
+        storages: ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect(),
         dir,
+    }
+}
+
+/// Waits until every storage has sent its peer everything (SYNC_STATUS_QUERY: nothing behind),
+/// so that a download phase measures downloads, not also the replication of the upload phase
+/// before it (which outlasts the uploads when they are faster than one storage can apply them).
+/// Returns the seconds waited.
+async fn wait_replicated(storages: &[SocketAddr]) -> f64 {
+    let start = Instant::now();
+    loop {
+        let mut done = true;
+        for &addr in storages {
+            let report = match StorageConn::connect(addr).await {
+                Ok(mut c) => c.sync_status().await.ok(),
+                Err(_) => None,
+            };
+            done &= report.is_some_and(|r| {
+                !r.peers.is_empty() && r.peers.iter().all(|p| p.bytes_behind == 0)
+            });
+        }
+        if done {
+            return start.elapsed().as_secs_f64();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "replication did not catch up in 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -227,12 +263,9 @@ async fn main() {
                 report("upload", size, conc, fsync, &mut rates);
                 // download the files of the last upload run
                 let ids = Arc::new(ids);
-                if let Some(secs) = std::env::var("BENCH_SETTLE_SECS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                {
-                    // Diagnostic: let replication of the uploads finish before downloading.
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                if std::env::var("BENCH_OVERLAP").is_err() {
+                    let secs = wait_replicated(&cluster.storages).await;
+                    println!("          (replicas caught up {secs:.1} s after the uploads)");
                 }
                 let mut rates = Vec::new();
                 let phase_start = monotonic_secs();
