@@ -524,7 +524,8 @@ impl Conn {
         self.check_group(&req.group)?;
         let (filename, path, _) = self.locate_synced(&req.filename)?;
         let _guard = self.state.store().lock_file(&filename).await;
-        blocking(move || Ok(std::fs::remove_file(&path)?)).await?;
+        let st = self.state.clone();
+        blocking(move || Ok(st.store().remove(&path)?)).await?;
         self.log_replica(BinlogOp::Delete, req.timestamp, &filename, None);
         Ok(Some(Vec::new()))
     }

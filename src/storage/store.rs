@@ -714,23 +714,28 @@ impl Store {
     /// Removes a data file and its metadata; returns whether metadata existed. ENOENT when the
     /// file does not exist.
     pub fn delete(&self, data_path: &Path) -> StoreResult<bool> {
-        std::fs::remove_file(data_path)?;
-        // A file deleted before it settled: drop its sealed name too, or a crash would bring
-        // the file back at start-up.
-        let sealed = self
-            .unsettled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(data_path);
-        if let Some(sealed) = sealed {
-            let _ = std::fs::remove_file(sealed);
-        }
+        self.remove(data_path)?;
         let had_meta = match std::fs::remove_file(Self::meta_path(data_path)) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e.into()),
         };
         Ok(had_meta)
+    }
+
+    /// Removes one file (a data file or a `-m`). A file removed before it settled loses its
+    /// sealed name too, or a crash would bring it back at start-up.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)?;
+        let sealed = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+        if let Some(sealed) = sealed {
+            let _ = std::fs::remove_file(sealed);
+        }
+        Ok(())
     }
 
     /// Reads the metadata list of a file: ENOENT if the file, or its metadata, does not exist.
