@@ -1230,13 +1230,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tmp = dir.path().join("data/.tmp");
         std::fs::create_dir_all(&tmp).unwrap();
+        let seal = |dirs: &str, name: &str, content: &[u8]| {
+            std::fs::write(tmp.join(format!("sealed-{dirs}-{name}")), content).unwrap()
+        };
         // 1: a crash lost the link into place: moved there at start-up.
         let lost = name_for(b"only the sealed name survived", 4);
-        std::fs::write(
-            tmp.join(format!("sealed-01-02-{lost}")),
-            b"only the sealed name survived",
-        )
-        .unwrap();
+        seal("01-02", &lost, b"only the sealed name survived");
         // 2: the link survived, the sealed name was not dropped yet: the name goes.
         let kept = name_for(b"in place", 5);
         std::fs::create_dir_all(dir.path().join("data/05/06")).unwrap();
@@ -1248,17 +1247,12 @@ mod tests {
         .unwrap();
         // 3: content that is not what its name promises (torn by a crash): removed.
         let torn = name_for(b"full content", 6);
-        std::fs::write(tmp.join(format!("sealed-07-08-{torn}")), b"full con").unwrap();
+        seal("07-08", &torn, b"full con");
         let same_size = name_for(b"full content", 7);
-        std::fs::write(
-            tmp.join(format!("sealed-07-08-{same_size}")),
-            b"\0\0\0\0\0\0\0\0\0\0\0\0",
-        )
-        .unwrap();
+        seal("07-08", &same_size, b"\0\0\0\0\0\0\0\0\0\0\0\0");
         // 4: names that are not sealed files: removed (outside the directory range, bad shape).
-        let far = name_for(b"x", 8);
-        std::fs::write(tmp.join(format!("sealed-FF-FF-{far}")), b"x").unwrap();
-        std::fs::write(tmp.join("sealed-01-02-..%2f"), b"x").unwrap();
+        seal("FF-FF", &name_for(b"x", 8), b"x");
+        seal("01-02", "..%2f", b"x");
         std::fs::write(tmp.join("123-4.tmp"), b"partial").unwrap();
 
         let mut c = cfg(vec![dir.path().into()]);
