@@ -229,6 +229,9 @@ async fn main() {
         "{:<9} {:>6} {:>5} {:>5} {:>12} {:>12} {:>18} {:>9}",
         "op", "size", "conc", "fsync", "ops/s", "MB/s", "min-max", "vs C"
     );
+    if fsync_modes.contains(&true) && sizes.contains(&(4 << 10)) {
+        disk_floor();
+    }
     for &fsync in &fsync_modes {
         let cluster = start_cluster(fsync);
         let client = Arc::new(FdfsClient::new(vec![cluster.tracker]));
@@ -310,6 +313,36 @@ async fn main() {
             rss as f64 / 1024.0
         );
     }
+}
+
+/// The same run's peer for the 4 KiB upload rows with fsync on: what this disk needs for the
+/// storage's part of one small upload alone (create, write 4 KiB, fdatasync, link into another
+/// directory), no network, no protocol. Printed next to the budget the 1.2x goal leaves.
+fn disk_floor() {
+    use std::io::Write;
+    let dir =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
+    let (tmp, dst) = (dir.path().join("tmp"), dir.path().join("dst"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&dst).unwrap();
+    let data = vec![7u8; 4096];
+    let mut took: Vec<f64> = (0..1000)
+        .map(|i| {
+            let t = Instant::now();
+            let path = tmp.join(i.to_string());
+            let mut f = std::fs::File::create_new(&path).unwrap();
+            f.write_all(&data).unwrap();
+            f.sync_data().unwrap();
+            std::fs::hard_link(&path, dst.join(i.to_string())).unwrap();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    let c_ops = C_REFERENCE[0].3;
+    println!(
+        "disk floor: a durable 4 KiB file (create, write, fdatasync, link) takes {:.0} us here (median of 1000); 1.2x the C 4K upload c=1 leaves {:.0} us per operation",
+        median(&mut took),
+        1e6 / (c_ops * 1.2)
+    );
 }
 
 fn report(op: &str, size: usize, conc: usize, fsync: bool, rates: &mut [f64]) {
