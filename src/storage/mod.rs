@@ -170,7 +170,10 @@ async fn flush_binlog(
 /// upload caught between its file and its record, microseconds apart).
 fn flush_and_settle(state: &StorageState) -> std::io::Result<()> {
     let batch = state.store().unsettled();
-    state.binlog().flush()?;
+    if let Err(e) = state.binlog().flush() {
+        state.store().put_back(batch);
+        return Err(e);
+    }
     if let Err(e) = state.store().settle(batch) {
         tracing::error!(error = %e, "storage: could not settle new files; will retry");
     }

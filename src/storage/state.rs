@@ -264,7 +264,9 @@ impl StorageState {
             anyhow::anyhow!("storage: cannot open binlog under {}: {e}", base.display())
         })?;
         // Files a crash caught before they settled: their binlog records may not have been
-        // flushed; a record twice is harmless (the peer answers EEXIST).
+        // flushed. Logged as source records even when the file came from a peer (which one it
+        // was is not known before the trackers tell us our identity): a peer that has the file
+        // answers EEXIST, so a record twice or sent back costs one round trip.
         for sealed in store.take_sealed_at_start() {
             binlog.append(&BinlogRecord::source(
                 BinlogOp::Create,

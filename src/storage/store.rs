@@ -607,8 +607,7 @@ impl Store {
         dirs.dedup();
         for dir in dirs {
             if let Err(e) = fsync_dir(dir) {
-                let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
-                unsettled.extend(batch);
+                self.put_back(Unsettled(batch));
                 return Err(e);
             }
         }
@@ -623,6 +622,12 @@ impl Store {
             }
         }
         Ok(batch.len())
+    }
+
+    /// Returns a batch taken by `unsettled` that could not be settled now (retried later).
+    pub fn put_back(&self, batch: Unsettled) {
+        let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        unsettled.extend(batch.0);
     }
 
     /// Files `create`d but not yet settled.
@@ -1167,6 +1172,9 @@ mod tests {
         assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
         // Until settled, the sealed name keeps the file reachable from `.tmp`.
         assert_eq!(tmp_names(dir.path()), vec![format!("sealed-03-04-{name}")]);
+        assert_eq!(store.unsettled_count(), 1);
+        // A batch that could not be settled (the binlog flush before it failed) comes back.
+        store.put_back(store.unsettled());
         assert_eq!(store.unsettled_count(), 1);
         assert_eq!(store.settle(store.unsettled()).unwrap(), 1);
         assert!(tmp_names(dir.path()).is_empty());
