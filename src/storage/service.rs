@@ -492,27 +492,35 @@ impl Conn {
         if !update && path.exists() {
             return Err(self.skip(left, errno::EEXIST, "file exists".into()).await);
         }
-        let small_create = !update && left <= SMALL_FILE;
-        if let (true, Ok(target)) = (small_create, RemoteName::parse_str(&filename)) {
-            // A peer's new small file: received into memory and stored with one flush.
-            let content = self.read_vec(left as usize).await?;
-            let st = self.state.clone();
-            let _guard = self.state.store().lock_file(&filename).await;
-            blocking(move || st.store().create_at(&target, &content)).await?;
-            self.log_replica(BinlogOp::Create, req.timestamp, &filename, None);
-            self.state.stats().sync_in_bytes.record_bytes(left, true);
-            return Ok(Some(Vec::new()));
+        // A peer's new small file is received into memory and stored the way a small upload
+        // is (`Store::create_at`: one flush when its name vouches for it); the rest streams
+        // into a temp file.
+        enum Received {
+            NewSmall(RemoteName, Vec<u8>),
+            Streamed(TempFile),
         }
-        let st = self.state.clone();
-        let tmp = match blocking(move || st.store().temp_file(index, left)).await {
-            Ok(t) => t,
-            Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
-            Err(f) => return Err(f),
+        let new_small = (!update && left <= SMALL_FILE)
+            .then(|| RemoteName::parse_str(&filename).ok())
+            .flatten();
+        let received = match new_small {
+            Some(target) => Received::NewSmall(target, self.read_vec(left as usize).await?),
+            None => {
+                let st = self.state.clone();
+                let tmp = match blocking(move || st.store().temp_file(index, left)).await {
+                    Ok(t) => t,
+                    Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
+                    Err(f) => return Err(f),
+                };
+                Received::Streamed(self.receive(tmp, req.file_size).await?.0)
+            }
         };
-        let (tmp, _) = self.receive(tmp, req.file_size).await?;
         let st = self.state.clone();
         let _guard = self.state.store().lock_file(&filename).await;
-        blocking(move || st.store().commit_to(tmp, &path, update)).await?;
+        blocking(move || match received {
+            Received::NewSmall(target, bytes) => st.store().create_at(&target, &bytes),
+            Received::Streamed(tmp) => st.store().commit_to(tmp, &path, update),
+        })
+        .await?;
         let op = if update {
             BinlogOp::Update
         } else {
@@ -786,14 +794,7 @@ impl Conn {
             };
             let dirs = |name: &str| store.next_dirs(crc32fast::hash(name.as_bytes()));
             match content {
-                // One flush instead of two; an appender's name does not carry its size, so it
-                // takes the general way.
-                Content::Memory(bytes) if !appender => store.create(index, &bytes, make_name, dirs),
-                Content::Memory(bytes) => {
-                    let mut t = store.temp_file(index, size)?;
-                    t.write_all(&bytes)?;
-                    store.commit(t, make_name, dirs)
-                }
+                Content::Memory(bytes) => store.create(index, &bytes, make_name, dirs),
                 Content::File(t) => store.commit(t, make_name, dirs),
             }
         })

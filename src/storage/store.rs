@@ -500,8 +500,9 @@ impl Store {
     /// for `settle`, which the storage runs for all new files every `binlog_flush_interval`.
     /// After a crash in between, `open` finds the sealed name and finishes the move (checking
     /// size and CRC32 first), so an acknowledged file is never lost and a file ID never names
-    /// a partial file. Where hard links are refused, this falls back to `commit`'s way.
-    /// `make_name` must describe `content` (size and CRC32) and not be an appender's name.
+    /// a partial file. Names that do not describe their content (appenders) take `commit`'s
+    /// way, as does everything where hard links are refused.
+    /// `make_name` must describe `content` (its size and CRC32, as upload computed them).
     pub fn create(
         &self,
         index: u8,
@@ -509,17 +510,15 @@ impl Store {
         mut make_name: impl FnMut() -> String,
         dirs: impl Fn(&str) -> (u8, u8),
     ) -> StoreResult<(u8, u8, String)> {
-        let p = self.path(index)?;
-        if !self.fsync {
-            let mut tmp = self.temp_file(index, content.len() as u64)?;
-            tmp.write_all(content)?;
-            return self.commit(tmp, make_name, dirs);
-        }
         for _ in 0..16 {
             let name = make_name();
             let (d1, d2) = dirs(&name);
-            if self.place_sealed(p, d1, d2, &name, content)? {
-                return Ok((d1, d2, name));
+            let target = RemoteName::parse_str(&format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}"))
+                .map_err(|e| StoreError::new(errno::EINVAL, e.to_string()))?;
+            debug_assert!(!plain_file(&target) || name_promises(&target, content));
+            match self.store_new(&target, content, plain_file(&target)) {
+                Err(e) if e.status == errno::EEXIST => continue,
+                done => return done.map(|()| (d1, d2, name)),
             }
         }
         Err(StoreError::new(
@@ -529,21 +528,31 @@ impl Store {
     }
 
     /// As `create`, for a file whose name is given (a peer's new file, replicated here);
-    /// EEXIST if the name is taken. Files whose name does not describe their content (slave
-    /// files, appenders, metadata) take `commit_to`'s way.
+    /// EEXIST if the name is taken. The content comes from the network, so it is checked
+    /// against the name before the one-flush way may vouch for it.
     pub fn create_at(&self, target: &RemoteName, content: &[u8]) -> StoreResult<()> {
+        self.store_new(
+            target,
+            content,
+            plain_file(target) && name_promises(target, content),
+        )
+    }
+
+    /// A new file at `target`: the one-flush way when `sealable` (its name describes its
+    /// content), else temp file, fdatasync, rename, directory fsync. EEXIST if taken.
+    fn store_new(&self, target: &RemoteName, content: &[u8], sealable: bool) -> StoreResult<()> {
         let p = self.path(target.store_path_index)?;
         let (d1, d2) = (target.dir1, target.dir2);
-        if self.fsync && plain_file(target) && name_promises(target, content) {
+        if self.fsync && sealable {
             return match self.place_sealed(p, d1, d2, &target.name, content)? {
                 true => Ok(()),
                 false => Err(StoreError::new(errno::EEXIST, "file exists")),
             };
         }
+        let dir = self.ensure_dir(p, d1, d2)?;
         let mut tmp = self.temp_file(p.index, content.len() as u64)?;
         tmp.write_all(content)?;
-        let dst = p.data.join(format!("{d1:02X}/{d2:02X}")).join(&target.name);
-        self.commit_to(tmp, &dst, false)
+        self.commit_to(tmp, &dir.join(&target.name), false)
     }
 
     /// `create`'s one-flush way for one name: false if the name is taken.
@@ -1180,12 +1189,18 @@ mod tests {
         assert!(tmp_names(dir.path()).is_empty());
         assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
         assert_eq!(store.settle(store.unsettled()).unwrap(), 0);
-        // A taken name makes `create` ask for another; nothing is replaced.
-        let mut names = vec![name_for(b"other", 2), name.clone()];
+        // A taken name makes `create` ask for another; nothing is replaced. (Every name
+        // `make_name` offers describes the content, as the upload path builds them.)
+        let taken = name_for(b"other", 2);
+        let taken_path = dir.path().join("data/03/04").join(&taken);
+        std::fs::write(&taken_path, b"earlier").unwrap();
+        let mut names = vec![name_for(b"other", 3), taken.clone()];
         let (_, _, second) = store
             .create(0, b"other", || names.pop().unwrap(), |_| (3, 4))
             .unwrap();
         assert_ne!(second, name);
+        assert_ne!(second, taken);
+        assert_eq!(std::fs::read(&taken_path).unwrap(), b"earlier");
         assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
         assert_eq!(
             tmp_names(dir.path()).len(),
@@ -1295,6 +1310,30 @@ mod tests {
             ]
         );
         assert!(store.take_sealed_at_start().is_empty());
+    }
+
+    #[test]
+    fn an_appender_is_created_the_two_flush_way() {
+        use crate::proto::fileid::{new_name, FileInfo, Source};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        // An appender's name keeps no size (it grows): nothing a sealed name could vouch for.
+        let info = FileInfo {
+            source: Source::Ip(std::net::Ipv4Addr::LOCALHOST),
+            create_time: 1_700_000_000,
+            size_field: FileInfo::size_field_for(4, true, 12),
+            crc32: crc32fast::hash(b"log1"),
+        };
+        let name = new_name(&info, "log", 12);
+        store
+            .create(0, b"log1", || name.clone(), |_| (2, 2))
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("data/02/02").join(&name)).unwrap(),
+            b"log1"
+        );
+        assert_eq!(store.unsettled_count(), 0);
+        assert!(tmp_names(dir.path()).is_empty());
     }
 
     #[test]
