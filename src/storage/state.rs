@@ -267,11 +267,20 @@ impl StorageState {
         // flushed. Logged as source records even when the file came from a peer (which one it
         // was is not known before the trackers tell us our identity): a peer that has the file
         // answers EEXIST, so a record twice or sent back costs one round trip.
-        for sealed in store.take_sealed_at_start() {
+        let sealed = store.take_sealed_at_start();
+        if !sealed.is_empty() {
+            let moved = sealed.iter().filter(|f| f.moved).count();
+            tracing::info!(
+                files = sealed.len(),
+                moved,
+                "new files a crash caught before they settled: logged again"
+            );
+        }
+        for file in sealed {
             binlog.append(&BinlogRecord::source(
                 BinlogOp::Create,
-                sealed.create_time as i64,
-                sealed.filename,
+                file.create_time as i64,
+                file.filename,
                 None,
             ));
         }
