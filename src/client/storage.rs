@@ -95,9 +95,8 @@ impl StorageConn {
             loop {
                 let first = parts.iter().position(|p| !p.is_empty());
                 let Some(first) = first else { return Ok(()) };
-                let slices: Vec<io::IoSlice> =
-                    parts[first..].iter().map(|p| io::IoSlice::new(p)).collect();
-                let mut n = sock.write_vectored(&slices).await?;
+                let slices = parts.map(io::IoSlice::new);
+                let mut n = sock.write_vectored(&slices[first..]).await?;
                 if n == 0 {
                     return Err(io::Error::from(io::ErrorKind::WriteZero));
                 }
