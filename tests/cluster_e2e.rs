@@ -225,12 +225,19 @@ async fn pypi_fdfs_client_py3_works_unchanged() {
 async fn storage_http_finds_an_id_named_source_through_the_trackers() {
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
+    // The ports must be known before anything binds them (the tracker's storage_ids name
+    // them). Picked below the kernel's ephemeral range (32768+), so that no connection another
+    // test opens meanwhile, and no other test's port-0 bind, can take one of them first.
     let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        let base = 20_000 + (std::process::id() % 1_000) as u16 * 10;
+        loop {
+            let p = base + NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+            if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                return p;
+            }
+        }
     };
     let (p1, p2, h1, h2) = (port(), port(), port(), port());
     let tcfg: TrackerConfig = serde_yaml::from_str(&format!(
