@@ -610,7 +610,7 @@ impl Sender {
         let path = self.mark_path.clone();
         match tokio::task::spawn_blocking(move || Mark::load(&path)).await {
             Ok(Ok(Some(m))) => {
-                if let Some(fresh) = self.readded(&m).await {
+                if let Some(fresh) = self.readded(&m, backoff).await {
                     return Some(fresh);
                 }
                 return Some(m);
@@ -658,7 +658,7 @@ impl Sender {
 
     /// A peer we have a mark for that waits for old data under a different sync time was
     /// wiped and added again: its copy starts over (a new mark from the binlog start).
-    async fn readded(&mut self, mark: &Mark) -> Option<Mark> {
+    async fn readded(&mut self, mark: &Mark, backoff: &mut Backoff) -> Option<Mark> {
         let st = status_of(&self.peer());
         if !matches!(
             st,
@@ -667,12 +667,20 @@ impl Sender {
             return None;
         }
         let my_id = self.state.tracker_identity().map(|(id, _)| id)?;
-        let src = match ask_sync_source(&self.state, &self.peer().id).await {
-            Ok(Some(src)) => src,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(peer = %self.name, error = %e, "sync: cannot ask trackers for the peer's sync source; keeping its mark");
-                return None;
+        // Asked until the trackers answer: keeping the old mark on a transient error would
+        // leave a re-added peer waiting for a copy nobody starts.
+        let src = loop {
+            match ask_sync_source(&self.state, &self.peer().id).await {
+                Ok(Some(src)) => break src,
+                Ok(None) => return None,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(peer = %self.name, error = %e, retry_in = ?delay, "sync: cannot ask trackers for the re-added peer's sync source");
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
             }
         };
         if src.until_timestamp == mark.until_timestamp {
