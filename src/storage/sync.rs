@@ -624,26 +624,29 @@ impl Sender {
             Err(e) => tracing::error!(peer = %self.name, error = %e, "sync: mark load task failed"),
         }
         let my_id = self.state.tracker_identity().map(|(id, _)| id)?;
-        let peer = self.peer();
+        let src = self.sync_source(backoff).await?;
+        let designated = src.as_ref().map(|s| (s.src_id.as_str(), s.until_timestamp));
+        let mark = initial_mark(&my_id, designated);
+        tracing::info!(peer = %self.name, source = ?designated, full_copy = mark.need_sync_old, "sync: first contact with peer");
+        let path = self.mark_path.clone();
+        let m2 = mark.clone();
+        match tokio::task::spawn_blocking(move || m2.store(&path)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(peer = %self.name, error = %e, "sync: cannot write mark"),
+            Err(e) => tracing::error!(peer = %self.name, error = %e, "sync: mark task failed"),
+        }
+        Some(mark)
+    }
+
+    /// The peer's sync source as the trackers assigned it, asked until they answer (None:
+    /// stopped meanwhile). Never guessed: a wrong mark would skip or repeat a full copy.
+    async fn sync_source(
+        &mut self,
+        backoff: &mut Backoff,
+    ) -> Option<Option<crate::proto::tracker::SyncSource>> {
         loop {
-            match ask_sync_source(&self.state, &peer.id).await {
-                Ok(src) => {
-                    let designated = src.as_ref().map(|s| (s.src_id.as_str(), s.until_timestamp));
-                    let mark = initial_mark(&my_id, designated);
-                    tracing::info!(peer = %self.name, source = ?designated, full_copy = mark.need_sync_old, "sync: first contact with peer");
-                    let path = self.mark_path.clone();
-                    let m2 = mark.clone();
-                    match tokio::task::spawn_blocking(move || m2.store(&path)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(peer = %self.name, error = %e, "sync: cannot write mark")
-                        }
-                        Err(e) => {
-                            tracing::error!(peer = %self.name, error = %e, "sync: mark task failed")
-                        }
-                    }
-                    return Some(mark);
-                }
+            match ask_sync_source(&self.state, &self.peer().id).await {
+                Ok(src) => return Some(src),
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(peer = %self.name, error = %e, retry_in = ?delay, "sync: cannot ask trackers for the peer's sync source");
@@ -667,22 +670,9 @@ impl Sender {
             return None;
         }
         let my_id = self.state.tracker_identity().map(|(id, _)| id)?;
-        // Asked until the trackers answer: keeping the old mark on a transient error would
-        // leave a re-added peer waiting for a copy nobody starts.
-        let src = loop {
-            match ask_sync_source(&self.state, &self.peer().id).await {
-                Ok(Some(src)) => break src,
-                Ok(None) => return None,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(peer = %self.name, error = %e, retry_in = ?delay, "sync: cannot ask trackers for the re-added peer's sync source");
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return None,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        };
+        // Keeping the old mark on a transient tracker error would leave a re-added peer
+        // waiting for a copy nobody starts.
+        let src = self.sync_source(backoff).await??;
         if src.until_timestamp == mark.until_timestamp {
             return None;
         }
