@@ -521,6 +521,17 @@ async fn a_deleted_peer_loses_its_senders_and_rejoins_as_a_newcomer() {
         assert!(t0.elapsed() < Duration::from_secs(10), "sender not stopped");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // ... and forget where they were: back again, it is met as a newcomer (even within the
+    // second of its first sync time, which a kept mark could not tell from the old one).
+    for old in &s[..2] {
+        let mark = old.sync_dir().join(format!("{gone}.mark"));
+        wait_for(
+            "the deleted peer's mark to go",
+            Duration::from_secs(5),
+            || !mark.exists(),
+        )
+        .await;
+    }
     for i in 10..30 {
         c1.upload(0, &bytes(i, 800), "b").await.unwrap();
     }

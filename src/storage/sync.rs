@@ -69,7 +69,7 @@ use crate::proto::cmd::errno;
 use crate::proto::connection::ConnError;
 use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
 use crate::proto::storage::{SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTruncateReq};
-use crate::proto::tracker::{StorageBrief, StorageStatus};
+use crate::proto::tracker::{StorageBrief, StorageStatus, SyncSource};
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -210,6 +210,18 @@ pub fn mark_path(sync_dir: &Path, name: &str) -> PathBuf {
 
 /// The mark a sender starts with for a peer it never synced to. `designated` = the tracker's
 /// answer to SYNC_SRC_REQ for that peer: (source id, until) while it waits for old data.
+/// Whether a kept mark for a peer that now waits for old data under sync source `src` belongs
+/// to an earlier membership (the peer was deleted and added again while we were not there to
+/// see it): another sync time, or the same second but we are its designated source with no
+/// copy in progress.
+pub fn mark_is_stale(mark: &Mark, my_id: &str, src: &SyncSource) -> bool {
+    if src.until_timestamp != mark.until_timestamp {
+        return true;
+    }
+    let copying = mark.need_sync_old && !mark.sync_old_done;
+    src.src_id == my_id && !copying
+}
+
 pub fn initial_mark(my_id: &str, designated: Option<(&str, i64)>) -> Mark {
     match designated {
         Some((src, until)) => Mark {
@@ -462,10 +474,14 @@ pub async fn run_sync(state: Arc<StorageState>, shutdown: CancellationToken) {
             let use_id = state.group_params().use_storage_id;
             let mut seen = Vec::new();
             for peer in state.group_servers() {
+                let name = mark_name(&peer, use_id);
                 if !wants_sender(&peer, &my_id, state.port()) {
+                    // Its sender (stopped below) sees why: a DELETED peer's mark is dropped.
+                    if let Some((tx, _)) = tasks.get(&name) {
+                        tx.send_replace(peer.clone());
+                    }
                     continue;
                 }
-                let name = mark_name(&peer, use_id);
                 seen.push(name.clone());
                 match tasks.get(&name) {
                     Some((tx, _)) => {
@@ -582,7 +598,19 @@ async fn peer_task(
             }
         }
     }
-    s.save_mark().await;
+    if status_of(&s.peer()) == Some(StorageStatus::Deleted) {
+        // Deleted from the group: if it is ever added again it is a newcomer, and the first
+        // contact then asks the trackers afresh (a kept mark would resume where it stopped).
+        let path = s.mark_path.clone();
+        match tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await {
+            Ok(Ok(())) => tracing::info!(peer = %s.name, "sync: peer deleted; its mark is dropped"),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
+            Ok(Err(e)) => tracing::error!(peer = %s.name, error = %e, "sync: cannot remove mark"),
+            Err(e) => tracing::error!(peer = %s.name, error = %e, "sync: mark task failed"),
+        }
+    } else {
+        s.save_mark().await;
+    }
     // Stopped: the peer left the group (or we are shutting down); it has no lag to show.
     s.state.remove_peer_sync(&s.name);
 }
@@ -640,10 +668,7 @@ impl Sender {
 
     /// The peer's sync source as the trackers assigned it, asked until they answer (None:
     /// stopped meanwhile). Never guessed: a wrong mark would skip or repeat a full copy.
-    async fn sync_source(
-        &mut self,
-        backoff: &mut Backoff,
-    ) -> Option<Option<crate::proto::tracker::SyncSource>> {
+    async fn sync_source(&mut self, backoff: &mut Backoff) -> Option<Option<SyncSource>> {
         loop {
             match ask_sync_source(&self.state, &self.peer().id).await {
                 Ok(src) => return Some(src),
@@ -673,7 +698,7 @@ impl Sender {
         // Keeping the old mark on a transient tracker error would leave a re-added peer
         // waiting for a copy nobody starts.
         let src = self.sync_source(backoff).await??;
-        if src.until_timestamp == mark.until_timestamp {
+        if !mark_is_stale(mark, &my_id, &src) {
             return None;
         }
         let fresh = initial_mark(&my_id, Some((&src.src_id, src.until_timestamp)));
@@ -1088,7 +1113,7 @@ async fn read_batch(mut reader: BinlogReader) -> io::Result<(BinlogReader, Batch
 async fn ask_sync_source(
     state: &StorageState,
     dest_id: &str,
-) -> Result<Option<crate::proto::tracker::SyncSource>, String> {
+) -> Result<Option<SyncSource>, String> {
     let cfg = state.config();
     let mut last = String::from("no trackers configured");
     for t in &cfg.trackers {
@@ -1225,6 +1250,32 @@ mod tests {
             Plan::Skip(_)
         ));
         assert_eq!(initial_mark("b", None), Mark::default());
+    }
+
+    #[test]
+    fn a_mark_from_an_earlier_membership_is_stale() {
+        let src = |id: &str, until| SyncSource {
+            src_id: id.into(),
+            until_timestamp: until,
+        };
+        let copying = initial_mark("a", Some(("a", 100)));
+        let done = Mark {
+            sync_old_done: true,
+            pos: BinlogPos {
+                index: 0,
+                offset: 580,
+            },
+            ..copying.clone()
+        };
+        // The copy in progress for this assignment carries on (e.g. after our restart).
+        assert!(!mark_is_stale(&copying, "a", &src("a", 100)));
+        // Added again under a new sync time: start over, designated or not.
+        assert!(mark_is_stale(&done, "a", &src("a", 160)));
+        let other = initial_mark("b", Some(("a", 100)));
+        assert!(mark_is_stale(&other, "b", &src("a", 160)));
+        // Added again within the same second: the designated source must still copy.
+        assert!(mark_is_stale(&done, "a", &src("a", 100)));
+        assert!(!mark_is_stale(&other, "b", &src("a", 100)));
     }
 
     #[test]
