@@ -521,14 +521,14 @@ async fn a_deleted_peer_loses_its_senders_and_rejoins_as_a_newcomer() {
         assert!(t0.elapsed() < Duration::from_secs(10), "sender not stopped");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // ... and forget where they were: back again, it is met as a newcomer (even within the
-    // second of its first sync time, which a kept mark could not tell from the old one).
+    // ... and note it in their marks: back again, it is met as a newcomer (even within the
+    // second of its first sync time, which the sync time alone could not tell apart).
     for old in &s[..2] {
         let mark = old.sync_dir().join(format!("{gone}.mark"));
         wait_for(
-            "the deleted peer's mark to go",
+            "the deleted peer's mark to say so",
             Duration::from_secs(5),
-            || !mark.exists(),
+            || std::fs::read_to_string(&mark).is_ok_and(|m| m.contains("peer_deleted=1")),
         )
         .await;
     }
@@ -650,4 +650,121 @@ async fn storage_id_mode_names_marks_and_sources_by_id() {
     }
     let report = c1.sync_status().await.unwrap();
     assert_eq!(report.peers[0].peer, "100002");
+}
+
+/// Trackers hand a peer out for a file only once the peer holds it: while one storage takes
+/// concurrent uploads, every QUERY_FETCH_ALL answer that names the other storage is checked
+/// against that storage's disk at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_is_handed_out_only_for_files_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker(dir.path()).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
+    let s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
+    wait_active(&client, 2).await;
+    let names: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let stop = CancellationToken::new();
+    let mut uploaders = Vec::new();
+    for u in 0..6u32 {
+        let (names, stop, addr) = (names.clone(), stop.clone(), s1.addr());
+        uploaders.push(tokio::spawn(async move {
+            let mut c = StorageConn::connect(addr).await.unwrap();
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                let f = c
+                    .upload(0, &bytes(u * 100_000 + i, 3000), "w")
+                    .await
+                    .unwrap();
+                names.lock().unwrap().push(f.filename);
+                i += 1;
+            }
+        }));
+    }
+    let s2_addr = s2.addr();
+    let (mut checked, mut served_by_peer) = (0, 0);
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(4) {
+        // The newest files (those a wrong answer would hit) and a spread over older ones.
+        let sample: Vec<String> = {
+            let n = names.lock().unwrap();
+            let stride = (n.len() / 40).max(1);
+            n.iter()
+                .rev()
+                .take(40)
+                .chain(n.iter().step_by(stride))
+                .cloned()
+                .collect()
+        };
+        for name in sample {
+            let addrs = fdfs_ha::client::tracker::query_fetch_all(&mut tc, GROUP, &name)
+                .await
+                .unwrap();
+            checked += 1;
+            if addrs
+                .iter()
+                .any(|a| a.ip == s2_addr.ip().to_string() && a.port == s2_addr.port())
+            {
+                served_by_peer += 1;
+                assert!(
+                    files_on_disk(&s2.store).contains_key(&name),
+                    "the tracker handed out {s2_addr} for {name} before it had the file"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    for u in uploaders {
+        u.await.unwrap();
+    }
+    // Not vacuous: the peer is handed out once it holds files.
+    assert!(served_by_peer > 0, "{checked} answers, none named the peer");
+}
+
+/// A record that cannot be sent (its file turned unreadable at the source) holds back what
+/// trackers hand the peer out for, although newer files sent on other lanes have arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_stuck_on_one_lane_holds_back_the_peers_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker(dir.path()).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
+    let mut s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
+    wait_active(&client, 2).await;
+    s2.shutdown().await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let x = c1.upload(0, b"stuck", "x").await.unwrap().filename;
+    // Its content can no longer be read at the source, so its lane fails at it every time.
+    let x_path = s1.store.join("data").join(&x["M00/".len()..]);
+    std::fs::remove_file(&x_path).unwrap();
+    std::fs::create_dir(&x_path).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut later = Vec::new();
+    for i in 0..12 {
+        later.push(c1.upload(0, &bytes(i, 500), "y").await.unwrap().filename);
+    }
+    s2.run().await;
+    let on_s2 = |n: &str| s2.store.join("data").join(&n["M00/".len()..]).is_file();
+    wait_for(
+        "newer files on other lanes",
+        Duration::from_secs(10),
+        || later.iter().any(|n| on_s2(n)),
+    )
+    .await;
+    let mut tc = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let s2_port = s2.addr().port();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(1500) {
+        let addrs = fdfs_ha::client::tracker::query_fetch_all(&mut tc, GROUP, &x)
+            .await
+            .unwrap();
+        assert!(
+            addrs.iter().all(|a| a.port != s2_port),
+            "the peer is handed out for {x}, which it does not have"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!on_s2(&x));
 }

@@ -8,7 +8,7 @@ use fdfs_ha::proto::fileid::{RemoteName, Source};
 use fdfs_ha::proto::storage::MetaOp;
 use fdfs_ha::proto::{Header, HEADER_LEN};
 use fdfs_ha::storage::binlog::{BinlogOp, BinlogPos};
-use fdfs_ha::storage::{StorageServer, StorageState};
+use fdfs_ha::storage::{sync, StorageServer, StorageState};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1052,6 +1052,25 @@ async fn captured_sync_messages_are_applied_as_replica_changes() {
     assert_eq!(
         st.state.stats().snapshot().last_synced_timestamp,
         1795272140
+    );
+    // Applied records alone do not say what we hold of the sender's files (its lanes run in
+    // parallel); its SYNC_WATERMARK does, and only on an identified connection.
+    assert!(st.state.synced_from().is_empty());
+    let wm = frame(sync::SYNC_WATERMARK, &1795272200u64.to_be_bytes());
+    assert_eq!(raw_request(&mut s, &wm).await.unwrap().0.status, 0);
+    assert_eq!(
+        st.state.synced_from(),
+        vec![("100001".to_string(), 1795272200)]
+    );
+    let short = frame(sync::SYNC_WATERMARK, &[1, 2, 3]);
+    assert_eq!(
+        raw_request(&mut s, &short).await.unwrap().0.status,
+        errno::EINVAL
+    );
+    let mut anon = TcpStream::connect(st.addr).await.unwrap();
+    assert_eq!(
+        raw_request(&mut anon, &wm).await.unwrap().0.status,
+        errno::EINVAL
     );
     st.stop().await;
 }

@@ -545,6 +545,13 @@ impl StorageConn {
         })
     }
 
+    /// SYNC_WATERMARK (fdfs-ha): the peer holds every file we created before `unix_second`.
+    pub async fn sync_watermark(&mut self, unix_second: u32) -> Result<(), ConnError> {
+        let body = (unix_second as u64).to_be_bytes();
+        self.call_empty(crate::storage::sync::SYNC_WATERMARK, &body, &[])
+            .await
+    }
+
     /// ACTIVE_TEST.
     pub async fn active_test(&mut self) -> Result<(), ConnError> {
         self.call_empty(cmd::ACTIVE_TEST, &[], &[]).await

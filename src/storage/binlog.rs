@@ -188,11 +188,19 @@ pub struct Binlog {
     dir: PathBuf,
     rotate_size: u64,
     /// Records not yet written to the file.
-    buffer: Mutex<Vec<u8>>,
+    buffer: Mutex<Pending>,
     /// Serialises flushes; holds the open file.
     file: Mutex<FileState>,
     /// Woken when the buffer grows past [`EARLY_FLUSH`] so it is flushed before the interval.
     flush_wanted: tokio::sync::Notify,
+}
+
+/// Queued records and the oldest timestamp among them (records are not always queued in
+/// timestamp order: an upload takes its time before its fsync, its record after).
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    oldest: Option<i64>,
 }
 
 /// Buffered bytes that trigger a flush before the interval ends (bounds memory under load).
@@ -219,7 +227,10 @@ impl Binlog {
         Ok(Binlog {
             dir: dir.to_path_buf(),
             rotate_size,
-            buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
+            buffer: Mutex::new(Pending {
+                bytes: Vec::with_capacity(64 * 1024),
+                oldest: None,
+            }),
             file: Mutex::new(FileState { file, index, len }),
             flush_wanted: tokio::sync::Notify::new(),
         })
@@ -233,8 +244,9 @@ impl Binlog {
     pub fn append(&self, rec: &BinlogRecord) {
         let line = rec.encode();
         let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-        buf.extend_from_slice(line.as_bytes());
-        if buf.len() >= EARLY_FLUSH {
+        buf.bytes.extend_from_slice(line.as_bytes());
+        buf.oldest = Some(buf.oldest.map_or(rec.timestamp, |t| t.min(rec.timestamp)));
+        if buf.bytes.len() >= EARLY_FLUSH {
             self.flush_wanted.notify_one();
         }
     }
@@ -246,13 +258,33 @@ impl Binlog {
 
     /// Bytes queued but not yet flushed.
     pub fn pending(&self) -> usize {
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.buffer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes
+            .len()
+    }
+
+    /// The end of what readers can see, and the oldest timestamp among the records past it
+    /// (None: none). Waits for a flush in progress: its records are out of the queue but may
+    /// not be in the file yet.
+    pub fn readable_end_and_oldest_beyond(&self) -> (BinlogPos, Option<i64>) {
+        let st = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = self.buffer.lock().unwrap_or_else(|e| e.into_inner()).oldest;
+        (
+            BinlogPos {
+                index: st.index,
+                offset: st.len,
+            },
+            oldest,
+        )
     }
 
     /// Queued (unflushed) records: (bytes, records, timestamp of the oldest). Sync lag counts
     /// them: they are changes no peer can have yet.
     pub fn pending_summary(&self) -> (u64, u64, Option<i64>) {
         let buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let buf = &buf.bytes;
         let records = buf.iter().filter(|&&b| b == b'\n').count() as u64;
         let first = buf
             .split(|&b| b == b'\n')
@@ -268,7 +300,7 @@ impl Binlog {
         let mut st = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let data = {
             let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-            if buf.is_empty() {
+            if buf.bytes.is_empty() {
                 return Ok(());
             }
             std::mem::take(&mut *buf)
@@ -276,16 +308,24 @@ impl Binlog {
         if st.len >= self.rotate_size {
             self.rotate(&mut st)?;
         }
-        if let Err(e) = st.file.write_all(&data).and_then(|_| st.file.sync_data()) {
+        if let Err(e) = st
+            .file
+            .write_all(&data.bytes)
+            .and_then(|_| st.file.sync_data())
+        {
             // Put the records back in front of newer ones so a later flush retries them; cut
             // whatever part of them reached the file so no line is written twice.
             let _ = st.file.set_len(st.len);
             let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
             let newer = std::mem::replace(&mut *buf, data);
-            buf.extend_from_slice(&newer);
+            buf.bytes.extend_from_slice(&newer.bytes);
+            buf.oldest = match (buf.oldest, newer.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             return Err(e);
         }
-        st.len += data.len() as u64;
+        st.len += data.bytes.len() as u64;
         Ok(())
     }
 

@@ -393,6 +393,10 @@ impl Conn {
                 let body = self.small_body(&h).await?;
                 self.sync_truncate(&body).await
             }
+            super::sync::SYNC_WATERMARK => {
+                let body = self.small_body(&h).await?;
+                self.sync_watermark(&body)
+            }
             super::sync::SYNC_STATUS_QUERY => {
                 if h.pkg_len != 0 {
                     return Err(self
@@ -452,14 +456,25 @@ impl Conn {
             filename: filename.to_string(),
             extra,
         });
-        if let Some(src) = &self.peer_storage_id {
-            self.state.note_synced_from(src, timestamp);
-        }
         let stats = self.state.stats();
         stats.last_sync_update.store(unix_now(), Ordering::Relaxed);
         stats
             .last_synced_timestamp
             .fetch_max(timestamp as u64, Ordering::Relaxed);
+    }
+
+    /// SYNC_WATERMARK from a group peer's sender: we hold every file it created before this
+    /// second (reported to trackers, which then hand us out for those files).
+    fn sync_watermark(&self, body: &[u8]) -> Handled {
+        let Some(src) = &self.peer_storage_id else {
+            return Err(einval("SYNC_WATERMARK before REPORT_SERVER_ID"));
+        };
+        let ts: [u8; 8] = body
+            .try_into()
+            .map_err(|_| einval(format!("SYNC_WATERMARK body of {} bytes", body.len())))?;
+        let ts = u64::from_be_bytes(ts).min(u32::MAX as u64) as u32;
+        self.state.note_synced_from(src, ts);
+        Ok(Some(Vec::new()))
     }
 
     /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE from a group peer: the whole file (or its `-m`).
@@ -778,7 +793,9 @@ impl Conn {
         };
         let ext = req.ext;
         let source = st.source();
-        let now = unix_now();
+        // Held until the binlog record is queued: replication watermarks stay below this file.
+        let creating = st.begin_create();
+        let now = creating.time();
         let st2 = st.clone();
         let (d1, d2, name) = blocking(move || {
             let store = st2.store();
@@ -801,6 +818,7 @@ impl Conn {
         .await?;
         let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}");
         self.log(BinlogOp::Create, now, &filename, None);
+        drop(creating);
         st.stats().upload_bytes.record_bytes(size, true);
         st.stats().count_file_write();
         Ok(Some(
@@ -935,9 +953,11 @@ impl Conn {
         };
         let (tmp, _crc) = self.receive(tmp, req.file_size).await?;
         let st = self.state.clone();
+        let state = self.state.clone();
+        let creating = state.begin_create();
         blocking(move || st.store().commit_as(tmp, &dst)).await?;
-        let now = unix_now();
-        self.log(BinlogOp::Create, now, &filename, None);
+        self.log(BinlogOp::Create, creating.time(), &filename, None);
+        drop(creating);
         self.state
             .stats()
             .upload_bytes

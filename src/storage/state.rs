@@ -11,7 +11,7 @@
 //! receive its group's old data (`<base>/data/sync/.data_init_flag`, `sync_old_done=0|1`; next to the binlog, so
 //! the data directories hold only files).
 
-use super::binlog::{Binlog, BinlogOp, BinlogRecord};
+use super::binlog::{Binlog, BinlogOp, BinlogPos, BinlogRecord};
 use super::store::{DiskUsage, Store};
 use crate::config::{IdType, Reserved, StorageConfig};
 use crate::proto::fileid::Source;
@@ -201,6 +201,35 @@ impl Stats {
     }
 }
 
+/// A new file being written (see [`StorageState::begin_create`]).
+pub struct CreateGuard<'a> {
+    state: &'a StorageState,
+    time: u64,
+}
+
+impl CreateGuard<'_> {
+    /// The file's creation time (unix seconds), for its name and its binlog record.
+    pub fn time(&self) -> u64 {
+        self.time
+    }
+}
+
+impl Drop for CreateGuard<'_> {
+    fn drop(&mut self) {
+        let mut set = self
+            .state
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = set.get_mut(&self.time) {
+            *n -= 1;
+            if *n == 0 {
+                set.remove(&self.time);
+            }
+        }
+    }
+}
+
 /// Everything about this storage that outlives one connection.
 pub struct StorageState {
     cfg: StorageConfig,
@@ -216,8 +245,12 @@ pub struct StorageState {
     up_time: u64,
     port: u16,
     base: PathBuf,
-    /// Per source storage id: newest timestamp of a record received from it (SYNC_REPORT).
+    /// Per source storage id: the sender's watermark, every file it created before that second
+    /// is here (SYNC_WATERMARK in, SYNC_REPORT out).
     synced_from: Mutex<HashMap<String, u32>>,
+    /// Creation times (with counts) of new files being written whose binlog records are not
+    /// queued yet: senders' watermarks stay below them.
+    creating: Mutex<std::collections::BTreeMap<u64, usize>>,
     /// Per peer (mark name): the outgoing sender's progress.
     peer_sync: Mutex<std::collections::BTreeMap<String, PeerSyncStatus>>,
     /// (id, ip) trackers know this storage by (storage id, or the IP they see).
@@ -300,6 +333,7 @@ impl StorageState {
             port,
             base,
             synced_from: Mutex::new(HashMap::new()),
+            creating: Mutex::new(Default::default()),
             peer_sync: Mutex::new(Default::default()),
             tracker_identity: RwLock::new(None),
             sync_old_done: AtomicBool::new(sync_old_done),
@@ -314,14 +348,44 @@ impl StorageState {
         &self.base
     }
 
-    /// We applied a record that storage `source_id` sent us, stamped `timestamp`.
+    /// Starts a new file: its creation time (the file name's), held in the in-progress set
+    /// until the guard drops (after its binlog record is queued, or on failure).
+    pub fn begin_create(&self) -> CreateGuard<'_> {
+        let mut set = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock: a watermark computed after this sees the entry, one computed
+        // before it read a clock no later than this.
+        let time = unix_now();
+        *set.entry(time).or_default() += 1;
+        CreateGuard { state: self, time }
+    }
+
+    /// A replication checkpoint: (F, P) such that a peer that has applied every binlog record
+    /// before P holds every file created here before second F. F is the oldest of the files
+    /// being created, of the records past P, and now.
+    pub fn sync_checkpoint(&self) -> (i64, BinlogPos) {
+        let (now, creating) = {
+            let set = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+            (unix_now() as i64, set.keys().next().map(|t| *t as i64))
+        };
+        // In this order: a file leaves the in-progress set only once its record is queued,
+        // and the queue only once the record is readable.
+        let (end, queued) = self.binlog.readable_end_and_oldest_beyond();
+        let floor = [Some(now), creating, queued]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
+        (floor, end)
+    }
+
+    /// A peer's sender says we hold every file storage `source_id` created before `timestamp`.
     pub fn note_synced_from(&self, source_id: &str, timestamp: u32) {
         let mut m = self.synced_from.lock().unwrap_or_else(|e| e.into_inner());
         let e = m.entry(source_id.to_string()).or_insert(0);
         *e = (*e).max(timestamp);
     }
 
-    /// Per source storage id: newest record timestamp received from it, sorted by id.
+    /// Per source storage id: its sender's newest watermark, sorted by id.
     pub fn synced_from(&self) -> Vec<(String, u32)> {
         let m = self.synced_from.lock().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
@@ -586,5 +650,41 @@ fn initial_source(cfg: &StorageConfig) -> Source {
     match cfg.listen.ip() {
         std::net::IpAddr::V4(ip) if !ip.is_unspecified() => Source::Ip(ip),
         _ => Source::Ip(Ipv4Addr::LOCALHOST),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_checkpoint_stays_below_files_not_yet_readable_in_the_binlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: StorageConfig = serde_yaml::from_str(&format!(
+            "group: group1\ntrackers: []\nstore_paths: [\"{}\"]\nreserved_storage_space: 0%\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let st = StorageState::open(&cfg, "t", 23000).unwrap();
+        let now = unix_now() as i64;
+        let floor = || st.sync_checkpoint().0;
+        assert!(floor() >= now);
+        // A file being written holds the floor at its creation second ...
+        let creating = st.begin_create();
+        let t = creating.time() as i64;
+        assert!(floor() <= t);
+        // ... and so does a queued record logged after a newer one (an older upload whose
+        // fsync took longer), until it is flushed where readers see it.
+        let rec = |ts| BinlogRecord::source(BinlogOp::Create, ts, "M00/00/00/x".into(), None);
+        st.binlog().append(&rec(t - 5));
+        st.binlog().append(&rec(t - 9));
+        st.binlog().append(&rec(t - 7));
+        drop(creating);
+        let (f, end) = st.sync_checkpoint();
+        assert_eq!((f, end.offset), (t - 9, 0));
+        // Flushed: readable before the new end, and no longer holding the floor back.
+        st.binlog().flush().unwrap();
+        let (f, end) = st.sync_checkpoint();
+        assert!(f >= t && end.offset > 0);
     }
 }

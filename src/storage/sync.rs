@@ -52,9 +52,12 @@
 //! learns it is done from the server list (itself ONLINE/OFFLINE/ACTIVE) and writes
 //! `<base>/data/sync/.data_init_flag` (sync_old_done=1), so it joins with init_flag=0 afterwards.
 //!
-//! Progress for reads: the receiver keeps, per sending storage, the newest record timestamp it
-//! applied and reports it with SYNC_REPORT; trackers hand a storage out for QUERY_FETCH only
-//! for files created before that (select.rs).
+//! Progress for reads: once the peer has applied every record before a binlog position, the
+//! sender tells it a watermark (SYNC_WATERMARK): every file we created before that second is
+//! there (`StorageState::sync_checkpoint` keeps it below files still being written and records
+//! not yet readable). The peer reports it with SYNC_REPORT; trackers hand a storage out for
+//! QUERY_FETCH only for files created before it (select.rs). A record failing on one lane
+//! therefore holds the watermark back while the other lanes deliver newer files.
 //!
 //! Lag: every sender publishes its position, bytes of binlog left, seconds behind and counters
 //! (`StorageState::peer_sync`); `fdfs-ha monitor` asks each storage for them with the fdfs-ha
@@ -106,6 +109,9 @@ pub struct Mark {
     pub sync_bytes: u64,
     /// Timestamp of the newest record sent.
     pub synced_timestamp: i64,
+    /// A tracker listed the peer DELETED when its sender stopped: if it comes back waiting
+    /// for old data, it is a newcomer and this mark is not resumed (fdfs-ha key).
+    pub peer_deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,7 +123,7 @@ impl Mark {
         format!(
             "binlog_index={}\nbinlog_offset={}\nneed_sync_old={}\nsync_old_done={}\n\
              until_timestamp={}\nscan_row_count={}\nsync_row_count={}\nsync_bytes={}\n\
-             synced_timestamp={}\n",
+             synced_timestamp={}\npeer_deleted={}\n",
             self.pos.index,
             self.pos.offset,
             self.need_sync_old as u8,
@@ -126,7 +132,8 @@ impl Mark {
             self.scan_row_count,
             self.sync_row_count,
             self.sync_bytes,
-            self.synced_timestamp
+            self.synced_timestamp,
+            self.peer_deleted as u8
         )
     }
 
@@ -164,6 +171,7 @@ impl Mark {
             sync_row_count: num(&kv, "sync_row_count", false)?,
             sync_bytes: num(&kv, "sync_bytes", false)?,
             synced_timestamp: num(&kv, "synced_timestamp", false)?,
+            peer_deleted: num::<u8>(&kv, "peer_deleted", false)? != 0,
         })
     }
 
@@ -211,11 +219,11 @@ pub fn mark_path(sync_dir: &Path, name: &str) -> PathBuf {
 /// The mark a sender starts with for a peer it never synced to. `designated` = the tracker's
 /// answer to SYNC_SRC_REQ for that peer: (source id, until) while it waits for old data.
 /// Whether a kept mark for a peer that now waits for old data under sync source `src` belongs
-/// to an earlier membership (the peer was deleted and added again while we were not there to
-/// see it): another sync time, or the same second but we are its designated source with no
-/// copy in progress.
+/// to an earlier membership (the peer was deleted and added again): we saw it deleted, or
+/// another sync time, or the same second but we are its designated source with no copy in
+/// progress.
 pub fn mark_is_stale(mark: &Mark, my_id: &str, src: &SyncSource) -> bool {
-    if src.until_timestamp != mark.until_timestamp {
+    if mark.peer_deleted || src.until_timestamp != mark.until_timestamp {
         return true;
     }
     let copying = mark.need_sync_old && !mark.sync_old_done;
@@ -411,6 +419,14 @@ pub fn wants_sender(peer: &StorageBrief, my_id: &str, my_port: u16) -> bool {
 /// command (FastDFS has no way to ask a storage for its sync lag); 200 is unused there.
 pub const SYNC_STATUS_QUERY: u8 = 200;
 
+/// SYNC_WATERMARK (fdfs-ha extension, sender -> peer): body an 8-byte big-endian unix second
+/// W, meaning "you now hold every file I created before W"; empty reply. The peer reports W to
+/// the trackers (SYNC_REPORT), which hand it out to readers of this storage's files created
+/// before W. FastDFS's receiver reports the timestamp of the last record it applied instead;
+/// with parallel lanes that can run ahead of records still in flight on another lane, and a
+/// record can be logged after a newer one (an upload's fsync takes its time).
+pub const SYNC_WATERMARK: u8 = 201;
+
 /// One storage's replication state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyncReport {
@@ -547,6 +563,11 @@ struct Sender {
     unsaved: u32,
     /// Whether the designated source already reported the newcomer SYNCING.
     reported_syncing: bool,
+    /// The last SYNC_WATERMARK the peer accepted in this session.
+    watermark_sent: Option<u32>,
+    /// (watermark, binlog position) pairs, oldest first: once every record before the
+    /// position is applied at the peer, the watermark holds (`StorageState::sync_checkpoint`).
+    checkpoints: std::collections::VecDeque<(i64, BinlogPos)>,
 }
 
 async fn peer_task(
@@ -571,6 +592,8 @@ async fn peer_task(
         mark_path,
         unsaved: 0,
         reported_syncing: false,
+        watermark_sent: None,
+        checkpoints: Default::default(),
     };
     let cfg = s.state.config().sync.clone();
     let mut backoff = Backoff::new(cfg.retry_backoff_min.get(), cfg.retry_backoff_max.get());
@@ -599,18 +622,12 @@ async fn peer_task(
         }
     }
     if status_of(&s.peer()) == Some(StorageStatus::Deleted) {
-        // Deleted from the group: if it is ever added again it is a newcomer, and the first
-        // contact then asks the trackers afresh (a kept mark would resume where it stopped).
-        let path = s.mark_path.clone();
-        match tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await {
-            Ok(Ok(())) => tracing::info!(peer = %s.name, "sync: peer deleted; its mark is dropped"),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {}
-            Ok(Err(e)) => tracing::error!(peer = %s.name, error = %e, "sync: cannot remove mark"),
-            Err(e) => tracing::error!(peer = %s.name, error = %e, "sync: mark task failed"),
-        }
-    } else {
-        s.save_mark().await;
+        // If it is added again it comes back as a newcomer, and this mark must not be resumed
+        // then. Kept, not removed: a tracker that missed the delete may list it again as it was.
+        tracing::info!(peer = %s.name, "sync: peer deleted; its mark will not be resumed if it returns as a newcomer");
+        s.mark.peer_deleted = true;
     }
+    s.save_mark().await;
     // Stopped: the peer left the group (or we are shutting down); it has no lag to show.
     s.state.remove_peer_sync(&s.name);
 }
@@ -641,7 +658,11 @@ impl Sender {
                 if let Some(fresh) = self.readded(&m, backoff).await {
                     return Some(fresh);
                 }
-                return Some(m);
+                // Listed again as it was (a tracker that missed the delete): carry on.
+                return Some(Mark {
+                    peer_deleted: false,
+                    ..m
+                });
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
@@ -684,8 +705,8 @@ impl Sender {
         }
     }
 
-    /// A peer we have a mark for that waits for old data under a different sync time was
-    /// wiped and added again: its copy starts over (a new mark from the binlog start).
+    /// A peer we have a mark for that waits for old data again was deleted and added again
+    /// (see [`mark_is_stale`]): its copy starts over (a new mark from the binlog start).
     async fn readded(&mut self, mark: &Mark, backoff: &mut Backoff) -> Option<Mark> {
         let st = status_of(&self.peer());
         if !matches!(
@@ -756,6 +777,8 @@ impl Sender {
             .tracker_identity()
             .map(|(id, _)| id)
             .unwrap_or_default();
+        // A restarted peer forgot our watermark: tell it again on this connection.
+        self.watermark_sent = None;
         let mut lanes = Vec::with_capacity(LANES);
         for _ in 0..LANES {
             let mut conn = tokio::select! {
@@ -774,15 +797,24 @@ impl Sender {
         let every = self.state.config().sync.write_mark_every.max(1);
         // Peers close connections idle for network_timeout: keep ours alive (FastDFS sends
         // ACTIVE_TEST the same way).
-        let keepalive = (timeout / 2).max(Duration::from_millis(100));
+        // A third of the timeout, and the idle wait below ends at that deadline, so a lane is
+        // never idle for close to the peer's timeout (half of it plus a poll could reach it).
+        let keepalive = (timeout / 3).max(Duration::from_millis(100));
         let mut last_io = tokio::time::Instant::now();
         loop {
             if self.stop.is_cancelled() {
                 return Ok(());
             }
-            let (r, batch) = read_batch(reader).await.map_err(SendError::Binlog)?;
+            let (r, checkpoint, batch) = read_batch(reader, self.state.clone())
+                .await
+                .map_err(SendError::Binlog)?;
             reader = r;
+            if self.checkpoints.back().is_none_or(|c| c.0 < checkpoint.0) {
+                self.checkpoints.push_back(checkpoint);
+            }
             let Some(&(_, end)) = batch.last() else {
+                let at = reader.position();
+                self.send_watermark(&mut lanes[0], at).await?;
                 self.caught_up().await;
                 if self.unsaved > 0 {
                     self.save_mark().await;
@@ -802,7 +834,7 @@ impl Sender {
                 tokio::select! {
                     _ = self.stop.cancelled() => return Ok(()),
                     _ = self.state.binlog_flushed() => {}
-                    _ = tokio::time::sleep(IDLE_POLL.min(keepalive)) => {}
+                    _ = tokio::time::sleep(IDLE_POLL.min(keepalive.saturating_sub(last_io.elapsed()))) => {}
                 }
                 continue;
             };
@@ -845,6 +877,7 @@ impl Sender {
             if done.records > 0 {
                 backoff.reset();
             }
+            self.send_watermark(&mut lanes[0], end).await?;
             self.unsaved = self.unsaved.saturating_add(scanned as u32);
             if self.unsaved >= every {
                 self.save_mark().await;
@@ -853,23 +886,43 @@ impl Sender {
         }
     }
 
+    /// The peer has applied every record before `applied`: tells it the newest watermark
+    /// that makes true (see [`StorageState::sync_checkpoint`]), when that moved on.
+    async fn send_watermark(
+        &mut self,
+        lane: &mut Lane,
+        applied: BinlogPos,
+    ) -> Result<(), SendError> {
+        let mut floor = None;
+        while let Some(&(f, end)) = self.checkpoints.front() {
+            if end > applied {
+                break;
+            }
+            floor = Some(f);
+            self.checkpoints.pop_front();
+        }
+        let Some(floor) = floor else {
+            return Ok(());
+        };
+        // Kept for the next call, which may come after a reconnect.
+        self.checkpoints.push_front((floor, applied));
+        let w = floor.clamp(0, u32::MAX as i64) as u32;
+        if self.watermark_sent >= Some(w) {
+            return Ok(());
+        }
+        lane.conn.sync_watermark(w).await?;
+        self.watermark_sent = Some(w);
+        Ok(())
+    }
+
     /// At the end of the binlog: a designated source finishes the newcomer's copy.
     async fn caught_up(&mut self) {
         if !self.mark.need_sync_old || self.mark.sync_old_done {
             return;
         }
-        let waiting = matches!(
-            status_of(&self.peer()),
-            Some(StorageStatus::WaitSync) | Some(StorageStatus::Syncing)
-        );
-        if !waiting {
-            // Trackers already moved it on (e.g. another tracker's view): nothing to report,
-            // and reporting OFFLINE now would take a serving storage out of service.
-            self.mark.sync_old_done = true;
-            self.save_mark().await;
-            tracing::info!(peer = %self.name, "sync: peer no longer waits for old data; full copy ends");
-            return;
-        }
+        // Reported whatever our server list says: that list is the last one any tracker sent
+        // (trackers see the newcomer's steps at different moments), and a tracker applies the
+        // report only while the peer is still copying there, so a serving peer is not bounced.
         if !self.reported_syncing {
             self.report_peer(StorageStatus::Syncing).await;
             self.reported_syncing = true;
@@ -1094,8 +1147,13 @@ fn read_range(path: &Path, offset: u64, length: u64) -> io::Result<Option<Vec<u8
 type Batch = Vec<(BinlogRecord, BinlogPos)>;
 
 /// Reads up to [`BATCH`] records off the async threads.
-async fn read_batch(mut reader: BinlogReader) -> io::Result<(BinlogReader, Batch)> {
+/// The next records from `reader`, and a sync checkpoint taken just before reading them.
+async fn read_batch(
+    mut reader: BinlogReader,
+    state: Arc<StorageState>,
+) -> io::Result<(BinlogReader, (i64, BinlogPos), Batch)> {
     tokio::task::spawn_blocking(move || {
+        let checkpoint = state.sync_checkpoint();
         let mut out = Vec::new();
         while out.len() < BATCH {
             match reader.next_record()? {
@@ -1103,7 +1161,7 @@ async fn read_batch(mut reader: BinlogReader) -> io::Result<(BinlogReader, Batch
                 None => break,
             }
         }
-        Ok((reader, out))
+        Ok((reader, checkpoint, out))
     })
     .await
     .map_err(io::Error::other)?
@@ -1273,9 +1331,15 @@ mod tests {
         assert!(mark_is_stale(&done, "a", &src("a", 160)));
         let other = initial_mark("b", Some(("a", 100)));
         assert!(mark_is_stale(&other, "b", &src("a", 160)));
-        // Added again within the same second: the designated source must still copy.
+        // Added again within the same second: the designated source must still copy, and
+        // any member that saw the delete starts over.
         assert!(mark_is_stale(&done, "a", &src("a", 100)));
         assert!(!mark_is_stale(&other, "b", &src("a", 100)));
+        let seen_deleted = Mark {
+            peer_deleted: true,
+            ..other.clone()
+        };
+        assert!(mark_is_stale(&seen_deleted, "b", &src("a", 100)));
     }
 
     #[test]
@@ -1292,6 +1356,7 @@ mod tests {
             sync_row_count: 9,
             sync_bytes: 77,
             synced_timestamp: 1795272100,
+            peer_deleted: true,
         };
         assert_eq!(Mark::parse(&m.encode()).unwrap(), m);
         assert!(Mark::parse("binlog_offset=3\n").is_err());

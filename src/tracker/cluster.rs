@@ -446,12 +446,16 @@ impl Cluster {
     }
 
     /// REPORT_STATUS: a source storage moves its destination through SYNCING -> OFFLINE
-    /// (old data copied); that storage's own beats then make it ACTIVE.
+    /// (old data copied); that storage's own beats then make it ACTIVE. Applied only while the
+    /// destination is copying here (INIT, WAIT_SYNC, SYNCING): the source decides from a
+    /// server list that may be another tracker's or older, and a report that arrives after
+    /// the storage moved on must not take a serving storage out of service.
     pub fn report_status(
         &mut self,
         group: &str,
         brief: &StorageBrief,
     ) -> Result<Option<Transition>, Errno> {
+        use StorageStatus::*;
         let to = StorageStatus::from_u8(brief.status).ok_or(errno::EINVAL)?;
         let g = self.groups.get_mut(group).ok_or(errno::ENOENT)?;
         let node = g
@@ -459,6 +463,9 @@ impl Cluster {
             .values_mut()
             .find(|s| s.id == brief.id && (s.port == brief.port || brief.port == 0))
             .ok_or(errno::ENOENT)?;
+        if !matches!(node.status, Init | WaitSync | Syncing) {
+            return Ok(Option::None);
+        }
         Ok(Self::set_status(node, &mut g.version, group, to))
     }
 
@@ -713,6 +720,9 @@ mod tests {
         c.report_status("g1", &brief).unwrap();
         let t = c.beat("g1", "b", None, t0).unwrap().unwrap();
         assert_eq!(t.to, StorageStatus::Active);
+        // A late or repeated report does not take the serving storage out again.
+        assert_eq!(c.report_status("g1", &brief).unwrap(), None);
+        assert_eq!(c.storage("g1", "b").unwrap().status, StorageStatus::Active);
         // Rejoining while still copying keeps WAIT_SYNC; rejoining after the copy is ONLINE.
         let (st, src2, _) = c.join(&who("b"), &join_req("g1", 23001, "b", 0), 3, t0);
         assert_eq!(st, StorageStatus::Online);
