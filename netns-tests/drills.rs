@@ -396,6 +396,26 @@ fn keep_logs(lab: &Lab, to: &Path) {
     println!("  logs kept in {}", to.display());
 }
 
+/// Prints the last warnings and errors of every node's log.
+fn print_warnings(lab: &Lab) {
+    let Ok(entries) = std::fs::read_dir(lab.dir.join("logs")) else {
+        return;
+    };
+    let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    names.sort();
+    for path in names {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        let node = path.file_stem().unwrap_or_default().to_string_lossy();
+        for l in &warnings[warnings.len().saturating_sub(12)..] {
+            println!("  [{node}] {l}");
+        }
+    }
+}
+
 /// Runs `f` on a new thread whose network namespace is `ns` (sockets it opens live there).
 fn in_netns<T: Send + 'static>(
     ns: &str,
@@ -609,30 +629,28 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
 
     // Read back every acknowledged upload after the dust settled (through the trackers).
     let acked = std::mem::take(&mut *acked.lock().expect("acked"));
-    let lost = in_netns(&lab.ns("client"), move || {
+    let read_back = in_netns(&lab.ns("client"), move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(async move {
-            let c = FdfsClient::new(vec![
-                "192.168.3.21:22122".parse().unwrap(),
-                "192.168.3.22:22122".parse().unwrap(),
-            ]);
-            let mut lost = 0;
-            for (id, data) in &acked {
-                match c.download_buffer(id).await {
-                    Ok(got) if &got == data => {}
-                    _ => lost += 1,
-                }
-            }
-            lost
-        })
+        rt.block_on(read_back(acked))
     })
     .join()
     .expect("read-back thread");
+    let lost = read_back.lost;
 
     let mut outcome = analyse(&tl, d.partition, lost);
+    if read_back.late > 0 {
+        outcome.extra.push(format!(
+            "{} acknowledged uploads were not readable through the trackers at once (readable {} s later)",
+            read_back.late,
+            LATE_READ_GRACE.as_secs()
+        ));
+    }
+    for line in &read_back.details {
+        println!("  {line}");
+    }
     if d.vip_stays_on_ha1() {
         let away = tl
             .vip
@@ -664,7 +682,98 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
     if !outcome.violations().is_empty() || std::env::var_os("FDFS_HA_DRILL_KEEP_LOGS").is_some() {
         keep_logs(&lab, &out.join(format!("{}-{rep}-logs", d.id)));
     }
+    if !outcome.violations().is_empty() {
+        // CI keeps only what is printed: the nodes' warnings say what went wrong.
+        print_warnings(&lab);
+    }
     outcome
+}
+
+/// How long an acknowledged upload that the trackers could not serve at once is retried.
+const LATE_READ_GRACE: Duration = Duration::from_secs(15);
+
+/// The lab's storages per group (netns-tests/lab).
+const STORAGES: [(&str, [&str; 2]); 2] = [
+    ("group1", ["192.168.3.23:23000", "192.168.3.24:23000"]),
+    ("group2", ["192.168.3.25:23000", "192.168.3.26:23000"]),
+];
+
+#[derive(Default)]
+struct ReadBack {
+    /// Not readable (or not the bytes sent) even after LATE_READ_GRACE.
+    lost: usize,
+    /// Not readable through the trackers at once, but within LATE_READ_GRACE.
+    late: usize,
+    /// A few failures with what each storage of the group answered.
+    details: Vec<String>,
+}
+
+/// Reads every acknowledged upload back through the trackers, retries the failures for
+/// LATE_READ_GRACE, and for the first few says what each storage of the group holds, so a
+/// failure in CI (where only stdout is kept) tells a routing miss from a lost file.
+async fn read_back(acked: Vec<(String, Vec<u8>)>) -> ReadBack {
+    let c = FdfsClient::new(vec![
+        "192.168.3.21:22122".parse().unwrap(),
+        "192.168.3.22:22122".parse().unwrap(),
+    ]);
+    let read = |id: String, data: Vec<u8>| {
+        let c = &c;
+        async move {
+            match c.download_buffer(&id).await {
+                Ok(got) if got == data => Ok(()),
+                Ok(got) => Err(format!("{} bytes, not the {} sent", got.len(), data.len())),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    let mut failed = Vec::new();
+    for (id, data) in acked {
+        if let Err(why) = read(id.clone(), data.clone()).await {
+            failed.push((id, data, why));
+        }
+    }
+    let mut out = ReadBack::default();
+    for (id, _, why) in failed.iter().take(5) {
+        let mut held = Vec::new();
+        if let Some((group, name)) = id.split_once('/') {
+            for (_, addrs) in STORAGES.iter().filter(|(g, _)| *g == group) {
+                for a in addrs {
+                    let answer = match fdfs_ha::client::storage::StorageConn::connect_timeout(
+                        *a,
+                        Duration::from_secs(2),
+                    )
+                    .await
+                    {
+                        Ok(mut s) => match s.download(group, name, 0, 0).await {
+                            Ok(b) => format!("has it ({} bytes)", b.len()),
+                            Err(e) => e.to_string(),
+                        },
+                        Err(e) => format!("connect: {e}"),
+                    };
+                    held.push(format!("{a}: {answer}"));
+                }
+            }
+        }
+        out.details.push(format!(
+            "read-back of {id} failed: {why}; storages: {}",
+            held.join(", ")
+        ));
+    }
+    let deadline = Instant::now() + LATE_READ_GRACE;
+    let initially = failed.len();
+    while !failed.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut still = Vec::new();
+        for (id, data, why) in failed {
+            if read(id.clone(), data.clone()).await.is_err() {
+                still.push((id, data, why));
+            }
+        }
+        failed = still;
+    }
+    out.lost = failed.len();
+    out.late = initially - failed.len();
+    out
 }
 
 async fn client_loops(
