@@ -211,6 +211,7 @@ async fn a_file_whose_move_into_place_was_lost_is_finished_at_start_up() {
         .await
         .unwrap();
     let up = c.upload(0, b"survivor", "jpg").await.unwrap();
+    let peers = c.upload(0, b"a peer's file", "jpg").await.unwrap();
     kill9(node);
 
     // M00/XX/YY/<name> -> data/XX/YY/<name> and .tmp/sealed-XX-YY-<name>
@@ -230,7 +231,20 @@ async fn a_file_whose_move_into_place_was_lost_is_finished_at_start_up() {
         std::fs::rename(&placed, &sealed).unwrap();
     }
     assert!(!placed.exists());
+    // The same state for a file a peer had replicated here: its sealed name says so.
+    let p: Vec<&str> = peers.filename.split('/').collect();
+    let peers_placed = store.join("data").join(p[1]).join(p[2]).join(p[3]);
+    let peers_sealed = store
+        .join("data/.tmp")
+        .join(format!("replica-{}-{}-{}", p[1], p[2], p[3]));
+    let _ = std::fs::remove_file(
+        store
+            .join("data/.tmp")
+            .join(format!("sealed-{}-{}-{}", p[1], p[2], p[3])),
+    );
+    std::fs::rename(&peers_placed, &peers_sealed).unwrap();
     let binlog = store.join("data/sync/binlog.000");
+    let binlog2 = binlog.clone();
     let record = format!(" C {}", up.filename);
     let records = move || {
         std::fs::read_to_string(&binlog)
@@ -255,5 +269,15 @@ async fn a_file_whose_move_into_place_was_lost_is_finished_at_start_up() {
         assert!(t0.elapsed() < Duration::from_secs(10), "not re-logged");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The peer's file is back too, logged as a replica record (never sent back to its source).
+    assert_eq!(
+        c.download("group1", &peers.filename, 0, 0).await.unwrap(),
+        b"a peer's file"
+    );
+    let replica_record = format!(" c {}", peers.filename);
+    assert!(std::fs::read_to_string(&binlog2)
+        .unwrap()
+        .lines()
+        .any(|l| l.ends_with(&replica_record)));
     kill9(node);
 }

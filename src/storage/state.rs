@@ -297,9 +297,9 @@ impl StorageState {
             anyhow::anyhow!("storage: cannot open binlog under {}: {e}", base.display())
         })?;
         // Files a crash caught before they settled: their binlog records may not have been
-        // flushed. Logged as source records even when the file came from a peer (which one it
-        // was is not known before the trackers tell us our identity): a peer that has the file
-        // answers EEXIST, so a record twice or sent back costs one round trip.
+        // flushed. Logged again as they came: source records for files created here (a peer
+        // that has one answers EEXIST), replica records for a peer's files (never sent back,
+        // so a file its source deleted meanwhile does not return).
         let sealed = store.take_sealed_at_start();
         if !sealed.is_empty() {
             let moved = sealed.iter().filter(|f| f.moved).count();
@@ -310,12 +310,13 @@ impl StorageState {
             );
         }
         for file in sealed {
-            binlog.append(&BinlogRecord::source(
-                BinlogOp::Create,
-                file.create_time as i64,
-                file.filename,
-                None,
-            ));
+            binlog.append(&BinlogRecord {
+                timestamp: file.create_time as i64,
+                op: BinlogOp::Create,
+                source: !file.replica,
+                filename: file.filename,
+                extra: None,
+            });
         }
         let now = unix_now();
         let sync_old_done = load_init_flag(&base, &binlog)?;

@@ -4,6 +4,7 @@
 //! ```text
 //! <store_path>/data/.tmp/<pid>-<seq>.tmp       uploads in progress (removed at start-up)
 //! <store_path>/data/.tmp/sealed-XX-YY-<name>   new small files not settled yet (see `create`)
+//! <store_path>/data/.tmp/replica-XX-YY-<name>  the same for a peer's files (`create_at`)
 //! <store_path>/data/XX/YY/<name>               files, XX/YY = 00..subdir_count-1 in hex
 //! <store_path>/data/XX/YY/<name>-m             metadata, `k\x02v` records sorted by name,
 //!                                              joined by \x01
@@ -36,6 +37,9 @@ use std::sync::Mutex;
 /// Name of a temp file whose content is complete and durable and whose place is in its name:
 /// `sealed-XX-YY-<name>` in `.tmp` stands for `data/XX/YY/<name>` (see [`Store::create`]).
 const SEALED_PREFIX: &str = "sealed-";
+/// The same for a file a peer created and replicated here ([`Store::create_at`]): after a
+/// crash it is logged again as a replica record, which is not sent back to its source.
+const SEALED_REPLICA_PREFIX: &str = "replica-";
 
 /// An error with the errno FastDFS would put in the response.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,8 @@ pub struct SealedFile {
     pub create_time: u32,
     /// True when only the sealed name had survived and the file was moved into place now.
     pub moved: bool,
+    /// A peer's file replicated here (`create_at`), not one created here.
+    pub replica: bool,
 }
 
 const FILE_LOCKS: usize = 64;
@@ -208,7 +214,7 @@ impl Store {
             let found = file_name
                 .to_str()
                 .and_then(|n| self.sealed_target(p, n))
-                .map(|target| self.finish_sealed(p, &entry.path(), target));
+                .map(|(target, replica)| self.finish_sealed(p, &entry.path(), target, replica));
             match found {
                 Some(Ok(Some(sealed))) => {
                     let mut list = self
@@ -238,15 +244,18 @@ impl Store {
     }
 
     /// The file a sealed temp name stands for, if `file_name` is one and names a valid new
-    /// (not appender, not trunk) file in this store path's directory range.
-    fn sealed_target(&self, p: &StorePath, file_name: &str) -> Option<RemoteName> {
-        let rest = file_name.strip_prefix(SEALED_PREFIX)?;
+    /// (not appender, not trunk) file in this store path's directory range; true for a replica.
+    fn sealed_target(&self, p: &StorePath, file_name: &str) -> Option<(RemoteName, bool)> {
+        let (rest, replica) = match file_name.strip_prefix(SEALED_PREFIX) {
+            Some(rest) => (rest, false),
+            None => (file_name.strip_prefix(SEALED_REPLICA_PREFIX)?, true),
+        };
         let (xx, rest) = rest.split_once('-')?;
         let (yy, name) = rest.split_once('-')?;
         let path = format!("M{:02X}/{xx}/{yy}/{name}", p.index);
         let rn = RemoteName::parse_str(&path).ok()?;
         let in_range = (rn.dir1 as u32) < self.subdir_count && (rn.dir2 as u32) < self.subdir_count;
-        (in_range && plain_file(&rn)).then_some(rn)
+        (in_range && plain_file(&rn)).then_some((rn, replica))
     }
 
     /// Finishes one sealed file: Some if it names a real file (already in place, or moved there
@@ -256,11 +265,13 @@ impl Store {
         p: &StorePath,
         sealed: &Path,
         target: RemoteName,
+        replica: bool,
     ) -> io::Result<Option<SealedFile>> {
         let mut found = SealedFile {
             filename: target.to_path_string(),
             create_time: target.info.create_time,
             moved: false,
+            replica,
         };
         let dir = self.ensure_dir(p, target.dir1, target.dir2)?;
         let dst = dir.join(&target.name);
@@ -516,7 +527,7 @@ impl Store {
             let target = RemoteName::parse_str(&format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}"))
                 .map_err(|e| StoreError::new(errno::EINVAL, e.to_string()))?;
             debug_assert!(!plain_file(&target) || name_promises(&target, content));
-            match self.store_new(&target, content, plain_file(&target)) {
+            match self.store_new(&target, content, plain_file(&target), false) {
                 Err(e) if e.status == errno::EEXIST => continue,
                 done => return done.map(|()| (d1, d2, name)),
             }
@@ -535,16 +546,23 @@ impl Store {
             target,
             content,
             plain_file(target) && name_promises(target, content),
+            true,
         )
     }
 
     /// A new file at `target`: the one-flush way when `sealable` (its name describes its
     /// content), else temp file, fdatasync, rename, directory fsync. EEXIST if taken.
-    fn store_new(&self, target: &RemoteName, content: &[u8], sealable: bool) -> StoreResult<()> {
+    fn store_new(
+        &self,
+        target: &RemoteName,
+        content: &[u8],
+        sealable: bool,
+        replica: bool,
+    ) -> StoreResult<()> {
         let p = self.path(target.store_path_index)?;
         let (d1, d2) = (target.dir1, target.dir2);
         if self.fsync && sealable {
-            return match self.place_sealed(p, d1, d2, &target.name, content)? {
+            return match self.place_sealed(p, (d1, d2), &target.name, content, replica)? {
                 true => Ok(()),
                 false => Err(StoreError::new(errno::EEXIST, "file exists")),
             };
@@ -559,16 +577,19 @@ impl Store {
     fn place_sealed(
         &self,
         p: &StorePath,
-        d1: u8,
-        d2: u8,
+        (d1, d2): (u8, u8),
         name: &str,
         content: &[u8],
+        replica: bool,
     ) -> io::Result<bool> {
         let dir = self.ensure_dir(p, d1, d2)?;
         let dst = dir.join(name);
-        let sealed = p
-            .tmp
-            .join(format!("{SEALED_PREFIX}{d1:02X}-{d2:02X}-{name}"));
+        let prefix = if replica {
+            SEALED_REPLICA_PREFIX
+        } else {
+            SEALED_PREFIX
+        };
+        let sealed = p.tmp.join(format!("{prefix}{d1:02X}-{d2:02X}-{name}"));
         let mut tmp = match self.open_temp(p.index, sealed, content.len() as u64) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
@@ -1219,6 +1240,8 @@ mod tests {
         let dst = dir.path().join("data/0A/0B").join(&name);
         assert_eq!(std::fs::read(&dst).unwrap(), b"replica");
         assert_eq!(store.unsettled_count(), 1, "the one-flush way");
+        // Its sealed name says it is a peer's file (logged again as a replica after a crash).
+        assert_eq!(tmp_names(dir.path()), vec![format!("replica-0A-0B-{name}")]);
         let err = store.create_at(&target, b"replica").unwrap_err();
         assert_eq!(err.status, errno::EEXIST);
         // Content that is not what the name says (an appender grown since) is stored all the
@@ -1256,9 +1279,13 @@ mod tests {
         let seal = |dirs: &str, name: &str, content: &[u8]| {
             std::fs::write(tmp.join(format!("sealed-{dirs}-{name}")), content).unwrap()
         };
-        // 1: a crash lost the link into place: moved there at start-up.
+        // 1: a crash lost the link into place of a peer's file: moved there at start-up.
         let lost = name_for(b"only the sealed name survived", 4);
-        seal("01-02", &lost, b"only the sealed name survived");
+        std::fs::write(
+            tmp.join(format!("replica-01-02-{lost}")),
+            b"only the sealed name survived",
+        )
+        .unwrap();
         // 2: the link survived, the sealed name was not dropped yet: the name goes.
         let kept = name_for(b"in place", 5);
         std::fs::create_dir_all(dir.path().join("data/05/06")).unwrap();
@@ -1300,12 +1327,14 @@ mod tests {
                 SealedFile {
                     filename: format!("M00/01/02/{lost}"),
                     create_time: 1_700_000_000,
-                    moved: true
+                    moved: true,
+                    replica: true,
                 },
                 SealedFile {
                     filename: format!("M00/05/06/{kept}"),
                     create_time: 1_700_000_000,
-                    moved: false
+                    moved: false,
+                    replica: false,
                 },
             ]
         );
