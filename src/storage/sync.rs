@@ -910,7 +910,17 @@ impl Sender {
         if self.watermark_sent >= Some(w) {
             return Ok(());
         }
-        lane.conn.sync_watermark(w).await?;
+        match lane.conn.sync_watermark(w).await {
+            Ok(()) => {}
+            // A peer without the command (a C FastDFS storage answers EINVAL): replication
+            // goes on; trackers then send readers of our files to us, the source.
+            Err(e) if e.status().is_some() => {
+                tracing::warn!(peer = %self.name, error = %e, "sync: peer refused SYNC_WATERMARK; not sent again this session");
+                self.watermark_sent = Some(u32::MAX);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.watermark_sent = Some(w);
         Ok(())
     }
