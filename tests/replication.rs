@@ -768,3 +768,32 @@ async fn a_record_stuck_on_one_lane_holds_back_the_peers_watermark() {
     }
     assert!(!on_s2(&x));
 }
+
+/// An idle sender keeps moving its peer's watermark up to the present, so files created a
+/// moment ago are handed out on both storages without waiting for the next upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_senders_watermark_follows_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tracker(dir.path()).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
+    let s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
+    wait_active(&client, 2).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    c1.upload(0, b"one", "txt").await.unwrap();
+    let mut c2 = StorageConn::connect(s2.addr()).await.unwrap();
+    let t0 = Instant::now();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let r = c2.sync_status().await.unwrap();
+        let w = r.synced_from.first().map_or(0, |(_, w)| *w);
+        if t0.elapsed() > Duration::from_secs(3) {
+            assert!(w + 2 >= now, "watermark {w} lags now {now}: {r:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
