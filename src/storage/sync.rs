@@ -893,19 +893,9 @@ impl Sender {
         lane: &mut Lane,
         applied: BinlogPos,
     ) -> Result<(), SendError> {
-        let mut floor = None;
-        while let Some(&(f, end)) = self.checkpoints.front() {
-            if end > applied {
-                break;
-            }
-            floor = Some(f);
-            self.checkpoints.pop_front();
-        }
-        let Some(floor) = floor else {
+        let Some(floor) = settled_watermark(&mut self.checkpoints, applied) else {
             return Ok(());
         };
-        // Kept for the next call, which may come after a reconnect.
-        self.checkpoints.push_front((floor, applied));
         let w = floor.clamp(0, u32::MAX as i64) as u32;
         if self.watermark_sent >= Some(w) {
             return Ok(());
@@ -1157,6 +1147,26 @@ fn read_range(path: &Path, offset: u64, length: u64) -> io::Result<Option<Vec<u8
 type Batch = Vec<(BinlogRecord, BinlogPos)>;
 
 /// Reads up to [`BATCH`] records off the async threads.
+/// The newest watermark of `checkpoints` (oldest first) that holds once every record before
+/// `applied` is at the peer; the ones it makes redundant are dropped, and it stays at the front
+/// (as reached at `applied`) to be sent again after a reconnect. None: not one holds yet.
+pub fn settled_watermark(
+    checkpoints: &mut std::collections::VecDeque<(i64, BinlogPos)>,
+    applied: BinlogPos,
+) -> Option<i64> {
+    let mut floor = None;
+    while let Some(&(f, end)) = checkpoints.front() {
+        if end > applied {
+            break;
+        }
+        floor = Some(f);
+        checkpoints.pop_front();
+    }
+    let floor = floor?;
+    checkpoints.push_front((floor, applied));
+    Some(floor)
+}
+
 /// The next records from `reader`, and a sync checkpoint taken just before reading them.
 async fn read_batch(
     mut reader: BinlogReader,
@@ -1318,6 +1328,27 @@ mod tests {
             Plan::Skip(_)
         ));
         assert_eq!(initial_mark("b", None), Mark::default());
+    }
+
+    #[test]
+    fn a_watermark_holds_only_once_its_checkpoint_is_applied() {
+        let at = |offset| BinlogPos { index: 0, offset };
+        let mut cps: std::collections::VecDeque<_> =
+            [(100, at(50)), (101, at(120)), (103, at(300))].into();
+        assert_eq!(settled_watermark(&mut cps, at(40)), None);
+        assert_eq!(settled_watermark(&mut cps, at(50)), Some(100));
+        // Past two checkpoints: the newer one, and the older is no longer needed.
+        assert_eq!(settled_watermark(&mut cps, at(200)), Some(101));
+        assert_eq!(cps, [(101, at(200)), (103, at(300))]);
+        // Still reachable after a reconnect (the peer may have restarted and forgotten it).
+        assert_eq!(settled_watermark(&mut cps, at(200)), Some(101));
+        // A new binlog file starts at offset 0 but lies after every offset of the old one.
+        let next = BinlogPos {
+            index: 1,
+            offset: 0,
+        };
+        assert_eq!(settled_watermark(&mut cps, next), Some(103));
+        assert_eq!(cps.len(), 1);
     }
 
     #[test]
