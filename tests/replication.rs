@@ -234,6 +234,16 @@ async fn three(dir: &Path) -> (Tracker, Vec<Storage>, FdfsClient) {
     (t, v, client)
 }
 
+/// A tracker and two ACTIVE storages (127.0.0.2, 127.0.0.3) of one group.
+async fn two(dir: &Path) -> (Tracker, Storage, Storage, FdfsClient) {
+    let t = start_tracker(dir).await;
+    let client = FdfsClient::new(vec![t.addr]);
+    let s1 = Storage::start("127.0.0.2", dir.join("s1"), t.addr).await;
+    let s2 = Storage::start("127.0.0.3", dir.join("s2"), t.addr).await;
+    wait_active(&client, 2).await;
+    (t, s1, s2, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_reaches_every_peer_with_the_same_id_and_bytes() {
     let dir = tempfile::tempdir().unwrap();
@@ -399,11 +409,7 @@ async fn a_peer_down_then_back_resumes_from_its_mark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_empty_storage_copies_everything_before_it_turns_active() {
     let dir = tempfile::tempdir().unwrap();
-    let t = start_tracker(dir.path()).await;
-    let client = FdfsClient::new(vec![t.addr]);
-    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
-    let s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
-    wait_active(&client, 2).await;
+    let (t, s1, s2, client) = two(dir.path()).await;
     let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
     let mut c2 = StorageConn::connect(s2.addr()).await.unwrap();
     // Files from both members (s1 holds s2's as replica records), a deleted one, and a few
@@ -658,11 +664,7 @@ async fn storage_id_mode_names_marks_and_sources_by_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_is_handed_out_only_for_files_it_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let t = start_tracker(dir.path()).await;
-    let client = FdfsClient::new(vec![t.addr]);
-    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
-    let s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
-    wait_active(&client, 2).await;
+    let (t, s1, s2, _client) = two(dir.path()).await;
     let names: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let stop = CancellationToken::new();
     let mut uploaders = Vec::new();
@@ -728,11 +730,7 @@ async fn a_peer_is_handed_out_only_for_files_it_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_stuck_on_one_lane_holds_back_the_peers_watermark() {
     let dir = tempfile::tempdir().unwrap();
-    let t = start_tracker(dir.path()).await;
-    let client = FdfsClient::new(vec![t.addr]);
-    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
-    let mut s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
-    wait_active(&client, 2).await;
+    let (t, s1, mut s2, _client) = two(dir.path()).await;
     s2.shutdown().await;
     let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
     let x = c1.upload(0, b"stuck", "x").await.unwrap().filename;
@@ -774,11 +772,7 @@ async fn a_record_stuck_on_one_lane_holds_back_the_peers_watermark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_senders_watermark_follows_the_clock() {
     let dir = tempfile::tempdir().unwrap();
-    let t = start_tracker(dir.path()).await;
-    let client = FdfsClient::new(vec![t.addr]);
-    let s1 = Storage::start("127.0.0.2", dir.path().join("s1"), t.addr).await;
-    let s2 = Storage::start("127.0.0.3", dir.path().join("s2"), t.addr).await;
-    wait_active(&client, 2).await;
+    let (_tracker, s1, s2, _client) = two(dir.path()).await;
     let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
     c1.upload(0, b"one", "txt").await.unwrap();
     let mut c2 = StorageConn::connect(s2.addr()).await.unwrap();
