@@ -104,6 +104,8 @@ fn main() {
         }
     }
     println!("{passed} passed, {failed} failed");
+    // Stored files of every drill (hundreds of MB); a failed drill's logs are in target/drills.
+    let _ = std::fs::remove_dir_all(lab_dir());
     if failed > 0 {
         std::process::exit(1);
     }
@@ -245,6 +247,16 @@ fn all_drills() -> Vec<Drill> {
     ]
 }
 
+/// This process's namespace prefix: its drills run one after another in one lab.
+fn lab_prefix() -> String {
+    format!("dr{}", std::process::id() % 100000)
+}
+
+/// The lab's state (data, logs), reused by this process's drills and removed after the last.
+fn lab_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("{}-lab", lab_prefix()))
+}
+
 /// One lab instance with its own namespace prefix; torn down on drop, also on panic.
 struct Lab {
     prefix: String,
@@ -255,8 +267,8 @@ struct Lab {
 
 impl Lab {
     fn up(preempt: bool) -> Lab {
-        let prefix = format!("dr{}", std::process::id() % 100000);
-        let dir = std::env::temp_dir().join(format!("{prefix}-lab"));
+        let prefix = lab_prefix();
+        let dir = lab_dir();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let lab = Lab {
             prefix,
