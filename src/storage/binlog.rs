@@ -284,15 +284,8 @@ impl Binlog {
     /// them: they are changes no peer can have yet.
     pub fn pending_summary(&self) -> (u64, u64, Option<i64>) {
         let buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-        let buf = &buf.bytes;
-        let records = buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        let first = buf
-            .split(|&b| b == b'\n')
-            .next()
-            .and_then(|l| std::str::from_utf8(l).ok())
-            .and_then(|l| BinlogRecord::parse(l).ok())
-            .map(|r| r.timestamp);
-        (buf.len() as u64, records, first)
+        let records = buf.bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        (buf.bytes.len() as u64, records, buf.oldest)
     }
 
     /// Writes queued records and fdatasyncs the binlog (blocking; run it off the async threads).

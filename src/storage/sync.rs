@@ -445,7 +445,7 @@ pub struct SyncReport {
 pub fn sync_report(state: &StorageState) -> SyncReport {
     let dir = state.binlog().dir();
     let end = state.binlog().flushed_position();
-    let (pending_bytes, pending_records, pending_first) = state.binlog().pending_summary();
+    let (pending_bytes, pending_records, pending_oldest) = state.binlog().pending_summary();
     let now = unix_now() as i64;
     let peers = state
         .peer_sync()
@@ -463,7 +463,7 @@ pub fn sync_report(state: &StorageState) -> SyncReport {
                 .ok()
                 .flatten()
                 .map(|(r, _)| r.timestamp)
-                .or(pending_first);
+                .or(pending_oldest);
             p.seconds_behind = oldest.map_or(0, |t| (now - t).max(0) as u64);
             p
         })
