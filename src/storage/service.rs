@@ -953,8 +953,7 @@ impl Conn {
         };
         let (tmp, _crc) = self.receive(tmp, req.file_size).await?;
         let st = self.state.clone();
-        let state = self.state.clone();
-        let creating = state.begin_create();
+        let creating = self.state.begin_create();
         blocking(move || st.store().commit_as(tmp, &dst)).await?;
         self.log(BinlogOp::Create, creating.time(), &filename, None);
         drop(creating);

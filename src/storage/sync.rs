@@ -216,8 +216,6 @@ pub fn mark_path(sync_dir: &Path, name: &str) -> PathBuf {
     sync_dir.join(format!("{name}.mark"))
 }
 
-/// The mark a sender starts with for a peer it never synced to. `designated` = the tracker's
-/// answer to SYNC_SRC_REQ for that peer: (source id, until) while it waits for old data.
 /// Whether a kept mark for a peer that now waits for old data under sync source `src` belongs
 /// to an earlier membership (the peer was deleted and added again): we saw it deleted, or
 /// another sync time, or the same second but we are its designated source with no copy in
@@ -230,6 +228,8 @@ pub fn mark_is_stale(mark: &Mark, my_id: &str, src: &SyncSource) -> bool {
     src.src_id == my_id && !copying
 }
 
+/// The mark a sender starts with for a peer it never synced to. `designated` = the tracker's
+/// answer to SYNC_SRC_REQ for that peer: (source id, until) while it waits for old data.
 pub fn initial_mark(my_id: &str, designated: Option<(&str, i64)>) -> Mark {
     match designated {
         Some((src, until)) => Mark {
@@ -492,7 +492,7 @@ pub async fn run_sync(state: Arc<StorageState>, shutdown: CancellationToken) {
             for peer in state.group_servers() {
                 let name = mark_name(&peer, use_id);
                 if !wants_sender(&peer, &my_id, state.port()) {
-                    // Its sender (stopped below) sees why: a DELETED peer's mark is dropped.
+                    // Its sender (stopped below) sees why: a DELETED peer's mark says so.
                     if let Some((tx, _)) = tasks.get(&name) {
                         tx.send_replace(peer.clone());
                     }
@@ -1146,7 +1146,6 @@ fn read_range(path: &Path, offset: u64, length: u64) -> io::Result<Option<Vec<u8
 
 type Batch = Vec<(BinlogRecord, BinlogPos)>;
 
-/// Reads up to [`BATCH`] records off the async threads.
 /// The newest watermark of `checkpoints` (oldest first) that holds once every record before
 /// `applied` is at the peer; the ones it makes redundant are dropped, and it stays at the front
 /// (as reached at `applied`) to be sent again after a reconnect. None: not one holds yet.
@@ -1167,7 +1166,8 @@ pub fn settled_watermark(
     Some(floor)
 }
 
-/// The next records from `reader`, and a sync checkpoint taken just before reading them.
+/// Reads up to [`BATCH`] records off the async threads, with a sync checkpoint taken just
+/// before reading them.
 async fn read_batch(
     mut reader: BinlogReader,
     state: Arc<StorageState>,
