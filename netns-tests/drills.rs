@@ -408,7 +408,8 @@ fn keep_logs(lab: &Lab, to: &Path) {
     println!("  logs kept in {}", to.display());
 }
 
-/// Prints the last warnings and errors of every node's log.
+/// Prints the last warnings and errors fdfs-ha itself logged on every node (a dependency's
+/// notices, such as netlink's about new kernel attributes, would crowd them out).
 fn print_warnings(lab: &Lab) {
     let Ok(entries) = std::fs::read_dir(lab.dir.join("logs")) else {
         return;
@@ -417,15 +418,34 @@ fn print_warnings(lab: &Lab) {
     names.sort();
     for path in names {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let warnings: Vec<&str> = text
+        let warnings: Vec<String> = text
             .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(strip_colours)
+            .filter(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && l.contains("fdfs_ha::"))
             .collect();
         let node = path.file_stem().unwrap_or_default().to_string_lossy();
         for l in &warnings[warnings.len().saturating_sub(12)..] {
             println!("  [{node}] {l}");
         }
     }
+}
+
+/// A log line without its terminal colour codes (ESC [ ... m).
+fn strip_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Runs `f` on a new thread whose network namespace is `ns` (sockets it opens live there).
@@ -517,6 +537,8 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         "192.168.3.21:22122".parse().unwrap(),
         "192.168.3.22:22122".parse().unwrap(),
     ];
+    // The read-back at the end asks the same trackers.
+    let trackers2 = trackers.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let slot_of =
@@ -646,7 +668,7 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(read_back(acked))
+        rt.block_on(read_back(trackers2, acked))
     })
     .join()
     .expect("read-back thread");
@@ -723,24 +745,18 @@ struct ReadBack {
 /// Reads every acknowledged upload back through the trackers, retries the failures for
 /// LATE_READ_GRACE, and for the first few says what each storage of the group holds, so a
 /// failure in CI (where only stdout is kept) tells a routing miss from a lost file.
-async fn read_back(acked: Vec<(String, Vec<u8>)>) -> ReadBack {
-    let c = FdfsClient::new(vec![
-        "192.168.3.21:22122".parse().unwrap(),
-        "192.168.3.22:22122".parse().unwrap(),
-    ]);
-    let read = |id: String, data: Vec<u8>| {
-        let c = &c;
-        async move {
-            match c.download_buffer(&id).await {
-                Ok(got) if got == data => Ok(()),
-                Ok(got) => Err(format!("{} bytes, not the {} sent", got.len(), data.len())),
-                Err(e) => Err(e.to_string()),
-            }
+async fn read_back(trackers: Vec<SocketAddr>, acked: Vec<(String, Vec<u8>)>) -> ReadBack {
+    let c = FdfsClient::new(trackers);
+    async fn read(c: &FdfsClient, id: &str, data: &[u8]) -> Result<(), String> {
+        match c.download_buffer(id).await {
+            Ok(got) if got == data => Ok(()),
+            Ok(got) => Err(format!("{} bytes, not the {} sent", got.len(), data.len())),
+            Err(e) => Err(e.to_string()),
         }
-    };
+    }
     let mut failed = Vec::new();
     for (id, data) in acked {
-        if let Err(why) = read(id.clone(), data.clone()).await {
+        if let Err(why) = read(&c, &id, &data).await {
             failed.push((id, data, why));
         }
     }
@@ -777,7 +793,7 @@ async fn read_back(acked: Vec<(String, Vec<u8>)>) -> ReadBack {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut still = Vec::new();
         for (id, data, why) in failed {
-            if read(id.clone(), data.clone()).await.is_err() {
+            if read(&c, &id, &data).await.is_err() {
                 still.push((id, data, why));
             }
         }
