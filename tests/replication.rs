@@ -791,3 +791,90 @@ async fn an_idle_senders_watermark_follows_the_clock() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A peer acknowledges a replicated small file before it is flushed (peers' files are flushed
+/// in batches) and confirms them by answering SYNC_WATERMARK. A peer that goes away before it
+/// confirms (a crash or a power cut may have lost those files) gets every such file again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_goes_away_before_confirming_gets_those_files_again() {
+    use fdfs_ha::proto::cmd;
+    use fdfs_ha::proto::header::{Header, HEADER_LEN};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, s1, mut s2, _client) = two(dir.path()).await;
+    // A stand-in on s2's address acknowledges everything, but the first connection that gets
+    // a watermark after files goes away without answering it.
+    let addr = s2.addr();
+    s2.shutdown().await;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    // (generation, body) of every SYNC_CREATE_FILE; generation 1 ends when the stand-in
+    // goes away.
+    type Received = Vec<(u32, Vec<u8>)>;
+    let creates: Arc<Mutex<Received>> = Default::default();
+    let generation = Arc::new(AtomicU32::new(1));
+    let (log, gen) = (creates.clone(), generation.clone());
+    let stand_in = tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let (log, gen) = (log.clone(), gen.clone());
+            let mine = gen.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = [0u8; HEADER_LEN];
+                while conn.read_exact(&mut head).await.is_ok() {
+                    let h = Header::decode(&head).unwrap();
+                    let mut body = vec![0u8; h.pkg_len as usize];
+                    if conn.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    if h.cmd == fdfs_ha::storage::sync::SYNC_WATERMARK
+                        && mine == 1
+                        && log.lock().unwrap().iter().any(|(g, _)| *g == 1)
+                    {
+                        gen.store(2, Ordering::SeqCst);
+                        return;
+                    }
+                    if h.cmd == cmd::SYNC_CREATE_FILE {
+                        log.lock().unwrap().push((mine, body));
+                    }
+                    let ok = Header::new(cmd::RESP, 0, 0).encode();
+                    if conn.write_all(&ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let mut names = Vec::new();
+    for i in 0..3 {
+        let id = c1.upload(0, &bytes(i, 300), "c").await.unwrap().filename;
+        names.push(id.rsplit('/').next().unwrap().to_string());
+    }
+    let sent_in =
+        |g: &dyn Fn(u32) -> bool, name: &str| {
+            creates.lock().unwrap().iter().any(|(gen, body)| {
+                g(*gen) && body.windows(name.len()).any(|w| w == name.as_bytes())
+            })
+        };
+    wait_for("the stand-in to go away", Duration::from_secs(10), || {
+        generation.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    let unconfirmed: Vec<&String> = names.iter().filter(|n| sent_in(&|g| g == 1, n)).collect();
+    assert!(!unconfirmed.is_empty());
+    wait_for(
+        "the files it had not confirmed to come again",
+        Duration::from_secs(10),
+        || unconfirmed.iter().all(|n| sent_in(&|g| g > 1, n)),
+    )
+    .await;
+    stand_in.abort();
+}

@@ -1056,8 +1056,14 @@ async fn captured_sync_messages_are_applied_as_replica_changes() {
     // Applied records alone do not say what we hold of the sender's files (its lanes run in
     // parallel); its SYNC_WATERMARK does, and only on an identified connection.
     assert!(st.state.synced_from().is_empty());
+    // A peer's small new file is acknowledged before it is flushed; answering the watermark
+    // confirms it is on the disk (the sender resends what a peer never confirmed).
+    assert_eq!(raw_request(&mut s, &create).await.unwrap().0.status, 0);
+    assert_eq!(st.state.store().unflushed_count(), 1);
     let wm = frame(sync::SYNC_WATERMARK, &1795272200u64.to_be_bytes());
     assert_eq!(raw_request(&mut s, &wm).await.unwrap().0.status, 0);
+    assert_eq!(st.state.store().unflushed_count(), 0);
+    assert_eq!(c.download("group1", n262, 0, 0).await.unwrap(), b"hello");
     assert_eq!(
         st.state.synced_from(),
         vec![("100001".to_string(), 1795272200)]

@@ -153,7 +153,10 @@ async fn flush_binlog(
             _ = tick.tick() => {}
             _ = state.binlog().flush_wanted() => {}
         }
-        if state.binlog().pending() == 0 && state.store().unsettled_count() == 0 {
+        if state.binlog().pending() == 0
+            && state.store().unsettled_count() == 0
+            && state.store().unflushed_count() == 0
+        {
             continue;
         }
         let st = state.clone();
@@ -165,10 +168,12 @@ async fn flush_binlog(
     }
 }
 
-/// Flushes the binlog, then settles the files created before it (`Store::settle`): a file's
-/// sealed name, which start-up re-logs, outlives the flush of its binlog record (but for an
-/// upload caught between its file and its record, microseconds apart).
+/// Flushes peers' files (`Store::flush_replicas`), then the binlog, then settles the files
+/// created before it (`Store::settle`): a file's sealed name, which start-up re-logs, outlives
+/// the flush of its binlog record (but for an upload caught between its file and its record,
+/// microseconds apart).
 fn flush_and_settle(state: &StorageState) -> std::io::Result<()> {
+    state.store().flush_replicas()?;
     let batch = state.store().unsettled();
     if let Err(e) = state.binlog().flush() {
         state.store().put_back(batch);

@@ -395,7 +395,7 @@ impl Conn {
             }
             super::sync::SYNC_WATERMARK => {
                 let body = self.small_body(&h).await?;
-                self.sync_watermark(&body)
+                self.sync_watermark(&body).await
             }
             super::sync::SYNC_STATUS_QUERY => {
                 if h.pkg_len != 0 {
@@ -464,8 +464,10 @@ impl Conn {
     }
 
     /// SYNC_WATERMARK from a group peer's sender: we hold every file it created before this
-    /// second (reported to trackers, which then hand us out for those files).
-    fn sync_watermark(&self, body: &[u8]) -> Handled {
+    /// second (reported to trackers, which then hand us out for those files). Our reply also
+    /// tells the sender that every change we acknowledged before is on our disk: peers' new
+    /// files are flushed in batches (`Store::flush_replicas`), so the batch is flushed first.
+    async fn sync_watermark(&self, body: &[u8]) -> Handled {
         let Some(src) = &self.peer_storage_id else {
             return Err(einval("SYNC_WATERMARK before REPORT_SERVER_ID"));
         };
@@ -473,6 +475,10 @@ impl Conn {
             .try_into()
             .map_err(|_| einval(format!("SYNC_WATERMARK body of {} bytes", body.len())))?;
         let ts = u64::from_be_bytes(ts).min(u32::MAX as u64) as u32;
+        if self.state.store().unflushed_count() > 0 {
+            let st = self.state.clone();
+            blocking(move || Ok(st.store().flush_replicas()?)).await?;
+        }
         self.state.note_synced_from(src, ts);
         Ok(Some(Vec::new()))
     }

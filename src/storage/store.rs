@@ -4,7 +4,8 @@
 //! ```text
 //! <store_path>/data/.tmp/<pid>-<seq>.tmp       uploads in progress (removed at start-up)
 //! <store_path>/data/.tmp/sealed-XX-YY-<name>   new small files not settled yet (see `create`)
-//! <store_path>/data/.tmp/replica-XX-YY-<name>  the same for a peer's files (`create_at`)
+//! <store_path>/data/.tmp/replica-XX-YY-<name>  the same for a peer's files (`create_at`),
+//!                                              kept until the file's content is flushed
 //! <store_path>/data/XX/YY/<name>               files, XX/YY = 00..subdir_count-1 in hex
 //! <store_path>/data/XX/YY/<name>-m             metadata, `k\x02v` records sorted by name,
 //!                                              joined by \x01
@@ -14,6 +15,10 @@
 //! names a partial file, and an acknowledged file survives a crash. A new file whose content is
 //! all in memory (uploads up to 256 KiB) needs one device flush instead of two: its temp name
 //! says where it belongs, and its directory fsync is batched later ([`Store::create`]).
+//! A peer's small new file is not flushed one by one at all: it is acknowledged from the page
+//! cache and flushed with the others in one `syncfs` ([`Store::flush_replicas`]), which the
+//! storage runs before it flushes its binlog and before it confirms a sender's watermark; the
+//! sender resends whatever a peer acknowledged but had not confirmed when it went away.
 //! With fsync on, uploads of `direct_io_min_size` and more are written with O_DIRECT (whole
 //! aligned blocks straight from the receive buffer to the disk, the reply waits for the disk
 //! anyway) instead of being copied into the page cache first.
@@ -38,7 +43,9 @@ use std::sync::Mutex;
 /// `sealed-XX-YY-<name>` in `.tmp` stands for `data/XX/YY/<name>` (see [`Store::create`]).
 const SEALED_PREFIX: &str = "sealed-";
 /// The same for a file a peer created and replicated here ([`Store::create_at`]): after a
-/// crash it is logged again as a replica record, which is not sent back to its source.
+/// crash it is logged again as a replica record, which is not sent back to its source. Such a
+/// file is linked into place before its content is flushed, so at start-up its content is
+/// checked against its name also when it is found in place.
 const SEALED_REPLICA_PREFIX: &str = "replica-";
 
 /// An error with the errno FastDFS would put in the response.
@@ -122,6 +129,11 @@ pub struct Store {
     locks: Vec<tokio::sync::Mutex<()>>,
     /// Files made by `create` whose directory is not yet fsynced: final path -> sealed name.
     unsettled: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// Peers' files made by `create_at` whose content is not flushed yet: final path -> sealed
+    /// name (see `flush_replicas`).
+    unflushed: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// One `flush_replicas` at a time: a caller that waited finds its files flushed.
+    flushing: Mutex<()>,
     /// Sealed files found at start-up (see `take_sealed_at_start`).
     sealed_at_start: Mutex<Vec<SealedFile>>,
 }
@@ -195,6 +207,8 @@ impl Store {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             unsettled: Mutex::new(HashMap::new()),
+            unflushed: Mutex::new(HashMap::new()),
+            flushing: Mutex::new(()),
             sealed_at_start: Mutex::new(Vec::new()),
         };
         for p in &store.paths {
@@ -277,6 +291,13 @@ impl Store {
         let dst = dir.join(&target.name);
         if dst.exists() {
             // The link into place had reached the disk; only the directory fsync was pending.
+            // A peer's file was linked before its content was flushed: a power cut may have
+            // left it short or empty. Its sender resends what we had not confirmed.
+            if replica && !name_promises(&target, &std::fs::read(&dst)?) {
+                tracing::warn!(file = %found.filename, "a peer's file lost its content in a crash; removed (its source sends it again)");
+                std::fs::remove_file(&dst)?;
+                return Ok(None);
+            }
             std::fs::remove_file(sealed)?;
             return Ok(Some(found));
         }
@@ -540,7 +561,9 @@ impl Store {
 
     /// As `create`, for a file whose name is given (a peer's new file, replicated here);
     /// EEXIST if the name is taken. The content comes from the network, so it is checked
-    /// against the name before the one-flush way may vouch for it.
+    /// against the name before the sealed way may vouch for it. That way does not flush the
+    /// file: `flush_replicas` flushes peers' files in batches (the sender keeps every record
+    /// we acknowledged until we confirm it, and resends it if we go away first).
     pub fn create_at(&self, target: &RemoteName, content: &[u8]) -> StoreResult<()> {
         self.store_new(
             target,
@@ -596,24 +619,38 @@ impl Store {
             Err(e) => return Err(e),
         };
         tmp.write_all(content)?;
-        tmp.seal(true)?;
+        // A peer's file is flushed later, with others (`flush_replicas`).
+        tmp.seal(!replica)?;
         match std::fs::hard_link(&tmp.path, &dst) {
             Ok(()) => {
                 let sealed = std::mem::take(&mut tmp.path);
-                let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
-                unsettled.insert(dst, sealed);
+                let pending = if replica {
+                    &self.unflushed
+                } else {
+                    &self.unsettled
+                };
+                pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(dst, sealed);
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) if links_unsupported(&e) => match rename_noreplace(&tmp.path, &dst) {
-                Ok(()) => {
-                    tmp.disarm();
-                    fsync_dir(&dir)?;
-                    Ok(true)
+            Err(e) if links_unsupported(&e) => {
+                if replica {
+                    // Without a link there is no sealed name to check it by after a crash.
+                    File::open(&tmp.path)?.sync_data()?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            },
+                match rename_noreplace(&tmp.path, &dst) {
+                    Ok(()) => {
+                        tmp.disarm();
+                        fsync_dir(&dir)?;
+                        Ok(true)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -632,32 +669,46 @@ impl Store {
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut dirs: Vec<&Path> = batch.keys().filter_map(|dst| dst.parent()).collect();
-        dirs.sort_unstable();
-        dirs.dedup();
-        for dir in dirs {
-            if let Err(e) = fsync_dir(dir) {
-                self.put_back(Unsettled(batch));
-                return Err(e);
-            }
-        }
-        for sealed in batch.values() {
-            match std::fs::remove_file(sealed) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                // Harmless: the next start-up sees the file in place and removes the name.
-                Err(e) => {
-                    tracing::warn!(path = %sealed.display(), error = %e, "could not remove a sealed name")
-                }
-            }
-        }
-        Ok(batch.len())
+        let dirs = batch
+            .keys()
+            .filter_map(|dst| dst.parent())
+            .map(Path::to_path_buf);
+        let dirs = dirs.collect();
+        unseal_once_durable(batch, dirs, fsync_dir, &self.unsettled)
     }
 
     /// Returns a batch taken by `unsettled` that could not be settled now (retried later).
     pub fn put_back(&self, batch: Unsettled) {
         let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
         unsettled.extend(batch.0);
+    }
+
+    /// Makes every peer's file `create_at` stored so far durable (content, and directory
+    /// entry) with one `syncfs` per store path, and drops their sealed names. Returns how many
+    /// were flushed; on an error they stay pending. A caller that waited for another flush
+    /// finds its files flushed by it.
+    pub fn flush_replicas(&self) -> io::Result<usize> {
+        let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = std::mem::take(&mut *self.unflushed.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        // Each sealed name's directory is its store path's `.tmp`: one syncfs per store path.
+        let tmp_dirs = batch
+            .values()
+            .filter_map(|s| s.parent())
+            .map(Path::to_path_buf);
+        let tmp_dirs = tmp_dirs.collect();
+        let sync = |dir: &Path| File::open(dir).and_then(|d| syncfs(&d));
+        unseal_once_durable(batch, tmp_dirs, sync, &self.unflushed)
+    }
+
+    /// Peers' files stored but not yet flushed.
+    pub fn unflushed_count(&self) -> usize {
+        self.unflushed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Files `create`d but not yet settled.
@@ -758,17 +809,18 @@ impl Store {
         Ok(had_meta)
     }
 
-    /// Removes one file (a data file or a `-m`). A file removed before it settled loses its
-    /// sealed name too, or a crash would bring it back at start-up.
+    /// Removes one file (a data file or a `-m`). A file removed before it settled (or was
+    /// flushed) loses its sealed name too, or a crash would bring it back at start-up.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)?;
-        let sealed = self
-            .unsettled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
-        if let Some(sealed) = sealed {
-            let _ = std::fs::remove_file(sealed);
+        for pending in [&self.unsettled, &self.unflushed] {
+            let sealed = pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(path);
+            if let Some(sealed) = sealed {
+                let _ = std::fs::remove_file(sealed);
+            }
         }
         Ok(())
     }
@@ -1048,6 +1100,48 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Runs `make_durable` once for each of `dirs`, then drops the sealed names of `batch` (final
+/// path -> sealed name); on an error the batch goes back to `pending`, to be retried.
+fn unseal_once_durable(
+    batch: HashMap<PathBuf, PathBuf>,
+    mut dirs: Vec<PathBuf>,
+    make_durable: impl Fn(&Path) -> io::Result<()>,
+    pending: &Mutex<HashMap<PathBuf, PathBuf>>,
+) -> io::Result<usize> {
+    dirs.sort_unstable();
+    dirs.dedup();
+    for dir in &dirs {
+        if let Err(e) = make_durable(dir) {
+            pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(batch);
+            return Err(e);
+        }
+    }
+    for sealed in batch.values() {
+        match std::fs::remove_file(sealed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Harmless: the next start-up finds the file in place and removes the name.
+            Err(e) => {
+                tracing::warn!(path = %sealed.display(), error = %e, "could not remove a sealed name")
+            }
+        }
+    }
+    Ok(batch.len())
+}
+
+/// syncfs(2): writes back everything dirty on `f`'s filesystem and flushes the device once.
+fn syncfs(f: &File) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: a valid open fd; syncfs reads no memory of ours.
+    match unsafe { libc::syncfs(f.as_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// rename(2) that fails with EEXIST instead of replacing `to`.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     use std::ffi::CString;
@@ -1239,7 +1333,8 @@ mod tests {
         store.create_at(&target, b"replica").unwrap();
         let dst = dir.path().join("data/0A/0B").join(&name);
         assert_eq!(std::fs::read(&dst).unwrap(), b"replica");
-        assert_eq!(store.unsettled_count(), 1, "the one-flush way");
+        // Not flushed yet: it waits for the next batch flush, not for a directory fsync.
+        assert_eq!((store.unflushed_count(), store.unsettled_count()), (1, 0));
         // Its sealed name says it is a peer's file (logged again as a replica after a crash).
         assert_eq!(tmp_names(dir.path()), vec![format!("replica-0A-0B-{name}")]);
         let err = store.create_at(&target, b"replica").unwrap_err();
@@ -1248,11 +1343,25 @@ mod tests {
         // same, the two-flush way: a sealed name must never promise what the file is not.
         let grown = RemoteName::parse_str(&format!("M00/0A/0C/{}", name_for(b"x", 11))).unwrap();
         store.create_at(&grown, b"x and more").unwrap();
-        assert_eq!(store.unsettled_count(), 1);
+        assert_eq!((store.unflushed_count(), store.unsettled_count()), (1, 0));
         assert_eq!(
             std::fs::read(dir.path().join("data/0A/0C").join(&grown.name)).unwrap(),
             b"x and more"
         );
+        // One flush for the batch, and the sealed name goes with it.
+        assert_eq!(store.flush_replicas().unwrap(), 1);
+        assert_eq!(store.unflushed_count(), 0);
+        assert!(tmp_names(dir.path()).is_empty());
+        assert_eq!(std::fs::read(&dst).unwrap(), b"replica");
+        assert_eq!(store.flush_replicas().unwrap(), 0);
+        // A peer's file deleted before its flush loses its sealed name too.
+        let gone = RemoteName::parse_str(&format!("M00/0A/0B/{}", name_for(b"gone", 12))).unwrap();
+        store.create_at(&gone, b"gone").unwrap();
+        store
+            .remove(&dir.path().join("data/0A/0B").join(&gone.name))
+            .unwrap();
+        assert!(tmp_names(dir.path()).is_empty());
+        assert_eq!(store.flush_replicas().unwrap(), 0);
     }
 
     #[test]
@@ -1295,6 +1404,15 @@ mod tests {
             tmp.join(format!("sealed-05-06-{kept}")),
         )
         .unwrap();
+        // 2b: a peer's file in place whose content a power cut lost before its batch flush
+        // (linked, then cut short): removed with its sealed name; its sender sends it again.
+        let short = name_for(b"a peer's file", 9);
+        std::fs::write(dir.path().join("data/05/06").join(&short), b"").unwrap();
+        std::fs::hard_link(
+            dir.path().join("data/05/06").join(&short),
+            tmp.join(format!("replica-05-06-{short}")),
+        )
+        .unwrap();
         // 3: content that is not what its name promises (torn by a crash): removed.
         let torn = name_for(b"full content", 6);
         seal("07-08", &torn, b"full con");
@@ -1318,6 +1436,7 @@ mod tests {
             b"in place"
         );
         assert!(!dir.path().join("data/07/08").join(&torn).exists());
+        assert!(!dir.path().join("data/05/06").join(&short).exists());
         assert!(!dir.path().join("data/07/08").join(&same_size).exists());
         let mut found = store.take_sealed_at_start();
         found.sort_by(|a, b| a.filename.cmp(&b.filename));

@@ -556,10 +556,15 @@ struct Sender {
     name: String,
     peer: watch::Receiver<StorageBrief>,
     stop: CancellationToken,
+    /// `mark.pos`: every record before it is on the peer's disk (it confirmed that by
+    /// answering a SYNC_WATERMARK, see `send_watermark`); a new session resumes there.
     mark: Mark,
+    /// Every record before this the peer has acknowledged in this session; the ones since
+    /// `mark.pos` may still be in its page cache only.
+    sent: BinlogPos,
     mark_path: PathBuf,
     status: PeerSyncStatus,
-    /// Records sent since the mark was last written.
+    /// Records sent (or confirmations received) since the mark was last written.
     unsaved: u32,
     /// Whether the designated source already reported the newcomer SYNCING.
     reported_syncing: bool,
@@ -589,6 +594,7 @@ async fn peer_task(
         peer,
         stop,
         mark: Mark::default(),
+        sent: BinlogPos::default(),
         mark_path,
         unsaved: 0,
         reported_syncing: false,
@@ -735,10 +741,12 @@ impl Sender {
     fn publish(&mut self, what: &str) {
         let dir = self.state.binlog().dir();
         let end = self.state.binlog().flushed_position();
+        // Lag counts what the peer has not applied yet (`sent` is never behind `mark.pos`).
+        let applied = self.sent.max(self.mark.pos);
         self.status.state = what.to_string();
-        self.status.binlog_index = self.mark.pos.index;
-        self.status.binlog_offset = self.mark.pos.offset;
-        self.status.bytes_behind = bytes_between(dir, self.mark.pos, end);
+        self.status.binlog_index = applied.index;
+        self.status.binlog_offset = applied.offset;
+        self.status.bytes_behind = bytes_between(dir, applied, end);
         self.status.synced_timestamp = self.mark.synced_timestamp;
         self.status.records_sent = self.mark.sync_row_count;
         self.status.bytes_sent = self.mark.sync_bytes;
@@ -766,7 +774,8 @@ impl Sender {
     }
 
     /// One session (LANES connections): send records until stopped (Ok) or something fails
-    /// (Err; the mark then still points at the start of the failed batch).
+    /// (Err). The next session starts again at the mark: records the peer acknowledged after
+    /// its last confirmation are sent again (it answers EEXIST for files it has).
     async fn session(&mut self, backoff: &mut Backoff) -> Result<(), SendError> {
         let peer = self.peer();
         let addr = format!("{}:{}", peer.ip, peer.port);
@@ -793,6 +802,7 @@ impl Sender {
             });
         }
         tracing::info!(peer = %self.name, %addr, from = ?self.mark.pos, "sync: connected");
+        self.sent = self.mark.pos;
         let mut reader = self.state.binlog().reader(self.mark.pos);
         let every = self.state.config().sync.write_mark_every.max(1);
         // Peers close connections idle for network_timeout: keep ours alive (FastDFS sends
@@ -814,7 +824,7 @@ impl Sender {
             }
             let Some(&(_, end)) = batch.last() else {
                 let at = reader.position();
-                self.send_watermark(&mut lanes[0], at).await?;
+                self.send_watermark(&mut lanes[0], at, true).await?;
                 self.caught_up().await;
                 if self.unsaved > 0 {
                     self.save_mark().await;
@@ -865,7 +875,7 @@ impl Sender {
                 done.bytes += r.bytes;
                 done.newest = done.newest.max(r.newest);
             }
-            self.mark.pos = end;
+            self.sent = end;
             self.mark.scan_row_count += scanned;
             self.mark.sync_row_count += done.records;
             self.mark.sync_bytes += done.bytes;
@@ -877,7 +887,7 @@ impl Sender {
             if done.records > 0 {
                 backoff.reset();
             }
-            self.send_watermark(&mut lanes[0], end).await?;
+            self.send_watermark(&mut lanes[0], end, false).await?;
             self.unsaved = self.unsaved.saturating_add(scanned as u32);
             if self.unsaved >= every {
                 self.save_mark().await;
@@ -887,32 +897,53 @@ impl Sender {
     }
 
     /// The peer has applied every record before `applied`: tells it the newest watermark
-    /// that makes true (see [`StorageState::sync_checkpoint`]), when that moved on.
+    /// that makes true (see [`StorageState::sync_checkpoint`]), when that moved on, and also
+    /// when `idle` and the peer has not confirmed `applied` yet. The peer answers once all it
+    /// acknowledged is on its disk, and the mark moves to `applied`.
     async fn send_watermark(
         &mut self,
         lane: &mut Lane,
         applied: BinlogPos,
+        idle: bool,
     ) -> Result<(), SendError> {
-        let Some(floor) = settled_watermark(&mut self.checkpoints, applied) else {
-            return Ok(());
-        };
-        let w = floor.clamp(0, u32::MAX as i64) as u32;
-        if self.watermark_sent >= Some(w) {
+        let settled = settled_watermark(&mut self.checkpoints, applied)
+            .map(|floor| floor.clamp(0, u32::MAX as i64) as u32);
+        if self.watermark_sent == Some(u32::MAX) {
+            // The peer has no SYNC_WATERMARK: its acknowledgements are all we get.
+            self.confirmed(applied);
             return Ok(());
         }
+        let w = match settled.filter(|&w| self.watermark_sent < Some(w)) {
+            Some(w) => w,
+            // Nothing new to tell but the peer's confirmation: the watermark again (the peer
+            // keeps the newest it was told).
+            None if idle && self.mark.pos < applied => self.watermark_sent.unwrap_or(0),
+            None => return Ok(()),
+        };
         match lane.conn.sync_watermark(w).await {
             Ok(()) => {}
             // A peer without the command (a C FastDFS storage answers EINVAL): replication
             // goes on; trackers then send readers of our files to us, the source.
-            Err(e) if e.status().is_some() => {
+            Err(e) if e.status() == Some(errno::EINVAL) => {
                 tracing::warn!(peer = %self.name, error = %e, "sync: peer refused SYNC_WATERMARK; not sent again this session");
                 self.watermark_sent = Some(u32::MAX);
+                self.confirmed(applied);
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         }
-        self.watermark_sent = Some(w);
+        self.watermark_sent = self.watermark_sent.max(Some(w));
+        self.confirmed(applied);
         Ok(())
+    }
+
+    /// The peer holds every record before `applied` on its disk: the mark moves there (and is
+    /// written at the next idle moment, or with the next `write_mark_every` records).
+    fn confirmed(&mut self, applied: BinlogPos) {
+        if self.mark.pos != applied {
+            self.mark.pos = applied;
+            self.unsaved = self.unsaved.max(1);
+        }
     }
 
     /// At the end of the binlog: a designated source finishes the newcomer's copy.
