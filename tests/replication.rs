@@ -5,14 +5,20 @@
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::client::FdfsClient;
 use fdfs_ha::config::{StorageConfig, TrackerConfig};
+use fdfs_ha::proto::cmd::{self, errno};
+use fdfs_ha::proto::header::{Header, HEADER_LEN};
 use fdfs_ha::proto::storage::{MetaOp, MetaPair};
 use fdfs_ha::proto::tracker::StorageStatus;
+use fdfs_ha::storage::sync::Mark;
 use fdfs_ha::storage::StorageServer;
 use fdfs_ha::tracker::TrackerServer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const GROUP: &str = "group1";
@@ -792,89 +798,173 @@ async fn an_idle_senders_watermark_follows_the_clock() {
     }
 }
 
+/// How a stand-in peer answers SYNC_WATERMARK.
+#[derive(Clone, Copy, PartialEq)]
+enum OnWatermark {
+    /// Goes away unanswered (closes that connection) the first time one comes after files;
+    /// its connections from then on are generation 2, and answer.
+    VanishOnceAfterFiles,
+    /// EINVAL, as a C FastDFS storage answers a command it does not know.
+    Refuse,
+}
+
+/// (connection generation, request body) of each SYNC_CREATE_FILE a stand-in received.
+type CreatesSeen = Arc<Mutex<Vec<(u32, Vec<u8>)>>>;
+
+/// Stands in for a group peer on its address: answers every other request with success and
+/// keeps the body of every SYNC_CREATE_FILE, with the generation of its connection.
+struct StandIn {
+    creates: CreatesSeen,
+    generation: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StandIn {
+    async fn start(addr: SocketAddr, on_watermark: OnWatermark) -> StandIn {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let creates: CreatesSeen = Default::default();
+        let generation = Arc::new(AtomicU32::new(1));
+        let (log, gen) = (creates.clone(), generation.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let (conn, _) = listener.accept().await.unwrap();
+                let mine = gen.load(Ordering::SeqCst);
+                tokio::spawn(Self::serve(
+                    conn,
+                    mine,
+                    log.clone(),
+                    gen.clone(),
+                    on_watermark,
+                ));
+            }
+        });
+        StandIn {
+            creates,
+            generation,
+            task,
+        }
+    }
+
+    async fn serve(
+        mut conn: tokio::net::TcpStream,
+        mine: u32,
+        log: CreatesSeen,
+        gen: Arc<AtomicU32>,
+        on_watermark: OnWatermark,
+    ) {
+        let mut head = [0u8; HEADER_LEN];
+        while conn.read_exact(&mut head).await.is_ok() {
+            let h = Header::decode(&head).unwrap();
+            let mut body = vec![0u8; h.pkg_len as usize];
+            if conn.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let mut status = 0;
+            if h.cmd == fdfs_ha::storage::sync::SYNC_WATERMARK {
+                match on_watermark {
+                    OnWatermark::Refuse => status = errno::EINVAL,
+                    OnWatermark::VanishOnceAfterFiles
+                        if mine == 1 && log.lock().unwrap().iter().any(|(g, _)| *g == 1) =>
+                    {
+                        gen.store(2, Ordering::SeqCst);
+                        return;
+                    }
+                    OnWatermark::VanishOnceAfterFiles => {}
+                }
+            }
+            if h.cmd == cmd::SYNC_CREATE_FILE {
+                log.lock().unwrap().push((mine, body));
+            }
+            let answer = Header::new(cmd::RESP, status, 0).encode();
+            if conn.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// How many times the file `name` was sent on connections of the generations `gens` picks.
+    fn received(&self, gens: impl Fn(u32) -> bool, name: &str) -> usize {
+        let creates = self.creates.lock().unwrap();
+        let has = |body: &[u8]| body.windows(name.len()).any(|w| w == name.as_bytes());
+        creates.iter().filter(|(g, b)| gens(*g) && has(b)).count()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Uploads `n` small files to `storage`; returns their names (the last part of the file ID).
+async fn upload_some(storage: SocketAddr, n: u32) -> Vec<String> {
+    let mut conn = StorageConn::connect(storage).await.unwrap();
+    let mut names = Vec::new();
+    for i in 0..n {
+        let id = conn.upload(0, &bytes(i, 300), "c").await.unwrap().filename;
+        names.push(id.rsplit('/').next().unwrap().to_string());
+    }
+    names
+}
+
 /// A peer acknowledges a replicated small file before it is flushed (peers' files are flushed
 /// in batches) and confirms them by answering SYNC_WATERMARK. A peer that goes away before it
 /// confirms (a crash or a power cut may have lost those files) gets every such file again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_goes_away_before_confirming_gets_those_files_again() {
-    use fdfs_ha::proto::cmd;
-    use fdfs_ha::proto::header::{Header, HEADER_LEN};
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let dir = tempfile::tempdir().unwrap();
     let (_t, s1, mut s2, _client) = two(dir.path()).await;
-    // A stand-in on s2's address acknowledges everything, but the first connection that gets
-    // a watermark after files goes away without answering it.
     let addr = s2.addr();
     s2.shutdown().await;
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    // (generation, body) of every SYNC_CREATE_FILE; generation 1 ends when the stand-in
-    // goes away.
-    type Received = Vec<(u32, Vec<u8>)>;
-    let creates: Arc<Mutex<Received>> = Default::default();
-    let generation = Arc::new(AtomicU32::new(1));
-    let (log, gen) = (creates.clone(), generation.clone());
-    let stand_in = tokio::spawn(async move {
-        loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let (log, gen) = (log.clone(), gen.clone());
-            let mine = gen.load(Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = [0u8; HEADER_LEN];
-                while conn.read_exact(&mut head).await.is_ok() {
-                    let h = Header::decode(&head).unwrap();
-                    let mut body = vec![0u8; h.pkg_len as usize];
-                    if conn.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    if h.cmd == fdfs_ha::storage::sync::SYNC_WATERMARK
-                        && mine == 1
-                        && log.lock().unwrap().iter().any(|(g, _)| *g == 1)
-                    {
-                        gen.store(2, Ordering::SeqCst);
-                        return;
-                    }
-                    if h.cmd == cmd::SYNC_CREATE_FILE {
-                        log.lock().unwrap().push((mine, body));
-                    }
-                    let ok = Header::new(cmd::RESP, 0, 0).encode();
-                    if conn.write_all(&ok).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
-    let mut names = Vec::new();
-    for i in 0..3 {
-        let id = c1.upload(0, &bytes(i, 300), "c").await.unwrap().filename;
-        names.push(id.rsplit('/').next().unwrap().to_string());
-    }
-    let sent_in =
-        |g: &dyn Fn(u32) -> bool, name: &str| {
-            creates.lock().unwrap().iter().any(|(gen, body)| {
-                g(*gen) && body.windows(name.len()).any(|w| w == name.as_bytes())
-            })
-        };
+    let peer = StandIn::start(addr, OnWatermark::VanishOnceAfterFiles).await;
+    let names = upload_some(s1.addr(), 3).await;
     wait_for("the stand-in to go away", Duration::from_secs(10), || {
-        generation.load(Ordering::SeqCst) == 2
+        peer.generation.load(Ordering::SeqCst) == 2
     })
     .await;
-    let unconfirmed: Vec<&String> = names.iter().filter(|n| sent_in(&|g| g == 1, n)).collect();
+    let unconfirmed: Vec<&String> = names
+        .iter()
+        .filter(|n| peer.received(|g| g == 1, n) > 0)
+        .collect();
     assert!(!unconfirmed.is_empty());
     wait_for(
         "the files it had not confirmed to come again",
         Duration::from_secs(10),
-        || unconfirmed.iter().all(|n| sent_in(&|g| g > 1, n)),
+        || unconfirmed.iter().all(|n| peer.received(|g| g > 1, n) > 0),
     )
     .await;
-    stand_in.abort();
+}
+
+/// A peer without SYNC_WATERMARK (a C FastDFS storage answers EINVAL) still gets every change,
+/// each once: its acknowledgements are taken as all it can confirm, and the mark moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_refuses_watermarks_still_gets_every_change_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, s1, mut s2, _client) = two(dir.path()).await;
+    let addr = s2.addr();
+    let mark = s1.sync_dir().join(format!("{}_{}.mark", s2.ip, s2.port));
+    s2.shutdown().await;
+    let peer = StandIn::start(addr, OnWatermark::Refuse).await;
+    let pos = || Mark::load(&mark).unwrap().unwrap().pos;
+    let before = pos();
+    let mut names = upload_some(s1.addr(), 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    names.extend(upload_some(s1.addr(), 3).await);
+    wait_for("every file at the peer", Duration::from_secs(10), || {
+        names.iter().all(|n| peer.received(|_| true, n) > 0)
+    })
+    .await;
+    wait_for("the mark to move on", Duration::from_secs(5), || {
+        pos() > before
+    })
+    .await;
+    for n in &names {
+        assert_eq!(peer.received(|_| true, n), 1, "{n} sent more than once");
+    }
+    assert_eq!(peer.generation.load(Ordering::SeqCst), 1);
 }

@@ -97,7 +97,7 @@ const COUNT_RECORDS_LIMIT: u64 = 64 << 20;
 /// Where one peer's replay stands (persisted as `<peer>.mark`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mark {
-    /// Next record to send.
+    /// Next record to send: the peer confirmed every record before it (see `send_watermark`).
     pub pos: BinlogPos,
     /// We are the newcomer's designated source: send every old record, replica ones too.
     pub need_sync_old: bool,
