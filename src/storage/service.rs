@@ -8,7 +8,9 @@
 //!  download: header, then sendfile(2) from the data file straight into the socket
 //! ```
 //! Group peers push their changes with the SYNC_* commands on the same port; those are applied
-//! and logged as replica (lower-case) binlog records with the peer's timestamps.
+//! and logged as replica (lower-case) binlog records with the peer's timestamps. A peer's small
+//! new file is answered before it is flushed (`Store::flush_replicas` flushes them in batches);
+//! the answer to SYNC_WATERMARK comes after that flush and is the sender's confirmation.
 //! A connection carries any number of requests. Every read and write is bounded by
 //! `network_timeout`; a stalled or vanished client is dropped and its temp file removed.
 //! Malformed requests get FastDFS's errno (EINVAL, ENOENT, ENOSPC, ...) and are counted; when the

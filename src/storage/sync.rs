@@ -11,12 +11,15 @@
 //!    plan(record, mark) -> SYNC_CREATE_FILE / SYNC_UPDATE_FILE / SYNC_DELETE_FILE /
 //!                          SYNC_APPEND_FILE / SYNC_MODIFY_FILE / SYNC_TRUNCATE_FILE / skip
 //!    lane_of(file): one file's records go in order over one connection, different files
-//!    in parallel (the peer's fsyncs overlap); the mark moves past the batch only once every
-//!    lane's records were answered; it is persisted every `write_mark_every` records, when
-//!    idle and on exit. On a connect / I/O / refusal error: log the reason, back off
-//!    (sync.retry_backoff_min doubling to _max), reconnect and replay from the mark (every
-//!    record is safe to apply twice: EEXIST / ENOENT / same bytes at the same offset).
-//!    Idle connections get ACTIVE_TEST every network_timeout/2 (peers drop idle ones).
+//!    in parallel (the peer's fsyncs overlap); a batch counts as applied once every lane's
+//!    records were answered. The peer flushes small new files in batches, so an answer is not
+//!    yet durability: the mark moves only to what the peer confirmed by answering a
+//!    SYNC_WATERMARK (sent when the watermark moves, and at idle when something is
+//!    unconfirmed); it is persisted every `write_mark_every` records, when idle and on exit.
+//!    On a connect / I/O / refusal error: log the reason, back off (sync.retry_backoff_min
+//!    doubling to _max), reconnect and replay from the mark (every record is safe to apply
+//!    twice: EEXIST / ENOENT / same bytes at the same offset).
+//!    Idle connections get ACTIVE_TEST every network_timeout/3 (peers drop idle ones).
 //! ```
 //!
 //! What is sent (FastDFS's rules): only source records (upper case: a client did it here);
@@ -30,7 +33,8 @@
 //!
 //! Mark files: `<base>/data/sync/<ip>_<port>.mark` (or `<storage id>.mark` with
 //! `use_storage_id`), key=value lines written atomically (temp + fsync + rename):
-//! `binlog_index`, `binlog_offset` (next record to send), `need_sync_old` (1: we copy all old
+//! `binlog_index`, `binlog_offset` (next record to send; the peer confirmed every record
+//! before it), `need_sync_old` (1: we copy all old
 //! data to this peer), `sync_old_done`, `until_timestamp` (the newcomer's sync-source time),
 //! `scan_row_count` (records looked at), `sync_row_count` (records sent), `sync_bytes`,
 //! `synced_timestamp` (timestamp of the newest record sent).
@@ -55,7 +59,9 @@
 //! Progress for reads: once the peer has applied every record before a binlog position, the
 //! sender tells it a watermark (SYNC_WATERMARK): every file we created before that second is
 //! there (`StorageState::sync_checkpoint` keeps it below files still being written and records
-//! not yet readable). The peer reports it with SYNC_REPORT; trackers hand a storage out for
+//! not yet readable). The peer answers once everything it acknowledged is on its disk (the
+//! confirmation above; a peer that refuses the command, a C storage, is taken at its
+//! acknowledgements). The peer reports it with SYNC_REPORT; trackers hand a storage out for
 //! QUERY_FETCH only for files created before it (select.rs). A record failing on one lane
 //! therefore holds the watermark back while the other lanes deliver newer files.
 //!
