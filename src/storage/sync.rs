@@ -610,7 +610,10 @@ async fn peer_task(
     let cfg = s.state.config().sync.clone();
     let mut backoff = Backoff::new(cfg.retry_backoff_min.get(), cfg.retry_backoff_max.get());
     match s.first_mark(&mut backoff).await {
-        Some(m) => s.mark = m,
+        Some(m) => {
+            s.sent = m.pos;
+            s.mark = m;
+        }
         None => return s.state.remove_peer_sync(&s.name),
     }
     loop {
@@ -747,8 +750,8 @@ impl Sender {
     fn publish(&mut self, what: &str) {
         let dir = self.state.binlog().dir();
         let end = self.state.binlog().flushed_position();
-        // Lag counts what the peer has not applied yet (`sent` is never behind `mark.pos`).
-        let applied = self.sent.max(self.mark.pos);
+        // Lag counts what the peer has not applied yet (`sent`; `mark.pos` only follows it).
+        let applied = self.sent;
         self.status.state = what.to_string();
         self.status.binlog_index = applied.index;
         self.status.binlog_offset = applied.offset;
