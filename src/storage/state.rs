@@ -371,11 +371,7 @@ impl StorageState {
         // In this order: a file leaves the in-progress set only once its record is queued,
         // and the queue only once the record is readable.
         let (end, queued) = self.binlog.readable_end_and_oldest_beyond();
-        let floor = [Some(now), creating, queued]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now);
+        let floor = creating.into_iter().chain(queued).fold(now, i64::min);
         (floor, end)
     }
 
