@@ -7,7 +7,8 @@
 //! BENCH_SIZES=4K,1M,256M picks sizes, BENCH_FSYNC=on|off|both,
 //! BENCH_DIRECT_IO_MIN_SIZE=8MiB|null sets the storages' `direct_io_min_size`, BENCH_PHASES=1
 //! prints each phase's CLOCK_MONOTONIC span for `perf report --time`, BENCH_OVERLAP=1 starts each
-//! download phase at once instead of after the group has replicated the uploads). Prints ops/s
+//! download phase at once instead of after the group has replicated the uploads, BENCH_EACH=1
+//! prints every run's rate in run order). Prints ops/s
 //! and MB/s (median, min-max of the runs), how long replication needed after each upload phase,
 //! for 1 MiB and up with fsync on the first read of every copy from the disk (the timed download
 //! runs then read warm files, as the C storage's are), and the ratio to
@@ -356,6 +357,17 @@ fn disk_floor() {
 }
 
 fn report(op: &str, size: usize, conc: usize, fsync: bool, rates: &mut [f64]) {
+    if std::env::var("BENCH_EACH").is_ok() {
+        // In run order (the median below sorts them): shows a row drifting over its runs.
+        let each: Vec<String> = rates
+            .iter()
+            .map(|r| match size {
+                s if s <= 4096 => format!("{r:.0} ops/s"),
+                s => format!("{:.0} MB/s", r * s as f64 / 1e6),
+            })
+            .collect();
+        println!("          (each run: {})", each.join(", "));
+    }
     let (min, max) = (
         rates.iter().cloned().fold(f64::MAX, f64::min),
         rates.iter().cloned().fold(0.0, f64::max),

@@ -902,6 +902,30 @@ impl Drop for StandIn {
 }
 
 /// Uploads `n` small files to `storage`; returns their names (the last part of the file ID).
+/// Files of `direct_io_min_size` (1 MiB) and more are sent to peers with O_DIRECT reads in
+/// aligned 1 MiB chunks; sizes on and around the block and chunk edges arrive byte for byte,
+/// and a smaller file is still sent from the page cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_files_reach_the_peer_byte_for_byte_whatever_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, s1, s2, _client) = two(dir.path()).await;
+    let mut c1 = StorageConn::connect(s1.addr()).await.unwrap();
+    let sizes = [
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        (2 << 20) + 4095,
+        (3 << 20) + 4096,
+        (5 << 20) + 12345,
+    ];
+    for (i, n) in sizes.into_iter().enumerate() {
+        c1.upload(0, &bytes(i as u32, n), "big").await.unwrap();
+    }
+    let want = files_on_disk(&s1.store);
+    assert_eq!(want.len(), sizes.len());
+    wait_converged(&[&s2], &want, Duration::from_secs(20)).await;
+}
+
 async fn upload_some(storage: SocketAddr, n: u32) -> Vec<String> {
     let mut conn = StorageConn::connect(storage).await.unwrap();
     let mut names = Vec::new();

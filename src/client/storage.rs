@@ -28,6 +28,12 @@ const COPY_BUF: usize = 256 * 1024;
 
 pub use crate::proto::storage::UploadResp as StoredFile;
 
+/// Content handed over chunk by chunk, each chunk borrowed until the next is asked for.
+pub trait ChunkSource {
+    /// The next chunk, or None at the end.
+    fn next_chunk(&mut self) -> impl Future<Output = io::Result<Option<&[u8]>>> + Send;
+}
+
 /// A connection to one storage server.
 pub struct StorageConn {
     io: BufReader<TcpStream>,
@@ -493,6 +499,38 @@ impl StorageConn {
         req: &SyncFileReq,
         file: &std::fs::File,
     ) -> Result<(), ConnError> {
+        self.sync_file_head(update, req).await?;
+        send_file(self.io.get_mut(), file, 0, req.file_size, self.timeout).await?;
+        self.empty_response().await
+    }
+
+    /// SYNC_CREATE_FILE (or SYNC_UPDATE_FILE when `update`) of `req.file_size` bytes taken
+    /// from `body` chunk by chunk (the sync sender's O_DIRECT reads of a large file). A body
+    /// that ends early or runs long is an error, and the connection must then be dropped.
+    pub async fn sync_file_send_chunks(
+        &mut self,
+        update: bool,
+        req: &SyncFileReq,
+        body: &mut impl ChunkSource,
+    ) -> Result<(), ConnError> {
+        self.sync_file_head(update, req).await?;
+        let mut sent = 0u64;
+        while let Some(chunk) = body.next_chunk().await? {
+            sent += chunk.len() as u64;
+            if sent > req.file_size {
+                return Err(io::Error::other("file content longer than announced").into());
+            }
+            timed(self.timeout, self.io.get_mut().write_all(chunk)).await?;
+        }
+        if sent < req.file_size {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        self.empty_response().await
+    }
+
+    /// The header and fixed part of a SYNC_CREATE_FILE / SYNC_UPDATE_FILE; the file's
+    /// `req.file_size` bytes must follow.
+    async fn sync_file_head(&mut self, update: bool, req: &SyncFileReq) -> Result<(), ConnError> {
         let head = req.encode();
         let command = if update {
             cmd::SYNC_UPDATE_FILE
@@ -500,9 +538,7 @@ impl StorageConn {
             cmd::SYNC_CREATE_FILE
         };
         self.send(command, 0, head.len() as u64 + req.file_size, &head)
-            .await?;
-        send_file(self.io.get_mut(), file, 0, req.file_size, self.timeout).await?;
-        self.empty_response().await
+            .await
     }
 
     /// SYNC_DELETE_FILE.

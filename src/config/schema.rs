@@ -557,8 +557,9 @@ pub struct StorageConfig {
     pub fsync: bool,
     /// With `fsync` on, uploads of at least this size are written with O_DIRECT: straight from
     /// the receive buffer to the disk (which the reply waits for anyway), not copied into and
-    /// evicting the page cache, like nginx's `directio`. `null` writes every upload through
-    /// the page cache (as FastDFS does), as does `fsync: false`.
+    /// evicting the page cache, like nginx's `directio`; replication then reads such files with
+    /// O_DIRECT too. `null` writes every upload through the page cache (as FastDFS does), as
+    /// does `fsync: false`.
     #[serde(default = "default_direct_io_min_size")]
     pub direct_io_min_size: Option<ByteSize>,
     /// Largest non-file request body (metadata, names).

@@ -21,7 +21,8 @@
 //! sender resends whatever a peer acknowledged but had not confirmed when it went away.
 //! With fsync on, uploads of `direct_io_min_size` and more are written with O_DIRECT (whole
 //! aligned blocks straight from the receive buffer to the disk, the reply waits for the disk
-//! anyway) instead of being copied into the page cache first.
+//! anyway) instead of being copied into the page cache first; the sync sender reads them the
+//! same way ([`Store::open_to_send`]).
 //! FastDFS creates all `subdir_count^2` directories at start; we create each on first use (and
 //! fsync its parents), which starts instantly and yields the same tree for the files stored.
 //!
@@ -501,6 +502,22 @@ impl Store {
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
         Ok(self.open_temp(index, path, size)?)
+    }
+
+    /// Opens a stored file for the replication sender. With fsync on, a file of
+    /// `direct_io_min_size` or more was uploaded with O_DIRECT and is not in the page cache;
+    /// reading it through the cache would fill the cache with a stream read once (pushing out
+    /// what downloads read again) and pay for every page it allocates, so it is also opened
+    /// with O_DIRECT. With fsync off uploads stay in the page cache, and a direct read would
+    /// first force their dirty pages out, so those are sent from the cache.
+    pub fn open_to_send(&self, path: &Path) -> io::Result<FileToSend> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let direct = match self.direct_min {
+            Some(min) if size >= min => open_direct_with(path, OpenOptions::new().read(true)),
+            _ => None,
+        };
+        Ok(FileToSend { file, direct, size })
     }
 
     fn open_temp(&self, index: u8, path: PathBuf, size: u64) -> io::Result<TempFile> {
@@ -1050,18 +1067,66 @@ impl Drop for TempFile {
     }
 }
 
+/// A stored file opened to be sent to a peer ([`Store::open_to_send`]).
+pub struct FileToSend {
+    /// Read through the page cache (sendfile), and for the unaligned tail of a direct read.
+    pub file: File,
+    /// The same file opened with O_DIRECT, for files of `direct_io_min_size` and more.
+    pub direct: Option<File>,
+    pub size: u64,
+}
+
+impl FileToSend {
+    /// Reads the file's bytes from `offset` into `buf` until it is full or `size` is reached;
+    /// 0 only at `size` or when the file has shrunk. With a direct handle, `offset` and `buf`
+    /// aligned to `DIRECT_ALIGN` (an [`AlignedBuf`] read in whole chunks) are read with
+    /// O_DIRECT; a device refusing our alignment (EINVAL) has the rest read through the cache.
+    pub fn read_chunk(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = self.size.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            let at = offset + got as u64;
+            let rest = &mut buf[got..];
+            // The last block is asked for whole; the read stops at the end of the file.
+            let direct_len = (want - got).next_multiple_of(DIRECT_ALIGN).min(rest.len());
+            let aligned = at.is_multiple_of(DIRECT_ALIGN as u64)
+                && (rest.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+                && direct_len.is_multiple_of(DIRECT_ALIGN);
+            let n = match &self.direct {
+                Some(direct) if aligned => match direct.read_at(&mut rest[..direct_len], at) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        tracing::warn!(error = %e,
+                            "direct read refused; this file is read through the page cache");
+                        self.direct = None;
+                        continue;
+                    }
+                    r => r?,
+                },
+                _ => self.file.read_at(&mut rest[..want - got], at)?,
+            };
+            if n == 0 {
+                break;
+            }
+            got = (got + n).min(want);
+        }
+        Ok(got)
+    }
+}
+
 /// `path` opened for O_DIRECT writes, or None where the filesystem refuses direct I/O (tmpfs
 /// before Linux 6.6, some FUSE and network filesystems): such uploads go through the page cache.
 fn open_direct(path: &Path) -> Option<File> {
+    open_direct_with(path, OpenOptions::new().write(true))
+}
+
+/// `path` opened with `options` plus O_DIRECT, or None where the filesystem refuses it.
+fn open_direct_with(path: &Path, options: &mut OpenOptions) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    match OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-    {
+    match options.custom_flags(libc::O_DIRECT).open(path) {
         Ok(f) => Some(f),
         Err(e) => {
-            tracing::debug!(path = %path.display(), error = %e, "no direct I/O here; writing through the page cache");
+            tracing::debug!(path = %path.display(), error = %e, "no direct I/O here; using the page cache");
             None
         }
     }
@@ -1227,16 +1292,74 @@ mod tests {
     }
 
     #[test]
+    fn large_files_are_read_for_sending_past_the_page_cache_and_whole() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.direct_io_min_size = Some(crate::config::ByteSize(1 << 20));
+        let store = Store::open(&c).unwrap();
+        let content: Vec<u8> = (0..(3 << 20) + 4097)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect();
+        let (big, small) = (dir.path().join("big"), dir.path().join("small"));
+        std::fs::write(&big, &content).unwrap();
+        std::fs::write(&small, &content[..(1 << 20) - 1]).unwrap();
+        assert!(store.open_to_send(&small).unwrap().direct.is_none());
+        let mut f = store.open_to_send(&big).unwrap();
+        assert_eq!(f.size, content.len() as u64);
+        assert_eq!(f.direct.is_some(), open_direct(&big).is_some());
+        // Whole aligned chunks, the last one past the end of the file: the bytes in order.
+        let mut buf = AlignedBuf::default();
+        buf.resize(1 << 20);
+        let mut got = Vec::new();
+        loop {
+            let n = f.read_chunk(got.len() as u64, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, content);
+        // An unaligned offset or buffer is read through the page cache, as exactly.
+        let mut odd = vec![0u8; 10_000];
+        assert_eq!(f.read_chunk(4097, &mut odd[1..]).unwrap(), 9_999);
+        assert_eq!(&odd[1..], &content[4097..4097 + 9_999]);
+        // Asked for more than `size` holds (the file grew since it was opened): only `size`.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .write_all_at(b"later", content.len() as u64)
+            .unwrap();
+        let at = content.len() as u64 - 10;
+        assert_eq!(f.read_chunk(at, &mut buf).unwrap(), 10);
+        // Shrunk since it was opened: short, then 0.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        assert_eq!(f.read_chunk(0, &mut buf).unwrap(), 1 << 20);
+        assert_eq!(f.read_chunk(1 << 20, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
     fn direct_io_needs_fsync_on_and_can_be_switched_off() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = cfg(vec![dir.path().into()]);
         c.fsync = false;
         let store = Store::open(&c).unwrap();
         assert!(!store.temp_file(0, 1 << 30).unwrap().is_direct());
+        // Files written through the page cache are also sent from it.
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![1u8; 2 << 20]).unwrap();
+        assert!(store.open_to_send(&big).unwrap().direct.is_none());
         c.fsync = true;
         c.direct_io_min_size = None;
         let store = Store::open(&c).unwrap();
         assert!(!store.temp_file(0, 1 << 30).unwrap().is_direct());
+        assert!(store.open_to_send(&big).unwrap().direct.is_none());
     }
 
     #[test]

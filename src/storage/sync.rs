@@ -22,6 +22,11 @@
 //!    Idle connections get ACTIVE_TEST every network_timeout/3 (peers drop idle ones).
 //! ```
 //!
+//! Content: small files go with sendfile(2) from the page cache. With fsync on, files of
+//! `direct_io_min_size` and more were uploaded with O_DIRECT and are not cached; they are read
+//! with O_DIRECT in 1 MiB chunks, one chunk ahead of the socket (`DirectChunks`), instead of
+//! filling the page cache with a stream read once.
+//!
 //! What is sent (FastDFS's rules): only source records (upper case: a client did it here);
 //! replica records (lower case) are not forwarded, except by the *designated source* of a
 //! newcomer while it copies the old data (below). Files are read at send time: a file
@@ -72,8 +77,8 @@
 use super::binlog::{BinlogOp, BinlogPos, BinlogReader, BinlogRecord};
 use super::reporter::report_peer_status;
 use super::state::{unix_now, PeerSyncStatus, StorageState};
-use super::store::Store;
-use crate::client::storage::StorageConn;
+use super::store::{AlignedBuf, FileToSend, Store};
+use crate::client::storage::{ChunkSource, StorageConn};
 use crate::proto::cmd::errno;
 use crate::proto::connection::ConnError;
 use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
@@ -1127,29 +1132,95 @@ impl Lane {
         let Some(path) = self.local_path(name) else {
             return Ok(0);
         };
-        let opened = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&path)?;
-            let size = f.metadata()?.len();
-            Ok::<_, io::Error>((f, size))
-        })
-        .await
-        .map_err(|e| SendError::Local(name.to_string(), io::Error::other(e)))?;
-        let (file, size) = match opened {
+        let state = Arc::clone(&self.state);
+        let opened = tokio::task::spawn_blocking(move || state.store().open_to_send(&path))
+            .await
+            .map_err(|e| SendError::Local(name.to_string(), io::Error::other(e)))?;
+        let file = match opened {
             Ok(v) => v,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(SendError::Local(name.to_string(), e)),
         };
+        let size = file.size;
         let req = SyncFileReq {
             filename: name.to_string(),
             file_size: size,
             timestamp: ts,
             group: group.to_string(),
         };
-        match self.conn.sync_file_send(update, &req, &file).await {
+        let sent = if file.direct.is_some() {
+            let mut chunks = DirectChunks::new(file);
+            self.conn
+                .sync_file_send_chunks(update, &req, &mut chunks)
+                .await
+        } else {
+            self.conn.sync_file_send(update, &req, &file.file).await
+        };
+        match sent {
             Ok(()) => Ok(size),
             Err(e) if e.status().is_some() => Err(e.into()),
             Err(e) => Err(SendError::Conn(e)),
         }
+    }
+}
+
+/// Bytes of a large file read per O_DIRECT request when sending it.
+const SEND_CHUNK: usize = 1 << 20;
+
+/// A large file read with O_DIRECT one chunk ahead of the socket: the disk reads the next
+/// chunk while the peer takes this one, and only two chunk buffers are ever used.
+struct DirectChunks {
+    current: AlignedBuf,
+    current_len: usize,
+    /// Offset of the next chunk to read.
+    offset: u64,
+    ahead: Option<tokio::task::JoinHandle<(FileToSend, AlignedBuf, io::Result<usize>)>>,
+}
+
+impl DirectChunks {
+    fn new(file: FileToSend) -> Self {
+        let mut chunks = DirectChunks {
+            current: AlignedBuf::default(),
+            current_len: 0,
+            offset: 0,
+            ahead: None,
+        };
+        if file.size > 0 {
+            chunks.read_ahead(file, AlignedBuf::default());
+        }
+        chunks
+    }
+
+    fn read_ahead(&mut self, mut file: FileToSend, mut buf: AlignedBuf) {
+        let offset = self.offset;
+        buf.resize(SEND_CHUNK);
+        self.ahead = Some(tokio::task::spawn_blocking(move || {
+            let read = file.read_chunk(offset, &mut buf);
+            (file, buf, read)
+        }));
+    }
+}
+
+impl ChunkSource for DirectChunks {
+    async fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+        let Some(pending) = self.ahead.take() else {
+            return Ok(None);
+        };
+        let (file, buf, read) = pending.await.map_err(io::Error::other)?;
+        let n = read?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being sent",
+            ));
+        }
+        let spare = std::mem::replace(&mut self.current, buf);
+        self.current_len = n;
+        self.offset += n as u64;
+        if self.offset < file.size {
+            self.read_ahead(file, spare);
+        }
+        Ok(Some(&self.current[..self.current_len]))
     }
 }
 
