@@ -1170,8 +1170,8 @@ const SEND_CHUNK: usize = 1 << 20;
 /// A large file read with O_DIRECT one chunk ahead of the socket: the disk reads the next
 /// chunk while the peer takes this one, and only two chunk buffers are ever used.
 struct DirectChunks {
+    /// The chunk handed out last, sized to the bytes read into it.
     current: AlignedBuf,
-    current_len: usize,
     /// Offset of the next chunk to read.
     offset: u64,
     ahead: Option<tokio::task::JoinHandle<(FileToSend, AlignedBuf, io::Result<usize>)>>,
@@ -1181,7 +1181,6 @@ impl DirectChunks {
     fn new(file: FileToSend) -> Self {
         let mut chunks = DirectChunks {
             current: AlignedBuf::default(),
-            current_len: 0,
             offset: 0,
             ahead: None,
         };
@@ -1206,7 +1205,7 @@ impl ChunkSource for DirectChunks {
         let Some(pending) = self.ahead.take() else {
             return Ok(None);
         };
-        let (file, buf, read) = pending.await.map_err(io::Error::other)?;
+        let (file, mut buf, read) = pending.await.map_err(io::Error::other)?;
         let n = read?;
         if n == 0 {
             return Err(io::Error::new(
@@ -1214,13 +1213,13 @@ impl ChunkSource for DirectChunks {
                 "file shrank while being sent",
             ));
         }
+        buf.resize(n);
         let spare = std::mem::replace(&mut self.current, buf);
-        self.current_len = n;
         self.offset += n as u64;
         if self.offset < file.size {
             self.read_ahead(file, spare);
         }
-        Ok(Some(&self.current[..self.current_len]))
+        Ok(Some(&self.current))
     }
 }
 
