@@ -1291,6 +1291,43 @@ mod tests {
         assert_eq!(std::fs::read(dst).unwrap(), content);
     }
 
+    /// Flushes `path` and asks the kernel to drop its (now clean) pages from the page cache.
+    fn drop_from_page_cache(path: &Path) {
+        use std::os::unix::io::AsRawFd;
+        let f = File::open(path).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: a valid open descriptor; fadvise only changes caching.
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+    }
+
+    /// How many of `path`'s pages are in the page cache (mincore of a mapping of it; mapping
+    /// a file does not read it).
+    fn pages_in_page_cache(path: &Path) -> usize {
+        use std::os::unix::io::AsRawFd;
+        let f = File::open(path).unwrap();
+        let len = f.metadata().unwrap().len() as usize;
+        let page = 4096;
+        let mut resident = vec![0u8; len.div_ceil(page)];
+        // SAFETY: a read-only shared mapping of an open file, unmapped before returning;
+        // mincore writes one byte per page into `resident`, which has one per page.
+        unsafe {
+            let addr = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            );
+            assert_ne!(addr, libc::MAP_FAILED);
+            let rc = libc::mincore(addr, len, resident.as_mut_ptr());
+            libc::munmap(addr, len);
+            assert_eq!(rc, 0);
+        }
+        resident.iter().filter(|b| *b & 1 == 1).count()
+    }
+
     #[test]
     fn large_files_are_read_for_sending_past_the_page_cache_and_whole() {
         use std::os::unix::fs::FileExt;
@@ -1308,6 +1345,9 @@ mod tests {
         let mut f = store.open_to_send(&big).unwrap();
         assert_eq!(f.size, content.len() as u64);
         assert_eq!(f.direct.is_some(), open_direct(&big).is_some());
+        // As after an O_DIRECT upload: none of the file in the page cache.
+        drop_from_page_cache(&big);
+        assert_eq!(pages_in_page_cache(&big), 0);
         // Whole aligned chunks, the last one past the end of the file: the bytes in order.
         let mut buf = AlignedBuf::default();
         buf.resize(1 << 20);
@@ -1320,6 +1360,10 @@ mod tests {
             got.extend_from_slice(&buf[..n]);
         }
         assert_eq!(got, content);
+        // Read past the page cache: still none of it there (where direct reads are possible).
+        if f.direct.is_some() {
+            assert_eq!(pages_in_page_cache(&big), 0);
+        }
         // An unaligned offset or buffer is read through the page cache, as exactly.
         let mut odd = vec![0u8; 10_000];
         assert_eq!(f.read_chunk(4097, &mut odd[1..]).unwrap(), 9_999);
