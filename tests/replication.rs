@@ -366,11 +366,24 @@ async fn a_peer_down_then_back_resumes_from_its_mark() {
     let want = files_on_disk(&s[0].store);
     let refs: Vec<&Storage> = s.iter().collect();
     wait_converged(&refs, &want, Duration::from_secs(15)).await;
-
-    s[2].shutdown().await;
+    // Files on the peer's disk are not yet the peer's confirmation, nor that confirmation
+    // saved: wait until the mark covers the whole binlog, so that stopping the peer leaves
+    // nothing earlier for the sender to save later.
     let mark = s[0]
         .sync_dir()
         .join(format!("{}_{}.mark", s[2].ip, s[2].port));
+    let binlog = s[0].sync_dir().join("binlog.000");
+    wait_for(
+        "the mark to cover the first 20 files",
+        Duration::from_secs(10),
+        || {
+            let saved = Mark::load(&mark).ok().flatten().map(|m| m.pos.offset);
+            saved.is_some_and(|o| o > 0 && std::fs::metadata(&binlog).is_ok_and(|b| b.len() == o))
+        },
+    )
+    .await;
+
+    s[2].shutdown().await;
     let before = std::fs::read_to_string(&mark).unwrap();
     for i in 100..160 {
         c1.upload(0, &bytes(i, 700), "b").await.unwrap();
