@@ -117,6 +117,19 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Files under a store path's `data/` that stand for file IDs: not the binlog (`sync/`), not
+/// the upload journal's segments (`.journal/`).
+fn stored_files(store_path: &Path) -> Vec<PathBuf> {
+    let (sync, journal) = (
+        store_path.join("data/sync"),
+        store_path.join("data/.journal"),
+    );
+    files_under(&store_path.join("data"))
+        .into_iter()
+        .filter(|p| !p.starts_with(&sync) && !p.starts_with(&journal))
+        .collect()
+}
+
 async fn raw_request(s: &mut TcpStream, bytes: &[u8]) -> Option<(Header, Vec<u8>)> {
     s.write_all(bytes).await.ok()?;
     read_raw_response(s).await
@@ -635,10 +648,7 @@ async fn bad_requests_get_errno_and_never_escape_the_store() {
 
     // Nothing was created outside the store, and the store holds only the one upload.
     st.settle();
-    let data_files: Vec<_> = files_under(&st.paths[0].join("data"))
-        .into_iter()
-        .filter(|p| !p.starts_with(st.paths[0].join("data/sync")))
-        .collect();
+    let data_files: Vec<_> = stored_files(&st.paths[0]);
     assert_eq!(data_files.len(), 1, "{data_files:?}");
     assert!(st.state.stats().snapshot().bad_requests >= 10);
     let mut c = st.conn().await;
@@ -683,10 +693,7 @@ async fn client_vanishing_mid_upload_leaves_no_file() {
         let tmp = st.tmp_dir(0);
         wait_until("temp file removed", || files_under(&tmp).is_empty()).await;
     }
-    let data_files: Vec<_> = files_under(&st.paths[0].join("data"))
-        .into_iter()
-        .filter(|p| !p.starts_with(st.paths[0].join("data/sync")))
-        .collect();
+    let data_files: Vec<_> = stored_files(&st.paths[0]);
     assert!(data_files.is_empty(), "{data_files:?}");
     assert!(st.binlog_ops().is_empty());
     st.stop().await;

@@ -20,6 +20,7 @@
 
 pub mod binlog;
 pub mod http;
+pub mod journal;
 pub mod service;
 pub mod state;
 pub mod store;
@@ -152,10 +153,12 @@ async fn flush_binlog(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
             _ = state.binlog().flush_wanted() => {}
+            _ = state.store().settle_wanted() => {}
         }
         if state.binlog().pending() == 0
             && state.store().unsettled_count() == 0
             && state.store().unflushed_count() == 0
+            && !state.store().journal_pending()
         {
             continue;
         }
@@ -169,18 +172,22 @@ async fn flush_binlog(
 }
 
 /// Flushes peers' files (`Store::flush_replicas`), then the binlog, then settles the files
-/// created before it (`Store::settle`): a file's sealed name, which start-up re-logs, outlives
-/// the flush of its binlog record (but for an upload caught between its file and its record,
-/// microseconds apart).
+/// created before it (`Store::settle`, `Store::retire_journals`): a file's sealed name or
+/// journal record, which start-up re-logs, outlives the flush of its binlog record (but for an
+/// upload caught between its file and its record, microseconds apart).
 fn flush_and_settle(state: &StorageState) -> std::io::Result<()> {
     state.store().flush_replicas()?;
     let batch = state.store().unsettled();
+    state.store().close_journals();
     if let Err(e) = state.binlog().flush() {
         state.store().put_back(batch);
         return Err(e);
     }
     if let Err(e) = state.store().settle(batch) {
         tracing::error!(error = %e, "storage: could not settle new files; will retry");
+    }
+    if let Err(e) = state.store().retire_journals() {
+        tracing::error!(error = %e, "storage: could not settle journaled files; will retry");
     }
     Ok(())
 }

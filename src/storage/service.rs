@@ -19,7 +19,7 @@
 
 use super::binlog::{BinlogOp, BinlogRecord};
 use super::state::{unix_now, StorageState};
-use super::store::{AlignedBuf, StoreError, TempFile};
+use super::store::{AlignedBuf, Created, StoreError, TempFile};
 use crate::proto::cmd::{self, errno};
 use crate::proto::connection::{read_header, send_file, write_response, ConnError};
 use crate::proto::fileid::{self, FileInfo, RemoteName};
@@ -805,7 +805,7 @@ impl Conn {
         let creating = st.begin_create();
         let now = creating.time();
         let st2 = st.clone();
-        let (d1, d2, name) = blocking(move || {
+        let created = blocking(move || {
             let store = st2.store();
             let mut rng = rand::thread_rng();
             let make_name = || {
@@ -820,12 +820,23 @@ impl Conn {
             let dirs = |name: &str| store.next_dirs(crc32fast::hash(name.as_bytes()));
             match content {
                 Content::Memory(bytes) => store.create(index, &bytes, make_name, dirs),
-                Content::File(t) => store.commit(t, make_name, dirs),
+                Content::File(t) => {
+                    store
+                        .commit(t, make_name, dirs)
+                        .map(|(d1, d2, name)| Created {
+                            dirs: (d1, d2),
+                            name,
+                            record: None,
+                        })
+                }
             }
         })
         .await?;
-        let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{name}");
+        let (d1, d2) = created.dirs;
+        let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{}", created.name);
         self.log(BinlogOp::Create, now, &filename, None);
+        // Its journal record may stop counting once the binlog record is queued.
+        drop(created.record);
         drop(creating);
         st.stats().upload_bytes.record_bytes(size, true);
         st.stats().count_file_write();

@@ -6,6 +6,7 @@
 //! <store_path>/data/.tmp/sealed-XX-YY-<name>   new small files not settled yet (see `create`)
 //! <store_path>/data/.tmp/replica-XX-YY-<name>  the same for a peer's files (`create_at`),
 //!                                              kept until the file's content is flushed
+//! <store_path>/data/.journal/0, 1              the upload journal (with fsync on; `journal`)
 //! <store_path>/data/XX/YY/<name>               files, XX/YY = 00..subdir_count-1 in hex
 //! <store_path>/data/XX/YY/<name>-m             metadata, `k\x02v` records sorted by name,
 //!                                              joined by \x01
@@ -14,7 +15,9 @@
 //! without replacing anything (`RENAME_NOREPLACE`) and its directory fsynced: a file ID never
 //! names a partial file, and an acknowledged file survives a crash. A new file whose content is
 //! all in memory (uploads up to 256 KiB) needs one device flush instead of two: its temp name
-//! says where it belongs, and its directory fsync is batched later ([`Store::create`]).
+//! says where it belongs, and its directory fsync is batched later ([`Store::create`]). Up to
+//! 64 KiB that flush is not even the file's own: its record in the upload journal is flushed,
+//! and the file reaches the disk with the next settle (see `journal`).
 //! A peer's small new file is not flushed one by one at all: it is acknowledged from the page
 //! cache and flushed with the others in one `syncfs` ([`Store::flush_replicas`]), which the
 //! storage runs before it flushes its binlog and before it confirms a sender's watermark; the
@@ -29,6 +32,7 @@
 //! Blocking code: every method here does file I/O and must run off the async threads
 //! (`spawn_blocking`). This module knows nothing about sockets or the binlog.
 
+use super::journal::{self, Journal, RecordKind, Ticket};
 use crate::config::{DistributePathMode, Reserved, StorageConfig};
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
@@ -38,7 +42,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Name of a temp file whose content is complete and durable and whose place is in its name:
 /// `sealed-XX-YY-<name>` in `.tmp` stands for `data/XX/YY/<name>` (see [`Store::create`]).
@@ -94,7 +98,6 @@ pub struct DiskUsage {
 }
 
 /// One store path (`M<index>`).
-#[derive(Debug)]
 pub struct StorePath {
     pub index: u8,
     pub root: PathBuf,
@@ -102,6 +105,18 @@ pub struct StorePath {
     tmp: PathBuf,
     /// Bit per `XX/YY` directory known to exist.
     dirs_made: Vec<AtomicU64>,
+    /// The upload journal of small new files (with fsync on; see `journal`).
+    journal: Option<Arc<Journal>>,
+}
+
+impl std::fmt::Debug for StorePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorePath")
+            .field("index", &self.index)
+            .field("root", &self.root)
+            .field("journal", &self.journal.is_some())
+            .finish()
+    }
 }
 
 /// Round-robin directory cursor (`file_distribute_path_mode: round_robin`).
@@ -137,7 +152,44 @@ pub struct Store {
     flushing: Mutex<()>,
     /// Sealed files found at start-up (see `take_sealed_at_start`).
     sealed_at_start: Mutex<Vec<SealedFile>>,
+    /// Told by the upload journals when one is half full or full (see `settle_wanted`).
+    settle_wanted: Arc<tokio::sync::Notify>,
 }
+
+/// A new file `create` stored.
+#[derive(Debug)]
+pub struct Created {
+    /// `XX/YY`
+    pub dirs: (u8, u8),
+    pub name: String,
+    /// A journaled file's record: its segment is not retired while this lives. The storage
+    /// drops it once the file's binlog record is queued, so that the binlog flush before the
+    /// retire writes that record (a crash after the retire could not re-log the file).
+    pub record: Option<Ticket>,
+}
+
+/// How `place_journaled` went.
+enum Journaled {
+    Placed(Ticket),
+    Taken,
+    /// Both segments are full until the next settle.
+    NoRoom,
+}
+
+/// What start-up did with one upload journal record.
+enum Replayed {
+    /// The file was in place and whole.
+    Kept(SealedFile),
+    /// The file was missing or torn and was written again.
+    Restored(SealedFile),
+    /// A file deleted after its record: removed, if a crash had brought it back.
+    Removed,
+    /// A record naming no file of this store (ignored).
+    Refused,
+}
+
+/// A store path's upload journal, under `data/`.
+const JOURNAL_DIR: &str = ".journal";
 
 /// New files whose directory entries are not durable yet: final path -> sealed name.
 #[derive(Debug, Default)]
@@ -189,9 +241,10 @@ impl Store {
                 dirs_made: (0..(subdirs * subdirs).div_ceil(64))
                     .map(|_| AtomicU64::new(0))
                     .collect(),
+                journal: None,
             });
         }
-        let store = Store {
+        let mut store = Store {
             paths,
             subdir_count: cfg.subdir_count_per_path,
             fsync: cfg.fsync,
@@ -211,11 +264,127 @@ impl Store {
             unflushed: Mutex::new(HashMap::new()),
             flushing: Mutex::new(()),
             sealed_at_start: Mutex::new(Vec::new()),
+            settle_wanted: Arc::default(),
         };
         for p in &store.paths {
             store.sweep_temp_dir(p)?;
         }
+        for i in 0..store.paths.len() {
+            let journal = store
+                .replay_journal(&store.paths[i])
+                .map_err(|e| anyhow::anyhow!("storage.store_paths[{i}]: upload journal: {e}"))?;
+            store.paths[i].journal = journal;
+        }
         Ok(store)
+    }
+
+    /// Start-up: makes true, durably, what the upload journal's records that still count ask
+    /// for (files written again where a crash lost or tore them, files deleted since their
+    /// record removed), then starts the journal afresh (with fsync on) or removes it.
+    fn replay_journal(&self, p: &StorePath) -> io::Result<Option<Arc<Journal>>> {
+        let dir = p.data.join(JOURNAL_DIR);
+        let plan = journal::read_pending(&dir)?;
+        if !plan.is_empty() {
+            let (mut kept, mut restored, mut removed) = (0, 0, 0);
+            for (name, content) in plan {
+                match self.replay_record(p, &name, content)? {
+                    Replayed::Kept(f) => {
+                        kept += 1;
+                        self.found_at_start(f);
+                    }
+                    Replayed::Restored(f) => {
+                        restored += 1;
+                        self.found_at_start(f);
+                    }
+                    Replayed::Removed => removed += 1,
+                    Replayed::Refused => {}
+                }
+            }
+            // What was written and removed here must be on the disk before the records go.
+            syncfs(&File::open(&p.data)?)?;
+            tracing::info!(path = %p.root.display(), kept, restored, removed,
+                "upload journal replayed: files a crash caught before they settled");
+        }
+        if self.fsync {
+            return Journal::start(&dir, journal::SEGMENT_SIZE, self.settle_wanted.clone())
+                .map(Some);
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Makes one journal record true: `content` under `name` (`XX/YY/<file name>`), or no file
+    /// there at all (`None`: deleted after its record).
+    fn replay_record(
+        &self,
+        p: &StorePath,
+        name: &str,
+        content: Option<Vec<u8>>,
+    ) -> io::Result<Replayed> {
+        let path = format!("M{:02X}/{name}", p.index);
+        let target = RemoteName::parse_str(&path).ok().filter(|rn| {
+            (rn.dir1 as u32) < self.subdir_count
+                && (rn.dir2 as u32) < self.subdir_count
+                && plain_file(rn)
+        });
+        let Some(target) = target else {
+            tracing::warn!(record = %name, "upload journal: a record names no file of this store; ignored");
+            return Ok(Replayed::Refused);
+        };
+        let dst = p
+            .data
+            .join(format!("{:02X}/{:02X}", target.dir1, target.dir2))
+            .join(&target.name);
+        let Some(content) = content else {
+            for gone in [Self::meta_path(&dst), dst] {
+                match std::fs::remove_file(gone) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            return Ok(Replayed::Removed);
+        };
+        if !name_promises(&target, &content) {
+            tracing::warn!(record = %name, "upload journal: a record's content is not what its name says; ignored");
+            return Ok(Replayed::Refused);
+        }
+        let found = SealedFile {
+            filename: path,
+            create_time: target.info.create_time,
+            moved: false,
+            replica: false,
+        };
+        match std::fs::read(&dst) {
+            Ok(now) if name_promises(&target, &now) => return Ok(Replayed::Kept(found)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // Missing, short or torn: written again, in place of whatever is there.
+        let dir = self.ensure_dir(p, target.dir1, target.dir2)?;
+        let mut tmp = self.open_temp(p.index, self.temp_path(p), content.len() as u64)?;
+        tmp.write_all(&content)?;
+        tmp.seal(false)?;
+        std::fs::rename(&tmp.path, dir.join(&target.name))?;
+        tmp.disarm();
+        tracing::warn!(file = %found.filename, "upload journal: wrote again a file a crash had lost or torn");
+        Ok(Replayed::Restored(SealedFile {
+            moved: true,
+            ..found
+        }))
+    }
+
+    /// Notes a file found at start-up that must be logged again (once).
+    fn found_at_start(&self, file: SealedFile) {
+        let mut list = self
+            .sealed_at_start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|f| f.filename == file.filename) {
+            list.push(file);
+        }
     }
 
     /// Start-up: a sealed file is finished (moved into place if only its sealed name survived,
@@ -231,13 +400,7 @@ impl Store {
                 .and_then(|n| self.sealed_target(p, n))
                 .map(|(target, replica)| self.finish_sealed(p, &entry.path(), target, replica));
             match found {
-                Some(Ok(Some(sealed))) => {
-                    let mut list = self
-                        .sealed_at_start
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    list.push(sealed);
-                }
+                Some(Ok(Some(sealed))) => self.found_at_start(sealed),
                 Some(Err(e)) => {
                     anyhow::bail!(
                         "storage.store_paths[{}]: cannot finish {}: {e}",
@@ -499,9 +662,13 @@ impl Store {
     /// (where the filesystem allows it).
     pub fn temp_file(&self, index: u8, size: u64) -> StoreResult<TempFile> {
         let p = self.path(index)?;
+        Ok(self.open_temp(index, self.temp_path(p), size)?)
+    }
+
+    /// A new temp file name in `p`'s `.tmp` (swept at start-up).
+    fn temp_path(&self, p: &StorePath) -> PathBuf {
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
-        Ok(self.open_temp(index, path, size)?)
+        p.tmp.join(format!("{}-{seq}.tmp", std::process::id()))
     }
 
     /// Opens a stored file for the replication sender. With fsync on, a file of
@@ -550,7 +717,9 @@ impl Store {
     /// After a crash in between, `open` finds the sealed name and finishes the move (checking
     /// size and CRC32 first), so an acknowledged file is never lost and a file ID never names
     /// a partial file. Names that do not describe their content (appenders) take `commit`'s
-    /// way, as does everything where hard links are refused.
+    /// way, as does everything where hard links are refused. Files up to
+    /// `journal::MAX_CONTENT` take the upload journal's way instead (`place_journaled`) while
+    /// it has room.
     /// `make_name` must describe `content` (its size and CRC32, as upload computed them).
     pub fn create(
         &self,
@@ -558,7 +727,7 @@ impl Store {
         content: &[u8],
         mut make_name: impl FnMut() -> String,
         dirs: impl Fn(&str) -> (u8, u8),
-    ) -> StoreResult<(u8, u8, String)> {
+    ) -> StoreResult<Created> {
         for _ in 0..16 {
             let name = make_name();
             let (d1, d2) = dirs(&name);
@@ -567,7 +736,13 @@ impl Store {
             debug_assert!(!plain_file(&target) || name_promises(&target, content));
             match self.store_new(&target, content, plain_file(&target), false) {
                 Err(e) if e.status == errno::EEXIST => continue,
-                done => return done.map(|()| (d1, d2, name)),
+                done => {
+                    return done.map(|record| Created {
+                        dirs: (d1, d2),
+                        name,
+                        record,
+                    })
+                }
             }
         }
         Err(StoreError::new(
@@ -582,12 +757,8 @@ impl Store {
     /// file: `flush_replicas` flushes peers' files in batches (the sender keeps every record
     /// we acknowledged until we confirm it, and resends it if we go away first).
     pub fn create_at(&self, target: &RemoteName, content: &[u8]) -> StoreResult<()> {
-        self.store_new(
-            target,
-            content,
-            plain_file(target) && name_promises(target, content),
-            true,
-        )
+        let sealable = plain_file(target) && name_promises(target, content);
+        self.store_new(target, content, sealable, true).map(drop)
     }
 
     /// A new file at `target`: the one-flush way when `sealable` (its name describes its
@@ -598,19 +769,69 @@ impl Store {
         content: &[u8],
         sealable: bool,
         replica: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<Ticket>> {
         let p = self.path(target.store_path_index)?;
         let (d1, d2) = (target.dir1, target.dir2);
+        let journal = p.journal.as_ref().filter(|_| sealable && !replica);
+        if let Some(journal) = journal.filter(|_| content.len() <= journal::MAX_CONTENT) {
+            match self.place_journaled(p, journal, (d1, d2), &target.name, content)? {
+                Journaled::Placed(record) => return Ok(Some(record)),
+                Journaled::Taken => return Err(StoreError::new(errno::EEXIST, "file exists")),
+                Journaled::NoRoom => {}
+            }
+            // Both segments are full until the next settle: the sealed way meanwhile.
+        }
         if self.fsync && sealable {
             return match self.place_sealed(p, (d1, d2), &target.name, content, replica)? {
-                true => Ok(()),
+                true => Ok(None),
                 false => Err(StoreError::new(errno::EEXIST, "file exists")),
             };
         }
         let dir = self.ensure_dir(p, d1, d2)?;
         let mut tmp = self.temp_file(p.index, content.len() as u64)?;
         tmp.write_all(content)?;
-        self.commit_to(tmp, &dir.join(&target.name), false)
+        self.commit_to(tmp, &dir.join(&target.name), false)?;
+        Ok(None)
+    }
+
+    /// `create`'s way for small files with fsync on: the file through the page cache, its record
+    /// flushed in the upload journal, then the file renamed into place (see `journal`). After a
+    /// crash, start-up writes the file again from its record if it is not whole.
+    fn place_journaled(
+        &self,
+        p: &StorePath,
+        journal: &Arc<Journal>,
+        (d1, d2): (u8, u8),
+        name: &str,
+        content: &[u8],
+    ) -> io::Result<Journaled> {
+        let dir = self.ensure_dir(p, d1, d2)?;
+        let dst = dir.join(name);
+        if dst.symlink_metadata().is_ok() {
+            return Ok(Journaled::Taken);
+        }
+        let mut tmp = self.open_temp(p.index, self.temp_path(p), content.len() as u64)?;
+        tmp.write_all(content)?;
+        tmp.seal(false)?;
+        // Renamed only once its record is durable: a crash before leaves just a temp file.
+        let record_name = format!("{d1:02X}/{d2:02X}/{name}");
+        let Some(record) = journal.append(RecordKind::Created, &record_name, content, false)?
+        else {
+            return Ok(Journaled::NoRoom);
+        };
+        let placed = rename_noreplace(&tmp.path, &dst);
+        // Taken meanwhile, the record is harmless: it names a file whose name says its
+        // content, and start-up never writes over a whole file. But a delete of that file
+        // must now be journaled too, or start-up would bring it back from this record.
+        record.placed(dst);
+        match placed {
+            Ok(()) => {
+                tmp.disarm();
+                Ok(Journaled::Placed(record))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Journaled::Taken),
+            Err(e) => Err(e),
+        }
     }
 
     /// `create`'s one-flush way for one name: false if the name is taken.
@@ -692,6 +913,40 @@ impl Store {
             .map(Path::to_path_buf);
         let dirs = dirs.collect();
         unseal_once_durable(batch, dirs, fsync_dir, &self.unsettled)
+    }
+
+    /// Closes every upload journal's active segment (see `Journal::close_active`): the storage
+    /// does this before it flushes the binlog, and `retire_journals` after.
+    pub fn close_journals(&self) {
+        for j in self.paths.iter().filter_map(|p| p.journal.as_ref()) {
+            j.close_active();
+        }
+    }
+
+    /// Makes the files of every closed journal segment durable (one `syncfs` per store path)
+    /// and resets the segment. Returns how many files settled.
+    pub fn retire_journals(&self) -> io::Result<usize> {
+        let (mut settled, mut failed) = (0, None);
+        for j in self.paths.iter().filter_map(|p| p.journal.as_ref()) {
+            match j.retire_closed(|| syncfs(j.file())) {
+                Ok(n) => settled += n,
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed.map_or(Ok(settled), Err)
+    }
+
+    /// Whether an upload journal holds records not settled yet.
+    pub fn journal_pending(&self) -> bool {
+        self.paths
+            .iter()
+            .filter_map(|p| p.journal.as_ref())
+            .any(|j| j.has_records())
+    }
+
+    /// Resolves when an upload journal fills up: settle now rather than at the next tick.
+    pub async fn settle_wanted(&self) {
+        self.settle_wanted.notified().await
     }
 
     /// Returns a batch taken by `unsettled` that could not be settled now (retried later).
@@ -827,9 +1082,21 @@ impl Store {
     }
 
     /// Removes one file (a data file or a `-m`). A file removed before it settled (or was
-    /// flushed) loses its sealed name too, or a crash would bring it back at start-up.
+    /// flushed) loses its sealed name too, or gets a `Deleted` record in the upload journal,
+    /// or a crash would bring it back at start-up.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
+        // Held until the file is unlinked: its segment is not retired before.
+        let mut deleted_records = Vec::new();
+        for p in &self.paths {
+            let (Some(journal), Ok(name)) = (&p.journal, path.strip_prefix(&p.data)) else {
+                continue;
+            };
+            if let Some(name) = name.to_str() {
+                deleted_records.extend(journal.forget(path, name)?);
+            }
+        }
         std::fs::remove_file(path)?;
+        drop(deleted_records);
         for pending in [&self.unsettled, &self.unflushed] {
             let sealed = pending
                 .lock()
@@ -1453,12 +1720,15 @@ mod tests {
     #[test]
     fn create_links_into_place_and_settle_drops_the_sealed_name() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let mut store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        // The way small files take when the upload journal is full.
+        store.paths[0].journal = None;
         let name = name_for(b"photo", 1);
-        let (d1, d2, got) = store
+        let made = store
             .create(0, b"photo", || name.clone(), |_| (3, 4))
             .unwrap();
-        assert_eq!((d1, d2, got.as_str()), (3, 4, name.as_str()));
+        assert_eq!((made.dirs, made.name.as_str()), ((3, 4), name.as_str()));
+        assert!(made.record.is_none());
         let dst = dir.path().join("data/03/04").join(&name);
         assert_eq!(std::fs::read(&dst).unwrap(), b"photo");
         // Until settled, the sealed name keeps the file reachable from `.tmp`.
@@ -1477,9 +1747,10 @@ mod tests {
         let taken_path = dir.path().join("data/03/04").join(&taken);
         std::fs::write(&taken_path, b"earlier").unwrap();
         let mut names = vec![name_for(b"other", 3), taken.clone()];
-        let (_, _, second) = store
+        let second = store
             .create(0, b"other", || names.pop().unwrap(), |_| (3, 4))
-            .unwrap();
+            .unwrap()
+            .name;
         assert_ne!(second, name);
         assert_ne!(second, taken);
         assert_eq!(std::fs::read(&taken_path).unwrap(), b"earlier");
@@ -1529,6 +1800,150 @@ mod tests {
             .unwrap();
         assert!(tmp_names(dir.path()).is_empty());
         assert_eq!(store.flush_replicas().unwrap(), 0);
+    }
+
+    /// `data/XX/YY/<name>` of a file named `M00/XX/YY/<name>`.
+    fn placed(root: &Path, file: &Created) -> PathBuf {
+        let (d1, d2) = file.dirs;
+        root.join(format!("data/{d1:02X}/{d2:02X}"))
+            .join(&file.name)
+    }
+
+    #[test]
+    fn small_files_are_journaled_and_settle_with_their_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let name = name_for(b"thumb", 1);
+        let mut made = store
+            .create(0, b"thumb", || name.clone(), |_| (1, 2))
+            .unwrap();
+        assert_eq!(std::fs::read(placed(dir.path(), &made)).unwrap(), b"thumb");
+        // No sealed name, no temp file: the journal's record stands for the file.
+        assert!(tmp_names(dir.path()).is_empty());
+        assert_eq!(store.unsettled_count(), 0);
+        assert!(store.journal_pending());
+        let journal_dir = dir.path().join("data/.journal");
+        let pending = journal::read_pending(&journal_dir).unwrap();
+        assert_eq!(
+            pending.get(&format!("01/02/{name}")),
+            Some(&Some(b"thumb".to_vec()))
+        );
+        // A taken name is refused before anything is journaled.
+        let segments = || ["0", "1"].map(|i| std::fs::read(journal_dir.join(i)).unwrap());
+        let before = segments();
+        let err = store
+            .create(0, b"thumb", || name.clone(), |_| (1, 2))
+            .unwrap_err();
+        assert_eq!(err.status, errno::EEXIST);
+        assert!(segments() == before, "a refused upload wrote a record");
+        // Settling: the segment closes; once the upload has queued its binlog record (it
+        // drops its ticket), its files are made durable and its records stop counting.
+        store.close_journals();
+        std::thread::scope(|s| {
+            let retire = s.spawn(|| store.retire_journals().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !retire.is_finished(),
+                "retired before the binlog record was queued"
+            );
+            made.record = None;
+            assert_eq!(retire.join().unwrap(), 1);
+        });
+        assert!(!store.journal_pending());
+        assert!(journal::read_pending(&dir.path().join("data/.journal"))
+            .unwrap()
+            .is_empty());
+        // Larger files, and any while the journal is full, take the sealed way.
+        let big = vec![7u8; journal::MAX_CONTENT + 1];
+        let big_name = name_for(&big, 2);
+        store
+            .create(0, &big, || big_name.clone(), |_| (1, 2))
+            .unwrap();
+        assert_eq!(
+            tmp_names(dir.path()),
+            vec![format!("sealed-01-02-{big_name}")]
+        );
+        assert!(!store.journal_pending());
+    }
+
+    #[test]
+    fn start_up_writes_again_the_journaled_files_a_crash_lost_or_tore() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        let mut rand = 10;
+        let mut create = |content: &[u8]| {
+            rand += 1;
+            let name = name_for(content, rand);
+            let mut made = store
+                .create(0, content, || name.clone(), |_| (3, 3))
+                .unwrap();
+            made.record = None;
+            made
+        };
+        let (lost, torn, whole, deleted) = (
+            create(b"lost"),
+            create(b"torn by a power cut"),
+            create(b"whole"),
+            create(b"deleted"),
+        );
+        store
+            .set_metadata(
+                &placed(dir.path(), &deleted),
+                MetaOp::Overwrite,
+                vec![(b"k".to_vec(), b"v".to_vec())],
+                1024,
+            )
+            .unwrap();
+        store.delete(&placed(dir.path(), &deleted)).unwrap();
+        // A crash: nothing settles. Then stage what a power cut can leave: an entry lost, a
+        // file whose data never reached the disk (zeros, or empty), and a delete undone.
+        drop(store);
+        std::fs::remove_file(placed(dir.path(), &lost)).unwrap();
+        std::fs::write(placed(dir.path(), &torn), [0u8; 19]).unwrap();
+        std::fs::write(placed(dir.path(), &deleted), b"deleted").unwrap();
+        std::fs::write(Store::meta_path(&placed(dir.path(), &deleted)), b"k\x02v").unwrap();
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        assert_eq!(std::fs::read(placed(dir.path(), &lost)).unwrap(), b"lost");
+        assert_eq!(
+            std::fs::read(placed(dir.path(), &torn)).unwrap(),
+            b"torn by a power cut"
+        );
+        assert_eq!(std::fs::read(placed(dir.path(), &whole)).unwrap(), b"whole");
+        assert!(!placed(dir.path(), &deleted).exists());
+        assert!(!Store::meta_path(&placed(dir.path(), &deleted)).exists());
+        assert!(tmp_names(dir.path()).is_empty());
+        // Each is logged again once (its binlog record may not have been flushed).
+        let mut found = store.take_sealed_at_start();
+        found.sort_by_key(|f| f.filename.clone());
+        let mut want: Vec<SealedFile> = [(&lost, true), (&torn, true), (&whole, false)]
+            .into_iter()
+            .map(|(file, moved)| SealedFile {
+                filename: format!("M00/{:02X}/{:02X}/{}", file.dirs.0, file.dirs.1, file.name),
+                create_time: 1_700_000_000,
+                moved,
+                replica: false,
+            })
+            .collect();
+        want.sort_by_key(|f| f.filename.clone());
+        assert_eq!(found, want);
+        // The journal starts afresh: a second start finds nothing to do.
+        assert!(!store.journal_pending());
+        drop(store);
+        let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+        assert!(store.take_sealed_at_start().is_empty());
+        // With fsync off the journal is replayed the same, then removed.
+        let name = name_for(b"last", 99);
+        let last = store
+            .create(0, b"last", || name.clone(), |_| (4, 4))
+            .unwrap();
+        drop(store);
+        std::fs::remove_file(placed(dir.path(), &last)).unwrap();
+        let mut c = cfg(vec![dir.path().into()]);
+        c.fsync = false;
+        let store = Store::open(&c).unwrap();
+        assert_eq!(std::fs::read(placed(dir.path(), &last)).unwrap(), b"last");
+        assert!(!dir.path().join("data/.journal").exists());
+        assert_eq!(store.take_sealed_at_start().len(), 1);
     }
 
     #[test]
