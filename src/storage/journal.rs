@@ -174,9 +174,10 @@ fn decode_header(seg: &[u8]) -> Option<(u64, u64)> {
 
 /// What the records of some segments' bytes ask for: per file name, its content (created) or
 /// nothing (deleted). Segments are taken oldest first, so the last record of a name wins.
-pub fn replay_plan(segments: &[Vec<u8>]) -> BTreeMap<String, Option<Vec<u8>>> {
-    let mut found: Vec<(u64, u64, &Vec<u8>)> = segments
+pub fn replay_plan<S: AsRef<[u8]>>(segments: &[S]) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut found: Vec<(u64, u64, &[u8])> = segments
         .iter()
+        .map(AsRef::as_ref)
         .filter_map(|seg| decode_header(seg).map(|(seq, epoch)| (seq, epoch, seg)))
         .collect();
     found.sort_by_key(|(seq, _, _)| *seq);
@@ -196,13 +197,71 @@ pub fn replay_plan(segments: &[Vec<u8>]) -> BTreeMap<String, Option<Vec<u8>>> {
 pub fn read_pending(dir: &Path) -> io::Result<BTreeMap<String, Option<Vec<u8>>>> {
     let mut segments = Vec::new();
     for i in 0..2 {
-        match std::fs::read(segment_path(dir, i)) {
-            Ok(bytes) => segments.push(bytes),
+        match File::open(segment_path(dir, i)) {
+            Ok(f) => segments.push(Mapped::new(&f)?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
     Ok(replay_plan(&segments))
+}
+
+/// Read-only mapped bytes: a segment for the scan at start-up, or zeros to write a new segment
+/// with. Not in the heap: megabytes allocated and freed there at start leave the allocator
+/// holding more memory for good (it raises its threshold for mapping large blocks), which the
+/// idle RSS goal cannot spare; zeros mapped and only read are the kernel's shared zero page.
+struct Mapped {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn new(f: &File) -> io::Result<Mapped> {
+        use std::os::unix::io::AsRawFd;
+        let len = usize::try_from(f.metadata()?.len()).map_err(io::Error::other)?;
+        Self::map(len, libc::MAP_PRIVATE, f.as_raw_fd())
+    }
+
+    fn zeros(len: usize) -> io::Result<Mapped> {
+        Self::map(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+    }
+
+    fn map(len: usize, flags: libc::c_int, fd: libc::c_int) -> io::Result<Mapped> {
+        if len == 0 {
+            return Ok(Mapped {
+                addr: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh read-only private mapping (of an open file, or anonymous); the
+        // pointer is only used through `as_ref` while `self` lives, and unmapped once in `Drop`.
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, flags, fd, 0) };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapped { addr, len })
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `addr` maps `len` readable bytes until `Drop`. Nothing else writes the
+        // segment while start-up scans it (the store is not serving yet); a file truncated by
+        // someone else meanwhile would raise SIGBUS, as it would for any mapped file.
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly the mapping made in `new`, once.
+            unsafe { libc::munmap(self.addr, self.len) };
+        }
+    }
 }
 
 fn segment_path(dir: &Path, i: usize) -> PathBuf {
@@ -291,8 +350,9 @@ impl Journal {
                 // Written once now so that a record later overwrites allocated, written blocks:
                 // its flush then writes no metadata (a first write into a hole or a
                 // preallocated extent costs half again as much).
+                let zeros = Mapped::zeros(1 << 20)?;
+                let zeros = zeros.as_ref();
                 f.set_len(0)?;
-                let zeros = vec![0u8; 1 << 20];
                 let mut at = 0;
                 while at < size {
                     let n = (size - at).min(zeros.len() as u64) as usize;
