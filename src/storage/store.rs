@@ -178,10 +178,8 @@ enum Journaled {
 
 /// What start-up did with one upload journal record.
 enum Replayed {
-    /// The file was in place and whole.
-    Kept(SealedFile),
-    /// The file was missing or torn and was written again.
-    Restored(SealedFile),
+    /// The file is in place and whole (`moved`: it was missing or torn, and written again).
+    Found(SealedFile),
     /// A file deleted after its record: removed, if a crash had brought it back.
     Removed,
     /// A record naming no file of this store (ignored).
@@ -281,19 +279,15 @@ impl Store {
     /// Start-up: makes true, durably, what the upload journal's records that still count ask
     /// for (files written again where a crash lost or tore them, files deleted since their
     /// record removed), then starts the journal afresh (with fsync on) or removes it.
-    fn replay_journal(&self, p: &StorePath) -> io::Result<Option<Arc<Journal>>> {
+    fn replay_journal(&self, p: &StorePath) -> StoreResult<Option<Arc<Journal>>> {
         let dir = p.data.join(JOURNAL_DIR);
         let plan = journal::read_pending(&dir)?;
         if !plan.is_empty() {
             let (mut kept, mut restored, mut removed) = (0, 0, 0);
             for (name, content) in plan {
                 match self.replay_record(p, &name, content)? {
-                    Replayed::Kept(f) => {
-                        kept += 1;
-                        self.found_at_start(f);
-                    }
-                    Replayed::Restored(f) => {
-                        restored += 1;
+                    Replayed::Found(f) => {
+                        *(if f.moved { &mut restored } else { &mut kept }) += 1;
                         self.found_at_start(f);
                     }
                     Replayed::Removed => removed += 1,
@@ -306,11 +300,11 @@ impl Store {
                 "upload journal replayed: files a crash caught before they settled");
         }
         if self.fsync {
-            return Journal::start(&dir, journal::SEGMENT_SIZE, self.settle_wanted.clone())
-                .map(Some);
+            let started = Journal::start(&dir, journal::SEGMENT_SIZE, self.settle_wanted.clone());
+            return Ok(Some(started?));
         }
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(None),
         }
     }
@@ -322,7 +316,7 @@ impl Store {
         p: &StorePath,
         name: &str,
         content: Option<Vec<u8>>,
-    ) -> io::Result<Replayed> {
+    ) -> StoreResult<Replayed> {
         let path = format!("M{:02X}/{name}", p.index);
         let target = RemoteName::parse_str(&path).ok().filter(|rn| {
             (rn.dir1 as u32) < self.subdir_count
@@ -340,7 +334,7 @@ impl Store {
         let Some(content) = content else {
             for gone in [Self::meta_path(&dst), dst] {
                 match std::fs::remove_file(gone) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                     _ => {}
                 }
             }
@@ -357,20 +351,17 @@ impl Store {
             replica: false,
         };
         match std::fs::read(&dst) {
-            Ok(now) if name_promises(&target, &now) => return Ok(Replayed::Kept(found)),
+            Ok(now) if name_promises(&target, &now) => return Ok(Replayed::Found(found)),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         // Missing, short or torn: written again, in place of whatever is there.
-        let dir = self.ensure_dir(p, target.dir1, target.dir2)?;
-        let mut tmp = self.open_temp(p.index, self.temp_path(p), content.len() as u64)?;
+        let mut tmp = self.temp_file(p.index, content.len() as u64)?;
         tmp.write_all(&content)?;
-        tmp.seal(false)?;
-        std::fs::rename(&tmp.path, dir.join(&target.name))?;
-        tmp.disarm();
+        self.commit_to(tmp, &dst, true)?;
         tracing::warn!(file = %found.filename, "upload journal: wrote again a file a crash had lost or torn");
-        Ok(Replayed::Restored(SealedFile {
+        Ok(Replayed::Found(SealedFile {
             moved: true,
             ..found
         }))
@@ -662,13 +653,9 @@ impl Store {
     /// (where the filesystem allows it).
     pub fn temp_file(&self, index: u8, size: u64) -> StoreResult<TempFile> {
         let p = self.path(index)?;
-        Ok(self.open_temp(index, self.temp_path(p), size)?)
-    }
-
-    /// A new temp file name in `p`'s `.tmp` (swept at start-up).
-    fn temp_path(&self, p: &StorePath) -> PathBuf {
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        p.tmp.join(format!("{}-{seq}.tmp", std::process::id()))
+        let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
+        Ok(self.open_temp(index, path, size)?)
     }
 
     /// Opens a stored file for the replication sender. With fsync on, a file of
@@ -804,13 +791,13 @@ impl Store {
         (d1, d2): (u8, u8),
         name: &str,
         content: &[u8],
-    ) -> io::Result<Journaled> {
+    ) -> StoreResult<Journaled> {
         let dir = self.ensure_dir(p, d1, d2)?;
         let dst = dir.join(name);
         if dst.symlink_metadata().is_ok() {
             return Ok(Journaled::Taken);
         }
-        let mut tmp = self.open_temp(p.index, self.temp_path(p), content.len() as u64)?;
+        let mut tmp = self.temp_file(p.index, content.len() as u64)?;
         tmp.write_all(content)?;
         tmp.seal(false)?;
         // Renamed only once its record is durable: a crash before leaves just a temp file.
@@ -830,7 +817,7 @@ impl Store {
                 Ok(Journaled::Placed(record))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Journaled::Taken),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
