@@ -264,6 +264,13 @@ impl Drop for Mapped {
     }
 }
 
+/// Gives a segment a new header, durably: records of its earlier epoch stop counting.
+fn reset(segment: &File, seq: u64, epoch: u64) -> io::Result<()> {
+    segment.write_all_at(&encode_header(seq, epoch), 0)?;
+    // Also makes a new segment's size durable (fdatasync writes what reading it back needs).
+    segment.sync_data()
+}
+
 fn segment_path(dir: &Path, i: usize) -> PathBuf {
     dir.join(i.to_string())
 }
@@ -286,6 +293,19 @@ struct State {
     /// Where the active segment's next record goes.
     next: u64,
     segs: [Segment; 2],
+}
+
+impl State {
+    /// Makes the other segment the active one if no record went there since its reset.
+    fn switch_if_free(&mut self) -> bool {
+        let other = 1 - self.active;
+        if self.segs[other].used {
+            return false;
+        }
+        self.active = other;
+        self.next = HEADER_LEN;
+        true
+    }
 }
 
 #[derive(Default)]
@@ -367,8 +387,7 @@ impl Journal {
         for (i, seg) in segs.iter_mut().enumerate() {
             seg.seq = i as u64 + 1;
             seg.epoch = rand::random();
-            segments[i].write_all_at(&encode_header(seg.seq, seg.epoch), 0)?;
-            segments[i].sync_all()?;
+            reset(&segments[i], seg.seq, seg.epoch)?;
         }
         // The segments' entries (new ones, or ones a crash may have lost with the directory).
         super::store::fsync_dir(dir)?;
@@ -415,10 +434,7 @@ impl Journal {
         let (segment, at, epoch) = {
             let mut st = self.lock();
             while st.next + len > self.size {
-                let other = 1 - st.active;
-                if !st.segs[other].used {
-                    st.active = other;
-                    st.next = HEADER_LEN;
+                if st.switch_if_free() {
                     continue;
                 }
                 self.settle_wanted.notify_one();
@@ -485,10 +501,8 @@ impl Journal {
     /// written before its file's binlog record was flushed.
     pub fn close_active(&self) {
         let mut st = self.lock();
-        let (active, other) = (st.active, 1 - st.active);
-        if st.segs[active].used && !st.segs[other].used {
-            st.active = other;
-            st.next = HEADER_LEN;
+        if st.segs[st.active].used {
+            st.switch_if_free();
         }
     }
 
@@ -525,9 +539,7 @@ impl Journal {
                 rand::random::<u64>(),
             )
         };
-        let f = &self.segments[closed];
-        f.write_all_at(&encode_header(seq, epoch), 0)?;
-        f.sync_data()?;
+        reset(&self.segments[closed], seq, epoch)?;
         let settled = {
             let mut st = self.lock();
             let seg = &mut st.segs[closed];
