@@ -146,7 +146,10 @@ async fn flush_binlog(
     interval: std::time::Duration,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
+    let period = interval.max(std::time::Duration::from_millis(10));
+    // First tick one period after start, not at once: whenever the task first ran, that
+    // immediate tick settled what had been uploaded by then, earlier than any interval says.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
