@@ -86,6 +86,16 @@ fn kill9(mut node: Node) {
     let _ = node.child.wait();
 }
 
+/// Where a file ID's file lives: `M00/XX/YY/<name>` -> `<store>/data/XX/YY/<name>`.
+fn placed(store: &Path, filename: &str) -> PathBuf {
+    let parts: Vec<&str> = filename.split('/').collect();
+    store
+        .join("data")
+        .join(parts[1])
+        .join(parts[2])
+        .join(parts[3])
+}
+
 fn data_files(store: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![store.join("data")];
@@ -223,24 +233,21 @@ async fn a_file_whose_move_into_place_was_lost_is_finished_at_start_up() {
 
     // M00/XX/YY/<name> -> data/XX/YY/<name> and .tmp/sealed-XX-YY-<name>
     let parts: Vec<&str> = up.filename.split('/').collect();
-    let placed = store
-        .join("data")
-        .join(parts[1])
-        .join(parts[2])
-        .join(parts[3]);
+    let up_placed = placed(&store, &up.filename);
     let sealed = store
         .join("data/.tmp")
         .join(format!("sealed-{}-{}-{}", parts[1], parts[2], parts[3]));
     if sealed.exists() {
-        std::fs::remove_file(&placed).unwrap();
+        std::fs::remove_file(&up_placed).unwrap();
     } else {
-        // The flusher had settled it already: stage the same state from the placed file.
-        std::fs::rename(&placed, &sealed).unwrap();
+        // No sealed name (the upload went through the journal, or the flusher had settled
+        // it already): stage the same state from the placed file.
+        std::fs::rename(&up_placed, &sealed).unwrap();
     }
-    assert!(!placed.exists());
+    assert!(!up_placed.exists());
     // The same state for a file a peer had replicated here: its sealed name says so.
     let p: Vec<&str> = peers.filename.split('/').collect();
-    let peers_placed = store.join("data").join(p[1]).join(p[2]).join(p[3]);
+    let peers_placed = placed(&store, &peers.filename);
     let peers_sealed = store
         .join("data/.tmp")
         .join(format!("replica-{}-{}-{}", p[1], p[2], p[3]));
@@ -311,17 +318,9 @@ async fn small_uploads_a_power_cut_lost_are_written_again_from_the_journal() {
     c.delete("group1", &deleted.filename).await.unwrap();
     kill9(node);
 
-    let placed = |filename: &str| {
-        let parts: Vec<&str> = filename.split('/').collect();
-        store
-            .join("data")
-            .join(parts[1])
-            .join(parts[2])
-            .join(parts[3])
-    };
-    std::fs::remove_file(placed(&lost.filename)).unwrap();
-    std::fs::File::create(placed(&empty.filename)).unwrap();
-    std::fs::write(placed(&deleted.filename), b"deleted").unwrap();
+    std::fs::remove_file(placed(&store, &lost.filename)).unwrap();
+    std::fs::File::create(placed(&store, &empty.filename)).unwrap();
+    std::fs::write(placed(&store, &deleted.filename), b"deleted").unwrap();
 
     let node = start(&config, port).await;
     let mut c = StorageConn::connect(("127.0.0.1", node.port))
@@ -337,7 +336,7 @@ async fn small_uploads_a_power_cut_lost_are_written_again_from_the_journal() {
     );
     let gone = c.download("group1", &deleted.filename, 0, 0).await;
     assert!(gone.is_err(), "a deleted file came back");
-    assert!(!placed(&deleted.filename).exists());
+    assert!(!placed(&store, &deleted.filename).exists());
     // Logged again: the first run's binlog records died with it (never flushed, the interval
     // is an hour), so any record of a survivor was queued at start-up (flushed at shutdown).
     drop(c);
