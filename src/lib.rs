@@ -1,6 +1,6 @@
 //! fdfs-ha: one binary replacing keepalived + FastDFS tracker/storage + nginx for a FastDFS cluster.
 //!
-//! Module map (see README and shared DESIGN.md): `config` (ha.yaml), `supervisor` (lifecycle),
+//! Module map (see docs/ARCHITECTURE.md): `config` (ha.yaml), `supervisor` (lifecycle),
 //! `vrrp` (RFC 3768), `probe` (health checks), `proto` (FastDFS wire format, pure),
 //! `tracker`, `storage`, `gateway` (HTTP front), `client` (FastDFS client).
 

@@ -1,6 +1,6 @@
 //! A tracker and a storage running together on 127.0.0.1, driven end to end: by our own
 //! `FdfsClient` (every operation, including those the PyPI clients get wrong) and by the
-//! third-party PyPI clients listed in shared/fastdfs/CLIENTS.md (py3fdfs, fdfs-client-py3).
+//! third-party PyPI clients listed in docs/CLIENTS.md (py3fdfs, fdfs-client-py3).
 //!
 //! The PyPI clients live in venvs made by `scripts/install-test-deps` (run by `scripts/test-all`);
 //! their interpreters are passed in FDFS_HA_PY3FDFS / FDFS_HA_FDFS_CLIENT_PY3. A missing venv fails

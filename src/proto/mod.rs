@@ -2,7 +2,7 @@
 //!
 //! Pure code only: bytes in, typed values out (and back). Sockets live in [`connection`], which
 //! is the one place that reads and writes whole messages on a stream. Nothing here touches files.
-//! Facts come from `shared/fastdfs/PROTOCOL.md`; byte-exact tests use `shared/fastdfs/vectors.txt`.
+//! Facts come from FastDFS 6.16.1 (see docs/PROTOCOL.md); byte-exact tests use `tests/vectors/fastdfs-vectors.txt`.
 
 pub mod cmd;
 pub mod connection;

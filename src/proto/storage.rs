@@ -768,7 +768,7 @@ impl FetchOnePathBinlogReq {
 
 #[cfg(test)]
 mod tests {
-    //! Byte-exact checks against `shared/fastdfs/vectors.txt` (block numbers in test names).
+    //! Byte-exact checks against `tests/vectors/fastdfs-vectors.txt` (block numbers in test names).
     use super::*;
     use crate::proto::{cmd, Header, HEADER_LEN};
 

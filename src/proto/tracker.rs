@@ -1322,7 +1322,7 @@ impl StorageStat {
 
 #[cfg(test)]
 pub(crate) mod vectors {
-    //! A small reader for `shared/fastdfs/vectors.txt`: blocks of captured messages, as bytes.
+    //! A small reader for `tests/vectors/fastdfs-vectors.txt`: blocks of captured messages, as bytes.
     use crate::proto::{Header, HEADER_LEN};
     use std::collections::BTreeMap;
 
@@ -1354,22 +1354,13 @@ pub(crate) mod vectors {
             .collect()
     }
 
-    /// Finds vectors.txt: `$FDFS_HA_SHARED`, then `../shared` beside the repo (CI), then
-    /// `/work/shared`. Missing vectors are a failure, never a skip.
+    /// The FastDFS 6.16.1 captures, kept in the repository (tests/vectors/) so a clone tests alone.
     pub(crate) fn vectors_text() -> String {
-        let mut candidates = Vec::new();
-        if let Ok(dir) = std::env::var("FDFS_HA_SHARED") {
-            candidates.push(std::path::PathBuf::from(dir).join("fastdfs/vectors.txt"));
-        }
-        candidates
-            .push(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fastdfs/vectors.txt").into());
-        candidates.push("/work/shared/fastdfs/vectors.txt".into());
-        for c in &candidates {
-            if let Ok(t) = std::fs::read_to_string(c) {
-                return t;
-            }
-        }
-        panic!("vectors.txt not found; tried {candidates:?} (set FDFS_HA_SHARED)");
+        const PATH: &str = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/fastdfs-vectors.txt"
+        );
+        std::fs::read_to_string(PATH).unwrap_or_else(|e| panic!("{PATH}: {e}"))
     }
 
     /// Block number -> its messages in capture order.
@@ -1425,7 +1416,7 @@ pub(crate) mod vectors {
 
 #[cfg(test)]
 mod tests {
-    //! Byte-for-byte checks against `shared/fastdfs/vectors.txt` (captured from FastDFS 6.16.1's
+    //! Byte-for-byte checks against `tests/vectors/fastdfs-vectors.txt` (captured from FastDFS 6.16.1's
     //! own tools): every tracker message there is decoded and re-encoded to the same bytes.
     use super::*;
     use crate::proto::cmd;

@@ -402,7 +402,7 @@ mod tests {
     const LB2: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 22);
 
     /// (vector number, IP packet hex, IP id, src, vrid, priority, password) from
-    /// ../shared/vrrp/keepalived-vectors.txt.
+    /// tests/vectors/keepalived-vectors.txt.
     const CAPTURES: &[(u8, &str, u16, Ipv4Addr, u8, u8, &str)] = &[
         (
             1,

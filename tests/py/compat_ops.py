@@ -3,7 +3,7 @@
 Usage: python compat_ops.py <py3fdfs|fdfs-client-py3> <client.conf> <scratch dir>
 
 Runs every operation the client performs correctly against the C FastDFS (see
-shared/fastdfs/CLIENTS.md) and checks the bytes. Prints one `ok <op>` line per
+docs/CLIENTS.md) and checks the bytes. Prints one `ok <op>` line per
 operation; any failure raises, so the exit status is non-zero.
 """
 import os
