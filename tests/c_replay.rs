@@ -1,0 +1,439 @@
+//! Replay of real C FastDFS 6.16.1 conversations (issue 17, acceptance 6).
+//!
+//! `tests/vectors/c-cluster/` holds captures of a C cluster (two trackers T1/T2, storages
+//! S1..S3): `tracker-pair`, then `storage-sync`, then `storage-join`, one continuous history
+//! (the storages' tracker connections stay open from one capture to the next). For each C
+//! tracker, every request it received is handed to OUR tracker (`Tracker::handle`, with the
+//! capture's clock) in capture order, restarts included, and our answer is compared with the C
+//! tracker's: status, body length, and every byte outside the fields the listing names as a
+//! clock or a counter.
+//!
+//! Differences that issue 17 still has to close are listed in [`KNOWN_GAPS`] with the acceptance
+//! point that covers them; the test fails on any other difference AND on a listed gap that no
+//! longer shows (so the list is kept honest as the gaps close).
+
+#[path = "c_cluster/pcap.rs"]
+mod pcap;
+
+use fdfs_ha::config::TrackerConfig;
+use fdfs_ha::proto::cmd;
+use fdfs_ha::tracker::persist;
+use fdfs_ha::tracker::service::{ConnState, Reply, Tracker};
+use pcap::{Capture, Event, Listed};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/c-cluster");
+const CAPTURES: [&str; 3] = ["tracker-pair", "storage-sync", "storage-join"];
+
+const T1: &str = "127.0.0.21:22122";
+const T2: &str = "127.0.0.22:22122";
+
+/// (capture, request command) pairs whose answers still differ from C's, with the acceptance
+/// point of issue 17 that covers each and what differs (first case in the listing).
+const KNOWN_GAPS: &[(&str, u8, &str)] = &[
+    // Tracker-to-tracker commands: we answer EINVAL (A1).
+    ("tracker-pair", 58, "A1: JOIN_LEADER refused (#723)"),
+    ("tracker-pair", 61, "A1: GET_SYS_FILES_START refused (#26)"),
+    ("tracker-pair", 62, "A1: GET_SYS_FILES_END refused (#36)"),
+    ("tracker-pair", 63, "A1: GET_ONE_SYS_FILE refused (#28)"),
+    ("tracker-pair", 64, "A1: GET_STATUS refused (#24)"),
+    ("tracker-pair", 65, "A1: PING_LEADER refused (#725)"),
+    ("tracker-pair", 66, "A1: NOTIFY_NEXT_LEADER refused (#72)"),
+    ("tracker-pair", 67, "A1: COMMIT_NEXT_LEADER refused (#74)"),
+    // A C tracker pushes the group list only after a change it counts (the first BEAT after
+    // a JOIN gets flags 0) and puts the leader's brief first (flag 1); we push on the first
+    // report of a connection and never send a leader brief (A1 leader, A2 status propagation).
+    (
+        "tracker-pair",
+        83,
+        "A1/A2: BEAT answer carries the list where C sends flags 0 (#47)",
+    ),
+    (
+        "tracker-pair",
+        84,
+        "A1/A2: DISK_USAGE answer carries the list (T2 #989)",
+    ),
+    (
+        "storage-sync",
+        83,
+        "A1/A2: BEAT answer carries the list where C sends flags 0",
+    ),
+    (
+        "storage-sync",
+        84,
+        "A1/A2: DISK_USAGE answer carries the list",
+    ),
+    (
+        "storage-sync",
+        89,
+        "A1/A2: SYNC_REPORT answer carries the list (T2 #33)",
+    ),
+    (
+        "storage-join",
+        83,
+        "A1: BEAT answer without the leader brief (#67: 202 vs 269 bytes)",
+    ),
+    (
+        "storage-join",
+        84,
+        "A1/A2: DISK_USAGE answer carries the list (T2 #50)",
+    ),
+    // Sync-source assignment when two storages start together: C answers ENOENT to the second
+    // newcomer while the other is not ACTIVE yet (#41); our source choice then changes the
+    // second JOIN's answer (#76).
+    (
+        "tracker-pair",
+        87,
+        "A2: SYNC_DEST_REQ gives a source where C says ENOENT (#41)",
+    ),
+    (
+        "tracker-pair",
+        81,
+        "A2: JOIN answer WAIT_SYNC+source where C says INIT (#76)",
+    ),
+    // A restarted storage asks for the changelog on a short connection, without JOIN (#712).
+    (
+        "storage-sync",
+        77,
+        "A2: CHANGELOG_REQ without JOIN refused (#712)",
+    ),
+    ("storage-join", 85, "A2: REPLICA_CHG (85) refused (#303)"),
+    (
+        "storage-join",
+        86,
+        "A2: SYNC_SRC_REQ for another dest: C names that dest's source (#73)",
+    ),
+    // FETCH_ALL lists the readers in group order and does not rotate (A3/A5).
+    ("storage-join", 105, "A3: FETCH_ALL rotated (#17)"),
+];
+
+struct Loaded {
+    cap: Capture,
+    listed: Vec<Listed>,
+    /// (conn, from_client, k-th message of that direction) -> index into `listed`.
+    index: HashMap<(usize, bool, usize), usize>,
+}
+
+fn load(name: &'static str) -> Loaded {
+    let bytes = std::fs::read(format!("{DIR}/{name}.pcap")).expect("pcap");
+    let text = std::fs::read_to_string(format!("{DIR}/{name}.txt")).expect("listing");
+    let cap = pcap::read(&bytes);
+    let listed = pcap::read_listing(&text);
+    let mut seen: HashMap<(usize, bool), usize> = HashMap::new();
+    let mut index = HashMap::new();
+    for (i, l) in listed.iter().enumerate() {
+        let k = seen.entry((l.conn, l.from_client)).or_default();
+        index.insert((l.conn, l.from_client, *k), i);
+        *k += 1;
+    }
+    Loaded { cap, listed, index }
+}
+
+/// Every message of the capture with the listing entry it corresponds to (responses carry the
+/// request's command, paired in order per connection; QUIT has no answer).
+fn paired(l: &Loaded) -> Vec<(pcap::Msg, u8, Option<&Listed>)> {
+    let mut asked: HashMap<usize, VecDeque<u8>> = HashMap::new();
+    let mut count: HashMap<(usize, bool), usize> = HashMap::new();
+    let mut out = Vec::new();
+    for m in l.cap.messages() {
+        let k = count.entry((m.conn, m.from_client)).or_default();
+        let listed = l
+            .index
+            .get(&(m.conn, m.from_client, *k))
+            .map(|&i| &l.listed[i]);
+        *k += 1;
+        let cmd = if m.from_client {
+            if m.cmd != cmd::QUIT {
+                asked.entry(m.conn).or_default().push_back(m.cmd);
+            }
+            m.cmd
+        } else {
+            asked
+                .get_mut(&m.conn)
+                .and_then(|q| q.pop_front())
+                .unwrap_or(0)
+        };
+        out.push((m.clone(), cmd, listed));
+    }
+    out
+}
+
+/// (command, status, body length) of one message.
+type Head = (u8, u8, usize);
+
+#[test]
+fn pcap_decoder_agrees_with_the_listings() {
+    for name in CAPTURES {
+        let l = load(name);
+        let got: Vec<(usize, bool, u8, u8, usize)> = paired(&l)
+            .iter()
+            .map(|(m, c, _)| (m.conn, m.from_client, *c, m.status, m.declared))
+            .collect();
+        let want: Vec<(usize, bool, u8, u8, usize)> = l
+            .listed
+            .iter()
+            .map(|x| (x.conn, x.from_client, x.cmd, x.status, x.len))
+            .collect();
+        assert!(!want.is_empty(), "{name}: empty listing");
+        // Per connection and direction the order is fixed; across connections the listing
+        // orders by first byte and the decoder by last byte, so compare sorted by connection.
+        let by_conn = |v: &[(usize, bool, u8, u8, usize)]| {
+            let mut m: BTreeMap<(usize, bool), Vec<Head>> = BTreeMap::new();
+            for &(c, d, cmd, st, len) in v {
+                m.entry((c, d)).or_default().push((cmd, st, len));
+            }
+            m
+        };
+        let (got, want) = (by_conn(&got), by_conn(&want));
+        for (k, w) in &want {
+            assert_eq!(got.get(k), Some(w), "{name} conn {k:?}: decoder != listing");
+        }
+        assert_eq!(got.len(), want.len(), "{name}: connections with messages");
+    }
+}
+
+/// A field the listing names is a clock or a counter: it is not compared.
+fn is_clock_or_counter(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "time",
+        "timestamp",
+        "total_",
+        "success_",
+        "conn.",
+        "last_",
+        "restart_interval",
+    ]
+    .iter()
+    .any(|k| n.contains(k))
+}
+
+/// Our answer against C's; None when they agree.
+fn compare(ours: &Reply, theirs: &pcap::Msg, listed: Option<&Listed>) -> Option<String> {
+    let (status, body) = match ours {
+        Reply::Send { status, body } => (*status, body),
+        Reply::Close => return Some("we closed the connection".into()),
+    };
+    if status != theirs.status {
+        return Some(format!("status {status}, C {}", theirs.status));
+    }
+    if body.len() != theirs.body.len() {
+        return Some(format!(
+            "body {} bytes, C {} bytes",
+            body.len(),
+            theirs.body.len()
+        ));
+    }
+    let mut masked = vec![false; body.len()];
+    let fields = listed.map(|l| l.fields.as_slice()).unwrap_or_default();
+    for (off, len, name) in fields {
+        if is_clock_or_counter(name) {
+            for m in masked.iter_mut().skip(*off).take(*len) {
+                *m = true;
+            }
+        }
+    }
+    let first = (0..body.len()).find(|&i| !masked[i] && body[i] != theirs.body[i])?;
+    let field = fields
+        .iter()
+        .find(|(o, l, _)| (*o..o + l).contains(&first))
+        .map(|f| f.2.as_str())
+        .unwrap_or("?");
+    Some(format!(
+        "byte {first} ({field}): ours {:02x?}, C {:02x?}",
+        &body[first..(first + 16).min(body.len())],
+        &theirs.body[first..(first + 16).min(body.len())]
+    ))
+}
+
+/// One difference: where, which command, what.
+#[derive(Debug)]
+struct Diff {
+    capture: &'static str,
+    num: usize,
+    cmd: u8,
+    what: String,
+}
+
+/// A C tracker going down and coming back (capture, seconds since its first packet).
+struct Restart {
+    capture: &'static str,
+    down: f64,
+    up: f64,
+    keep_data: bool,
+}
+
+fn tracker_cfg() -> TrackerConfig {
+    // The C trackers' non-default settings (README of the captures).
+    let y = "node: t\ntracker:\n  listen: 127.0.0.1:0\n  store_lookup: round_robin\n  \
+             reserved_storage_space: 1%\n  check_active_interval: 30s\n";
+    fdfs_ha::config::parse_str(y)
+        .expect("config")
+        .tracker
+        .expect("tracker section")
+}
+
+/// Replays every request the C tracker at `target` received, across the three captures.
+fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
+    let target: SocketAddrV4 = target.parse().expect("addr");
+    let cfg = tracker_cfg();
+    let interval = cfg.check_active_interval.get();
+    let mut tracker = Tracker::new(cfg.clone());
+    let base = Instant::now();
+    let mut t0: Option<f64> = None;
+    let mut last_abs = 0f64;
+    let mut conns: HashMap<(SocketAddrV4, SocketAddrV4), ConnState> = HashMap::new();
+    let mut waiting: HashMap<(SocketAddrV4, SocketAddrV4), VecDeque<Reply>> = HashMap::new();
+    let mut diffs = Vec::new();
+    for name in CAPTURES {
+        let l = load(name);
+        let first = l.cap.messages().next().map(|m| m.abs - m.t).unwrap_or(0.0);
+        let mut pending_restarts: Vec<&Restart> =
+            restarts.iter().filter(|r| r.capture == name).collect();
+        let pairs = paired(&l);
+        let mut pairs = pairs.into_iter().peekable();
+        for ev in &l.cap.events {
+            let conn = match ev {
+                Event::Open { conn, .. } | Event::Close { conn, .. } => *conn,
+                Event::Msg(m) => m.conn,
+            };
+            let c = l.cap.conn(conn);
+            let key = (c.client, c.server);
+            if let Event::Msg(_) = ev {
+                let (m, req_cmd, listed) = pairs.next().expect("paired");
+                if c.server != target {
+                    continue;
+                }
+                let abs = m.abs;
+                let t0 = *t0.get_or_insert(abs);
+                let now = base + Duration::from_secs_f64(abs - t0);
+                let unix = abs as i64;
+                // A restart of the C tracker: its connections are gone, its view is kept
+                // (our persist) or lost (data directory removed).
+                while let Some(r) = pending_restarts.first() {
+                    if abs - first < r.up {
+                        break;
+                    }
+                    let down_unix = (first + r.down) as i64;
+                    let next = if r.keep_data {
+                        let snap = persist::snapshot(
+                            &tracker.state.lock().expect("lock").cluster,
+                            down_unix,
+                        );
+                        let cluster = persist::restore(&snap, now, unix, interval);
+                        Tracker::with_cluster(cfg.clone(), cluster)
+                    } else {
+                        Tracker::new(cfg.clone())
+                    };
+                    tracker = next;
+                    conns.clear();
+                    waiting.clear();
+                    pending_restarts.remove(0);
+                }
+                if abs - last_abs < 10.0 {
+                    tracker.check_active(now);
+                }
+                last_abs = abs;
+                if m.from_client {
+                    let st = conns
+                        .entry(key)
+                        .or_insert_with(|| tracker.new_conn(c.client.ip().to_string()));
+                    let reply = tracker.handle(st, m.cmd, &m.body, now, unix);
+                    if m.cmd != cmd::QUIT {
+                        waiting.entry(key).or_default().push_back(reply);
+                    }
+                } else if let Some(ours) = waiting.get_mut(&key).and_then(|q| q.pop_front()) {
+                    if let Some(what) = compare(&ours, &m, listed) {
+                        diffs.push(Diff {
+                            capture: name,
+                            num: listed.map(|x| x.num).unwrap_or(0),
+                            cmd: req_cmd,
+                            what,
+                        });
+                    }
+                }
+            } else if let Event::Close { .. } = ev {
+                if c.server == target {
+                    if let Some(st) = conns.remove(&key) {
+                        tracker.disconnected(&st);
+                    }
+                    waiting.remove(&key);
+                }
+            }
+        }
+    }
+    diffs
+}
+
+fn check(target: &str, diffs: Vec<Diff>) -> BTreeSet<(&'static str, u8)> {
+    let mut by_cmd: BTreeMap<(&str, u8), Vec<&Diff>> = BTreeMap::new();
+    for d in &diffs {
+        by_cmd.entry((d.capture, d.cmd)).or_default().push(d);
+    }
+    let mut report = String::new();
+    for ((cap, c), ds) in &by_cmd {
+        report.push_str(&format!(
+            "  {target} {cap} cmd {c}: {} answers differ, first #{}: {}\n",
+            ds.len(),
+            ds[0].num,
+            ds[0].what
+        ));
+    }
+    eprintln!("{report}");
+    let known: BTreeSet<(&str, u8)> = KNOWN_GAPS.iter().map(|&(c, m, _)| (c, m)).collect();
+    let found: BTreeSet<(&str, u8)> = by_cmd.keys().copied().collect();
+    let new: Vec<_> = found.difference(&known).collect();
+    assert!(new.is_empty(), "answers differ from C's: {new:?}\n{report}");
+    found
+}
+
+/// Both trackers' differences together must be exactly the known gaps: a gap that closed
+/// has to leave the list.
+fn check_closed(found: BTreeSet<(&'static str, u8)>) {
+    let known: BTreeSet<(&str, u8)> = KNOWN_GAPS.iter().map(|&(c, m, _)| (c, m)).collect();
+    let closed: Vec<_> = known.difference(&found).collect();
+    assert!(
+        closed.is_empty(),
+        "these known gaps no longer show, remove them from KNOWN_GAPS: {closed:?}"
+    );
+}
+
+fn t1_restarts() -> Vec<Restart> {
+    // Phase B of tracker-pair: T1 stopped (SIGTERM) and restarted with its data.
+    vec![Restart {
+        capture: "tracker-pair",
+        down: 50.3,
+        up: 63.0,
+        keep_data: true,
+    }]
+}
+
+fn t2_restarts() -> Vec<Restart> {
+    vec![
+        // Phase C: the leader stopped for 25 s, data kept.
+        Restart {
+            capture: "tracker-pair",
+            down: 98.49,
+            up: 128.0,
+            keep_data: true,
+        },
+        // Phase D: replaced by an empty tracker.
+        Restart {
+            capture: "tracker-pair",
+            down: 164.7,
+            up: 174.0,
+            keep_data: false,
+        },
+    ]
+}
+
+/// Acceptance 6 (and, through KNOWN_GAPS, the state of 1, 2, 3 and 5): both C trackers'
+/// conversations replayed against ours.
+#[test]
+fn trackers_answer_as_the_c_trackers_did() {
+    let mut found = check(T1, replay_tracker(T1, &t1_restarts()));
+    found.extend(check(T2, replay_tracker(T2, &t2_restarts())));
+    check_closed(found);
+}
