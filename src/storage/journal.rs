@@ -390,10 +390,10 @@ impl Journal {
             reset(&segments[i], seg.seq, seg.epoch)?;
         }
         // The segments' entries (new ones, or ones a crash may have lost with the directory).
-        super::store::fsync_dir(dir)?;
+        super::durable::fsync_dir(dir)?;
         if made {
             if let Some(parent) = dir.parent() {
-                super::store::fsync_dir(parent)?;
+                super::durable::fsync_dir(parent)?;
             }
         }
         Ok(Arc::new(Journal {

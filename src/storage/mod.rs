@@ -19,6 +19,7 @@
 //! from a `BinlogPos { index, offset }`.
 
 pub mod binlog;
+pub mod durable;
 pub mod http;
 pub mod journal;
 pub mod service;
