@@ -2,11 +2,12 @@
 //!
 //! Module map (see docs/ARCHITECTURE.md): `config` (ha.yaml), `supervisor` (lifecycle),
 //! `vrrp` (RFC 3768), `probe` (health checks), `proto` (FastDFS wire format, pure),
-//! `tracker`, `storage`, `gateway` (HTTP front), `client` (FastDFS client).
+//! `tracker`, `storage`, `gateway` (HTTP front), `http` (the HTTP server both use), `client` (FastDFS client).
 
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod http;
 pub mod probe;
 pub mod proto;
 pub mod storage;

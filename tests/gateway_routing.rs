@@ -8,7 +8,7 @@ mod support;
 use fdfs_ha::config::GatewayConfig;
 use fdfs_ha::gateway::directory::{ClusterView, MemoryDirectory, StorageNode};
 use fdfs_ha::gateway::Gateway;
-use fdfs_ha::storage::http::server::Counters;
+use fdfs_ha::http::server::Counters;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;

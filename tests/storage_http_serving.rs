@@ -205,7 +205,7 @@ async fn missing_file_is_fetched_from_its_source() {
     source.shutdown().await;
 }
 
-use fdfs_ha::storage::http::server::Counters;
+use fdfs_ha::http::server::Counters;
 
 #[tokio::test]
 async fn anti_steal_token() {

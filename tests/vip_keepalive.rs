@@ -5,7 +5,7 @@
 //!
 //! Its own test binary: the VIP ownership is process-wide. 127.0.0.2 plays the VIP.
 
-use fdfs_ha::storage::http::{file, server};
+use fdfs_ha::http::{file, server};
 use fdfs_ha::vrrp::ownership;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -20,9 +20,9 @@ pub mod purge;
 pub mod upstream;
 
 use crate::config::GatewayConfig;
-use crate::storage::http::file::{self, Body, FileSource, Representation};
-use crate::storage::http::path;
-use crate::storage::http::server::{self, Counters, Limits};
+use crate::http::file::{self, Body, FileSource, Representation};
+use crate::http::path;
+use crate::http::server::{self, Counters, Limits};
 use cache::disk::{CachedEntry, EntryHeader};
 use cache::{Cache, Fill};
 use directory::{ClusterDirectory, DirectorySource, LiveDirectory, StorageNode};

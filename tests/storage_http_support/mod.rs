@@ -73,7 +73,7 @@ impl Running {
 pub async fn start_storage(
     cfg: &StorageConfig,
     resolver: Option<Arc<dyn fdfs_ha::storage::http::SourceResolver>>,
-) -> (Running, Arc<fdfs_ha::storage::http::server::Counters>) {
+) -> (Running, Arc<fdfs_ha::http::server::Counters>) {
     let mut s = StorageHttp::bind(cfg, "test")
         .await
         .expect("bind storage http");

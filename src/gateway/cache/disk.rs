@@ -12,7 +12,7 @@
 //! The file's mtime is the entry's last access, so LRU order and `inactive` survive restarts.
 
 use super::policy::{key_from_hex, key_hex, Key};
-use crate::storage::http::file::Representation;
+use crate::http::file::Representation;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -163,7 +163,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<(CachedEntry, u64)>> {
                 Ok((e, meta)) => {
                     let atime = meta
                         .modified()
-                        .map(crate::storage::http::file::unix_secs)
+                        .map(crate::http::file::unix_secs)
                         .unwrap_or(0);
                     out.push((e, atime));
                 }

@@ -12,13 +12,11 @@
 //! ```
 //! Owns only the HTTP view of the store: it never writes files (the storage service does).
 
-pub mod file;
-pub mod path;
 pub mod resolver;
-pub mod server;
 pub mod token;
 
 use crate::config::{ResponseMode, StorageConfig, StorageHttpConfig};
+use crate::http::{file, path, server};
 use crate::proto::fileid::Source;
 use bytes::Bytes;
 use file::{Body, FileSource, Representation};
