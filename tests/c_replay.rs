@@ -105,8 +105,6 @@ const KNOWN_GAPS: &[(&str, u8, &str)] = &[
         86,
         "A2: SYNC_SRC_REQ for another dest: C names that dest's source (#73)",
     ),
-    // FETCH_ALL lists the readers in group order and does not rotate (A3/A5).
-    ("storage-join", 105, "A3: FETCH_ALL rotated (#17)"),
 ];
 
 struct Loaded {

@@ -165,16 +165,25 @@ impl Selector {
     }
 
     fn pick_server<'a>(&mut self, g: &'a Group) -> Result<&'a StorageNode, Errno> {
+        let s = self.peek_server(g)?;
+        if self.cfg.store_server == StoreServer::RoundRobin {
+            let n = self.writable(g).len().max(1);
+            let c = self.server_cursor.entry(g.name.clone()).or_insert(0);
+            *c = (*c % n + 1) % n;
+        }
+        Ok(s)
+    }
+
+    /// The storage `pick_server` would choose, without moving the round robin.
+    fn peek_server<'a>(&self, g: &'a Group) -> Result<&'a StorageNode, Errno> {
         let list = self.writable(g);
         if list.is_empty() {
             return Err(errno::ENOSPC);
         }
         let s = match self.cfg.store_server {
             StoreServer::RoundRobin => {
-                let c = self.server_cursor.entry(g.name.clone()).or_insert(0);
-                let s = list[*c % list.len()];
-                *c = (*c + 1) % list.len();
-                s
+                let c = self.server_cursor.get(&g.name).copied().unwrap_or(0);
+                list[c % list.len()]
             }
             StoreServer::FirstByIp => list
                 .iter()
@@ -192,6 +201,15 @@ impl Selector {
 
     /// Store path on `s`: round robin or most free, skipping paths at or under their reserve.
     fn pick_path(&mut self, s: &StorageNode) -> Result<u8, Errno> {
+        let i = self.peek_path(s)?;
+        if self.cfg.store_path == StorePathLookup::RoundRobin {
+            self.path_cursor.insert(s.key.clone(), i as usize + 1);
+        }
+        Ok(i)
+    }
+
+    /// The path `pick_path` would choose, without moving the round robin.
+    fn peek_path(&self, s: &StorageNode) -> Result<u8, Errno> {
         let ok: Vec<usize> = s
             .paths
             .iter()
@@ -205,16 +223,11 @@ impl Selector {
                 .copied()
                 .max_by_key(|i| (s.paths[*i].free_mb, usize::MAX - i)),
             StorePathLookup::RoundRobin => {
-                let c = self.path_cursor.entry(s.key.clone()).or_insert(0);
-                let pick = ok
-                    .iter()
+                let c = self.path_cursor.get(&s.key).copied().unwrap_or(0);
+                ok.iter()
                     .copied()
-                    .find(|i| *i >= *c)
-                    .or_else(|| ok.first().copied());
-                if let Some(p) = pick {
-                    *c = p + 1;
-                }
-                pick
+                    .find(|i| *i >= c)
+                    .or_else(|| ok.first().copied())
             }
         };
         i.and_then(|i| u8::try_from(i).ok()).ok_or(errno::ENOSPC)
@@ -232,26 +245,21 @@ impl Selector {
         })
     }
 
-    /// QUERY_STORE_*_ALL: every writable storage of the chosen group; the path index is the one
-    /// chosen on the storage `store_server` would have picked.
+    /// QUERY_STORE_*_ALL: every writable storage of the chosen group, in group order, and the
+    /// path index of the storage `store_server` would pick next. Like C FastDFS it moves
+    /// neither the storage nor the path round robin, so a following QUERY_STORE_*_ONE still
+    /// gets the storage that was next (fdfs_test asks "all" then "one").
     pub fn store_all(
         &mut self,
         cluster: &Cluster,
         group: Option<&str>,
     ) -> Result<StoreChoice, Errno> {
         let g = self.pick_group(cluster, group)?;
-        let first = self.pick_server(g)?;
-        let store_path_index = self.pick_path(first)?;
-        let mut addrs = vec![addr(first)];
-        addrs.extend(
-            self.writable(g)
-                .into_iter()
-                .filter(|s| s.key != first.key)
-                .map(addr),
-        );
+        let next = self.peek_server(g)?;
+        let store_path_index = self.peek_path(next)?;
         Ok(StoreChoice {
             group: g.name.clone(),
-            addrs,
+            addrs: self.writable(g).into_iter().map(addr).collect(),
             store_path_index,
         })
     }
@@ -301,6 +309,7 @@ impl Selector {
         g: &'a Group,
         name: &RemoteName,
         unix_now: i64,
+        rotate: bool,
     ) -> Vec<&'a StorageNode> {
         let active: Vec<&StorageNode> = g.storages.values().filter(|s| s.is_active()).collect();
         let src = Self::source_of(g, name);
@@ -322,7 +331,9 @@ impl Selector {
         if eligible.is_empty() {
             eligible = active;
         }
-        if eligible.len() > 1 {
+        // FETCH_ALL answers in group order and moves no cursor, as C FastDFS does (captured:
+        // storage-join.txt, every SERVICE_QUERY_FETCH_ALL answer).
+        if eligible.len() > 1 && rotate {
             let first = match (self.cfg.download_server, src_active) {
                 (DownloadServer::SourceFirst, Some(s))
                     if eligible.iter().any(|e| e.key == s.key) =>
@@ -362,7 +373,7 @@ impl Selector {
     ) -> Result<Vec<StorageAddr>, Errno> {
         let (g, name) = Self::group_and_name(cluster, group, filename)?;
         let mut list: Vec<StorageAddr> = self
-            .readers(g, &name, unix_now)
+            .readers(g, &name, unix_now, !all)
             .into_iter()
             .map(addr)
             .collect();
@@ -532,6 +543,37 @@ mod tests {
             .map(|_| s.store(&c, None).unwrap().addrs[0].port)
             .collect();
         assert_eq!(ports, [23001; 3]);
+    }
+
+    /// Issue 17: C FastDFS's QUERY_STORE_*_ALL neither advances the storage/path round robin
+    /// nor rotates the list; FETCH_ALL lists readers in group order too.
+    #[test]
+    fn all_queries_keep_group_order_and_move_no_round_robin() {
+        let mut c = Cluster::new();
+        add(&mut c, "g1", "1", 23000, 1000, 900);
+        add(&mut c, "g1", "2", 23001, 1000, 900);
+        add(&mut c, "g1", "3", 23002, 1000, 900);
+        let mut s = Selector::new(cfg(StoreLookup::RoundRobin));
+        assert_eq!(s.store(&c, None).unwrap().addrs[0].port, 23000);
+        for _ in 0..3 {
+            let all = s.store_all(&c, None).unwrap();
+            let ports: Vec<u16> = all.addrs.iter().map(|a| a.port).collect();
+            assert_eq!(ports, [23000, 23001, 23002]);
+        }
+        // "all" then "one" (fdfs_test): "one" gets the storage that was next.
+        assert_eq!(s.store(&c, None).unwrap().addrs[0].port, 23001);
+        assert_eq!(s.store(&c, None).unwrap().addrs[0].port, 23002);
+        let now = 1_800_000_000;
+        let old = file_from(1, (now - 90_000) as u32);
+        for _ in 0..3 {
+            let ports: Vec<u16> = s
+                .fetch(&c, "g1", &old, now, true)
+                .unwrap()
+                .iter()
+                .map(|a| a.port)
+                .collect();
+            assert_eq!(ports, [23000, 23001, 23002]);
+        }
     }
 
     #[test]
