@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod logs;
 pub mod probe;
 pub mod proto;
 pub mod storage;

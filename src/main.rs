@@ -185,7 +185,7 @@ fn run(path: PathBuf) -> ExitCode {
         }
     };
     let cfg = checked.config;
-    init_tracing(&cfg.log);
+    fdfs_ha::logs::init(&cfg.log);
     for w in &checked.warnings {
         tracing::warn!(warning = %w, "config warning");
     }
@@ -204,24 +204,6 @@ fn run(path: PathBuf) -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
-}
-
-fn init_tracing(log: &fdfs_ha::config::LogConfig) {
-    // Validated by `check`; fall back to `info` rather than refusing to start.
-    use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter};
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // The filter sits behind a reload handle so SIGHUP can change `log.level` live.
-    let (filter, handle) = reload::Layer::new(filter);
-    let registry = tracing_subscriber::registry().with(filter);
-    if log.format == "json" {
-        registry.with(fmt::layer().json()).init();
-    } else {
-        registry.with(fmt::layer()).init();
-    }
-    fdfs_ha::supervisor::set_log_reloader(Box::new(move |level| {
-        let f = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-        handle.reload(f).map_err(|e| e.to_string())
-    }));
 }
 
 fn status(config: Option<PathBuf>, addr: Option<SocketAddr>, json: bool) -> ExitCode {

@@ -26,6 +26,17 @@ pub enum Health {
     Failing,
 }
 
+impl Health {
+    /// The word the status endpoint and logs use (`healthy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Failing => "failing",
+        }
+    }
+}
+
 /// keepalived's rise/fall: `rise` successes in a row make a probe healthy, `fall` failures in a
 /// row make it failing. From `Unknown`, one success is enough (start-up must not wait `rise`
 /// intervals), while failing still needs `fall` results (a component just started gets time).
@@ -215,7 +226,7 @@ pub fn spawn(
             };
             let changed = state.observe(ok).is_some();
             if changed {
-                tracing::info!(probe = %spec.name, health = ?state.health(), %detail, "probe health changed");
+                tracing::info!(probe = %spec.name, health = state.health().as_str(), %detail, "probe health changed");
             } else if !ok {
                 tracing::debug!(probe = %spec.name, %detail, "probe check failed");
             }

@@ -98,6 +98,21 @@ impl StorageStatus {
     }
 }
 
+/// The C names (`ACTIVE`, `SYNCING`), as fdfs_monitor prints them.
+impl std::fmt::Display for StorageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A raw status byte by its name; a value C does not define is shown as a number.
+pub fn status_name(v: u8) -> std::borrow::Cow<'static, str> {
+    match StorageStatus::from_u8(v) {
+        Some(s) => s.name().into(),
+        None => format!("UNKNOWN({v})").into(),
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> ProtoError {
     ProtoError::InvalidField {
         field,

@@ -172,6 +172,13 @@ pub struct BinlogPos {
     pub offset: u64,
 }
 
+/// `index:offset`, as an operator reads it in logs and `status` (`binlog 0:0`).
+impl std::fmt::Display for BinlogPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.index, self.offset)
+    }
+}
+
 fn binlog_file(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("binlog.{index:03}"))
 }
@@ -481,7 +488,7 @@ impl BinlogReader {
             let text = String::from_utf8_lossy(&self.line);
             match BinlogRecord::parse(&text) {
                 Ok(rec) => return Ok(Some((rec, self.pos))),
-                Err(e) => tracing::warn!(error = %e, pos = ?self.pos, "binlog: skipping line"),
+                Err(e) => tracing::warn!(error = %e, pos = %self.pos, "binlog: skipping line"),
             }
         }
     }

@@ -311,7 +311,7 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
     let raw = timed(request(&mut s, cmd::STORAGE_JOIN, &join.encode())).await?;
     let reply = JoinReply::decode(&raw).map_err(ConnError::from)?;
     *joined = true;
-    tracing::info!(%tracker, status = reply.status, src = %reply.src_id, "joined tracker");
+    tracing::info!(%tracker, status = %crate::proto::tracker::status_name(reply.status), src = %reply.src_id, "joined tracker");
     source.on_joined(tracker, reply.status);
     // While the tracker has us copying old data we are not handed out; remember it so the
     // end of the copy can be reported.

@@ -750,7 +750,7 @@ impl Sup {
     }
 
     fn on_state_change(&mut self, c: StateChange) {
-        tracing::info!(instance = %c.instance, state = %c.state, reason = %c.reason, "vrrp state change");
+        // The VRRP instance logs the change itself (with its priority); one line per event.
         if let Some(r) = self.instances.get(&c.instance) {
             for cmd in &r.cfg.notify {
                 let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();

@@ -146,7 +146,7 @@ pub async fn run_sync(state: Arc<StorageState>, shutdown: CancellationToken) {
                         });
                     }
                     None => {
-                        tracing::info!(peer = %name, status = peer.status, "sync: starting sender");
+                        tracing::info!(peer = %name, status = %crate::proto::tracker::status_name(peer.status), "sync: starting sender");
                         let (tx, rx) = watch::channel(peer.clone());
                         let stop = shutdown.child_token();
                         set.spawn(peer_task(state.clone(), name.clone(), rx, stop.clone()));

@@ -209,7 +209,11 @@ impl Sender {
         let src = self.sync_source(backoff).await?;
         let designated = src.as_ref().map(|s| (s.src_id.as_str(), s.until_timestamp));
         let mark = initial_mark(&my_id, designated);
-        tracing::info!(peer = %self.name, source = ?designated, full_copy = mark.need_sync_old, "sync: first contact with peer");
+        let source = match designated {
+            Some((id, until)) => format!("{id} until {until}"),
+            None => "none".into(),
+        };
+        tracing::info!(peer = %self.name, %source, full_copy = mark.need_sync_old, "sync: first contact with peer");
         let path = self.mark_path.clone();
         let m2 = mark.clone();
         match tokio::task::spawn_blocking(move || m2.store(&path)).await {
@@ -331,7 +335,7 @@ impl Sender {
                 conn,
             });
         }
-        tracing::info!(peer = %self.name, %addr, from = ?self.mark.pos, "sync: connected");
+        tracing::info!(peer = %self.name, %addr, from = %self.mark.pos, "sync: connected");
         self.sent = self.mark.pos;
         let mut reader = self.state.binlog().reader(self.mark.pos);
         let every = self.state.config().sync.write_mark_every.max(1);
@@ -502,7 +506,7 @@ impl Sender {
         let cfg = self.state.config();
         let n = report_peer_status(&cfg.trackers, &cfg.group, &brief).await;
         if n == 0 {
-            tracing::warn!(peer = %self.name, ?status, "sync: no tracker accepted the peer's status");
+            tracing::warn!(peer = %self.name, %status, "sync: no tracker accepted the peer's status");
         }
         n > 0
     }
