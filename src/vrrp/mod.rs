@@ -45,6 +45,8 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// A Master handing over to a successor it heard keeps its VIPs this long, so requests in
 /// flight to it finish (the successor's gratuitous ARPs already steer new traffic away).
 const VIP_RELEASE_GRACE: Duration = Duration::from_millis(250);
+/// At most this many queued packets are read before a due timer fires (see `Instance::run`).
+const QUEUED_BEFORE_TIMER: usize = 8;
 
 pub struct Vrrp {
     instances: Vec<Instance>,
@@ -526,7 +528,19 @@ impl Instance {
                     Err(_) => { tracking_open = false; Vec::new() }
                 },
                 ev = ctx.net_events.recv() => self.on_net_event(&mut fsm, ev, &mut link_up, &ctx).await,
-                _ = sleep_until(deadline) => fsm.poll(Instant::now()),
+                _ = sleep_until(deadline) => {
+                    let mut actions = Vec::new();
+                    // Adverts already queued are heard before a timer acts: a late wake-up
+                    // (loaded host) finds both ready, and a Backup whose Master_Down_Timer won
+                    // would become Master next to the Master whose advert it had not read
+                    // (start-up split, issue 24). Bounded, so a flood cannot starve the timers.
+                    for _ in 0..QUEUED_BEFORE_TIMER {
+                        let Some(n) = self.socket.try_recv(&mut buf) else { break };
+                        actions.extend(self.on_packet(&mut fsm, &expect, &buf[..n], &ctx, &mut logs));
+                    }
+                    actions.extend(fsm.poll(Instant::now()));
+                    actions
+                }
             };
             self.execute(&fsm, actions, &ctx, &mut logs).await;
         }

@@ -134,6 +134,16 @@ impl VrrpSocket {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// A packet already queued on the socket, without waiting (`None` when there is none).
+    /// The socket is non-blocking; asking the kernel directly also sees a packet whose
+    /// readiness the runtime has not registered yet.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: MaybeUninit<u8> has the layout of u8; recv only writes initialised bytes.
+        let uninit: &mut [MaybeUninit<u8>] =
+            unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        self.fd.get_ref().recv(uninit).ok()
+    }
+
     /// Receives one IPv4 packet (header included, as raw sockets deliver it).
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
