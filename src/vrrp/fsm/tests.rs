@@ -1,0 +1,530 @@
+//! The state machine's tests: RFC 3768 §6 rules and our additions, on a virtual clock.
+
+use super::*;
+
+const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 21);
+const LOWER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 20);
+const HIGHER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 22);
+const SEC: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+const GRACE: Duration = Duration::from_millis(250);
+
+fn cfg(priority: u8) -> FsmConfig {
+    FsmConfig {
+        priority,
+        advert_int: SEC,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        graceful_handover: true,
+        primary_ip: ME,
+        garp_master_delay: 5 * SEC,
+        garp_refresh: Duration::ZERO,
+        garp_lower_prio_repeat: true,
+        garp_reclaim: Duration::ZERO,
+        garp_preempt_delay: Duration::ZERO,
+        release_grace: GRACE,
+    }
+}
+
+/// An FSM on a virtual clock.
+struct Sim {
+    fsm: Fsm,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Sim {
+    fn new(c: FsmConfig) -> Sim {
+        let t0 = Instant::now();
+        let mut s = Sim {
+            fsm: Fsm::new(c),
+            t0,
+            now: t0,
+        };
+        s.fsm.handle(t0, Event::Startup);
+        s
+    }
+    fn master(priority: u8) -> Sim {
+        let mut s = Sim::new(cfg(priority));
+        let mdi = s.fsm.master_down_interval();
+        s.advance(mdi);
+        assert_eq!(s.fsm.state(), State::Master);
+        s
+    }
+    /// Advances the clock, firing every timer on the way; returns the actions.
+    fn advance(&mut self, d: Duration) -> Vec<Action> {
+        let end = self.now + d;
+        let mut out = Vec::new();
+        while let Some(t) = self.fsm.next_deadline() {
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            out.extend(self.fsm.poll(self.now));
+        }
+        self.now = end;
+        out
+    }
+    fn event(&mut self, e: Event) -> Vec<Action> {
+        self.fsm.handle(self.now, e)
+    }
+    fn advert(&mut self, src: Ipv4Addr, priority: u8) -> Vec<Action> {
+        self.event(Event::AdvertReceived { src, priority })
+    }
+    fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+}
+
+fn sends(actions: &[Action]) -> Vec<u8> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendAdvert { priority } => Some(*priority),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rfc3768_6_1_skew_time_and_master_down_interval() {
+    let f = Fsm::new(cfg(100));
+    assert_eq!(f.skew_time(), Duration::from_secs(156) / 256);
+    assert_eq!(
+        f.master_down_interval(),
+        3 * SEC + Duration::from_secs(156) / 256
+    );
+    let f = Fsm::new(cfg(254));
+    assert_eq!(f.skew_time(), Duration::from_secs(2) / 256);
+}
+
+#[test]
+fn rfc3768_6_4_1_address_owner_goes_master_at_once() {
+    let mut f = Fsm::new(cfg(255));
+    let a = f.handle(Instant::now(), Event::Startup);
+    assert_eq!(f.state(), State::Master);
+    assert!(a.contains(&Action::AddVips));
+    assert!(a.contains(&Action::SendGarp));
+    assert_eq!(sends(&a), vec![255]);
+}
+
+#[test]
+fn rfc3768_6_4_1_non_owner_starts_backup() {
+    let mut f = Fsm::new(cfg(100));
+    let t0 = Instant::now();
+    let a = f.handle(t0, Event::Startup);
+    assert_eq!(f.state(), State::Backup);
+    assert_eq!(sends(&a), Vec::<u8>::new());
+    assert_eq!(f.next_deadline(), Some(t0 + f.master_down_interval()));
+}
+
+#[test]
+fn rfc3768_6_4_2_backup_becomes_master_when_master_down_timer_fires() {
+    let mut s = Sim::new(cfg(100));
+    let mdi = s.fsm.master_down_interval();
+    assert!(s.advance(mdi - MS).is_empty());
+    assert_eq!(s.fsm.state(), State::Backup);
+    let a = s.advance(MS);
+    assert_eq!(s.fsm.state(), State::Master);
+    assert_eq!(s.elapsed(), mdi);
+    assert_eq!(
+        &a[..3],
+        &[
+            Action::AddVips,
+            Action::SendGarp,
+            Action::SendAdvert { priority: 100 }
+        ]
+    );
+}
+
+#[test]
+fn rfc3768_6_4_2_backup_resets_master_down_timer_on_higher_priority_advert() {
+    let mut s = Sim::new(cfg(90));
+    for _ in 0..10 {
+        s.advance(SEC);
+        s.advert(HIGHER_IP, 100);
+    }
+    assert_eq!(s.fsm.state(), State::Backup);
+    assert_eq!(s.fsm.master(), Some(HIGHER_IP));
+    let mdi = s.fsm.master_down_interval();
+    s.advance(mdi - MS);
+    assert_eq!(s.fsm.state(), State::Backup);
+    s.advance(MS);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn rfc3768_6_4_2_priority_zero_advert_makes_backup_take_over_after_skew_time() {
+    let mut s = Sim::new(cfg(90));
+    s.advance(SEC);
+    s.advert(HIGHER_IP, 100);
+    s.advance(SEC / 2);
+    s.advert(HIGHER_IP, 0);
+    let skew = s.fsm.skew_time();
+    s.advance(skew - MS);
+    assert_eq!(s.fsm.state(), State::Backup);
+    s.advance(MS);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn rfc3768_6_4_2_preempt_backup_discards_lower_priority_and_takes_over() {
+    let mut s = Sim::new(cfg(100));
+    let mdi = s.fsm.master_down_interval();
+    s.advance(SEC);
+    s.advert(LOWER_IP, 90);
+    // The lower advert did not reset the timer: takeover at the first MDI.
+    s.advance(mdi - SEC);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn preempting_a_live_master_sends_the_advert_first_and_the_arps_after_a_delay() {
+    let delay = 50 * MS;
+    let garps = |a: &[Action]| a.iter().filter(|x| **x == Action::SendGarp).count();
+    let mut s = Sim::new(FsmConfig {
+        garp_preempt_delay: delay,
+        ..cfg(100)
+    });
+    let mdi = s.fsm.master_down_interval();
+    s.advance(SEC);
+    s.advert(LOWER_IP, 90);
+    let a = s.advance(mdi - SEC);
+    assert_eq!(s.fsm.state(), State::Master);
+    assert!(a.contains(&Action::AddVips));
+    assert!(a.contains(&Action::SendAdvert { priority: 100 }));
+    assert_eq!(garps(&a), 0, "the old Master hears us before clients move");
+    assert_eq!(garps(&s.advance(delay - MS)), 0);
+    assert_eq!(garps(&s.advance(MS)), 1, "then the ARP switch");
+
+    // Nobody to preempt (alone on the link): the ARPs go at once, as before.
+    let mut alone = Sim::new(FsmConfig {
+        garp_preempt_delay: delay,
+        ..cfg(100)
+    });
+    let a = alone.advance(mdi);
+    assert_eq!(alone.fsm.state(), State::Master);
+    assert_eq!(garps(&a), 1);
+}
+
+#[test]
+fn nopreempt_backup_stays_backup_under_lower_priority_master() {
+    let mut s = Sim::new(FsmConfig {
+        preempt: false,
+        ..cfg(100)
+    });
+    for _ in 0..10 {
+        s.advance(SEC);
+        s.advert(LOWER_IP, 90);
+    }
+    assert_eq!(s.fsm.state(), State::Backup);
+    // Once the lower Master goes silent, we take over after Master_Down_Interval.
+    let mdi = s.fsm.master_down_interval();
+    s.advance(mdi);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn preempt_delay_holds_preemption_until_it_has_passed() {
+    let mut s = Sim::new(FsmConfig {
+        preempt_delay: 10 * SEC,
+        ..cfg(100)
+    });
+    for _ in 0..9 {
+        s.advance(SEC);
+        s.advert(LOWER_IP, 90);
+    }
+    assert_eq!(s.fsm.state(), State::Backup);
+    // From t = 10 s on, lower adverts are discarded and the timer runs out.
+    for _ in 0..6 {
+        s.advance(SEC);
+        s.advert(LOWER_IP, 90);
+    }
+    assert_eq!(s.fsm.state(), State::Master);
+    assert!(s.elapsed() >= 10 * SEC);
+}
+
+#[test]
+fn rfc3768_6_4_3_master_sends_an_advert_every_interval() {
+    let mut s = Sim::master(100);
+    let a = s.advance(5 * SEC);
+    assert_eq!(sends(&a), vec![100; 5]);
+}
+
+#[test]
+fn rfc3768_6_4_3_master_answers_priority_zero_with_an_immediate_advert() {
+    let mut s = Sim::master(100);
+    s.advance(SEC / 2);
+    let a = s.advert(HIGHER_IP, 0);
+    assert_eq!(sends(&a), vec![100]);
+    assert_eq!(s.fsm.state(), State::Master);
+    assert_eq!(s.fsm.next_deadline(), Some(s.now + SEC));
+}
+
+#[test]
+fn rfc3768_6_4_3_master_yields_to_higher_priority() {
+    let mut s = Sim::master(90);
+    let a = s.advert(LOWER_IP, 100);
+    assert_eq!(s.fsm.state(), State::Backup);
+    assert_eq!(sends(&a), Vec::<u8>::new());
+    assert_eq!(s.fsm.master(), Some(LOWER_IP));
+    // VIPs go after the release grace (in-flight requests finish), then nothing more.
+    assert!(!a.contains(&Action::RemoveVips));
+    assert!(s.advance(GRACE - MS).is_empty());
+    assert_eq!(s.advance(MS), vec![Action::RemoveVips]);
+}
+
+#[test]
+fn yielded_master_that_wins_again_within_the_grace_keeps_its_vips() {
+    let mut s = Sim::new(FsmConfig {
+        release_grace: 2 * SEC,
+        ..cfg(100)
+    });
+    let mdi = s.fsm.master_down_interval();
+    s.advance(mdi);
+    s.advert(HIGHER_IP, 110);
+    s.advance(GRACE / 2);
+    s.advert(HIGHER_IP, 0);
+    let a = s.advance(s.fsm.skew_time());
+    assert_eq!(s.fsm.state(), State::Master);
+    assert!(!a.contains(&Action::RemoveVips));
+    assert!(!s.advance(2 * SEC).contains(&Action::RemoveVips));
+}
+
+#[test]
+fn rfc3768_6_4_3_master_yields_to_equal_priority_from_higher_ip() {
+    let mut s = Sim::master(100);
+    s.advert(HIGHER_IP, 100);
+    assert_eq!(s.fsm.state(), State::Backup);
+}
+
+#[test]
+fn rfc3768_6_4_3_master_keeps_role_against_equal_priority_from_lower_ip() {
+    let mut s = Sim::master(100);
+    let a = s.advert(LOWER_IP, 100);
+    assert_eq!(s.fsm.state(), State::Master);
+    assert_eq!(sends(&a), vec![100]);
+}
+
+#[test]
+fn master_hearing_lower_priority_resends_garp_and_advert() {
+    let mut s = Sim::master(100);
+    let a = s.advert(HIGHER_IP, 90);
+    assert_eq!(s.fsm.state(), State::Master);
+    assert_eq!(
+        a,
+        vec![Action::SendGarp, Action::SendAdvert { priority: 100 }]
+    );
+}
+
+#[test]
+fn master_reclaims_the_vip_once_more_after_taking_over_and_after_a_competitor() {
+    let mut s = Sim::new(FsmConfig {
+        garp_reclaim: SEC,
+        ..cfg(100)
+    });
+    let garps = |a: &[Action]| a.iter().filter(|x| **x == Action::SendGarp).count();
+    let mdi = s.fsm.master_down_interval();
+    assert_eq!(garps(&s.advance(mdi)), 1, "takeover burst");
+    assert_eq!(garps(&s.advance(SEC - MS)), 0);
+    assert_eq!(garps(&s.advance(MS)), 1, "re-claim one interval later");
+    assert_eq!(garps(&s.advance(SEC)), 0, "only once");
+    // A lower-priority Master appears (split brain healing): now and once more later.
+    assert_eq!(garps(&s.advert(HIGHER_IP, 90)), 1);
+    assert_eq!(garps(&s.advance(SEC)), 1);
+    assert_eq!(garps(&s.advance(SEC)), 0);
+    // No re-claim once we are no longer Master.
+    s.advert(HIGHER_IP, 90);
+    s.advert(HIGHER_IP, 110);
+    assert_eq!(s.fsm.state(), State::Backup);
+    assert_eq!(garps(&s.advance(2 * SEC)), 0);
+}
+
+#[test]
+fn master_sends_second_garp_burst_after_master_delay_and_refreshes() {
+    let mut s = Sim::new(FsmConfig {
+        garp_refresh: 60 * SEC,
+        ..cfg(100)
+    });
+    let mdi = s.fsm.master_down_interval();
+    s.advance(mdi);
+    let garps = |a: &[Action]| a.iter().filter(|x| **x == Action::SendGarp).count();
+    assert_eq!(garps(&s.advance(5 * SEC - MS)), 0);
+    assert_eq!(garps(&s.advance(MS)), 1);
+    assert_eq!(garps(&s.advance(60 * SEC)), 1);
+}
+
+#[test]
+fn rfc3768_6_4_3_shutdown_without_handover_sends_priority_zero_and_releases() {
+    let mut s = Sim::new(FsmConfig {
+        graceful_handover: false,
+        ..cfg(100)
+    });
+    let mdi = s.fsm.master_down_interval();
+    s.advance(mdi);
+    let a = s.event(Event::Shutdown);
+    assert_eq!(
+        &a[..2],
+        &[Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+    );
+    assert!(s.fsm.stopped());
+}
+
+#[test]
+fn graceful_shutdown_keeps_vips_until_the_new_master_is_heard() {
+    let mut s = Sim::master(100);
+    let a = s.event(Event::Shutdown);
+    assert_eq!(a, vec![Action::SendAdvert { priority: 0 }]);
+    assert!(!s.fsm.stopped());
+    // Still priority 0 on the next interval; VIPs still held.
+    let a = s.advance(SEC);
+    assert_eq!(sends(&a), vec![0]);
+    assert!(!a.contains(&Action::RemoveVips));
+    // A peer's priority-0 advert is not a successor.
+    assert!(s.advert(HIGHER_IP, 0).is_empty());
+    let a = s.advert(HIGHER_IP, 90);
+    assert_eq!(s.fsm.state(), State::Initialize);
+    assert!(!a.contains(&Action::RemoveVips));
+    assert!(!s.fsm.stopped());
+    // Released after the grace, so requests in flight to us complete.
+    assert!(s.advance(GRACE - MS).is_empty());
+    assert_eq!(s.advance(MS), vec![Action::RemoveVips]);
+    assert!(s.fsm.stopped());
+}
+
+#[test]
+fn graceful_shutdown_releases_vips_after_3_intervals_without_a_successor() {
+    let mut s = Sim::master(100);
+    s.event(Event::Shutdown);
+    let a = s.advance(3 * SEC - MS);
+    assert!(!a.contains(&Action::RemoveVips));
+    let a = s.advance(MS);
+    assert!(a.contains(&Action::RemoveVips));
+    assert!(s.fsm.stopped());
+}
+
+#[test]
+fn rfc3768_6_4_2_backup_shutdown_goes_initialize_silently() {
+    let mut s = Sim::new(cfg(90));
+    let a = s.event(Event::Shutdown);
+    assert_eq!(sends(&a), Vec::<u8>::new());
+    assert!(!a.contains(&Action::RemoveVips));
+    assert!(s.fsm.stopped());
+    assert!(s.advance(10 * SEC).is_empty());
+}
+
+#[test]
+fn effective_priority_is_clamped_and_owner_is_never_changed() {
+    let mut f = Fsm::new(cfg(100));
+    let t = Instant::now();
+    for (delta, want) in [(-20, 80), (-200, 1), (200, 254), (0, 100)] {
+        f.handle(
+            t,
+            Event::TrackingChanged {
+                delta,
+                fault: false,
+                reason: "probe".into(),
+            },
+        );
+        assert_eq!(f.effective_priority(), want);
+    }
+    let mut f = Fsm::new(cfg(255));
+    f.handle(
+        t,
+        Event::TrackingChanged {
+            delta: -50,
+            fault: false,
+            reason: "probe".into(),
+        },
+    );
+    assert_eq!(f.effective_priority(), 255);
+}
+
+#[test]
+fn changed_priority_is_advertised_at_once() {
+    let mut s = Sim::master(100);
+    s.advance(SEC / 3);
+    let a = s.event(Event::TrackingChanged {
+        delta: -20,
+        fault: false,
+        reason: "gateway probe failing".into(),
+    });
+    assert_eq!(sends(&a), vec![80]);
+    // Same priority again: nothing extra.
+    let a = s.event(Event::TrackingChanged {
+        delta: -20,
+        fault: false,
+        reason: "gateway probe failing".into(),
+    });
+    assert!(a.is_empty());
+}
+
+#[test]
+fn master_going_fault_yields_at_once_with_priority_zero() {
+    let mut s = Sim::master(100);
+    let a = s.event(Event::TrackingChanged {
+        delta: 0,
+        fault: true,
+        reason: "gateway down".into(),
+    });
+    assert_eq!(
+        &a[..2],
+        &[Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+    );
+    assert_eq!(s.fsm.state(), State::Fault);
+    // FAULT sends nothing and never takes over.
+    assert!(s.advance(60 * SEC).is_empty());
+    assert_eq!(s.fsm.state(), State::Fault);
+}
+
+#[test]
+fn fault_cleared_returns_to_backup_then_master_down_interval() {
+    let mut s = Sim::new(cfg(100));
+    s.event(Event::LinkChanged { up: false });
+    assert_eq!(s.fsm.state(), State::Fault);
+    s.advance(10 * SEC);
+    let a = s.event(Event::LinkChanged { up: true });
+    assert_eq!(s.fsm.state(), State::Backup);
+    assert!(matches!(
+        a[0],
+        Action::Notify {
+            state: State::Backup,
+            ..
+        }
+    ));
+    let mdi = s.fsm.master_down_interval();
+    s.advance(mdi);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn fault_at_startup_stays_fault() {
+    let mut f = Fsm::new(cfg(255));
+    let t = Instant::now();
+    f.handle(t, Event::LinkChanged { up: false });
+    f.handle(t, Event::Startup);
+    assert_eq!(f.state(), State::Fault);
+}
+
+#[test]
+fn vips_removed_under_a_master_are_put_back() {
+    let mut s = Sim::master(100);
+    assert_eq!(
+        s.event(Event::VipsMissing),
+        vec![Action::AddVips, Action::SendGarp]
+    );
+    let mut b = Sim::new(cfg(90));
+    assert!(b.event(Event::VipsMissing).is_empty());
+}
+
+#[test]
+fn each_transition_notifies_exactly_once() {
+    let mut s = Sim::new(cfg(100));
+    let mdi = s.fsm.master_down_interval();
+    let a = s.advance(mdi + 10 * SEC);
+    let notes = a
+        .iter()
+        .filter(|x| matches!(x, Action::Notify { .. }))
+        .count();
+    assert_eq!(notes, 1);
+}
