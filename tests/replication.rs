@@ -878,7 +878,7 @@ impl StandIn {
                 return;
             }
             let mut status = 0;
-            if h.cmd == fdfs_ha::storage::sync::SYNC_WATERMARK {
+            if h.cmd == fdfs_ha::proto::sync::SYNC_WATERMARK {
                 match on_watermark {
                     OnWatermark::Refuse => status = errno::EINVAL,
                     OnWatermark::VanishOnceAfterFiles

@@ -6,9 +6,10 @@ use fdfs_ha::config::StorageConfig;
 use fdfs_ha::proto::cmd::{self, errno};
 use fdfs_ha::proto::fileid::{RemoteName, Source};
 use fdfs_ha::proto::storage::MetaOp;
+use fdfs_ha::proto::sync::SYNC_WATERMARK;
 use fdfs_ha::proto::{Header, HEADER_LEN};
 use fdfs_ha::storage::binlog::{BinlogOp, BinlogPos};
-use fdfs_ha::storage::{sync, StorageServer, StorageState};
+use fdfs_ha::storage::{StorageServer, StorageState};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1067,7 +1068,7 @@ async fn captured_sync_messages_are_applied_as_replica_changes() {
     // confirms it is on the disk (the sender resends what a peer never confirmed).
     assert_eq!(raw_request(&mut s, &create).await.unwrap().0.status, 0);
     assert_eq!(st.state.store().unflushed_count(), 1);
-    let wm = frame(sync::SYNC_WATERMARK, &1795272200u64.to_be_bytes());
+    let wm = frame(SYNC_WATERMARK, &1795272200u64.to_be_bytes());
     assert_eq!(raw_request(&mut s, &wm).await.unwrap().0.status, 0);
     assert_eq!(st.state.store().unflushed_count(), 0);
     assert_eq!(c.download("group1", n262, 0, 0).await.unwrap(), b"hello");
@@ -1075,7 +1076,7 @@ async fn captured_sync_messages_are_applied_as_replica_changes() {
         st.state.synced_from(),
         vec![("100001".to_string(), 1795272200)]
     );
-    let short = frame(sync::SYNC_WATERMARK, &[1, 2, 3]);
+    let short = frame(SYNC_WATERMARK, &[1, 2, 3]);
     assert_eq!(
         raw_request(&mut s, &short).await.unwrap().0.status,
         errno::EINVAL

@@ -156,7 +156,7 @@ async fn sync_lag_lines(ip: &str, port: i64, timeout: std::time::Duration) -> St
 }
 
 /// The monitor's lines for one storage's sync report.
-pub fn format_sync_report(r: &crate::storage::sync::SyncReport) -> String {
+pub fn format_sync_report(r: &crate::proto::sync::SyncReport) -> String {
     let mut s = String::new();
     if !r.sync_old_done {
         let _ = writeln!(s, "    initial copy of the group's data: in progress");

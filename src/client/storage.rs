@@ -12,6 +12,7 @@ use crate::proto::storage::{
     MetaPair, ModifyReq, ReportServerIdReq, SyncDeleteReq, SyncFileReq, SyncRangeReq,
     SyncTruncateReq, TruncateReq, UploadReq, UploadResp, UploadSlaveReq,
 };
+use crate::proto::sync::{SyncReport, WatermarkReq, SYNC_STATUS_QUERY, SYNC_WATERMARK};
 use crate::proto::{Header, ProtoError};
 use std::future::Future;
 use std::io;
@@ -569,9 +570,8 @@ impl StorageConn {
     }
 
     /// SYNC_STATUS_QUERY (fdfs-ha extension): the storage's replication state and lag.
-    pub async fn sync_status(&mut self) -> Result<crate::storage::sync::SyncReport, ConnError> {
-        self.send(crate::storage::sync::SYNC_STATUS_QUERY, 0, 0, &[])
-            .await?;
+    pub async fn sync_status(&mut self) -> Result<SyncReport, ConnError> {
+        self.send(SYNC_STATUS_QUERY, 0, 0, &[]).await?;
         let body = self.response().await?;
         serde_json::from_slice(&body).map_err(|e| {
             ConnError::Io(io::Error::new(
@@ -583,9 +583,8 @@ impl StorageConn {
 
     /// SYNC_WATERMARK (fdfs-ha): the peer holds every file we created before `unix_second`.
     pub async fn sync_watermark(&mut self, unix_second: u32) -> Result<(), ConnError> {
-        let body = (unix_second as u64).to_be_bytes();
-        self.call_empty(crate::storage::sync::SYNC_WATERMARK, &body, &[])
-            .await
+        let body = WatermarkReq { unix_second }.encode();
+        self.call_empty(SYNC_WATERMARK, &body, &[]).await
     }
 
     /// ACTIVE_TEST.

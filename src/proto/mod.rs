@@ -10,6 +10,7 @@ pub mod fields;
 pub mod fileid;
 pub mod header;
 pub mod storage;
+pub mod sync;
 pub mod tracker;
 
 pub use header::{Header, HEADER_LEN};

@@ -15,6 +15,7 @@ use super::binlog::{Binlog, BinlogOp, BinlogPos, BinlogRecord};
 use super::store::{DiskUsage, Store};
 use crate::config::{IdType, Reserved, StorageConfig};
 use crate::proto::fileid::Source;
+use crate::proto::sync::PeerSyncStatus;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -262,27 +263,6 @@ pub struct StorageState {
     /// The group's members as the last tracker reply listed them (sync's peer list).
     group_servers: RwLock<Vec<crate::proto::tracker::StorageBrief>>,
     group_servers_changed: tokio::sync::Notify,
-}
-
-/// One outgoing sender's progress, as `fdfs-ha monitor` and the logs show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PeerSyncStatus {
-    pub peer: String,
-    /// starting / connecting / backing off / waiting ... / full copy / sending / idle.
-    pub state: String,
-    pub binlog_index: u32,
-    pub binlog_offset: u64,
-    /// Binlog bytes written here and not yet sent to the peer.
-    pub bytes_behind: u64,
-    /// Binlog records not yet looked at (counted only when small enough to count cheaply).
-    pub records_behind: u64,
-    /// Now minus the timestamp of the newest record sent (0 when caught up).
-    pub seconds_behind: u64,
-    pub synced_timestamp: i64,
-    pub records_sent: u64,
-    pub bytes_sent: u64,
-    pub failures: u64,
-    pub last_error: String,
 }
 
 impl StorageState {

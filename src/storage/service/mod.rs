@@ -38,6 +38,7 @@ use crate::proto::cmd::{self, errno};
 use crate::proto::connection::{read_header, ConnError};
 use crate::proto::fileid::RemoteName;
 use crate::proto::storage::ReportServerIdReq;
+use crate::proto::sync::{SYNC_STATUS_QUERY, SYNC_WATERMARK};
 use crate::proto::Header;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -276,11 +277,11 @@ impl Conn {
                 let body = self.small_body(&h).await?;
                 self.sync_truncate(&body).await
             }
-            super::sync::SYNC_WATERMARK => {
+            SYNC_WATERMARK => {
                 let body = self.small_body(&h).await?;
                 self.sync_watermark(&body).await
             }
-            super::sync::SYNC_STATUS_QUERY => {
+            SYNC_STATUS_QUERY => {
                 if h.pkg_len != 0 {
                     return Err(self
                         .refuse(h.pkg_len, errno::EINVAL, "SYNC_STATUS_QUERY with a body")

@@ -8,6 +8,7 @@ use super::{blocking, einval, Conn, Fail, Handled};
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{self, RemoteName};
 use crate::proto::storage::{SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTruncateReq};
+use crate::proto::sync::WatermarkReq;
 use crate::proto::Header;
 use crate::storage::binlog::{BinlogOp, BinlogRecord};
 use crate::storage::state::unix_now;
@@ -68,10 +69,9 @@ impl Conn {
         let Some(src) = &self.peer_storage_id else {
             return Err(einval("SYNC_WATERMARK before REPORT_SERVER_ID"));
         };
-        let ts: [u8; 8] = body
-            .try_into()
-            .map_err(|_| einval(format!("SYNC_WATERMARK body of {} bytes", body.len())))?;
-        let ts = u64::from_be_bytes(ts).min(u32::MAX as u64) as u32;
+        let ts = WatermarkReq::decode(body)
+            .map_err(|_| einval(format!("SYNC_WATERMARK body of {} bytes", body.len())))?
+            .unix_second;
         if self.state.store().unflushed_count() > 0 {
             let st = self.state.clone();
             blocking(move || Ok(st.store().flush_replicas()?)).await?;

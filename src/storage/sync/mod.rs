@@ -88,9 +88,7 @@ mod sender;
 pub use lane::{lane_of, local_path};
 pub use mark::{initial_mark, mark_is_stale, mark_name, mark_path, Mark, MarkError};
 pub use plan::{plan, Plan};
-pub use report::{
-    bytes_between, records_between, sync_report, SyncReport, SYNC_STATUS_QUERY, SYNC_WATERMARK,
-};
+pub use report::{bytes_between, records_between, sync_report};
 pub use sender::{settled_watermark, Backoff, LANES};
 
 use super::state::StorageState;

@@ -1,8 +1,9 @@
 //! Replication lag and the status query (fdfs-ha extension, used by `fdfs-ha monitor` and the
 //! drills).
 
+use crate::proto::sync::SyncReport;
 use crate::storage::binlog::{BinlogPos, BinlogReader};
-use crate::storage::state::{unix_now, PeerSyncStatus, StorageState};
+use crate::storage::state::{unix_now, StorageState};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -66,32 +67,6 @@ pub fn records_between(dir: &Path, from: BinlogPos, to: BinlogPos) -> u64 {
         };
     }
     n
-}
-
-/// SYNC_STATUS_QUERY: empty body; the reply body is a JSON [`SyncReport`]. Not a FastDFS
-/// command (FastDFS has no way to ask a storage for its sync lag); 200 is unused there.
-pub const SYNC_STATUS_QUERY: u8 = 200;
-
-/// SYNC_WATERMARK (fdfs-ha extension, sender -> peer): body an 8-byte big-endian unix second
-/// W, meaning "you now hold every file I created before W"; empty reply. The peer reports W to
-/// the trackers (SYNC_REPORT), which hand it out to readers of this storage's files created
-/// before W. FastDFS's receiver reports the timestamp of the last record it applied instead;
-/// with parallel lanes that can run ahead of records still in flight on another lane, and a
-/// record can be logged after a newer one (an upload's fsync takes its time).
-pub const SYNC_WATERMARK: u8 = 201;
-
-/// One storage's replication state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SyncReport {
-    /// False while this storage still waits for its group's old data.
-    pub sync_old_done: bool,
-    /// End of the binlog readers can see.
-    pub binlog_index: u32,
-    pub binlog_offset: u64,
-    /// Outgoing: one entry per peer.
-    pub peers: Vec<PeerSyncStatus>,
-    /// Incoming: per source storage id, the newest record timestamp applied.
-    pub synced_from: Vec<(String, u32)>,
 }
 
 /// Builds the report (blocking: counts unsent binlog records).
