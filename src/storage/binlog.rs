@@ -27,6 +27,7 @@
 //!
 //! Readers ([`BinlogReader`]) see only what has been flushed to the file and never a partial line.
 
+use super::durable::fsync_dir;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -383,10 +384,6 @@ fn write_index(dir: &Path, index: u32) -> io::Result<()> {
     }
     std::fs::rename(&tmp, dir.join(INDEX_FILE))?;
     fsync_dir(dir)
-}
-
-pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Drops an incomplete last line (a crash in the middle of a write); returns the new length.

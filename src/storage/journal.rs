@@ -1,12 +1,13 @@
 //! The upload journal: a small new file made durable by one flush of blocks that are already
 //! allocated, instead of a new inode, its blocks and a directory entry.
 //!
-//! With fsync on, [`Store::create`](super::store::Store::create) writes a small upload's file
-//! through the page cache, appends a record of it (its place and its content) to its store
-//! path's journal and fdatasyncs the journal, then renames the file into place and replies. On
-//! ext4 that flush costs what rewriting 4 KiB in place costs (`scripts/small-file-costs`: about
-//! 130 µs here, against about 290 µs for a new file's fdatasync, and up to 700 µs on a busy
-//! disk), because the journal's blocks were written once when it was made.
+//! With fsync on, the store (`Store::create`) writes a small upload's file through the page
+//! cache, appends a record of it (its place and its content) to its store path's journal and
+//! fdatasyncs the journal, then renames the file into place and replies. The store drives the
+//! journal; the journal knows nothing of the store. On ext4 that flush costs what rewriting
+//! 4 KiB in place costs (`scripts/small-file-costs`: about 130 µs here, against about 290 µs for
+//! a new file's fdatasync, and up to 700 µs on a busy disk), because the journal's blocks were
+//! written once when it was made.
 //!
 //! The journal is two segment files. New records go to the active one. Every
 //! `binlog_flush_interval` (sooner once the active segment is half full) the storage closes it

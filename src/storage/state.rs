@@ -617,7 +617,7 @@ fn write_init_flag(base: &Path, done: bool) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, dir.join(INIT_FLAG_FILE))?;
-    super::binlog::fsync_dir(&dir)
+    super::durable::fsync_dir(&dir)
 }
 
 fn initial_source(cfg: &StorageConfig) -> Source {

@@ -112,7 +112,7 @@ impl Mark {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        crate::storage::binlog::fsync_dir(dir)
+        crate::storage::durable::fsync_dir(dir)
     }
 }
 
