@@ -345,7 +345,13 @@ async fn appender_append_modify_truncate() {
         c.download("group1", &a.filename, 0, 0).await.unwrap(),
         b"HELLO"
     );
-    assert_eq!(status(c.truncate(&a.filename, 6).await), errno::EINVAL);
+    // A larger size pads with zeros, as C FastDFS does (issue 17).
+    c.truncate(&a.filename, 8).await.unwrap();
+    assert_eq!(
+        c.download("group1", &a.filename, 0, 0).await.unwrap(),
+        b"HELLO\0\0\0"
+    );
+    c.truncate(&a.filename, 5).await.unwrap();
     // File info of an appender comes from its content.
     let info = c.query_file_info("group1", &a.filename, 0).await.unwrap();
     assert_eq!((info.file_size, info.crc32), (5, crc32fast::hash(b"HELLO")));
@@ -371,7 +377,7 @@ async fn appender_append_modify_truncate() {
     let ops = st.binlog_ops();
     let f = a.filename.clone();
     assert_eq!(
-        ops[..6],
+        ops[..8],
         [
             (BinlogOp::Create, f.clone(), None),
             (BinlogOp::Append, f.clone(), Some("5 6".into())),
@@ -379,6 +385,8 @@ async fn appender_append_modify_truncate() {
             (BinlogOp::Modify, f.clone(), Some("0 5".into())),
             (BinlogOp::Modify, f.clone(), Some("13 2".into())),
             (BinlogOp::Truncate, f.clone(), Some("15 5".into())),
+            (BinlogOp::Truncate, f.clone(), Some("5 8".into())),
+            (BinlogOp::Truncate, f.clone(), Some("8 5".into())),
         ]
     );
     st.stop().await;
@@ -1086,5 +1094,93 @@ async fn captured_sync_messages_are_applied_as_replica_changes() {
         raw_request(&mut anon, &wm).await.unwrap().0.status,
         errno::EINVAL
     );
+    st.stop().await;
+}
+
+/// Issue 17: REGENERATE_APPENDER_FILENAME (38) turns an appender into a normal file under a new
+/// name (metadata follows, binlog `R new old`), and SYNC_RENAME_FILE (40) applies a peer's
+/// rename: the captured C request (storage-sync.txt #271) byte for byte, EEXIST on a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regenerate_appender_and_sync_rename() {
+    let st = Storage::start("", 1).await;
+    let mut c = st.conn().await;
+    let a = c.upload_appender(0, b"hello", "txt").await.unwrap();
+    c.append(&a.filename, b" world").await.unwrap();
+    let pair = (b"k".to_vec(), b"v".to_vec());
+    c.set_metadata(
+        "group1",
+        &a.filename,
+        std::slice::from_ref(&pair),
+        MetaOp::Overwrite,
+    )
+    .await
+    .unwrap();
+    let id = c.regenerate_appender(&a.filename).await.unwrap();
+    let new = id.strip_prefix("group1/").expect("group prefix");
+    let (old_n, new_n) = (
+        RemoteName::parse_str(&a.filename).unwrap(),
+        RemoteName::parse_str(new).unwrap(),
+    );
+    assert!(!new_n.info.is_appender());
+    assert_eq!(new_n.info.file_size(), 11);
+    assert_eq!(new_n.info.crc32, old_n.info.crc32);
+    assert_eq!(&new_n.name[27..], &old_n.name[27..]);
+    assert_eq!(
+        c.download("group1", new, 0, 0).await.unwrap(),
+        b"hello world"
+    );
+    assert_eq!(c.get_metadata("group1", new).await.unwrap(), vec![pair]);
+    assert_eq!(
+        status(c.download("group1", &a.filename, 0, 0).await),
+        errno::ENOENT
+    );
+    // A normal file cannot be regenerated.
+    assert_eq!(status(c.regenerate_appender(new).await), errno::EINVAL);
+    let ops = st.binlog_ops();
+    assert_eq!(
+        ops.last().unwrap(),
+        &(BinlogOp::Rename, new.to_string(), Some(a.filename.clone()))
+    );
+
+    // A C peer's rename of A2 -> N2 (#271), after A2 arrived by SYNC_CREATE_FILE.
+    let mut s = TcpStream::connect(st.addr).await.unwrap();
+    let a2 = "M00/00/00/fwAAF2sTzSmEEH9AAAAAAFrSv48137.txt";
+    let n2 = "M00/00/00/fwAAF2sTzSyAbA70AAAAEFrSv48137.txt";
+    let create = fdfs_ha::proto::storage::SyncFileReq {
+        filename: a2.into(),
+        file_size: 16,
+        timestamp: 1796459817,
+        group: "group1".into(),
+    }
+    .encode();
+    let msg = frame(
+        cmd::SYNC_CREATE_FILE,
+        &[create, b"0123456789abcdef".to_vec()].concat(),
+    );
+    assert_eq!(raw_request(&mut s, &msg).await.unwrap().0.status, 0);
+    // #271 as captured.
+    let captured = hex("000000000000002c000000000000002c6b13cd2c67726f757031000000000000000000004d30302f30302f30302f66774141463273547a5379416241373041414141454672537634383133372e7478744d30302f30302f30302f66774141463273547a536d454548394141414141414672537634383133372e747874");
+    let body = fdfs_ha::proto::rename::SyncRenameReq {
+        timestamp: 1796459820,
+        group: "group1".into(),
+        new_name: n2.into(),
+        old_name: a2.into(),
+    }
+    .encode();
+    assert_eq!(body, captured);
+    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_RENAME_FILE, &body))
+        .await
+        .unwrap();
+    assert_eq!(h.status, 0);
+    assert_eq!(
+        c.download("group1", n2, 0, 0).await.unwrap(),
+        b"0123456789abcdef"
+    );
+    assert_eq!(status(c.download("group1", a2, 0, 0).await), errno::ENOENT);
+    // The replay C's sender makes after the echoed answer: EEXIST, which C counts as done.
+    let (h, _) = raw_request(&mut s, &frame(cmd::SYNC_RENAME_FILE, &body))
+        .await
+        .unwrap();
+    assert_eq!(h.status, errno::EEXIST);
     st.stop().await;
 }

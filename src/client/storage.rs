@@ -569,6 +569,32 @@ impl StorageConn {
         self.call_empty(cmd::SYNC_TRUNCATE_FILE, &body, &[]).await
     }
 
+    /// SYNC_RENAME_FILE. Any body with status 0 is success: a C 6.16.1 receiver echoes the
+    /// request body (storage-sync.txt #272).
+    pub async fn sync_rename(
+        &mut self,
+        req: &crate::proto::rename::SyncRenameReq,
+    ) -> Result<(), ConnError> {
+        self.send_with_data(cmd::SYNC_RENAME_FILE, &req.encode(), &[])
+            .await?;
+        self.response().await.map(|_| ())
+    }
+
+    /// REGENERATE_APPENDER_FILENAME: the appender becomes a normal file; returns its new ID
+    /// (`group/M00/...`).
+    pub async fn regenerate_appender(&mut self, filename: &str) -> Result<String, ConnError> {
+        self.send_with_data(cmd::REGENERATE_APPENDER_FILENAME, filename.as_bytes(), &[])
+            .await?;
+        let body = self.response().await?;
+        let group = crate::proto::fields::fixed_str(&body[..body.len().min(16)]);
+        let name = body.get(16..).unwrap_or_default();
+        Ok(format!(
+            "{}/{}",
+            String::from_utf8_lossy(group),
+            String::from_utf8_lossy(name)
+        ))
+    }
+
     /// SYNC_STATUS_QUERY (fdfs-ha extension): the storage's replication state and lag.
     pub async fn sync_status(&mut self) -> Result<SyncReport, ConnError> {
         self.send(SYNC_STATUS_QUERY, 0, 0, &[]).await?;

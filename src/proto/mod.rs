@@ -9,6 +9,7 @@ pub mod connection;
 pub mod fields;
 pub mod fileid;
 pub mod header;
+pub mod rename;
 pub mod storage;
 pub mod sync;
 pub mod tracker;

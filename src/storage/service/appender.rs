@@ -173,13 +173,15 @@ impl Conn {
         let _guard = st.store().lock_file(&filename).await;
         let fsync = st.store().fsync_enabled();
         let new_size = req.new_size;
+        let max = st.config().max_file_size.0;
         let old_size = blocking(move || {
             let f = std::fs::OpenOptions::new().write(true).open(&path)?;
             let len = f.metadata()?.len();
-            if new_size > len {
+            // Like C FastDFS, a larger size grows the file with zeros (issue 17).
+            if new_size > len && new_size > max {
                 return Err(StoreError::new(
                     errno::EINVAL,
-                    format!("truncate to {new_size} beyond size {len}"),
+                    format!("truncate to {new_size} beyond max_file_size"),
                 ));
             }
             f.set_len(new_size)?;

@@ -28,6 +28,7 @@ mod delete;
 mod download;
 mod metadata;
 mod query;
+mod rename;
 mod sync_recv;
 mod upload;
 
@@ -276,6 +277,14 @@ impl Conn {
             cmd::SYNC_TRUNCATE_FILE => {
                 let body = self.small_body(&h).await?;
                 self.sync_truncate(&body).await
+            }
+            cmd::REGENERATE_APPENDER_FILENAME => {
+                let body = self.small_body(&h).await?;
+                self.regenerate_appender(&body).await
+            }
+            cmd::SYNC_RENAME_FILE => {
+                let body = self.small_body(&h).await?;
+                self.sync_rename(&body).await
             }
             SYNC_WATERMARK => {
                 let body = self.small_body(&h).await?;

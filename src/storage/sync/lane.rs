@@ -7,6 +7,7 @@ use crate::client::storage::{ChunkSource, StorageConn};
 use crate::proto::cmd::errno;
 use crate::proto::connection::ConnError;
 use crate::proto::fileid::{RemoteName, METADATA_SUFFIX};
+use crate::proto::rename::SyncRenameReq;
 use crate::proto::storage::{SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTruncateReq};
 use crate::storage::binlog::BinlogRecord;
 use crate::storage::state::StorageState;
@@ -109,6 +110,8 @@ impl Lane {
                 };
                 match self.conn.sync_range(modify, &req, &data).await {
                     Ok(()) => Ok(length),
+                    // A replay the peer already applied: C's sender counts it as done.
+                    Err(e) if e.status() == Some(errno::EEXIST) => Ok(0),
                     // The peer's copy is missing or behind: send the whole file instead.
                     Err(e) if e.status() == Some(errno::ENOENT) => {
                         self.send_whole(&name, ts, &group, true).await
@@ -126,10 +129,29 @@ impl Lane {
                 };
                 match self.conn.sync_truncate(&req).await {
                     Ok(()) => Ok(0),
+                    Err(e) if e.status() == Some(errno::EEXIST) => Ok(0),
                     Err(e) if e.status() == Some(errno::ENOENT) => {
                         self.send_whole(&name, ts, &group, true).await
                     }
                     Err(e) => Err(status_or_conn(e, |s| refused("truncate", s))),
+                }
+            }
+            Plan::Rename { ref old_name } => {
+                let req = SyncRenameReq {
+                    timestamp: ts,
+                    group: group.clone(),
+                    new_name: name.clone(),
+                    old_name: old_name.clone(),
+                };
+                match self.conn.sync_rename(&req).await {
+                    // EEXIST: the peer has the new name already (a replay), as C counts it.
+                    Ok(()) => Ok(0),
+                    Err(e) if e.status() == Some(errno::EEXIST) => Ok(0),
+                    // The peer never had the appender: send the file under its new name.
+                    Err(e) if e.status() == Some(errno::ENOENT) => {
+                        self.send_whole(&name, ts, &group, false).await
+                    }
+                    Err(e) => Err(status_or_conn(e, |s| refused("rename", s))),
                 }
             }
         }

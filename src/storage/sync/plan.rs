@@ -23,6 +23,10 @@ pub enum Plan {
         old_size: u64,
         new_size: u64,
     },
+    /// SYNC_RENAME_FILE: the record's file had this (appender) name before.
+    Rename {
+        old_name: String,
+    },
 }
 
 pub(super) fn two_numbers(extra: Option<&str>) -> Option<(u64, u64)> {
@@ -61,6 +65,13 @@ pub fn plan(rec: &BinlogRecord, mark: &Mark) -> Plan {
             old_size,
             new_size,
         }),
-        BinlogOp::Link | BinlogOp::Rename => Plan::Skip("links and renames are not produced here"),
+        // A rename without the old name can only send the file under its new name.
+        BinlogOp::Rename => match rec.extra.as_deref().map(str::trim) {
+            Some(old) if !old.is_empty() => Plan::Rename {
+                old_name: old.to_string(),
+            },
+            _ => Plan::Create,
+        },
+        BinlogOp::Link => Plan::Skip("links are not produced here"),
     }
 }

@@ -254,3 +254,30 @@ fn lag_counts_bytes_and_records_across_binlog_files() {
     assert_eq!(bytes_between(dir.path(), to, to), 0);
     assert_eq!(records_between(dir.path(), BinlogPos::default(), to), 3);
 }
+
+/// Issue 17: a regenerated appender (`R new old`) goes out as SYNC_RENAME_FILE; without the
+/// old name only the new file can be sent.
+#[test]
+fn renames_are_sent_as_renames() {
+    let m = Mark::default();
+    assert_eq!(
+        plan(
+            &rec(BinlogOp::Rename, true, 5, Some("M00/00/00/old.txt")),
+            &m
+        ),
+        Plan::Rename {
+            old_name: "M00/00/00/old.txt".into()
+        }
+    );
+    assert_eq!(
+        plan(&rec(BinlogOp::Rename, true, 5, None), &m),
+        Plan::Create
+    );
+    assert!(matches!(
+        plan(
+            &rec(BinlogOp::Rename, false, 5, Some("M00/00/00/old.txt")),
+            &m
+        ),
+        Plan::Skip(_)
+    ));
+}
