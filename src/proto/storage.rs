@@ -483,7 +483,8 @@ impl FileInfoResp {
         let mut out = Vec::with_capacity(24 + ip_size);
         put_u64(&mut out, self.file_size);
         put_u64(&mut out, self.create_timestamp);
-        put_u64(&mut out, self.crc32 as u64);
+        // C FastDFS stores the crc32 in an int and sign-extends it into the 8-byte field.
+        put_u64(&mut out, self.crc32 as i32 as i64 as u64);
         put_fixed(&mut out, self.source_ip.as_bytes(), ip_size);
         out
     }
@@ -503,7 +504,8 @@ impl FileInfoResp {
         let mut r = Reader::new(body);
         let file_size = r.len64("file_size")?;
         let create_timestamp = r.len64("create_timestamp")?;
-        let crc = r.len64("crc32")?;
+        // Sign-extended by C servers, zero-extended by older fdfs-ha: the low 32 bits either way.
+        let crc = r.i64()?;
         let source_ip = r.fixed_string(ip_size, "source_ip")?;
         Ok(FileInfoResp {
             file_size,
@@ -994,6 +996,20 @@ mod tests {
         );
         let wide = info.encode(IP_ADDRESS_SIZE);
         assert_eq!(wide.len(), 70);
+        // A crc32 with the top bit set is sign-extended, as C FastDFS sends it (issue 17).
+        let high = FileInfoResp {
+            crc32: 0x9abc_def0,
+            ..info.clone()
+        };
+        let enc = high.encode(IPV4_ADDRESS_SIZE);
+        assert_eq!(
+            &enc[16..24],
+            &[0xff, 0xff, 0xff, 0xff, 0x9a, 0xbc, 0xde, 0xf0]
+        );
+        assert_eq!(FileInfoResp::decode(&enc).unwrap(), high);
+        let mut zero_ext = enc.clone();
+        zero_ext[16..20].fill(0);
+        assert_eq!(FileInfoResp::decode(&zero_ext).unwrap(), high);
         assert_eq!(FileInfoResp::decode(&wide).unwrap(), info);
     }
 
