@@ -2,12 +2,14 @@
 //!
 //! Module map (see docs/ARCHITECTURE.md): `config` (ha.yaml), `supervisor` (lifecycle),
 //! `vrrp` (RFC 3768), `probe` (health checks), `proto` (FastDFS wire format, pure),
-//! `tracker`, `storage`, `gateway` (HTTP front), `http` (the HTTP server both use), `client` (FastDFS client).
+//! `tracker`, `storage`, `gateway` (HTTP front), `http` (the HTTP server both use), `client` (FastDFS client),
+//! `import` (keepalived/FastDFS/nginx configs -> ha.yaml).
 
 pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod import;
 pub mod logs;
 pub mod probe;
 pub mod proto;

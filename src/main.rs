@@ -1,4 +1,4 @@
-//! Command line: `fdfs-ha run|check|status` and the FastDFS client subcommands
+//! Command line: `fdfs-ha run|check|status|import` and the FastDFS client subcommands
 //! `upload|download|delete|info|monitor` (all taking `--tracker HOST:PORT`, repeatable).
 //!
 //! Exit codes:
@@ -49,6 +49,22 @@ enum Cmd {
         /// Print the raw JSON document.
         #[arg(long)]
         json: bool,
+    },
+    /// Translate keepalived.conf, tracker/storage/client/mod_fastdfs.conf, nginx.conf (with its
+    /// includes) and nginx_check.sh-like scripts of one node into an annotated ha.yaml. Warnings
+    /// (keys not mapped, changed behaviour, quirks) go to stderr and into the file.
+    Import {
+        /// Input files (any mix; each is recognised by name and content).
+        files: Vec<PathBuf>,
+        /// Import every file under this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Where to write ha.yaml (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Node name (default: keepalived's router_id).
+        #[arg(long)]
+        node: Option<String>,
     },
     /// Upload a local file (fdfs_upload_file); prints the file ID.
     Upload {
@@ -157,6 +173,12 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Run { config } => run(config),
+        Cmd::Import {
+            files,
+            dir,
+            output,
+            node,
+        } => import(files, dir, output, node),
         Cmd::Status { config, addr, json } => status(config, addr, json),
         Cmd::Upload { file, trackers } => client_command(&trackers, move |c| {
             Box::pin(async move { fdfs_ha::client::cli::upload(c, &file).await })
@@ -173,6 +195,61 @@ fn main() -> ExitCode {
         Cmd::Monitor { trackers } => client_command(&trackers, move |c| {
             Box::pin(async move { fdfs_ha::client::cli::monitor(c).await })
         }),
+    }
+}
+
+/// `fdfs-ha import`: exit 0 with the ha.yaml written, 2 on a syntax error in an input, 1 when the
+/// output cannot be written or does not pass `check` (it is still written, for inspection).
+fn import(
+    mut files: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+    output: Option<PathBuf>,
+    node: Option<String>,
+) -> ExitCode {
+    if let Some(d) = dir {
+        match fdfs_ha::import::files_in_dir(&d) {
+            Ok(f) => files.extend(f),
+            Err(e) => {
+                eprintln!("fdfs-ha import: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
+    if files.is_empty() {
+        eprintln!("fdfs-ha import: no input files (give FILES or --dir DIR)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let opts = fdfs_ha::import::Options { node };
+    let imported = match fdfs_ha::import::import_files(&files, &opts) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("fdfs-ha import: error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for (f, k) in &imported.files {
+        eprintln!("read {f} as {}", k.name());
+    }
+    for w in &imported.warnings {
+        eprintln!("{w}");
+    }
+    eprintln!("{} warning(s)", imported.warnings.len());
+    match &output {
+        Some(o) => {
+            if let Err(e) = std::fs::write(o, &imported.yaml) {
+                eprintln!("fdfs-ha import: cannot write {}: {e}", o.display());
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
+        None => print!("{}", imported.yaml),
+    }
+    match fdfs_ha::config::check_str(&imported.yaml) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(errors) => {
+            eprintln!("the imported config does not pass `check`:");
+            print_errors(&errors);
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 
