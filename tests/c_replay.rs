@@ -33,15 +33,15 @@ const T2: &str = "127.0.0.22:22122";
 /// (capture, request command) pairs whose answers still differ from C's, with the acceptance
 /// point of issue 17 that covers each and what differs (first case in the listing).
 const KNOWN_GAPS: &[(&str, u8, &str)] = &[
-    // Tracker-to-tracker commands: we answer EINVAL (A1).
-    ("tracker-pair", 58, "A1: JOIN_LEADER refused (#723)"),
-    ("tracker-pair", 61, "A1: GET_SYS_FILES_START refused (#26)"),
-    ("tracker-pair", 62, "A1: GET_SYS_FILES_END refused (#36)"),
-    ("tracker-pair", 63, "A1: GET_ONE_SYS_FILE refused (#28)"),
-    ("tracker-pair", 64, "A1: GET_STATUS refused (#24)"),
-    ("tracker-pair", 65, "A1: PING_LEADER refused (#725)"),
-    ("tracker-pair", 66, "A1: NOTIFY_NEXT_LEADER refused (#72)"),
-    ("tracker-pair", 67, "A1: COMMIT_NEXT_LEADER refused (#74)"),
+    // Tracker-to-tracker commands (A1): 58, 61-63 (system files line for line), 65, 66 and 67
+    // answer as C does. GET_STATUS differs where the C tracker was the leader (if_leader 1,
+    // T1 #721): fdfs-ha never stands for leader. T2 #22: the C tracker said ENOENT because it
+    // held its first JOIN until the other tracker answered; ours had created the group.
+    (
+        "tracker-pair",
+        64,
+        "A1: if_leader 0 where the C tracker led (T1 #721); T2 #22",
+    ),
     // A C tracker pushes the group list only after a change it counts (the first BEAT after
     // a JOIN gets flags 0) and puts the leader's brief first (flag 1); we push on the first
     // report of a connection and never send a leader brief (A1 leader, A2 status propagation).
@@ -208,14 +208,51 @@ fn is_clock_or_counter(name: &str) -> bool {
     .any(|k| n.contains(k))
 }
 
+/// A system file (GET_ONE_SYS_FILE answer) as a sorted list of lines with clocks, counters
+/// and section numbers masked: storages may be listed in another order, numbers may have
+/// another width.
+fn sys_file_lines(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body.get(8..).unwrap_or_default()).into_owned();
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if let Some((k, _)) = l.split_once('=') {
+                if is_clock_or_counter(k) {
+                    return format!("{k}=*");
+                }
+            }
+            if l.starts_with("[Storage") || l.starts_with("[Group") {
+                return l.chars().filter(|c| !c.is_ascii_digit()).collect();
+            }
+            // storage_sync_timestamp.dat: group,source,ts,ts,...
+            let parts: Vec<&str> = l.split(',').collect();
+            if parts.len() > 2 {
+                return format!("{},{},*", parts[0], parts[1]);
+            }
+            l.to_string()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Our answer against C's; None when they agree.
-fn compare(ours: &Reply, theirs: &pcap::Msg, listed: Option<&Listed>) -> Option<String> {
+fn compare(cmd: u8, ours: &Reply, theirs: &pcap::Msg, listed: Option<&Listed>) -> Option<String> {
     let (status, body) = match ours {
         Reply::Send { status, body } => (*status, body),
         Reply::Close => return Some("we closed the connection".into()),
     };
     if status != theirs.status {
         return Some(format!("status {status}, C {}", theirs.status));
+    }
+    if cmd == fdfs_ha::proto::tracker_peer::TRACKER_GET_ONE_SYS_FILE && status == 0 {
+        let (a, b) = (sys_file_lines(body), sys_file_lines(&theirs.body));
+        let diff = a.iter().zip(&b).find(|(x, y)| x != y);
+        return match diff {
+            None if a.len() == b.len() => None,
+            None => Some(format!("{} lines, C {}", a.len(), b.len())),
+            Some((x, y)) => Some(format!("line {x:?}, C {y:?}")),
+        };
     }
     if body.len() != theirs.body.len() {
         return Some(format!(
@@ -343,7 +380,7 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
                         waiting.entry(key).or_default().push_back(reply);
                     }
                 } else if let Some(ours) = waiting.get_mut(&key).and_then(|q| q.pop_front()) {
-                    if let Some(what) = compare(&ours, &m, listed) {
+                    if let Some(what) = compare(req_cmd, &ours, &m, listed) {
                         diffs.push(Diff {
                             capture: name,
                             num: listed.map(|x| x.num).unwrap_or(0),

@@ -13,6 +13,7 @@ pub mod rename;
 pub mod storage;
 pub mod sync;
 pub mod tracker;
+pub mod tracker_peer;
 
 pub use header::{Header, HEADER_LEN};
 

@@ -16,6 +16,7 @@
 //! - `persist`: the view on disk.
 
 pub mod cluster;
+pub mod peers;
 pub mod persist;
 pub mod select;
 pub mod service;

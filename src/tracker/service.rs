@@ -77,6 +77,8 @@ pub fn unix_now() -> i64 {
 pub struct State {
     pub cluster: Cluster,
     pub selector: Selector,
+    /// What C trackers next to this one told it (issue 17).
+    pub peers: super::peers::Peers,
 }
 
 /// Shared by every connection task.
@@ -140,7 +142,11 @@ impl Tracker {
         Tracker {
             ip_size: response_ip_size(&cfg),
             cfg,
-            state: Mutex::new(State { cluster, selector }),
+            state: Mutex::new(State {
+                cluster,
+                selector,
+                peers: Default::default(),
+            }),
             counters: Counters::default(),
             next_conn_id: AtomicU64::new(1),
         }
@@ -199,6 +205,7 @@ impl Tracker {
 
     /// The connection of a joined storage closed.
     pub fn disconnected(&self, conn: &ConnState) {
+        self.lock().peers.disconnected(conn.id);
         if let Some((group, key)) = &conn.storage {
             let t = self.lock().cluster.disconnect(group, key, conn.id);
             log_transitions(t);
@@ -437,7 +444,9 @@ impl Tracker {
                     None
                 };
                 let mut st = self.lock();
-                let State { cluster, selector } = &mut *st;
+                let State {
+                    cluster, selector, ..
+                } = &mut *st;
                 let c = done!(selector.store(cluster, group.as_deref()));
                 let Some(addr) = c.addrs.into_iter().next() else {
                     return Reply::err(errno::ENOENT);
@@ -460,7 +469,9 @@ impl Tracker {
                     None
                 };
                 let mut st = self.lock();
-                let State { cluster, selector } = &mut *st;
+                let State {
+                    cluster, selector, ..
+                } = &mut *st;
                 let c = done!(selector.store_all(cluster, group.as_deref()));
                 Reply::ok(
                     StoreTargets {
@@ -475,7 +486,9 @@ impl Tracker {
                 let q = decode!(FileQuery::decode(body));
                 let all = command == cmd::SERVICE_QUERY_FETCH_ALL;
                 let mut st = self.lock();
-                let State { cluster, selector } = &mut *st;
+                let State {
+                    cluster, selector, ..
+                } = &mut *st;
                 let addrs = done!(selector.fetch(cluster, &q.group, &q.filename, unix, all));
                 Reply::ok(
                     FetchTargets {
@@ -488,7 +501,9 @@ impl Tracker {
             cmd::SERVICE_QUERY_UPDATE => {
                 let q = decode!(FileQuery::decode(body));
                 let mut st = self.lock();
-                let State { cluster, selector } = &mut *st;
+                let State {
+                    cluster, selector, ..
+                } = &mut *st;
                 let addr = done!(selector.update(cluster, &q.group, &q.filename));
                 Reply::ok(
                     FetchTargets {
@@ -556,6 +571,14 @@ impl Tracker {
                 done!(self.lock().cluster.delete_group(&group));
                 tracing::info!(group = %group, "group deleted");
                 Reply::ok(Vec::new())
+            }
+            c if super::peers::Peers::handles(c) => {
+                let mut st = self.lock();
+                let State { cluster, peers, .. } = &mut *st;
+                match peers.handle(cluster, conn.id, c, body) {
+                    Ok(b) => Reply::ok(b),
+                    Err(status) => Reply::err(status),
+                }
             }
             other => {
                 tracing::warn!(peer = %conn.peer_ip, command = other, "unknown command refused");

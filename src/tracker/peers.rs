@@ -1,0 +1,282 @@
+//! Answers to C FastDFS trackers (issue 17): GET_STATUS (64), the system-file copy (61/63/62),
+//! JOIN_LEADER (58), PING_LEADER (65) and the leader announcement (66/67), as a C 6.16.1
+//! tracker answers them (tracker-pair.txt).
+//!
+//! fdfs-ha trackers are peers and need no leader among themselves; next to C trackers an
+//! fdfs-ha tracker takes part as a follower: it reports running_time 0 and a restart_interval
+//! longer than any real one, so every C tracker ranks it last and elects one of its own (the
+//! winner announces itself with 66/67, which is recorded). A C tracker that starts empty copies
+//! the cluster view from us as C-format system files (storage_groups_new.dat,
+//! storage_servers_new.dat, storage_sync_timestamp.dat, storage_changelog.dat; formats in
+//! tests/vectors/c-cluster/store-layout/LAYOUT.md), before it accepts any storage JOIN.
+//!
+//! Pure: the cluster view and the clock come in, (status, body) goes out.
+
+use super::cluster::{Cluster, Errno};
+use crate::proto::cmd::errno;
+use crate::proto::tracker::StorageStats;
+use crate::proto::tracker_peer::{self as tp, TrackerStatus};
+use std::collections::HashSet;
+use std::fmt::Write;
+
+/// The restart_interval reported to C trackers: ten years, so a C tracker always ranks itself
+/// above us (a shorter restart_interval wins) and we never have to lead C trackers.
+pub const NEVER_LEADER_RESTART_INTERVAL: i64 = 10 * 365 * 86400 / 300 * 300;
+
+/// Largest GET_ONE_SYS_FILE chunk (C sends a file in pieces no larger than its buffer).
+const SYS_FILE_CHUNK: usize = 256 * 1024;
+
+/// Bounds the set of peer connections that got their first ping answer.
+const MAX_PINGED: usize = 256;
+
+/// What this tracker knows about the C trackers around it.
+#[derive(Debug, Default)]
+pub struct Peers {
+    /// The leader the C trackers elected ("ip:port" from COMMIT_NEXT_LEADER).
+    pub leader: Option<String>,
+    /// Announced by NOTIFY_NEXT_LEADER, not committed yet.
+    pending_leader: Option<String>,
+    /// Connections whose first PING_LEADER got the group list.
+    pinged: HashSet<u64>,
+}
+
+/// The BEAT counters in the order storage_servers_new.dat lists them (no modify/truncate).
+const SERVER_FILE_COUNTERS: [&str; 36] = [
+    "total_upload_count",
+    "success_upload_count",
+    "total_append_count",
+    "success_append_count",
+    "total_set_meta_count",
+    "success_set_meta_count",
+    "total_delete_count",
+    "success_delete_count",
+    "total_download_count",
+    "success_download_count",
+    "total_get_meta_count",
+    "success_get_meta_count",
+    "total_create_link_count",
+    "success_create_link_count",
+    "total_delete_link_count",
+    "success_delete_link_count",
+    "total_upload_bytes",
+    "success_upload_bytes",
+    "total_append_bytes",
+    "success_append_bytes",
+    "total_download_bytes",
+    "success_download_bytes",
+    "total_sync_in_bytes",
+    "success_sync_in_bytes",
+    "total_sync_out_bytes",
+    "success_sync_out_bytes",
+    "total_file_open_count",
+    "success_file_open_count",
+    "total_file_read_count",
+    "success_file_read_count",
+    "total_file_write_count",
+    "success_file_write_count",
+    "last_source_update",
+    "last_sync_update",
+    "last_synced_timestamp",
+    "last_heart_beat_time",
+];
+
+fn stat(stats: &StorageStats, name: &str) -> i64 {
+    stats.get(name).unwrap_or(0)
+}
+
+/// The four system files a C tracker keeps, written from our view (index as in 63).
+pub fn system_files(cluster: &Cluster) -> [String; 4] {
+    let mut groups = format!("[Global]\n\tgroup_count={}\n\n", cluster.groups.len());
+    let mut servers = String::new();
+    let mut sync = String::new();
+    let mut n_storage = 0;
+    for (gi, g) in cluster.groups.values().enumerate() {
+        let first = g.storages.values().next();
+        let _ = write!(
+            groups,
+            "# group: {name}\n[Group{idx:03}]\n\tgroup_name={name}\n\tstorage_port={port}\n\
+             \tstore_path_count={spc}\n\tsubdir_count_per_path={sub}\n\
+             \tcurrent_trunk_file_id=0\n\ttrunk_server=\n\tlast_trunk_server=\n\n",
+            name = g.name,
+            idx = gi + 1,
+            port = first.map_or(0, |s| s.port),
+            spc = first.map_or(0, |s| s.store_path_count),
+            sub = first.map_or(0, |s| s.subdir_count_per_path),
+        );
+        for s in g.storages.values() {
+            n_storage += 1;
+            let (src, until) = s.sync_src.as_ref().map_or((String::new(), 0), |x| {
+                (x.src_id.clone(), x.until_timestamp)
+            });
+            let _ = write!(
+                servers,
+                "# storage: {ip}:{port}\n[Storage{idx:03}]\n\tgroup_name={group}\n\tip_addr={ip}\n\
+                 \tstatus={status}\n\tversion={version}\n\tjoin_time={join}\n\tstorage_port={port}\n\
+                 \tsync_src_server={src}\n\tsync_until_timestamp={until}\n\ttotal_mb={total}\n\
+                 \tfree_mb={free}\n\tchangelog_offset=0\n\tstore_path_count={spc}\n\
+                 \tsubdir_count_per_path={sub}\n\tupload_priority={prio}\n",
+                ip = s.ip,
+                port = s.port,
+                idx = n_storage,
+                group = g.name,
+                status = s.status as u8,
+                version = s.version,
+                join = s.join_time,
+                total = s.paths.iter().map(|p| p.total_mb).sum::<u64>(),
+                free = s.paths.iter().map(|p| p.free_mb).sum::<u64>(),
+                spc = s.store_path_count,
+                sub = s.subdir_count_per_path,
+                prio = s.upload_priority,
+            );
+            for name in SERVER_FILE_COUNTERS {
+                let _ = writeln!(servers, "\t{name}={}", stat(&s.stats, name));
+            }
+            servers.push('\n');
+        }
+        // One row per source storage: what every member reported for it (0 on the diagonal).
+        for src in g.storages.values() {
+            let _ = write!(sync, "{},{}", g.name, src.id);
+            for dst in g.storages.values() {
+                let ts = if dst.key == src.key {
+                    0
+                } else {
+                    dst.synced_from.get(&src.id).copied().unwrap_or(0)
+                };
+                let _ = write!(sync, ",{ts}");
+            }
+            sync.push('\n');
+        }
+    }
+    let _ = write!(servers, "\n[Global]\n\tstorage_count={n_storage}\n");
+    [groups, servers, sync, String::new()]
+}
+
+impl Peers {
+    /// Whether `command` is a tracker-to-tracker command answered here.
+    pub fn handles(command: u8) -> bool {
+        matches!(command, tp::TRACKER_JOIN_LEADER | 61..=67)
+    }
+
+    /// The connection closed.
+    pub fn disconnected(&mut self, conn_id: u64) {
+        self.pinged.remove(&conn_id);
+    }
+
+    /// Answers one tracker-to-tracker request. `started_unix` is when this tracker started.
+    pub fn handle(
+        &mut self,
+        cluster: &Cluster,
+        conn_id: u64,
+        command: u8,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Errno> {
+        match command {
+            tp::TRACKER_GET_STATUS => {
+                if !body.is_empty() {
+                    return Err(errno::EINVAL);
+                }
+                // Like C: a tracker without any group says it has nothing to offer.
+                if cluster.groups.is_empty() {
+                    return Err(errno::ENOENT);
+                }
+                Ok(TrackerStatus {
+                    if_leader: false,
+                    running_time: 0,
+                    restart_interval: NEVER_LEADER_RESTART_INTERVAL,
+                }
+                .encode())
+            }
+            tp::TRACKER_GET_SYS_FILES_START | tp::TRACKER_GET_SYS_FILES_END => {
+                if !body.is_empty() {
+                    return Err(errno::EINVAL);
+                }
+                Ok(Vec::new())
+            }
+            tp::TRACKER_GET_ONE_SYS_FILE => {
+                let (index, offset) = tp::decode_sys_file_req(body).map_err(|_| errno::EINVAL)?;
+                let files = system_files(cluster);
+                Ok(tp::encode_sys_file(
+                    files[index].as_bytes(),
+                    offset,
+                    SYS_FILE_CHUNK,
+                ))
+            }
+            tp::TRACKER_JOIN_LEADER => Ok(Vec::new()),
+            tp::TRACKER_PING_LEADER => {
+                if self.pinged.len() >= MAX_PINGED {
+                    self.pinged.clear();
+                }
+                if self.pinged.insert(conn_id) {
+                    Ok(tp::encode_ping_groups(
+                        cluster.groups.keys().map(|g| (g.as_str(), "")),
+                    ))
+                } else {
+                    Ok(Vec::new())
+                }
+            }
+            tp::TRACKER_NOTIFY_NEXT_LEADER | tp::TRACKER_COMMIT_NEXT_LEADER => {
+                let addr = std::str::from_utf8(body)
+                    .ok()
+                    .map(|s| s.trim_end_matches('\0').trim().to_string())
+                    .filter(|s| !s.is_empty() && s.len() <= 64)
+                    .ok_or(errno::EINVAL)?;
+                if command == tp::TRACKER_NOTIFY_NEXT_LEADER {
+                    self.pending_leader = Some(addr);
+                } else {
+                    if self.pending_leader.as_deref() != Some(addr.as_str()) {
+                        tracing::info!(leader = %addr, "C tracker leader committed without notify");
+                    }
+                    tracing::info!(leader = %addr, "C trackers elected a leader");
+                    self.pending_leader = None;
+                    self.leader = Some(addr);
+                }
+                Ok(Vec::new())
+            }
+            _ => Err(errno::EINVAL),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_tracker_says_enoent_and_never_stands_for_leader() {
+        let mut p = Peers::default();
+        let c = Cluster::new();
+        assert_eq!(
+            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[]),
+            Err(errno::ENOENT)
+        );
+        let files = system_files(&c);
+        assert_eq!(files[0], "[Global]\n\tgroup_count=0\n\n");
+        assert_eq!(files[1], "\n[Global]\n\tstorage_count=0\n");
+        assert_eq!(
+            p.handle(
+                &c,
+                1,
+                tp::TRACKER_GET_ONE_SYS_FILE,
+                &[3, 0, 0, 0, 0, 0, 0, 0, 0]
+            ),
+            Ok(vec![0; 8])
+        );
+        assert_eq!(
+            p.handle(&c, 1, tp::TRACKER_NOTIFY_NEXT_LEADER, b"127.0.0.22:22122"),
+            Ok(vec![])
+        );
+        assert_eq!(
+            p.handle(&c, 1, tp::TRACKER_COMMIT_NEXT_LEADER, b"127.0.0.22:22122"),
+            Ok(vec![])
+        );
+        assert_eq!(p.leader.as_deref(), Some("127.0.0.22:22122"));
+        assert_eq!(
+            p.handle(&c, 1, tp::TRACKER_PING_LEADER, &[0; 12]),
+            Ok(vec![])
+        );
+        assert_eq!(
+            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[1]),
+            Err(errno::EINVAL)
+        );
+    }
+}
