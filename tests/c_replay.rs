@@ -93,12 +93,6 @@ const KNOWN_GAPS: &[(&str, u8, &str)] = &[
         81,
         "A2: JOIN answer WAIT_SYNC+source where C says INIT (#76)",
     ),
-    // A restarted storage asks for the changelog on a short connection, without JOIN (#712).
-    (
-        "storage-sync",
-        77,
-        "A2: CHANGELOG_REQ without JOIN refused (#712)",
-    ),
     ("storage-join", 85, "A2: REPLICA_CHG (85) refused (#303)"),
     (
         "storage-join",

@@ -394,9 +394,16 @@ impl Tracker {
                 Reply::ok(out)
             }
             cmd::STORAGE_CHANGELOG_REQ => {
-                joined!();
-                empty_body!();
-                // Trackers here keep no changelog file: storages learn changes from BEAT replies.
+                // On its beat connection (empty body), or, from a C storage restarted after a
+                // crash, on a short connection with group 16 + storage id 16 and no JOIN
+                // (storage-sync.txt #711). Trackers here keep no changelog file: storages
+                // learn changes from BEAT replies, so the answer is always empty.
+                if conn.storage.is_none() && body.len() != 32 {
+                    return Reply::err(errno::EINVAL);
+                }
+                if conn.storage.is_some() && !body.is_empty() && body.len() != 32 {
+                    return Reply::err(errno::EINVAL);
+                }
                 Reply::ok(Vec::new())
             }
             cmd::STORAGE_SYNC_DEST_REQ => {
