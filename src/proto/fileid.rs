@@ -317,9 +317,16 @@ pub fn split_file_id(id: &str) -> Result<(&str, &str), ProtoError> {
     Ok((group, rest))
 }
 
-/// Extensions are at most 6 characters of [A-Za-z0-9] (FastDFS truncates; we refuse).
+/// Extensions are at most 6 characters of [A-Za-z0-9._-] (FastDFS truncates; we refuse). A dot
+/// inside is allowed: fdfs_upload_file sends `tar.gz` for `x.tar.gz`, and C FastDFS stores it
+/// (seed 002's file IDs end in `.tar.gz`); a leading or trailing dot is not an extension.
 pub fn valid_ext(ext: &str) -> bool {
-    ext.len() <= super::FILE_EXT_NAME_LEN && ext.bytes().all(|c| c.is_ascii_alphanumeric())
+    ext.len() <= super::FILE_EXT_NAME_LEN
+        && !ext.starts_with('.')
+        && !ext.ends_with('.')
+        && ext
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
