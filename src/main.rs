@@ -1,11 +1,14 @@
-//! Command line: `fdfs-ha run|check|status|import` and the FastDFS client subcommands
-//! `upload|download|delete|info|monitor` (all taking `--tracker HOST:PORT`, repeatable).
+//! Command line: `fdfs-ha run|check|status|import` and the FastDFS client verbs
+//! `upload|upload-appender|append|modify|truncate|regenerate|download|delete|info|crc32|monitor`
+//! (taking client.conf with `-c` or first, as the fdfs_* tools do, or `--tracker HOST:PORT`).
 //!
 //! Exit codes:
 //! - `0`: clean stop (SIGTERM/SIGINT handled gracefully), `check` found no error, `status` printed.
 //! - `1`: runtime failure: a component could not start (e.g. port in use), VRRP could not start
 //!   (e.g. not root) or stopped unexpectedly, the status endpoint is unreachable.
 //! - `2`: config error: every error is printed as `<key path>: line <n>: <message>`.
+//! - client verbs: the errno the server answered when it refused (e.g. 2 = ENOENT, 22 =
+//!   EINVAL), 1 on other failures, 2 on bad arguments or an unreadable client.conf.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -66,62 +69,103 @@ enum Cmd {
         #[arg(long)]
         node: Option<String>,
     },
-    /// Upload a local file (fdfs_upload_file); prints the file ID.
-    Upload {
-        file: PathBuf,
-        #[command(flatten)]
-        trackers: TrackerArgs,
-    },
-    /// Download a file by ID to OUT (default: its name in the current directory).
-    Download {
-        id: String,
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        trackers: TrackerArgs,
-    },
-    /// Delete a file by ID.
-    Delete {
-        id: String,
-        #[command(flatten)]
-        trackers: TrackerArgs,
-    },
-    /// Show what a file ID encodes and what its storage reports (fdfs_file_info).
-    Info {
-        id: String,
-        #[command(flatten)]
-        trackers: TrackerArgs,
-    },
-    /// Groups, storages, status and free space (fdfs_monitor).
-    Monitor {
-        #[command(flatten)]
-        trackers: TrackerArgs,
-    },
+    /// Upload a file (fdfs_upload_file): `[client.conf] FILE [STORAGE_IP:PORT [STORE_PATH_INDEX]]`;
+    /// prints the file ID. The extension follows fdfs_upload_file (`x.tar.gz` -> `tar.gz`).
+    Upload(ClientVerb),
+    /// Upload an appender file (fdfs_upload_appender): `[client.conf] FILE`.
+    UploadAppender(ClientVerb),
+    /// Append a local file to an appender file (fdfs_append_file): `[client.conf] ID FILE`.
+    Append(ClientVerb),
+    /// Overwrite an appender file from OFFSET with a local file: `[client.conf] ID OFFSET FILE`.
+    Modify(ClientVerb),
+    /// Truncate an appender file: `[client.conf] ID [SIZE]` (default 0).
+    Truncate(ClientVerb),
+    /// Turn an appender file into a normal file (REGENERATE_APPENDER_FILENAME, cmd 38):
+    /// `[client.conf] ID`; prints the new file ID.
+    Regenerate(ClientVerb),
+    /// Download (fdfs_download_file): `[client.conf] ID [LOCAL_FILE [OFFSET LENGTH]]`.
+    Download(ClientVerb),
+    /// Delete a file (fdfs_delete_file): `[client.conf] ID`.
+    Delete(ClientVerb),
+    /// What a file ID encodes and what its storage reports (fdfs_file_info): `[client.conf] ID`.
+    Info(ClientVerb),
+    /// CRC-32 of a local file, in decimal (fdfs_crc32).
+    Crc32 { file: PathBuf },
+    /// Groups, storages, status and free space (fdfs_monitor): `[client.conf]`.
+    Monitor(ClientVerb),
 }
 
+/// Arguments every client verb takes. client.conf may be given with `-c` or, as the fdfs_* tools
+/// take it, as the first argument; `--tracker` (repeatable) overrides its tracker_server lines.
 #[derive(clap::Args)]
-struct TrackerArgs {
-    /// Tracker address HOST:PORT (repeatable; default 127.0.0.1:22122).
+struct ClientVerb {
+    /// client.conf (tracker_server, connect_timeout, network_timeout, use_storage_id).
+    #[arg(short = 'c', long = "conf", value_name = "CLIENT_CONF")]
+    conf: Option<PathBuf>,
+    /// Tracker address HOST:PORT (repeatable; default: client.conf's, else 127.0.0.1:22122).
     #[arg(long = "tracker", value_name = "HOST:PORT")]
     tracker: Vec<String>,
+    /// The verb's arguments (see its description).
+    args: Vec<String>,
 }
 
-/// Runs one client subcommand: prints its output, or the error and exits 1.
-fn client_command<F>(trackers: &TrackerArgs, f: F) -> ExitCode
-where
-    F: for<'a> FnOnce(
-        &'a fdfs_ha::client::FdfsClient,
-    ) -> futures::future::BoxFuture<
-        'a,
-        Result<String, fdfs_ha::client::ClientError>,
-    >,
-{
-    let addrs = match fdfs_ha::client::cli::trackers(&trackers.tracker) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("fdfs-ha: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Upload,
+    UploadAppender,
+    Append,
+    Modify,
+    Truncate,
+    Regenerate,
+    Download,
+    Delete,
+    Info,
+    Monitor,
+}
+
+/// The positional arguments each verb takes after the optional client.conf (min, max, usage).
+fn verb_args(v: Verb) -> (usize, usize, &'static str) {
+    match v {
+        Verb::Upload => (1, 3, "FILE [STORAGE_IP:PORT [STORE_PATH_INDEX]]"),
+        Verb::UploadAppender => (1, 1, "FILE"),
+        Verb::Append => (2, 2, "APPENDER_ID FILE"),
+        Verb::Modify => (3, 3, "APPENDER_ID OFFSET FILE"),
+        Verb::Truncate => (1, 2, "APPENDER_ID [SIZE]"),
+        Verb::Regenerate | Verb::Delete | Verb::Info => (1, 1, "FILE_ID"),
+        Verb::Download => (1, 4, "FILE_ID [LOCAL_FILE [OFFSET LENGTH]]"),
+        Verb::Monitor => (0, 0, ""),
+    }
+}
+
+/// Runs one client verb: prints its output; exits with the errno the server answered when it
+/// refused (e.g. 2 = ENOENT), 1 on other failures, 2 on bad arguments or client.conf.
+fn client_verb(verb: Verb, v: ClientVerb) -> ExitCode {
+    let mut args = v.args;
+    let (min, max, usage) = verb_args(verb);
+    // fdfs_upload_file takes the config first: `upload /etc/fdfs/client.conf FILE`.
+    let mut conf = v.conf;
+    if conf.is_none() && args.len() > min && args.first().is_some_and(|a| a.ends_with(".conf")) {
+        conf = Some(PathBuf::from(args.remove(0)));
+    }
+    if args.len() < min || args.len() > max || (verb == Verb::Download && args.len() == 3) {
+        eprintln!("fdfs-ha: usage: [-c client.conf | client.conf] {usage}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let num = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| format!("{s:?} is not a number"))
     };
+    let (client, _cc, warnings) =
+        match fdfs_ha::client::cli::make_client(conf.as_deref(), &v.tracker) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("fdfs-ha: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+    for w in warnings {
+        eprintln!("{w}");
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -132,15 +176,65 @@ where
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let client = fdfs_ha::client::FdfsClient::new(addrs);
-    match rt.block_on(f(&client)) {
-        Ok(out) => {
+    use fdfs_ha::client::cli;
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let run = async {
+        let r = match verb {
+            Verb::Upload | Verb::UploadAppender => {
+                let storage = match args.get(1) {
+                    Some(s) => Some(s.parse().map_err(|_| format!("{s:?} is not IP:PORT"))?),
+                    None => None,
+                };
+                let store_path_index = match args.get(2) {
+                    Some(s) => Some(s.parse().map_err(|_| format!("{s:?} is not 0..255"))?),
+                    None => None,
+                };
+                let o = cli::UploadOpts {
+                    storage,
+                    store_path_index,
+                    appender: verb == Verb::UploadAppender,
+                };
+                cli::upload(&client, std::path::Path::new(a(0)), &o).await
+            }
+            Verb::Append => cli::append(&client, a(0), std::path::Path::new(a(1))).await,
+            Verb::Modify => {
+                let off = num(a(1))?;
+                cli::modify(&client, a(0), off, std::path::Path::new(a(2))).await
+            }
+            Verb::Truncate => {
+                let size = if args.len() > 1 { num(a(1))? } else { 0 };
+                cli::truncate(&client, a(0), size).await
+            }
+            Verb::Regenerate => cli::regenerate(&client, a(0)).await,
+            Verb::Download => {
+                let (off, len) = if args.len() == 4 {
+                    (num(a(2))?, num(a(3))?)
+                } else {
+                    (0, 0)
+                };
+                cli::download(&client, a(0), args.get(1).map(PathBuf::from), off, len).await
+            }
+            Verb::Delete => cli::delete(&client, a(0)).await,
+            Verb::Info => cli::info(&client, a(0)).await,
+            Verb::Monitor => cli::monitor(&client).await,
+        };
+        Ok::<_, String>(r)
+    };
+    match rt.block_on(run) {
+        Err(usage_error) => {
+            eprintln!("fdfs-ha: {usage_error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Ok(Ok(out)) => {
             println!("{}", out.trim_end());
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             eprintln!("fdfs-ha: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            match e.status() {
+                Some(s) if s != 0 => ExitCode::from(s),
+                _ => ExitCode::from(EXIT_RUNTIME),
+            }
         }
     }
 }
@@ -180,21 +274,26 @@ fn main() -> ExitCode {
             node,
         } => import(files, dir, output, node),
         Cmd::Status { config, addr, json } => status(config, addr, json),
-        Cmd::Upload { file, trackers } => client_command(&trackers, move |c| {
-            Box::pin(async move { fdfs_ha::client::cli::upload(c, &file).await })
-        }),
-        Cmd::Download { id, out, trackers } => client_command(&trackers, move |c| {
-            Box::pin(async move { fdfs_ha::client::cli::download(c, &id, out).await })
-        }),
-        Cmd::Delete { id, trackers } => client_command(&trackers, move |c| {
-            Box::pin(async move { fdfs_ha::client::cli::delete(c, &id).await })
-        }),
-        Cmd::Info { id, trackers } => client_command(&trackers, move |c| {
-            Box::pin(async move { fdfs_ha::client::cli::info(c, &id).await })
-        }),
-        Cmd::Monitor { trackers } => client_command(&trackers, move |c| {
-            Box::pin(async move { fdfs_ha::client::cli::monitor(c).await })
-        }),
+        Cmd::Upload(v) => client_verb(Verb::Upload, v),
+        Cmd::UploadAppender(v) => client_verb(Verb::UploadAppender, v),
+        Cmd::Append(v) => client_verb(Verb::Append, v),
+        Cmd::Modify(v) => client_verb(Verb::Modify, v),
+        Cmd::Truncate(v) => client_verb(Verb::Truncate, v),
+        Cmd::Regenerate(v) => client_verb(Verb::Regenerate, v),
+        Cmd::Download(v) => client_verb(Verb::Download, v),
+        Cmd::Delete(v) => client_verb(Verb::Delete, v),
+        Cmd::Info(v) => client_verb(Verb::Info, v),
+        Cmd::Monitor(v) => client_verb(Verb::Monitor, v),
+        Cmd::Crc32 { file } => match fdfs_ha::client::cli::crc32(&file) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fdfs-ha: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
     }
 }
 

@@ -1,13 +1,22 @@
-//! The client subcommands (`fdfs-ha upload / download / delete / info / monitor`), FastDFS's
-//! fdfs_upload_file, fdfs_download_file, fdfs_delete_file, fdfs_file_info and fdfs_monitor.
-//! Each returns the text to print; main.rs only parses arguments and sets the exit code.
+//! The client subcommands, FastDFS's fdfs_* tools: upload (fdfs_upload_file, also to a given
+//! storage and store path), upload-appender, append, modify, truncate, regenerate, download (whole
+//! or a range), delete, info (fdfs_file_info), crc32 (fdfs_crc32), monitor (fdfs_monitor).
+//! They read client.conf like the C tools (`tracker_server`, `connect_timeout`,
+//! `network_timeout`, `use_storage_id`). Each returns the text to print; main.rs only parses
+//! arguments and sets the exit code (the errno the server answered, when it refused).
 
+use super::storage::StorageConn;
 use super::{ClientError, FdfsClient};
+use crate::proto::connection::ConnError;
 use crate::proto::fileid::{split_file_id, RemoteName};
 use crate::proto::tracker::StorageStatus;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Resolves `--tracker HOST:PORT` arguments (default 127.0.0.1:22122).
 pub fn trackers(args: &[String]) -> Result<Vec<SocketAddr>, String> {
@@ -26,24 +35,310 @@ pub fn trackers(args: &[String]) -> Result<Vec<SocketAddr>, String> {
     Ok(out)
 }
 
-pub async fn upload(client: &FdfsClient, file: &Path) -> Result<String, ClientError> {
-    client.upload_path(file).await
+/// What the client reads from client.conf.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConf {
+    pub trackers: Vec<String>,
+    pub connect_timeout: Duration,
+    pub network_timeout: Duration,
+    pub use_storage_id: bool,
 }
 
-/// Downloads to `out`, or to the file's own name in the current directory.
+impl Default for ClientConf {
+    /// The C client's defaults (connect 10 s, network 30 s).
+    fn default() -> Self {
+        ClientConf {
+            trackers: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            network_timeout: Duration::from_secs(30),
+            use_storage_id: false,
+        }
+    }
+}
+
+/// Reads a client.conf with libfastcommon's rules; also returns warnings (e.g. an inline `#`,
+/// which the C client would keep in the value; here the text before it is used).
+pub fn read_client_conf(path: &Path) -> Result<(ClientConf, Vec<String>), String> {
+    use crate::import::fastdfs_conf::{atoi, parse_file, truthy};
+    let mut ctx = crate::import::Ctx::default();
+    let conf = parse_file(path, &mut ctx).map_err(|e| e.to_string())?;
+    let mut c = ClientConf::default();
+    for kv in &conf.items {
+        let v = kv.meant();
+        match kv.key.as_str() {
+            "tracker_server" => c.trackers.push(v.to_string()),
+            "connect_timeout" if atoi(v) > 0 => {
+                c.connect_timeout = Duration::from_secs(atoi(v) as u64)
+            }
+            "network_timeout" if atoi(v) > 0 => {
+                c.network_timeout = Duration::from_secs(atoi(v) as u64)
+            }
+            "use_storage_id" => c.use_storage_id = truthy(v),
+            _ => {}
+        }
+    }
+    if c.trackers.is_empty() {
+        return Err(format!("{}: no tracker_server line", path.display()));
+    }
+    Ok((c, ctx.warnings.iter().map(|w| w.to_string()).collect()))
+}
+
+/// The client for `--tracker` arguments (which win) or a client.conf.
+pub fn make_client(
+    conf: Option<&Path>,
+    tracker_args: &[String],
+) -> Result<(FdfsClient, ClientConf, Vec<String>), String> {
+    let (mut cc, warnings) = match conf {
+        Some(p) => read_client_conf(p)?,
+        None => (ClientConf::default(), Vec::new()),
+    };
+    if !tracker_args.is_empty() {
+        cc.trackers = tracker_args.to_vec();
+    }
+    let addrs = trackers(&cc.trackers)?;
+    let client = FdfsClient::with_timeout(addrs, cc.network_timeout);
+    Ok((client, cc, warnings))
+}
+
+/// The extension fdfs_upload_file sends: after the last dot if at most 6 bytes, widened to a
+/// second dot when both parts still fit in 6 (`x.tar.gz` -> `tar.gz`); none when too long.
+pub fn ext_of(name: &str) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let Some(dot) = base.rfind('.') else {
+        return String::new();
+    };
+    let ext = &base[dot + 1..];
+    if ext.len() > crate::proto::FILE_EXT_NAME_LEN {
+        return String::new();
+    }
+    // C: look back at most (6 - len) more bytes for another dot, never at the name's start.
+    let start = dot.saturating_sub(crate::proto::FILE_EXT_NAME_LEN - ext.len() + 1);
+    let before = &base.as_bytes()[..dot];
+    let mut p = dot;
+    while p > start + 1 && before[p - 1] != b'.' {
+        p -= 1;
+    }
+    if p > start + 1 && before[p - 1] == b'.' {
+        return base[p..].to_string();
+    }
+    ext.to_string()
+}
+
+/// Options of `upload` / `upload-appender`.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOpts {
+    /// Upload to this storage instead of asking a tracker (fdfs_upload_file's 3rd argument).
+    pub storage: Option<SocketAddr>,
+    /// Store path index on that storage (4th argument); default: the storage chooses.
+    pub store_path_index: Option<u8>,
+    pub appender: bool,
+}
+
+fn status_or(addr: SocketAddr) -> impl Fn(ConnError) -> ClientError {
+    move |e| match e.status() {
+        Some(s) => ClientError::Status(s),
+        None => ClientError::Storage {
+            addr: addr.to_string(),
+            source: e,
+        },
+    }
+}
+
+async fn connect(client: &FdfsClient, addr: SocketAddr) -> Result<StorageConn, ClientError> {
+    StorageConn::connect_timeout(addr, client.timeout)
+        .await
+        .map_err(status_or(addr))
+}
+
+/// Uploads a local file (streamed, with progress on a terminal); prints the file ID.
+pub async fn upload(
+    client: &FdfsClient,
+    file: &Path,
+    o: &UploadOpts,
+) -> Result<String, ClientError> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let ext = ext_of(&name);
+    let size = tokio::fs::metadata(file)
+        .await
+        .map_err(ClientError::Local)?
+        .len();
+    let (addr, index) = match o.storage {
+        Some(a) => (a, o.store_path_index.unwrap_or(255)),
+        None => {
+            let t = client
+                .tracker_call(|mut s| {
+                    Box::pin(async move {
+                        let r = super::tracker::query_store(&mut s, None).await;
+                        (s, r)
+                    })
+                })
+                .await?;
+            let idx = o.store_path_index.unwrap_or(t.store_path_index);
+            (super::socket_addr(&t.addr)?, idx)
+        }
+    };
+    let mut conn = connect(client, addr).await?;
+    let f = tokio::fs::File::open(file)
+        .await
+        .map_err(ClientError::Local)?;
+    let mut r = Progress::reader(f, size, "upload");
+    let stored = if o.appender {
+        conn.upload_appender_from(index, &mut r, size, &ext).await
+    } else {
+        conn.upload_from(index, &mut r, size, &ext).await
+    }
+    .map_err(status_or(addr))?;
+    r.done();
+    let _ = conn.quit().await;
+    Ok(format!("{}/{}", stored.group, stored.filename))
+}
+
+/// APPEND_FILE: appends a local file to an appender file.
+pub async fn append(client: &FdfsClient, id: &str, file: &Path) -> Result<String, ClientError> {
+    let (_, name, addr) = client.locate_for_update(id).await?;
+    let size = tokio::fs::metadata(file)
+        .await
+        .map_err(ClientError::Local)?
+        .len();
+    let mut conn = connect(client, addr).await?;
+    let f = tokio::fs::File::open(file)
+        .await
+        .map_err(ClientError::Local)?;
+    let mut r = Progress::reader(f, size, "append");
+    conn.append_from(name, &mut r, size)
+        .await
+        .map_err(status_or(addr))?;
+    r.done();
+    let _ = conn.quit().await;
+    Ok(format!("appended {size} bytes to {id}"))
+}
+
+/// Largest local file `modify` sends (it is sent from memory).
+pub const MODIFY_MAX: u64 = 256 << 20;
+
+/// MODIFY_FILE: overwrites an appender file from `offset` with a local file's bytes.
+pub async fn modify(
+    client: &FdfsClient,
+    id: &str,
+    offset: u64,
+    file: &Path,
+) -> Result<String, ClientError> {
+    let size = tokio::fs::metadata(file)
+        .await
+        .map_err(ClientError::Local)?
+        .len();
+    if size > MODIFY_MAX {
+        return Err(ClientError::Local(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("modify sends at most {MODIFY_MAX} bytes; {size} given"),
+        )));
+    }
+    let data = tokio::fs::read(file).await.map_err(ClientError::Local)?;
+    let (_, name, addr) = client.locate_for_update(id).await?;
+    let data = &data;
+    client
+        .storage_call(addr, |mut c| {
+            Box::pin(async move {
+                let r = c.modify(name, offset, data).await;
+                (c, r)
+            })
+        })
+        .await?;
+    Ok(format!(
+        "modified {} bytes of {id} at offset {offset}",
+        data.len()
+    ))
+}
+
+/// TRUNCATE_FILE: cuts (or extends with zeros) an appender file to `size`.
+pub async fn truncate(client: &FdfsClient, id: &str, size: u64) -> Result<String, ClientError> {
+    let (_, name, addr) = client.locate_for_update(id).await?;
+    client
+        .storage_call(addr, |mut c| {
+            Box::pin(async move {
+                let r = c.truncate(name, size).await;
+                (c, r)
+            })
+        })
+        .await?;
+    Ok(format!("truncated {id} to {size} bytes"))
+}
+
+/// REGENERATE_APPENDER_FILENAME (38): the appender becomes a normal file; prints its new ID.
+pub async fn regenerate(client: &FdfsClient, id: &str) -> Result<String, ClientError> {
+    let (_, name, addr) = client.locate_for_update(id).await?;
+    client
+        .storage_call(addr, |mut c| {
+            Box::pin(async move {
+                let r = c.regenerate_appender(name).await;
+                (c, r)
+            })
+        })
+        .await
+}
+
+/// fdfs_crc32: the CRC-32 of a local file, in decimal as the C tool prints it.
+pub fn crc32(file: &Path) -> Result<String, ClientError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file).map_err(ClientError::Local)?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(ClientError::Local)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_string())
+}
+
+/// Downloads to `out` (default: the file's own name in the current directory), the whole file
+/// or `length` bytes from `offset` (0 = to the end), with progress on a terminal.
 pub async fn download(
     client: &FdfsClient,
     id: &str,
     out: Option<PathBuf>,
+    offset: u64,
+    length: u64,
 ) -> Result<String, ClientError> {
     let out = match out {
         Some(o) => o,
-        None => {
-            let name = id.rsplit('/').next().unwrap_or(id);
-            PathBuf::from(name)
+        None => PathBuf::from(id.rsplit('/').next().unwrap_or(id)),
+    };
+    let (group, name, addr) = client.locate_for_fetch(id).await?;
+    let total = if Progress::wanted() {
+        match client.file_info(id).await {
+            Ok(i) if length == 0 => i.file_size.saturating_sub(offset),
+            _ => length,
+        }
+    } else {
+        length
+    };
+    let tmp = out.with_extension("fdfs-ha-part");
+    let f = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(ClientError::Local)?;
+    let mut w = Progress::writer(f, total, "download");
+    let mut conn = connect(client, addr).await?;
+    let r = conn.download_to(group, name, offset, length, &mut w).await;
+    let n = match r {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(status_or(addr)(e));
         }
     };
-    let n = client.download_to_path(id, &out).await?;
+    w.done();
+    use tokio::io::AsyncWriteExt;
+    w.inner.flush().await.map_err(ClientError::Local)?;
+    tokio::fs::rename(&tmp, &out)
+        .await
+        .map_err(ClientError::Local)?;
+    let _ = conn.quit().await;
     Ok(format!("{} bytes -> {}", n, out.display()))
 }
 
@@ -184,4 +479,158 @@ pub fn format_sync_report(r: &crate::proto::sync::SyncReport) -> String {
         let _ = writeln!(s, "    synced from {src} up to {ts}");
     }
     s
+}
+
+/// Transfers at least this large show progress (on a terminal only).
+const PROGRESS_MIN: u64 = 1 << 20;
+
+/// Byte counter shown on stderr as `label: n/total MiB (p%)`, only when stderr is a terminal.
+pub struct Progress<T> {
+    pub inner: T,
+    label: &'static str,
+    total: u64,
+    done: u64,
+    shown: Option<Instant>,
+    on: bool,
+}
+
+impl Progress<()> {
+    /// Progress goes to stderr only when it is a terminal (quiet when piped or in scripts).
+    pub fn wanted() -> bool {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal()
+    }
+}
+
+impl<T> Progress<T> {
+    fn new(inner: T, total: u64, label: &'static str) -> Self {
+        Progress {
+            inner,
+            label,
+            total,
+            done: 0,
+            shown: None,
+            on: Progress::wanted() && total >= PROGRESS_MIN,
+        }
+    }
+    pub fn reader(inner: T, total: u64, label: &'static str) -> Self {
+        Self::new(inner, total, label)
+    }
+    pub fn writer(inner: T, total: u64, label: &'static str) -> Self {
+        Self::new(inner, total, label)
+    }
+    fn add(&mut self, n: usize) {
+        self.done += n as u64;
+        if !self.on {
+            return;
+        }
+        let due = self
+            .shown
+            .map(|t| t.elapsed() >= Duration::from_millis(200))
+            .unwrap_or(true);
+        if due {
+            self.shown = Some(Instant::now());
+            eprint!("\r{}", progress_line(self.label, self.done, self.total));
+        }
+    }
+    /// Ends the progress line.
+    pub fn done(&self) {
+        if self.on {
+            eprintln!("\r{}", progress_line(self.label, self.done, self.total));
+        }
+    }
+}
+
+/// `upload: 12.0/100.0 MiB (12%)`.
+pub fn progress_line(label: &str, done: u64, total: u64) -> String {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let pct = (done.saturating_mul(100))
+        .checked_div(total)
+        .unwrap_or(100)
+        .min(100);
+    format!("{label}: {:.1}/{:.1} MiB ({pct}%)", mib(done), mib(total))
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Progress<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let n = buf.filled().len() - before;
+            self.add(n);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Progress<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = r {
+            self.add(n);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_follow_fdfs_upload_file() {
+        assert_eq!(ext_of("x.tar.gz"), "tar.gz");
+        assert_eq!(ext_of("/a/b/photo.jpg"), "jpg");
+        assert_eq!(ext_of("a.b.tar.gz"), "tar.gz");
+        // tar.bz2 is 7 bytes: only the last part fits.
+        assert_eq!(ext_of("x.tar.bz2"), "bz2");
+        assert_eq!(ext_of("noext"), "");
+        assert_eq!(ext_of("x.toolong7"), "");
+        assert_eq!(ext_of(".bashrc"), "bashrc");
+        assert_eq!(ext_of("a.b"), "b");
+    }
+
+    #[test]
+    fn client_conf_is_read_like_the_c_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("client.conf");
+        std::fs::write(
+            &p,
+            "connect_timeout=5\nnetwork_timeout = 60\n# c\ntracker_server=10.0.0.1:22122\n\
+             tracker_server=10.0.0.2:22122 #second\nuse_storage_id = true\n",
+        )
+        .unwrap();
+        let (c, w) = read_client_conf(&p).unwrap();
+        assert_eq!(c.trackers, vec!["10.0.0.1:22122", "10.0.0.2:22122"]);
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.network_timeout, Duration::from_secs(60));
+        assert!(c.use_storage_id);
+        assert_eq!(w.len(), 1, "the inline # is reported");
+    }
+
+    #[test]
+    fn progress_line_is_bounded() {
+        assert_eq!(
+            progress_line("upload", 1 << 20, 4 << 20),
+            "upload: 1.0/4.0 MiB (25%)"
+        );
+        assert_eq!(
+            progress_line("download", 5, 0),
+            "download: 0.0/0.0 MiB (100%)"
+        );
+    }
 }
