@@ -155,7 +155,7 @@ fn client_verb(verb: Verb, v: ClientVerb) -> ExitCode {
         s.parse::<u64>()
             .map_err(|_| format!("{s:?} is not a number"))
     };
-    let (client, _cc, warnings) =
+    let (client, cc, warnings) =
         match fdfs_ha::client::cli::make_client(conf.as_deref(), &v.tracker) {
             Ok(c) => c,
             Err(e) => {
@@ -194,9 +194,9 @@ fn client_verb(verb: Verb, v: ClientVerb) -> ExitCode {
                     store_path_index,
                     appender: verb == Verb::UploadAppender,
                 };
-                cli::upload(&client, std::path::Path::new(a(0)), &o).await
+                cli::upload(&client, &cc, std::path::Path::new(a(0)), &o).await
             }
-            Verb::Append => cli::append(&client, a(0), std::path::Path::new(a(1))).await,
+            Verb::Append => cli::append(&client, &cc, a(0), std::path::Path::new(a(1))).await,
             Verb::Modify => {
                 let off = num(a(1))?;
                 cli::modify(&client, a(0), off, std::path::Path::new(a(2))).await
@@ -212,7 +212,7 @@ fn client_verb(verb: Verb, v: ClientVerb) -> ExitCode {
                 } else {
                     (0, 0)
                 };
-                cli::download(&client, a(0), args.get(1).map(PathBuf::from), off, len).await
+                cli::download(&client, &cc, a(0), args.get(1).map(PathBuf::from), off, len).await
             }
             Verb::Delete => cli::delete(&client, a(0)).await,
             Verb::Info => cli::info(&client, a(0)).await,

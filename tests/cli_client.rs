@@ -180,6 +180,36 @@ async fn the_fdfs_verbs_work_with_client_conf() {
     ok(&fdfs(args(&[&"download", &conf, &normal, &got])).await);
     assert_eq!(std::fs::read(&got).unwrap(), b"HEllo");
 
+    // A long transfer: quiet when piped; progress when stderr is a terminal (a pty from
+    // util-linux `script`).
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let bigf = write(d, "big.bin", &big);
+    let o = fdfs(args(&[&"upload", &conf, &bigf])).await;
+    let big_id = ok(&o);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let cmd = format!(
+        "{} download {} {big_id} {}",
+        env!("CARGO_BIN_EXE_fdfs-ha"),
+        conf.display(),
+        d.join("big.back").display()
+    );
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    assert!(tty.contains("download: 2.9/2.9 MiB (100%)"), "{tty:?}");
+    assert_eq!(std::fs::read(d.join("big.back")).unwrap(), big);
+
     // monitor lists the storage.
     let mon = ok(&fdfs(args(&[&"monitor", &conf])).await);
     assert!(mon.contains("ACTIVE"), "{mon}");

@@ -144,15 +144,22 @@ fn status_or(addr: SocketAddr) -> impl Fn(ConnError) -> ClientError {
     }
 }
 
-async fn connect(client: &FdfsClient, addr: SocketAddr) -> Result<StorageConn, ClientError> {
-    StorageConn::connect_timeout(addr, client.timeout)
+/// A fresh storage connection for a streamed transfer: client.conf's connect_timeout for the
+/// connect, its network_timeout for each exchange.
+async fn connect(cc: &ClientConf, addr: SocketAddr) -> Result<StorageConn, ClientError> {
+    let io = |e: std::io::Error| status_or(addr)(ConnError::Io(e));
+    let stream = tokio::time::timeout(cc.connect_timeout, tokio::net::TcpStream::connect(addr))
         .await
-        .map_err(status_or(addr))
+        .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    Ok(StorageConn::from_stream(stream, cc.network_timeout))
 }
 
 /// Uploads a local file (streamed, with progress on a terminal); prints the file ID.
 pub async fn upload(
     client: &FdfsClient,
+    cc: &ClientConf,
     file: &Path,
     o: &UploadOpts,
 ) -> Result<String, ClientError> {
@@ -180,7 +187,7 @@ pub async fn upload(
             (super::socket_addr(&t.addr)?, idx)
         }
     };
-    let mut conn = connect(client, addr).await?;
+    let mut conn = connect(cc, addr).await?;
     let f = tokio::fs::File::open(file)
         .await
         .map_err(ClientError::Local)?;
@@ -197,13 +204,18 @@ pub async fn upload(
 }
 
 /// APPEND_FILE: appends a local file to an appender file.
-pub async fn append(client: &FdfsClient, id: &str, file: &Path) -> Result<String, ClientError> {
+pub async fn append(
+    client: &FdfsClient,
+    cc: &ClientConf,
+    id: &str,
+    file: &Path,
+) -> Result<String, ClientError> {
     let (_, name, addr) = client.locate_for_update(id).await?;
     let size = tokio::fs::metadata(file)
         .await
         .map_err(ClientError::Local)?
         .len();
-    let mut conn = connect(client, addr).await?;
+    let mut conn = connect(cc, addr).await?;
     let f = tokio::fs::File::open(file)
         .await
         .map_err(ClientError::Local)?;
@@ -300,6 +312,7 @@ pub fn crc32(file: &Path) -> Result<String, ClientError> {
 /// or `length` bytes from `offset` (0 = to the end), with progress on a terminal.
 pub async fn download(
     client: &FdfsClient,
+    cc: &ClientConf,
     id: &str,
     out: Option<PathBuf>,
     offset: u64,
@@ -323,7 +336,7 @@ pub async fn download(
         .await
         .map_err(ClientError::Local)?;
     let mut w = Progress::writer(f, total, "download");
-    let mut conn = connect(client, addr).await?;
+    let mut conn = connect(cc, addr).await?;
     let r = conn.download_to(group, name, offset, length, &mut w).await;
     let n = match r {
         Ok(n) => n,
