@@ -7,6 +7,8 @@
 //! - `1`: runtime failure: a component could not start (e.g. port in use), VRRP could not start
 //!   (e.g. not root) or stopped unexpectedly, the status endpoint is unreachable.
 //! - `2`: config error: every error is printed as `<key path>: line <n>: <message>`.
+//! - `import`: 0 with the ha.yaml written; 2 when an input has a syntax error (printed with its
+//!   file:line); 1 when the output does not pass `check` (it is still written, to inspect).
 //! - client verbs: the errno the server answered when it refused (e.g. 2 = ENOENT, 22 =
 //!   EINVAL), 1 on other failures, 2 on bad arguments or an unreadable client.conf.
 

@@ -438,6 +438,7 @@ fn seed_004_wrong_trackers_group3_and_local() {
     let imp = import(&seed_nodes()[14].1);
     let c = checked("004 tracker+keepalived", &imp);
     assert_warning(&imp, "004/lb/chk_nginx.sh:10", "`local` outside a function");
+    assert_warning(&imp, "004/lb-master/keepalived.conf:4", "sample default");
     assert_warning(
         &imp,
         "004/tracker/client.conf:12",

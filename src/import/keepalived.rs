@@ -361,7 +361,15 @@ pub fn map(file: &str, stmts: &[Stmt], ctx: &mut Ctx) -> Keepalived {
                 for g in b {
                     match g.key() {
                         "router_id" => {
-                            k.router_id = g.arg(1).map(|r| (r.to_string(), g.at.clone()))
+                            k.router_id = g.arg(1).map(|r| (r.to_string(), g.at.clone()));
+                            if g.arg(1) == Some("LVS_DEVEL") {
+                                ctx.warn(
+                                    &g.at,
+                                    "router_id LVS_DEVEL is keepalived's sample default, likely \
+                                     the same on every node: imported as `node`, but give each \
+                                     node its own name (--node) so logs and status tell them apart",
+                                );
+                            }
                         }
                         key if GLOBAL_KNOWN.contains(&key) => not_mapped(
                             g,
