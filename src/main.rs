@@ -217,7 +217,7 @@ fn client_verb(verb: Verb, v: ClientVerb) -> ExitCode {
                 cli::download(&client, &cc, a(0), args.get(1).map(PathBuf::from), off, len).await
             }
             Verb::Delete => cli::delete(&client, a(0)).await,
-            Verb::Info => cli::info(&client, a(0)).await,
+            Verb::Info => cli::info(&client, a(0), cc.use_storage_id).await,
             Verb::Monitor => cli::monitor(&client).await,
         };
         Ok::<_, String>(r)

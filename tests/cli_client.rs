@@ -25,12 +25,18 @@ impl Drop for Cluster {
     }
 }
 
-async fn start_cluster() -> Cluster {
+/// A tracker and one storage; with `ids`, the storage is "100001" and file IDs carry that ID.
+async fn start_cluster(ids: bool) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let tcfg: TrackerConfig = serde_yaml::from_str(
-        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 5s\n",
-    )
+    let id_conf = if ids {
+        "use_storage_id: true\nid_type_in_filename: id\nstorage_ids: [{id: \"100001\", group: group1, ip: 127.0.0.1}]\n"
+    } else {
+        ""
+    };
+    let tcfg: TrackerConfig = serde_yaml::from_str(&format!(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 5s\n{id_conf}"
+    ))
     .unwrap();
     let tracker = TrackerServer::bind(&tcfg, &dir.path().join("t"))
         .await
@@ -38,7 +44,8 @@ async fn start_cluster() -> Cluster {
     let taddr = tracker.local_addr();
     tokio::spawn(tracker.serve(stop.clone()));
     let scfg: StorageConfig = serde_yaml::from_str(&format!(
-        "group: group1\nlisten: \"127.0.0.1:0\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\", \"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\n",
+        "group: group1\n{}listen: \"127.0.0.1:0\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\", \"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\n",
+        if ids { "id: \"100001\"\n" } else { "" },
         dir.path().join("store0").display(),
         dir.path().join("store1").display()
     ))
@@ -49,6 +56,8 @@ async fn start_cluster() -> Cluster {
     let client = FdfsClient::new(vec![taddr]);
     for _ in 0..100 {
         if client.active_storage_count("group1").await.unwrap_or(0) == 1 {
+            // The storage learns id mode from the tracker's parameters after it joins.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             return Cluster {
                 tracker: taddr,
                 storage: saddr,
@@ -97,7 +106,7 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fdfs_verbs_work_with_client_conf() {
-    let c = start_cluster().await;
+    let c = start_cluster(false).await;
     let d = c.dir.path();
     let conf = write(
         d,
@@ -242,4 +251,22 @@ async fn bad_arguments_and_client_conf_exit_2() {
     let o = fdfs(args(&[&"modify", &"id-only"])).await;
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("usage"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_resolves_a_storage_id_with_use_storage_id() {
+    let c = start_cluster(true).await;
+    let d = c.dir.path();
+    let conf = write(
+        d,
+        "client.conf",
+        format!("tracker_server={}\nuse_storage_id = true\n", c.tracker).as_bytes(),
+    );
+    let f = write(d, "a.txt", b"named by storage id");
+    let id = ok(&fdfs(args(&[&"upload", &conf, &f])).await);
+    let info = ok(&fdfs(args(&[&"info", &conf, &id])).await);
+    assert!(
+        info.contains("source storage id 100001: 127.0.0.1"),
+        "{info}"
+    );
 }

@@ -361,7 +361,13 @@ pub async fn delete(client: &FdfsClient, id: &str) -> Result<String, ClientError
 }
 
 /// What the file ID says, and what the storage holding it says (as fdfs_file_info prints).
-pub async fn info(client: &FdfsClient, id: &str) -> Result<String, ClientError> {
+/// With `use_storage_id` (client.conf), a source written as a storage ID is also shown as the
+/// address the trackers list for that ID, as fdfs_file_info does.
+pub async fn info(
+    client: &FdfsClient,
+    id: &str,
+    use_storage_id: bool,
+) -> Result<String, ClientError> {
     let (group, name) = split_file_id(id).map_err(ClientError::BadFileId)?;
     let parsed = RemoteName::parse_str(name).map_err(ClientError::BadFileId)?;
     let i = parsed.info;
@@ -376,6 +382,16 @@ pub async fn info(client: &FdfsClient, id: &str) -> Result<String, ClientError> 
     let _ = writeln!(s, "group name: {group}");
     let _ = writeln!(s, "file type: {kind}");
     let _ = writeln!(s, "source storage: {}", i.source);
+    if let (true, crate::proto::fileid::Source::Id(n)) = (use_storage_id, i.source) {
+        let ip = client
+            .list_storages(group)
+            .await
+            .ok()
+            .and_then(|l| l.into_iter().find(|st| st.id == n.to_string()))
+            .map(|st| st.ip)
+            .unwrap_or_else(|| "(not listed by the tracker)".into());
+        let _ = writeln!(s, "source storage id {n}: {ip}");
+    }
     let _ = writeln!(
         s,
         "file create timestamp: {} ({})",
