@@ -547,6 +547,13 @@ fn master_hearing_lower_priority_resends_gratuitous_arps() {
     use std::net::Ipv4Addr;
     skip_unless_ready!(false);
     let lab = Lab::new(1);
+    // Every link event in node 0 while it sends its bursts: a packet socket opened promiscuous
+    // per burst (pnet's default) shows up here as RTM_NEWLINK twice per burst.
+    let mut monitor = std::process::Command::new("ip")
+        .args(["-n", lab.node(0), "-o", "monitor", "link"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ip monitor");
     let a = lab.start_fdfs(0, &VrrpOpts::default());
     assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
     // Past the second GARP burst (5 s after becoming Master), the link is quiet.
@@ -578,4 +585,20 @@ fn master_hearing_lower_priority_resends_gratuitous_arps() {
         "{garps:?}"
     );
     assert_eq!(lab.vip_holders(), vec![0]);
+    // Three bursts sent (takeover, +5 s, lower priority heard): no promiscuity change, no link
+    // event, and the interface is not promiscuous now.
+    let _ = monitor.kill(); // our own child, by handle
+    let events = {
+        use std::io::Read;
+        let mut out = String::new();
+        let _ = monitor
+            .stdout
+            .take()
+            .map(|mut o| o.read_to_string(&mut out));
+        let _ = monitor.wait();
+        out
+    };
+    assert!(events.trim().is_empty(), "link events: {events}");
+    let link = harness::run("ip", &["-n", lab.node(0), "-d", "link", "show", "eth0"]);
+    assert!(link.contains("promiscuity 0"), "{link}");
 }

@@ -1,15 +1,18 @@
-//! Gratuitous ARP for the VIPs of a new Master: frame layout (pure) and sending through pnet.
+//! Gratuitous ARP for the VIPs of a new Master: frame layout (pure) and sending through a packet
+//! socket.
 //!
 //! Frame (RULES.md, keepalived vector [4]): Ethernet dst ff:ff:ff:ff:ff:ff, src = interface MAC,
 //! ethertype 0x0806; ARP request (op 1), sender = (MAC, VIP), target = (ff:ff:ff:ff:ff:ff, VIP).
 //! Owns nothing else: when and how often to send is the FSM's and the runner's business.
 
-use pnet::datalink::{self, Channel, NetworkInterface};
+use pnet::datalink;
 use pnet::packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet::packet::ethernet::{EtherTypes, MutableEthernetPacket};
 use pnet::util::MacAddr;
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// Ethernet header (14) + ARP for IPv4 over Ethernet (28); veth sends it unpadded.
 pub const GARP_FRAME_LEN: usize = 42;
@@ -39,15 +42,22 @@ pub fn garp_frame(mac: [u8; 6], vip: Ipv4Addr) -> [u8; GARP_FRAME_LEN] {
     frame
 }
 
-/// Sends gratuitous ARPs on one interface.
+/// Sends gratuitous ARPs on one interface through one packet socket, opened once.
+///
+/// The socket is `AF_PACKET`/`SOCK_RAW` with protocol 0: it receives nothing (no copy of the
+/// interface's inbound traffic is ever queued to it) and it never sets the interface promiscuous.
+/// pnet's channel did both (its `Config` defaults to `promiscuous: true`), and opening it per
+/// burst made the kernel log `entered/left promiscuous mode` and emit link events every time.
 #[derive(Clone)]
 pub struct GarpSender {
-    iface: NetworkInterface,
+    fd: Arc<OwnedFd>,
+    ifindex: i32,
     mac: [u8; 6],
 }
 
 impl GarpSender {
-    /// Looks the interface up. `Ok(None)` for interfaces that do no ARP (IFF_NOARP, no MAC).
+    /// Looks the interface up and opens the socket. `Ok(None)` for interfaces that do no ARP
+    /// (IFF_NOARP, no MAC).
     pub fn new(interface: &str) -> io::Result<Option<GarpSender>> {
         let iface = datalink::interfaces()
             .into_iter()
@@ -58,40 +68,61 @@ impl GarpSender {
         if iface.flags & (libc::IFF_NOARP as u32) != 0 {
             return Ok(None);
         }
-        match iface.mac {
-            Some(m) if m != MacAddr::zero() => Ok(Some(GarpSender {
-                mac: m.octets(),
-                iface,
-            })),
-            _ => Ok(None),
+        let mac = match iface.mac {
+            Some(m) if m != MacAddr::zero() => m.octets(),
+            _ => return Ok(None),
+        };
+        let ifindex = i32::try_from(iface.index)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
+        // SAFETY: plain socket(2); the result is checked before it is wrapped.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
         }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Some(GarpSender {
+            fd: Arc::new(fd),
+            ifindex,
+            mac,
+        }))
     }
 
     pub fn mac(&self) -> [u8; 6] {
         self.mac
     }
 
-    /// Sends one gratuitous ARP per VIP, `rounds` times. The packet socket is opened per call
-    /// and closed after, so it never queues the interface's inbound traffic while idle.
+    /// Sends one gratuitous ARP per VIP, `rounds` times.
     pub fn send(&self, vips: &[Ipv4Addr], rounds: u32) -> io::Result<()> {
-        let cfg = datalink::Config {
-            read_buffer_size: 64,
-            ..Default::default()
-        };
-        let mut tx = match datalink::channel(&self.iface, cfg)? {
-            Channel::Ethernet(tx, _rx) => tx,
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "not an Ethernet channel",
-                ))
-            }
-        };
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        to.sll_family = libc::AF_PACKET as u16;
+        to.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
+        to.sll_ifindex = self.ifindex;
+        to.sll_halen = 6;
+        to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
         for _ in 0..rounds {
             for vip in vips {
                 let frame = garp_frame(self.mac, *vip);
-                if let Some(r) = tx.send_to(&frame, None) {
-                    r?;
+                // SAFETY: the frame and address outlive the call; lengths are theirs.
+                let n = unsafe {
+                    libc::sendto(
+                        self.fd.as_raw_fd(),
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        std::ptr::addr_of!(to).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
                 }
             }
         }
