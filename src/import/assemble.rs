@@ -590,12 +590,15 @@ fn vrrp(
                 ));
             }
             if let Some((g, at)) = grace {
-                root.map("supervisor").push(Field::at(
-                    "restart_grace",
-                    s(&format!("{g}s")),
-                    &at,
-                    "the script's sleep before it re-checks",
-                ));
+                let sup = root.map("supervisor");
+                if !sup.iter().any(|f| f.key == "restart_grace") {
+                    sup.push(Field::at(
+                        "restart_grace",
+                        s(&format!("{g}s")),
+                        &at,
+                        "the script's sleep before it re-checks",
+                    ));
+                }
             }
             tracks.push(Field::item(
                 Node::Map(vec![
@@ -700,7 +703,11 @@ fn probe_for(
                     s("restart"),
                     recognised_note(recognised),
                 ));
-                p.set(Field::new("component", s("gateway"), ""));
+                p.set(Field::new(
+                    "component",
+                    s("gateway"),
+                    "nginx's role is the gateway's",
+                ));
             }
             None => {
                 ctx.warn(
@@ -778,18 +785,16 @@ fn probe_for(
             "",
         ));
     }
-    let fall = sc.fall.clone().map(|x| x.0).unwrap_or(1).max(1);
-    let rise = sc.rise.clone().map(|x| x.0).unwrap_or(1).max(1);
-    p.set(Field::new(
-        "fall",
-        num(fall),
-        "keepalived's fall (default 1)",
-    ));
-    p.set(Field::new(
-        "rise",
-        num(rise),
-        "keepalived's rise (default 1)",
-    ));
+    for (key, v) in [("fall", &sc.fall), ("rise", &sc.rise)] {
+        match v {
+            Some((n, at)) => p.set(Field::at(key, num((*n).max(1)), at, "")),
+            None => p.set(Field::new(
+                key,
+                num(1),
+                format!("keepalived's default {key} 1"),
+            )),
+        }
+    }
     (p.into_node(), track_weight, grace)
 }
 
