@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod http;
 pub mod import;
 pub mod logs;
+pub mod metrics;
 pub mod probe;
 pub mod proto;
 pub mod storage;

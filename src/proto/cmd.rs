@@ -77,4 +77,83 @@ pub mod errno {
     pub const ENOSYS: u8 = 38;
     pub const EOPNOTSUPP: u8 = 95;
     pub const ETIMEDOUT: u8 = 110;
+
+    /// The errno's name (`ENOENT`), `ok` for 0, `errno_<n>` for others: a metric label.
+    pub fn name(status: u8) -> &'static str {
+        match status {
+            OK => "ok",
+            ENOENT => "ENOENT",
+            EIO => "EIO",
+            EAGAIN => "EAGAIN",
+            ENOMEM => "ENOMEM",
+            EACCES => "EACCES",
+            EBUSY => "EBUSY",
+            EEXIST => "EEXIST",
+            EINVAL => "EINVAL",
+            EFBIG => "EFBIG",
+            ENOSPC => "ENOSPC",
+            ENAMETOOLONG => "ENAMETOOLONG",
+            ENOSYS => "ENOSYS",
+            EOPNOTSUPP => "EOPNOTSUPP",
+            ETIMEDOUT => "ETIMEDOUT",
+            _ => "other_errno",
+        }
+    }
+}
+
+/// A command's name in lower case (`upload_file`), for metrics and the access log; `other` for
+/// a code this server does not know.
+pub fn name(cmd: u8) -> &'static str {
+    match cmd {
+        QUIT => "quit",
+        ACTIVE_TEST => "active_test",
+        SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE => "query_store_without_group_one",
+        SERVICE_QUERY_FETCH_ONE => "query_fetch_one",
+        SERVICE_QUERY_UPDATE => "query_update",
+        SERVICE_QUERY_STORE_WITH_GROUP_ONE => "query_store_with_group_one",
+        SERVICE_QUERY_FETCH_ALL => "query_fetch_all",
+        SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL => "query_store_without_group_all",
+        SERVICE_QUERY_STORE_WITH_GROUP_ALL => "query_store_with_group_all",
+        SERVER_LIST_ONE_GROUP => "list_one_group",
+        SERVER_LIST_ALL_GROUPS => "list_all_groups",
+        SERVER_LIST_STORAGE => "list_storage",
+        SERVER_DELETE_STORAGE => "delete_storage",
+        SERVER_DELETE_GROUP => "delete_group",
+        STORAGE_GET_MY_IP => "get_my_ip",
+        STORAGE_FETCH_STORAGE_IDS => "fetch_storage_ids",
+        STORAGE_PARAMETER_REQ => "parameter_req",
+        STORAGE_REPORT_STATUS => "report_status",
+        STORAGE_CHANGELOG_REQ => "changelog_req",
+        STORAGE_SYNC_DEST_QUERY => "sync_dest_query",
+        STORAGE_JOIN => "join",
+        STORAGE_BEAT => "beat",
+        STORAGE_REPORT_DISK_USAGE => "report_disk_usage",
+        STORAGE_SYNC_SRC_REQ => "sync_src_req",
+        STORAGE_SYNC_DEST_REQ => "sync_dest_req",
+        STORAGE_SYNC_NOTIFY => "sync_notify",
+        STORAGE_SYNC_REPORT => "sync_report",
+        REPORT_SERVER_ID => "report_server_id",
+        UPLOAD_FILE => "upload_file",
+        DELETE_FILE => "delete_file",
+        SET_METADATA => "set_metadata",
+        DOWNLOAD_FILE => "download_file",
+        GET_METADATA => "get_metadata",
+        UPLOAD_SLAVE_FILE => "upload_slave_file",
+        QUERY_FILE_INFO => "query_file_info",
+        UPLOAD_APPENDER_FILE => "upload_appender_file",
+        APPEND_FILE => "append_file",
+        MODIFY_FILE => "modify_file",
+        TRUNCATE_FILE => "truncate_file",
+        REGENERATE_APPENDER_FILENAME => "regenerate_appender_filename",
+        SYNC_CREATE_FILE => "sync_create_file",
+        SYNC_DELETE_FILE => "sync_delete_file",
+        SYNC_UPDATE_FILE => "sync_update_file",
+        SYNC_CREATE_LINK => "sync_create_link",
+        SYNC_APPEND_FILE => "sync_append_file",
+        FETCH_ONE_PATH_BINLOG => "fetch_one_path_binlog",
+        SYNC_MODIFY_FILE => "sync_modify_file",
+        SYNC_TRUNCATE_FILE => "sync_truncate_file",
+        SYNC_RENAME_FILE => "sync_rename_file",
+        _ => "other",
+    }
 }

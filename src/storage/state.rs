@@ -242,6 +242,8 @@ pub struct StorageState {
     /// Storage id -> IP (from FETCH_STORAGE_IDS), to answer QUERY_FILE_INFO for id-mode names.
     id_ips: RwLock<HashMap<u32, String>>,
     stats: Stats,
+    /// Per command: count, latency (the `/metrics` families; `stats` are the tracker's).
+    requests: crate::metrics::Requests,
     join_time: u64,
     up_time: u64,
     port: u16,
@@ -301,6 +303,7 @@ impl StorageState {
         let now = unix_now();
         let sync_old_done = load_init_flag(&base, &binlog)?;
         Ok(StorageState {
+            requests: crate::metrics::Requests::new("storage"),
             cfg: cfg.clone(),
             node: node.to_string(),
             store,
@@ -479,6 +482,10 @@ impl StorageState {
 
     pub fn binlog(&self) -> &Binlog {
         &self.binlog
+    }
+
+    pub fn requests(&self) -> &crate::metrics::Requests {
+        &self.requests
     }
 
     pub fn stats(&self) -> &Stats {

@@ -33,8 +33,18 @@ pub struct ComponentSpec {
     pub component: Arc<dyn Component>,
 }
 
+/// What components get from the supervisor besides their config section.
+#[derive(Clone, Default)]
+pub struct ComponentEnv {
+    /// PIDs of external commands (for `pid` probes).
+    pub pids: PidTable,
+    /// The process's metrics: a built-in component adds its source when it starts.
+    pub metrics: crate::metrics::Metrics,
+}
+
 /// Builds the components a config enables. Adding a component kind is one entry here.
-pub fn from_config(cfg: &Config, pids: &PidTable) -> Vec<ComponentSpec> {
+pub fn from_config(cfg: &Config, env: &ComponentEnv) -> Vec<ComponentSpec> {
+    let pids = &env.pids;
     let mut out = Vec::new();
     if let Some(t) = &cfg.tracker {
         out.push(ComponentSpec {
@@ -53,6 +63,7 @@ pub fn from_config(cfg: &Config, pids: &PidTable) -> Vec<ComponentSpec> {
             component: Arc::new(Storage {
                 cfg: s.clone(),
                 node: cfg.node.clone(),
+                metrics: env.metrics.clone(),
             }),
         });
         if s.http.is_some() {
@@ -113,6 +124,7 @@ impl Component for Tracker {
 struct Storage {
     cfg: StorageConfig,
     node: String,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Component for Storage {
@@ -120,6 +132,12 @@ impl Component for Storage {
         Box::pin(async move {
             let s = crate::storage::StorageServer::bind(&self.cfg, &self.node).await?;
             tracing::info!(addr = %s.local_addr(), "storage listening");
+            let state = s.state();
+            let source = crate::metrics::StorageSource {
+                requests: state.requests().clone(),
+                state,
+            };
+            self.metrics.set_source("storage", Arc::new(source));
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
     }

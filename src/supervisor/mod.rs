@@ -39,7 +39,7 @@ use crate::config::{self, Config, OnFail, ProbeConfig, VrrpConfig, VrrpInstanceC
 use crate::probe::{self, Health, PidTable, ProbeReport, ProbeSpec};
 use crate::vrrp::{InstanceStatus, StateChange};
 use anyhow::Context;
-use component::{ComponentCmd, ComponentEvent, ComponentSpec, RunState, ServeFuture};
+use component::{ComponentCmd, ComponentEnv, ComponentEvent, ComponentSpec, RunState, ServeFuture};
 use futures::future::BoxFuture;
 use policy::RestartPolicy;
 use status::{ComponentView, ProbeView, SharedBoard, TrackingView};
@@ -122,7 +122,7 @@ pub fn set_log_reloader(f: LogReloader) {
     let _ = LOG_RELOADER.set(f);
 }
 
-type ComponentFactory = dyn Fn(&Config, &PidTable) -> Vec<ComponentSpec> + Send + Sync;
+type ComponentFactory = dyn Fn(&Config, &ComponentEnv) -> Vec<ComponentSpec> + Send + Sync;
 
 /// Seams for tests: how components and VRRP instances are built.
 #[derive(Clone)]
@@ -218,7 +218,7 @@ struct Sup {
     cfg: Config,
     path: Option<PathBuf>,
     hooks: Hooks,
-    pids: PidTable,
+    env: ComponentEnv,
     board: SharedBoard,
     components: BTreeMap<String, CompRunner>,
     comp_events: BTreeMap<String, ComponentEvent>,
@@ -250,11 +250,22 @@ pub async fn run_with(
         started_unix_ms: status::unix_ms(),
         ..Default::default()
     }));
+    // One registry per process, handed to the status endpoint (through the board) and to the
+    // components; the node's own families are read from the board at scrape time.
+    let metrics = crate::metrics::Metrics::new();
+    metrics.set_source(
+        "node",
+        Arc::new(crate::metrics::BoardSource(Arc::downgrade(&board))),
+    );
+    status::lock(&board).metrics = metrics.clone();
     let mut sup = Sup {
         cfg: cfg.clone(),
         path: config_path,
         hooks,
-        pids: PidTable::default(),
+        env: ComponentEnv {
+            pids: PidTable::default(),
+            metrics: metrics.clone(),
+        },
         board,
         components: BTreeMap::new(),
         comp_events: BTreeMap::new(),
@@ -371,7 +382,7 @@ impl Sup {
         std::fs::create_dir_all(&self.cfg.data_dir)
             .with_context(|| format!("creating data_dir {}", self.cfg.data_dir.display()))?;
         self.start_status_server().await?;
-        let specs = (self.hooks.components)(&self.cfg, &self.pids);
+        let specs = (self.hooks.components)(&self.cfg, &self.env);
         for spec in specs {
             self.start_component(spec, true).await?;
         }
@@ -452,7 +463,7 @@ impl Sup {
         let started = Instant::now();
         let task = probe::spawn(
             spec.clone(),
-            self.pids.clone(),
+            self.env.pids.clone(),
             self.probe_tx.clone(),
             stop.clone(),
         );
@@ -830,7 +841,7 @@ impl Sup {
             }
         }
         // Components: stop removed/changed, start added/changed, keep the rest running.
-        let specs = (self.hooks.components)(&new, &self.pids);
+        let specs = (self.hooks.components)(&new, &self.env);
         let wanted: BTreeMap<String, String> = specs
             .iter()
             .map(|s| (s.name.clone(), s.fingerprint.clone()))

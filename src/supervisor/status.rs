@@ -70,6 +70,8 @@ pub struct Board {
     pub instances: BTreeMap<String, (Arc<dyn VrrpHandle>, Option<TrackingView>)>,
     /// Faults injected through `POST /debug/components/<name>/{kill,break,fix}` (drills).
     pub faults: Arc<super::faults::Faults>,
+    /// Served at `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Board {
@@ -151,6 +153,18 @@ fn respond<B>(
     req: &hyper::Request<B>,
     board: &SharedBoard,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
+        // Cloned out first: rendering reads the board again (the node's families).
+        let metrics = lock(board).metrics.clone();
+        let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+            metrics.render(),
+        )));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        );
+        return resp;
+    }
     let (code, body) = match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/status") => {
             let json = lock(board).to_json();
@@ -165,7 +179,8 @@ fn respond<B>(
         }
         _ => (
             http::StatusCode::METHOD_NOT_ALLOWED,
-            b"only GET /status and POST /debug/components/<name>/{kill,break,fix}\n".to_vec(),
+            b"only GET /status, GET /metrics and POST /debug/components/<name>/{kill,break,fix}\n"
+                .to_vec(),
         ),
     };
     let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));

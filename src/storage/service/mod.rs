@@ -165,7 +165,13 @@ impl Conn {
             if h.cmd == cmd::QUIT {
                 return;
             }
+            let started = std::time::Instant::now();
             let outcome = self.dispatch(h).await;
+            let status = match &outcome {
+                Ok(_) => 0,
+                Err(Fail::Reply(s, _) | Fail::ReplyClose(s, _)) => *s,
+                Err(Fail::Drop(_)) => errno::EIO,
+            };
             let keep = match outcome {
                 Ok(Some(body)) => self.reply(0, &body).await.is_ok(),
                 Ok(None) => true,
@@ -185,6 +191,12 @@ impl Conn {
                     false
                 }
             };
+            self.state.requests().observe(
+                cmd::name(h.cmd),
+                errno::name(status).into(),
+                0,
+                started.elapsed().as_secs_f64(),
+            );
             if !keep {
                 return;
             }

@@ -1,0 +1,133 @@
+//! Prometheus metrics: the registry of metric sources and the `/metrics` exposition.
+//!
+//! Owns naming and encoding only. The supervisor creates one [`Metrics`] per process and hands it
+//! to the status endpoint and to the components it starts; each component adds a [`Source`]
+//! when it starts (replacing the one of its previous run). At every scrape each source registers
+//! its families into a fresh `prometheus_client` registry with the `fdfs_ha` prefix:
+//! - live families (counters and histograms updated on the request path, e.g. [`Requests`]) are
+//!   cloned in: a `Family` is a shared handle, so cloning costs nothing and keeps counting;
+//! - state the component already keeps (storage stats, sync lag, VRRP status, tracker cluster)
+//!   is read then, so the request path pays nothing for it.
+//!
+//! The output is OpenMetrics text (Prometheus scrapes it natively): counters end in `_total`,
+//! units are in the names (`_seconds`, `_bytes`).
+
+mod node;
+mod requests;
+mod storage;
+
+pub use node::BoardSource;
+pub use requests::{HttpRequests, Requests};
+pub use storage::StorageSource;
+
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Something that adds metric families at scrape time.
+pub trait Source: Send + Sync {
+    fn register(&self, reg: &mut Registry);
+}
+
+/// The process's metric sources, by name (`node`, `tracker`, `storage`, `gateway`, ...).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    sources: Arc<Mutex<BTreeMap<String, Arc<dyn Source>>>>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces the source called `name` (a restarted component replaces its own).
+    pub fn set_source(&self, name: &str, source: Arc<dyn Source>) {
+        self.lock().insert(name.to_string(), source);
+    }
+
+    pub fn remove_source(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<dyn Source>>> {
+        self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The exposition text of every source.
+    pub fn render(&self) -> String {
+        let sources: Vec<Arc<dyn Source>> = self.lock().values().cloned().collect();
+        let mut reg = Registry::with_prefix("fdfs_ha");
+        for s in &sources {
+            s.register(&mut reg);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
+            tracing::warn!(error = %e, "metrics: encoding failed");
+        }
+        out
+    }
+}
+
+/// Label sets as name/value pairs: the families built at scrape time use these.
+pub type Labels = Vec<(String, String)>;
+
+/// Builds a label set from `(name, value)` pairs.
+pub fn labels<const N: usize>(pairs: [(&str, &str); N]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A gauge family filled at scrape time.
+pub type GaugeFamily = prometheus_client::metrics::family::Family<
+    Labels,
+    prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+>;
+
+/// A counter family filled at scrape time from a total the component keeps.
+pub type CounterFamily = prometheus_client::metrics::family::Family<
+    Labels,
+    prometheus_client::metrics::counter::Counter<u64>,
+>;
+
+/// Sets a counter of a scrape-time family to `v` (the family is fresh, so add = set).
+pub fn set_counter(f: &CounterFamily, l: Labels, v: u64) {
+    f.get_or_create(&l).inc_by(v);
+}
+
+pub fn set_gauge(f: &GaugeFamily, l: Labels, v: f64) {
+    f.get_or_create(&l).set(v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct One(CounterFamily);
+    impl Source for One {
+        fn register(&self, reg: &mut Registry) {
+            reg.register("things", "Things seen", self.0.clone());
+        }
+    }
+
+    #[test]
+    fn sources_render_with_prefix_and_total_suffix() {
+        let m = Metrics::new();
+        let f = CounterFamily::default();
+        m.set_source("one", Arc::new(One(f.clone())));
+        f.get_or_create(&labels([("kind", "a")])).inc();
+        let text = m.render();
+        assert!(text.contains("# TYPE fdfs_ha_things counter"), "{text}");
+        assert!(
+            text.contains("fdfs_ha_things_total{kind=\"a\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        m.remove_source("one");
+        assert!(!m.render().contains("things"));
+    }
+}

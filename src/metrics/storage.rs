@@ -1,0 +1,147 @@
+//! The storage node's metrics, read from its state at scrape time: content bytes, free space per
+//! store path, sync lag per peer, upload journal, connections; plus its live [`Requests`].
+
+use super::{labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Requests, Source};
+use crate::storage::state::StorageState;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
+
+pub struct StorageSource {
+    pub state: Arc<StorageState>,
+    pub requests: Requests,
+}
+
+impl Source for StorageSource {
+    fn register(&self, reg: &mut Registry) {
+        self.requests.register(reg);
+        let st = &self.state;
+        let s = st.stats().snapshot();
+        let bytes = CounterFamily::default();
+        for (op, c) in [
+            ("upload", s.upload_bytes),
+            ("append", s.append_bytes),
+            ("modify", s.modify_bytes),
+            ("download", s.download_bytes),
+            ("sync_in", s.sync_in_bytes),
+            ("sync_out", s.sync_out_bytes),
+        ] {
+            set_counter(&bytes, labels([("op", op)]), c.success);
+        }
+        reg.register_with_unit(
+            "storage_file",
+            "file content stored, sent or replicated, by operation",
+            Unit::Bytes,
+            bytes,
+        );
+        let ops = CounterFamily::default();
+        for (op, c) in [
+            ("upload", s.upload),
+            ("download", s.download),
+            ("delete", s.delete),
+            ("append", s.append),
+            ("modify", s.modify),
+            ("truncate", s.truncate),
+        ] {
+            set_counter(&ops, labels([("op", op), ("result", "ok")]), c.success);
+            set_counter(
+                &ops,
+                labels([("op", op), ("result", "error")]),
+                c.total.saturating_sub(c.success),
+            );
+        }
+        reg.register("storage_operations", "file operations by result", ops);
+
+        let (free, total) = (GaugeFamily::default(), GaugeFamily::default());
+        let paths = &st.config().store_paths;
+        for (i, u) in st.disk_usage().iter().enumerate() {
+            let p = paths
+                .get(i)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let l = labels([("store_path", &format!("M{i:02}")), ("path", &p)]);
+            set_gauge(&free, l.clone(), (u.free_mb * 1024 * 1024) as f64);
+            set_gauge(&total, l, (u.total_mb * 1024 * 1024) as f64);
+        }
+        reg.register_with_unit(
+            "storage_store_path_free",
+            "free space per store path",
+            Unit::Bytes,
+            free,
+        );
+        reg.register_with_unit(
+            "storage_store_path_size",
+            "size of each store path's file system",
+            Unit::Bytes,
+            total,
+        );
+
+        let (recs, lag_bytes, secs, state) = (
+            GaugeFamily::default(),
+            GaugeFamily::default(),
+            GaugeFamily::default(),
+            GaugeFamily::default(),
+        );
+        for p in st.peer_sync() {
+            let l = labels([("peer", &p.peer)]);
+            set_gauge(&recs, l.clone(), p.records_behind as f64);
+            set_gauge(&lag_bytes, l.clone(), p.bytes_behind as f64);
+            set_gauge(&secs, l, p.seconds_behind as f64);
+            set_gauge(
+                &state,
+                labels([("peer", &p.peer), ("state", &p.state)]),
+                1.0,
+            );
+        }
+        reg.register(
+            "storage_sync_lag_records",
+            "binlog records not yet sent to the peer",
+            recs,
+        );
+        reg.register_with_unit(
+            "storage_sync_lag",
+            "binlog bytes not yet sent to the peer",
+            Unit::Bytes,
+            lag_bytes,
+        );
+        reg.register_with_unit(
+            "storage_sync_lag",
+            "age of the newest record sent to the peer (0 when caught up)",
+            Unit::Seconds,
+            secs,
+        );
+        reg.register(
+            "storage_sync_peer_state",
+            "the sender's state per peer (1 for the current one)",
+            state,
+        );
+
+        let j = GaugeFamily::default();
+        set_gauge(
+            &j,
+            Vec::new(),
+            if st.store().journal_pending() {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        reg.register(
+            "storage_journal_pending",
+            "1 while the upload journal holds files not yet settled",
+            j,
+        );
+        let conns = GaugeFamily::default();
+        set_gauge(&conns, Vec::new(), s.connections_current as f64);
+        reg.register("storage_connections", "open client connections", conns);
+        let refused = CounterFamily::default();
+        set_counter(&refused, Vec::new(), s.connections_refused);
+        reg.register(
+            "storage_connections_refused",
+            "connections refused at max_connections",
+            refused,
+        );
+        let bad = CounterFamily::default();
+        set_counter(&bad, Vec::new(), s.bad_requests);
+        reg.register("storage_bad_requests", "malformed requests", bad);
+    }
+}

@@ -1,0 +1,131 @@
+//! `/metrics` on the status listener of a real `fdfs-ha run`: the named families are there in
+//! OpenMetrics text, and the storage's counters move after an upload and a download.
+
+use fdfs_ha::client::storage::StorageConn;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &Path, port: u16, status: u16) -> Node {
+    let yaml = format!(
+        "node: metrics-test\ndata_dir: \"{}\"\nlog: {{ level: warn }}\nstatus: {{ listen: \"127.0.0.1:{status}\" }}\n\
+         storage:\n  group: group1\n  listen: 127.0.0.1:{port}\n  trackers: [\"127.0.0.1:1\"]\n  store_paths: [\"{}\"]\n  reserved_storage_space: 0%\n",
+        dir.join("data").display(),
+        dir.join("store0").display()
+    );
+    let path = dir.join("ha.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Node(child)
+}
+
+/// GET `path` with a bare HTTP/1.0 request; the body.
+fn get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    assert!(head.contains(" 200 "), "{head}");
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    Some(body.to_string())
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_families_exist_and_storage_counters_move() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (port, status) = (free_port(), free_port());
+    let mut node = start(dir.path(), port, status);
+    let t0 = Instant::now();
+    let mut conn = loop {
+        if let Ok(mut c) = StorageConn::connect(("127.0.0.1", port)).await {
+            if c.active_test().await.is_ok() {
+                break c;
+            }
+        }
+        if let Ok(Some(s)) = node.0.try_wait() {
+            panic!("fdfs-ha exited early: {s}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "storage did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let addr = format!("127.0.0.1:{status}");
+    let before = get(&addr, "/metrics").expect("scrape");
+    for family in [
+        "# TYPE fdfs_ha_component_state gauge",
+        "# TYPE fdfs_ha_component_restarts counter",
+        "# TYPE fdfs_ha_storage_requests counter",
+        "# TYPE fdfs_ha_storage_request_duration_seconds histogram",
+        "# TYPE fdfs_ha_storage_file_bytes counter",
+        "# TYPE fdfs_ha_storage_operations counter",
+        "# TYPE fdfs_ha_storage_store_path_free_bytes gauge",
+        "# TYPE fdfs_ha_storage_journal_pending gauge",
+    ] {
+        assert!(before.contains(family), "{family} missing:\n{before}");
+    }
+    assert_eq!(
+        sample(
+            &before,
+            "fdfs_ha_component_state{component=\"storage\",state=\"running\"}"
+        ),
+        Some(1.0),
+        "{before}"
+    );
+    let up_ok = "fdfs_ha_storage_operations_total{op=\"upload\",result=\"ok\"}";
+    let down_ok = "fdfs_ha_storage_operations_total{op=\"download\",result=\"ok\"}";
+    let up_bytes = "fdfs_ha_storage_file_bytes_total{op=\"upload\"}";
+    assert_eq!(sample(&before, up_ok), Some(0.0), "{before}");
+
+    let data = vec![7u8; 10_000];
+    let f = conn.upload(0, &data, "bin").await.unwrap();
+    let back = conn.download(&f.group, &f.filename, 0, 0).await.unwrap();
+    assert_eq!(back, data);
+
+    let after = get(&addr, "/metrics").expect("scrape");
+    assert_eq!(sample(&after, up_ok), Some(1.0), "{after}");
+    assert_eq!(sample(&after, down_ok), Some(1.0), "{after}");
+    assert_eq!(sample(&after, up_bytes), Some(10_000.0), "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "fdfs_ha_storage_request_duration_seconds_count{command=\"upload_file\",result=\"ok\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    assert!(after.ends_with("# EOF\n"));
+}
