@@ -488,8 +488,10 @@ async fn a_new_empty_storage_copies_everything_before_it_turns_active() {
     want.insert(f2, b"after-2".to_vec());
     wait_converged(&[&s1, &s2, &s3], &want, Duration::from_secs(15)).await;
     // Its init flag says the copy is done, so a restart joins as an old member.
-    let flag = std::fs::read_to_string(s3.store.join("data/sync/.data_init_flag")).unwrap();
-    assert_eq!(flag.trim(), "sync_old_done=1");
+    // It sits where C FastDFS keeps it, in C's format (issue 17: a C storage can take it back).
+    let flag = std::fs::read_to_string(s3.store.join("data/.data_init_flag")).unwrap();
+    assert!(flag.lines().any(|l| l == "sync_old_done=1"), "{flag}");
+    assert!(flag.starts_with("storage_join_time="), "{flag}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

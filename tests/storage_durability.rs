@@ -110,7 +110,8 @@ fn data_files(store: &Path) -> Vec<PathBuf> {
                 if !p.ends_with("sync") && !p.ends_with(".journal") {
                     stack.push(p);
                 }
-            } else {
+            } else if !p.ends_with(".data_init_flag") {
+                // (The base path's init flag sits in data/ as in C FastDFS.)
                 out.push(p);
             }
         }

@@ -119,15 +119,17 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Files under a store path's `data/` that stand for file IDs: not the binlog (`sync/`), not
-/// the upload journal's segments (`.journal/`).
+/// the upload journal's segments (`.journal/`), not the base path's `.data_init_flag` (kept
+/// where C FastDFS keeps it, `<base>/data/`, and the base is the first store path here).
 fn stored_files(store_path: &Path) -> Vec<PathBuf> {
-    let (sync, journal) = (
+    let (sync, journal, flag) = (
         store_path.join("data/sync"),
         store_path.join("data/.journal"),
+        store_path.join("data/.data_init_flag"),
     );
     files_under(&store_path.join("data"))
         .into_iter()
-        .filter(|p| !p.starts_with(&sync) && !p.starts_with(&journal))
+        .filter(|p| !p.starts_with(&sync) && !p.starts_with(&journal) && *p != flag)
         .collect()
 }
 

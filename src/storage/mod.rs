@@ -21,6 +21,7 @@
 pub mod binlog;
 pub mod durable;
 pub mod http;
+pub mod init_flag;
 pub mod journal;
 pub mod service;
 pub mod state;

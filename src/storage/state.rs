@@ -8,8 +8,8 @@
 //! Replication state kept here (sync.rs drives it): what we received per source storage (the
 //! newest record timestamp, reported to trackers with SYNC_REPORT), what each outgoing sender
 //! has left to send (lag, shown by `fdfs-ha monitor`), and whether this storage still has to
-//! receive its group's old data (`<base>/data/sync/.data_init_flag`, `sync_old_done=0|1`; next to the binlog, so
-//! the data directories hold only files).
+//! receive its group's old data (`<base>/data/.data_init_flag` in C FastDFS's format, see
+//! `init_flag`).
 
 use super::binlog::{Binlog, BinlogOp, BinlogPos, BinlogRecord};
 use super::store::{DiskUsage, Store};
@@ -23,9 +23,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Where a storage remembers whether its initial copy of the group's data is done.
-const INIT_FLAG_FILE: &str = ".data_init_flag";
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -301,7 +298,16 @@ impl StorageState {
             });
         }
         let now = unix_now();
-        let sync_old_done = load_init_flag(&base, &binlog)?;
+        let has_history = binlog.flushed_position() != Default::default();
+        let (sync_old_done, join_time) =
+            super::init_flag::open(&base, &cfg.store_paths, has_history, now, port).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "storage: cannot write {}: {e}",
+                        super::init_flag::path(&base).display()
+                    )
+                },
+            )?;
         Ok(StorageState {
             requests: crate::metrics::Requests::new("storage"),
             cfg: cfg.clone(),
@@ -312,7 +318,7 @@ impl StorageState {
             params: RwLock::new(GroupParams::default()),
             id_ips: RwLock::new(HashMap::new()),
             stats: Stats::default(),
-            join_time: now,
+            join_time,
             up_time: now,
             port,
             base,
@@ -424,7 +430,7 @@ impl StorageState {
             return Ok(());
         }
         tracing::info!("storage: initial copy of the group's data is complete");
-        write_init_flag(&self.base, true)
+        super::init_flag::set_done(&self.base)
     }
 
     /// Wakes senders waiting for new binlog records (called after a flush).
@@ -589,42 +595,6 @@ impl StorageState {
     pub fn storage_id(&self) -> Option<&str> {
         self.cfg.id.as_deref()
     }
-}
-
-/// Reads `<base>/data/sync/.data_init_flag`; when absent, a storage with binlog history is an old
-/// member (done) and an empty one is new (it must copy the group's data before serving).
-fn load_init_flag(base: &Path, binlog: &Binlog) -> anyhow::Result<bool> {
-    let path = base.join("data").join("sync").join(INIT_FLAG_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("sync_old_done="))
-            .map(|v| v.trim() == "1")
-            .unwrap_or(false)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let done = binlog.flushed_position() != Default::default();
-            write_init_flag(base, done)?;
-            Ok(done)
-        }
-        Err(e) => Err(anyhow::anyhow!(
-            "storage: cannot read {}: {e}",
-            path.display()
-        )),
-    }
-}
-
-fn write_init_flag(base: &Path, done: bool) -> std::io::Result<()> {
-    let dir = base.join("data").join("sync");
-    std::fs::create_dir_all(&dir)?;
-    let tmp = dir.join(format!("{INIT_FLAG_FILE}.tmp"));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(format!("sync_old_done={}\n", done as u8).as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(INIT_FLAG_FILE))?;
-    super::durable::fsync_dir(&dir)
 }
 
 fn initial_source(cfg: &StorageConfig) -> Source {

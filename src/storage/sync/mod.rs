@@ -59,7 +59,7 @@
 //! copy after the file's source already had its delete applied on the newcomer; the source
 //! replays its binlog from the start, so its delete normally arrives later.) The newcomer
 //! learns it is done from the server list (itself ONLINE/OFFLINE/ACTIVE) and writes
-//! `<base>/data/sync/.data_init_flag` (sync_old_done=1), so it joins with init_flag=0 afterwards.
+//! `<base>/data/.data_init_flag` (sync_old_done=1), so it joins with init_flag=0 afterwards.
 //!
 //! Progress for reads: once the peer has applied every record before a binlog position, the
 //! sender tells it a watermark (SYNC_WATERMARK): every file we created before that second is
