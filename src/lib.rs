@@ -16,5 +16,6 @@ pub mod probe;
 pub mod proto;
 pub mod storage;
 pub mod supervisor;
+pub mod systemd;
 pub mod tracker;
 pub mod vrrp;

@@ -19,6 +19,8 @@ use std::process::ExitCode;
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
+/// Where `run` and `check` look when `-c` is not given (the .deb installs it there).
+const DEFAULT_CONFIG: &str = "/etc/fdfs-ha/ha.yaml";
 
 #[derive(Parser)]
 #[command(
@@ -35,17 +37,21 @@ struct Cli {
 enum Cmd {
     /// Validate a config file: exit 0, or print every error with its key path and line (exit 2).
     Check {
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Run every component the config enables, in one process.
     Run {
-        #[arg(short, long)]
+        #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Write the process id to this file (overrides `pid_file` in the config).
+        #[arg(long)]
+        pidfile: Option<PathBuf>,
     },
     /// Show VRRP instances, probes and components of the running node (from its status endpoint).
     Status {
-        /// Config of the node (its `status.listen` is used); default 127.0.0.1:8399.
+        /// Config of the node (its `status.listen` is used); default /etc/fdfs-ha/ha.yaml if it
+        /// exists, else 127.0.0.1:8399.
         #[arg(short, long)]
         config: Option<PathBuf>,
         /// Status endpoint address; overrides the config.
@@ -268,7 +274,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Cmd::Run { config } => run(config),
+        Cmd::Run { config, pidfile } => run(config, pidfile),
         Cmd::Import {
             files,
             dir,
@@ -354,7 +360,7 @@ fn import(
     }
 }
 
-fn run(path: PathBuf) -> ExitCode {
+fn run(path: PathBuf, pidfile: Option<PathBuf>) -> ExitCode {
     let checked = match fdfs_ha::config::check_file(&path) {
         Ok(c) => c,
         Err(errors) => {
@@ -366,6 +372,25 @@ fn run(path: PathBuf) -> ExitCode {
     fdfs_ha::logs::init(&cfg.log);
     for w in &checked.warnings {
         tracing::warn!(warning = %w, "config warning");
+    }
+    // Before any thread exists (see fdfs_ha::systemd): the pid file first, while still root.
+    let _pidfile = match pidfile.as_ref().or(cfg.pid_file.as_ref()) {
+        Some(p) => match fdfs_ha::systemd::PidFile::create(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("fdfs-ha: pid file {}: {e}", p.display());
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        },
+        None => None,
+    };
+    match fdfs_ha::systemd::drop_privileges(&cfg) {
+        Ok(Some(what)) => tracing::info!("{what}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("fdfs-ha: cannot drop privileges: {e:#}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -385,6 +410,11 @@ fn run(path: PathBuf) -> ExitCode {
 }
 
 fn status(config: Option<PathBuf>, addr: Option<SocketAddr>, json: bool) -> ExitCode {
+    // An installed node's config, when there is one.
+    let config = config.or_else(|| {
+        let p = PathBuf::from(DEFAULT_CONFIG);
+        p.exists().then_some(p)
+    });
     let addr = match (addr, config) {
         (Some(a), _) => a,
         (None, Some(path)) => match fdfs_ha::config::check_file(&path) {

@@ -20,6 +20,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub log: LogConfig,
+    /// When started as root: the user (and group) to run as once the process is set up
+    /// (FastDFS's `run_by_user` / `run_by_group`); VRRP keeps CAP_NET_RAW and CAP_NET_ADMIN.
+    #[serde(default)]
+    pub run_by_user: Option<String>,
+    #[serde(default)]
+    pub run_by_group: Option<String>,
+    /// Write the process id here at start, remove it at exit (`--pidfile` overrides).
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
     /// Local status endpoint read by `fdfs-ha status`.
     #[serde(default)]
     pub status: StatusConfig,
@@ -53,6 +62,18 @@ pub struct LogConfig {
     /// `text` or `json`.
     #[serde(default = "default_log_format")]
     pub format: String,
+    /// HTTP access log of the gateway and storage http (nginx `combined` + request time and
+    /// cache status): `off`, `stdout` or a file path. Files are reopened on SIGUSR1.
+    #[serde(default = "default_off")]
+    pub access_log: String,
+    /// FastDFS protocol requests of tracker and storage (FastDFS's `use_access_log`): `off`,
+    /// `stdout` or a file path.
+    #[serde(default = "default_off")]
+    pub protocol_log: String,
+}
+
+fn default_off() -> String {
+    "off".into()
 }
 
 impl Default for LogConfig {
@@ -60,6 +81,8 @@ impl Default for LogConfig {
         LogConfig {
             level: default_log_level(),
             format: default_log_format(),
+            access_log: default_off(),
+            protocol_log: default_off(),
         }
     }
 }

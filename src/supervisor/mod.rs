@@ -284,13 +284,18 @@ pub async fn run_with(
         return Err(e);
     }
     tracing::info!(node = %sup.cfg.node, "running");
+    crate::systemd::ready();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         let grace_end = sup.graces.next_deadline(sup.restart_grace());
         tokio::select! {
             c = control.recv() => match c {
-                Some(Control::Reload) => sup.reload().await,
+                Some(Control::Reload) => {
+                    crate::systemd::reloading();
+                    sup.reload().await;
+                    crate::systemd::ready();
+                }
                 Some(Control::Stop) | None => break Ok(()),
             },
             Some(r) = probe_rx.recv() => sup.on_probe(r),
@@ -306,6 +311,7 @@ pub async fn run_with(
         }
     };
     tracing::info!("stopping");
+    crate::systemd::stopping();
     sup.shutdown().await;
     tracing::info!("stopped");
     outcome
