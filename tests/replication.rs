@@ -821,6 +821,8 @@ enum OnWatermark {
     VanishOnceAfterFiles,
     /// EINVAL, as a C FastDFS storage answers a command it does not know.
     Refuse,
+    /// EINVAL, then the connection closed (what a C 6.16.1 storage does).
+    RefuseAndClose,
 }
 
 /// (connection generation, request body) of each SYNC_CREATE_FILE a stand-in received.
@@ -831,6 +833,10 @@ type CreatesSeen = Arc<Mutex<Vec<(u32, Vec<u8>)>>>;
 struct StandIn {
     creates: CreatesSeen,
     generation: Arc<AtomicU32>,
+    /// SYNC_WATERMARKs received.
+    watermarks: Arc<AtomicU32>,
+    /// Source address of every connection accepted.
+    sources: Arc<Mutex<Vec<std::net::IpAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -844,16 +850,21 @@ impl StandIn {
         };
         let creates: CreatesSeen = Default::default();
         let generation = Arc::new(AtomicU32::new(1));
+        let watermarks = Arc::new(AtomicU32::new(0));
+        let sources: Arc<Mutex<Vec<std::net::IpAddr>>> = Default::default();
         let (log, gen) = (creates.clone(), generation.clone());
+        let (wm, src) = (watermarks.clone(), sources.clone());
         let task = tokio::spawn(async move {
             loop {
-                let (conn, _) = listener.accept().await.unwrap();
+                let (conn, from) = listener.accept().await.unwrap();
+                src.lock().unwrap().push(from.ip());
                 let mine = gen.load(Ordering::SeqCst);
                 tokio::spawn(Self::serve(
                     conn,
                     mine,
                     log.clone(),
                     gen.clone(),
+                    wm.clone(),
                     on_watermark,
                 ));
             }
@@ -861,6 +872,8 @@ impl StandIn {
         StandIn {
             creates,
             generation,
+            watermarks,
+            sources,
             task,
         }
     }
@@ -870,6 +883,7 @@ impl StandIn {
         mine: u32,
         log: CreatesSeen,
         gen: Arc<AtomicU32>,
+        watermarks: Arc<AtomicU32>,
         on_watermark: OnWatermark,
     ) {
         let mut head = [0u8; HEADER_LEN];
@@ -881,8 +895,14 @@ impl StandIn {
             }
             let mut status = 0;
             if h.cmd == fdfs_ha::proto::sync::SYNC_WATERMARK {
+                watermarks.fetch_add(1, Ordering::SeqCst);
                 match on_watermark {
                     OnWatermark::Refuse => status = errno::EINVAL,
+                    OnWatermark::RefuseAndClose => {
+                        let answer = Header::new(cmd::RESP, errno::EINVAL, 0).encode();
+                        let _ = conn.write_all(&answer).await;
+                        return;
+                    }
                     OnWatermark::VanishOnceAfterFiles
                         if mine == 1 && log.lock().unwrap().iter().any(|(g, _)| *g == 1) =>
                     {
@@ -1006,4 +1026,43 @@ async fn a_peer_that_refuses_watermarks_still_gets_every_change_once() {
         assert_eq!(peer.received(|_| true, n), 1, "{n} sent more than once");
     }
     assert_eq!(peer.generation.load(Ordering::SeqCst), 1);
+}
+
+/// Issue 17: with a C peer (EINVAL to SYNC_WATERMARK, then the connection closed) only one
+/// session breaks: the refusal is remembered and later sessions never send it; every sync
+/// connection leaves from the storage's own address (a C peer recognises its group member by
+/// it), here 127.0.0.2 although the peer is reached on 127.0.0.3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_peer_gets_one_refused_watermark_and_connections_from_the_storage_s_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, s1, mut s2, _client) = two(dir.path()).await;
+    let addr = s2.addr();
+    s2.shutdown().await;
+    let peer = StandIn::start(addr, OnWatermark::RefuseAndClose).await;
+    let mut names = upload_some(s1.addr(), 3).await;
+    wait_for(
+        "the first files at the peer",
+        Duration::from_secs(10),
+        || names.iter().all(|n| peer.received(|_| true, n) > 0),
+    )
+    .await;
+    wait_for("the refused watermark", Duration::from_secs(10), || {
+        peer.watermarks.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    // New changes after the broken session: a new session, and no watermark again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    names.extend(upload_some(s1.addr(), 3).await);
+    wait_for("every file at the peer", Duration::from_secs(15), || {
+        names.iter().all(|n| peer.received(|_| true, n) > 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(peer.watermarks.load(Ordering::SeqCst), 1);
+    let sources = peer.sources.lock().unwrap().clone();
+    assert!(!sources.is_empty());
+    assert!(
+        sources.iter().all(|ip| ip.to_string() == "127.0.0.2"),
+        "{sources:?}"
+    );
 }

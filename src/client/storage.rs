@@ -56,6 +56,33 @@ impl StorageConn {
         Ok(Self::from_stream(stream, timeout))
     }
 
+    /// Connects from `local` (port chosen by the kernel) when given; an address this host
+    /// cannot bind falls back to the kernel's choice, logged.
+    pub async fn connect_from(
+        addr: &str,
+        local: Option<std::net::IpAddr>,
+        timeout: Duration,
+    ) -> Result<Self, ConnError> {
+        let (Some(local), Ok(remote)) = (local, addr.parse::<std::net::SocketAddr>()) else {
+            return Self::connect_timeout(addr, timeout).await;
+        };
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Self::connect_timeout(addr, timeout).await;
+        }
+        let socket = if remote.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Err(e) = socket.bind(std::net::SocketAddr::new(local, 0)) {
+            tracing::warn!(%local, error = %e, "cannot bind the storage's address for an outgoing connection; using the default");
+            return Self::connect_timeout(addr, timeout).await;
+        }
+        let stream = timed(timeout, socket.connect(remote)).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self::from_stream(stream, timeout))
+    }
+
     pub fn from_stream(stream: TcpStream, timeout: Duration) -> Self {
         StorageConn {
             io: BufReader::with_capacity(COPY_BUF, stream),

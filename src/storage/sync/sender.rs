@@ -95,6 +95,10 @@ pub(super) struct Sender {
     reported_syncing: bool,
     /// The last SYNC_WATERMARK the peer accepted in this session.
     watermark_sent: Option<u32>,
+    /// The peer refused SYNC_WATERMARK once (a C FastDFS storage answers EINVAL and closes
+    /// the connection): never sent to it again while this process runs, so only one session
+    /// breaks instead of every one.
+    no_watermark: bool,
     /// (watermark, binlog position) pairs, oldest first: once every record before the
     /// position is applied at the peer, the watermark holds (`StorageState::sync_checkpoint`).
     checkpoints: std::collections::VecDeque<(i64, BinlogPos)>,
@@ -124,6 +128,7 @@ pub(super) async fn peer_task(
         unsaved: 0,
         reported_syncing: false,
         watermark_sent: None,
+        no_watermark: false,
         checkpoints: Default::default(),
     };
     let cfg = s.state.config().sync.clone();
@@ -321,13 +326,17 @@ impl Sender {
             .tracker_identity()
             .map(|(id, _)| id)
             .unwrap_or_default();
-        // A restarted peer forgot our watermark: tell it again on this connection.
-        self.watermark_sent = None;
+        // A restarted peer forgot our watermark: tell it again on this connection (unless it
+        // has no such command).
+        self.watermark_sent = self.no_watermark.then_some(u32::MAX);
+        // From the storage's own address: a C peer recognises its group member by the source
+        // IP of the connection (C binds it too, client_bind = true).
+        let local = self.local_ip();
         let mut lanes = Vec::with_capacity(LANES);
         for _ in 0..LANES {
             let mut conn = tokio::select! {
                 _ = self.stop.cancelled() => return Ok(()),
-                c = StorageConn::connect_timeout(addr.as_str(), timeout) => c?,
+                c = StorageConn::connect_from(addr.as_str(), local, timeout) => c?,
             };
             conn.report_server_id(&my_id).await?;
             lanes.push(Lane {
@@ -431,6 +440,19 @@ impl Sender {
         }
     }
 
+    /// The address sync connections leave from: the configured listen address, or else the
+    /// one trackers see this storage at (GET_MY_IP); None lets the kernel choose.
+    fn local_ip(&self) -> Option<std::net::IpAddr> {
+        let listen = self.state.config().listen.ip();
+        if !listen.is_unspecified() {
+            return Some(listen);
+        }
+        self.state
+            .tracker_identity()
+            .and_then(|(_, ip)| ip.parse::<std::net::IpAddr>().ok())
+            .filter(|ip| !ip.is_unspecified())
+    }
+
     /// The peer has applied every record before `applied`: tells it the newest watermark
     /// that makes true (see [`StorageState::sync_checkpoint`]), when that moved on, and also
     /// when `idle` and the peer has not confirmed `applied` yet. The peer answers once all it
@@ -460,8 +482,9 @@ impl Sender {
             // A peer without the command (a C FastDFS storage answers EINVAL): replication
             // goes on; trackers then send readers of our files to us, the source.
             Err(e) if e.status() == Some(errno::EINVAL) => {
-                tracing::warn!(peer = %self.name, error = %e, "sync: peer refused SYNC_WATERMARK; not sent again this session");
+                tracing::warn!(peer = %self.name, error = %e, "sync: peer refused SYNC_WATERMARK; not sent to it again");
                 self.watermark_sent = Some(u32::MAX);
+                self.no_watermark = true;
                 self.confirmed(applied);
                 return Ok(());
             }
