@@ -101,6 +101,9 @@ enum Cmd {
     Crc32 { file: PathBuf },
     /// Groups, storages, status and free space (fdfs_monitor): `[client.conf]`.
     Monitor(ClientVerb),
+    /// Write the man pages (fdfs-ha.1 and one per subcommand) into DIR; used for packaging.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 /// Arguments every client verb takes. client.conf may be given with `-c` or, as the fdfs_* tools
@@ -292,6 +295,18 @@ fn main() -> ExitCode {
         Cmd::Delete(v) => client_verb(Verb::Delete, v),
         Cmd::Info(v) => client_verb(Verb::Info, v),
         Cmd::Monitor(v) => client_verb(Verb::Monitor, v),
+        Cmd::Man { dir } => {
+            use clap::CommandFactory;
+            let r = std::fs::create_dir_all(&dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir));
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fdfs-ha man: {}: {e}", dir.display());
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
         Cmd::Crc32 { file } => match fdfs_ha::client::cli::crc32(&file) {
             Ok(s) => {
                 println!("{s}");

@@ -52,21 +52,25 @@ fn vrrp(reg: &mut Registry, doc: &Value) {
         let cur = i["state"].as_str().unwrap_or("UNKNOWN");
         for s in VRRP_STATES {
             let v = if *s == cur { 1.0 } else { 0.0 };
-            set_gauge(&state, labels([("instance", name), ("state", s)]), v);
+            set_gauge(&state, labels([("vrrp_instance", name), ("state", s)]), v);
         }
         for kind in ["base", "effective"] {
             if let Some(p) = u(&i[format!("{kind}_priority")]) {
-                set_gauge(&prio, labels([("instance", name), ("kind", kind)]), p);
+                set_gauge(&prio, labels([("vrrp_instance", name), ("kind", kind)]), p);
             }
         }
         for (reason, n) in i["drops"].as_object().into_iter().flatten() {
             if let Some(n) = n.as_u64() {
-                set_counter(&drops, labels([("instance", name), ("reason", reason)]), n);
+                set_counter(
+                    &drops,
+                    labels([("vrrp_instance", name), ("reason", reason)]),
+                    n,
+                );
             }
         }
         for (key, _, fam) in &counters {
             if let Some(n) = i[*key].as_u64() {
-                set_counter(fam, labels([("instance", name)]), n);
+                set_counter(fam, labels([("vrrp_instance", name)]), n);
             }
         }
     }
