@@ -93,7 +93,6 @@ const KNOWN_GAPS: &[(&str, u8, &str)] = &[
         81,
         "A2: JOIN answer WAIT_SYNC+source where C says INIT (#76)",
     ),
-    ("storage-join", 85, "A2: REPLICA_CHG (85) refused (#303)"),
     (
         "storage-join",
         86,

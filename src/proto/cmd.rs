@@ -24,6 +24,9 @@ pub const STORAGE_GET_MY_IP: u8 = 60;
 pub const STORAGE_FETCH_STORAGE_IDS: u8 = 69;
 pub const STORAGE_PARAMETER_REQ: u8 = 75;
 pub const STORAGE_REPORT_STATUS: u8 = 76;
+/// A storage's view of its group (67-byte briefs), e.g. its own status after the tracker
+/// moved it (storage-join.txt #302).
+pub const STORAGE_REPLICA_CHG: u8 = 85;
 pub const STORAGE_CHANGELOG_REQ: u8 = 77;
 pub const STORAGE_SYNC_DEST_QUERY: u8 = 79;
 pub const STORAGE_JOIN: u8 = 81;
@@ -123,6 +126,7 @@ pub fn name(cmd: u8) -> &'static str {
         STORAGE_FETCH_STORAGE_IDS => "fetch_storage_ids",
         STORAGE_PARAMETER_REQ => "parameter_req",
         STORAGE_REPORT_STATUS => "report_status",
+        STORAGE_REPLICA_CHG => "replica_chg",
         STORAGE_CHANGELOG_REQ => "changelog_req",
         STORAGE_SYNC_DEST_QUERY => "sync_dest_query",
         STORAGE_JOIN => "join",

@@ -434,6 +434,16 @@ impl Tracker {
                     .sync_src_for_dest(&req.group, &req.dest_id));
                 Reply::ok(SyncSource::encode_reply(&src))
             }
+            cmd::STORAGE_REPLICA_CHG => {
+                // A C storage sends its own brief when a server list moved it (e.g. SYNCING ->
+                // OFFLINE at the end of its copy). The statuses here come from the reports
+                // every storage makes; the brief is checked and acknowledged as C does.
+                joined!();
+                if body.is_empty() || !body.len().is_multiple_of(crate::proto::tracker::BRIEF_LEN) {
+                    return Reply::err(errno::EINVAL);
+                }
+                Reply::ok(Vec::new())
+            }
             cmd::STORAGE_REPORT_STATUS => {
                 let req = decode!(ReportStatusReq::decode(body));
                 let t = done!(self.lock().cluster.report_status(&req.group, &req.brief));
