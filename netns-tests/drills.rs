@@ -65,7 +65,11 @@ fn main() {
     }
     let drills = all_drills()
         .into_iter()
-        .filter(|d| only.as_ref().is_none_or(|o| o.iter().any(|x| x == d.id)))
+        .filter(|d| match &only {
+            Some(o) => o.iter().any(|x| x == d.id),
+            // "s" (start-up only) repeats what every drill's start-up measures.
+            None => d.id != "s",
+        })
         .collect::<Vec<_>>();
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/drills");
     std::fs::create_dir_all(&out).expect("create target/drills");
@@ -74,40 +78,78 @@ fn main() {
     for rep in 0..repeat {
         for d in &drills {
             let outcome = run_drill(d, rep, &out);
-            println!("{}", outcome.summary_line(d));
+            print!("{}", outcome.report(d, rep));
             if outcome.violations().is_empty() {
                 passed += 1;
             } else {
                 failed += 1;
-                for v in outcome.violations() {
-                    println!("  VIOLATION: {v}");
-                }
             }
             results.entry(d.id).or_default().push(outcome);
         }
     }
-    if repeat > 1 {
-        println!("\nover {repeat} repetitions (median / worst):");
-        for d in &drills {
-            let rs = &results[d.id];
-            let mut gaps: Vec<u64> = rs.iter().map(|o| o.gap_ms).collect();
-            gaps.sort_unstable();
-            let worst_fail = rs.iter().map(|o| o.failed_outside_gap).max().unwrap_or(0);
-            println!(
-                "  {} {:<40} gap {} ms / {} ms; failed outside gap worst {}",
-                d.id,
-                d.title,
-                gaps[gaps.len() / 2],
-                gaps[gaps.len() - 1],
-                worst_fail
-            );
-        }
-    }
+    print_summary(&drills, &results);
     println!("{passed} passed, {failed} failed");
     // Stored files of every drill (hundreds of MB); a failed drill's logs are in target/drills.
     let _ = std::fs::remove_dir_all(lab_dir());
     if failed > 0 {
         std::process::exit(1);
+    }
+}
+
+/// Per drill, every figure with its rule: each run's value, median and worst, and in how many
+/// runs it broke its rule (any such run failed).
+fn print_summary(drills: &[Drill], results: &BTreeMap<&str, Vec<Outcome>>) {
+    println!(
+        "\nsummary (every figure per drill with its rule; a figure over its rule fails the run):"
+    );
+    for d in drills {
+        let Some(rs) = results.get(d.id) else {
+            continue;
+        };
+        let runs: Vec<Vec<Figure>> = rs.iter().map(Outcome::figures).collect();
+        let failed = rs.iter().filter(|o| !o.violations().is_empty()).count();
+        println!(
+            "drill {} ({}): {} of {} runs passed",
+            d.id,
+            d.title,
+            rs.len() - failed,
+            rs.len()
+        );
+        for (i, f) in runs[0].iter().enumerate() {
+            let mut vals: Vec<u64> = runs
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|f| f.value)
+                .collect();
+            let per_run = vals
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let broken = runs
+                .iter()
+                .filter(|r| r.get(i).is_some_and(Figure::broken))
+                .count();
+            vals.sort_unstable();
+            let stats = if vals.len() > 1 {
+                format!(
+                    " (median {}, worst {})",
+                    vals[vals.len() / 2],
+                    vals[vals.len() - 1]
+                )
+            } else {
+                String::new()
+            };
+            let verdict = match f.max {
+                Some(_) if broken > 0 => format!("BROKEN in {broken} of {} runs", runs.len()),
+                Some(_) => "held".to_string(),
+                None => "-".to_string(),
+            };
+            println!(
+                "    {:<52} {}: {per_run}{stats}  [{verdict}]",
+                f.name, f.rule
+            );
+        }
     }
 }
 
@@ -147,6 +189,14 @@ impl Drill {
 
 fn all_drills() -> Vec<Drill> {
     vec![
+        Drill {
+            id: "s",
+            title: "start-up only (no fault; --only s --repeat 20)",
+            preempt: true,
+            fault: |_| {},
+            heal: |_| {},
+            partition: false,
+        },
         Drill {
             id: "a",
             title: "kill -9 the Master's fdfs-ha",
@@ -266,31 +316,37 @@ struct Lab {
 }
 
 impl Lab {
-    fn up(preempt: bool) -> Lab {
-        let prefix = lab_prefix();
-        let dir = lab_dir();
+    /// Starts `netns-tests/lab up` without waiting for it (the drill samples the start-up);
+    /// `wait_up` waits for it. Whatever an earlier run left is torn down first.
+    fn start(preempt: bool) -> (Lab, std::process::Child) {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let lab = Lab {
-            prefix,
-            dir,
+            prefix: lab_prefix(),
+            dir: lab_dir(),
             script: root.join("netns-tests/lab"),
             bin: PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha")),
         };
-        let st = Command::new(&lab.script)
+        lab.down();
+        let child = Command::new(&lab.script)
             .args(["up", "--bin"])
             .arg(&lab.bin)
             .env("LAB_PREFIX", &lab.prefix)
             .env("LAB_DIR", &lab.dir)
             .env("LAB_PREEMPT", if preempt { "true" } else { "false" })
             .stdout(std::process::Stdio::null())
-            .status()
+            .spawn()
             .expect("run netns-tests/lab");
-        assert!(
-            st.success(),
-            "lab up failed (logs in {})",
-            lab.dir.display()
-        );
-        lab
+        (lab, child)
+    }
+
+    /// Tears the lab down (the script stops the nodes gracefully and removes its state).
+    fn down(&self) {
+        let _ = Command::new(&self.script)
+            .arg("down")
+            .env("LAB_PREFIX", &self.prefix)
+            .env("LAB_DIR", &self.dir)
+            .stdout(std::process::Stdio::null())
+            .status();
     }
 
     fn ns(&self, node: &str) -> String {
@@ -388,13 +444,16 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(&self.script)
-            .arg("down")
-            .env("LAB_PREFIX", &self.prefix)
-            .env("LAB_DIR", &self.dir)
-            .stdout(std::process::Stdio::null())
-            .status();
+        self.down();
     }
+}
+
+/// Ends the run on a drill that could not be measured, keeping the nodes' logs first (the lab's
+/// teardown removes its state).
+fn abort(lab: &Lab, d: &Drill, rep: usize, out: &Path, why: &str) -> ! {
+    keep_logs(lab, &out.join(format!("{}-{rep}-logs", d.id)));
+    print_warnings(lab);
+    panic!("drill {}: {why}", d.id);
 }
 
 /// Copies a failed drill's node logs next to its timeline (the lab directory is reused).
@@ -455,8 +514,22 @@ fn in_netns<T: Send + 'static>(
 ) -> std::thread::JoinHandle<T> {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        // The lab may still be creating it (the samplers start before the nodes): `ip netns
+        // add` creates the file, then mounts the namespace on it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let entered = std::fs::File::open(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| e.to_string())
+                });
+            match entered {
+                Ok(()) => break,
+                Err(e) if Instant::now() > deadline => panic!("enter {path}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
         f()
     })
 }
@@ -475,64 +548,212 @@ struct Timeline {
     downloads: Vec<(usize, Req)>,
     uploads: Vec<(usize, Req)>,
     fault_slot: usize,
+    /// The first slot in which a node held the VIP (the client starts then).
+    first_vip_slot: usize,
 }
 
+/// Everything one drill measured; `figures` pairs each number with the rule that judges it.
 struct Outcome {
+    /// From the drill's start until a node first held the VIP / until the lab settled (ha1
+    /// alone for SETTLED); the fault follows.
+    startup_vip_ms: u64,
+    startup_settled_ms: u64,
+    startup_dual: usize,
+    startup_failed: usize,
     gap_ms: u64,
     failed_outside_gap: usize,
     lost_uploads: usize,
+    late_uploads: usize,
     corrupt: usize,
+    /// Slots after the fault with the VIP on both nodes (during a partition: not judged).
     dual_vip_slots: usize,
-    dual_vip_allowed: usize,
-    /// Start-up until the lab settled (before the fault): reported only.
-    warmup_failed: usize,
-    warmup_dual: usize,
-    warmup_ms: u64,
+    partition: bool,
+    /// d1, h: slots after the fault in which the VIP was anywhere but on ha1 alone.
+    vip_away: Option<usize>,
+    /// h: requests failed after the fault (none may).
+    failed_after_fault: Option<usize>,
     downloads: usize,
     uploads: usize,
-    /// Drill-specific rules that were broken (see `Drill::vip_stays_on_ha1` / `no_failures`).
-    extra: Vec<String>,
+}
+
+/// One measured number and its rule: `max` is the most it may be (`None`: reported only).
+struct Figure {
+    name: &'static str,
+    value: u64,
+    max: Option<u64>,
+    rule: String,
+}
+
+impl Figure {
+    fn judged(name: &'static str, value: usize, max: u64, rule: &str) -> Figure {
+        Figure {
+            name,
+            value: value as u64,
+            max: Some(max),
+            rule: rule.to_string(),
+        }
+    }
+
+    fn reported(name: &'static str, value: u64, note: &str) -> Figure {
+        Figure {
+            name,
+            value,
+            max: None,
+            rule: note.to_string(),
+        }
+    }
+
+    fn broken(&self) -> bool {
+        self.max.is_some_and(|m| self.value > m)
+    }
+}
+
+/// The client gap's bound: Master_Down_Interval (3 x advert_int + skew) and 2 s to spare.
+fn gap_bound_ms() -> u64 {
+    3 * ADVERT_INT.as_millis() as u64 + 3000
+}
+
+/// The make-before-break overlap of a handover is bounded by one advert interval.
+fn dual_vip_allowed() -> u64 {
+    (ADVERT_INT.as_millis() / SLOT.as_millis()) as u64
 }
 
 impl Outcome {
-    fn violations(&self) -> Vec<String> {
-        let mut v = self.extra.clone();
-        if self.lost_uploads > 0 {
-            v.push(format!(
-                "{} acknowledged uploads cannot be read back",
-                self.lost_uploads
+    fn figures(&self) -> Vec<Figure> {
+        let mut f = vec![
+            Figure::reported(
+                "start-up: ms until a node held the VIP",
+                self.startup_vip_ms,
+                "reported",
+            ),
+            Figure::reported(
+                "start-up: ms until settled (ha1 alone for 6 s)",
+                self.startup_settled_ms,
+                "reported (over 60 s fails the run)",
+            ),
+            Figure::judged(
+                "start-up: 20 ms slots with the VIP on both nodes",
+                self.startup_dual,
+                0,
+                "must be 0 (the nodes hear each other)",
+            ),
+            Figure::judged(
+                "start-up: failed requests once a node held the VIP",
+                self.startup_failed,
+                0,
+                "must be 0",
+            ),
+            Figure::judged(
+                "client gap (downloads via the VIP), ms",
+                self.gap_ms as usize,
+                gap_bound_ms(),
+                &format!("must be <= {} (3 x advert_int + 3 s)", gap_bound_ms()),
+            ),
+            Figure::judged(
+                "failed requests outside the gap",
+                self.failed_outside_gap,
+                0,
+                "must be 0",
+            ),
+            Figure::judged(
+                "acknowledged uploads lost",
+                self.lost_uploads,
+                0,
+                &format!(
+                    "must be 0 (not readable {} s later)",
+                    LATE_READ_GRACE.as_secs()
+                ),
+            ),
+            Figure::judged(
+                "acknowledged uploads late",
+                self.late_uploads,
+                0,
+                "must be 0 (not readable through the trackers at once)",
+            ),
+            Figure::judged("corrupt downloads", self.corrupt, 0, "must be 0"),
+        ];
+        if self.partition {
+            f.push(Figure::reported(
+                "20 ms slots with the VIP on both nodes",
+                self.dual_vip_slots as u64,
+                "not judged: a partition, the nodes cannot hear each other",
+            ));
+        } else {
+            f.push(Figure::judged(
+                "20 ms slots with the VIP on both nodes",
+                self.dual_vip_slots,
+                dual_vip_allowed(),
+                &format!(
+                    "must be <= {} (a handover's make-before-break, one advert interval)",
+                    dual_vip_allowed()
+                ),
             ));
         }
-        if self.corrupt > 0 {
-            v.push(format!("{} corrupt downloads", self.corrupt));
-        }
-        if self.dual_vip_slots > self.dual_vip_allowed {
-            v.push(format!(
-                "both nodes held the VIP for {} slots while they could hear each other",
-                self.dual_vip_slots
+        if let Some(away) = self.vip_away {
+            f.push(Figure::judged(
+                "20 ms slots with the VIP not on ha1 alone",
+                away,
+                0,
+                "must be 0 (no VRRP transition expected)",
             ));
         }
-        // Generous protocol bound: 3 x advert_int + skew + 2 s.
-        if self.gap_ms > 3 * ADVERT_INT.as_millis() as u64 + 3000 {
-            v.push(format!(
-                "client gap {} ms exceeds the protocol bound",
-                self.gap_ms
+        if let Some(n) = self.failed_after_fault {
+            f.push(Figure::judged(
+                "requests failed after the fault",
+                n,
+                0,
+                "must be 0 (invisible to clients)",
             ));
         }
-        v
+        f.push(Figure::reported(
+            "downloads sent",
+            self.downloads as u64,
+            "reported",
+        ));
+        f.push(Figure::reported(
+            "uploads sent",
+            self.uploads as u64,
+            "reported",
+        ));
+        f
     }
 
+    fn violations(&self) -> Vec<String> {
+        self.figures()
+            .iter()
+            .filter(|f| f.broken())
+            .map(|f| format!("{}: {} ({})", f.name, f.value, f.rule))
+            .collect()
+    }
+
+    /// One line (timeline files, logs).
     fn summary_line(&self, d: &Drill) -> String {
         format!(
-            "drill {} ({}): gap {} ms, failed outside gap {}, lost uploads {}, corrupt {}, dual-VIP slots {}, requests {} down / {} up; start-up {} ms: {} failed, {} dual-VIP slots",
-            d.id, d.title, self.gap_ms, self.failed_outside_gap, self.lost_uploads, self.corrupt, self.dual_vip_slots, self.downloads, self.uploads,
-            self.warmup_ms, self.warmup_failed, self.warmup_dual
+            "drill {} ({}): gap {} ms, failed outside gap {}, lost uploads {}, late {}, corrupt {}, dual-VIP slots {}, requests {} down / {} up; start-up: VIP after {} ms, settled after {} ms, {} failed, {} dual-VIP slots",
+            d.id, d.title, self.gap_ms, self.failed_outside_gap, self.lost_uploads, self.late_uploads, self.corrupt, self.dual_vip_slots, self.downloads, self.uploads,
+            self.startup_vip_ms, self.startup_settled_ms, self.startup_failed, self.startup_dual
         )
+    }
+
+    /// Every figure with its rule, one per line.
+    fn report(&self, d: &Drill, rep: usize) -> String {
+        let verdict = if self.violations().is_empty() {
+            "passed"
+        } else {
+            "FAILED"
+        };
+        let mut out = format!("drill {} rep {rep} ({}): {verdict}\n", d.id, d.title);
+        for f in self.figures() {
+            let mark = if f.broken() { "  <-- VIOLATION" } else { "" };
+            let _ = writeln!(out, "    {:<52} {:>7}   {}{mark}", f.name, f.value, f.rule);
+        }
+        out
     }
 }
 
 fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
-    let lab = Lab::up(d.preempt);
+    // The start-up is judged too: the samplers watch it from before the first node starts.
+    let (lab, mut lab_up) = Lab::start(d.preempt);
     let trackers: Vec<SocketAddr> = vec![
         "192.168.3.21:22122".parse().unwrap(),
         "192.168.3.22:22122".parse().unwrap(),
@@ -583,6 +804,27 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         })
         .collect();
 
+    // The client starts as soon as a node holds the VIP: from then on nothing may fail.
+    let vip_deadline = Instant::now() + SETTLE_TIMEOUT;
+    let first_vip_slot = loop {
+        let l = *latest.lock().expect("latest");
+        if l[0].0 || l[1].0 {
+            break l.iter().filter(|h| h.0).map(|h| h.1).min().unwrap_or(0);
+        }
+        let exited = lab_up.try_wait().ok().flatten();
+        if exited.is_some_and(|st| !st.success()) || Instant::now() > vip_deadline {
+            stop.store(true, Ordering::Relaxed);
+            abort(
+                &lab,
+                d,
+                rep,
+                out,
+                "lab up failed or no node took the VIP in time",
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+
     // Client loops in the client namespace.
     let acked: Acked = Arc::default();
     let client_stop = Arc::clone(&stop);
@@ -594,6 +836,12 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
             .expect("runtime");
         rt.block_on(client_loops(trackers, acked2, client_stop, slot_of))
     });
+
+    let up_ok = lab_up.wait().is_ok_and(|st| st.success());
+    if !up_ok {
+        stop.store(true, Ordering::Relaxed);
+        abort(&lab, d, rep, out, "lab up failed");
+    }
 
     // Faults are injected from a settled state: ha1 alone has held the VIP for SETTLED (past its
     // gratuitous-ARP bursts), however long the lab took to start on this machine.
@@ -611,10 +859,12 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         }
         if Instant::now() > settle_deadline {
             stop.store(true, Ordering::Relaxed);
-            panic!(
-                "drill {}: the lab did not settle (ha1 alone holding the VIP for {SETTLED:?}) within {SETTLE_TIMEOUT:?}; logs in {}",
-                d.id,
-                lab.dir.display()
+            abort(
+                &lab,
+                d,
+                rep,
+                out,
+                &format!("the lab did not settle (ha1 alone holding the VIP for {SETTLED:?}) within {SETTLE_TIMEOUT:?}"),
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -623,14 +873,17 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
         rand::random::<u64>() % ADVERT_INT.as_millis() as u64,
     ));
     let fault_slot = slot_of(Instant::now());
-    (d.fault)(&lab);
-    std::thread::sleep(Duration::from_secs(6));
-    (d.heal)(&lab);
-    std::thread::sleep(Duration::from_secs(5));
+    if d.id != "s" {
+        (d.fault)(&lab);
+        std::thread::sleep(Duration::from_secs(6));
+        (d.heal)(&lab);
+        std::thread::sleep(Duration::from_secs(5));
+    }
     stop.store(true, Ordering::Relaxed);
     let (downloads, uploads) = client.join().expect("client thread");
     let mut tl = Timeline {
         fault_slot,
+        first_vip_slot,
         downloads,
         uploads,
         ..Default::default()
@@ -675,41 +928,27 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
     let lost = read_back.lost;
 
     let mut outcome = analyse(&tl, d.partition, lost);
-    if read_back.late > 0 {
-        outcome.extra.push(format!(
-            "{} acknowledged uploads were not readable through the trackers at once (readable {} s later)",
-            read_back.late,
-            LATE_READ_GRACE.as_secs()
-        ));
-    }
+    outcome.late_uploads = read_back.late;
     for line in &read_back.details {
         println!("  {line}");
     }
     if d.vip_stays_on_ha1() {
-        let away = tl
-            .vip
-            .iter()
-            .skip(tl.fault_slot)
-            .filter(|h| **h != (true, false))
-            .count();
-        if away > 0 {
-            outcome.extra.push(format!(
-                "the VIP left ha1 for {away} slots (no transition expected)"
-            ));
-        }
+        outcome.vip_away = Some(
+            tl.vip
+                .iter()
+                .skip(tl.fault_slot)
+                .filter(|h| **h != (true, false))
+                .count(),
+        );
     }
     if d.no_failures() {
-        let failed = tl
-            .downloads
-            .iter()
-            .chain(tl.uploads.iter())
-            .filter(|(s, r)| *s >= tl.fault_slot && *r != Req::Ok)
-            .count();
-        if failed > 0 {
-            outcome
-                .extra
-                .push(format!("{failed} requests failed (none expected)"));
-        }
+        outcome.failed_after_fault = Some(
+            tl.downloads
+                .iter()
+                .chain(tl.uploads.iter())
+                .filter(|(s, r)| *s >= tl.fault_slot && *r != Req::Ok)
+                .count(),
+        );
     }
     write_timeline(out, d, rep, &tl, &outcome);
     // FDFS_HA_DRILL_KEEP_LOGS=1 keeps them always (with LAB_LOG_LEVEL=debug, say).
@@ -816,11 +1055,20 @@ async fn client_loops(
         trackers,
         Duration::from_millis(400),
     ));
-    // Seed a few files so downloads have targets from the first slot.
+    // Seed a few files so downloads have targets from the first slot (judged like the rest).
+    let mut seeded = Vec::new();
     for i in 0..5u8 {
         let data = vec![i; 2048];
-        if let Ok(id) = client.upload_buffer(&data, "bin").await {
-            acked.lock().expect("acked").push((id, data));
+        let slot = slot_of(Instant::now());
+        match client.upload_buffer(&data, "bin").await {
+            Ok(id) => {
+                acked.lock().expect("acked").push((id, data));
+                seeded.push((slot, Req::Ok));
+            }
+            Err(e) => {
+                eprintln!("  seed upload failed at slot {slot}: {e}");
+                seeded.push((slot, Req::Failed))
+            }
         }
     }
     let up = {
@@ -844,7 +1092,17 @@ async fn client_loops(
                         acked.lock().expect("acked").push((id, data));
                         res.push((slot, Req::Ok));
                     }
-                    _ => res.push((slot, Req::Failed)),
+                    r => {
+                        // The first failure of a streak says why.
+                        if res.last().is_none_or(|(_, r)| *r == Req::Ok) {
+                            let why = match r {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => "timeout (500 ms)".to_string(),
+                            };
+                            eprintln!("  upload failed at slot {slot}: {why}");
+                        }
+                        res.push((slot, Req::Failed))
+                    }
                 }
             }
             res
@@ -902,7 +1160,8 @@ async fn client_loops(
         }
         downloads.push((slot, outcome));
     }
-    let uploads = up.await.unwrap_or_default();
+    seeded.extend(up.await.unwrap_or_default());
+    let uploads = seeded;
     (downloads, uploads)
 }
 
@@ -932,14 +1191,14 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .chain(tl.uploads.iter())
         .filter(|(s, r)| *s >= tl.fault_slot && *r == Req::Failed && !gap_range.contains(s))
         .count();
-    // Before the fault (lab start-up until settled): reported, not judged.
-    let warmup_failed = tl
+    // Before the fault: the lab's start-up until it settled (judged like the rest).
+    let startup_failed = tl
         .downloads
         .iter()
         .chain(tl.uploads.iter())
         .filter(|(s, r)| *s < tl.fault_slot && *r != Req::Ok)
         .count();
-    let warmup_dual = tl
+    let startup_dual = tl
         .vip
         .iter()
         .take(tl.fault_slot)
@@ -956,18 +1215,21 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .skip(tl.fault_slot)
         .filter(|(a, b)| *a && *b)
         .count();
-    let allowed = (ADVERT_INT.as_millis() / SLOT.as_millis()) as usize;
+    let ms = |slot: usize| slot as u64 * SLOT.as_millis() as u64;
     Outcome {
+        startup_vip_ms: ms(tl.first_vip_slot),
+        startup_settled_ms: ms(tl.fault_slot),
+        startup_dual,
+        startup_failed,
         gap_ms,
         failed_outside_gap,
         lost_uploads: lost,
+        late_uploads: 0,
         corrupt,
-        dual_vip_slots: if partition { 0 } else { dual },
-        dual_vip_allowed: allowed,
-        warmup_failed,
-        warmup_dual,
-        warmup_ms: tl.fault_slot as u64 * SLOT.as_millis() as u64,
-        extra: Vec::new(),
+        dual_vip_slots: dual,
+        partition,
+        vip_away: None,
+        failed_after_fault: None,
         downloads: tl.downloads.len(),
         uploads: tl.uploads.len(),
     }
