@@ -1,13 +1,12 @@
 //! APPEND_FILE, MODIFY_FILE and TRUNCATE_FILE: changes to an appender file.
 
-use super::connection::At;
 use super::{blocking, einval, Conn, Fail, Handled};
 use crate::proto::cmd::errno;
 use crate::proto::storage::{AppendReq, ModifyReq, TruncateReq};
 use crate::proto::Header;
 use crate::storage::binlog::BinlogOp;
 use crate::storage::state::unix_now;
-use crate::storage::store::StoreError;
+use crate::storage::store::WriteAt;
 
 impl Conn {
     /// Opens an appender file for a change; EINVAL if the name is not an appender's.
@@ -32,28 +31,20 @@ impl Conn {
             .await?;
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let (file, old_size) = self.open_for_write(left, &path).await?;
+        let sink = self.open_for_write(left, &path).await?;
+        let old_size = sink.size();
         if old_size.saturating_add(req.size) > st.config().max_file_size.0 {
             return Err(self
                 .refuse(left, errno::EINVAL, "file would exceed max_file_size")
                 .await);
         }
-        let sink = At {
-            file,
-            offset: old_size,
-        };
         let written = self.receive(sink, req.size).await;
         let sink = match written {
             Ok((s, _)) => s,
             Err(f) => {
                 // Cut a partial append back so the file never holds half a request.
-                let p = path.clone();
-                let _ = blocking(move || {
-                    let f = std::fs::OpenOptions::new().write(true).open(&p)?;
-                    f.set_len(old_size)?;
-                    Ok(())
-                })
-                .await;
+                let st = self.state.clone();
+                let _ = blocking(move || st.store().cut_back(&path, old_size)).await;
                 return Err(f);
             }
         };
@@ -74,7 +65,8 @@ impl Conn {
             .await?;
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let (file, size) = self.open_for_write(left, &path).await?;
+        let sink = self.open_for_write(left, &path).await?;
+        let size = sink.size();
         if req.offset > size {
             return Err(self
                 .refuse(
@@ -89,11 +81,7 @@ impl Conn {
                 .refuse(left, errno::EINVAL, "file would exceed max_file_size")
                 .await);
         }
-        let sink = At {
-            file,
-            offset: req.offset,
-        };
-        let (sink, _) = self.receive(sink, req.size).await?;
+        let (sink, _) = self.receive(sink.starting_at(req.offset), req.size).await?;
         self.finish_appender_write(sink, BinlogOp::Modify, &filename, req.offset, req.size)
             .await
     }
@@ -120,20 +108,16 @@ impl Conn {
         }
     }
 
-    /// Opens an existing file for writing and reads its length (refusing, with the body drained,
-    /// when it cannot be opened).
+    /// Opens an existing file for writing, at its end (refusing, with the body drained, when
+    /// it cannot be opened).
     pub(super) async fn open_for_write(
         &mut self,
         left: u64,
         path: &std::path::Path,
-    ) -> Result<(std::fs::File, u64), Fail> {
+    ) -> Result<WriteAt, Fail> {
         let p = path.to_path_buf();
-        let opened = blocking(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&p)?;
-            let len = f.metadata()?.len();
-            Ok((f, len))
-        })
-        .await;
+        let st = self.state.clone();
+        let opened = blocking(move || st.store().open_for_write(&p)).await;
         match opened {
             Ok(v) => Ok(v),
             Err(Fail::Reply(s, m)) => Err(self.refuse(left, s, m).await),
@@ -145,15 +129,15 @@ impl Conn {
     /// as `<offset> <length>` and count it.
     pub(super) async fn finish_appender_write(
         &self,
-        sink: At,
+        sink: WriteAt,
         op: BinlogOp,
         filename: &str,
         offset: u64,
         len: u64,
     ) -> Handled {
         let st = self.state.clone();
-        if st.store().fsync_enabled() {
-            blocking(move || Ok(sink.file.sync_data()?)).await?;
+        if sink.needs_flush() {
+            blocking(move || sink.finish()).await?;
         }
         self.log(op, unix_now(), filename, Some(format!("{offset} {len}")));
         let bytes = if matches!(op, BinlogOp::Append) {
@@ -171,26 +155,10 @@ impl Conn {
         let (filename, path) = self.appender(&req.filename)?;
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let fsync = st.store().fsync_enabled();
         let new_size = req.new_size;
         let max = st.config().max_file_size.0;
-        let old_size = blocking(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
-            let len = f.metadata()?.len();
-            // Like C FastDFS, a larger size grows the file with zeros (issue 17).
-            if new_size > len && new_size > max {
-                return Err(StoreError::new(
-                    errno::EINVAL,
-                    format!("truncate to {new_size} beyond max_file_size"),
-                ));
-            }
-            f.set_len(new_size)?;
-            if fsync {
-                f.sync_data()?;
-            }
-            Ok(len)
-        })
-        .await?;
+        let store = st.clone();
+        let old_size = blocking(move || store.store().truncate(&path, new_size, max)).await?;
         self.log(
             BinlogOp::Truncate,
             unix_now(),

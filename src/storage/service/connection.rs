@@ -7,10 +7,9 @@ use crate::proto::cmd::{self, errno};
 use crate::proto::connection::write_response;
 use crate::proto::storage::{MAX_FILENAME_LEN, QUERY_FLAG_SILENT};
 use crate::proto::Header;
-use crate::storage::store::{AlignedBuf, StoreError, TempFile};
+use crate::storage::store::{AlignedBuf, StoreError, TempFile, WriteAt};
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,17 +28,9 @@ impl Sink for TempFile {
 /// A chunk being written by a blocking task; hands back the sink and the buffer for reuse.
 pub(super) type ChunkWrite<S> = tokio::task::JoinHandle<(S, AlignedBuf, io::Result<()>)>;
 
-/// An existing file written at an advancing offset (append, modify).
-pub(super) struct At {
-    pub(super) file: std::fs::File,
-    pub(super) offset: u64,
-}
-
-impl Sink for At {
+impl Sink for WriteAt {
     fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(buf, self.offset)?;
-        self.offset += buf.len() as u64;
-        Ok(())
+        WriteAt::write_chunk(self, buf)
     }
 }
 

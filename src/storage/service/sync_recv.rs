@@ -2,7 +2,6 @@
 //! SYNC_APPEND_FILE, SYNC_MODIFY_FILE, SYNC_TRUNCATE_FILE and SYNC_WATERMARK from group peers,
 //! applied and logged as replica (lower-case) binlog records with the peer's timestamps.
 
-use super::connection::At;
 use super::SMALL_FILE;
 use super::{blocking, einval, Conn, Fail, Handled};
 use crate::proto::cmd::errno;
@@ -191,18 +190,14 @@ impl Conn {
         };
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let opened = blocking(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
-            let len = f.metadata()?.len();
-            Ok((f, len))
-        })
-        .await;
-        let (file, size) = match opened {
+        let st2 = st.clone();
+        let opened = blocking(move || st2.store().open_for_write(&path)).await;
+        let sink = match opened {
             Ok(v) => v,
             Err(Fail::Reply(s, m)) => return Err(self.skip(left, s, m).await),
             Err(f) => return Err(f),
         };
-        if req.offset > size {
+        if req.offset > sink.size() {
             return Err(self
                 .skip(
                     left,
@@ -211,13 +206,11 @@ impl Conn {
                 )
                 .await);
         }
-        let sink = At {
-            file,
-            offset: req.offset,
-        };
-        let (sink, _) = self.receive(sink, req.length).await?;
-        if st.store().fsync_enabled() {
-            blocking(move || Ok(sink.file.sync_data()?)).await?;
+        let (sink, _) = self
+            .receive(sink.starting_at(req.offset), req.length)
+            .await?;
+        if sink.needs_flush() {
+            blocking(move || sink.finish()).await?;
         }
         let op = if modify {
             BinlogOp::Modify
@@ -241,17 +234,9 @@ impl Conn {
         let (filename, path) = self.appender(&req.filename)?;
         let st = self.state.clone();
         let _guard = st.store().lock_file(&filename).await;
-        let fsync = st.store().fsync_enabled();
         let new_size = req.new_size;
-        blocking(move || {
-            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
-            f.set_len(new_size)?;
-            if fsync {
-                f.sync_data()?;
-            }
-            Ok(())
-        })
-        .await?;
+        let store = st.clone();
+        blocking(move || store.store().truncate_replica(&path, new_size)).await?;
         self.log_replica(
             BinlogOp::Truncate,
             req.timestamp,

@@ -35,8 +35,11 @@
 //! Where things are: `layout` (where a file lives: store path, `XX/YY`, sealed names),
 //! `space` (which store path takes a new file), `create` (new files), `settle` (making new
 //! files' directory entries durable in batches), `startup` (what `open` finishes after a
-//! crash), `delete`, `metadata`, and `file_io` (temp files, O_DIRECT, reading for sync).
+//! crash), `appender` (writes into existing files: append, modify, truncate), `delete`,
+//! `metadata`, and `file_io` (temp files, O_DIRECT, reading for sync). Every write to a
+//! stored file goes through here.
 
+mod appender;
 mod create;
 mod delete;
 mod file_io;
@@ -46,6 +49,7 @@ mod settle;
 mod space;
 mod startup;
 
+pub use appender::WriteAt;
 pub use file_io::{AlignedBuf, FileToSend, TempFile, DIRECT_ALIGN};
 pub use metadata::MetaChange;
 pub use settle::Unsettled;

@@ -725,3 +725,38 @@ fn metadata_overwrite_merge_and_remove() {
     assert!(store.delete(&f).is_ok_and(|had| !had));
     assert_eq!(store.delete(&f).unwrap_err().status, errno::ENOENT);
 }
+
+#[test]
+fn appender_writes_append_modify_cut_back_and_truncate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+    let f = dir.path().join("data/appender");
+    let missing = store.open_for_write(&f).err().unwrap();
+    assert_eq!(missing.status, errno::ENOENT);
+    std::fs::write(&f, b"hello").unwrap();
+    // Append: from the end.
+    let mut w = store.open_for_write(&f).unwrap();
+    assert_eq!(w.size(), 5);
+    w.write_chunk(b" wor").unwrap();
+    w.write_chunk(b"ld").unwrap();
+    w.finish().unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), b"hello world");
+    // Modify: from a given offset, in place.
+    let mut w = store.open_for_write(&f).unwrap().starting_at(6);
+    w.write_chunk(b"WO").unwrap();
+    w.finish().unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), b"hello WOrld");
+    // A failed append is cut back to where it started.
+    store.cut_back(&f, 5).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), b"hello");
+    // TRUNCATE shrinks, or grows with zeros up to the size limit; a peer's truncate sets
+    // whatever length its source has.
+    let too_big = store.truncate(&f, 11, 10).unwrap_err();
+    assert_eq!(too_big.status, errno::EINVAL);
+    assert_eq!(store.truncate(&f, 2, 10).unwrap(), 5);
+    assert_eq!(std::fs::read(&f).unwrap(), b"he");
+    assert_eq!(store.truncate(&f, 3, 10).unwrap(), 2);
+    assert_eq!(std::fs::read(&f).unwrap(), b"he\0");
+    store.truncate_replica(&f, 1).unwrap();
+    assert_eq!(std::fs::read(&f).unwrap(), b"h");
+}
