@@ -138,6 +138,8 @@ pub struct VrrpOpts {
     pub graceful_handover: bool,
     /// Empty = multicast.
     pub unicast_peers: Vec<String>,
+    /// VIPs besides `VIP_CIDR` (fdfs-ha only).
+    pub extra_vips: Vec<String>,
 }
 
 impl Default for VrrpOpts {
@@ -149,6 +151,7 @@ impl Default for VrrpOpts {
             password: "1111".into(),
             graceful_handover: true,
             unicast_peers: Vec::new(),
+            extra_vips: Vec::new(),
         }
     }
 }
@@ -267,7 +270,32 @@ impl Lab {
 
     /// Writes node `i`'s ha.yaml; returns (config path, log path).
     pub fn fdfs_config(&self, i: usize, o: &VrrpOpts) -> (PathBuf, PathBuf) {
-        let yaml = format!(
+        let yaml = self.fdfs_yaml(i, o);
+        let seq = self.procs.lock().unwrap().len();
+        let conf = self.dir.path().join(format!("fdfs-n{i}-{seq}.yaml"));
+        std::fs::write(&conf, yaml).unwrap();
+        let log = self.dir.path().join(format!("fdfs-n{i}-{seq}.log"));
+        (conf, log)
+    }
+
+    /// Rewrites the config of fdfs-ha process `h` (node `i`) and sends it SIGHUP.
+    pub fn reload_fdfs(&self, h: usize, i: usize, o: &VrrpOpts) {
+        let conf = self.procs.lock().unwrap()[h].log.with_extension("yaml");
+        std::fs::write(&conf, self.fdfs_yaml(i, o)).unwrap();
+        self.signal(h, nix::sys::signal::Signal::SIGHUP);
+    }
+
+    /// Whether node `i` has `addr` (without prefix) on eth0.
+    pub fn has_addr(&self, i: usize, addr: &str) -> bool {
+        run(
+            "ip",
+            &["-n", self.node(i), "-4", "addr", "show", "dev", "eth0"],
+        )
+        .contains(&format!(" {addr}/"))
+    }
+
+    fn fdfs_yaml(&self, i: usize, o: &VrrpOpts) -> String {
+        format!(
             r#"node: n{i}
 data_dir: {dir}
 status: {{ listen: null }}
@@ -282,7 +310,7 @@ vrrp:
       preempt: {preempt}
       graceful_handover: {gh}
       auth: {{ type: pass, password: "{pw}" }}
-      virtual_ipaddress: [{VIP_CIDR}]
+      virtual_ipaddress: [{VIP_CIDR}{extra}]
       unicast_peers: [{peers}]
 "#,
             dir = self.dir.path().display(),
@@ -292,12 +320,12 @@ vrrp:
             gh = o.graceful_handover,
             pw = o.password,
             peers = o.unicast_peers.join(", "),
-        );
-        let seq = self.procs.lock().unwrap().len();
-        let conf = self.dir.path().join(format!("fdfs-n{i}-{seq}.yaml"));
-        std::fs::write(&conf, yaml).unwrap();
-        let log = self.dir.path().join(format!("fdfs-n{i}-{seq}.log"));
-        (conf, log)
+            extra = o
+                .extra_vips
+                .iter()
+                .map(|v| format!(", {v}"))
+                .collect::<String>(),
+        )
     }
 
     /// Starts keepalived (VRRP only) in node `i`.

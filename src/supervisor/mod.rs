@@ -55,6 +55,10 @@ use tokio_util::sync::CancellationToken;
 pub trait VrrpHandle: Send + Sync {
     fn set_tracking(&self, instance: &str, priority_delta: i32, fault: bool, reason: &str);
     fn status(&self) -> Vec<InstanceStatus>;
+    /// Applies a reloaded instance config in place; an error means "restart it instead".
+    fn reconfigure(&self, _cfg: &VrrpInstanceConfig) -> anyhow::Result<()> {
+        anyhow::bail!("this VRRP engine cannot reconfigure in place")
+    }
 }
 
 impl VrrpHandle for crate::vrrp::VrrpControl {
@@ -63,6 +67,9 @@ impl VrrpHandle for crate::vrrp::VrrpControl {
     }
     fn status(&self) -> Vec<InstanceStatus> {
         crate::vrrp::VrrpControl::status(self)
+    }
+    fn reconfigure(&self, cfg: &VrrpInstanceConfig) -> anyhow::Result<()> {
+        crate::vrrp::VrrpControl::reconfigure(self, cfg)
     }
 }
 
@@ -920,7 +927,9 @@ impl Sup {
                 }
             }
         }
-        // VRRP instances: unchanged (apart from track/notify) keep running, no flap.
+        // VRRP instances keep running through a reload (no flap): track/notify changes are the
+        // supervisor's, the rest is applied in place by the engine; only what the instance is
+        // bound to (interface, VRID, source, peers) or a global change restarts it.
         let new_vrrp = new.vrrp.clone();
         let new_insts: BTreeMap<String, VrrpInstanceConfig> = new_vrrp
             .iter()
@@ -933,13 +942,33 @@ impl Sup {
             let live = match (self.instances.get_mut(&name), new_insts.get(&name)) {
                 (Some(r), Some(n))
                     if Some(&r.global_fp) == new_global.as_ref()
-                        && same_but_tracking(&r.cfg, n) =>
+                        && crate::vrrp::reload::restart_needed(&r.cfg, n).is_none() =>
                 {
-                    if r.cfg != *n {
-                        changes.push(format!("vrrp {name}: track/notify applied live"));
+                    let applied = if same_but_tracking(&r.cfg, n) {
+                        Ok(())
+                    } else {
+                        r.handle.reconfigure(n)
+                    };
+                    match applied {
+                        Ok(()) => {
+                            let what = crate::vrrp::reload::describe(&r.cfg, n);
+                            if !what.is_empty() {
+                                changes.push(format!(
+                                    "vrrp {name}: applied live: {}",
+                                    what.join(", ")
+                                ));
+                            }
+                            if !track_notify_unchanged(&r.cfg, n) {
+                                changes.push(format!("vrrp {name}: track/notify applied live"));
+                            }
+                            r.cfg = n.clone();
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!(instance = %name, error = %format!("{e:#}"), "cannot apply the reload in place; restarting the instance");
+                            false
+                        }
                     }
-                    r.cfg = n.clone();
-                    true
                 }
                 _ => false,
             };
@@ -1017,6 +1046,11 @@ fn global_fingerprint(v: &VrrpConfig) -> String {
 }
 
 /// True when two instance configs differ at most in `track` and `notify` (applied live).
+/// Whether track and notify are unchanged.
+fn track_notify_unchanged(a: &VrrpInstanceConfig, b: &VrrpInstanceConfig) -> bool {
+    a.track == b.track && a.notify == b.notify
+}
+
 fn same_but_tracking(a: &VrrpInstanceConfig, b: &VrrpInstanceConfig) -> bool {
     let strip = |c: &VrrpInstanceConfig| {
         let mut c = c.clone();

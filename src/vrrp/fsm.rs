@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// The timing and policy knobs of one instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsmConfig {
     /// Configured priority, 1..=255 (255 = address owner).
     pub priority: u8,
@@ -86,6 +86,10 @@ pub enum Event {
     LinkChanged { up: bool },
     /// One of our VIPs disappeared from the interface (someone else removed it).
     VipsMissing,
+    /// A reload changed settings applied in place (priority, preempt, intervals, garp, ...):
+    /// no transition; a Master advertises a changed priority or interval at once, a Backup
+    /// restarts its Master_Down_Timer from the new interval.
+    Reconfigure(FsmConfig),
     /// Stop the instance (SIGTERM).
     Shutdown,
 }
@@ -304,9 +308,49 @@ impl Fsm {
                     out.push(Action::SendGarp);
                 }
             }
+            Event::Reconfigure(cfg) => self.reconfigure(now, cfg, &mut out),
             Event::Shutdown => self.shutdown(now, &mut out),
         }
         out
+    }
+
+    fn reconfigure(&mut self, now: Instant, cfg: FsmConfig, out: &mut Vec<Action>) {
+        let before = self.effective_priority();
+        let old = std::mem::replace(&mut self.cfg, cfg);
+        // preempt_delay counts from the start, not from the reload.
+        if let Some(start) = self
+            .preempt_from
+            .and_then(|t| t.checked_sub(old.preempt_delay))
+        {
+            self.preempt_from = Some(start + self.cfg.preempt_delay);
+        }
+        let interval_changed = old.advert_int != self.cfg.advert_int;
+        match self.state {
+            State::Master if !self.handing_over() => {
+                if interval_changed || before != self.effective_priority() {
+                    out.push(Action::SendAdvert {
+                        priority: self.effective_priority(),
+                    });
+                    self.adver_at = Some(now + self.cfg.advert_int);
+                }
+                if old.garp_refresh != self.cfg.garp_refresh {
+                    self.garp_at =
+                        (!self.cfg.garp_refresh.is_zero()).then(|| now + self.cfg.garp_refresh);
+                }
+            }
+            State::Backup => {
+                // A pending priority-0 takeover (timer within Skew_Time) is left alone.
+                let mdi = self.master_down_interval();
+                if interval_changed || before != self.effective_priority() {
+                    if let Some(at) = self.master_down_at {
+                        if at > now + self.skew_time() {
+                            self.master_down_at = Some(now + mdi);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -23,6 +23,7 @@ pub mod arp;
 pub mod fsm;
 pub mod ownership;
 pub mod packet;
+pub mod reload;
 pub mod socket;
 pub mod vip;
 
@@ -80,6 +81,8 @@ pub struct InstanceStatus {
     pub addr_list_mismatches: u64,
     /// A stopping Master still holding its VIPs until its successor speaks.
     pub handing_over: bool,
+    /// What the last reload changed in place (`reload: priority 100 -> 110`), if any.
+    pub last_reload: Option<String>,
 }
 
 /// A state transition, fired exactly once per transition (drives notify commands).
@@ -101,6 +104,8 @@ struct Tracking {
 struct Shared {
     status: Mutex<Vec<InstanceStatus>>,
     tracking: HashMap<String, watch::Sender<Tracking>>,
+    /// New settings for a running instance (reload), latest wins.
+    reconfig: HashMap<String, watch::Sender<Option<VrrpInstanceConfig>>>,
 }
 
 impl VrrpControl {
@@ -116,6 +121,21 @@ impl VrrpControl {
                 });
             }
             None => tracing::warn!(target: LOG, instance, "set_tracking: no such VRRP instance"),
+        }
+    }
+
+    /// Applies a reloaded instance config in place (see `reload`). The caller has checked
+    /// `reload::restart_needed`; this validates the settings and hands them to the runner.
+    pub fn reconfigure(&self, ic: &VrrpInstanceConfig) -> anyhow::Result<()> {
+        validate(&VrrpConfig {
+            instances: vec![ic.clone()],
+        })?;
+        match self.shared.reconfig.get(&ic.name) {
+            Some(tx) => {
+                tx.send_replace(Some(ic.clone()));
+                Ok(())
+            }
+            None => bail!("no VRRP instance {}", ic.name),
         }
     }
 
@@ -135,6 +155,9 @@ impl VrrpControl {
 struct Instance {
     slot: usize,
     name: String,
+    /// The settings it runs with (reloads are diffed against these).
+    cfg: VrrpInstanceConfig,
+    reconfig: watch::Receiver<Option<VrrpInstanceConfig>>,
     interface: String,
     ifindex: u32,
     vrid: u8,
@@ -264,9 +287,12 @@ impl Vrrp {
         let mut instances = Vec::new();
         let mut statuses = Vec::new();
         let mut tracking = HashMap::new();
+        let mut reconfig = HashMap::new();
         for (slot, ic) in cfg.instances.iter().enumerate() {
             let (tx, rx) = watch::channel(Tracking::default());
             tracking.insert(ic.name.clone(), tx);
+            let (re_tx, re_rx) = watch::channel(None);
+            reconfig.insert(ic.name.clone(), re_tx);
             let siblings = cfg
                 .instances
                 .iter()
@@ -276,6 +302,10 @@ impl Vrrp {
             let inst = Instance::resolve(slot, ic, siblings, &netlink, rx, changes.clone())
                 .await
                 .with_context(|| format!("vrrp instance {}", ic.name))?;
+            let inst = Instance {
+                reconfig: re_rx,
+                ..inst
+            };
             ownership::configure(inst.vips.iter().map(|v| v.addr));
             statuses.push(InstanceStatus {
                 name: ic.name.clone(),
@@ -288,12 +318,14 @@ impl Vrrp {
                 drops: BTreeMap::new(),
                 addr_list_mismatches: 0,
                 handing_over: false,
+                last_reload: None,
             });
             instances.push(inst);
         }
         let shared = Arc::new(Shared {
             status: Mutex::new(statuses),
             tracking,
+            reconfig,
         });
         Ok((
             Vrrp {
@@ -368,11 +400,7 @@ impl Instance {
         tracking: watch::Receiver<Tracking>,
         changes: broadcast::Sender<StateChange>,
     ) -> anyhow::Result<Instance> {
-        let vips: Vec<Vip> = ic
-            .virtual_ipaddress
-            .iter()
-            .map(|v| vip::parse_vip(v).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?;
+        let vips = parse_vips(ic)?;
         let ifindex = netlink
             .link_index(&ic.interface)
             .await
@@ -421,63 +449,61 @@ impl Instance {
                 .with_context(|| format!("opening the VRRP socket on {}", ic.interface))?;
         let garp = arp::GarpSender::new(&ic.interface)
             .with_context(|| format!("gratuitous ARP on {}", ic.interface))?;
-        let auth = match &ic.auth {
-            None | Some(VrrpAuth::None) => Auth::None,
-            Some(VrrpAuth::Pass { password }) => {
-                Auth::pass(password).map_err(anyhow::Error::msg)?
-            }
-        };
-        let adver_int = ic.advert_int.get().as_secs().clamp(1, 255) as u8;
+        let settings = Settings::of(ic, src)?;
         tracing::info!(target: LOG, instance = %ic.name, interface = %ic.interface, %src,
             vrid = ic.virtual_router_id, priority = ic.priority,
             mode = if ic.unicast_peers.is_empty() { "multicast" } else { "unicast" },
             "VRRP instance ready");
-        Ok(Instance {
+        let mut inst = Instance {
             slot,
             name: ic.name.clone(),
+            cfg: ic.clone(),
+            reconfig: watch::channel(None).1,
             interface: ic.interface.clone(),
             ifindex,
             vrid: ic.virtual_router_id,
-            auth,
-            adver_int,
-            vips,
+            auth: settings.auth,
+            adver_int: settings.adver_int,
+            vips: Vec::new(),
             sibling_vrids,
             unicast_peers: ic.unicast_peers.clone(),
-            fsm: FsmConfig {
-                priority: ic.priority,
-                advert_int: Duration::from_secs(u64::from(adver_int)),
-                preempt: ic.preempt,
-                preempt_delay: ic.preempt_delay.get(),
-                graceful_handover: ic.graceful_handover,
-                primary_ip: src,
-                garp_master_delay: ic.garp.master_delay.get(),
-                garp_refresh: ic.garp.refresh.get(),
-                garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
-                // One advert interval: VRRPv2's is >= 1 s, well after a competitor's release.
-                garp_reclaim: Duration::from_secs(u64::from(adver_int)),
-                // Below the old Master's release grace, which keeps its VIPs meanwhile.
-                garp_preempt_delay: ic.garp.preempt_delay.get().min(VIP_RELEASE_GRACE / 2),
-                release_grace: VIP_RELEASE_GRACE,
-            },
+            fsm: settings.fsm.clone(),
             vips_added: std::sync::atomic::AtomicBool::new(false),
             vips_served: std::sync::atomic::AtomicBool::new(false),
-            garp_repeat: ic.garp.repeat,
-            garp_interval: ic.garp.interval.get(),
+            garp_repeat: settings.garp_repeat,
+            garp_interval: settings.garp_interval,
             socket,
             garp,
             tracking,
             changes,
-        })
+        };
+        inst.apply(settings);
+        Ok(inst)
     }
 
-    async fn run(mut self, mut ctx: RunCtx) {
-        let expect = Expect {
+    /// Takes over the reloadable settings.
+    fn apply(&mut self, s: Settings) {
+        self.auth = s.auth;
+        self.adver_int = s.adver_int;
+        self.vips = s.vips;
+        self.fsm = s.fsm;
+        self.garp_repeat = s.garp_repeat;
+        self.garp_interval = s.garp_interval;
+    }
+
+    /// What a received advert must match (§7.1).
+    fn expect(&self) -> Expect {
+        Expect {
             vrid: self.vrid,
             auth: self.auth,
             adver_int: self.adver_int,
             addrs: self.vips.iter().map(|v| v.addr).collect(),
             unicast_peers: self.unicast_peers.clone(),
-        };
+        }
+    }
+
+    async fn run(mut self, mut ctx: RunCtx) {
+        let mut expect = self.expect();
         let mut fsm = Fsm::new(self.fsm.clone());
         let mut logs = RateLimit::default();
         let mut link_up = ctx.netlink.link_up(self.ifindex).await.unwrap_or(true);
@@ -501,6 +527,7 @@ impl Instance {
         let mut buf = vec![0u8; 4096];
         let mut shutdown_seen = false;
         let mut tracking_open = true;
+        let mut reconfig_open = true;
         while !fsm.stopped() {
             let deadline = fsm.next_deadline().map(tokio::time::Instant::from_std);
             let actions = tokio::select! {
@@ -526,6 +553,16 @@ impl Instance {
                         fsm.handle(Instant::now(), Event::TrackingChanged { delta: t.delta, fault: t.fault, reason: t.reason })
                     }
                     Err(_) => { tracking_open = false; Vec::new() }
+                },
+                r = self.reconfig.changed(), if reconfig_open && !shutdown_seen => match r {
+                    Ok(()) => {
+                        let ic = self.reconfig.borrow_and_update().clone();
+                        match ic {
+                            Some(ic) => self.reload(&mut fsm, &mut expect, ic, &ctx).await,
+                            None => Vec::new(),
+                        }
+                    }
+                    Err(_) => { reconfig_open = false; Vec::new() }
                 },
                 ev = ctx.net_events.recv() => self.on_net_event(&mut fsm, ev, &mut link_up, &ctx).await,
                 _ = sleep_until(deadline) => {
@@ -756,7 +793,7 @@ impl Instance {
     /// ticks, and after a kill -9 it runs out before a Backup's Master_Down_Interval
     /// (3 x advert_int + skew) lets the Backup take over, so the two never hold the VIP together.
     fn vip_lifetime_secs(&self) -> u32 {
-        3 * u32::from(self.adver_int).max(1)
+        lifetime_secs(self.adver_int)
     }
 
     fn send_garps(&self) {
@@ -783,6 +820,66 @@ impl Instance {
                 }
             }
         });
+    }
+}
+
+fn lifetime_secs(adver_int: u8) -> u32 {
+    3 * u32::from(adver_int).max(1)
+}
+
+fn parse_vips(ic: &VrrpInstanceConfig) -> anyhow::Result<Vec<Vip>> {
+    ic.virtual_ipaddress
+        .iter()
+        .map(|v| vip::parse_vip(v).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// The settings of an instance that a reload may change in place (see `reload`).
+struct Settings {
+    auth: Auth,
+    adver_int: u8,
+    vips: Vec<Vip>,
+    fsm: FsmConfig,
+    garp_repeat: u32,
+    garp_interval: Duration,
+}
+
+impl Settings {
+    fn of(ic: &VrrpInstanceConfig, src: Ipv4Addr) -> anyhow::Result<Settings> {
+        let auth = match &ic.auth {
+            None | Some(VrrpAuth::None) => Auth::None,
+            Some(VrrpAuth::Pass { password }) => {
+                Auth::pass(password).map_err(anyhow::Error::msg)?
+            }
+        };
+        let adver_int = ic.advert_int.get().as_secs().clamp(1, 255) as u8;
+        Ok(Settings {
+            auth,
+            adver_int,
+            vips: parse_vips(ic)?,
+            fsm: FsmConfig {
+                priority: ic.priority,
+                advert_int: Duration::from_secs(u64::from(adver_int)),
+                preempt: ic.preempt,
+                preempt_delay: ic.preempt_delay.get(),
+                graceful_handover: ic.graceful_handover,
+                primary_ip: src,
+                garp_master_delay: ic.garp.master_delay.get(),
+                garp_refresh: ic.garp.refresh.get(),
+                garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
+                // One advert interval: VRRPv2's is >= 1 s, well after a competitor's release.
+                garp_reclaim: Duration::from_secs(u64::from(adver_int)),
+                // Below the old Master's release grace, which keeps its VIPs meanwhile.
+                garp_preempt_delay: ic.garp.preempt_delay.get().min(VIP_RELEASE_GRACE / 2),
+                release_grace: VIP_RELEASE_GRACE,
+            },
+            garp_repeat: ic.garp.repeat,
+            garp_interval: ic.garp.interval.get(),
+        })
+    }
+
+    fn vip_lifetime_secs(&self) -> u32 {
+        lifetime_secs(self.adver_int)
     }
 }
 

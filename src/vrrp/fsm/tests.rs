@@ -528,3 +528,106 @@ fn each_transition_notifies_exactly_once() {
         .count();
     assert_eq!(notes, 1);
 }
+
+fn notifies(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Notify { .. }))
+        .count()
+}
+
+#[test]
+fn reload_raising_a_masters_priority_is_advertised_at_once_without_a_transition() {
+    let mut s = Sim::master(100);
+    let a = s.event(Event::Reconfigure(cfg(110)));
+    assert_eq!(a, vec![Action::SendAdvert { priority: 110 }]);
+    assert_eq!(s.fsm.state(), State::Master);
+    assert_eq!(s.fsm.effective_priority(), 110);
+    // The next periodic advert carries it too, one interval after the reload.
+    assert_eq!(sends(&s.advance(SEC)), vec![110]);
+}
+
+#[test]
+fn reload_with_the_same_settings_does_nothing() {
+    let mut s = Sim::master(100);
+    assert!(s.event(Event::Reconfigure(cfg(100))).is_empty());
+    let mut b = Sim::new(cfg(90));
+    let before = b.fsm.next_deadline();
+    assert!(b.event(Event::Reconfigure(cfg(90))).is_empty());
+    assert_eq!(b.fsm.next_deadline(), before);
+}
+
+#[test]
+fn reload_putting_a_master_below_its_peer_hands_over_make_before_break() {
+    let mut s = Sim::master(100);
+    let a = s.event(Event::Reconfigure(cfg(80)));
+    assert_eq!(a, vec![Action::SendAdvert { priority: 80 }]);
+    assert_eq!(
+        s.fsm.state(),
+        State::Master,
+        "keeps the VIPs until the peer speaks"
+    );
+    // The peer (priority 90, preempting) takes over after its Master_Down_Interval.
+    let a = s.advert(HIGHER_IP, 90);
+    assert_eq!(s.fsm.state(), State::Backup);
+    assert_eq!(notifies(&a), 1);
+    assert!(
+        !a.contains(&Action::RemoveVips),
+        "released only after the grace"
+    );
+    assert_eq!(s.advance(GRACE), vec![Action::RemoveVips]);
+}
+
+#[test]
+fn reload_of_advert_int_re_times_master_adverts_and_the_backups_down_timer() {
+    let mut s = Sim::master(100);
+    s.advance(SEC / 2);
+    let mut c = cfg(100);
+    c.advert_int = 2 * SEC;
+    assert_eq!(
+        s.event(Event::Reconfigure(c)),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+    assert!(sends(&s.advance(2 * SEC - MS)).is_empty());
+    assert_eq!(sends(&s.advance(MS)), vec![100]);
+
+    let mut b = Sim::new(cfg(90));
+    b.advert(HIGHER_IP, 100);
+    let mut c = cfg(90);
+    c.advert_int = 2 * SEC;
+    assert!(b.event(Event::Reconfigure(c)).is_empty());
+    let want = b.now + 6 * SEC + Duration::from_secs(166) / 256;
+    assert_eq!(b.fsm.next_deadline(), Some(want));
+    assert_eq!(b.fsm.state(), State::Backup);
+}
+
+#[test]
+fn reload_of_preempt_delay_counts_from_the_start() {
+    let mut s = Sim::new(cfg(100));
+    s.advert(LOWER_IP, 50);
+    let mut c = cfg(100);
+    c.preempt_delay = 10 * SEC;
+    s.advance(2 * SEC);
+    s.event(Event::Reconfigure(c));
+    // A lower-priority Master keeps being obeyed until 10 s after the start.
+    for _ in 0..7 {
+        s.advert(LOWER_IP, 50);
+        s.advance(SEC);
+    }
+    assert_eq!(s.fsm.state(), State::Backup, "at {:?}", s.elapsed());
+    s.advance(5 * SEC);
+    assert_eq!(s.fsm.state(), State::Master, "at {:?}", s.elapsed());
+}
+
+#[test]
+fn reload_turning_preempt_off_keeps_a_backup_under_a_lower_master() {
+    let mut s = Sim::new(cfg(100));
+    let mut c = cfg(100);
+    c.preempt = false;
+    s.event(Event::Reconfigure(c));
+    for _ in 0..10 {
+        s.advert(LOWER_IP, 50);
+        s.advance(SEC);
+    }
+    assert_eq!(s.fsm.state(), State::Backup);
+}
