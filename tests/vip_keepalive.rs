@@ -5,7 +5,7 @@
 //!
 //! Its own test binary: the VIP ownership is process-wide. 127.0.0.2 plays the VIP.
 
-use fdfs_ha::http::{file, server};
+use fdfs_ha::http::{body, server};
 use fdfs_ha::vrrp::ownership;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -28,7 +28,7 @@ async fn listen(ip: &str) -> (SocketAddr, CancellationToken) {
             server::Limits::new(64, Duration::from_secs(5)),
             Arc::new(server::Counters::default()),
             s,
-            |_req, _peer| async { http::Response::new(file::full("hello")) },
+            |_req, _peer| async { http::Response::new(body::full("hello")) },
         )
         .await
     });

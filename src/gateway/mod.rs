@@ -20,9 +20,11 @@ pub mod purge;
 pub mod upstream;
 
 use crate::config::GatewayConfig;
-use crate::http::file::{self, Body, FileSource, Representation};
+use crate::http::body::{self, Body};
+use crate::http::file::{self, FileSource, Representation};
 use crate::http::path;
 use crate::http::server::{self, Counters, Limits};
+use crate::http::validators;
 use cache::disk::{CachedEntry, EntryHeader};
 use cache::{Cache, Fill};
 use directory::{ClusterDirectory, DirectorySource, LiveDirectory, StorageNode};
@@ -77,7 +79,7 @@ pub struct Gateway {
 }
 
 fn now_unix() -> u64 {
-    file::unix_secs(SystemTime::now())
+    validators::unix_secs(SystemTime::now())
 }
 
 impl Gateway {
@@ -255,7 +257,7 @@ impl State {
     fn refuse(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
         tracing::debug!(%peer, %status, reason = why, "refused request");
-        file::text(status, why)
+        body::text(status, why)
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -300,7 +302,7 @@ impl State {
         }
         let path_str = parts.uri.path();
         if parts.method == Method::GET && path_str == "/healthz" {
-            return file::text(StatusCode::OK, "ok");
+            return body::text(StatusCode::OK, "ok");
         }
         if parts.method.as_str() == "PURGE" || path_str.starts_with("/purge/") {
             return self.purge(&parts, peer);
@@ -317,7 +319,7 @@ impl State {
         };
         let inner = match path_str.strip_prefix(self.prefix.as_str()) {
             Some(rest) if rest.starts_with('/') => rest,
-            _ => return file::text(StatusCode::NOT_FOUND, "not found"),
+            _ => return body::text(StatusCode::NOT_FOUND, "not found"),
         };
         let dl = match path::parse_download_path(inner, true) {
             Ok(d) => d,
@@ -343,7 +345,7 @@ impl State {
         let mut resp = match (&self.cache, nodes) {
             (Some(cache), _) => self.cached(cache, &parts, head_only, nodes, &target).await,
             (None, Some(nodes)) => self.pass(&parts, nodes, &target).await,
-            (None, None) => file::text(StatusCode::NOT_FOUND, "unknown group"),
+            (None, None) => body::text(StatusCode::NOT_FOUND, "unknown group"),
         };
         self.add_expires(&mut resp);
         resp
@@ -363,7 +365,7 @@ impl State {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             if cached.0 != now {
-                let e = HeaderValue::from_str(&file::http_date(now + secs));
+                let e = HeaderValue::from_str(&validators::http_date(now + secs));
                 let c = HeaderValue::from_str(&format!("max-age={secs}"));
                 if let (Ok(e), Ok(c)) = (e, c) {
                     *cached = (now, e, c);
@@ -393,9 +395,9 @@ impl State {
         match &self.cache {
             Some(c) if c.purge(&key) => {
                 tracing::info!(%peer, key, "purged");
-                file::text(StatusCode::OK, "purged")
+                body::text(StatusCode::OK, "purged")
             }
-            _ => file::text(StatusCode::NOT_FOUND, "not cached"),
+            _ => body::text(StatusCode::NOT_FOUND, "not cached"),
         }
     }
 
@@ -413,14 +415,14 @@ impl State {
             .await
         {
             Ok(r) => self.stream_through(r, parts.method == Method::HEAD),
-            Err(e) => file::text(e.status(), "no storage answered"),
+            Err(e) => body::text(e.status(), "no storage answered"),
         }
     }
 
     fn stream_through(&self, r: Response<Incoming>, head_only: bool) -> Response<Body> {
         let (up, body) = r.into_parts();
         let body = if head_only {
-            file::empty()
+            body::empty()
         } else {
             TimeoutBody::new(body, self.upstreams.read_timeout()).boxed_unsync()
         };
@@ -458,7 +460,7 @@ impl State {
                 cache.forget(&key);
             }
             let Some(nodes) = nodes else {
-                return file::text(StatusCode::NOT_FOUND, "unknown group");
+                return body::text(StatusCode::NOT_FOUND, "unknown group");
             };
             if waited {
                 // The leader's response was not cacheable: fetch on our own.
@@ -489,13 +491,13 @@ impl State {
                     return match outcome {
                         Ok(FillOutcome::Stored(entry)) => serve_entry(parts, head_only, &entry)
                             .unwrap_or_else(|| {
-                                file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
+                                body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
                             }),
                         Ok(FillOutcome::Pass(r)) => self.stream_through(r, head_only),
-                        Ok(FillOutcome::Failed(status, why)) => file::text(status, why),
+                        Ok(FillOutcome::Failed(status, why)) => body::text(status, why),
                         Err(e) => {
                             tracing::error!(error = %e, "cache fill task failed");
-                            file::text(StatusCode::INTERNAL_SERVER_ERROR, "cache fill failed")
+                            body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache fill failed")
                         }
                     };
                 }
@@ -582,7 +584,7 @@ fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
     let last_modified = entry
         .header("last-modified")
         .and_then(|v| httpdate::parse_http_date(v).ok())
-        .map(file::unix_secs)
+        .map(validators::unix_secs)
         .unwrap_or(entry.head.created);
     cache::disk::Serving {
         rep: Representation {
@@ -591,7 +593,7 @@ fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
             etag: entry
                 .header("etag")
                 .map(str::to_string)
-                .unwrap_or_else(|| file::etag(last_modified, entry.body_len)),
+                .unwrap_or_else(|| validators::etag(last_modified, entry.body_len)),
             content_type: entry
                 .header("content-type")
                 .and_then(|v| HeaderValue::from_str(v).ok())
@@ -621,7 +623,7 @@ fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Re
         return Some(r);
     }
     let body = if head_only {
-        file::empty()
+        body::empty()
     } else {
         file::file_body(src, 0, entry.body_len).ok()?
     };

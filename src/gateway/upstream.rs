@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use crate::http::file::TimeoutBody;
+pub use crate::http::body::TimeoutBody;
 
 use crate::config::UpstreamConfig;
 

@@ -9,7 +9,7 @@
 //!                        └──> handler(req, peer) -> Response<Body>
 //! ```
 
-use super::file::Body;
+use super::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;

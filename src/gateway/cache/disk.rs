@@ -163,7 +163,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<(CachedEntry, u64)>> {
                 Ok((e, meta)) => {
                     let atime = meta
                         .modified()
-                        .map(crate::http::file::unix_secs)
+                        .map(crate::http::validators::unix_secs)
                         .unwrap_or(0);
                     out.push((e, atime));
                 }

@@ -16,10 +16,11 @@ pub mod resolver;
 pub mod token;
 
 use crate::config::{ResponseMode, StorageConfig, StorageHttpConfig};
-use crate::http::{file, path, server};
+use crate::http::body::{self, Body};
+use crate::http::{file, path, server, validators};
 use crate::proto::fileid::Source;
 use bytes::Bytes;
-use file::{Body, FileSource, Representation};
+use file::{FileSource, Representation};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -167,14 +168,14 @@ impl StorageHttp {
 }
 
 fn now_unix() -> u64 {
-    file::unix_secs(SystemTime::now())
+    validators::unix_secs(SystemTime::now())
 }
 
 impl State {
     fn bad_request(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
         tracing::debug!(%peer, %status, reason = why, "refused request");
-        file::text(status, why)
+        body::text(status, why)
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -238,7 +239,7 @@ impl State {
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(path = %local.display(), error = %e, "cannot open stored file");
-                    return file::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file");
+                    return body::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file");
                 }
             }
         }
@@ -256,7 +257,7 @@ impl State {
         // Normal files: the create time in the ID, identical on every replica, so caches in front
         // see one validator per file. Appender files change, so their mtime counts.
         let last_modified = if dl.name.info.is_appender() {
-            meta.modified().map(file::unix_secs).unwrap_or(0)
+            meta.modified().map(validators::unix_secs).unwrap_or(0)
         } else {
             dl.name.info.create_time as u64
         };
@@ -264,7 +265,7 @@ impl State {
         let rep = Representation {
             len: meta.len(),
             last_modified_unix: last_modified,
-            etag: file::etag(last_modified, meta.len()),
+            etag: validators::etag(last_modified, meta.len()),
             content_type: HeaderValue::from_static(ct),
         };
         file::respond(
@@ -284,7 +285,7 @@ impl State {
             .as_ref()
             .and_then(|a| a.check_fail_file.clone())
         else {
-            return file::text(StatusCode::FORBIDDEN, "invalid token");
+            return body::text(StatusCode::FORBIDDEN, "invalid token");
         };
         // As fastdfs-nginx-module: the configured "token check failed" file with 200.
         match tokio::fs::read(&path).await {
@@ -292,9 +293,9 @@ impl State {
                 let ext = path.extension().and_then(|e| e.to_str());
                 let len = bytes.len();
                 let mut r = Response::new(if head_only {
-                    file::empty()
+                    body::empty()
                 } else {
-                    file::full(bytes)
+                    body::full(bytes)
                 });
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -306,7 +307,7 @@ impl State {
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "check_fail_file unreadable");
-                file::text(StatusCode::FORBIDDEN, "invalid token")
+                body::text(StatusCode::FORBIDDEN, "invalid token")
             }
         }
     }
@@ -328,7 +329,7 @@ impl State {
         let info = dl.name.info;
         let age = now_unix().saturating_sub(info.create_time as u64);
         if self.is_self(info.source) || age > self.cfg.sync_file_max_delay.get().as_secs() {
-            return file::text(StatusCode::NOT_FOUND, "not found");
+            return body::text(StatusCode::NOT_FOUND, "not found");
         }
         let query = req.uri().query();
         if path::query_param(query, PROXIED_MARK).is_some() {
@@ -342,7 +343,7 @@ impl State {
         };
         let Some(ip) = ip else {
             tracing::warn!(source = %info.source, "source storage of a missing file is unknown");
-            return file::text(StatusCode::BAD_GATEWAY, "source storage unknown");
+            return body::text(StatusCode::BAD_GATEWAY, "source storage unknown");
         };
         let port = self.cfg.source_port.unwrap_or(self.own_port);
         let mut target = req.uri().path().to_string();
@@ -352,7 +353,7 @@ impl State {
         }
         let host = SocketAddr::new(ip, port);
         if self.cfg.response_mode == ResponseMode::Redirect {
-            let mut r = file::text(StatusCode::FOUND, "moved");
+            let mut r = body::text(StatusCode::FOUND, "moved");
             if let Ok(v) = HeaderValue::from_str(&format!("http://{host}{target}")) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
@@ -369,7 +370,7 @@ impl State {
     ) -> Response<Body> {
         let uri = match format!("http://{host}{target}").parse::<http::Uri>() {
             Ok(u) => u,
-            Err(_) => return file::text(StatusCode::BAD_REQUEST, "bad target"),
+            Err(_) => return body::text(StatusCode::BAD_REQUEST, "bad target"),
         };
         let mut up = Request::new(Empty::<Bytes>::new());
         *up.method_mut() = req.method().clone();
@@ -388,17 +389,17 @@ impl State {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::warn!(%host, error = %e, "source storage unreachable");
-                return file::text(StatusCode::BAD_GATEWAY, "source storage unreachable");
+                return body::text(StatusCode::BAD_GATEWAY, "source storage unreachable");
             }
             Err(_) => {
                 tracing::warn!(%host, "source storage timed out");
-                return file::text(StatusCode::GATEWAY_TIMEOUT, "source storage timed out");
+                return body::text(StatusCode::GATEWAY_TIMEOUT, "source storage timed out");
             }
         };
         tracing::debug!(%host, status = %resp.status(), "streamed file from source storage");
         let (parts, body) = resp.into_parts();
         // A source that stalls mid-body is cut off like one that never answers.
-        let body = file::TimeoutBody::new(body, self.network_timeout);
+        let body = body::TimeoutBody::new(body, self.network_timeout);
         let mut out = Response::new(body.boxed_unsync());
         *out.status_mut() = parts.status;
         for h in [
