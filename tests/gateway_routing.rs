@@ -218,6 +218,60 @@ async fn failover_retries_and_timeouts() {
     bad.shutdown().await;
 }
 
+/// Accepts connections, reads a request and closes without answering: a storage killed while
+/// the gateway talks to it (no byte of the answer sent).
+async fn dies_before_answering() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+            // RST rather than FIN, as a killed process's kernel may answer.
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s);
+        }
+    });
+    (addr, task)
+}
+
+/// Issue 24: a storage killed or stopped costs no failed request when the group has another
+/// ACTIVE storage: GET and HEAD are retried there before any byte of the answer is sent.
+#[tokio::test]
+async fn a_dead_or_stopping_storage_costs_no_request() {
+    let c = cluster_with_files(&[700]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let (dying, _dying_task) = dies_before_answering().await;
+    let dead = dead_addr().await;
+    let (stopping, stopping_n) =
+        fake_storage(Arc::new(|_| (503, Vec::new(), Duration::ZERO))).await;
+    let url = format!("/group1/{}", c.ids[0]);
+    let data = tempfile::tempdir().unwrap();
+    // max_fails high: every request really meets the broken storage first or second.
+    let cfg = gw_config("upstream:\n  max_fails: 1000\n  fail_timeout: 30s\n");
+    for broken in [dying, dead, stopping.addr] {
+        let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[broken, a.addr])])));
+        let gw = start_gateway(&cfg, data.path(), dir).await;
+        for i in 0..8 {
+            let r = get(gw.addr, &url).await;
+            assert_eq!(
+                (r.status, r.body.len()),
+                (200, 700),
+                "GET {i} with {broken} broken"
+            );
+            let h = request(gw.addr, "HEAD", &url, &[]).await;
+            assert_eq!(h.status, 200, "HEAD {i} with {broken} broken");
+        }
+        // The broken storage was asked (round robin), so the retry was exercised.
+        assert!(gw.upstreams.attempts.load(Ordering::Relaxed) > 16);
+        gw.run.shutdown().await;
+    }
+    assert!(stopping_n.load(Ordering::SeqCst) >= 1);
+    assert!(Counters::get(&a_n.requests) >= 16);
+    a.shutdown().await;
+    stopping.shutdown().await;
+}
+
 #[tokio::test]
 async fn cache_hits_skip_storages_survive_restart_and_purge() {
     let c = cluster_with_files(&[4096, 700_000]);

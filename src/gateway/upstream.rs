@@ -1,8 +1,12 @@
 //! Requests to storages: pooled keep-alive connections, connect/read timeouts, and nginx's
-//! `proxy_next_upstream error timeout http_502 http_504` retry over a group's storages.
+//! `proxy_next_upstream error timeout http_500 http_502 http_503 http_504` retry over a group's
+//! storages.
 //!
 //! Only GET/HEAD without a body are ever sent, so retrying on another storage is always safe;
 //! once response bytes reach the client nothing is retried (a failure then aborts the body).
+//! A storage killed or stopping fails before its answer's first byte (refused, reset, closed,
+//! or 503 from its overloaded/stopping server): the request goes to the group's next ACTIVE
+//! storage and the client sees nothing (issue 24).
 
 use super::balancer::Balancer;
 use super::directory::StorageNode;
@@ -84,7 +88,7 @@ impl Upstreams {
     }
 
     /// Sends `method path_and_query` to the group's storages until one answers with something
-    /// other than 502/504, trying each storage at most once.
+    /// other than 500/502/503/504, trying each storage at most once.
     pub async fn fetch(
         &self,
         nodes: &[StorageNode],
@@ -177,6 +181,13 @@ impl Upstreams {
     }
 }
 
+/// Answers after which another storage is asked (the last one's is passed on if all fail).
 fn retryable(s: StatusCode) -> bool {
-    s == StatusCode::BAD_GATEWAY || s == StatusCode::GATEWAY_TIMEOUT
+    matches!(
+        s,
+        StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
 }
