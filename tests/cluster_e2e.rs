@@ -273,12 +273,19 @@ async fn storage_http_finds_an_id_named_source_through_the_trackers() {
         ))
         .unwrap();
         let s = StorageServer::bind(&scfg, id).await.unwrap();
-        tokio::spawn(s.serve(stop.clone()));
+        tasks.push(tokio::spawn(s.serve(stop.clone())));
         let web = fdfs_ha::storage::http::StorageHttp::bind(&scfg, id)
             .await
             .unwrap();
-        tokio::spawn(web.serve(stop.clone()));
+        tasks.push(tokio::spawn(web.serve(stop.clone())));
     }
+    // Stops the servers and waits for them before the dir goes, also when the test fails.
+    let _cluster = Cluster {
+        tracker: taddr,
+        stop: stop.clone(),
+        tasks,
+        _dir: dir,
+    };
     let client = FdfsClient::new(vec![taddr]);
     let mut ready = false;
     for _ in 0..100 {

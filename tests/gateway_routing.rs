@@ -228,7 +228,7 @@ async fn dies_before_answering() -> (SocketAddr, tokio::task::JoinHandle<()>) {
             let mut buf = [0u8; 1024];
             let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
             // RST rather than FIN, as a killed process's kernel may answer.
-            let _ = s.set_linger(Some(Duration::ZERO));
+            let _ = s.set_zero_linger();
             drop(s);
         }
     });
