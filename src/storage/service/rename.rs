@@ -10,9 +10,9 @@ use crate::proto::rename::{encode_regenerate_resp, SyncRenameReq};
 use crate::proto::storage::MAX_FILENAME_LEN;
 use crate::storage::binlog::BinlogOp;
 use crate::storage::state::unix_now;
-use crate::storage::store::{Store, StoreError};
+use crate::storage::store::StoreError;
 use rand::Rng;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Length of the base64 part of a file name (20 bytes of file info).
 const B64_LEN: usize = 27;
@@ -33,25 +33,6 @@ pub fn regenerated_name(old: &RemoteName, size: u64, now: u32, rand: u32) -> Rem
         dir2: old.dir2,
         name,
         info,
-    }
-}
-
-/// Gives the data file at `old` (and its `-m`) the name `new`: EEXIST if `new` exists, ENOENT
-/// if `old` does not. A hard link first, so the file is never without a name; the old name
-/// goes through `Store::remove` (the upload journal forgets it too).
-fn rename_files(store: &Store, old: &Path, new: &Path) -> Result<(), StoreError> {
-    std::fs::hard_link(old, new)?;
-    if store.fsync_enabled() {
-        std::fs::File::open(new)?.sync_all()?;
-        if let Some(dir) = new.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-    }
-    store.remove(old)?;
-    match std::fs::rename(Store::meta_path(old), Store::meta_path(new)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -80,7 +61,7 @@ impl Conn {
         {
             let st = st.clone();
             let (o, n) = (old_path.clone(), new_path.clone());
-            blocking(move || rename_files(st.store(), &o, &n)).await?;
+            blocking(move || st.store().rename(&o, &n)).await?;
         }
         self.log(BinlogOp::Rename, now, &new_name, Some(old_name));
         Ok(Some(encode_regenerate_resp(st.group(), &new_name)))
@@ -102,7 +83,7 @@ impl Conn {
             if n.exists() {
                 return Err(StoreError::new(errno::EEXIST, "new name exists"));
             }
-            rename_files(st2.store(), &o, &n)
+            st2.store().rename(&o, &n)
         })
         .await?;
         self.log_replica(BinlogOp::Rename, req.timestamp, &new_name, Some(old_name));

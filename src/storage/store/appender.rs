@@ -1,7 +1,8 @@
 //! Writes into existing (appender) files: bytes at an offset (APPEND, MODIFY, and the
-//! SYNC_APPEND / SYNC_MODIFY of peers), a partial append cut back, and truncation. The service
-//! checks the request (names, offsets against the size, limits) and streams the bytes in; the
-//! store opens, writes, cuts and makes durable.
+//! SYNC_APPEND / SYNC_MODIFY of peers), a partial append cut back, truncation, and the rename
+//! that turns an appender into a normal file. The service checks the request (names, offsets
+//! against the size, limits) and streams the bytes in; the store opens, writes, cuts, renames
+//! and makes durable.
 
 use super::{Store, StoreError, StoreResult};
 use crate::proto::cmd::errno;
@@ -93,6 +94,26 @@ impl Store {
     pub fn truncate_replica(&self, path: &Path, new_size: u64) -> StoreResult<()> {
         let f = OpenOptions::new().write(true).open(path)?;
         Ok(self.set_len_of(&f, new_size)?)
+    }
+
+    /// Gives the data file at `old` (and its `-m`) the name `new` (REGENERATE_APPENDER_FILENAME,
+    /// SYNC_RENAME_FILE): EEXIST if `new` exists, ENOENT if `old` does not. A hard link first,
+    /// so the file is never without a name; the old name goes through `remove` (the upload
+    /// journal forgets it too).
+    pub fn rename(&self, old: &Path, new: &Path) -> StoreResult<()> {
+        std::fs::hard_link(old, new)?;
+        if self.fsync {
+            File::open(new)?.sync_all()?;
+            if let Some(dir) = new.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        self.remove(old)?;
+        match std::fs::rename(Store::meta_path(old), Store::meta_path(new)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn set_len_of(&self, f: &File, len: u64) -> io::Result<()> {
