@@ -574,7 +574,7 @@ fn master_hearing_lower_priority_resends_gratuitous_arps() {
         0,
         &encode(&lower),
     );
-    let garps = inject_and_capture_garps(&lab, vec![pkt], Duration::from_millis(500));
+    let garps = inject_and_capture_garps(&lab, vec![pkt.clone()], Duration::from_millis(500));
     assert_eq!(
         garps.len(),
         5,
@@ -585,7 +585,11 @@ fn master_hearing_lower_priority_resends_gratuitous_arps() {
         "{garps:?}"
     );
     assert_eq!(lab.vip_holders(), vec![0]);
-    // Three bursts sent (takeover, +5 s, lower priority heard): no promiscuity change, no link
+    // Issue 23.4, no amplifier: 20 such adverts at once get one answer (one burst of 5), not 20.
+    std::thread::sleep(Duration::from_millis(1200));
+    let flood = inject_and_capture_garps(&lab, vec![pkt; 20], Duration::from_millis(800));
+    assert_eq!(flood.len(), 5, "20 lower-priority adverts: {flood:?}");
+    // Four bursts sent (takeover, +5 s, lower priority heard twice): no promiscuity change, no link
     // event, and the interface is not promiscuous now.
     let _ = monitor.kill(); // our own child, by handle
     let events = {

@@ -128,7 +128,12 @@ pub struct Fsm {
     stopped: bool,
     /// Primary address of the current Master as last heard.
     master: Option<Ipv4Addr>,
+    /// When a Master last answered a lower-priority advert, per source (see `answer_allowed`).
+    answered: Vec<(Ipv4Addr, Instant)>,
 }
+
+/// At most this many sources are remembered for the answer rate limit; beyond, no answers.
+const ANSWERED_SOURCES: usize = 64;
 
 impl Fsm {
     pub fn new(cfg: FsmConfig) -> Fsm {
@@ -150,6 +155,7 @@ impl Fsm {
             preempt_from: None,
             stopped: false,
             master: None,
+            answered: Vec::new(),
         }
     }
 
@@ -389,9 +395,12 @@ impl Fsm {
             State::Master => {
                 let mine = self.effective_priority();
                 if priority == 0 {
-                    // §6.4.3: another Master is leaving; assert ourselves at once.
-                    out.push(Action::SendAdvert { priority: mine });
-                    self.adver_at = Some(now + self.cfg.advert_int);
+                    // §6.4.3: another Master is leaving; assert ourselves at once (once per
+                    // interval and source: a forged stream must not make us an amplifier).
+                    if self.answer_allowed(now, src) {
+                        out.push(Action::SendAdvert { priority: mine });
+                        self.adver_at = Some(now + self.cfg.advert_int);
+                    }
                 } else if priority > mine || (priority == mine && src > self.cfg.primary_ip) {
                     self.adver_at = None;
                     self.garp_at = None;
@@ -407,9 +416,10 @@ impl Fsm {
                     } else {
                         self.release_at = Some(now + self.cfg.release_grace);
                     }
-                } else {
+                } else if self.answer_allowed(now, src) {
                     // A lower-priority Master exists: a split brain is healing. Re-claim the
-                    // VIPs in the LAN's ARP caches and make it yield now.
+                    // VIPs in the LAN's ARP caches and make it yield now. Once per advert
+                    // interval per source (issue 23.4: 20 forged adverts made 105 ARPs).
                     if self.cfg.garp_lower_prio_repeat {
                         out.push(Action::SendGarp);
                         self.schedule_reclaim(now);
@@ -420,7 +430,11 @@ impl Fsm {
             }
             State::Backup => {
                 if priority == 0 {
-                    self.master_down_at = Some(now + self.skew_time());
+                    // Only the Master we follow can announce that it is leaving: a priority 0
+                    // from anyone else (forged, or a stale Backup) is ignored (issue 23.4).
+                    if self.master == Some(src) {
+                        self.master_down_at = Some(now + self.skew_time());
+                    }
                 } else if !self.may_preempt(now) || priority >= self.effective_priority() {
                     self.master = Some(src);
                     self.master_down_at = Some(now + self.master_down_interval());
@@ -432,6 +446,19 @@ impl Fsm {
             }
             State::Fault | State::Initialize => {}
         }
+    }
+
+    /// Whether a Master may answer `src`'s lower-priority (or priority-0) advert now: once per
+    /// advert interval per source, for at most `ANSWERED_SOURCES` sources at a time.
+    fn answer_allowed(&mut self, now: Instant, src: Ipv4Addr) -> bool {
+        let every = self.cfg.advert_int;
+        self.answered
+            .retain(|(_, t)| now.saturating_duration_since(*t) < every);
+        if self.answered.iter().any(|(a, _)| *a == src) || self.answered.len() >= ANSWERED_SOURCES {
+            return false;
+        }
+        self.answered.push((src, now));
+        true
     }
 
     fn may_preempt(&self, now: Instant) -> bool {

@@ -631,3 +631,55 @@ fn reload_turning_preempt_off_keeps_a_backup_under_a_lower_master() {
     }
     assert_eq!(s.fsm.state(), State::Backup);
 }
+
+#[test]
+fn backup_ignores_priority_zero_from_anyone_but_its_master() {
+    let mut s = Sim::new(cfg(90));
+    // Before any Master is heard, and from a third address once one is: no early takeover.
+    s.advert(LOWER_IP, 0);
+    s.advance(SEC);
+    s.advert(HIGHER_IP, 100);
+    let deadline = s.fsm.next_deadline();
+    s.advert(Ipv4Addr::new(192, 168, 3, 50), 0);
+    assert_eq!(s.fsm.next_deadline(), deadline);
+    s.advance(SEC);
+    assert_eq!(s.fsm.state(), State::Backup);
+    // The real Master leaving is still obeyed after Skew_Time.
+    s.advert(HIGHER_IP, 0);
+    s.advance(s.fsm.skew_time());
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn master_answers_lower_priority_adverts_once_per_interval_per_source() {
+    let mut s = Sim::master(100);
+    let rogue = Ipv4Addr::new(192, 168, 3, 50);
+    let mut answers = 0;
+    // 20 forged adverts within 100 ms: one answer (GARP + advert), not 20.
+    for _ in 0..20 {
+        let a = s.advert(rogue, 50);
+        answers += a.iter().filter(|x| **x == Action::SendGarp).count();
+        s.advance(5 * MS);
+    }
+    assert_eq!(answers, 1);
+    // Another source gets its own answer; the first one again after an interval.
+    assert!(s.advert(HIGHER_IP, 90).contains(&Action::SendGarp));
+    s.advance(SEC);
+    assert!(s.advert(rogue, 50).contains(&Action::SendGarp));
+    // Priority-0 floods are answered at most once per interval too.
+    s.advance(SEC);
+    let n: usize = (0..20).map(|_| sends(&s.advert(rogue, 0)).len()).sum();
+    assert_eq!(n, 1);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn answer_rate_limit_remembers_a_bounded_number_of_sources() {
+    let mut s = Sim::master(100);
+    let answered = (0..=255u8)
+        .filter(|i| !s.advert(Ipv4Addr::new(10, 0, 0, *i), 50).is_empty())
+        .count();
+    assert_eq!(answered, ANSWERED_SOURCES);
+    s.advance(SEC);
+    assert!(!s.advert(Ipv4Addr::new(10, 0, 1, 1), 50).is_empty());
+}
