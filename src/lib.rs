@@ -5,6 +5,7 @@
 //! `tracker`, `storage`, `gateway` (HTTP front), `http` (the HTTP server both use), `client` (FastDFS client),
 //! `import` (keepalived/FastDFS/nginx configs -> ha.yaml).
 
+pub mod access_log;
 pub mod client;
 pub mod config;
 pub mod gateway;

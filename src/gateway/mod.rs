@@ -76,6 +76,8 @@ pub struct Gateway {
     purge_allow: Vec<purge::Cidr>,
     counters: Arc<Counters>,
     upstreams: Arc<Upstreams>,
+    /// Metrics and access log per request (`with_observer`; by default counted, not logged).
+    observer: crate::http::observe::Observer,
 }
 
 fn now_unix() -> u64 {
@@ -142,7 +144,14 @@ impl Gateway {
             cache,
             purge_allow,
             counters: Arc::default(),
+            observer: crate::http::observe::Observer::new("gateway", Default::default(), true),
         })
+    }
+
+    /// Where this server's requests are counted and logged (call before `serve`).
+    pub fn with_observer(mut self, observer: crate::http::observe::Observer) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -216,10 +225,10 @@ impl Gateway {
             limits,
             self.counters,
             shutdown,
-            move |req, peer| {
+            self.observer.wrap(move |req, peer| {
                 let state = state.clone();
                 async move { state.handle(req, peer).await }
-            },
+            }),
         )
         .await
     }
@@ -453,8 +462,10 @@ impl State {
         let mut waited = false;
         loop {
             if let Some(entry) = cache.lookup(&key, now_unix()) {
-                if let Some(r) = serve_entry(parts, head_only, &entry) {
+                if let Some(mut r) = serve_entry(parts, head_only, &entry) {
                     cache.count_hit();
+                    r.headers_mut()
+                        .insert("x-cache", HeaderValue::from_static("HIT"));
                     return r;
                 }
                 cache.forget(&key);
@@ -488,7 +499,7 @@ impl State {
                         out
                     })
                     .await;
-                    return match outcome {
+                    let mut resp = match outcome {
                         Ok(FillOutcome::Stored(entry)) => serve_entry(parts, head_only, &entry)
                             .unwrap_or_else(|| {
                                 body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
@@ -500,6 +511,9 @@ impl State {
                             body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache fill failed")
                         }
                     };
+                    resp.headers_mut()
+                        .insert("x-cache", HeaderValue::from_static("MISS"));
+                    return resp;
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod file;
+pub mod observe;
 pub mod path;
 pub mod range;
 pub mod server;

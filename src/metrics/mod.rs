@@ -18,7 +18,7 @@ mod storage;
 
 pub use node::BoardSource;
 pub use requests::{HttpRequests, Requests};
-pub use storage::StorageSource;
+pub use storage::{CacheSource, StorageSource};
 
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;

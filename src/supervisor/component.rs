@@ -40,6 +40,8 @@ pub struct ComponentEnv {
     pub pids: PidTable,
     /// The process's metrics: a built-in component adds its source when it starts.
     pub metrics: crate::metrics::Metrics,
+    /// Access logs (reopened on SIGUSR1).
+    pub logs: crate::access_log::AccessLogs,
 }
 
 /// Builds the components a config enables. Adding a component kind is one entry here.
@@ -74,6 +76,7 @@ pub fn from_config(cfg: &Config, env: &ComponentEnv) -> Vec<ComponentSpec> {
                 component: Arc::new(StorageHttp {
                     cfg: s.clone(),
                     node: cfg.node.clone(),
+                    env: env.clone(),
                 }),
             });
         }
@@ -85,6 +88,7 @@ pub fn from_config(cfg: &Config, env: &ComponentEnv) -> Vec<ComponentSpec> {
             component: Arc::new(Gateway {
                 cfg: g.clone(),
                 data_dir: cfg.data_dir.clone(),
+                env: env.clone(),
             }),
         });
     }
@@ -146,12 +150,23 @@ impl Component for Storage {
 struct StorageHttp {
     cfg: StorageConfig,
     node: String,
+    env: ComponentEnv,
 }
 
 impl Component for StorageHttp {
     fn start(&self, shutdown: CancellationToken) -> BoxFuture<'_, anyhow::Result<ServeFuture>> {
         Box::pin(async move {
-            let s = crate::storage::http::StorageHttp::bind(&self.cfg, &self.node).await?;
+            let obs = crate::http::observe::Observer::new(
+                "storage_http",
+                self.env.logs.http.clone(),
+                false,
+            );
+            self.env
+                .metrics
+                .set_source("storage_http", Arc::new(obs.requests.clone()));
+            let s = crate::storage::http::StorageHttp::bind(&self.cfg, &self.node)
+                .await?
+                .with_observer(obs);
             tracing::info!(addr = %s.local_addr(), "storage http listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
@@ -161,12 +176,24 @@ impl Component for StorageHttp {
 struct Gateway {
     cfg: GatewayConfig,
     data_dir: PathBuf,
+    env: ComponentEnv,
 }
 
 impl Component for Gateway {
     fn start(&self, shutdown: CancellationToken) -> BoxFuture<'_, anyhow::Result<ServeFuture>> {
         Box::pin(async move {
-            let s = crate::gateway::Gateway::bind(&self.cfg, &self.data_dir).await?;
+            let obs =
+                crate::http::observe::Observer::new("gateway", self.env.logs.http.clone(), true);
+            self.env
+                .metrics
+                .set_source("gateway", Arc::new(obs.requests.clone()));
+            let s = crate::gateway::Gateway::bind(&self.cfg, &self.data_dir)
+                .await?
+                .with_observer(obs);
+            if let Some(cache) = s.cache() {
+                let src = crate::metrics::CacheSource(cache);
+                self.env.metrics.set_source("gateway_cache", Arc::new(src));
+            }
             tracing::info!(addr = %s.local_addr(), "gateway listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })

@@ -154,20 +154,24 @@ pub enum Control {
     Stop,
     /// Re-read the config file and apply the differences.
     Reload,
+    /// Reopen the access log files (SIGUSR1, after logrotate).
+    ReopenLogs,
 }
 
 /// Runs a node until SIGTERM/SIGINT; SIGHUP reloads `config_path`.
 pub async fn run(cfg: Config, config_path: PathBuf) -> anyhow::Result<()> {
     use futures::StreamExt;
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .context("installing signal handlers")?;
     let handle = signals.handle();
     tokio::spawn(async move {
         let mut stopping = false;
         while let Some(sig) = signals.next().await {
-            let c = if sig == SIGHUP {
+            let c = if sig == SIGUSR1 {
+                Control::ReopenLogs
+            } else if sig == SIGHUP {
                 Control::Reload
             } else {
                 Control::Stop
@@ -272,6 +276,7 @@ pub async fn run_with(
         env: ComponentEnv {
             pids: PidTable::default(),
             metrics: metrics.clone(),
+            logs: crate::access_log::AccessLogs::from_config(&cfg.log),
         },
         board,
         components: BTreeMap::new(),
@@ -298,6 +303,7 @@ pub async fn run_with(
         let grace_end = sup.graces.next_deadline(sup.restart_grace());
         tokio::select! {
             c = control.recv() => match c {
+                Some(Control::ReopenLogs) => sup.env.logs.reopen(),
                 Some(Control::Reload) => {
                     crate::systemd::reloading();
                     sup.reload().await;

@@ -61,6 +61,8 @@ pub struct StorageHttp {
     state: Arc<State>,
     /// Kept fresh while serving unless `with_resolver` replaced it.
     tracker_resolver: Option<Arc<resolver::TrackerResolver>>,
+    /// Metrics and access log per request (`with_observer`; by default counted, not logged).
+    observer: crate::http::observe::Observer,
 }
 
 struct State {
@@ -121,7 +123,18 @@ impl StorageHttp {
             listener,
             state: Arc::new(state),
             tracker_resolver,
+            observer: crate::http::observe::Observer::new(
+                "storage_http",
+                Default::default(),
+                false,
+            ),
         })
+    }
+
+    /// Where this server's requests are counted and logged (call before `serve`).
+    pub fn with_observer(mut self, observer: crate::http::observe::Observer) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Plugs in the id → address resolver for files named by storage id (call before `serve`).
@@ -158,10 +171,10 @@ impl StorageHttp {
             limits,
             self.state.counters.clone(),
             shutdown,
-            move |req, peer| {
+            self.observer.wrap(move |req, peer| {
                 let state = state.clone();
                 async move { state.handle(req, peer).await }
-            },
+            }),
         )
         .await
     }
