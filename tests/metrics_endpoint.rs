@@ -51,7 +51,9 @@ fn get(addr: &str, path: &str) -> Option<String> {
     s.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
     assert!(head.contains(" 200 "), "{head}");
-    assert!(head.contains("application/openmetrics-text"), "{head}");
+    if path == "/metrics" {
+        assert!(head.contains("application/openmetrics-text"), "{head}");
+    }
     Some(body.to_string())
 }
 
@@ -128,4 +130,15 @@ async fn metrics_families_exist_and_storage_counters_move() {
         "{after}"
     );
     assert!(after.ends_with("# EOF\n"));
+
+    // The status document and its text rendering show the storage: group, store path, free space.
+    let doc: serde_json::Value =
+        serde_json::from_str(&get(&addr, "/status").expect("status")).unwrap();
+    assert_eq!(doc["roles"]["storage"]["group"], "group1", "{doc}");
+    let text = fdfs_ha::supervisor::status::render_text(&doc);
+    assert!(text.contains("Storage: group group1"), "{text}");
+    assert!(
+        text.contains("store path") && text.contains("MB of"),
+        "{text}"
+    );
 }

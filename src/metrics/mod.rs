@@ -30,6 +30,10 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Something that adds metric families at scrape time.
 pub trait Source: Send + Sync {
     fn register(&self, reg: &mut Registry);
+    /// A section of the status document (`GET /status`), if this source has one.
+    fn status(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// The process's metric sources, by name (`node`, `tracker`, `storage`, `gateway`, ...).
@@ -54,6 +58,19 @@ impl Metrics {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<dyn Source>>> {
         self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The status sections of the sources that have one, by source name.
+    pub fn status_sections(&self) -> serde_json::Map<String, serde_json::Value> {
+        let sources: Vec<(String, Arc<dyn Source>)> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        sources
+            .into_iter()
+            .filter_map(|(k, s)| Some((k, s.status()?)))
+            .collect()
     }
 
     /// The exposition text of every source.

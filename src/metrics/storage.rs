@@ -12,6 +12,45 @@ pub struct StorageSource {
 }
 
 impl Source for StorageSource {
+    fn status(&self) -> Option<serde_json::Value> {
+        let st = &self.state;
+        let cfg = st.config();
+        let paths: Vec<serde_json::Value> = st
+            .disk_usage()
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                serde_json::json!({
+                    "path": cfg.store_paths.get(i).map(|p| p.display().to_string()),
+                    "free_mb": u.free_mb,
+                    "total_mb": u.total_mb,
+                })
+            })
+            .collect();
+        let peers: Vec<serde_json::Value> = st
+            .peer_sync()
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "peer": p.peer,
+                    "state": p.state,
+                    "binlog": format!("{}:{}", p.binlog_index, p.binlog_offset),
+                    "records_behind": p.records_behind,
+                    "bytes_behind": p.bytes_behind,
+                    "seconds_behind": p.seconds_behind,
+                })
+            })
+            .collect();
+        Some(serde_json::json!({
+            "group": st.group(),
+            "trackers": cfg.trackers,
+            "joined_as": st.tracker_identity().map(|(id, ip)| format!("{id} ({ip})")),
+            "store_paths": paths,
+            "sync": peers,
+            "journal_pending": st.store().journal_pending(),
+        }))
+    }
+
     fn register(&self, reg: &mut Registry) {
         self.requests.register(reg);
         let st = &self.state;

@@ -106,6 +106,8 @@ impl Board {
             "instances": instances,
             "probes": self.probes.values().collect::<Vec<_>>(),
             "components": self.components.values().collect::<Vec<_>>(),
+            // Storage, tracker, ...: what the running components report about themselves.
+            "roles": self.metrics.status_sections(),
         })
     }
 }
@@ -288,13 +290,54 @@ pub fn render_text(v: &serde_json::Value) -> String {
             ago(&i["last_transition_unix_ms"]),
             s(&i["last_reason"]),
         );
+        if let Some(iface) = i["interface"].as_str() {
+            let _ = write!(out, "             interface {iface}");
+            if let Some(vips) = i["vips"].as_array() {
+                let held = i["state"].as_str() == Some("MASTER") || i["handing_over"] == true;
+                let list: Vec<String> = vips.iter().map(&s).collect();
+                let _ = write!(
+                    out,
+                    "  VIPs {} ({})",
+                    list.join(" "),
+                    if held { "held here" } else { "not held here" }
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let mut counts = Vec::new();
+        for (key, word) in [
+            ("adverts_sent", "adverts sent"),
+            ("adverts_received", "adverts received"),
+            ("transitions", "transitions"),
+        ] {
+            if !i[key].is_null() {
+                counts.push(format!("{word} {}", s(&i[key])));
+            }
+        }
+        if let Some(t) = i["last_transition_unix_ms"].as_u64().filter(|t| *t > 0) {
+            counts.push(format!("last transition {}", date_ms(t)));
+        }
+        if !counts.is_empty() {
+            let _ = writeln!(out, "             {}", counts.join(", "));
+        }
+        let drops: Vec<String> = i["drops"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            .map(|(why, n)| format!("{} {}", s(n), why.replace('_', " ")))
+            .collect();
         let _ = writeln!(
             out,
-            "             tracking: delta {} fault {} ({})   drops: {}",
+            "             tracking: delta {} fault {} ({})   dropped adverts: {}",
             s(&i["tracking"]["priority_delta"]),
             s(&i["tracking"]["fault"]),
             s(&i["tracking"]["reason"]),
-            s(&i["drops"]),
+            if drops.is_empty() {
+                "none".into()
+            } else {
+                drops.join(", ")
+            },
         );
     }
     let _ = writeln!(out, "\nProbes:");
@@ -323,5 +366,70 @@ pub fn render_text(v: &serde_json::Value) -> String {
             s(&c["last_failure"]),
         );
     }
+    render_roles(&mut out, &v["roles"]);
     out
+}
+
+/// `2026-12-05 22:48:34 UTC (12.5s ago)` for a Unix time in milliseconds.
+pub fn date_ms(ms: u64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let clf = crate::access_log::clf_time(t);
+    let ago = unix_ms().saturating_sub(ms) as f64 / 1000.0;
+    format!("{clf} ({ago:.1}s ago)")
+}
+
+/// The storage (and other roles') sections.
+fn render_roles(out: &mut String, roles: &serde_json::Value) {
+    use std::fmt::Write;
+    let st = &roles["storage"];
+    if st.is_object() {
+        let _ = writeln!(
+            out,
+            "\nStorage: group {}",
+            st["group"].as_str().unwrap_or("-")
+        );
+        let trackers: Vec<String> = st["trackers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  trackers {}; joined as {}",
+            trackers.join(" "),
+            st["joined_as"].as_str().unwrap_or("- (not joined yet)")
+        );
+        for p in st["store_paths"].as_array().into_iter().flatten() {
+            let (free, total) = (
+                p["free_mb"].as_u64().unwrap_or(0),
+                p["total_mb"].as_u64().unwrap_or(0),
+            );
+            let _ = writeln!(
+                out,
+                "  store path {:<30} free {free} MB of {total} MB ({:.0}%)",
+                p["path"].as_str().unwrap_or("-"),
+                if total > 0 {
+                    free as f64 * 100.0 / total as f64
+                } else {
+                    0.0
+                }
+            );
+        }
+        for p in st["sync"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  sync to {:<22} {:<12} binlog {}  behind: {} records, {} bytes, {} s",
+                p["peer"].as_str().unwrap_or("-"),
+                p["state"].as_str().unwrap_or("-"),
+                p["binlog"].as_str().unwrap_or("-"),
+                p["records_behind"],
+                p["bytes_behind"],
+                p["seconds_behind"],
+            );
+        }
+        if st["journal_pending"] == true {
+            let _ = writeln!(out, "  upload journal: files not yet settled");
+        }
+    }
 }
