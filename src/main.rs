@@ -6,7 +6,8 @@
 //! - `0`: clean stop (SIGTERM/SIGINT handled gracefully), `check` found no error, `status` printed.
 //! - `1`: runtime failure: a component could not start (e.g. port in use), VRRP could not start
 //!   (e.g. not root) or stopped unexpectedly, the status endpoint is unreachable.
-//! - `2`: config error: every error is printed as `<key path>: line <n>: <message>`.
+//! - `2`: config error: every error is printed as `<file>:<line>:<column>: <key path>: <message>`,
+//!   then their count.
 //! - `import`: 0 with the ha.yaml written; 2 when an input has a syntax error (printed with its
 //!   file:line); 1 when the output does not pass `check` (it is still written, to inspect).
 //! - client verbs: the errno the server answered when it refused (e.g. 2 = ENOENT, 22 =
@@ -35,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Validate a config file: exit 0, or print every error with its key path and line (exit 2).
+    /// Validate a config file: exit 0, or print every error as file:line:column and key path (exit 2).
     Check {
         #[arg(short, long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,

@@ -60,7 +60,7 @@ async fn a_c_storage_s_paths_are_served_and_its_flag_kept() {
         store.display(),
         base.display()
     );
-    let cfg: StorageConfig = serde_yaml::from_str(&yaml).expect("config");
+    let cfg: StorageConfig = serde_saphyr::from_str(&yaml).expect("config");
     let server = StorageServer::bind(&cfg, "test").await.expect("bind");
     let addr = server.local_addr();
     let state = server.state();

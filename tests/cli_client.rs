@@ -34,7 +34,7 @@ async fn start_cluster(ids: bool) -> Cluster {
     } else {
         ""
     };
-    let tcfg: TrackerConfig = serde_yaml::from_str(&format!(
+    let tcfg: TrackerConfig = serde_saphyr::from_str(&format!(
         "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 5s\n{id_conf}"
     ))
     .unwrap();
@@ -43,7 +43,7 @@ async fn start_cluster(ids: bool) -> Cluster {
         .unwrap();
     let taddr = tracker.local_addr();
     tokio::spawn(tracker.serve(stop.clone()));
-    let scfg: StorageConfig = serde_yaml::from_str(&format!(
+    let scfg: StorageConfig = serde_saphyr::from_str(&format!(
         "group: group1\n{}listen: \"127.0.0.1:0\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\", \"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\n",
         if ids { "id: \"100001\"\n" } else { "" },
         dir.path().join("store0").display(),

@@ -45,7 +45,7 @@ impl Drop for Cluster {
 async fn start_cluster() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let tcfg: TrackerConfig = serde_yaml::from_str(
+    let tcfg: TrackerConfig = serde_saphyr::from_str(
         "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 5s\n",
     )
     .unwrap();
@@ -54,7 +54,7 @@ async fn start_cluster() -> Cluster {
         .unwrap();
     let taddr = tracker.local_addr();
     let mut tasks = vec![tokio::spawn(tracker.serve(stop.clone()))];
-    let scfg: StorageConfig = serde_yaml::from_str(&format!(
+    let scfg: StorageConfig = serde_saphyr::from_str(&format!(
         "group: group1\nlisten: \"127.0.0.1:0\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\n",
         dir.path().join("store").display()
     ))
@@ -256,7 +256,7 @@ async fn storage_http_finds_an_id_named_source_through_the_trackers() {
         }
     };
     let (p1, p2, h1, h2) = (port(), port(), port(), port());
-    let tcfg: TrackerConfig = serde_yaml::from_str(&format!(
+    let tcfg: TrackerConfig = serde_saphyr::from_str(&format!(
         "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\nuse_storage_id: true\nid_type_in_filename: id\nstorage_ids:\n  - {{ id: \"100001\", group: group1, ip: 127.0.0.1, port: {p1} }}\n  - {{ id: \"100002\", group: group1, ip: 127.0.0.1, port: {p2} }}\n"
     ))
     .unwrap();
@@ -267,7 +267,7 @@ async fn storage_http_finds_an_id_named_source_through_the_trackers() {
     let mut tasks = vec![tokio::spawn(tracker.serve(stop.clone()))];
     // Each storage http proxies misses to the other's http port (both live on 127.0.0.1).
     for (id, p, h, other_h) in [("100001", p1, h1, h2), ("100002", p2, h2, h1)] {
-        let scfg: StorageConfig = serde_yaml::from_str(&format!(
+        let scfg: StorageConfig = serde_saphyr::from_str(&format!(
             "group: group1\nid: \"{id}\"\nlisten: \"127.0.0.1:{p}\"\ntrackers: [\"{taddr}\"]\nstore_paths: [\"{}\"]\nheart_beat_interval: 1s\nstat_report_interval: 1s\nreserved_storage_space: 1%\nhttp: {{ listen: \"127.0.0.1:{h}\", source_port: {other_h} }}\n",
             dir.path().join(id).display()
         ))

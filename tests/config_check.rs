@@ -295,9 +295,13 @@ fn a_directory_that_cannot_be_created_is_an_error() {
         12,
         "does not exist and cannot be created",
     );
-    assert!(errors[0]
-        .to_string()
-        .starts_with("storage.store_paths[0]: line 12: directory "));
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("12:7: storage.store_paths[0]: directory "),
+        "{}",
+        errors[0]
+    );
     // A path under a missing but creatable parent is fine.
     let ok = base(dir.path()).replace("/store0", "/a/b/c/store0");
     check_str(&ok).expect("creatable path accepted");
@@ -336,12 +340,13 @@ fn check_command_prints_every_error_and_exits_2() {
         .expect("run fdfs-ha check");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display();
     assert!(
-        stderr.contains("gateway.prefix: line 14: must start with '/'"),
+        stderr.contains(&format!("{file}:14:3: gateway.prefix: must start with '/'")),
         "{stderr}"
     );
     assert!(
-        stderr.contains("gateway.purge_allow[0]: line 16: "),
+        stderr.contains(&format!("{file}:16:17: gateway.purge_allow[0]: ")),
         "{stderr}"
     );
 }
@@ -437,4 +442,137 @@ fn direct_io_min_size_takes_a_size_or_null() {
         default.storage.unwrap().direct_io_min_size,
         Some(fdfs_ha::config::ByteSize(1 << 20))
     );
+}
+
+/// Runs `fdfs-ha check` on `text`; returns (exit code, stderr).
+fn check_cli(text: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ha.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run fdfs-ha check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn the_inputs_that_hung_the_old_scanner_answer_with_a_position() {
+    // A composite key, and a flow sequence closed by the wrong bracket (issue 26).
+    let (code, stderr, file) = check_cli("a: {[x]: 1}\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{file}:1:")), "{stderr}");
+    let (code, stderr, file) = check_cli("node: x\ntrackers: [\"127.0.0.1:22122\"}\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{file}:2:11: (top level): YAML syntax: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 error\n"), "{stderr}");
+}
+
+#[test]
+fn a_bad_priority_does_not_hide_the_errors_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}vrrp:
+  instances:
+    - name: VI_1
+      interface: lo
+      virtual_router_id: 7
+      priority: 300
+      virtual_ipaddress: [10.9.9.9]
+      preemt: false
+gateway:
+  trackers: [\"127.0.0.1:22122\"]
+  cahce: {{}}
+",
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    expect(&errors, "vrrp.instances[0].priority", 18, "invalid value");
+    expect(
+        &errors,
+        "vrrp.instances[0].preemt",
+        20,
+        "unknown key `preemt` (did you mean `preempt`?)",
+    );
+    expect(
+        &errors,
+        "gateway.cahce",
+        23,
+        "unknown key `cahce` (did you mean `cache`?)",
+    );
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    let (code, stderr, file) = check_cli(&text);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(&format!(
+            "{file}:18:7: vrrp.instances[0].priority: invalid value"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}:23:3: gateway.cahce")),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("3 errors\n"), "{stderr}");
+}
+
+#[test]
+fn check_refuses_256_vips_with_the_words_run_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let vips: Vec<String> = (0..256)
+        .map(|i| format!("10.{}.{}.1", i / 250, i % 250))
+        .collect();
+    let text = format!(
+        "{}vrrp:\n  instances:\n    - {{ name: V, interface: lo, virtual_router_id: 9, priority: 100, virtual_ipaddress: [{}] }}\n",
+        base(dir.path()),
+        vips.join(", ")
+    );
+    let errors = errors_of(&text);
+    let cfg: fdfs_ha::config::VrrpConfig = serde_saphyr::from_str(
+        &format!(
+            "instances:\n  - {{ name: V, interface: lo, virtual_router_id: 9, priority: 100, virtual_ipaddress: [{}] }}\n",
+            vips.join(", ")
+        ),
+    )
+    .unwrap();
+    // `run` (vrrp start-up) and `check` apply the same rule set, so the same words.
+    let run_words = fdfs_ha::config::vrrp_rules::check(&cfg);
+    assert_eq!(run_words.len(), 1, "{run_words:?}");
+    let words = &run_words[0];
+    assert_eq!(words.path, "vrrp.instances[0].virtual_ipaddress");
+    assert!(words.message.contains("at most 255"), "{words}");
+    expect(&errors, &words.path, 15, &words.message);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
+#[test]
+fn every_corpus_input_returns_without_panicking() {
+    // The config fuzz target's corpus, run through the parser as a plain test (the CI form when
+    // cargo-fuzz and a nightly toolchain are not available).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("fuzz/corpus/config") {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = text.to_string();
+        std::thread::spawn(move || {
+            let _ = check_str(&t);
+            let _ = tx.send(());
+        });
+        // A hang shows as a failure naming the input, not as a stuck test run.
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{} did not return", path.display()));
+        n += 1;
+    }
+    assert!(n >= 2, "corpus has {n} inputs");
 }

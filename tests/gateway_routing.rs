@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn gw_config(extra: &str) -> GatewayConfig {
-    serde_yaml::from_str(&format!("listen: 127.0.0.1:0\ntrackers: []\n{extra}"))
+    serde_saphyr::from_str(&format!("listen: 127.0.0.1:0\ntrackers: []\n{extra}"))
         .expect("gateway yaml")
 }
 

@@ -40,7 +40,7 @@ async fn start_tracker(dir: &Path) -> Tracker {
 
 async fn start_tracker_with(dir: &Path, extra: &str) -> Tracker {
     let stop = CancellationToken::new();
-    let cfg: TrackerConfig = serde_yaml::from_str(&format!(
+    let cfg: TrackerConfig = serde_saphyr::from_str(&format!(
         "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 3s\n{extra}"
     ))
     .unwrap();
@@ -70,7 +70,7 @@ impl Storage {
     }
 
     fn config(&self) -> StorageConfig {
-        serde_yaml::from_str(&format!(
+        serde_saphyr::from_str(&format!(
             "group: {GROUP}\nlisten: \"{}:{}\"\ntrackers: [\"{}\"]\nstore_paths: [\"{}\"]\n\
              heart_beat_interval: 300ms\nstat_report_interval: 1s\nreserved_storage_space: 1%\n\
              sync:\n  binlog_flush_interval: 100ms\n  retry_backoff_min: 50ms\n  retry_backoff_max: 500ms\n  write_mark_every: 10\n{}",

@@ -41,7 +41,7 @@ impl Storage {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let cfg: StorageConfig = serde_yaml::from_str(&yaml).unwrap();
+        let cfg: StorageConfig = serde_saphyr::from_str(&yaml).unwrap();
         let server = StorageServer::bind(&cfg, "test").await.unwrap();
         let addr = server.local_addr();
         let state = server.state();

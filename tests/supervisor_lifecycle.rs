@@ -858,7 +858,7 @@ fn exit_codes_config_error_2_runtime_failure_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense: line 2: unknown key"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2:1: nonsense: unknown key"));
 
     // The tracker's port is taken: start-up fails with a runtime error.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

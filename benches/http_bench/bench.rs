@@ -81,13 +81,13 @@ fn serve(store: &Path, workers: usize) -> anyhow::Result<()> {
             .build()?
     };
     rt.block_on(async {
-        let scfg: StorageConfig = serde_yaml::from_str(&format!(
+        let scfg: StorageConfig = serde_saphyr::from_str(&format!(
             "group: group1\nlisten: 127.0.0.1:0\ntrackers: []\nstore_paths: [{}]\nhttp:\n  listen: 127.0.0.1:0\n  max_connections: 4096\n",
             store.display()
         ))?;
         let storage = StorageHttp::bind(&scfg, "bench").await?;
         let saddr = storage.local_addr();
-        let gcfg: GatewayConfig = serde_yaml::from_str(&format!(
+        let gcfg: GatewayConfig = serde_saphyr::from_str(&format!(
             "listen: 127.0.0.1:0\ntrackers: []\nmax_connections: 4096\nexpires: 30d\ncache:\n  path: {}\n  max_size: 1GiB\n",
             store.join("../gw-cache").display()
         ))?;

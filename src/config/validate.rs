@@ -5,10 +5,10 @@
 //! nearest existing ancestor is a writable directory", interfaces are looked up in /sys (a missing
 //! interface is a warning, because `check` often runs on a build host, not on the node).
 
-use super::lines::LineMap;
 use super::schema::*;
+use super::yaml::Node;
 use super::ConfigError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
@@ -23,35 +23,31 @@ pub struct Findings {
 }
 
 struct V<'a> {
-    lines: &'a LineMap,
+    tree: &'a Node,
     out: Findings,
 }
 
 impl V<'_> {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
-        let line = self.lines.line_of(&path);
-        self.out.errors.push(ConfigError {
-            path,
-            line,
-            message: message.into(),
-        });
+        let at = self.tree.locate(&path);
+        self.out
+            .errors
+            .push(ConfigError::at(path, Some(at), message.into()));
     }
     fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
-        let line = self.lines.line_of(&path);
-        self.out.warnings.push(ConfigError {
-            path,
-            line,
-            message: message.into(),
-        });
+        let at = self.tree.locate(&path);
+        self.out
+            .warnings
+            .push(ConfigError::at(path, Some(at), message.into()));
     }
 }
 
-/// Validates a parsed config; `lines` locates key paths in the text it came from.
-pub fn validate(cfg: &Config, lines: &LineMap) -> Findings {
+/// Validates a parsed config; `tree` (the YAML it came from) locates key paths.
+pub fn validate(cfg: &Config, tree: &Node) -> Findings {
     let mut v = V {
-        lines,
+        tree,
         out: Findings::default(),
     };
     if cfg.node.trim().is_empty() {
@@ -318,117 +314,21 @@ fn check_probes(v: &mut V, cfg: &Config) {
 }
 
 fn check_vrrp(v: &mut V, vr: &VrrpConfig, cfg: &Config) {
-    if vr.instances.is_empty() {
-        v.err(
-            "vrrp.instances",
-            "must list at least one instance (or remove the `vrrp` section)",
-        );
+    // The rules `run` enforces itself (one function, so the two never disagree) ...
+    for b in super::vrrp_rules::check(vr) {
+        v.err(b.path, b.message);
     }
+    // ... and what needs the host or the other sections.
     let probe_names: BTreeSet<&str> = cfg.probes.iter().map(|p| p.name.as_str()).collect();
-    let mut names = BTreeSet::new();
-    let mut vrids: BTreeMap<(String, u8), usize> = BTreeMap::new();
-    let mut vips_seen: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
     for (i, inst) in vr.instances.iter().enumerate() {
         let at = |k: &str| format!("vrrp.instances[{i}].{k}");
-        if inst.name.is_empty() {
-            v.err(at("name"), "must not be empty");
-        } else if !names.insert(inst.name.clone()) {
-            v.err(
-                at("name"),
-                format!("duplicate instance name `{}`", inst.name),
-            );
-        }
-        if let Err(e) = check_ifname(&inst.interface) {
-            v.err(at("interface"), e);
-        } else if !Path::new("/sys/class/net").join(&inst.interface).exists() {
+        if super::vrrp_rules::check_ifname(&inst.interface).is_ok()
+            && !Path::new("/sys/class/net").join(&inst.interface).exists()
+        {
             v.warn(
                 at("interface"),
                 format!("interface {} does not exist on this host", inst.interface),
             );
-        }
-        if inst.virtual_router_id == 0 {
-            v.err(at("virtual_router_id"), "must be in 1..=255");
-        } else if let Some(j) = vrids.insert((inst.interface.clone(), inst.virtual_router_id), i) {
-            v.err(
-                at("virtual_router_id"),
-                format!(
-                    "VRID {} is already used on {} by vrrp.instances[{j}]",
-                    inst.virtual_router_id, inst.interface
-                ),
-            );
-        }
-        if inst.priority == 0 {
-            v.err(
-                at("priority"),
-                "must be in 1..=255 (0 is reserved for a stopping Master)",
-            );
-        }
-        let adv = inst.advert_int.get();
-        if adv.subsec_nanos() != 0 || !(1..=255).contains(&adv.as_secs()) {
-            v.err(
-                at("advert_int"),
-                format!("VRRPv2 needs whole seconds in 1..=255, got {adv:?}"),
-            );
-        }
-        if let Some(VrrpAuth::Pass { password }) = &inst.auth {
-            if password.is_empty() || password.len() > 8 {
-                v.err(
-                    at("auth.password"),
-                    format!("must be 1..=8 bytes, got {}", password.len()),
-                );
-            }
-        }
-        if inst.virtual_ipaddress.is_empty() {
-            v.err(at("virtual_ipaddress"), "must list at least one address");
-        }
-        for (k, vip) in inst.virtual_ipaddress.iter().enumerate() {
-            let p = format!("vrrp.instances[{i}].virtual_ipaddress[{k}]");
-            match parse_cidr(vip) {
-                Err(e) => v.err(p, e),
-                Ok((ip, _)) => {
-                    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
-                        v.err(p, format!("{ip} cannot be a virtual address"));
-                    } else if let Some(j) = vips_seen.insert(ip, i) {
-                        v.err(p, format!("{ip} is already a VIP of vrrp.instances[{j}]"));
-                    }
-                }
-            }
-        }
-        if inst.priority == 255 && !inst.preempt {
-            v.err(
-                at("preempt"),
-                "an address owner (priority 255) always takes over; `preempt: false` cannot apply",
-            );
-        }
-        let vip_ips: Vec<Ipv4Addr> = inst
-            .virtual_ipaddress
-            .iter()
-            .filter_map(|s| parse_cidr(s).ok().map(|(ip, _)| ip))
-            .collect();
-        if let Some(src) = inst.src_ip {
-            if vip_ips.contains(&src) {
-                v.err(
-                    at("src_ip"),
-                    format!("{src} is one of this instance's VIPs"),
-                );
-            }
-        }
-        let mut peers = BTreeSet::new();
-        for (k, peer) in inst.unicast_peers.iter().enumerate() {
-            let p = format!("vrrp.instances[{i}].unicast_peers[{k}]");
-            if peer.is_multicast()
-                || peer.is_unspecified()
-                || peer.is_broadcast()
-                || peer.is_loopback()
-            {
-                v.err(p, format!("{peer} is not a unicast peer address"));
-            } else if vip_ips.contains(peer) {
-                v.err(p, format!("{peer} is one of this instance's VIPs"));
-            } else if Some(*peer) == inst.src_ip {
-                v.err(p, format!("{peer} is this node's own src_ip"));
-            } else if !peers.insert(*peer) {
-                v.err(p, format!("duplicate peer {peer}"));
-            }
         }
         if !inst.unicast_peers.is_empty() {
             if let Some(own) = interface_ipv4s(&inst.interface) {
@@ -456,21 +356,11 @@ fn check_vrrp(v: &mut V, vr: &VrrpConfig, cfg: &Config) {
                     format!("probe `{}` tracked twice", t.probe),
                 );
             }
-            if let TrackWeight::Weight(w) = t.weight {
-                if w == 0 {
-                    v.err(
-                        format!("{p}.weight"),
-                        "0 has no effect: use a non-zero weight, or `fault` to go FAULT while failing",
-                    );
-                } else if !(-253..=253).contains(&w) {
-                    v.err(format!("{p}.weight"), format!("{w} is outside -253..=253"));
-                }
-                if inst.priority == 255 {
-                    v.warn(
-                        format!("{p}.weight"),
-                        "an address owner (priority 255) ignores weights; only `fault` applies",
-                    );
-                }
+            if matches!(t.weight, TrackWeight::Weight(_)) && inst.priority == 255 {
+                v.warn(
+                    format!("{p}.weight"),
+                    "an address owner (priority 255) ignores weights; only `fault` applies",
+                );
             }
         }
         for (k, cmd) in inst.notify.iter().enumerate() {
@@ -822,13 +712,6 @@ pub fn parse_http_url(u: &str) -> Result<HttpUrl, String> {
         port,
         path_and_query: path.to_string(),
     })
-}
-
-fn check_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t', ':']) {
-        return Err(format!("{name:?} is not a valid interface name"));
-    }
-    Ok(())
 }
 
 /// IPv4 addresses of a local interface (None when it does not exist here). No root needed.

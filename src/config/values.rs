@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_size("64k").unwrap(), 64 << 10);
         assert!(parse_size("-1").is_err());
-        let r: Reserved = serde_yaml::from_str("\"20%\"").unwrap();
+        let r: Reserved = serde_saphyr::from_str("\"20%\"").unwrap();
         assert_eq!(r.bytes_of(1000), 200);
     }
 }

@@ -283,7 +283,7 @@ mod tests {
             "",
         ));
         let text = render(&root.fields, &["k.conf".into()], &[]);
-        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["node"].as_str(), Some("master"));
         assert_eq!(v["vrrp"]["instances"][0]["name"].as_str(), Some("VI_1"));
         assert_eq!(v["vrrp"]["instances"][0]["priority"].as_u64(), Some(100));

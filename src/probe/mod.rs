@@ -144,11 +144,11 @@ impl ProbeSpec {
                 ProbeKind::Exec(argv.clone())
             }
             _ => {
-                return Err(ConfigError {
-                    path: format!("probes.{}", p.name),
-                    line: None,
-                    message: "needs exactly one of tcp, http, fastdfs, process, exec".into(),
-                })
+                return Err(ConfigError::at(
+                    format!("probes.{}", p.name),
+                    None,
+                    "needs exactly one of tcp, http, fastdfs, process, exec",
+                ))
             }
         };
         Ok(ProbeSpec {

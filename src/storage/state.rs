@@ -614,7 +614,7 @@ mod tests {
     #[test]
     fn sync_checkpoint_stays_below_files_not_yet_readable_in_the_binlog() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg: StorageConfig = serde_yaml::from_str(&format!(
+        let cfg: StorageConfig = serde_saphyr::from_str(&format!(
             "group: group1\ntrackers: []\nstore_paths: [\"{}\"]\nreserved_storage_space: 0%\n",
             dir.path().display()
         ))

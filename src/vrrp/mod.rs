@@ -180,72 +180,15 @@ struct Instance {
     vips_served: std::sync::atomic::AtomicBool,
 }
 
-/// Config checks that need no host access. Each error names the instance and key.
+/// Config checks that need no host access: the same rule set `fdfs-ha check` applies
+/// (`config::vrrp_rules`), so a config `check` accepts is never refused here, and the reverse.
 fn validate(cfg: &VrrpConfig) -> anyhow::Result<()> {
-    let mut errors = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    let mut vrids = std::collections::HashSet::new();
-    for (i, inst) in cfg.instances.iter().enumerate() {
-        let at = format!("vrrp.instances[{i}] ({})", inst.name);
-        if !names.insert(inst.name.clone()) {
-            errors.push(format!("{at}: duplicate instance name"));
-        }
-        if inst.virtual_router_id == 0 {
-            errors.push(format!("{at}.virtual_router_id: must be 1..=255"));
-        }
-        if !vrids.insert((inst.interface.clone(), inst.virtual_router_id)) {
-            errors.push(format!(
-                "{at}.virtual_router_id: {} is used twice on {}",
-                inst.virtual_router_id, inst.interface
-            ));
-        }
-        if inst.priority == 0 {
-            errors.push(format!(
-                "{at}.priority: must be 1..=255 (0 is reserved for a stopping master)"
-            ));
-        }
-        let ai = inst.advert_int.get();
-        if ai.subsec_nanos() != 0 || ai.as_secs() == 0 || ai.as_secs() > 255 {
-            errors.push(format!(
-                "{at}.advert_int: VRRPv2 needs whole seconds 1..=255, got {ai:?}"
-            ));
-        }
-        if let Some(VrrpAuth::Pass { password }) = &inst.auth {
-            if let Err(e) = Auth::pass(password) {
-                errors.push(format!("{at}.auth.password: {e}"));
-            }
-        }
-        if inst.virtual_ipaddress.is_empty() {
-            errors.push(format!(
-                "{at}.virtual_ipaddress: at least one address is needed"
-            ));
-        }
-        if inst.virtual_ipaddress.len() > 255 {
-            errors.push(format!(
-                "{at}.virtual_ipaddress: at most 255 addresses fit in an advert"
-            ));
-        }
-        for (j, v) in inst.virtual_ipaddress.iter().enumerate() {
-            if let Err(e) = vip::parse_vip(v) {
-                errors.push(format!("{at}.virtual_ipaddress[{j}]: {e}"));
-            }
-        }
-        for (j, p) in inst.unicast_peers.iter().enumerate() {
-            if p.is_multicast() || p.is_unspecified() || p.is_broadcast() || p.is_loopback() {
-                errors.push(format!(
-                    "{at}.unicast_peers[{j}]: {p} is not a unicast peer address"
-                ));
-            }
-        }
-        if inst.interface.is_empty() {
-            errors.push(format!("{at}.interface: must not be empty"));
-        }
+    let broken = crate::config::vrrp_rules::check(cfg);
+    if broken.is_empty() {
+        return Ok(());
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        bail!("invalid vrrp config:\n  {}", errors.join("\n  "))
-    }
+    let lines: Vec<String> = broken.iter().map(|b| b.to_string()).collect();
+    bail!("invalid vrrp config:\n  {}", lines.join("\n  "))
 }
 
 /// CAP_NET_ADMIN (bit 12) and CAP_NET_RAW (bit 13) in the effective set.
@@ -895,7 +838,7 @@ mod tests {
     use super::*;
 
     fn inst(yaml: &str) -> VrrpConfig {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     #[test]

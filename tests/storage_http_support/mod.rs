@@ -54,7 +54,7 @@ pub fn storage_config_in(group: &str, store: &Path, http_yaml: &str, extra: &str
         "group: {group}\nlisten: 127.0.0.1:0\ntrackers: []\nstore_paths: [{}]\n{extra}\nhttp:\n  listen: 127.0.0.1:0\n{http_yaml}",
         store.display()
     );
-    serde_yaml::from_str(&yaml).expect("storage yaml")
+    serde_saphyr::from_str(&yaml).expect("storage yaml")
 }
 
 pub struct Running {

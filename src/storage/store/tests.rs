@@ -15,7 +15,7 @@ fn cfg(paths: Vec<PathBuf>) -> StorageConfig {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    serde_yaml::from_str(&yaml).unwrap()
+    serde_saphyr::from_str(&yaml).unwrap()
 }
 
 #[test]

@@ -1,0 +1,196 @@
+//! The one VRRP rule set: what a `vrrp` section must satisfy, from the section alone.
+//!
+//! Owns every VRRP rule that needs neither the host nor the other sections. `check` (through
+//! [`super::validate`], which adds positions and the host/cross-section checks) and `run`
+//! (`vrrp::Vrrp::start`, for configs built in code or reloaded) both call [`check`], so whatever
+//! `run` refuses, `check` refuses first, in the same words.
+
+use super::schema::{TrackWeight, VrrpAuth, VrrpConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// VRRPv2 advert: the address count is one byte (RFC 3768 §5.3.5).
+pub const MAX_VIPS: usize = 255;
+/// VRRPv2 simple-text authentication carries at most 8 bytes.
+pub const MAX_PASSWORD: usize = 8;
+
+/// One broken rule: the key path (`vrrp.instances[0].priority`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+struct Out(Vec<Broken>);
+
+impl Out {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Broken {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Every rule the section breaks (empty: the section is valid on its own).
+pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
+    let mut v = Out(Vec::new());
+    if vr.instances.is_empty() {
+        v.err(
+            "vrrp.instances",
+            "must list at least one instance (or remove the `vrrp` section)",
+        );
+    }
+    let mut names = BTreeSet::new();
+    let mut vrids: BTreeMap<(String, u8), usize> = BTreeMap::new();
+    let mut vips_seen: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+    for (i, inst) in vr.instances.iter().enumerate() {
+        let at = |k: &str| format!("vrrp.instances[{i}].{k}");
+        if inst.name.is_empty() {
+            v.err(at("name"), "must not be empty");
+        } else if !names.insert(inst.name.clone()) {
+            v.err(
+                at("name"),
+                format!("duplicate instance name `{}`", inst.name),
+            );
+        }
+        if let Err(e) = check_ifname(&inst.interface) {
+            v.err(at("interface"), e);
+        }
+        if inst.virtual_router_id == 0 {
+            v.err(at("virtual_router_id"), "must be in 1..=255");
+        } else if let Some(j) = vrids.insert((inst.interface.clone(), inst.virtual_router_id), i) {
+            v.err(
+                at("virtual_router_id"),
+                format!(
+                    "VRID {} is already used on {} by vrrp.instances[{j}]",
+                    inst.virtual_router_id, inst.interface
+                ),
+            );
+        }
+        if inst.priority == 0 {
+            v.err(
+                at("priority"),
+                "must be in 1..=255 (0 is reserved for a stopping Master)",
+            );
+        }
+        let adv = inst.advert_int.get();
+        if adv.subsec_nanos() != 0 || !(1..=255).contains(&adv.as_secs()) {
+            v.err(
+                at("advert_int"),
+                format!("VRRPv2 needs whole seconds in 1..=255, got {adv:?}"),
+            );
+        }
+        if let Some(VrrpAuth::Pass { password }) = &inst.auth {
+            if password.is_empty() || password.len() > MAX_PASSWORD {
+                v.err(
+                    at("auth.password"),
+                    format!("must be 1..={MAX_PASSWORD} bytes, got {}", password.len()),
+                );
+            }
+        }
+        if inst.priority == 255 && !inst.preempt {
+            v.err(
+                at("preempt"),
+                "an address owner (priority 255) always takes over; `preempt: false` cannot apply",
+            );
+        }
+        let vip_ips = check_vips(&mut v, i, inst, &mut vips_seen);
+        if let Some(src) = inst.src_ip {
+            if vip_ips.contains(&src) {
+                v.err(
+                    at("src_ip"),
+                    format!("{src} is one of this instance's VIPs"),
+                );
+            }
+        }
+        let mut peers = BTreeSet::new();
+        for (k, peer) in inst.unicast_peers.iter().enumerate() {
+            let p = format!("vrrp.instances[{i}].unicast_peers[{k}]");
+            if peer.is_multicast()
+                || peer.is_unspecified()
+                || peer.is_broadcast()
+                || peer.is_loopback()
+            {
+                v.err(p, format!("{peer} is not a unicast peer address"));
+            } else if vip_ips.contains(peer) {
+                v.err(p, format!("{peer} is one of this instance's VIPs"));
+            } else if Some(*peer) == inst.src_ip {
+                v.err(p, format!("{peer} is this node's own src_ip"));
+            } else if !peers.insert(*peer) {
+                v.err(p, format!("duplicate peer {peer}"));
+            }
+        }
+        for (k, t) in inst.track.iter().enumerate() {
+            if let TrackWeight::Weight(w) = t.weight {
+                let p = format!("vrrp.instances[{i}].track[{k}].weight");
+                if w == 0 {
+                    v.err(
+                        p,
+                        "0 has no effect: use a non-zero weight, or `fault` to go FAULT while failing",
+                    );
+                } else if !(-253..=253).contains(&w) {
+                    v.err(p, format!("{w} is outside -253..=253"));
+                }
+            }
+        }
+    }
+    v.0
+}
+
+/// The VIP list of instance `i`: count, syntax (the parser `run` uses) and uniqueness across
+/// instances. Returns the addresses that parsed.
+fn check_vips(
+    v: &mut Out,
+    i: usize,
+    inst: &super::schema::VrrpInstanceConfig,
+    seen: &mut BTreeMap<Ipv4Addr, usize>,
+) -> Vec<Ipv4Addr> {
+    let list = &inst.virtual_ipaddress;
+    let at = format!("vrrp.instances[{i}].virtual_ipaddress");
+    if list.is_empty() {
+        v.err(&at, "must list at least one address");
+    }
+    if list.len() > MAX_VIPS {
+        v.err(
+            &at,
+            format!(
+                "at most {MAX_VIPS} addresses fit in a VRRPv2 advert, got {}",
+                list.len()
+            ),
+        );
+    }
+    let mut ips = Vec::new();
+    for (k, vip) in list.iter().enumerate() {
+        let p = format!("{at}[{k}]");
+        match crate::vrrp::vip::parse_vip(vip) {
+            Err(e) => v.err(p, e),
+            Ok(parsed) => {
+                if let Some(j) = seen.insert(parsed.addr, i) {
+                    let whose = if j == i {
+                        "listed twice in this instance".to_string()
+                    } else {
+                        format!("already a VIP of vrrp.instances[{j}]")
+                    };
+                    v.err(p, format!("{} is {whose}", parsed.addr));
+                }
+                ips.push(parsed.addr);
+            }
+        }
+    }
+    ips
+}
+
+/// A Linux interface name: 1..=15 bytes, no '/', whitespace or ':'.
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t', ':']) {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    Ok(())
+}
