@@ -6,7 +6,7 @@
 //! streaming of a large body is not waited for. The gateway's cache status comes from the
 //! `X-Cache` header it sets; a gateway response without one did not use the cache (`BYPASS`).
 
-use super::file::Body;
+use super::body::Body;
 use crate::access_log::{format_http, AccessLog, HttpEntry};
 use crate::metrics::HttpRequests;
 use http::{HeaderValue, Request, Response};
