@@ -17,6 +17,7 @@
 //! runs then read warm files, as the C storage's are), and the ratio to
 //! the C FastDFS 6.16.1 figures measured on this kind of machine (FastDFS cannot be built here, so
 //! those are reference numbers, not a same-run peer).
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::client::FdfsClient;

@@ -15,6 +15,7 @@
 //!
 //! `cargo test --test drills` (root) runs each drill once and fails on a must-be-0 violation;
 //! `cargo test --release --test drills -- --repeat 20 --only a,b,c` prints median / worst per figure.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::FdfsClient;
 use std::collections::BTreeMap;

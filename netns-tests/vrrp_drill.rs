@@ -6,6 +6,7 @@
 //! advert_int 1 s, PASS auth, VIP 192.168.3.100, a tiny HTTP server on port 80 in each node,
 //! and a client (.50) fetching http://VIP/ every 20 ms with a 200 ms timeout. Each fault is
 //! injected at a random phase of the advert interval. See netns-tests/VRRP.md for figures.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 #[path = "vrrp/harness.rs"]
 mod harness;

@@ -1,6 +1,7 @@
 //! fdfs-ha VRRP against real keepalived, in network namespaces this test creates (needs root,
 //! iproute2 and keepalived; prints SKIP and passes otherwise). Node 0 is 192.168.3.21, node 1
 //! 192.168.3.22, VIP 192.168.3.100, VRID 33, advert_int 1, PASS "1111".
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 #[path = "vrrp/harness.rs"]
 mod harness;

@@ -2,6 +2,7 @@
 //! C FastDFS 6.16.1 trackers sent (tracker-pair.pcap; issue 17, acceptance 1): a C tracker
 //! starting empty copies the system files from us (T2's #23-#35 against T1), and a C leader
 //! announces itself and is followed (#69-#74 against T1, then T2's pings #720-#725).
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 // Shared with c_replay.rs, which uses every part of it.
 #[allow(dead_code)]

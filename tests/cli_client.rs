@@ -1,6 +1,7 @@
 //! The fdfs_* verbs of the `fdfs-ha` binary (issue 20.2) against a real tracker + storage on
 //! 127.0.0.1: client.conf given as the C tools take it (first argument, or `-c`), every verb the
 //! operators' scripts use, and exit codes that follow the errno the server answered.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::FdfsClient;
 use fdfs_ha::config::{StorageConfig, TrackerConfig};

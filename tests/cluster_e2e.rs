@@ -5,6 +5,7 @@
 //! The PyPI clients live in venvs made by `scripts/install-test-deps` (run by `scripts/test-all`);
 //! their interpreters are passed in FDFS_HA_PY3FDFS / FDFS_HA_FDFS_CLIENT_PY3. A missing venv fails
 //! the test unless FDFS_HA_SKIP_PYPI=1 says the caller knowingly runs without them.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::FdfsClient;
 use fdfs_ha::config::{StorageConfig, TrackerConfig};

@@ -1,6 +1,7 @@
 //! Front gateway on 127.0.0.1: routing per group from a live cluster view, weighted round-robin,
 //! failover and retries, timeouts, disk cache (hits without storages, restart, purge, single
 //! flight, eviction) and hostile input.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 #[path = "storage_http_support/mod.rs"]
 mod support;

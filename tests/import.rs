@@ -1,6 +1,7 @@
 //! `fdfs-ha import` (issue 20.1): every node of every seed in tests/seed-configs imports into an
 //! ha.yaml that passes `check`, with the seeds' quirks reported as warnings at their file:line; the
 //! lab's configs come back from seed-shaped input; syntax errors are clear errors with file:line.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::config::{self, Config, OnFail, TrackWeight, VrrpAuth};
 use fdfs_ha::import::{import_files, Imported, Options, Warning};

@@ -1,5 +1,6 @@
 //! `/metrics` on the status listener of a real `fdfs-ha run`: the named families are there in
 //! OpenMetrics text, and the storage's counters move after an upload and a download.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
 use std::path::Path;

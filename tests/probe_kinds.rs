@@ -1,4 +1,5 @@
 //! Every probe kind against real endpoints on 127.0.0.1, plus the runner's scheduling guarantees.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::probe::{self, checks::run_once, Health, PidTable, ProbeKind, ProbeSpec};
 use std::time::{Duration, Instant};

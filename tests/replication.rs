@@ -1,6 +1,7 @@
 //! Replication inside a group (issue 5), in-process: one tracker on 127.0.0.1 and storages on
 //! 127.0.0.2, .3, .4 (all of 127/8 is local on Linux), each with its own store directory.
 //! Files are checked on disk (data/XX/YY), so a storage that lost or grew a file is seen.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::client::FdfsClient;

@@ -8,6 +8,7 @@
 //!
 //! Run: `cargo test --test replication_drill` (also part of `cargo test --all-targets`).
 //! Processes are killed by PID when the drill ends, also on failure (Drop guard).
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::client::FdfsClient;

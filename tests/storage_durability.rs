@@ -1,6 +1,7 @@
 //! Crash safety of the real binary: an acknowledged upload survives `kill -9` + restart, and a
 //! crash in the middle of an upload leaves neither a partial file under any ID nor a temp file.
 //! The storage runs without a tracker (the configured one is an unused 127.0.0.1 port).
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::proto::cmd;

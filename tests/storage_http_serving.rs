@@ -1,5 +1,6 @@
 //! Storage-side HTTP over a temp store on 127.0.0.1: serving, validators, ranges, fallback to
 //! the source storage for files not replicated yet, anti-steal tokens, and hostile input.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 #[path = "storage_http_support/mod.rs"]
 mod support;

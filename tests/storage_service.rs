@@ -1,5 +1,6 @@
 //! The storage over real sockets on 127.0.0.1, in-process: every client command through our own
 //! client (including those PyPI clients get wrong), bad input, limits and interrupted uploads.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::config::StorageConfig;

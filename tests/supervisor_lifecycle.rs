@@ -1,5 +1,6 @@
 //! Supervisor: restart with backoff, yield after max_restarts, probe-driven restarts (injected
 //! components and a recording VRRP), and the real binary's signals (SIGHUP reload, SIGTERM stop).
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::config::{check_str, Config, VrrpConfig, VrrpInstanceConfig};
 use fdfs_ha::supervisor::component::{Component, ComponentSpec, ServeFuture};

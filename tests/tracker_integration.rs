@@ -1,5 +1,6 @@
 //! The tracker over real sockets on 127.0.0.1: fake storages (the real reporter with a fake
 //! `ReporterSource`, or raw protocol) join and beat; clients query with `client::tracker`.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::tracker as tc;
 use fdfs_ha::config::TrackerConfig;

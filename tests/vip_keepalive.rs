@@ -4,6 +4,7 @@
 //! reset by the new Master. Connections to the node's own address are untouched.
 //!
 //! Its own test binary: the VIP ownership is process-wide. 127.0.0.2 plays the VIP.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::http::{body, server};
 use fdfs_ha::vrrp::ownership;
