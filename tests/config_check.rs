@@ -1,4 +1,5 @@
 //! `fdfs-ha check` and config validation: every error names its key path and line.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::config::{check_str, parse_str, ConfigError};
 use std::process::Command;
