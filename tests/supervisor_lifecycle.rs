@@ -816,6 +816,24 @@ async fn sighup_with_an_invalid_file_keeps_the_old_config_and_sigterm_stops_clea
         "process still running"
     );
 
+    // A file that hung the old YAML scanner (issue 26): refused at once, with file:line:column,
+    // and the node still answers and stops on SIGTERM below.
+    std::fs::write(&path, "node: x\ntrackers: [\"127.0.0.1:22122\"}\n").unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGHUP);
+    let v = wait_status(port, "refused reload of a syntax error", |v| {
+        v["last_reload"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("YAML syntax"))
+    })
+    .await;
+    let message = v["last_reload"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{}:2:11: ", path.display())),
+        "{message}"
+    );
+    assert_eq!(probe_names(&v), vec!["p1"]);
+    assert_eq!(v["pid"], pid_before);
+
     // A valid change: applied, unchanged parts keep running (tracker not restarted).
     std::fs::write(&path, node_yaml(dir.path(), port, &["p1", "p2"])).unwrap();
     signal(&child, nix::sys::signal::Signal::SIGHUP);
