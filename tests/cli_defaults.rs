@@ -46,7 +46,8 @@ fn pidfile_holds_the_pid_until_a_graceful_stop() {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // The pid file is written before anything binds; the port says the node is up.
+    while !pidfile.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(child.try_wait().unwrap().is_none(), "exited early");
         assert!(
             t0.elapsed() < Duration::from_secs(20),

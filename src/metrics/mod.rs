@@ -15,10 +15,12 @@
 mod node;
 mod requests;
 mod storage;
+mod tracker;
 
 pub use node::BoardSource;
 pub use requests::{HttpRequests, Requests};
 pub use storage::{CacheSource, StorageSource};
+pub use tracker::TrackerSource;
 
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;

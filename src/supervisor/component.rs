@@ -55,6 +55,7 @@ pub fn from_config(cfg: &Config, env: &ComponentEnv) -> Vec<ComponentSpec> {
             component: Arc::new(Tracker {
                 cfg: t.clone(),
                 data_dir: cfg.data_dir.clone(),
+                metrics: env.metrics.clone(),
             }),
         });
     }
@@ -113,6 +114,7 @@ pub fn fp<T: Serialize>(v: &T) -> String {
 struct Tracker {
     cfg: TrackerConfig,
     data_dir: PathBuf,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Component for Tracker {
@@ -120,6 +122,8 @@ impl Component for Tracker {
         Box::pin(async move {
             let s = crate::tracker::TrackerServer::bind(&self.cfg, &self.data_dir).await?;
             tracing::info!(addr = %s.local_addr(), "tracker listening");
+            let source = crate::metrics::TrackerSource(s.tracker());
+            self.metrics.set_source("tracker", Arc::new(source));
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
     }

@@ -381,6 +381,25 @@ pub fn date_ms(ms: u64) -> String {
 /// The storage (and other roles') sections.
 fn render_roles(out: &mut String, roles: &serde_json::Value) {
     use std::fmt::Write;
+    for g in roles["tracker"]["groups"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "\nTracker: group {}",
+            g["group"].as_str().unwrap_or("-")
+        );
+        for s in g["storages"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:<16} {}:{:<6} {:<10} free {} MB of {} MB",
+                s["id"].as_str().unwrap_or("-"),
+                s["ip"].as_str().unwrap_or("-"),
+                s["port"],
+                s["status"].as_str().unwrap_or("-"),
+                s["free_mb"],
+                s["total_mb"],
+            );
+        }
+    }
     let st = &roles["storage"];
     if st.is_object() {
         let _ = writeln!(
