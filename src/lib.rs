@@ -11,6 +11,7 @@ pub mod config;
 pub mod gateway;
 pub mod http;
 pub mod import;
+pub mod log_limit;
 pub mod logs;
 pub mod metrics;
 pub mod probe;

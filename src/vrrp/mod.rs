@@ -39,10 +39,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use vip::{NetEvent, Netlink, Vip};
+// One log line per drop reason (or send error) per LOG_EVERY; the rest are counted.
+use crate::log_limit::RateLimit;
 
 const LOG: &str = "fdfs_ha::vrrp";
-/// At most one log line per drop reason (or send error) per this period; the rest are counted.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 /// A Master handing over to a successor it heard keeps its VIPs this long, so requests in
 /// flight to it finish (the successor's gratuitous ARPs already steer new traffic away).
 const VIP_RELEASE_GRACE: Duration = Duration::from_millis(250);
@@ -304,34 +304,6 @@ struct RunCtx {
     netlink: Netlink,
     net_events: broadcast::Receiver<NetEvent>,
     shutdown: CancellationToken,
-}
-
-/// Logs the first occurrence of a kind, then at most one line per `LOG_EVERY` with a count.
-#[derive(Default)]
-struct RateLimit {
-    last: HashMap<&'static str, (Instant, u64)>,
-}
-
-impl RateLimit {
-    /// Returns `Some(suppressed_since_last_line)` when a line may be logged now.
-    fn allow(&mut self, kind: &'static str, now: Instant) -> Option<u64> {
-        match self.last.get_mut(kind) {
-            None => {
-                self.last.insert(kind, (now, 0));
-                Some(0)
-            }
-            Some((at, n)) if now.duration_since(*at) >= LOG_EVERY => {
-                let suppressed = *n;
-                *at = now;
-                *n = 0;
-                Some(suppressed)
-            }
-            Some((_, n)) => {
-                *n += 1;
-                None
-            }
-        }
-    }
 }
 
 impl Instance {
@@ -870,16 +842,5 @@ instances:
 "#,
         );
         validate(&ok).unwrap();
-    }
-
-    #[test]
-    fn rate_limit_logs_first_then_counts() {
-        let mut r = RateLimit::default();
-        let t = Instant::now();
-        assert_eq!(r.allow("ttl", t), Some(0));
-        assert_eq!(r.allow("ttl", t + Duration::from_secs(1)), None);
-        assert_eq!(r.allow("ttl", t + Duration::from_secs(2)), None);
-        assert_eq!(r.allow("checksum", t), Some(0));
-        assert_eq!(r.allow("ttl", t + LOG_EVERY), Some(2));
     }
 }
