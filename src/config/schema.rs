@@ -99,12 +99,17 @@ pub struct StatusConfig {
     /// Loopback address of the status endpoint; `null` disables it.
     #[serde(default = "default_status_listen")]
     pub listen: Option<SocketAddr>,
+    /// Serve `POST /debug/components/<name>/{kill,break,fix}` (fault injection for drills).
+    /// Off by default: with it on, any local user can make the node yield its VIPs.
+    #[serde(default)]
+    pub debug_endpoints: bool,
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
         StatusConfig {
             listen: default_status_listen(),
+            debug_endpoints: false,
         }
     }
 }

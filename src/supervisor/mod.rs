@@ -426,8 +426,14 @@ impl Sup {
             .await
             .with_context(|| format!("status endpoint: bind {addr}"))?;
         let stop = CancellationToken::new();
-        let task = tokio::spawn(status::serve(listener, self.board.clone(), stop.clone()));
-        tracing::info!(%addr, "status endpoint listening");
+        let debug_on = self.cfg.status.debug_endpoints;
+        let task = tokio::spawn(status::serve(
+            listener,
+            self.board.clone(),
+            debug_on,
+            stop.clone(),
+        ));
+        tracing::info!(%addr, debug_endpoints = debug_on, "status endpoint listening");
         self.status_server = Some((addr, stop, task));
         Ok(())
     }

@@ -118,8 +118,14 @@ pub fn lock(b: &SharedBoard) -> std::sync::MutexGuard<'_, Board> {
     b.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Serves `GET /status` until `stop` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, board: SharedBoard, stop: CancellationToken) {
+/// Serves `GET /status` until `stop` is cancelled; the `/debug` fault injection endpoints only
+/// with `debug` (`status.debug_endpoints`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    board: SharedBoard,
+    debug: bool,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -138,7 +144,7 @@ pub async fn serve(listener: tokio::net::TcpListener, board: SharedBoard, stop: 
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let board = board.clone();
-                    async move { Ok::<_, Infallible>(respond(&req, &board)) }
+                    async move { Ok::<_, Infallible>(respond(&req, &board, debug)) }
                 });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -154,6 +160,7 @@ pub async fn serve(listener: tokio::net::TcpListener, board: SharedBoard, stop: 
 fn respond<B>(
     req: &hyper::Request<B>,
     board: &SharedBoard,
+    debug: bool,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
         // Cloned out first: rendering reads the board again (the node's families).
@@ -176,13 +183,12 @@ fn respond<B>(
             )
         }
         (&http::Method::GET, _) => (http::StatusCode::NOT_FOUND, b"not found\n".to_vec()),
-        (&http::Method::POST, path) if path.starts_with("/debug/components/") => {
+        (&http::Method::POST, path) if debug && path.starts_with("/debug/components/") => {
             inject_fault(path, board)
         }
         _ => (
             http::StatusCode::METHOD_NOT_ALLOWED,
-            b"only GET /status, GET /metrics and POST /debug/components/<name>/{kill,break,fix}\n"
-                .to_vec(),
+            b"only GET /status and GET /metrics\n".to_vec(),
         ),
     };
     let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
@@ -194,8 +200,9 @@ fn respond<B>(
     resp
 }
 
-/// `POST /debug/components/<name>/{kill,break,fix}`: fault injection for drills. The endpoint
-/// listens on loopback only, so only processes inside the node's host / namespace reach it.
+/// `POST /debug/components/<name>/{kill,break,fix}`: fault injection for drills, served only
+/// with `status.debug_endpoints: true`. The endpoint listens on loopback only, so only
+/// processes inside the node's host / namespace reach it.
 fn inject_fault(path: &str, board: &SharedBoard) -> (http::StatusCode, Vec<u8>) {
     let rest = path.trim_start_matches("/debug/components/");
     let Some((name, action)) = rest.split_once('/') else {
@@ -450,5 +457,27 @@ fn render_roles(out: &mut String, roles: &serde_json::Value) {
         if st["journal_pending"] == true {
             let _ = writeln!(out, "  upload journal: files not yet settled");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(board: &SharedBoard, debug: bool) -> http::StatusCode {
+        let req = http::Request::post("/debug/components/tracker/kill")
+            .body(())
+            .expect("request");
+        respond(&req, board, debug).status()
+    }
+
+    #[test]
+    fn debug_endpoints_exist_only_when_switched_on() {
+        let board: SharedBoard = Arc::new(Mutex::new(Board::default()));
+        // Off (the default): the route does not exist.
+        assert_eq!(post(&board, false), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert!(!crate::config::StatusConfig::default().debug_endpoints);
+        // On: the route is served (no component of that name on this empty board).
+        assert_eq!(post(&board, true), http::StatusCode::NOT_FOUND);
     }
 }
