@@ -460,7 +460,7 @@ fn invalid_adverts_are_dropped_counted_by_reason_and_never_obeyed() {
     for reason in [
         "IP TTL 64 != 255",
         "VRRP checksum invalid",
-        "VRRP version 3 != 2",
+        "VRRP version 3 is not the configured one",
         "VRID 34 is not configured here",
         "auth password does not match ours",
         "auth type 0 differs from ours (1)",

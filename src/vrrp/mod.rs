@@ -23,6 +23,7 @@ pub mod arp;
 pub mod fsm;
 pub mod ownership;
 pub mod packet;
+pub mod packet_v3;
 pub mod reload;
 pub mod socket;
 pub mod vip;

@@ -6,7 +6,7 @@
 //! can count and log drops per reason.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: u8 = 112;
@@ -109,7 +109,7 @@ pub enum DropReason {
     NotVrrp(u8),
     /// §7.1: TTL must be 255 (the sender is on our link).
     BadTtl(u8),
-    /// §7.1: version must be 2.
+    /// §7.1: the version must be the instance's (2, or 3 for RFC 5798).
     BadVersion(u8),
     /// §5.3.2: type must be 1 (ADVERTISEMENT).
     BadType(u8),
@@ -128,7 +128,7 @@ pub enum DropReason {
     /// §7.1: advert interval differs from ours.
     IntervalMismatch { got: u8, want: u8 },
     /// Unicast mode: the sender is not a configured peer (keepalived drops these too).
-    UnknownPeer(Ipv4Addr),
+    UnknownPeer(IpAddr),
 }
 
 impl DropReason {
@@ -158,7 +158,7 @@ impl fmt::Display for DropReason {
             DropReason::MalformedIp => write!(f, "malformed IPv4 header"),
             DropReason::NotVrrp(p) => write!(f, "IP protocol {p} is not VRRP (112)"),
             DropReason::BadTtl(t) => write!(f, "IP TTL {t} != 255 (sender not on our link)"),
-            DropReason::BadVersion(v) => write!(f, "VRRP version {v} != 2"),
+            DropReason::BadVersion(v) => write!(f, "VRRP version {v} is not the configured one"),
             DropReason::BadType(t) => write!(f, "VRRP type {t} != 1 (ADVERTISEMENT)"),
             DropReason::Truncated { need, got } => {
                 write!(f, "packet truncated: need {need} bytes, got {got}")
@@ -350,7 +350,7 @@ impl Expect {
             return Err(DropReason::OtherVrid(advert.vrid));
         }
         if !self.unicast_peers.is_empty() && !self.unicast_peers.contains(&ip.src) {
-            return Err(DropReason::UnknownPeer(ip.src));
+            return Err(DropReason::UnknownPeer(IpAddr::V4(ip.src)));
         }
         match (self.auth, advert.auth) {
             (Auth::None, Auth::None) => {}
@@ -648,7 +648,7 @@ mod tests {
         };
         assert_eq!(
             ex.check(&lab_packet(|_| {})),
-            Err(DropReason::UnknownPeer(LB1))
+            Err(DropReason::UnknownPeer(LB1.into()))
         );
     }
 
