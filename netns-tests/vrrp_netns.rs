@@ -150,7 +150,7 @@ fn keepalived_master_fdfs_backup_takes_over_and_gives_back() {
     let k2 = lab.start_keepalived(0, &VrrpOpts::default(), false);
     assert_exactly(&lab, 0, "keepalived preempted back", &[k2, b]);
     assert!(
-        lab.log(b).contains("higher priority master 192.168.3.21"),
+        lab.log(b).contains("peer 192.168.3.21 higher priority"),
         "{}",
         lab.log(b)
     );

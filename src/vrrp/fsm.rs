@@ -76,6 +76,12 @@ pub enum Event {
     Startup,
     /// A valid advert (it passed every §7.1 check) from `src`.
     AdvertReceived { src: Ipv4Addr, priority: u8 },
+    /// An advert that passed authentication but was dropped (§7.1) only because its settings
+    /// differ from ours (advert_int, address list). Beyond the RFC: it still says "a peer is
+    /// Master here", so the election runs as if it had been accepted (priority, then address):
+    /// a Master yields to a winner, a Backup follows it. Otherwise both sides drop each other's
+    /// adverts and both hold the VIPs for good (issue 26.2).
+    MismatchedAdvert { src: Ipv4Addr, priority: u8 },
     /// Probe-derived tracking: summed weights, and whether a `fault` track is failing.
     TrackingChanged {
         delta: i32,
@@ -130,6 +136,12 @@ pub struct Fsm {
     master: Option<Ipv4Addr>,
     /// When a Master last answered a lower-priority advert, per source (see `answer_allowed`).
     answered: Vec<(Ipv4Addr, Instant)>,
+    /// When the running Master_Down_Timer was (re)started with a full interval: a priority
+    /// change re-times it from here (None while it runs for Skew_Time only, after a priority 0).
+    down_from: Option<Instant>,
+    /// Whether any peer's advert (accepted or mismatched) was heard since the start. A Master
+    /// that has heard none has no successor to wait for when it stops.
+    peer_heard: bool,
 }
 
 /// At most this many sources are remembered for the answer rate limit; beyond, no answers.
@@ -156,6 +168,8 @@ impl Fsm {
             stopped: false,
             master: None,
             answered: Vec::new(),
+            down_from: None,
+            peer_heard: false,
         }
     }
 
@@ -243,7 +257,12 @@ impl Fsm {
         }
         match self.state {
             State::Backup if due(self.master_down_at) => {
-                self.become_master(now, "master down timer fired", &mut out);
+                let why = match (self.down_from, self.master, self.lower_master_heard) {
+                    (None, Some(m), _) => format!("master {m} released (priority 0)"),
+                    (_, _, Some(_)) => "preempting a lower-priority master".to_string(),
+                    _ => "no master heard within Master_Down_Interval".to_string(),
+                };
+                self.become_master(now, &why, &mut out);
             }
             State::Master => {
                 if due(self.handover_until) {
@@ -291,7 +310,12 @@ impl Fsm {
         }
         match event {
             Event::Startup => self.startup(now, &mut out),
-            Event::AdvertReceived { src, priority } => self.advert(now, src, priority, &mut out),
+            Event::AdvertReceived { src, priority } | Event::MismatchedAdvert { src, priority } => {
+                if src != self.cfg.primary_ip {
+                    self.peer_heard = true;
+                }
+                self.advert(now, src, priority, &mut out)
+            }
             Event::TrackingChanged {
                 delta,
                 fault,
@@ -344,19 +368,26 @@ impl Fsm {
                         (!self.cfg.garp_refresh.is_zero()).then(|| now + self.cfg.garp_refresh);
                 }
             }
-            State::Backup => {
-                // A pending priority-0 takeover (timer within Skew_Time) is left alone.
-                let mdi = self.master_down_interval();
-                if interval_changed || before != self.effective_priority() {
-                    if let Some(at) = self.master_down_at {
-                        if at > now + self.skew_time() {
-                            self.master_down_at = Some(now + mdi);
-                        }
-                    }
-                }
+            State::Backup if interval_changed || before != self.effective_priority() => {
+                self.retime_down_timer(now);
             }
             _ => {}
         }
+    }
+
+    /// Master_Down_Interval follows the effective priority (and interval) at once: the running
+    /// timer is re-timed from when it was last started, never pushed later than a fresh start.
+    /// A pending priority-0 takeover (Skew_Time only) is left alone.
+    fn retime_down_timer(&mut self, now: Instant) {
+        if let (Some(_), Some(from)) = (self.master_down_at, self.down_from) {
+            self.master_down_at = Some((from + self.master_down_interval()).max(now));
+        }
+    }
+
+    /// Starts the Master_Down_Timer with a full interval.
+    fn start_down_timer(&mut self, now: Instant) {
+        self.down_from = Some(now);
+        self.master_down_at = Some(now + self.master_down_interval());
     }
 
     fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -397,7 +428,10 @@ impl Fsm {
                 if priority == 0 {
                     // §6.4.3: another Master is leaving; assert ourselves at once (once per
                     // interval and source: a forged stream must not make us an amplifier).
+                    // It held the VIPs too (a split brain healing), so hosts that followed it
+                    // must learn our MAC again: we stay Master, we announce every VIP.
                     if self.answer_allowed(now, src) {
+                        out.push(Action::SendGarp);
                         out.push(Action::SendAdvert { priority: mine });
                         self.adver_at = Some(now + self.cfg.advert_int);
                     }
@@ -408,7 +442,11 @@ impl Fsm {
                     self.master = Some(src);
                     self.enter_backup(
                         now,
-                        &format!("higher priority master {src} (priority {priority})"),
+                        &if priority > mine {
+                            format!("peer {src} higher priority ({priority} > {mine})")
+                        } else {
+                            format!("peer {src} same priority {priority}, higher address")
+                        },
                         out,
                     );
                     if self.cfg.release_grace.is_zero() {
@@ -434,10 +472,11 @@ impl Fsm {
                     // from anyone else (forged, or a stale Backup) is ignored (issue 23.4).
                     if self.master == Some(src) {
                         self.master_down_at = Some(now + self.skew_time());
+                        self.down_from = None;
                     }
                 } else if !self.may_preempt(now) || priority >= self.effective_priority() {
                     self.master = Some(src);
-                    self.master_down_at = Some(now + self.master_down_interval());
+                    self.start_down_timer(now);
                     self.lower_master_heard = None;
                 } else {
                     // Discard; the Master_Down_Timer will make us preempt.
@@ -489,13 +528,23 @@ impl Fsm {
                     self.adver_at = Some(now + self.cfg.advert_int);
                 }
             }
-            State::Backup => {}
+            State::Backup => {
+                if self.effective_priority() != before {
+                    self.retime_down_timer(now);
+                }
+            }
         }
     }
 
     fn shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
         match self.state {
             State::Master if self.handing_over() => {}
+            State::Master if self.cfg.graceful_handover && !self.peer_heard => {
+                // Nobody to hand over to (no peer advert since we started): waiting
+                // 3 x advert_int for a successor only delays the stop (keepalived stops at once).
+                out.push(Action::SendAdvert { priority: 0 });
+                self.finish_stop("shutdown: no peer heard since start", out);
+            }
             State::Master if self.cfg.graceful_handover => {
                 out.push(Action::SendAdvert { priority: 0 });
                 self.adver_at = Some(now + self.cfg.advert_int);
@@ -541,6 +590,7 @@ impl Fsm {
 
     fn clear_timers(&mut self) {
         self.master_down_at = None;
+        self.down_from = None;
         self.adver_at = None;
         self.garp_at = None;
         self.garp_reclaim_at = None;
@@ -592,7 +642,7 @@ impl Fsm {
     fn enter_backup(&mut self, now: Instant, reason: &str, out: &mut Vec<Action>) {
         self.clear_timers();
         self.state = State::Backup;
-        self.master_down_at = Some(now + self.master_down_interval());
+        self.start_down_timer(now);
         out.push(Action::Notify {
             state: State::Backup,
             reason: reason.into(),
@@ -612,5 +662,7 @@ impl Fsm {
     }
 }
 
+#[cfg(test)]
+mod peer_tests;
 #[cfg(test)]
 mod tests;

@@ -373,6 +373,8 @@ fn rfc3768_6_4_3_shutdown_without_handover_sends_priority_zero_and_releases() {
 #[test]
 fn graceful_shutdown_keeps_vips_until_the_new_master_is_heard() {
     let mut s = Sim::master(100);
+    s.advert(LOWER_IP, 50); // a peer exists: there is someone to hand over to
+    s.advance(SEC);
     let a = s.event(Event::Shutdown);
     assert_eq!(a, vec![Action::SendAdvert { priority: 0 }]);
     assert!(!s.fsm.stopped());
@@ -395,6 +397,7 @@ fn graceful_shutdown_keeps_vips_until_the_new_master_is_heard() {
 #[test]
 fn graceful_shutdown_releases_vips_after_3_intervals_without_a_successor() {
     let mut s = Sim::master(100);
+    s.advert(LOWER_IP, 50);
     s.event(Event::Shutdown);
     let a = s.advance(3 * SEC - MS);
     assert!(!a.contains(&Action::RemoveVips));
