@@ -34,7 +34,9 @@ fn vrrp(reg: &mut Registry, doc: &Value) {
     let state = GaugeFamily::default();
     let prio = GaugeFamily::default();
     let drops = CounterFamily::default();
-    let counters: [(&str, &str, CounterFamily); 3] = [
+    let handing_over = GaugeFamily::default();
+    let mismatches = CounterFamily::default();
+    let counters: [(&str, &str, CounterFamily); 5] = [
         (
             "adverts_sent",
             "vrrp_adverts_sent",
@@ -46,6 +48,16 @@ fn vrrp(reg: &mut Registry, doc: &Value) {
             CounterFamily::default(),
         ),
         ("transitions", "vrrp_transitions", CounterFamily::default()),
+        (
+            "lower_priority_adverts",
+            "vrrp_lower_priority_adverts_received",
+            CounterFamily::default(),
+        ),
+        (
+            "priority_zero_received",
+            "vrrp_priority_zero_adverts_received",
+            CounterFamily::default(),
+        ),
     ];
     for i in doc["instances"].as_array().into_iter().flatten() {
         let name = i["name"].as_str().unwrap_or("");
@@ -68,6 +80,19 @@ fn vrrp(reg: &mut Registry, doc: &Value) {
                 );
             }
         }
+        let h = if i["handing_over"] == true { 1.0 } else { 0.0 };
+        set_gauge(&handing_over, labels([("vrrp_instance", name)]), h);
+        for m in i["peer_mismatches"].as_array().into_iter().flatten() {
+            let peer = m["peer"].as_str().unwrap_or("");
+            let kind = m["kind"].as_str().unwrap_or("");
+            if let Some(n) = m["count"].as_u64() {
+                set_counter(
+                    &mismatches,
+                    labels([("vrrp_instance", name), ("peer", peer), ("kind", kind)]),
+                    n,
+                );
+            }
+        }
         for (key, _, fam) in &counters {
             if let Some(n) = i[*key].as_u64() {
                 set_counter(fam, labels([("vrrp_instance", name)]), n);
@@ -85,6 +110,16 @@ fn vrrp(reg: &mut Registry, doc: &Value) {
         prio,
     );
     reg.register("vrrp_drops", "VRRP adverts dropped, by reason", drops);
+    reg.register(
+        "vrrp_handing_over",
+        "1 while a stopping Master holds its VIPs until its successor is heard",
+        handing_over,
+    );
+    reg.register(
+        "vrrp_peer_config_mismatch_adverts",
+        "authenticated adverts dropped for a config mismatch (advert_int, addr_list), by peer",
+        mismatches,
+    );
     for (_, metric, fam) in counters {
         reg.register(metric, metric.replace('_', " "), fam);
     }
@@ -158,4 +193,56 @@ fn components(reg: &mut Registry, doc: &Value) {
         state,
     );
     reg.register("component_restarts", "component restarts", restarts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::InstanceStatus;
+    use std::net::Ipv4Addr;
+
+    /// An instance status as the engine reports it, with every VRRP counter moved.
+    pub(crate) fn instance_doc() -> Value {
+        let mut s = InstanceStatus::new("VI_1", 100);
+        s.state = "MASTER".into();
+        s.effective_priority = 80;
+        s.handing_over = true;
+        s.adverts_sent = 12;
+        s.adverts_received = 5;
+        s.lower_priority_adverts = 3;
+        s.priority_zero_received = 1;
+        s.transitions = 2;
+        s.drops.insert("advert_interval".into(), 4);
+        s.record_mismatch(
+            Ipv4Addr::new(192, 168, 3, 22),
+            "advert_int",
+            "2s".into(),
+            "1s".into(),
+            1,
+        );
+        serde_json::json!({ "instances": [serde_json::to_value(&s).unwrap()] })
+    }
+
+    #[test]
+    fn vrrp_metrics_cover_state_priorities_adverts_transitions_drops_and_mismatches() {
+        let mut reg = Registry::with_prefix("fdfs_ha");
+        vrrp(&mut reg, &instance_doc());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        for line in [
+            "fdfs_ha_vrrp_state{vrrp_instance=\"VI_1\",state=\"MASTER\"} 1",
+            "fdfs_ha_vrrp_priority{vrrp_instance=\"VI_1\",kind=\"base\"} 100",
+            "fdfs_ha_vrrp_priority{vrrp_instance=\"VI_1\",kind=\"effective\"} 80",
+            "fdfs_ha_vrrp_adverts_sent_total{vrrp_instance=\"VI_1\"} 12",
+            "fdfs_ha_vrrp_adverts_received_total{vrrp_instance=\"VI_1\"} 5",
+            "fdfs_ha_vrrp_lower_priority_adverts_received_total{vrrp_instance=\"VI_1\"} 3",
+            "fdfs_ha_vrrp_priority_zero_adverts_received_total{vrrp_instance=\"VI_1\"} 1",
+            "fdfs_ha_vrrp_transitions_total{vrrp_instance=\"VI_1\"} 2",
+            "fdfs_ha_vrrp_drops_total{vrrp_instance=\"VI_1\",reason=\"advert_interval\"} 4",
+            "fdfs_ha_vrrp_handing_over{vrrp_instance=\"VI_1\"} 1",
+            "fdfs_ha_vrrp_peer_config_mismatch_adverts_total{vrrp_instance=\"VI_1\",peer=\"192.168.3.22\",kind=\"advert_int\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
 }

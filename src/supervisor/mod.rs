@@ -92,8 +92,12 @@ pub trait VrrpStarter: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<StartedVrrp>>;
 }
 
-/// The real engine: one `crate::vrrp::Vrrp` per instance.
-pub struct EngineVrrp;
+/// The real engine: one `crate::vrrp::Vrrp` per instance. Its status records outlive an
+/// instance's restart (reload), so counters live as long as the instance name.
+#[derive(Default)]
+pub struct EngineVrrp {
+    carry: crate::vrrp::StatusCarry,
+}
 
 impl VrrpStarter for EngineVrrp {
     fn start<'a>(
@@ -108,7 +112,9 @@ impl VrrpStarter for EngineVrrp {
                 instances: vec![instance.clone()],
                 ..global.clone()
             };
-            let (vrrp, control) = crate::vrrp::Vrrp::start(&one)
+            let names: Vec<String> = global.instances.iter().map(|i| i.name.clone()).collect();
+            self.carry.retain(&names);
+            let (vrrp, control) = crate::vrrp::Vrrp::start_carrying(&one, &self.carry)
                 .await
                 .with_context(|| format!("vrrp instance {}", instance.name))?;
             let changes = control.subscribe();
@@ -144,7 +150,7 @@ impl Default for Hooks {
     fn default() -> Self {
         Hooks {
             components: Arc::new(component::from_config),
-            vrrp: Arc::new(EngineVrrp),
+            vrrp: Arc::new(EngineVrrp::default()),
         }
     }
 }

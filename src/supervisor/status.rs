@@ -286,11 +286,20 @@ pub fn render_text(v: &serde_json::Value) -> String {
     }
     let _ = writeln!(out, "\nVRRP instances:");
     for i in v["instances"].as_array().into_iter().flatten() {
+        // A stopping Master keeps its VIPs until its successor speaks: say so, not just MASTER.
+        let state = if i["handing_over"] == true {
+            format!(
+                "{} (HANDING OVER: holding the VIPs until the new master is heard)",
+                s(&i["state"])
+            )
+        } else {
+            s(&i["state"])
+        };
         let _ = writeln!(
             out,
             "  {:<10} {:<7} priority {} (base {}) master {} since {} reason: {}",
             s(&i["name"]),
-            s(&i["state"]),
+            state,
             s(&i["effective_priority"]),
             s(&i["base_priority"]),
             s(&i["master"]),
@@ -315,6 +324,8 @@ pub fn render_text(v: &serde_json::Value) -> String {
         for (key, word) in [
             ("adverts_sent", "adverts sent"),
             ("adverts_received", "adverts received"),
+            ("lower_priority_adverts", "lower-priority adverts heard"),
+            ("priority_zero_received", "priority-0 adverts received"),
             ("transitions", "transitions"),
         ] {
             if !i[key].is_null() {
@@ -326,6 +337,18 @@ pub fn render_text(v: &serde_json::Value) -> String {
         }
         if !counts.is_empty() {
             let _ = writeln!(out, "             {}", counts.join(", "));
+        }
+        for m in i["peer_mismatches"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "             PEER CONFIG MISMATCH: {} {} theirs {} ours {} ({} adverts dropped, last {})",
+                s(&m["peer"]),
+                s(&m["kind"]),
+                s(&m["theirs"]),
+                s(&m["ours"]),
+                s(&m["count"]),
+                ago(&m["last_unix_ms"]),
+            );
         }
         let drops: Vec<String> = i["drops"]
             .as_object()
@@ -479,5 +502,40 @@ mod tests {
         assert!(!crate::config::StatusConfig::default().debug_endpoints);
         // On: the route is served (no component of that name on this empty board).
         assert_eq!(post(&board, true), http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn text_view_shows_handover_mismatches_reason_and_counters() {
+        use crate::vrrp::InstanceStatus;
+        use std::net::Ipv4Addr;
+        let mut s = InstanceStatus::new("VI_1", 100);
+        s.state = "MASTER".into();
+        s.handing_over = true;
+        s.last_reason = "reload: priority 100 -> 110".into();
+        s.adverts_received = 5;
+        s.lower_priority_adverts = 3;
+        s.priority_zero_received = 1;
+        s.transitions = 2;
+        s.record_mismatch(
+            Ipv4Addr::new(192, 168, 3, 22),
+            "advert_int",
+            "2s".into(),
+            "1s".into(),
+            unix_ms(),
+        );
+        let doc =
+            serde_json::json!({ "node": "n", "instances": [serde_json::to_value(&s).unwrap()] });
+        let text = render_text(&doc);
+        for want in [
+            "HANDING OVER",
+            "reason: reload: priority 100 -> 110",
+            "adverts received 5",
+            "lower-priority adverts heard 3",
+            "priority-0 adverts received 1",
+            "transitions 2",
+            "PEER CONFIG MISMATCH: 192.168.3.22 advert_int theirs 2s ours 1s (1 adverts dropped",
+        ] {
+            assert!(text.contains(want), "{want} missing in\n{text}");
+        }
     }
 }

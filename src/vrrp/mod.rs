@@ -24,16 +24,20 @@ pub mod fsm;
 pub mod ownership;
 pub mod packet;
 pub mod packet_v3;
+mod peers;
 pub mod reload;
 pub mod socket;
+pub mod status;
 pub mod vip;
+
+pub use status::{InstanceStatus, PeerMismatch, StatusCarry};
 
 use crate::config::{VrrpAuth, VrrpConfig, VrrpInstanceConfig};
 use anyhow::{bail, Context};
 use fsm::{Action, Event, Fsm, FsmConfig, State};
 use packet::{Advert, Auth, DropReason, Expect};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -64,28 +68,6 @@ pub struct VrrpControl {
     shared: Arc<Shared>,
 }
 
-/// One instance's state for `fdfs-ha status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct InstanceStatus {
-    pub name: String,
-    /// `INIT`, `BACKUP`, `MASTER` or `FAULT`.
-    pub state: String,
-    pub base_priority: u8,
-    pub effective_priority: u8,
-    /// Primary address of the current Master as last heard (ourselves when Master).
-    pub master: Option<Ipv4Addr>,
-    pub last_transition_unix_ms: u64,
-    pub last_reason: String,
-    /// Dropped adverts by reason (ttl, version, checksum, vrid, auth, interval, ...).
-    pub drops: BTreeMap<String, u64>,
-    /// Accepted adverts whose address list differed from ours (logged, not dropped, §7.1).
-    pub addr_list_mismatches: u64,
-    /// A stopping Master still holding its VIPs until its successor speaks.
-    pub handing_over: bool,
-    /// What the last reload changed in place (`reload: priority 100 -> 110`), if any.
-    pub last_reload: Option<String>,
-}
-
 /// A state transition, fired exactly once per transition (drives notify commands).
 #[derive(Debug, Clone, Serialize)]
 pub struct StateChange {
@@ -103,7 +85,8 @@ struct Tracking {
 }
 
 struct Shared {
-    status: Mutex<Vec<InstanceStatus>>,
+    /// Per instance slot; the records outlive a restart (see `status::StatusCarry`).
+    status: Vec<Arc<Mutex<InstanceStatus>>>,
     tracking: HashMap<String, watch::Sender<Tracking>>,
     /// New settings for a running instance (reload), latest wins.
     reconfig: HashMap<String, watch::Sender<Option<VrrpInstanceConfig>>>,
@@ -141,10 +124,11 @@ impl VrrpControl {
     }
 
     pub fn status(&self) -> Vec<InstanceStatus> {
-        match self.shared.status.lock() {
-            Ok(s) => s.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.shared
+            .status
+            .iter()
+            .map(|s| status::lock(s).clone())
+            .collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
@@ -223,6 +207,15 @@ fn unix_ms() -> u64 {
 
 impl Vrrp {
     pub async fn start(cfg: &VrrpConfig) -> anyhow::Result<(Vrrp, VrrpControl)> {
+        Self::start_carrying(cfg, &StatusCarry::default()).await
+    }
+
+    /// `start`, with status records (counters) carried over from earlier runs of the same
+    /// instance names.
+    pub async fn start_carrying(
+        cfg: &VrrpConfig,
+        carry: &StatusCarry,
+    ) -> anyhow::Result<(Vrrp, VrrpControl)> {
         validate(cfg)?;
         check_capabilities()?;
         let (changes, _) = broadcast::channel(64);
@@ -251,23 +244,17 @@ impl Vrrp {
                 ..inst
             };
             ownership::configure(inst.vips.iter().map(|v| v.addr));
-            statuses.push(InstanceStatus {
-                name: ic.name.clone(),
-                state: State::Initialize.as_str().into(),
-                base_priority: ic.priority,
-                effective_priority: ic.priority,
-                master: None,
-                last_transition_unix_ms: unix_ms(),
-                last_reason: "starting".into(),
-                drops: BTreeMap::new(),
-                addr_list_mismatches: 0,
-                handing_over: false,
-                last_reload: None,
-            });
+            let rec = carry.take(&ic.name, ic.priority);
+            {
+                let mut s = status::lock(&rec);
+                s.interface = ic.interface.clone();
+                s.vips = ic.virtual_ipaddress.clone();
+            }
+            statuses.push(rec);
             instances.push(inst);
         }
         let shared = Arc::new(Shared {
-            status: Mutex::new(statuses),
+            status: statuses,
             tracking,
             reconfig,
         });
@@ -518,21 +505,33 @@ impl Instance {
         }
         match expect.check(pkt) {
             Ok(acc) => {
-                if acc.addr_list_mismatch {
-                    self.with_status(ctx, |s| s.addr_list_mismatches += 1);
-                    if let Some(n) = logs.allow("addr_list", now) {
-                        tracing::warn!(target: LOG, instance = %self.name, %src,
-                            theirs = ?acc.advert.addrs, ours = ?expect.addrs, suppressed = n,
-                            "advert address list differs from ours (accepted; RFC 3768 7.1)");
+                let prio = acc.advert.priority;
+                let ours = fsm.effective_priority();
+                self.with_status(ctx, |s| {
+                    s.adverts_received += 1;
+                    if prio == 0 {
+                        s.priority_zero_received += 1;
+                    } else if prio < ours {
+                        s.lower_priority_adverts += 1;
+                    }
+                });
+                if prio > 0 && prio < ours {
+                    // A Backup that thinks it is Master, or a rogue: keepalived logs these too.
+                    if let Some(n) = logs.allow("lower_priority", now) {
+                        tracing::info!(target: LOG, instance = %self.name, src = %acc.src,
+                            priority = prio, ours, suppressed = n, "lower-priority advert heard");
                     }
                 }
                 fsm.handle(
                     now,
                     Event::AdvertReceived {
                         src: acc.src,
-                        priority: acc.advert.priority,
+                        priority: prio,
                     },
                 )
+            }
+            Err(reason) if reason.is_config_mismatch() => {
+                self.on_mismatch(fsm, pkt, &reason, ctx, logs)
             }
             Err(DropReason::OtherVrid(v)) if self.sibling_vrids.contains(&v) => Vec::new(),
             Err(reason) => {
@@ -604,20 +603,18 @@ impl Instance {
         out
     }
 
-    fn with_status(&self, ctx: &RunCtx, f: impl FnOnce(&mut InstanceStatus)) {
-        let mut guard = match ctx.shared.status.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if let Some(s) = guard.get_mut(self.slot) {
-            f(s);
-        }
+    fn with_status<R>(&self, ctx: &RunCtx, f: impl FnOnce(&mut InstanceStatus) -> R) -> Option<R> {
+        ctx.shared
+            .status
+            .get(self.slot)
+            .map(|s| f(&mut status::lock(s)))
     }
 
     async fn execute(&self, fsm: &Fsm, actions: Vec<Action>, ctx: &RunCtx, logs: &mut RateLimit) {
         for a in actions {
             match a {
                 Action::SendAdvert { priority } => {
+                    self.with_status(ctx, |s| s.adverts_sent += 1);
                     let adv = Advert {
                         vrid: self.vrid,
                         priority,
@@ -682,6 +679,7 @@ impl Instance {
                     self.with_status(ctx, |s| {
                         s.last_transition_unix_ms = unix_ms();
                         s.last_reason = reason;
+                        s.transitions += 1;
                     });
                 }
             }

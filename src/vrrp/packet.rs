@@ -127,6 +127,12 @@ pub enum DropReason {
     BadPassword,
     /// §7.1: advert interval differs from ours.
     IntervalMismatch { got: u8, want: u8 },
+    /// §7.1: the address list differs from ours (priority < 255 MUST be dropped; an address
+    /// owner's advert is accepted whatever its list).
+    AddrListMismatch {
+        got: Vec<Ipv4Addr>,
+        want: Vec<Ipv4Addr>,
+    },
     /// Unicast mode: the sender is not a configured peer (keepalived drops these too).
     UnknownPeer(IpAddr),
 }
@@ -147,6 +153,7 @@ impl DropReason {
             DropReason::AuthTypeMismatch { .. } => "auth_type",
             DropReason::BadPassword => "auth_password",
             DropReason::IntervalMismatch { .. } => "advert_interval",
+            DropReason::AddrListMismatch { .. } => "addr_list",
             DropReason::UnknownPeer(_) => "unknown_peer",
         }
     }
@@ -174,7 +181,21 @@ impl fmt::Display for DropReason {
                 write!(f, "advert interval {got}s differs from ours ({want}s)")
             }
             DropReason::UnknownPeer(a) => write!(f, "sender {a} is not a configured unicast peer"),
+            DropReason::AddrListMismatch { got, want } => {
+                write!(f, "address list {got:?} differs from ours ({want:?})")
+            }
         }
+    }
+}
+
+impl DropReason {
+    /// Dropped only because a setting differs (advert_int, address list): the advert passed
+    /// every integrity and authentication check, so its sender is a real peer (issue 26.2).
+    pub fn is_config_mismatch(&self) -> bool {
+        matches!(
+            self,
+            DropReason::IntervalMismatch { .. } | DropReason::AddrListMismatch { .. }
+        )
     }
 }
 
@@ -322,7 +343,7 @@ pub struct Expect {
     pub vrid: u8,
     pub auth: Auth,
     pub adver_int: u8,
-    /// Our VIPs, compared with the advert's address list (mismatch is logged, not dropped).
+    /// Our VIPs, compared with the advert's address list (§7.1: a mismatch is dropped).
     pub addrs: Vec<Ipv4Addr>,
     /// Non-empty in unicast mode: only these senders are accepted.
     pub unicast_peers: Vec<Ipv4Addr>,
@@ -333,8 +354,6 @@ pub struct Expect {
 pub struct Accepted {
     pub src: Ipv4Addr,
     pub advert: Advert,
-    /// The advert's address list differs from ours (RFC: SHOULD log; keepalived logs and counts).
-    pub addr_list_mismatch: bool,
 }
 
 impl Expect {
@@ -376,11 +395,15 @@ impl Expect {
         let mut ours = self.addrs.clone();
         theirs.sort();
         ours.sort();
-        let addr_list_mismatch = theirs != ours;
+        if theirs != ours && advert.priority != 255 {
+            return Err(DropReason::AddrListMismatch {
+                got: advert.addrs,
+                want: self.addrs.clone(),
+            });
+        }
         Ok(Accepted {
             src: ip.src,
             advert,
-            addr_list_mismatch,
         })
     }
 }
@@ -513,7 +536,6 @@ mod tests {
         let ex = lab_expect();
         let ok = ex.check(&hex(CAPTURES[0].1)).unwrap();
         assert_eq!(ok.src, LB1);
-        assert!(!ok.addr_list_mismatch);
         assert_eq!(ex.check(&hex(CAPTURES[4].1)), Err(DropReason::BadPassword));
         assert_eq!(
             ex.check(&hex(CAPTURES[5].1)),
@@ -635,9 +657,30 @@ mod tests {
     }
 
     #[test]
-    fn rfc3768_7_1_address_list_mismatch_is_flagged_not_dropped() {
-        let p = lab_packet(|a| a.addrs = vec![Ipv4Addr::new(192, 168, 3, 101)]);
-        assert!(lab_expect().check(&p).unwrap().addr_list_mismatch);
+    fn rfc3768_7_1_address_list_mismatch_is_dropped_below_priority_255() {
+        let other = Ipv4Addr::new(192, 168, 3, 101);
+        let p = lab_packet(|a| a.addrs = vec![VIP, other]);
+        let e = lab_expect().check(&p).unwrap_err();
+        assert_eq!(
+            e,
+            DropReason::AddrListMismatch {
+                got: vec![VIP, other],
+                want: vec![VIP]
+            }
+        );
+        assert!(e.is_config_mismatch());
+        assert_eq!(e.counter(), "addr_list");
+        // The same list in another order is the same list.
+        let mut ex = lab_expect();
+        ex.addrs = vec![other, VIP];
+        assert!(ex.check(&p).is_ok());
+        // An address owner is accepted whatever its list (§7.1).
+        let p = lab_packet(|a| {
+            a.addrs = vec![other];
+            a.priority = 255;
+        });
+        assert!(lab_expect().check(&p).is_ok());
+        assert!(!DropReason::BadPassword.is_config_mismatch());
     }
 
     #[test]

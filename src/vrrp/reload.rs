@@ -146,9 +146,15 @@ impl Instance {
         tracing::info!(target: LOG, instance = %self.name, changes = %what, state = fsm.state().as_str(),
             "VRRP settings applied in place (reload)");
         let base = self.fsm.priority;
+        let vips = self.cfg.virtual_ipaddress.clone();
         self.with_status(ctx, |s| {
             s.base_priority = base;
+            s.vips = vips;
             s.last_reload = Some(format!("reload: {what}"));
+            // Applied in place, no transition: the reason shown is the reload's, not `startup`.
+            if !what.is_empty() {
+                s.last_reason = format!("reload: {what}");
+            }
         });
         let mut out = fsm.handle(Instant::now(), Event::Reconfigure(self.fsm.clone()));
         if holding && !added.is_empty() {
