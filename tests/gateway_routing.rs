@@ -561,3 +561,102 @@ async fn cache_entries_expire_by_validity_and_inactivity() {
     gw.run.shutdown().await;
     a.shutdown().await;
 }
+
+fn token_query(id: &str, secret: &str, ts: u64) -> String {
+    let t = fdfs_ha::storage::http::token::make_token(id, secret, ts);
+    format!("token={t}&ts={ts}")
+}
+
+/// Issue 18.5: one cache entry per file whatever the spelling or token; tokens are checked before
+/// a cached answer is served; a purge of any spelling removes it.
+#[tokio::test]
+async fn cache_key_is_the_normalised_path_and_tokens_are_checked_first() {
+    let c = cluster_with_files(&[3000]);
+    let anti = "  anti_steal:\n    secret_key: s3cret\n    token_ttl: 60s\n";
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), anti, ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let cfg =
+        gw_config("prefix: /dfs\ncache: {}\nanti_steal:\n  secret_key: s3cret\n  token_ttl: 60s\n");
+    let gw = start_gateway(&cfg, data.path(), dir.clone()).await;
+    let id = &c.ids[0];
+    let now = now_unix() as u64;
+    let url = format!("/dfs/group1/{id}?{}", token_query(id, "s3cret", now));
+    let r = get(gw.addr, &url).await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(r.body, c.contents[0]);
+    // Another valid token, another spelling of the path: the same entry.
+    let spelled = id.replace("M00", "%4D00");
+    let other = format!(
+        "/dfs/%67roup1/{spelled}?{}",
+        token_query(id, "s3cret", now - 1)
+    );
+    let r = get(gw.addr, &other).await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(r.body, c.contents[0]);
+    assert_eq!(Counters::get(&a_n.requests), 1);
+    // Expired, wrong or missing token: refused although the file is cached.
+    let expired = format!("/dfs/group1/{id}?{}", token_query(id, "s3cret", now - 1000));
+    assert_eq!(get(gw.addr, &expired).await.status, 403);
+    let wrong = format!("/dfs/group1/{id}?{}", token_query(id, "other", now));
+    assert_eq!(get(gw.addr, &wrong).await.status, 403);
+    assert_eq!(get(gw.addr, &format!("/dfs/group1/{id}")).await.status, 403);
+    assert_eq!(Counters::get(&a_n.requests), 1);
+    // Purge one spelling (with the prefix or without, escaped): every spelling is gone.
+    let r = get(gw.addr, &format!("/purge/dfs/%67roup1/{spelled}")).await;
+    assert_eq!(r.status, 200, "purged");
+    assert_eq!(
+        get(gw.addr, &format!("/purge/group1/{id}")).await.status,
+        404
+    );
+    let r = get(gw.addr, &url).await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(Counters::get(&a_n.requests), 2);
+    assert_eq!(
+        get(gw.addr, &format!("/purge/group1/{id}")).await.status,
+        200
+    );
+    gw.run.shutdown().await;
+
+    // A gateway without the secret cannot judge tokens: tokened requests go to the storage.
+    let cfg = gw_config("prefix: /dfs\ncache: {}\n");
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    for _ in 0..2 {
+        let r = get(gw.addr, &url).await;
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("BYPASS")));
+    }
+    assert_eq!(get(gw.addr, &expired).await.status, 403);
+    assert_eq!(Counters::get(&a_n.requests), 5);
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Issue 18.10: a file up to and including max_size downloads (uncached when entry + header do
+/// not fit), as nginx serves it.
+#[tokio::test]
+async fn files_up_to_max_size_download_uncached_when_they_do_not_fit() {
+    let c = cluster_with_files(&[100_000, 99_990, 50_000]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let gw = start_gateway(&gw_config("cache:\n  max_size: 100000\n"), data.path(), dir).await;
+    for (i, want_requests) in [(0, 2), (1, 4)] {
+        for _ in 0..2 {
+            let r = get(gw.addr, &format!("/group1/{}", c.ids[i])).await;
+            assert_eq!(r.status, 200, "file {i}");
+            assert_eq!(r.body, c.contents[i], "file {i}");
+        }
+        assert_eq!(
+            Counters::get(&a_n.requests),
+            want_requests,
+            "file {i} uncached"
+        );
+    }
+    for _ in 0..2 {
+        let r = get(gw.addr, &format!("/group1/{}", c.ids[2])).await;
+        assert_eq!(r.body, c.contents[2]);
+    }
+    assert_eq!(Counters::get(&a_n.requests), 5, "a fitting file is cached");
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}

@@ -773,6 +773,10 @@ pub struct GatewayConfig {
     /// A client that reads nothing of a response for this long is disconnected (nginx send_timeout).
     #[serde(default = "default_send_timeout")]
     pub send_timeout: Dur,
+    /// The storages' anti-steal settings: tokens are checked here, before a cached answer is
+    /// served, and left out of cache keys. Without it, tokened requests bypass the cache.
+    #[serde(default)]
+    pub anti_steal: Option<AntiStealConfig>,
 }
 
 fn default_gateway_listen() -> SocketAddr {

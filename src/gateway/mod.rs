@@ -25,6 +25,7 @@ use crate::http::file::{self, FileSource, Representation};
 use crate::http::path;
 use crate::http::server::{self, Counters, Limits};
 use crate::http::validators;
+use crate::storage::http::token;
 use cache::disk::{CachedEntry, EntryHeader};
 use cache::{Cache, Fill};
 use directory::{ClusterDirectory, DirectorySource, LiveDirectory, StorageNode};
@@ -215,6 +216,7 @@ impl Gateway {
             )),
             prefix,
             purge_allow: self.purge_allow,
+            anti_steal: self.cfg.anti_steal.clone(),
             directory,
             upstreams: self.upstreams,
             cache: self.cache,
@@ -241,6 +243,7 @@ struct State {
     expires_headers: std::sync::Mutex<(u64, HeaderValue, HeaderValue)>,
     prefix: String,
     purge_allow: Vec<purge::Cidr>,
+    anti_steal: Option<crate::config::AntiStealConfig>,
     directory: Arc<dyn ClusterDirectory>,
     upstreams: Arc<Upstreams>,
     cache: Option<Arc<Cache>>,
@@ -341,20 +344,42 @@ impl State {
                 return self.refuse(peer, status, &e.to_string());
             }
         };
-        let group = dl.group.unwrap_or_default();
+        let group = dl.group.clone().unwrap_or_default();
+        let query = parts.uri.query();
+        let id = dl.id_without_group();
+        // Checked before the cache is looked at: an expired token never gets a cached answer.
+        if let Some(anti) = &self.anti_steal {
+            if let Err(e) = token::check_token(
+                &id,
+                &anti.secret_key,
+                anti.token_ttl.get().as_secs(),
+                path::query_param(query, "token"),
+                path::query_param(query, "ts"),
+                now_unix(),
+            ) {
+                return self.refuse(peer, StatusCode::FORBIDDEN, &format!("invalid token: {e}"));
+            }
+        }
+        // Without the secret we cannot tell a valid token from an expired one: the storage
+        // decides, every time.
+        let bypass = self.anti_steal.is_none() && cache::policy::has_token_params(query);
+        let key_text = cache::policy::key_text(&group, &id, query);
         // The view is read only on a miss: cached files stay served while their group is
         // unknown (tracker unreachable at start, group being re-added).
         let view = self.directory.snapshot();
         let nodes = view.storages(&group);
         let mut target = inner.to_string();
-        if let Some(q) = parts.uri.query() {
+        if let Some(q) = query {
             target.push('?');
             target.push_str(q);
         }
         let mut resp = match (&self.cache, nodes) {
-            (Some(cache), _) => self.cached(cache, &parts, head_only, nodes, &target).await,
-            (None, Some(nodes)) => self.pass(&parts, nodes, &target).await,
-            (None, None) => body::text(StatusCode::NOT_FOUND, "unknown group"),
+            (Some(cache), _) if !bypass => {
+                self.cached(cache, &parts, head_only, nodes, &target, key_text)
+                    .await
+            }
+            (_, Some(nodes)) => self.pass(&parts, nodes, &target).await,
+            (_, None) => body::text(StatusCode::NOT_FOUND, "unknown group"),
         };
         self.add_expires(&mut resp);
         resp
@@ -392,15 +417,25 @@ impl State {
             return self.refuse(peer, StatusCode::FORBIDDEN, "purge not allowed");
         }
         let path = parts.uri.path();
-        let mut key = if parts.method.as_str() == "PURGE" {
-            path.to_string()
+        let path = if parts.method.as_str() == "PURGE" {
+            path
         } else {
-            path.strip_prefix("/purge").unwrap_or(path).to_string()
+            path.strip_prefix("/purge").unwrap_or(path)
         };
-        if let Some(q) = parts.uri.query() {
-            key.push('?');
-            key.push_str(q);
-        }
+        // The prefix is optional here: the seeds purge `/purge/group1/M00/...` on a gateway
+        // that serves `/dfs/group1/M00/...`.
+        let inner = match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) if !self.prefix.is_empty() && rest.starts_with('/') => rest,
+            _ => path,
+        };
+        let key = match path::parse_download_path(inner, true) {
+            Ok(dl) => cache::policy::key_text(
+                dl.group.as_deref().unwrap_or_default(),
+                &dl.id_without_group(),
+                parts.uri.query(),
+            ),
+            Err(e) => return self.refuse(peer, StatusCode::BAD_REQUEST, &e.to_string()),
+        };
         match &self.cache {
             Some(c) if c.purge(&key) => {
                 tracing::info!(%peer, key, "purged");
@@ -452,13 +487,9 @@ impl State {
         head_only: bool,
         nodes: Option<&[StorageNode]>,
         target: &str,
+        key_text: String,
     ) -> Response<Body> {
-        let key_text = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let key = cache::policy::cache_key(key_text);
+        let key = cache::policy::cache_key(&key_text);
         let mut waited = false;
         loop {
             if let Some(entry) = cache.lookup(&key, now_unix()) {
@@ -491,7 +522,7 @@ impl State {
                         cache.clone(),
                         nodes.to_vec(),
                         target.to_string(),
-                        key_text.to_string(),
+                        key_text.clone(),
                     );
                     let outcome = tokio::spawn(async move {
                         let out = fill.await;
@@ -545,19 +576,12 @@ async fn fill(
         Err(e) => return FillOutcome::Failed(e.status(), "no storage answered"),
     };
     let status = r.status().as_u16();
-    let too_big = r
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > cache.max_size());
     let no_store = r.headers().contains_key(header::SET_COOKIE)
         || r.headers()
             .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("no-store") || v.contains("private"));
-    let validity = cache.validity(status).filter(|_| !too_big && !no_store);
-    let Some(valid_secs) = validity else {
+    let Some(valid_secs) = cache.validity(status).filter(|_| !no_store) else {
         return FillOutcome::Pass(r);
     };
     let now = now_unix();
@@ -577,6 +601,18 @@ async fn fill(
         expires: now + valid_secs,
         created: now,
     };
+    // An entry is its header plus the body: one that cannot fit is served uncached (as nginx
+    // does), never fetched into the cache and then refused.
+    let header_len = cache::disk::encode_header(&head).map_or(u64::MAX, |h| h.len() as u64);
+    let too_big = r
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n.saturating_add(header_len) > cache.max_size());
+    if too_big {
+        return FillOutcome::Pass(r);
+    }
     let body = TimeoutBody::new(r.into_body(), upstreams.read_timeout());
     let data = BodyStream::new(body).filter_map(|f| async move {
         match f {

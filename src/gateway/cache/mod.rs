@@ -183,7 +183,7 @@ impl Cache {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk?;
                 body_len += chunk.len() as u64;
-                if body_len > self.max_size {
+                if body_len + prefix.len() as u64 > self.max_size {
                     return Err(std::io::Error::other("response larger than the cache"));
                 }
                 w.write_all(&chunk).await?;

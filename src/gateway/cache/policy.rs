@@ -11,9 +11,41 @@ use std::collections::{BTreeMap, HashMap};
 /// MD5 of the cache key (nginx names cache files the same way).
 pub type Key = [u8; 16];
 
-/// Key of a request: URI path + `?` + args, exactly as received.
-pub fn cache_key(path_and_query: &str) -> Key {
-    Md5::digest(path_and_query.as_bytes()).into()
+/// MD5 of a key text (see `key_text`).
+pub fn cache_key(key_text: &str) -> Key {
+    Md5::digest(key_text.as_bytes()).into()
+}
+
+/// Query parameters that authorise a request but do not change the answer (the anti-steal
+/// token); they are checked before a lookup and never part of a key.
+const TOKEN_PARAMS: [&str; 2] = ["token", "ts"];
+
+/// The key text of a download: the path as the router understood it (`/<group>/M00/XX/YY/<name>`,
+/// percent-decoded, without any URL prefix) plus the remaining query parameters sorted, so every
+/// spelling of one URL (`/dfs/%67roup1/...`, `/group1/...?ts=..&token=..`) names one entry and one
+/// purge removes it.
+pub fn key_text(group: &str, id_without_group: &str, query: Option<&str>) -> String {
+    let mut params: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .filter(|kv| !TOKEN_PARAMS.contains(&kv.split_once('=').map_or(*kv, |(k, _)| k)))
+        .collect();
+    params.sort_unstable();
+    let mut s = format!("/{group}/{id_without_group}");
+    if !params.is_empty() {
+        s.push('?');
+        s.push_str(&params.join("&"));
+    }
+    s
+}
+
+/// Whether the query carries anti-steal parameters.
+pub fn has_token_params(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| TOKEN_PARAMS.contains(&kv.split_once('=').map_or(kv, |(k, _)| k)))
+    })
 }
 
 pub fn key_hex(k: &Key) -> String {
@@ -225,6 +257,21 @@ impl<V: Clone> Policy<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_text_drops_token_and_sorts_params() {
+        let id = "M00/00/00/x.jpg";
+        assert_eq!(key_text("group1", id, None), "/group1/M00/00/00/x.jpg");
+        assert_eq!(
+            key_text("group1", id, Some("ts=1&token=ab&filename=a&b=2")),
+            "/group1/M00/00/00/x.jpg?b=2&filename=a"
+        );
+        assert_eq!(key_text("g", id, Some("token&ts")), "/g/M00/00/00/x.jpg");
+        assert!(has_token_params(Some("a=1&token=x")));
+        assert!(has_token_params(Some("ts")));
+        assert!(!has_token_params(Some("tokens=1")));
+        assert!(!has_token_params(None));
+    }
 
     fn k(n: u8) -> Key {
         [n; 16]
