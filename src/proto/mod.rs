@@ -13,7 +13,9 @@ pub mod rename;
 pub mod storage;
 pub mod sync;
 pub mod tracker;
-pub mod tracker_peer;
+
+/// The tracker-to-tracker messages, by their older path.
+pub use tracker::peer as tracker_peer;
 
 pub use header::{Header, HEADER_LEN};
 

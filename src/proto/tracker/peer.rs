@@ -14,8 +14,8 @@
 //! 67 COMMIT_NEXT_LEADER  ->  "ip:port" (text) <-  empty
 //! ```
 
-use super::fields::{put_fixed, put_u64, Reader};
-use super::{ProtoError, GROUP_NAME_LEN, STORAGE_ID_LEN};
+use crate::proto::fields::{put_fixed, put_u64, Reader};
+use crate::proto::{ProtoError, GROUP_NAME_LEN, STORAGE_ID_LEN};
 
 pub const TRACKER_JOIN_LEADER: u8 = 58;
 pub const TRACKER_GET_SYS_FILES_START: u8 = 61;
