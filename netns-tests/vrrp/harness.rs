@@ -138,8 +138,12 @@ pub struct VrrpOpts {
     pub graceful_handover: bool,
     /// Empty = multicast.
     pub unicast_peers: Vec<String>,
-    /// VIPs besides `VIP_CIDR` (fdfs-ha only).
+    /// VIPs besides `VIP_CIDR`.
     pub extra_vips: Vec<String>,
+    /// Seconds.
+    pub advert_int: u8,
+    /// fdfs-ha's `auth:` value as YAML instead of PASS with `password` (e.g. hmac keys).
+    pub auth_yaml: Option<String>,
 }
 
 impl Default for VrrpOpts {
@@ -152,6 +156,8 @@ impl Default for VrrpOpts {
             graceful_handover: true,
             unicast_peers: Vec::new(),
             extra_vips: Vec::new(),
+            advert_int: 1,
+            auth_yaml: None,
         }
     }
 }
@@ -306,10 +312,10 @@ vrrp:
       interface: eth0
       virtual_router_id: {vrid}
       priority: {prio}
-      advert_int: 1
+      advert_int: {adv}
       preempt: {preempt}
       graceful_handover: {gh}
-      auth: {{ type: pass, password: "{pw}" }}
+      auth: {auth}
       virtual_ipaddress: [{VIP_CIDR}{extra}]
       unicast_peers: [{peers}]
 "#,
@@ -318,7 +324,11 @@ vrrp:
             prio = o.priority,
             preempt = o.preempt,
             gh = o.graceful_handover,
-            pw = o.password,
+            adv = o.advert_int,
+            auth = o
+                .auth_yaml
+                .clone()
+                .unwrap_or_else(|| format!("{{ type: pass, password: \"{}\" }}", o.password)),
             peers = o.unicast_peers.join(", "),
             extra = o
                 .extra_vips
@@ -331,12 +341,18 @@ vrrp:
     /// Starts keepalived (VRRP only) in node `i`.
     pub fn start_keepalived(&self, i: usize, o: &VrrpOpts, initial_master: bool) -> usize {
         let conf = format!(
-            "global_defs {{\n  router_id n{i}\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int 1\n{nopreempt}  authentication {{\n    auth_type PASS\n    auth_pass {pw}\n  }}\n  virtual_ipaddress {{\n    {VIP_CIDR}\n  }}\n}}\n",
+            "global_defs {{\n  router_id n{i}\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}  authentication {{\n    auth_type PASS\n    auth_pass {pw}\n  }}\n  virtual_ipaddress {{\n    {VIP_CIDR}\n{extra}  }}\n}}\n",
             state = if initial_master { "MASTER" } else { "BACKUP" },
             vrid = o.vrid,
             prio = o.priority,
             nopreempt = if o.preempt { "" } else { "  nopreempt\n" },
             pw = o.password,
+            adv = o.advert_int,
+            extra = o
+                .extra_vips
+                .iter()
+                .map(|v| format!("    {v}\n"))
+                .collect::<String>(),
         );
         let seq = self.procs.lock().unwrap().len();
         let d = self.dir.path();
