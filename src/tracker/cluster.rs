@@ -10,9 +10,13 @@
 //! connection closes or nothing was heard for `check_active_interval`. Only ACTIVE storages are
 //! handed out (selection lives in `select`).
 //!
+//! Selection indexes (`index`) are updated here after every change, so `groups` is changed only
+//! through these methods (or followed by `reindex`).
+//!
 //! Each group keeps a `version` that changes whenever its server list (members, status,
 //! address) changes; the service sends the list to a storage when the version it last sent is old.
 
+use super::index::Index;
 use crate::config::{Reserved, StorageIdEntry};
 use crate::proto::cmd::errno;
 use crate::proto::tracker::{
@@ -178,12 +182,45 @@ pub struct Transition {
 
 #[derive(Debug, Default)]
 pub struct Cluster {
+    /// Change only through the methods below (they keep `index` in step), or call `reindex`.
     pub groups: BTreeMap<String, Group>,
+    index: Index,
 }
 
 impl Cluster {
     pub fn new() -> Self {
         Cluster::default()
+    }
+
+    /// The selection indexes over `groups`.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The `reserved_storage_space` the indexes judge room by (default 10 %); rebuilds them.
+    pub fn set_reserved(&mut self, reserved: Reserved) {
+        self.index.rebuild(&self.groups, reserved);
+    }
+
+    /// Rebuilds the indexes after `groups` was changed directly.
+    pub fn reindex(&mut self) {
+        let reserved = *self.index.reserved();
+        self.index.rebuild(&self.groups, reserved);
+    }
+
+    /// Brings the indexes in line with the storage a status change moved.
+    fn touched(&mut self, t: Option<Transition>) -> Option<Transition> {
+        if let Some(t) = &t {
+            self.touch(&t.group, &t.key);
+        }
+        t
+    }
+
+    /// Brings the indexes in line with storage `key` of `group` after a change.
+    fn touch(&mut self, group: &str, key: &str) {
+        if let Some(g) = self.groups.get(group) {
+            self.index.update(g, key);
+        }
     }
 
     pub fn storage(&self, group: &str, key: &str) -> Option<&StorageNode> {
@@ -218,6 +255,18 @@ impl Cluster {
 
     /// JOIN: registers or refreshes a storage and returns its status and sync source.
     pub fn join(
+        &mut self,
+        who: &Identity,
+        req: &JoinReq,
+        conn_id: u64,
+        now: Instant,
+    ) -> (StorageStatus, Option<SyncSource>, Option<Transition>) {
+        let out = self.join_inner(who, req, conn_id, now);
+        self.touch(&req.group, &who.key);
+        out
+    }
+
+    fn join_inner(
         &mut self,
         who: &Identity,
         req: &JoinReq,
@@ -315,7 +364,11 @@ impl Cluster {
         if let Some(s) = stats {
             node.stats = s;
         }
-        Ok(Self::heard(node, version, group, now))
+        let t = Self::heard(node, version, group, now);
+        if t.is_some() {
+            self.touch(group, key);
+        }
+        Ok(t)
     }
 
     pub fn disk_usage(
@@ -330,7 +383,9 @@ impl Cluster {
             return Err(errno::EINVAL);
         }
         node.paths = paths;
-        Ok(Self::heard(node, version, group, now))
+        let t = Self::heard(node, version, group, now);
+        self.touch(group, key);
+        Ok(t)
     }
 
     pub fn sync_report(
@@ -342,10 +397,17 @@ impl Cluster {
     ) -> Result<(), Errno> {
         let (node, _) = self.node_mut(group, key)?;
         node.last_heard = now;
+        let mut moved = Vec::new();
         for p in positions {
             if p.src_id != node.id && !p.src_id.is_empty() {
-                node.synced_from.insert(p.src_id.clone(), p.timestamp);
+                let old = node.synced_from.insert(p.src_id.clone(), p.timestamp);
+                if old != Some(p.timestamp) {
+                    moved.push((p.src_id.as_str(), old, p.timestamp));
+                }
             }
+        }
+        for (src, old, new) in moved {
+            self.index.synced(group, key, src, old, new);
         }
         Ok(())
     }
@@ -380,14 +442,12 @@ impl Cluster {
                 };
                 node.sync_src = Some(s.clone());
                 let t = Self::set_status(node, &mut g.version, group, WaitSync);
-                Ok((Some(s), t))
+                Ok((Some(s), self.touched(t)))
             }
             Option::None => {
                 node.sync_src = Option::None;
-                Ok((
-                    Option::None,
-                    Self::set_status(node, &mut g.version, group, Online),
-                ))
+                let t = Self::set_status(node, &mut g.version, group, Online);
+                Ok((Option::None, self.touched(t)))
             }
         }
     }
@@ -400,27 +460,17 @@ impl Cluster {
         src: SyncSource,
     ) -> Result<Option<Transition>, Errno> {
         let (node, version) = self.node_mut(group, key)?;
-        if src.src_id.is_empty() {
-            if node.status == StorageStatus::Init {
-                return Ok(Self::set_status(
-                    node,
-                    version,
-                    group,
-                    StorageStatus::Online,
-                ));
-            }
+        let to = if src.src_id.is_empty() {
+            StorageStatus::Online
+        } else {
+            node.sync_src = Some(src);
+            StorageStatus::WaitSync
+        };
+        if node.status != StorageStatus::Init {
             return Ok(None);
         }
-        node.sync_src = Some(src);
-        if node.status == StorageStatus::Init {
-            return Ok(Self::set_status(
-                node,
-                version,
-                group,
-                StorageStatus::WaitSync,
-            ));
-        }
-        Ok(None)
+        let t = Self::set_status(node, version, group, to);
+        Ok(self.touched(t))
     }
 
     pub fn sync_source_of(&self, group: &str, key: &str) -> Result<Option<SyncSource>, Errno> {
@@ -466,7 +516,8 @@ impl Cluster {
         if !matches!(node.status, Init | WaitSync | Syncing) {
             return Ok(Option::None);
         }
-        Ok(Self::set_status(node, &mut g.version, group, to))
+        let t = Self::set_status(node, &mut g.version, group, to);
+        Ok(self.touched(t))
     }
 
     /// The storage's reporting connection closed: it is no longer serving.
@@ -475,12 +526,13 @@ impl Cluster {
         if node.conn_id != conn_id {
             return None; // already reporting on a newer connection
         }
-        match node.status {
+        let t = match node.status {
             StorageStatus::Online | StorageStatus::Active => {
                 Self::set_status(node, version, group, StorageStatus::Offline)
             }
             _ => None,
-        }
+        };
+        self.touched(t)
     }
 
     /// Marks OFFLINE every ONLINE/ACTIVE storage not heard from for `check_active_interval`.
@@ -505,6 +557,9 @@ impl Cluster {
                 }
             }
         }
+        for t in &out {
+            self.touch(&t.group, &t.key);
+        }
         out
     }
 
@@ -525,12 +580,8 @@ impl Cluster {
         }
         node.sync_src = None;
         node.synced_from.clear();
-        Ok(Self::set_status(
-            node,
-            &mut g.version,
-            group,
-            StorageStatus::Deleted,
-        ))
+        let t = Self::set_status(node, &mut g.version, group, StorageStatus::Deleted);
+        Ok(self.touched(t))
     }
 
     /// SERVER_DELETE_GROUP: only a group none of whose storages is serving.
@@ -543,6 +594,7 @@ impl Cluster {
             return Err(errno::EBUSY);
         }
         self.groups.remove(group);
+        self.index.remove_group(group);
         Ok(())
     }
 

@@ -11,11 +11,13 @@
 //! storage that says it has its data, `init_flag = 0`, is trusted: ONLINE, then ACTIVE).
 //!
 //! - `cluster`: the cluster view, a pure state machine.
+//! - `index`: the selection indexes `cluster` keeps in step with every change.
 //! - `select`: which group/storage/path serves an upload, a download or a change (pure).
 //! - `service`: connections, limits, dispatch of every tracker command.
 //! - `persist`: the view on disk.
 
 pub mod cluster;
+pub mod index;
 pub mod peers;
 pub mod persist;
 pub mod select;

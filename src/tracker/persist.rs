@@ -151,6 +151,7 @@ pub fn restore(
         group.version = 1;
         cluster.groups.insert(group.name.clone(), group);
     }
+    cluster.reindex();
     cluster
 }
 

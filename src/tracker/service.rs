@@ -137,7 +137,8 @@ impl Tracker {
     }
 
     /// A tracker starting from a known view (restored from disk).
-    pub fn with_cluster(cfg: TrackerConfig, cluster: Cluster) -> Self {
+    pub fn with_cluster(cfg: TrackerConfig, mut cluster: Cluster) -> Self {
+        cluster.set_reserved(cfg.reserved_storage_space);
         let selector = Selector::new(SelectConfig::from_config(&cfg));
         Tracker {
             ip_size: response_ip_size(&cfg),

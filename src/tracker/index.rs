@@ -1,0 +1,424 @@
+//! Selection indexes over the cluster view (issue 27), so that choosing a storage for an upload
+//! or a download costs O(log n) whatever the number of groups and of storages in a group.
+//!
+//! Per group: its ACTIVE and its writable (ACTIVE with room) storages in key order (the round
+//! robins are positions in these), the writable ones by address and by upload priority, the
+//! ACTIVE ones by free space (the group's space is its fullest member's), who has which id and
+//! address (a file's source), and per source id how far the ACTIVE storages have synced from it.
+//! Over groups: the names in order (the group round robin is a position), the groups that can
+//! take an upload, the same by free space, and how many have an ACTIVE storage.
+//!
+//! `Cluster` updates it after every change it makes (`update`, `synced`); only what differs
+//! from the storage's previous entry moves, so a BEAT or disk report that changes nothing
+//! selection depends on costs a few lookups. Whether a storage has room depends on
+//! `reserved_storage_space`, which the index is built with (`Cluster::set_reserved`).
+
+use super::cluster::{has_room, Errno, Group, StorageNode};
+use crate::config::Reserved;
+use crate::proto::cmd::errno;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What the index holds about one storage; compared with the storage on every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    id: String,
+    ip: String,
+    port: u16,
+    priority: i64,
+    active: bool,
+    writable: bool,
+    /// (free, total) MiB of an ACTIVE storage that reported its paths.
+    space: Option<(u64, u64)>,
+}
+
+impl Entry {
+    fn of(s: &StorageNode, reserved: &Reserved) -> Self {
+        let active = s.is_active();
+        let (total, free) = (s.total_mb(), s.free_mb());
+        Entry {
+            id: s.id.clone(),
+            ip: s.ip.clone(),
+            port: s.port,
+            priority: s.upload_priority,
+            active,
+            writable: active && has_room(reserved, total, free),
+            space: (active && !s.paths.is_empty()).then_some((free, total)),
+        }
+    }
+}
+
+/// A multiset of sync timestamps (how far each ACTIVE storage has synced from one source).
+#[derive(Debug, Default)]
+pub struct Synced {
+    counts: BTreeMap<u32, u32>,
+    len: usize,
+}
+
+impl Synced {
+    fn add(&mut self, ts: u32) {
+        *self.counts.entry(ts).or_insert(0) += 1;
+        self.len += 1;
+    }
+
+    fn remove(&mut self, ts: u32) {
+        if let Some(n) = self.counts.get_mut(&ts) {
+            *n -= 1;
+            self.len -= 1;
+            if *n == 0 {
+                self.counts.remove(&ts);
+            }
+        }
+    }
+
+    /// (count, min, max) of the timestamps without one occurrence of `except`.
+    pub fn without(&self, except: Option<u32>) -> (usize, Option<u32>, Option<u32>) {
+        let Some(x) = except.filter(|x| self.counts.contains_key(x)) else {
+            let min = self.counts.keys().next().copied();
+            return (self.len, min, self.counts.keys().next_back().copied());
+        };
+        let once = self.counts.get(&x) == Some(&1);
+        let mut keys = self.counts.keys().copied().filter(|k| !(once && *k == x));
+        let min = keys.next();
+        let mut back = self.counts.keys().rev().copied();
+        let max = back.find(|k| !(once && *k == x));
+        (self.len - 1, min, max)
+    }
+}
+
+fn insert_sorted(v: &mut Vec<String>, key: &str) {
+    if let Err(i) = v.binary_search_by(|k| k.as_str().cmp(key)) {
+        v.insert(i, key.to_string());
+    }
+}
+
+fn remove_sorted(v: &mut Vec<String>, key: &str) {
+    if let Ok(i) = v.binary_search_by(|k| k.as_str().cmp(key)) {
+        v.remove(i);
+    }
+}
+
+/// Moves `set` from holding `old` to holding `new`.
+fn diff<T: Ord>(set: &mut BTreeSet<T>, old: Option<T>, new: Option<T>) {
+    if old == new {
+        return;
+    }
+    if let Some(o) = old {
+        set.remove(&o);
+    }
+    if let Some(n) = new {
+        set.insert(n);
+    }
+}
+
+/// Moves `key` in or out of the sorted `v`.
+fn diff_sorted(v: &mut Vec<String>, key: &str, was: bool, is: bool) {
+    match (was, is) {
+        (false, true) => insert_sorted(v, key),
+        (true, false) => remove_sorted(v, key),
+        _ => {}
+    }
+}
+
+/// One group's indexes.
+#[derive(Debug, Default)]
+pub struct GroupIndex {
+    entries: HashMap<String, Entry>,
+    active: Vec<String>,
+    writable: Vec<String>,
+    by_addr: BTreeSet<(String, u16, String)>,
+    by_priority: BTreeSet<(i64, String)>,
+    /// (free, key, total) of ACTIVE storages with paths: the first is the group's space.
+    by_free: BTreeSet<(u64, String, u64)>,
+    ids: BTreeSet<(String, String)>,
+    ips: BTreeSet<(String, String)>,
+    synced: HashMap<String, Synced>,
+}
+
+impl GroupIndex {
+    /// Brings `key`'s entries in line with `node` (None: the storage is gone).
+    fn update(&mut self, key: &str, node: Option<&StorageNode>, reserved: &Reserved) {
+        let new = node.map(|n| Entry::of(n, reserved));
+        let old = self.entries.get(key).cloned();
+        if old == new {
+            return;
+        }
+        let was_active = old.as_ref().is_some_and(|e| e.active);
+        let is_active = new.as_ref().is_some_and(|e| e.active);
+        if was_active != is_active {
+            // Only ACTIVE storages serve reads: their sync positions join or leave. (A storage
+            // is never removed from a group alone, so `node` is there when it was ACTIVE.)
+            for (src, ts) in node.map(|n| &n.synced_from).into_iter().flatten() {
+                let ms = self.synced.entry(src.clone()).or_default();
+                if is_active {
+                    ms.add(*ts)
+                } else {
+                    ms.remove(*ts)
+                }
+                if ms.len == 0 {
+                    self.synced.remove(src);
+                }
+            }
+        }
+        let (o, n) = (old.as_ref(), new.as_ref());
+        let k = || key.to_string();
+        diff(
+            &mut self.ids,
+            o.map(|e| (e.id.clone(), k())),
+            n.map(|e| (e.id.clone(), k())),
+        );
+        diff(
+            &mut self.ips,
+            o.map(|e| (e.ip.clone(), k())),
+            n.map(|e| (e.ip.clone(), k())),
+        );
+        let free = |e: &Entry| e.space.map(|(free, total)| (free, k(), total));
+        diff(&mut self.by_free, o.and_then(free), n.and_then(free));
+        let writable = |e: &&Entry| e.writable;
+        let addr = |e: &Entry| (e.ip.clone(), e.port, k());
+        let by_addr = (o.filter(writable).map(addr), n.filter(writable).map(addr));
+        diff(&mut self.by_addr, by_addr.0, by_addr.1);
+        let prio = |e: &Entry| (e.priority, k());
+        let by_prio = (o.filter(writable).map(prio), n.filter(writable).map(prio));
+        diff(&mut self.by_priority, by_prio.0, by_prio.1);
+        diff_sorted(&mut self.active, key, was_active, is_active);
+        let was_writable = o.is_some_and(|e| e.writable);
+        let is_writable = n.is_some_and(|e| e.writable);
+        diff_sorted(&mut self.writable, key, was_writable, is_writable);
+        match new {
+            Some(new) => {
+                self.entries.insert(key.to_string(), new);
+            }
+            None => {
+                self.entries.remove(key);
+            }
+        }
+    }
+
+    fn synced(&mut self, key: &str, src: &str, old: Option<u32>, new: u32) {
+        if !self.entries.get(key).is_some_and(|e| e.active) {
+            return;
+        }
+        let ms = self.synced.entry(src.to_string()).or_default();
+        if let Some(old) = old {
+            ms.remove(old);
+        }
+        ms.add(new);
+    }
+
+    /// Why the group cannot take an upload: ENOENT (no ACTIVE storage) or ENOSPC (no room).
+    pub fn refusal(&self, reserved: &Reserved) -> Option<Errno> {
+        if self.active.is_empty() {
+            return Some(errno::ENOENT);
+        }
+        let (total, free) = self.space();
+        if !has_room(reserved, total, free) || self.writable.is_empty() {
+            return Some(errno::ENOSPC);
+        }
+        None
+    }
+
+    /// (total, free) MiB of the ACTIVE member with the least free space, or (0, 0).
+    pub fn space(&self) -> (u64, u64) {
+        self.by_free
+            .first()
+            .map(|(free, _, total)| (*total, *free))
+            .unwrap_or((0, 0))
+    }
+
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// The `i`-th ACTIVE storage in key order.
+    pub fn active_at(&self, i: usize) -> Option<&str> {
+        self.active.get(i).map(String::as_str)
+    }
+
+    pub fn writable_len(&self) -> usize {
+        self.writable.len()
+    }
+
+    /// The `i`-th writable storage in key order.
+    pub fn writable_at(&self, i: usize) -> Option<&str> {
+        self.writable.get(i).map(String::as_str)
+    }
+
+    /// The writable storage with the lowest (ip, port), then key.
+    pub fn first_by_addr(&self) -> Option<&str> {
+        self.by_addr.first().map(|(_, _, k)| k.as_str())
+    }
+
+    /// The writable storage with the lowest upload priority, then key.
+    pub fn first_by_priority(&self) -> Option<&str> {
+        self.by_priority.first().map(|(_, k)| k.as_str())
+    }
+
+    /// The first storage (key order) with this id.
+    pub fn by_id(&self, id: &str) -> Option<&str> {
+        first_with(&self.ids, id)
+    }
+
+    /// The first storage (key order) with this address.
+    pub fn by_ip(&self, ip: &str) -> Option<&str> {
+        first_with(&self.ips, ip)
+    }
+
+    /// How far the ACTIVE storages have synced from source `src_id` (None: none has).
+    pub fn synced_from(&self, src_id: &str) -> Option<&Synced> {
+        self.synced.get(src_id)
+    }
+}
+
+fn first_with<'a>(set: &'a BTreeSet<(String, String)>, first: &str) -> Option<&'a str> {
+    let from = (first.to_string(), String::new());
+    set.range(from..)
+        .next()
+        .filter(|(f, _)| f == first)
+        .map(|(_, k)| k.as_str())
+}
+
+/// What the cross-group indexes hold about one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Summary {
+    live: bool,
+    /// The group's free space when it can take an upload.
+    usable: Option<u64>,
+}
+
+/// Every group's indexes and the cross-group ones.
+#[derive(Debug, Default)]
+pub struct Index {
+    reserved: Reserved,
+    /// All group names, in order: the group round robin's positions.
+    names: Vec<String>,
+    usable: BTreeSet<String>,
+    /// Usable groups, most free space first, then by name.
+    by_space: BTreeSet<(Reverse<u64>, String)>,
+    live: usize,
+    groups: HashMap<String, (GroupIndex, Summary)>,
+}
+
+impl Index {
+    pub fn reserved(&self) -> &Reserved {
+        &self.reserved
+    }
+
+    /// Indexes `groups` from scratch with `reserved`.
+    pub fn rebuild(&mut self, groups: &BTreeMap<String, Group>, reserved: Reserved) {
+        *self = Index {
+            reserved,
+            ..Index::default()
+        };
+        for g in groups.values() {
+            for key in g.storages.keys() {
+                self.update(g, key);
+            }
+            self.ensure_group(&g.name);
+        }
+    }
+
+    fn ensure_group(&mut self, name: &str) {
+        if !self.groups.contains_key(name) {
+            insert_sorted(&mut self.names, name);
+            self.groups.insert(name.to_string(), Default::default());
+        }
+    }
+
+    /// Brings storage `key` of `g` in line with the view (also when it is new or gone).
+    pub fn update(&mut self, g: &Group, key: &str) {
+        self.ensure_group(&g.name);
+        let reserved = self.reserved;
+        if let Some((gi, _)) = self.groups.get_mut(&g.name) {
+            gi.update(key, g.storages.get(key), &reserved);
+        }
+        self.resummarise(&g.name);
+    }
+
+    /// Storage `key` of `group` now has synced from `src` up to `new` (was `old`).
+    pub fn synced(&mut self, group: &str, key: &str, src: &str, old: Option<u32>, new: u32) {
+        if let Some((gi, _)) = self.groups.get_mut(group) {
+            gi.synced(key, src, old, new);
+        }
+    }
+
+    pub fn remove_group(&mut self, name: &str) {
+        if let Some((_, s)) = self.groups.remove(name) {
+            self.unsummarise(name, s);
+            remove_sorted(&mut self.names, name);
+        }
+    }
+
+    fn unsummarise(&mut self, name: &str, s: Summary) {
+        if s.live {
+            self.live -= 1;
+        }
+        if let Some(free) = s.usable {
+            self.usable.remove(name);
+            self.by_space.remove(&(Reverse(free), name.to_string()));
+        }
+    }
+
+    fn resummarise(&mut self, name: &str) {
+        let reserved = self.reserved;
+        let Some((gi, old)) = self.groups.get_mut(name) else {
+            return;
+        };
+        let new = Summary {
+            live: gi.active_len() > 0,
+            usable: gi.refusal(&reserved).is_none().then(|| gi.space().1),
+        };
+        let old = std::mem::replace(old, new);
+        if old == new {
+            return;
+        }
+        self.unsummarise(name, old);
+        if new.live {
+            self.live += 1;
+        }
+        if let Some(free) = new.usable {
+            self.usable.insert(name.to_string());
+            self.by_space.insert((Reverse(free), name.to_string()));
+        }
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupIndex> {
+        self.groups.get(name).map(|(gi, _)| gi)
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The group at position `i` of the name order.
+    pub fn name_at(&self, i: usize) -> Option<&str> {
+        self.names.get(i).map(String::as_str)
+    }
+
+    /// Position of group `name` in the name order.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+    }
+
+    /// The first group at or after `name` (in name order) that can take an upload.
+    pub fn usable_from(&self, name: &str) -> Option<&str> {
+        self.usable
+            .range::<str, _>((std::ops::Bound::Included(name), std::ops::Bound::Unbounded))
+            .next()
+            .map(String::as_str)
+    }
+
+    pub fn first_usable(&self) -> Option<&str> {
+        self.usable.first().map(String::as_str)
+    }
+
+    /// The usable group with the most free space (the first by name among equals).
+    pub fn most_free(&self) -> Option<&str> {
+        self.by_space.first().map(|(_, n)| n.as_str())
+    }
+
+    /// Whether some group has an ACTIVE storage.
+    pub fn any_live(&self) -> bool {
+        self.live > 0
+    }
+}

@@ -1,0 +1,156 @@
+//! The selection rules answered from the cluster's indexes (`tracker::index`): O(log n) in the
+//! number of groups and of storages in a group, with the same answers and cursor moves as
+//! `scan` (held to it by the property tests in `tests`).
+
+use super::{next_in, Selector};
+use crate::config::{DownloadServer, StoreLookup, StoreServer};
+use crate::proto::cmd::errno;
+use crate::proto::fileid::{RemoteName, Source};
+use crate::tracker::cluster::{Cluster, Errno, Group, StorageNode};
+use crate::tracker::index::GroupIndex;
+
+/// The storage a file name says it was uploaded to (the first with that id or address).
+pub(super) fn source_of<'a>(
+    g: &'a Group,
+    gi: &GroupIndex,
+    name: &RemoteName,
+) -> Option<&'a StorageNode> {
+    let key = match name.info.source {
+        Source::Id(id) => gi.by_id(&id.to_string()),
+        Source::Ip(ip) => gi.by_ip(&ip.to_string()),
+    };
+    key.and_then(|k| g.storages.get(k))
+}
+
+impl Selector {
+    /// `store_lookup` over every group (no group named).
+    pub(super) fn index_pick_group<'a>(
+        &mut self,
+        cluster: &'a Cluster,
+    ) -> Result<&'a Group, Errno> {
+        let ix = cluster.index();
+        let n = ix.group_count();
+        if n == 0 {
+            return Err(errno::ENOENT);
+        }
+        let round_robin = self.cfg.store_lookup != StoreLookup::LoadBalance;
+        let name = if round_robin {
+            let start = ix.name_at(self.group_cursor % n).unwrap_or_default();
+            ix.usable_from(start).or_else(|| ix.first_usable())
+        } else {
+            ix.most_free()
+        };
+        let Some(name) = name else {
+            // ENOSPC when some group has live storages but no room, ENOENT when none is live.
+            return Err(if ix.any_live() {
+                errno::ENOSPC
+            } else {
+                errno::ENOENT
+            });
+        };
+        if round_robin {
+            self.group_cursor = ix.position(name).map_or(0, |i| i + 1);
+        }
+        cluster.groups.get(name).ok_or(errno::ENOENT)
+    }
+
+    pub(super) fn index_peek_server<'a>(
+        &self,
+        g: &'a Group,
+        gi: &GroupIndex,
+    ) -> Result<&'a StorageNode, Errno> {
+        let n = gi.writable_len();
+        if n == 0 {
+            return Err(errno::ENOSPC);
+        }
+        let key = match self.cfg.store_server {
+            StoreServer::RoundRobin => {
+                let c = self.server_cursor.get(&g.name).copied().unwrap_or(0);
+                gi.writable_at(c % n)
+            }
+            StoreServer::FirstByIp => gi.first_by_addr(),
+            StoreServer::ByPriority => gi.first_by_priority(),
+        };
+        key.and_then(|k| g.storages.get(k)).ok_or(errno::ENOSPC)
+    }
+
+    /// The storage QUERY_FETCH_ONE answers (moving the read round robin as `scan_readers`
+    /// does), or None when only a scan can tell: some but not all storages have synced the file.
+    pub(super) fn index_reader<'a>(
+        &mut self,
+        g: &'a Group,
+        gi: &GroupIndex,
+        name: &RemoteName,
+        unix_now: i64,
+    ) -> Option<Result<&'a StorageNode, Errno>> {
+        let src = source_of(g, gi, name);
+        let src_active = src.filter(|s| s.is_active());
+        if name.info.is_appender() || name.is_slave() {
+            if let Some(s) = src_active {
+                return Some(Ok(s));
+            }
+        }
+        let everyone = match src {
+            // A source this tracker never saw: nothing to compare sync positions with.
+            None => true,
+            Some(src) => self.others_can_serve(gi, src, src_active.is_some(), name, unix_now)?,
+        };
+        if !everyone {
+            if let Some(s) = src_active {
+                return Some(Ok(s));
+            }
+            // Nobody is known to have it: every ACTIVE storage is offered.
+        }
+        let n = gi.active_len();
+        let i = match (n, self.cfg.download_server, src_active) {
+            (0, _, _) => return Some(Err(errno::ENOENT)),
+            (1, _, _) => 0,
+            (_, DownloadServer::SourceFirst, Some(s)) => return Some(Ok(s)),
+            _ => next_in(&mut self.read_cursor, &g.name, n),
+        };
+        Some(
+            gi.active_at(i)
+                .and_then(|k| g.storages.get(k))
+                .ok_or(errno::ENOENT),
+        )
+    }
+
+    /// Whether every ACTIVE storage besides the source can serve the file (Some(true)), none
+    /// can (Some(false)), or some can (None), from the spread of their sync positions.
+    fn others_can_serve(
+        &self,
+        gi: &GroupIndex,
+        src: &StorageNode,
+        src_active: bool,
+        name: &RemoteName,
+        unix_now: i64,
+    ) -> Option<bool> {
+        let created = name.info.create_time as i64;
+        let age = unix_now - created;
+        if self.cfg.sync_max_delay > 0 && age > self.cfg.sync_max_delay {
+            return Some(true);
+        }
+        // `can_serve`: synced past the file's second, or up to it once the file is old enough.
+        let least = if age > self.cfg.sync_max_time {
+            created - 1
+        } else {
+            created + 1
+        };
+        let others = gi.active_len() - usize::from(src_active);
+        let Some(synced) = gi.synced_from(&src.id) else {
+            return Some(others == 0);
+        };
+        // The source's own position for itself (if any) is not another storage's.
+        let own = src_active
+            .then(|| src.synced_from.get(&src.id).copied())
+            .flatten();
+        let (count, min, max) = synced.without(own);
+        if max.is_none_or(|m| (m as i64) < least) {
+            return Some(false);
+        }
+        if count == others && min.is_some_and(|m| m as i64 >= least) {
+            return Some(true);
+        }
+        None
+    }
+}
