@@ -76,7 +76,7 @@ pub fn kept_capabilities(cfg: &crate::config::Config) -> Vec<caps::Capability> {
         }
     }
     if let Some(g) = &cfg.gateway {
-        ports.push(g.listen.port());
+        ports.extend(g.effective_listeners().iter().map(|l| l.listen.port()));
     }
     if ports.iter().any(|p| *p != 0 && *p < 1024) {
         keep.push(CAP_NET_BIND_SERVICE);

@@ -660,3 +660,50 @@ async fn files_up_to_max_size_download_uncached_when_they_do_not_fit() {
     gw.run.shutdown().await;
     a.shutdown().await;
 }
+
+/// Issue 22.1: one gateway serves every URL shape of the seeds at once (000: `/dfs` on :80 and
+/// no prefix on :8000; 003: `/fastdfs`), one cache behind all of them.
+#[tokio::test]
+async fn several_listeners_each_with_its_prefixes_share_one_cache() {
+    let c = cluster_with_files(&[2000]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let cfg = gw_config(
+        "listeners:\n  - listen: 127.0.0.1:0\n    prefixes: [/dfs, /fastdfs]\n  - listen: 127.0.0.1:0\n  - listen: 127.0.0.1:0\n    prefixes: [/dfs, \"\"]\ncache: {}\n",
+    );
+    let g = Gateway::bind_with_directory(&cfg, data.path(), dir)
+        .await
+        .unwrap();
+    let addrs = g.local_addrs();
+    assert_eq!(addrs.len(), 3);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(g.serve(stop.clone()));
+    let id = &c.ids[0];
+    let (front, bare, both) = (addrs[0], addrs[1], addrs[2]);
+    let r = get(front, &format!("/dfs/group1/{id}")).await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(r.body, c.contents[0]);
+    for (addr, url) in [
+        (front, format!("/fastdfs/group1/{id}")),
+        (bare, format!("/group1/{id}")),
+        (both, format!("/group1/{id}")),
+        (both, format!("/dfs/group1/{id}")),
+    ] {
+        let r = get(addr, &url).await;
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")), "{url}");
+        assert_eq!(r.body, c.contents[0]);
+    }
+    assert_eq!(
+        Counters::get(&a_n.requests),
+        1,
+        "one cache behind every listener"
+    );
+    assert_eq!(get(front, &format!("/group1/{id}")).await.status, 404);
+    // Without a prefix `/dfs` reads as a group and the rest is no file name.
+    assert_eq!(get(bare, &format!("/dfs/group1/{id}")).await.status, 400);
+    assert_eq!(get(front, &format!("/dfsx/group1/{id}")).await.status, 404);
+    stop.cancel();
+    let _ = task.await;
+    a.shutdown().await;
+}

@@ -748,6 +748,10 @@ pub struct GatewayConfig {
     /// URL prefix such as `/dfs` in front of `/<group>/M00/...`.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// Several listeners, each with its own prefixes (`:80` with `/dfs`, `:8000` with none), so
+    /// one node serves every URL shape of a site. When given, `listen` and `prefix` are unused.
+    #[serde(default)]
+    pub listeners: Vec<GatewayListener>,
     pub trackers: Vec<String>,
     /// How often the group/storage list is refreshed from the trackers.
     #[serde(default = "default_refresh")]
@@ -777,6 +781,46 @@ pub struct GatewayConfig {
     /// served, and left out of cache keys. Without it, tokened requests bypass the cache.
     #[serde(default)]
     pub anti_steal: Option<AntiStealConfig>,
+}
+
+/// One address of the gateway and the URL prefixes it serves (none: `/<group>/M00/...`; `""` or
+/// `/` in the list also accepts the bare shape beside the prefixed ones).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayListener {
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+impl GatewayListener {
+    /// The prefixes to strip, longest first, `""` standing for "no prefix".
+    pub fn effective_prefixes(&self) -> Vec<String> {
+        let mut v: Vec<String> = if self.prefixes.is_empty() {
+            vec![String::new()]
+        } else {
+            self.prefixes
+                .iter()
+                .map(|p| if p == "/" { String::new() } else { p.clone() })
+                .collect()
+        };
+        v.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        v.dedup();
+        v
+    }
+}
+
+impl GatewayConfig {
+    /// `listeners`, or the single `listen` + `prefix` of the older form.
+    pub fn effective_listeners(&self) -> Vec<GatewayListener> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![GatewayListener {
+            listen: self.listen,
+            prefixes: self.prefix.iter().cloned().collect(),
+        }]
+    }
 }
 
 fn default_gateway_listen() -> SocketAddr {

@@ -186,7 +186,9 @@ pub fn probe_target_component(p: &ProbeConfig, cfg: &Config) -> Option<String> {
         }
     }
     if let Some(g) = &cfg.gateway {
-        candidates.push(("gateway", g.listen.port()));
+        for l in g.effective_listeners() {
+            candidates.push(("gateway", l.listen.port()));
+        }
     }
     candidates
         .into_iter()
@@ -482,15 +484,29 @@ fn check_storage(v: &mut V, s: &StorageConfig) {
     }
 }
 
+fn check_prefix(v: &mut V, at: String, p: &str) {
+    if !p.starts_with('/') {
+        v.err(at, format!("must start with '/', got {p:?}"));
+    } else if p.len() > 1 && p.ends_with('/') {
+        v.err(at, format!("must not end with '/', got {p:?}"));
+    }
+}
+
 fn check_gateway(v: &mut V, g: &GatewayConfig, cfg: &Config) {
     if let Some(p) = &g.prefix {
-        if !p.starts_with('/') {
-            v.err("gateway.prefix", format!("must start with '/', got {p:?}"));
-        } else if p.len() > 1 && p.ends_with('/') {
+        check_prefix(v, "gateway.prefix".into(), p);
+        if !g.listeners.is_empty() {
             v.err(
                 "gateway.prefix",
-                format!("must not end with '/', got {p:?}"),
+                "unused when gateway.listeners is given: set listeners[].prefixes",
             );
+        }
+    }
+    for (i, l) in g.listeners.iter().enumerate() {
+        for (j, p) in l.prefixes.iter().enumerate() {
+            if !p.is_empty() {
+                check_prefix(v, format!("gateway.listeners[{i}].prefixes[{j}]"), p);
+            }
         }
     }
     if g.trackers.is_empty() {
@@ -555,7 +571,9 @@ fn check_listen_conflicts(v: &mut V, cfg: &Config) {
         }
     }
     if let Some(g) = &cfg.gateway {
-        listens.push(("gateway.listen", g.listen));
+        for l in g.effective_listeners() {
+            listens.push(("gateway.listen", l.listen));
+        }
     }
     for (i, (pa, a)) in listens.iter().enumerate() {
         for (pb, b) in &listens[..i] {

@@ -70,7 +70,8 @@ enum DirectoryKind {
 }
 
 pub struct Gateway {
-    listener: tokio::net::TcpListener,
+    /// Each bound address with the prefixes it serves (longest first, `""` = none).
+    listeners: Vec<(tokio::net::TcpListener, Arc<[String]>)>,
     cfg: GatewayConfig,
     directory: DirectoryKind,
     cache: Option<Arc<Cache>>,
@@ -120,9 +121,10 @@ impl Gateway {
             .map(|s| purge::Cidr::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("gateway.{e}"))?;
-        if let Some(p) = &cfg.prefix {
-            if !p.starts_with('/') || p.ends_with('/') || p.contains("..") {
-                anyhow::bail!("gateway.prefix {p:?}: must look like /dfs");
+        let wanted = cfg.effective_listeners();
+        for p in wanted.iter().flat_map(|l| l.effective_prefixes()) {
+            if !p.is_empty() && (!p.starts_with('/') || p.ends_with('/') || p.contains("..")) {
+                anyhow::bail!("gateway prefix {p:?}: must look like /dfs");
             }
         }
         let cache = match &cfg.cache {
@@ -134,11 +136,15 @@ impl Gateway {
             }
             None => None,
         };
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("gateway.listen {}: {e}", cfg.listen))?;
+        let mut listeners = Vec::new();
+        for l in &wanted {
+            let listener = tokio::net::TcpListener::bind(l.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("gateway listen {}: {e}", l.listen))?;
+            listeners.push((listener, l.effective_prefixes().into()));
+        }
         Ok(Gateway {
-            listener,
+            listeners,
             upstreams: Arc::new(Upstreams::new(&cfg.upstream, cfg.weights.clone())),
             cfg: cfg.clone(),
             directory,
@@ -155,10 +161,17 @@ impl Gateway {
         self
     }
 
+    /// The first listener's address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.local_addrs()[0]
+    }
+
+    /// Every listener's address, in configuration order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .map(|(l, _)| l.local_addr().expect("bound listener has an address"))
+            .collect()
     }
 
     pub fn counters(&self) -> Arc<Counters> {
@@ -205,7 +218,16 @@ impl Gateway {
         }
         let mut limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
         limits.send_timeout = self.cfg.send_timeout.get();
-        let prefix = self.cfg.prefix.clone().unwrap_or_default();
+        let all_prefixes: Vec<String> = {
+            let mut v: Vec<String> = self
+                .listeners
+                .iter()
+                .flat_map(|(_, p)| p.iter().cloned())
+                .collect();
+            v.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            v.dedup();
+            v
+        };
         let state = Arc::new(State {
             body_timeout: self.cfg.body_timeout.get(),
             expires: self.cfg.expires.map(|d| d.get().as_secs()),
@@ -214,7 +236,7 @@ impl Gateway {
                 HeaderValue::from_static(""),
                 HeaderValue::from_static(""),
             )),
-            prefix,
+            all_prefixes,
             purge_allow: self.purge_allow,
             anti_steal: self.cfg.anti_steal.clone(),
             directory,
@@ -222,17 +244,20 @@ impl Gateway {
             cache: self.cache,
             counters: self.counters.clone(),
         });
-        server::serve(
-            self.listener,
-            limits,
-            self.counters,
-            shutdown,
-            self.observer.wrap(move |req, peer| {
-                let state = state.clone();
-                async move { state.handle(req, peer).await }
-            }),
-        )
-        .await
+        let servers = self.listeners.into_iter().map(|(listener, prefixes)| {
+            let state = state.clone();
+            server::serve(
+                listener,
+                limits.clone(),
+                self.counters.clone(),
+                shutdown.clone(),
+                self.observer.clone().wrap(move |req, peer| {
+                    let (state, prefixes) = (state.clone(), prefixes.clone());
+                    async move { state.handle(req, peer, &prefixes).await }
+                }),
+            )
+        });
+        futures::future::try_join_all(servers).await.map(|_| ())
     }
 }
 
@@ -241,13 +266,22 @@ struct State {
     expires: Option<u64>,
     /// (second, Expires, Cache-Control) rendered once per second rather than per response.
     expires_headers: std::sync::Mutex<(u64, HeaderValue, HeaderValue)>,
-    prefix: String,
+    /// Every prefix of every listener: a purge may name any of them, or none.
+    all_prefixes: Vec<String>,
     purge_allow: Vec<purge::Cidr>,
     anti_steal: Option<crate::config::AntiStealConfig>,
     directory: Arc<dyn ClusterDirectory>,
     upstreams: Arc<Upstreams>,
     cache: Option<Arc<Cache>>,
     counters: Arc<Counters>,
+}
+
+/// The path below the first of `prefixes` (longest first, `""` = none) that it starts with.
+fn strip_prefix<'a>(path: &'a str, prefixes: &[String]) -> Option<&'a str> {
+    prefixes.iter().find_map(|p| {
+        path.strip_prefix(p.as_str())
+            .filter(|rest| rest.starts_with('/'))
+    })
 }
 
 fn has_body(h: &HeaderMap) -> bool {
@@ -272,7 +306,12 @@ impl State {
         body::text(status, why)
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        prefixes: &[String],
+    ) -> Response<Body> {
         let target_len = req
             .uri()
             .path_and_query()
@@ -329,9 +368,8 @@ impl State {
                 return r;
             }
         };
-        let inner = match path_str.strip_prefix(self.prefix.as_str()) {
-            Some(rest) if rest.starts_with('/') => rest,
-            _ => return body::text(StatusCode::NOT_FOUND, "not found"),
+        let Some(inner) = strip_prefix(path_str, prefixes) else {
+            return body::text(StatusCode::NOT_FOUND, "not found");
         };
         let dl = match path::parse_download_path(inner, true) {
             Ok(d) => d,
@@ -424,10 +462,7 @@ impl State {
         };
         // The prefix is optional here: the seeds purge `/purge/group1/M00/...` on a gateway
         // that serves `/dfs/group1/M00/...`.
-        let inner = match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) if !self.prefix.is_empty() && rest.starts_with('/') => rest,
-            _ => path,
-        };
+        let inner = strip_prefix(path, &self.all_prefixes).unwrap_or(path);
         let key = match path::parse_download_path(inner, true) {
             Ok(dl) => cache::policy::key_text(
                 dl.group.as_deref().unwrap_or_default(),

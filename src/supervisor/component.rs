@@ -198,7 +198,7 @@ impl Component for Gateway {
                 let src = crate::metrics::CacheSource(cache);
                 self.env.metrics.set_source("gateway_cache", Arc::new(src));
             }
-            tracing::info!(addr = %s.local_addr(), "gateway listening");
+            tracing::info!(addrs = ?s.local_addrs(), "gateway listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
     }
