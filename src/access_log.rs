@@ -216,7 +216,8 @@ fn esc(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// One FastDFS request, in the spirit of FastDFS's access log (`use_access_log`): client,
-/// time, command, status (errno), bytes of file content, time taken, and the file ID if any.
+/// time, command, status (errno), request length in bytes (as C's `request_length`), time
+/// taken, and the file ID if any.
 pub fn format_protocol(
     remote: &str,
     time: std::time::SystemTime,

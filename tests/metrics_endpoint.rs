@@ -26,9 +26,10 @@ fn free_port() -> u16 {
 
 fn start(dir: &Path, port: u16, status: u16) -> Node {
     let yaml = format!(
-        "node: metrics-test\ndata_dir: \"{}\"\nlog: {{ level: warn }}\nstatus: {{ listen: \"127.0.0.1:{status}\" }}\n\
+        "node: metrics-test\ndata_dir: \"{}\"\nlog: {{ level: warn, protocol_log: \"{}\" }}\nstatus: {{ listen: \"127.0.0.1:{status}\" }}\n\
          storage:\n  group: group1\n  listen: 127.0.0.1:{port}\n  trackers: [\"127.0.0.1:1\"]\n  store_paths: [\"{}\"]\n  reserved_storage_space: 0%\n",
         dir.join("data").display(),
+        dir.join("protocol.log").display(),
         dir.join("store0").display()
     );
     let path = dir.join("ha.yaml");
@@ -87,7 +88,15 @@ async fn metrics_families_exist_and_storage_counters_move() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let addr = format!("127.0.0.1:{status}");
-    let before = get(&addr, "/metrics").expect("scrape");
+    // The supervisor publishes a component's state after the component answers: wait for it.
+    let running = "fdfs_ha_component_state{component=\"storage\",state=\"running\"} 1";
+    let before = loop {
+        let text = get(&addr, "/metrics").expect("scrape");
+        if text.contains(running) || t0.elapsed() > Duration::from_secs(20) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     for family in [
         "# TYPE fdfs_ha_component_state gauge",
         "# TYPE fdfs_ha_component_restarts counter",
@@ -118,7 +127,15 @@ async fn metrics_families_exist_and_storage_counters_move() {
     let back = conn.download(&f.group, &f.filename, 0, 0).await.unwrap();
     assert_eq!(back, data);
 
-    let after = get(&addr, "/metrics").expect("scrape");
+    // A download is counted once its last byte is written, which the client may see first.
+    let t1 = Instant::now();
+    let after = loop {
+        let text = get(&addr, "/metrics").expect("scrape");
+        if sample(&text, down_ok) == Some(1.0) || t1.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(sample(&after, up_ok), Some(1.0), "{after}");
     assert_eq!(sample(&after, down_ok), Some(1.0), "{after}");
     assert_eq!(sample(&after, up_bytes), Some(10_000.0), "{after}");
@@ -132,6 +149,23 @@ async fn metrics_families_exist_and_storage_counters_move() {
     );
     assert!(after.ends_with("# EOF\n"));
 
+    // The protocol access log has the client's upload and download, not its ACTIVE_TEST.
+    let t2 = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(dir.path().join("protocol.log")).unwrap();
+        if log.lines().count() >= 2 || t2.elapsed() > Duration::from_secs(5) {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].starts_with("127.0.0.1 [") && lines[0].contains("] upload_file 0 "),
+        "{log}"
+    );
+    assert!(lines[1].contains("] download_file 0 "), "{log}");
+
     // The status document and its text rendering show the storage: group, store path, free space.
     let doc: serde_json::Value =
         serde_json::from_str(&get(&addr, "/status").expect("status")).unwrap();
@@ -140,6 +174,54 @@ async fn metrics_families_exist_and_storage_counters_move() {
     assert!(text.contains("Storage: group group1"), "{text}");
     assert!(
         text.contains("store path") && text.contains("MB of"),
+        "{text}"
+    );
+}
+
+/// A tracker counts its requests by command and result, and times them.
+#[tokio::test]
+async fn tracker_requests_are_counted_by_command_and_result() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (port, status) = (free_port(), free_port());
+    let yaml = format!(
+        "node: metrics-tracker\ndata_dir: \"{}\"\nlog: {{ level: warn }}\nstatus: {{ listen: \"127.0.0.1:{status}\" }}\n\
+         tracker:\n  listen: 127.0.0.1:{port}\n",
+        dir.path().join("data").display(),
+    );
+    let path = dir.path().join("ha.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let _node = Node(
+        Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    let mut conn = loop {
+        if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            break c;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "tracker did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // No storage has joined: both queries are refused with ENOENT, and counted as such.
+    for _ in 0..2 {
+        let refused = fdfs_ha::client::tracker::query_store(&mut conn, None).await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+    let addr = format!("127.0.0.1:{status}");
+    let text = get(&addr, "/metrics").expect("scrape");
+    let series =
+        "fdfs_ha_tracker_requests_total{command=\"query_store_without_group_one\",result=\"ENOENT\"}";
+    assert_eq!(sample(&text, series), Some(2.0), "{text}");
+    assert!(
+        text.contains("# TYPE fdfs_ha_tracker_request_duration_seconds histogram"),
         "{text}"
     );
 }

@@ -456,10 +456,46 @@ pub async fn monitor(client: &FdfsClient) -> Result<String, ClientError> {
                 st.stats.get("total_download_count").unwrap_or(0),
                 if st.src_id.is_empty() { "-" } else { st.src_id.as_str() },
             );
+            s.push_str(&storage_times(&st, unix_now()));
             s.push_str(&sync_lag_lines(&st.ip, st.storage_port, MONITOR_STORAGE_TIMEOUT).await);
         }
     }
     Ok(s)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A Unix time as a date and how long before `now` it was; `never` for 0 (FastDFS's "unset").
+pub fn when(unix: i64, now: i64) -> String {
+    if unix <= 0 {
+        return "never".to_string();
+    }
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(unix as u64);
+    let date = crate::access_log::clf_time(t);
+    match now - unix {
+        d if d >= 0 => format!("{date} ({d} s ago)"),
+        d => format!("{date} ({} s ahead of this host's clock)", -d),
+    }
+}
+
+/// The times fdfs_monitor prints for a storage, as dates with what each one is.
+fn storage_times(st: &crate::proto::tracker::StorageStat, now: i64) -> String {
+    let stat = |name| st.stats.get(name).unwrap_or(0);
+    format!(
+        "    joined the group {}; running since {}; last heartbeat {}\n    \
+         has every peer's file created before {}; last file from a client {}, from a peer {}\n",
+        when(st.join_time, now),
+        when(st.up_time, now),
+        when(stat("last_heart_beat_time"), now),
+        when(stat("last_synced_timestamp"), now),
+        when(stat("last_source_update"), now),
+        when(stat("last_sync_update"), now),
+    )
 }
 
 /// Per-peer replication lag, asked from the storage itself (SYNC_STATUS_QUERY); one line
@@ -505,7 +541,11 @@ pub fn format_sync_report(r: &crate::proto::sync::SyncReport) -> String {
         );
     }
     for (src, ts) in &r.synced_from {
-        let _ = writeln!(s, "    synced from {src} up to {ts}");
+        let _ = writeln!(
+            s,
+            "    has every file {src} created before {}",
+            when(i64::from(*ts), unix_now())
+        );
     }
     s
 }
@@ -661,5 +701,31 @@ mod tests {
             progress_line("download", 5, 0),
             "download: 0.0/0.0 MiB (100%)"
         );
+    }
+
+    #[test]
+    fn monitor_times_are_dates_with_their_meaning() {
+        assert_eq!(when(0, 100), "never");
+        assert_eq!(
+            when(1_764_892_800, 1_764_892_812),
+            "05/Dec/2025:00:00:00 +0000 (12 s ago)"
+        );
+        assert!(when(200, 100).ends_with("(100 s ahead of this host's clock)"));
+        let mut st = crate::proto::tracker::StorageStat {
+            join_time: 1_764_892_800,
+            ..Default::default()
+        };
+        st.stats.counters[crate::proto::tracker::STAT_LAST_HEART_BEAT_TIME] = 1_764_892_810;
+        let text = storage_times(&st, 1_764_892_812);
+        assert!(
+            text.contains("joined the group 05/Dec/2025:00:00:00 +0000 (12 s ago)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("last heartbeat 05/Dec/2025:00:00:10 +0000 (2 s ago)"),
+            "{text}"
+        );
+        assert!(text.contains("running since never"), "{text}");
+        assert!(!text.contains("1764892"), "no raw Unix time: {text}");
     }
 }

@@ -66,8 +66,9 @@ pub struct LogConfig {
     /// cache status): `off`, `stdout` or a file path. Files are reopened on SIGUSR1.
     #[serde(default = "default_off")]
     pub access_log: String,
-    /// FastDFS protocol requests of tracker and storage (FastDFS's `use_access_log`): `off`,
-    /// `stdout` or a file path.
+    /// Clients' FastDFS requests to the storage, one line each, as FastDFS's `use_access_log`
+    /// (peers' sync traffic is not logged, nor tracker requests: C has no tracker access log):
+    /// `off`, `stdout` or a file path. Files are reopened on SIGUSR1.
     #[serde(default = "default_off")]
     pub protocol_log: String,
 }

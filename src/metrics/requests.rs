@@ -19,7 +19,7 @@ fn new_histogram() -> Histogram {
 }
 
 /// Requests of one server, labelled `command` and `result`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Requests {
     component: &'static str,
     count: Family<L, Counter>,

@@ -29,6 +29,7 @@ impl Source for TrackerSource {
                 }
             }
         }
+        t.requests.register(reg);
         reg.register(
             "tracker_storages",
             "storages the tracker knows, by group and status",

@@ -241,6 +241,8 @@ pub struct StorageState {
     stats: Stats,
     /// Per command: count, latency (the `/metrics` families; `stats` are the tracker's).
     requests: crate::metrics::Requests,
+    /// Clients' requests, one line each (`log.protocol_log`; set once by the supervisor).
+    protocol_log: std::sync::OnceLock<crate::access_log::AccessLog>,
     join_time: u64,
     up_time: u64,
     port: u16,
@@ -310,6 +312,7 @@ impl StorageState {
             )?;
         Ok(StorageState {
             requests: crate::metrics::Requests::new("storage"),
+            protocol_log: std::sync::OnceLock::new(),
             cfg: cfg.clone(),
             node: node.to_string(),
             store,
@@ -492,6 +495,15 @@ impl StorageState {
 
     pub fn requests(&self) -> &crate::metrics::Requests {
         &self.requests
+    }
+
+    /// Where clients' requests are logged; the first call wins (the supervisor's, at start).
+    pub fn set_protocol_log(&self, log: crate::access_log::AccessLog) {
+        let _ = self.protocol_log.set(log);
+    }
+
+    pub fn protocol_log(&self) -> Option<&crate::access_log::AccessLog> {
+        self.protocol_log.get().filter(|l| l.enabled())
     }
 
     pub fn stats(&self) -> &Stats {

@@ -67,6 +67,7 @@ pub fn from_config(cfg: &Config, env: &ComponentEnv) -> Vec<ComponentSpec> {
                 cfg: s.clone(),
                 node: cfg.node.clone(),
                 metrics: env.metrics.clone(),
+                protocol_log: env.logs.protocol.clone(),
             }),
         });
         if s.http.is_some() {
@@ -133,6 +134,7 @@ struct Storage {
     cfg: StorageConfig,
     node: String,
     metrics: crate::metrics::Metrics,
+    protocol_log: crate::access_log::AccessLog,
 }
 
 impl Component for Storage {
@@ -141,6 +143,7 @@ impl Component for Storage {
             let s = crate::storage::StorageServer::bind(&self.cfg, &self.node).await?;
             tracing::info!(addr = %s.local_addr(), "storage listening");
             let state = s.state();
+            state.set_protocol_log(self.protocol_log.clone());
             let source = crate::metrics::StorageSource {
                 requests: state.requests().clone(),
                 state,

@@ -88,6 +88,8 @@ pub struct Tracker {
     pub ip_size: usize,
     pub state: Mutex<State>,
     pub counters: Counters,
+    /// Requests by command and result, with latency (`fdfs_ha_tracker_requests_total`, ...).
+    pub requests: crate::metrics::Requests,
     next_conn_id: AtomicU64,
 }
 
@@ -149,6 +151,7 @@ impl Tracker {
                 peers: Default::default(),
             }),
             counters: Counters::default(),
+            requests: crate::metrics::Requests::new("tracker"),
             next_conn_id: AtomicU64::new(1),
         }
     }
@@ -237,11 +240,18 @@ impl Tracker {
     ) -> Reply {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let reply = self.dispatch(conn, command, body, now, unix);
-        if let Reply::Send { status, .. } = &reply {
-            if *status == errno::EINVAL {
-                self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        let result = match &reply {
+            Reply::Send { status, .. } => {
+                if *status == errno::EINVAL {
+                    self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+                }
+                errno::name(*status)
             }
-        }
+            Reply::Close => "closed",
+        };
+        let secs = now.elapsed().as_secs_f64();
+        self.requests
+            .observe(cmd::name(command), result.into(), 0, secs);
         reply
     }
 

@@ -139,6 +139,30 @@ struct Conn {
 }
 
 impl Conn {
+    /// One line in the protocol access log for a client's request, as FastDFS's
+    /// `use_access_log` (peers' sync traffic and ACTIVE_TEST are not clients' requests).
+    fn log_access(&self, h: &Header, status: u8, secs: f64) {
+        let Some(log) = self.state.protocol_log() else {
+            return;
+        };
+        if self.peer_storage_id.is_some() || h.cmd == cmd::ACTIVE_TEST {
+            return;
+        }
+        let ip = self
+            .peer
+            .rsplit_once(':')
+            .map_or(self.peer.as_str(), |(ip, _)| ip);
+        log.write(&crate::access_log::format_protocol(
+            ip,
+            std::time::SystemTime::now(),
+            cmd::name(h.cmd),
+            status,
+            h.pkg_len,
+            secs,
+            None,
+        ));
+    }
+
     async fn run(&mut self, shutdown: CancellationToken) {
         loop {
             let header = tokio::select! {
@@ -197,6 +221,7 @@ impl Conn {
                 0,
                 started.elapsed().as_secs_f64(),
             );
+            self.log_access(&h, status, started.elapsed().as_secs_f64());
             if !keep {
                 return;
             }
