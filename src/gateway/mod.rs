@@ -16,24 +16,23 @@
 pub mod balancer;
 pub mod cache;
 pub mod directory;
+mod fill;
 pub mod purge;
 pub mod upstream;
 
 use crate::config::GatewayConfig;
 use crate::http::body::{self, Body};
-use crate::http::file::{self, FileSource, Representation};
 use crate::http::path;
 use crate::http::server::{self, Counters, Limits};
 use crate::http::validators;
 use crate::storage::http::token;
-use cache::disk::{CachedEntry, EntryHeader};
 use cache::{Cache, Fill};
 use directory::{ClusterDirectory, DirectorySource, LiveDirectory, StorageNode};
-use futures::StreamExt;
+use fill::{fill, serve_entry, FillOutcome};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, BodyStream};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -46,7 +45,7 @@ use upstream::{TimeoutBody, Upstreams};
 const MAX_REQUEST_BODY: u64 = 64 * 1024;
 
 /// Response headers forwarded from storages and kept in cache entries.
-const KEPT_HEADERS: [HeaderName; 7] = [
+pub(crate) const KEPT_HEADERS: [HeaderName; 7] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::CONTENT_RANGE,
@@ -82,7 +81,7 @@ pub struct Gateway {
     observer: crate::http::observe::Observer,
 }
 
-fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     validators::unix_secs(SystemTime::now())
 }
 
@@ -584,142 +583,4 @@ impl State {
             }
         }
     }
-}
-
-/// What a cache fill produced.
-enum FillOutcome {
-    Stored(Arc<CachedEntry>),
-    /// Not cacheable (status without validity, no-store, too big): stream it to this client.
-    Pass(Response<Incoming>),
-    Failed(StatusCode, &'static str),
-}
-
-/// Fetches the whole object (HEAD and ranges become a plain GET, as nginx's cache does) and
-/// stores it when its status is cacheable.
-async fn fill(
-    upstreams: Arc<Upstreams>,
-    cache: Arc<Cache>,
-    nodes: Vec<StorageNode>,
-    target: String,
-    key_text: String,
-) -> FillOutcome {
-    let r = match upstreams
-        .fetch(&nodes, &Method::GET, &target, &HeaderMap::new())
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return FillOutcome::Failed(e.status(), "no storage answered"),
-    };
-    let status = r.status().as_u16();
-    let no_store = r.headers().contains_key(header::SET_COOKIE)
-        || r.headers()
-            .get(header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("no-store") || v.contains("private"));
-    let Some(valid_secs) = cache.validity(status).filter(|_| !no_store) else {
-        return FillOutcome::Pass(r);
-    };
-    let now = now_unix();
-    let mut headers = Vec::new();
-    for h in KEPT_HEADERS {
-        if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
-            continue;
-        }
-        if let Some(v) = r.headers().get(&h).and_then(|v| v.to_str().ok()) {
-            headers.push((h.as_str().to_string(), v.to_string()));
-        }
-    }
-    let head = EntryHeader {
-        key: key_text.clone(),
-        status,
-        headers,
-        expires: now + valid_secs,
-        created: now,
-    };
-    // An entry is its header plus the body: one that cannot fit is served uncached (as nginx
-    // does), never fetched into the cache and then refused.
-    let header_len = cache::disk::encode_header(&head).map_or(u64::MAX, |h| h.len() as u64);
-    let too_big = r
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n.saturating_add(header_len) > cache.max_size());
-    if too_big {
-        return FillOutcome::Pass(r);
-    }
-    let body = TimeoutBody::new(r.into_body(), upstreams.read_timeout());
-    let data = BodyStream::new(body).filter_map(|f| async move {
-        match f {
-            Ok(frame) => frame.into_data().ok().map(Ok),
-            Err(e) => Some(Err(e)),
-        }
-    });
-    match cache.store(&key_text, head, Box::pin(data), now).await {
-        Ok(entry) => FillOutcome::Stored(entry),
-        Err(e) => {
-            tracing::warn!(key = key_text, error = %e, "caching failed");
-            FillOutcome::Failed(StatusCode::BAD_GATEWAY, "storage transfer failed")
-        }
-    }
-}
-
-/// Validators of a 200 entry, from the storage's headers (or derived when it sent none).
-fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
-    let last_modified = entry
-        .header("last-modified")
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-        .map(validators::unix_secs)
-        .unwrap_or(entry.head.created);
-    cache::disk::Serving {
-        rep: Representation {
-            len: entry.body_len,
-            last_modified_unix: last_modified,
-            etag: entry
-                .header("etag")
-                .map(str::to_string)
-                .unwrap_or_else(|| validators::etag(last_modified, entry.body_len)),
-            content_type: entry
-                .header("content-type")
-                .and_then(|v| HeaderValue::from_str(v).ok())
-                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-        },
-        disposition: entry
-            .header("content-disposition")
-            .and_then(|v| HeaderValue::from_str(v).ok()),
-    }
-}
-
-/// Serves a cache entry: full HTTP semantics (ranges, 304) for 200 entries, verbatim otherwise.
-/// `None` when its file vanished.
-fn serve_entry(parts: &Parts, head_only: bool, entry: &CachedEntry) -> Option<Response<Body>> {
-    let f = std::fs::File::open(&entry.path).ok()?;
-    let src = FileSource {
-        file: f,
-        offset: entry.body_offset,
-    };
-    if entry.head.status == 200 {
-        let serving = entry.serving.get_or_init(|| serving_of(entry));
-        let mut r = file::respond(&parts.headers, head_only, &serving.rep, src);
-        if let Some(v) = &serving.disposition {
-            r.headers_mut()
-                .insert(header::CONTENT_DISPOSITION, v.clone());
-        }
-        return Some(r);
-    }
-    let body = if head_only {
-        body::empty()
-    } else {
-        file::file_body(src, 0, entry.body_len).ok()?
-    };
-    let mut r = Response::new(body);
-    *r.status_mut() = StatusCode::from_u16(entry.head.status).ok()?;
-    for (n, v) in &entry.head.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(n.as_str()), HeaderValue::from_str(v)) {
-            r.headers_mut().insert(n, v);
-        }
-    }
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body_len));
-    Some(r)
 }
