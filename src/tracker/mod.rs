@@ -13,10 +13,12 @@
 //! - `cluster`: the cluster view, a pure state machine.
 //! - `index`: the selection indexes `cluster` keeps in step with every change.
 //! - `select`: which group/storage/path serves an upload, a download or a change (pure).
-//! - `service`: connections, limits, dispatch of every tracker command.
+//! - `service`: connections, limits, the per-connection state every command sees.
+//! - `cmd`: one handler per command family, and the dispatch that picks it.
 //! - `persist`: the view on disk.
 
 pub mod cluster;
+mod cmd;
 pub mod index;
 pub mod peers;
 pub mod persist;

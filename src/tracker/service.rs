@@ -13,17 +13,12 @@
 //! or a body of the wrong shape gets EINVAL and the connection goes on. Each refusal is logged
 //! with its reason and counted in [`Counters`].
 
-use super::cluster::{identify, Cluster, Errno, Transition};
+use super::cluster::{Cluster, Errno, Transition};
 use super::select::{SelectConfig, Selector};
 use crate::config::{IdType, IpAddrSize, Reserved, TrackerConfig};
 use crate::proto::cmd::{self, errno};
 use crate::proto::connection::{read_header, write_response, ConnError};
-use crate::proto::tracker::{
-    decode_beat, decode_disk_usage, decode_group, decode_sync_report, FetchStorageIdsReply,
-    FetchStorageIdsReq, FetchTargets, FileQuery, GetMyIpReq, GroupStat, JoinReply, JoinReq,
-    ListStorageReq, ReportStatusReq, ServerListReply, StorageIdRecord, StorageStat, StoreTarget,
-    StoreTargets, SyncSource, SyncSrcReq, TrackerParams,
-};
+use crate::proto::tracker::{ServerListReply, TrackerParams};
 use crate::proto::{IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,10 +111,10 @@ pub enum Reply {
 }
 
 impl Reply {
-    fn ok(body: Vec<u8>) -> Self {
+    pub(super) fn ok(body: Vec<u8>) -> Self {
         Reply::Send { status: 0, body }
     }
-    fn err(status: Errno) -> Self {
+    pub(super) fn err(status: Errno) -> Self {
         Reply::Send {
             status,
             body: Vec::new(),
@@ -127,7 +122,7 @@ impl Reply {
     }
 }
 
-fn log_transitions<I: IntoIterator<Item = Transition>>(ts: I) {
+pub(super) fn log_transitions<I: IntoIterator<Item = Transition>>(ts: I) {
     for t in ts {
         tracing::info!(group = %t.group, storage = %t.key, from = t.from.name(), to = t.to.name(), "storage status");
     }
@@ -165,7 +160,7 @@ impl Tracker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug; the state is still consistent enough
         // to keep answering, so recover the guard instead of poisoning every later request.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -218,7 +213,7 @@ impl Tracker {
 
     /// The server-list reply for a joined storage: the group's briefs when they changed since
     /// they were last sent on this connection.
-    fn server_list(&self, state: &State, conn: &mut ConnState, group: &str) -> Vec<u8> {
+    pub(super) fn server_list(&self, state: &State, conn: &mut ConnState, group: &str) -> Vec<u8> {
         let mut reply = ServerListReply::default();
         if let Some(g) = state.cluster.groups.get(group) {
             if conn.sent_version != Some(g.version) {
@@ -239,7 +234,14 @@ impl Tracker {
         unix: i64,
     ) -> Reply {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let reply = self.dispatch(conn, command, body, now, unix);
+        let reply = super::cmd::dispatch(&mut super::cmd::Req {
+            tracker: self,
+            conn,
+            command,
+            body,
+            now,
+            unix,
+        });
         let result = match &reply {
             Reply::Send { status, .. } => {
                 if *status == errno::EINVAL {
@@ -253,366 +255,6 @@ impl Tracker {
         self.requests
             .observe(cmd::name(command), result.into(), 0, secs);
         reply
-    }
-
-    fn dispatch(
-        &self,
-        conn: &mut ConnState,
-        command: u8,
-        body: &[u8],
-        now: Instant,
-        unix: i64,
-    ) -> Reply {
-        macro_rules! decode {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(peer = %conn.peer_ip, command, error = %e, "malformed request refused");
-                        return Reply::err(errno::EINVAL);
-                    }
-                }
-            };
-        }
-        macro_rules! empty_body {
-            () => {
-                if !body.is_empty() {
-                    tracing::warn!(peer = %conn.peer_ip, command, len = body.len(), "request body must be empty");
-                    return Reply::err(errno::EINVAL);
-                }
-            };
-        }
-        macro_rules! joined {
-            () => {
-                match conn.storage.clone() {
-                    Some(v) => v,
-                    None => {
-                        tracing::warn!(peer = %conn.peer_ip, command, "storage command before JOIN");
-                        return Reply::err(errno::EINVAL);
-                    }
-                }
-            };
-        }
-        macro_rules! done {
-            ($r:expr) => {
-                match $r {
-                    Ok(v) => v,
-                    Err(status) => return Reply::err(status),
-                }
-            };
-        }
-        let ip_size = self.ip_size;
-        match command {
-            cmd::QUIT => Reply::Close,
-            cmd::ACTIVE_TEST => {
-                empty_body!();
-                Reply::ok(Vec::new())
-            }
-
-            // --- storage -> tracker ------------------------------------------------------------
-            cmd::STORAGE_GET_MY_IP => {
-                decode!(GetMyIpReq::decode(body));
-                Reply::ok(conn.peer_ip.clone().into_bytes())
-            }
-            cmd::STORAGE_PARAMETER_REQ => {
-                empty_body!();
-                Reply::ok(self.params().encode())
-            }
-            cmd::STORAGE_FETCH_STORAGE_IDS => {
-                let req = decode!(FetchStorageIdsReq::decode(body));
-                let all: Vec<StorageIdRecord> = self
-                    .cfg
-                    .storage_ids
-                    .iter()
-                    .map(|e| StorageIdRecord {
-                        id: e.id.clone(),
-                        group: e.group.clone(),
-                        addr: match e.port {
-                            Some(p) => format!("{}:{p}", e.ip),
-                            None => e.ip.clone(),
-                        },
-                    })
-                    .collect();
-                if all.is_empty() && !req.allow_empty {
-                    return Reply::err(errno::ENOENT);
-                }
-                let start = (req.start_index as usize).min(all.len());
-                Reply::ok(
-                    FetchStorageIdsReply {
-                        total: all.len() as u32,
-                        records: all[start..].to_vec(),
-                    }
-                    .encode(),
-                )
-            }
-            cmd::STORAGE_JOIN => {
-                let req: JoinReq = decode!(JoinReq::decode(body));
-                let who = match identify(
-                    self.cfg.use_storage_id,
-                    &self.cfg.storage_ids,
-                    &req.group,
-                    &req.storage_id,
-                    &conn.peer_ip,
-                    req.storage_port,
-                ) {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::warn!(peer = %conn.peer_ip, group = %req.group, id = %req.storage_id, errno = e, "storage refused at JOIN");
-                        return Reply::err(e);
-                    }
-                };
-                let mut st = self.lock();
-                let (status, src, t) = st.cluster.join(&who, &req, conn.id, now);
-                drop(st);
-                tracing::info!(group = %req.group, storage = %who.key, ip = %who.ip, port = req.storage_port, status = status.name(), "storage joined");
-                log_transitions(t);
-                conn.storage = Some((req.group.clone(), who.key));
-                conn.sent_version = None;
-                Reply::ok(
-                    JoinReply {
-                        status: status as u8,
-                        src_id: src.map(|s| s.src_id).unwrap_or_default(),
-                    }
-                    .encode(),
-                )
-            }
-            cmd::STORAGE_BEAT => {
-                let (group, key) = joined!();
-                let stats = decode!(decode_beat(body));
-                let mut st = self.lock();
-                let t = done!(st.cluster.beat(&group, &key, stats, now));
-                let out = self.server_list(&st, conn, &group);
-                drop(st);
-                log_transitions(t);
-                Reply::ok(out)
-            }
-            cmd::STORAGE_REPORT_DISK_USAGE => {
-                let (group, key) = joined!();
-                let paths = decode!(decode_disk_usage(body));
-                let mut st = self.lock();
-                let t = done!(st.cluster.disk_usage(&group, &key, paths, now));
-                let out = self.server_list(&st, conn, &group);
-                drop(st);
-                log_transitions(t);
-                Reply::ok(out)
-            }
-            cmd::STORAGE_SYNC_REPORT => {
-                let (group, key) = joined!();
-                let positions = decode!(decode_sync_report(body));
-                let mut st = self.lock();
-                done!(st.cluster.sync_report(&group, &key, &positions, now));
-                let out = self.server_list(&st, conn, &group);
-                Reply::ok(out)
-            }
-            cmd::STORAGE_CHANGELOG_REQ => {
-                // On its beat connection (empty body), or, from a C storage restarted after a
-                // crash, on a short connection with group 16 + storage id 16 and no JOIN
-                // (storage-sync.txt #711). Trackers here keep no changelog file: storages
-                // learn changes from BEAT replies, so the answer is always empty.
-                if conn.storage.is_none() && body.len() != 32 {
-                    return Reply::err(errno::EINVAL);
-                }
-                if conn.storage.is_some() && !body.is_empty() && body.len() != 32 {
-                    return Reply::err(errno::EINVAL);
-                }
-                Reply::ok(Vec::new())
-            }
-            cmd::STORAGE_SYNC_DEST_REQ => {
-                let (group, key) = joined!();
-                empty_body!();
-                let (src, t) = done!(self.lock().cluster.sync_dest_req(&group, &key, unix));
-                log_transitions(t);
-                Reply::ok(SyncSource::encode_reply(&src))
-            }
-            cmd::STORAGE_SYNC_DEST_QUERY => {
-                let (group, key) = joined!();
-                empty_body!();
-                let src = done!(self.lock().cluster.sync_source_of(&group, &key));
-                Reply::ok(SyncSource::encode_reply(&src))
-            }
-            cmd::STORAGE_SYNC_NOTIFY => {
-                let (group, key) = joined!();
-                let src = decode!(SyncSource::decode(body));
-                let t = done!(self.lock().cluster.sync_notify(&group, &key, src));
-                log_transitions(t);
-                Reply::ok(Vec::new())
-            }
-            cmd::STORAGE_SYNC_SRC_REQ => {
-                let req = decode!(SyncSrcReq::decode(body));
-                let src = done!(self
-                    .lock()
-                    .cluster
-                    .sync_src_for_dest(&req.group, &req.dest_id));
-                Reply::ok(SyncSource::encode_reply(&src))
-            }
-            cmd::STORAGE_REPLICA_CHG => {
-                // A C storage sends its own brief when a server list moved it (e.g. SYNCING ->
-                // OFFLINE at the end of its copy). The statuses here come from the reports
-                // every storage makes; the brief is checked and acknowledged as C does.
-                joined!();
-                if body.is_empty() || !body.len().is_multiple_of(crate::proto::tracker::BRIEF_LEN) {
-                    return Reply::err(errno::EINVAL);
-                }
-                Reply::ok(Vec::new())
-            }
-            cmd::STORAGE_REPORT_STATUS => {
-                let req = decode!(ReportStatusReq::decode(body));
-                let t = done!(self.lock().cluster.report_status(&req.group, &req.brief));
-                log_transitions(t);
-                Reply::ok(Vec::new())
-            }
-
-            // --- client queries ----------------------------------------------------------------
-            cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE
-            | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE => {
-                let group = if command == cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE {
-                    Some(decode!(decode_group(body)))
-                } else {
-                    empty_body!();
-                    None
-                };
-                let mut st = self.lock();
-                let State {
-                    cluster, selector, ..
-                } = &mut *st;
-                let c = done!(selector.store(cluster, group.as_deref()));
-                let Some(addr) = c.addrs.into_iter().next() else {
-                    return Reply::err(errno::ENOENT);
-                };
-                Reply::ok(
-                    StoreTarget {
-                        group: c.group,
-                        addr,
-                        store_path_index: c.store_path_index,
-                    }
-                    .encode(ip_size),
-                )
-            }
-            cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL
-            | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL => {
-                let group = if command == cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL {
-                    Some(decode!(decode_group(body)))
-                } else {
-                    empty_body!();
-                    None
-                };
-                let mut st = self.lock();
-                let State {
-                    cluster, selector, ..
-                } = &mut *st;
-                let c = done!(selector.store_all(cluster, group.as_deref()));
-                Reply::ok(
-                    StoreTargets {
-                        group: c.group,
-                        addrs: c.addrs,
-                        store_path_index: c.store_path_index,
-                    }
-                    .encode(ip_size),
-                )
-            }
-            cmd::SERVICE_QUERY_FETCH_ONE | cmd::SERVICE_QUERY_FETCH_ALL => {
-                let q = decode!(FileQuery::decode(body));
-                let all = command == cmd::SERVICE_QUERY_FETCH_ALL;
-                let mut st = self.lock();
-                let State {
-                    cluster, selector, ..
-                } = &mut *st;
-                let addrs = done!(selector.fetch(cluster, &q.group, &q.filename, unix, all));
-                Reply::ok(
-                    FetchTargets {
-                        group: q.group,
-                        addrs,
-                    }
-                    .encode(ip_size),
-                )
-            }
-            cmd::SERVICE_QUERY_UPDATE => {
-                let q = decode!(FileQuery::decode(body));
-                let mut st = self.lock();
-                let State {
-                    cluster, selector, ..
-                } = &mut *st;
-                let addr = done!(selector.update(cluster, &q.group, &q.filename));
-                Reply::ok(
-                    FetchTargets {
-                        group: q.group,
-                        addrs: vec![addr],
-                    }
-                    .encode(ip_size),
-                )
-            }
-            cmd::SERVER_LIST_ONE_GROUP => {
-                let group = decode!(decode_group(body));
-                let st = self.lock();
-                let Some(g) = st.cluster.groups.get(&group) else {
-                    return Reply::err(errno::ENOENT);
-                };
-                let mut out = Vec::new();
-                st.cluster
-                    .group_stat(g, &self.cfg.reserved_storage_space)
-                    .encode_into(&mut out);
-                Reply::ok(out)
-            }
-            cmd::SERVER_LIST_ALL_GROUPS => {
-                empty_body!();
-                let st = self.lock();
-                let stats: Vec<GroupStat> = st
-                    .cluster
-                    .groups
-                    .values()
-                    .map(|g| st.cluster.group_stat(g, &self.cfg.reserved_storage_space))
-                    .collect();
-                Reply::ok(GroupStat::encode_list(&stats))
-            }
-            cmd::SERVER_LIST_STORAGE => {
-                let req = decode!(ListStorageReq::decode(body));
-                let st = self.lock();
-                let Some(g) = st.cluster.groups.get(&req.group) else {
-                    return Reply::err(errno::ENOENT);
-                };
-                let list: Vec<StorageStat> = g
-                    .storages
-                    .values()
-                    .filter(|s| match &req.storage_id {
-                        Some(id) => s.id == *id || s.key == *id || s.ip == *id,
-                        None => true,
-                    })
-                    .map(|s| Cluster::storage_stat(s, &self.cfg.reserved_storage_space, now, unix))
-                    .collect();
-                if list.is_empty() && req.storage_id.is_some() {
-                    return Reply::err(errno::ENOENT);
-                }
-                Reply::ok(StorageStat::encode_list(&list, ip_size))
-            }
-            cmd::SERVER_DELETE_STORAGE => {
-                let req = decode!(ListStorageReq::decode(body));
-                let Some(id) = req.storage_id else {
-                    return Reply::err(errno::EINVAL);
-                };
-                let t = done!(self.lock().cluster.delete_storage(&req.group, &id));
-                log_transitions(t);
-                tracing::info!(group = %req.group, storage = %id, "storage deleted");
-                Reply::ok(Vec::new())
-            }
-            cmd::SERVER_DELETE_GROUP => {
-                let group = decode!(decode_group(body));
-                done!(self.lock().cluster.delete_group(&group));
-                tracing::info!(group = %group, "group deleted");
-                Reply::ok(Vec::new())
-            }
-            c if super::peers::Peers::handles(c) => {
-                let mut st = self.lock();
-                let State { cluster, peers, .. } = &mut *st;
-                match peers.handle(cluster, conn.id, c, body) {
-                    Ok(b) => Reply::ok(b),
-                    Err(status) => Reply::err(status),
-                }
-            }
-            other => {
-                tracing::warn!(peer = %conn.peer_ip, command = other, "unknown command refused");
-                Reply::err(errno::EINVAL)
-            }
-        }
     }
 }
 
@@ -717,7 +359,9 @@ pub async fn serve_connection(
 mod tests {
     use super::*;
     use crate::config::StorageIdEntry;
-    use crate::proto::tracker::{StorageStatus, STAT_BLOCK_LEN};
+    use crate::proto::tracker::{
+        GetMyIpReq, JoinReply, JoinReq, StorageStat, StorageStatus, StoreTarget, STAT_BLOCK_LEN,
+    };
 
     fn cfg() -> TrackerConfig {
         crate::config::parse_str("node: t\ntracker: {}\n")

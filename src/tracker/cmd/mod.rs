@@ -1,0 +1,118 @@
+//! Tracker request handlers, one file per command family (the way mini-redis splits `cmd/`):
+//! [`dispatch`] picks the family, the family's `handle` decodes, asks the cluster view or the
+//! selection rules, and encodes the reply.
+//!
+//! - `storage_join`: GET_MY_IP, JOIN (a storage announcing itself).
+//! - `params`: PARAMETER_REQ, FETCH_STORAGE_IDS (what a storage fetches at start).
+//! - `beat`: BEAT, REPORT_DISK_USAGE, SYNC_REPORT, CHANGELOG_REQ (the beat connection's reports).
+//! - `sync`: SYNC_DEST_REQ, SYNC_DEST_QUERY, SYNC_NOTIFY, SYNC_SRC_REQ (who copies to whom).
+//! - `status`: REPLICA_CHG, REPORT_STATUS (a storage telling the status of one server).
+//! - `query_store`: QUERY_STORE_* (where to upload).
+//! - `query_fetch`: QUERY_FETCH_*, QUERY_UPDATE (where to read or change a file).
+//! - `list`: SERVER_LIST_* (fdfs_monitor's views).
+//! - `admin`: SERVER_DELETE_STORAGE, SERVER_DELETE_GROUP.
+//! - `peer`: tracker <-> tracker commands (`tracker::peers`).
+//!
+//! Handlers return `Err(reply)` to answer early (a refused or failed request); [`dispatch`]
+//! sends either side.
+
+mod admin;
+mod beat;
+mod list;
+mod params;
+mod peer;
+mod query_fetch;
+mod query_store;
+mod status;
+mod storage_join;
+mod sync;
+
+use super::cluster::Errno;
+use super::service::{ConnState, Reply, Tracker};
+use crate::proto::cmd::{self, errno};
+use crate::proto::ProtoError;
+use std::time::Instant;
+
+/// A handler's outcome: `Err` is an early answer (refusal or failure), sent as is.
+type Handled = Result<Reply, Reply>;
+
+/// One request as the handlers see it.
+pub(super) struct Req<'a> {
+    pub tracker: &'a Tracker,
+    pub conn: &'a mut ConnState,
+    pub command: u8,
+    pub body: &'a [u8],
+    pub now: Instant,
+    pub unix: i64,
+}
+
+impl Req<'_> {
+    /// A decoded body, or EINVAL (logged) when it is malformed.
+    fn decode<T>(&self, r: Result<T, ProtoError>) -> Result<T, Reply> {
+        r.map_err(|e| {
+            tracing::warn!(peer = %self.conn.peer_ip, command = self.command, error = %e, "malformed request refused");
+            Reply::err(errno::EINVAL)
+        })
+    }
+
+    /// EINVAL (logged) unless the body is empty.
+    fn empty_body(&self) -> Result<(), Reply> {
+        if !self.body.is_empty() {
+            tracing::warn!(peer = %self.conn.peer_ip, command = self.command, len = self.body.len(), "request body must be empty");
+            return Err(Reply::err(errno::EINVAL));
+        }
+        Ok(())
+    }
+
+    /// The `(group, key)` of the storage joined on this connection, or EINVAL before JOIN.
+    fn joined(&self) -> Result<(String, String), Reply> {
+        match self.conn.storage.clone() {
+            Some(v) => Ok(v),
+            None => {
+                tracing::warn!(peer = %self.conn.peer_ip, command = self.command, "storage command before JOIN");
+                Err(Reply::err(errno::EINVAL))
+            }
+        }
+    }
+}
+
+/// A cluster or selection result, or its errno as the reply.
+fn done<T>(r: Result<T, Errno>) -> Result<T, Reply> {
+    r.map_err(Reply::err)
+}
+
+/// Routes one request to its family's handler.
+pub(super) fn dispatch(req: &mut Req<'_>) -> Reply {
+    let handled = match req.command {
+        cmd::QUIT => Ok(Reply::Close),
+        cmd::ACTIVE_TEST => req.empty_body().map(|()| Reply::ok(Vec::new())),
+        cmd::STORAGE_GET_MY_IP | cmd::STORAGE_JOIN => storage_join::handle(req),
+        cmd::STORAGE_PARAMETER_REQ | cmd::STORAGE_FETCH_STORAGE_IDS => params::handle(req),
+        cmd::STORAGE_BEAT
+        | cmd::STORAGE_REPORT_DISK_USAGE
+        | cmd::STORAGE_SYNC_REPORT
+        | cmd::STORAGE_CHANGELOG_REQ => beat::handle(req),
+        cmd::STORAGE_SYNC_DEST_REQ
+        | cmd::STORAGE_SYNC_DEST_QUERY
+        | cmd::STORAGE_SYNC_NOTIFY
+        | cmd::STORAGE_SYNC_SRC_REQ => sync::handle(req),
+        cmd::STORAGE_REPLICA_CHG | cmd::STORAGE_REPORT_STATUS => status::handle(req),
+        cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE
+        | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE
+        | cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL
+        | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL => query_store::handle(req),
+        cmd::SERVICE_QUERY_FETCH_ONE | cmd::SERVICE_QUERY_FETCH_ALL | cmd::SERVICE_QUERY_UPDATE => {
+            query_fetch::handle(req)
+        }
+        cmd::SERVER_LIST_ONE_GROUP | cmd::SERVER_LIST_ALL_GROUPS | cmd::SERVER_LIST_STORAGE => {
+            list::handle(req)
+        }
+        cmd::SERVER_DELETE_STORAGE | cmd::SERVER_DELETE_GROUP => admin::handle(req),
+        c if super::peers::Peers::handles(c) => peer::handle(req),
+        other => {
+            tracing::warn!(peer = %req.conn.peer_ip, command = other, "unknown command refused");
+            Err(Reply::err(errno::EINVAL))
+        }
+    };
+    handled.unwrap_or_else(|early| early)
+}

@@ -1,0 +1,49 @@
+//! GET_MY_IP and JOIN: a storage asks which address the tracker sees, then announces itself on
+//! its long-lived connection.
+
+use super::{Handled, Req};
+use crate::proto::cmd;
+use crate::proto::tracker::{GetMyIpReq, JoinReply, JoinReq};
+use crate::tracker::cluster::identify;
+use crate::tracker::service::{log_transitions, Reply};
+
+pub(super) fn handle(r: &mut Req<'_>) -> Handled {
+    if r.command == cmd::STORAGE_GET_MY_IP {
+        r.decode(GetMyIpReq::decode(r.body))?;
+        return Ok(Reply::ok(r.conn.peer_ip.clone().into_bytes()));
+    }
+    join(r)
+}
+
+fn join(r: &mut Req<'_>) -> Handled {
+    let req: JoinReq = r.decode(JoinReq::decode(r.body))?;
+    let cfg = &r.tracker.cfg;
+    let who = match identify(
+        cfg.use_storage_id,
+        &cfg.storage_ids,
+        &req.group,
+        &req.storage_id,
+        &r.conn.peer_ip,
+        req.storage_port,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(peer = %r.conn.peer_ip, group = %req.group, id = %req.storage_id, errno = e, "storage refused at JOIN");
+            return Err(Reply::err(e));
+        }
+    };
+    let mut st = r.tracker.lock();
+    let (status, src, t) = st.cluster.join(&who, &req, r.conn.id, r.now);
+    drop(st);
+    tracing::info!(group = %req.group, storage = %who.key, ip = %who.ip, port = req.storage_port, status = status.name(), "storage joined");
+    log_transitions(t);
+    r.conn.storage = Some((req.group.clone(), who.key));
+    r.conn.sent_version = None;
+    Ok(Reply::ok(
+        JoinReply {
+            status: status as u8,
+            src_id: src.map(|s| s.src_id).unwrap_or_default(),
+        }
+        .encode(),
+    ))
+}
