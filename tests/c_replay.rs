@@ -17,6 +17,7 @@ mod pcap;
 
 use fdfs_ha::config::TrackerConfig;
 use fdfs_ha::proto::cmd;
+use fdfs_ha::tracker::leader::Role;
 use fdfs_ha::tracker::persist;
 use fdfs_ha::tracker::service::{ConnState, Reply, Tracker};
 use pcap::{Capture, Event, Listed};
@@ -33,52 +34,14 @@ const T2: &str = "127.0.0.22:22122";
 /// (capture, request command) pairs whose answers still differ from C's, with the acceptance
 /// point of issue 17 that covers each and what differs (first case in the listing).
 const KNOWN_GAPS: &[(&str, u8, &str)] = &[
-    // Tracker-to-tracker commands (A1): 58, 61-63 (system files line for line), 65, 66 and 67
-    // answer as C does. GET_STATUS differs where the C tracker was the leader (if_leader 1,
-    // T1 #721): fdfs-ha never stands for leader. T2 #22: the C tracker said ENOENT because it
-    // held its first JOIN until the other tracker answered; ours had created the group.
+    // Tracker-to-tracker commands (A1): 58, 61-63 (system files line for line), 64 (if_leader
+    // as our election decides it, fed with what the C tracker's own requests to the other
+    // tracker got), 65, 66 and 67 answer as C does. T2 #22: the C tracker said ENOENT because
+    // it held its first JOIN until the other tracker answered; ours had created the group.
     (
         "tracker-pair",
         64,
-        "A1: if_leader 0 where the C tracker led (T1 #721); T2 #22",
-    ),
-    // A C tracker pushes the group list only after a change it counts (the first BEAT after
-    // a JOIN gets flags 0) and puts the leader's brief first (flag 1); we push on the first
-    // report of a connection and never send a leader brief (A1 leader, A2 status propagation).
-    (
-        "tracker-pair",
-        83,
-        "A1/A2: BEAT answer carries the list where C sends flags 0 (#47)",
-    ),
-    (
-        "tracker-pair",
-        84,
-        "A1/A2: DISK_USAGE answer carries the list (T2 #989)",
-    ),
-    (
-        "storage-sync",
-        83,
-        "A1/A2: BEAT answer carries the list where C sends flags 0",
-    ),
-    (
-        "storage-sync",
-        84,
-        "A1/A2: DISK_USAGE answer carries the list",
-    ),
-    (
-        "storage-sync",
-        89,
-        "A1/A2: SYNC_REPORT answer carries the list (T2 #33)",
-    ),
-    (
-        "storage-join",
-        83,
-        "A1: BEAT answer without the leader brief (#67: 202 vs 269 bytes)",
-    ),
-    (
-        "storage-join",
-        84,
-        "A1/A2: DISK_USAGE answer carries the list (T2 #50)",
+        "A1: GET_STATUS during the other's first JOIN: C held the JOIN, ENOENT (T2 #22)",
     ),
     // Sync-source assignment when two storages start together: C answers ENOENT to the second
     // newcomer while the other is not ACTIVE yet (#41); our source choice then changes the
@@ -303,15 +266,78 @@ fn tracker_cfg() -> TrackerConfig {
         .expect("tracker section")
 }
 
+/// What the C tracker at `target` asked other trackers, fed to our election as its outcome
+/// (tracker-pair.txt, phases A-D): GET_STATUS answers are election rounds, except the check an
+/// empty tracker makes while it holds a storage's JOIN (it copies system files next); pings
+/// answered or not, and connections refused, are the leader's liveness.
+#[derive(Default)]
+struct Outbound {
+    /// Per outbound connection: requests not answered yet (cmd, sent while a JOIN was held).
+    pending: HashMap<usize, VecDeque<(u8, bool)>>,
+    /// Connections whose end was already handled (both sides' FIN/RST show up).
+    closed: BTreeSet<usize>,
+    /// JOINs the C tracker received and has not answered yet.
+    joins_held: usize,
+}
+
+impl Outbound {
+    fn request(&mut self, conn: usize, cmd: u8) {
+        let held = self.joins_held > 0;
+        self.pending.entry(conn).or_default().push_back((cmd, held));
+    }
+
+    fn answer(&mut self, tracker: &Tracker, conn: usize, peer: &str, m: &pcap::Msg, unix: i64) {
+        let Some((cmd, held)) = self.pending.get_mut(&conn).and_then(|q| q.pop_front()) else {
+            return;
+        };
+        let mut st = tracker.state.lock().expect("lock");
+        let e = &mut st.peers.election;
+        match cmd {
+            fdfs_ha::proto::tracker_peer::TRACKER_GET_STATUS if !held => {
+                let status = (m.status == 0)
+                    .then(|| fdfs_ha::proto::tracker_peer::TrackerStatus::decode(&m.body).ok())
+                    .flatten();
+                e.round(unix, &[(peer.to_string(), status)]);
+            }
+            fdfs_ha::proto::tracker_peer::TRACKER_PING_LEADER => e.leader_ping(m.status == 0),
+            _ => {}
+        }
+    }
+
+    /// The connection ended: a request left unanswered, or a refused connect, is a failure.
+    fn close(&mut self, tracker: &Tracker, conn: usize, peer: &str, unix: i64) {
+        if !self.closed.insert(conn) {
+            return;
+        }
+        let unanswered = self.pending.remove(&conn).map(|q| !q.is_empty());
+        if unanswered == Some(false) {
+            return;
+        }
+        let mut st = tracker.state.lock().expect("lock");
+        let e = &mut st.peers.election;
+        match e.role().clone() {
+            Role::Follower(l) if l == peer => e.leader_ping(false),
+            Role::Unknown => {
+                e.round(unix, &[(peer.to_string(), None)]);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Replays every request the C tracker at `target` received, across the three captures.
 fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
     let target: SocketAddrV4 = target.parse().expect("addr");
     let cfg = tracker_cfg();
     let interval = cfg.check_active_interval.get();
     let mut tracker = Tracker::new(cfg.clone());
+    let mut outbound = Outbound::default();
     let base = Instant::now();
     let mut t0: Option<f64> = None;
     let mut last_abs = 0f64;
+    // Seconds between captures that were not recorded: the storages kept beating then, so
+    // the tracker's clock skips them (or every storage would look silent afterwards).
+    let mut skipped = 0f64;
     let mut conns: HashMap<(SocketAddrV4, SocketAddrV4), ConnState> = HashMap::new();
     let mut waiting: HashMap<(SocketAddrV4, SocketAddrV4), VecDeque<Reply>> = HashMap::new();
     let mut diffs = Vec::new();
@@ -320,6 +346,15 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
         let first = l.cap.messages().next().map(|m| m.abs - m.t).unwrap_or(0.0);
         let mut pending_restarts: Vec<&Restart> =
             restarts.iter().filter(|r| r.capture == name).collect();
+        if let Some(m) = l
+            .cap
+            .messages()
+            .find(|m| l.cap.conn(m.conn).server == target)
+        {
+            if last_abs > 0.0 && m.abs - last_abs > 1.0 {
+                skipped += m.abs - last_abs - 1.0;
+            }
+        }
         let pairs = paired(&l);
         let mut pairs = pairs.into_iter().peekable();
         for ev in &l.cap.events {
@@ -329,14 +364,28 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
             };
             let c = l.cap.conn(conn);
             let key = (c.client, c.server);
+            // The C tracker's own requests to another tracker.
+            let ours_out = c.client.ip() == target.ip() && c.server.port() == target.port();
             if let Event::Msg(_) = ev {
                 let (m, req_cmd, listed) = pairs.next().expect("paired");
+                if ours_out && t0.is_some() {
+                    let peer = c.server.to_string();
+                    if m.from_client {
+                        outbound.request(conn, m.cmd);
+                    } else {
+                        outbound.answer(&tracker, conn, &peer, &m, m.abs as i64);
+                    }
+                    continue;
+                }
                 if c.server != target {
                     continue;
                 }
                 let abs = m.abs;
+                if t0.is_none() {
+                    tracker.started(abs as i64, 0);
+                }
                 let t0 = *t0.get_or_insert(abs);
-                let now = base + Duration::from_secs_f64(abs - t0);
+                let now = base + Duration::from_secs_f64(abs - t0 - skipped);
                 let unix = abs as i64;
                 // A restart of the C tracker: its connections are gone, its view is kept
                 // (our persist) or lost (data directory removed).
@@ -345,25 +394,37 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
                         break;
                     }
                     let down_unix = (first + r.down) as i64;
+                    let up_unix = (first + r.up) as i64;
                     let next = if r.keep_data {
                         let snap = persist::snapshot(
                             &tracker.state.lock().expect("lock").cluster,
                             down_unix,
                         );
                         let cluster = persist::restore(&snap, now, unix, interval);
-                        Tracker::with_cluster(cfg.clone(), cluster)
+                        let t = Tracker::with_cluster(cfg.clone(), cluster);
+                        t.started(up_unix, up_unix - down_unix);
+                        t
                     } else {
-                        Tracker::new(cfg.clone())
+                        let t = Tracker::new(cfg.clone());
+                        t.started(up_unix, 0);
+                        t
                     };
                     tracker = next;
                     conns.clear();
                     waiting.clear();
+                    outbound = Outbound::default();
                     pending_restarts.remove(0);
                 }
                 if abs - last_abs < 10.0 {
                     tracker.check_active(now);
                 }
                 last_abs = abs;
+                if m.from_client && m.cmd == cmd::STORAGE_JOIN {
+                    outbound.joins_held += 1;
+                }
+                if !m.from_client && req_cmd == cmd::STORAGE_JOIN {
+                    outbound.joins_held = outbound.joins_held.saturating_sub(1);
+                }
                 if m.from_client {
                     let st = conns
                         .entry(key)
@@ -383,6 +444,9 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
                     }
                 }
             } else if let Event::Close { .. } = ev {
+                if ours_out && t0.is_some() {
+                    outbound.close(&tracker, conn, &c.server.to_string(), last_abs as i64);
+                }
                 if c.server == target {
                     if let Some(st) = conns.remove(&key) {
                         tracker.disconnected(&st);

@@ -1,7 +1,11 @@
 //! Over real sockets, an fdfs-ha tracker next to stand-in C trackers that send exactly the bytes
 //! C FastDFS 6.16.1 trackers sent (tracker-pair.pcap; issue 17, acceptance 1): a C tracker
-//! starting empty copies the system files from us (T2's #23-#35 against T1), and a C leader
-//! announces itself and is followed (#69-#74 against T1, then T2's pings #720-#725).
+//! starting empty copies the system files from us (T2's #23-#35 against T1), a C leader
+//! announces itself and is followed (#69-#74 against T1, then T2's pings #720-#725); we win an
+//! election and announce ourselves (#67-#74 with the roles swapped), lead storages (BEAT flags
+//! 5), follow a C leader with JOIN_LEADER + pings and take over when it is gone (phase C).
+//! The stand-in C trackers answer what the capture's C trackers answered; the storages' JOIN
+//! bodies are the captured ones with the tracker list naming the sockets of this test.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 // Shared with c_replay.rs, which uses every part of it.
@@ -10,11 +14,15 @@
 mod pcap;
 
 use fdfs_ha::proto::cmd;
+use fdfs_ha::proto::tracker::{JoinReq, ServerListReply};
 use fdfs_ha::proto::tracker_peer as tp;
 use fdfs_ha::proto::{Header, HEADER_LEN};
 use fdfs_ha::tracker::TrackerServer;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -56,16 +64,124 @@ async fn call(s: &mut TcpStream, bytes: &[u8]) -> (u8, Vec<u8>) {
     (h.status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c_trackers_copy_our_system_files_and_lead_us() {
-    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
-    let y = "node: t\ntracker:\n  listen: 127.0.0.21:0\n  reserved_storage_space: 1%\n";
-    let cfg = fdfs_ha::config::parse_str(y).unwrap().tracker.unwrap();
+/// The messages a stand-in C tracker received: (cmd, body).
+type Received = Arc<Mutex<Vec<(u8, Vec<u8>)>>>;
+
+/// A stand-in C tracker on `ip` (any port): answers GET_STATUS with `status` (17 bytes as in
+/// #24/#68, or #426 when it leads) and every other tracker command with an empty OK, as the
+/// capture's trackers did; records what it got. Dropping the task closes it.
+async fn stand_in(
+    ip: &str,
+    status: tp::TrackerStatus,
+) -> (SocketAddr, Received, tokio::task::JoinHandle<()>) {
+    let l = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    let addr = l.local_addr().unwrap();
+    let got: Received = Arc::default();
+    let rec = got.clone();
+    let task = tokio::spawn(async move {
+        // Aborting this task drops the set, which ends every connection (a tracker gone).
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let rec = rec.clone();
+            conns.spawn(async move {
+                loop {
+                    let mut h = [0u8; HEADER_LEN];
+                    if s.read_exact(&mut h).await.is_err() {
+                        return;
+                    }
+                    let h = Header::decode(&h).unwrap();
+                    let mut body = vec![0u8; h.pkg_len as usize];
+                    s.read_exact(&mut body).await.unwrap();
+                    rec.lock().unwrap().push((h.cmd, body));
+                    let out = if h.cmd == tp::TRACKER_GET_STATUS {
+                        status.encode()
+                    } else {
+                        Vec::new()
+                    };
+                    let mut frame = Header::new(cmd::RESP, 0, out.len() as u64)
+                        .encode()
+                        .to_vec();
+                    frame.extend_from_slice(&out);
+                    if s.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, got, task)
+}
+
+/// A captured JOIN body with the tracker list naming `trackers` (current tracker: `to`).
+fn join_naming(m: &pcap::Msg, to: SocketAddr, trackers: &[SocketAddr]) -> Vec<u8> {
+    let mut req = JoinReq::decode(&m.body).unwrap();
+    req.current_tracker_ip = to.ip().to_string();
+    req.trackers = trackers.iter().map(|a| a.to_string()).collect();
+    let mut out = Header::new(m.cmd, 0, 0).encode().to_vec();
+    let body = req.encode();
+    out[..8].copy_from_slice(&(body.len() as u64).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+async fn start(
+    ip: &str,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    tempfile::TempDir,
+) {
+    let y = format!("node: t\ntracker:\n  listen: {ip}:0\n  reserved_storage_space: 1%\n");
+    let cfg = fdfs_ha::config::parse_str(&y).unwrap().tracker.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = TrackerServer::bind(&cfg, dir.path()).await.unwrap();
     let addr = server.local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.serve(stop.clone()));
+    (addr, stop, task, dir)
+}
+
+/// Our GET_STATUS answer, asked from `from`.
+async fn status_of(from: &str, addr: SocketAddr) -> tp::TrackerStatus {
+    let mut c = connect_from(from, addr).await;
+    let mut req = Header::new(tp::TRACKER_GET_STATUS, 0, 0).encode().to_vec();
+    req.truncate(HEADER_LEN);
+    let (st, body) = call(&mut c, &req).await;
+    assert_eq!(st, 0);
+    tp::TrackerStatus::decode(&body).unwrap()
+}
+
+/// Polls `f` every 100 ms for up to 20 s.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+const EQUAL: tp::TrackerStatus = tp::TrackerStatus {
+    if_leader: false,
+    running_time: 0,
+    restart_interval: 0,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_trackers_copy_our_system_files_and_lead_us() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (addr, stop, task, _dir) = start("127.0.0.21").await;
+    // T2, reachable and answering as in #68: it ranks above us (larger address), so we wait
+    // for its announcement instead of leading.
+    let (t2_addr, _, _t2) = stand_in("127.0.0.22", EQUAL).await;
+    let trackers = [addr, t2_addr];
 
     // Before any storage joined: GET_STATUS is ENOENT (#19/#22: "nobody has data").
     let t2 = requests(&cap, 12);
@@ -74,9 +190,11 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
 
     // S2 and S1 join as in #16 and #20 (kept open, as storages keep them).
     let mut s2 = connect_from("127.0.0.24", addr).await;
-    assert_eq!(call(&mut s2, &frame(&requests(&cap, 7)[0])).await.0, 0);
+    let j = join_naming(&requests(&cap, 7)[0], addr, &trackers);
+    assert_eq!(call(&mut s2, &j).await.0, 0);
     let mut s1 = connect_from("127.0.0.23", addr).await;
-    assert_eq!(call(&mut s1, &frame(&requests(&cap, 10)[0])).await.0, 0);
+    let j = join_naming(&requests(&cap, 10)[0], addr, &trackers);
+    assert_eq!(call(&mut s1, &j).await.0, 0);
 
     // T2 starting empty (#23-#35): status, then the four system files on one connection.
     assert_eq!(t2[0].cmd, tp::TRACKER_GET_STATUS);
@@ -84,7 +202,7 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
     assert_eq!((st, body.len()), (0, 17));
     let status = tp::TrackerStatus::decode(&body).unwrap();
     assert!(!status.if_leader);
-    assert!(status.restart_interval > 600, "ranks itself last");
+    assert_eq!((status.running_time, status.restart_interval), (0, 0));
     let copy: Vec<u8> = t2[1..7].iter().map(|m| m.cmd).collect();
     assert_eq!(copy, [61, 63, 63, 63, 63, 62]);
     let mut files = Vec::new();
@@ -104,15 +222,27 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
     assert_eq!(files[2].lines().count(), 2);
     assert!(files[3].is_empty());
 
-    // Election (#69-#74): T2 asks our status, then announces itself; we accept.
-    for m in &t2[7..10] {
-        let (st, _) = call(&mut peer, &frame(m)).await;
-        assert_eq!(st, 0, "cmd {}", m.cmd);
-    }
+    // Election (#69-#74): T2 asks our status, then announces itself (its address here); we
+    // accept.
     assert_eq!(
         t2[7..10].iter().map(|m| m.cmd).collect::<Vec<_>>(),
         [64, 66, 67]
     );
+    assert_eq!(t2[8].body, b"127.0.0.22:22122");
+    let (st, body) = call(&mut peer, &frame(&t2[7])).await;
+    assert_eq!(
+        (st, tp::TrackerStatus::decode(&body).unwrap().if_leader),
+        (0, false)
+    );
+    for c in [
+        tp::TRACKER_NOTIFY_NEXT_LEADER,
+        tp::TRACKER_COMMIT_NEXT_LEADER,
+    ] {
+        let me = t2_addr.to_string();
+        let mut f = Header::new(c, 0, me.len() as u64).encode().to_vec();
+        f.extend_from_slice(me.as_bytes());
+        assert_eq!(call(&mut peer, &f).await.0, 0);
+    }
     // A follower's JOIN_LEADER and pings (T2 -> T1 after phase C, conn#48): the first ping
     // gets the group list (one 32-byte entry), later ones an empty body.
     let f = requests(&cap, 48);
@@ -131,14 +261,208 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
     let (st, next) = call(&mut follower, &frame(pings[1])).await;
     assert_eq!((st, next.len()), (0, 0));
 
-    // Storages are still served: a beat on S1's connection is answered.
+    // Storages are still served; as a follower we tell them nothing (flags 0, #47).
     let beat = requests(&cap, 10)
         .into_iter()
         .find(|m| m.cmd == cmd::STORAGE_BEAT)
         .unwrap();
-    assert_eq!(call(&mut s1, &frame(&beat)).await.0, 0);
+    assert_eq!(call(&mut s1, &frame(&beat)).await, (0, vec![0]));
+    assert!(!status_of("127.0.0.22", addr).await.if_leader);
 
     stop.cancel();
     drop((peer, follower, s1, s2));
+    task.await.unwrap().unwrap();
+}
+
+/// A storage's BEAT on its JOIN connection; the answer body.
+async fn beat(s: &mut TcpStream) -> Vec<u8> {
+    let f = Header::new(cmd::STORAGE_BEAT, 0, 0).encode().to_vec();
+    let (st, body) = call(s, &f).await;
+    assert_eq!(st, 0);
+    body
+}
+
+fn cmds(got: &Received) -> Vec<u8> {
+    got.lock().unwrap().iter().map(|(c, _)| *c).collect()
+}
+
+/// Roles swapped from phase A (#67-#74): the C tracker has the smaller address, so we win,
+/// announce ourselves with 66 + 67 ("ip:port", no NUL), lead the storages (flags 5, our brief
+/// first, #95) and answer the C follower's JOIN_LEADER and pings (#127-#132).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_win_the_election_and_lead_c_trackers_and_storages() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (addr, stop, task, _dir) = start("127.0.0.21").await;
+    let (c_addr, got, _c) = stand_in("127.0.0.20", EQUAL).await;
+    let mut s1 = connect_from("127.0.0.23", addr).await;
+    let j = join_naming(&requests(&cap, 10)[0], addr, &[c_addr, addr]);
+    assert_eq!(call(&mut s1, &j).await.0, 0);
+    eventually("our announcement", || cmds(&got).ends_with(&[64, 66, 67])).await;
+    let me = addr.to_string();
+    {
+        let g = got.lock().unwrap();
+        let n = g.len();
+        assert_eq!(g[n - 2].1, me.as_bytes());
+        assert_eq!(g[n - 1].1, me.as_bytes());
+    }
+    let st = status_of("127.0.0.20", addr).await;
+    assert!(st.if_leader);
+    // The storage hears of its leader and its group (flags 5), once each.
+    let r = ServerListReply::decode(&beat(&mut s1).await).unwrap();
+    assert_eq!(r.flags(), 5);
+    let l = r.leader.unwrap();
+    assert_eq!(
+        (l.status, l.port, l.id.as_str(), l.ip.as_str()),
+        (0, addr.port(), "127.0.0.21", "127.0.0.21")
+    );
+    assert_eq!(r.group_servers.unwrap().len(), 1);
+    assert_eq!(beat(&mut s1).await, vec![0]);
+    // The C tracker follows us: JOIN_LEADER and pings as T1 sent them (#127, #129, #131).
+    let f = requests(&cap, 13);
+    let mut follower = connect_from("127.0.0.20", addr).await;
+    let join = f.iter().find(|m| m.cmd == tp::TRACKER_JOIN_LEADER).unwrap();
+    assert_eq!(call(&mut follower, &frame(join)).await, (0, vec![]));
+    let pings: Vec<&pcap::Msg> = f
+        .iter()
+        .filter(|m| m.cmd == tp::TRACKER_PING_LEADER)
+        .collect();
+    let (st, first) = call(&mut follower, &frame(pings[0])).await;
+    assert_eq!((st, first.len(), &first[..6]), (0, 32, &b"group1"[..]));
+    assert_eq!(call(&mut follower, &frame(pings[1])).await, (0, vec![]));
+    stop.cancel();
+    drop((follower, s1));
+    task.await.unwrap().unwrap();
+}
+
+/// Phases B and C with us as T1: a C tracker that says it leads (#426) is followed with
+/// JOIN_LEADER (24 bytes: up_time, "6.16.1", port) and a ping per second; when it is gone,
+/// three failed pings later we lead (#653: flags 5 with our brief).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_follow_a_c_leader_and_take_over_when_it_is_gone() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (addr, stop, task, _dir) = start("127.0.0.21").await;
+    let leads = tp::TrackerStatus {
+        if_leader: true,
+        ..EQUAL
+    };
+    let (c_addr, got, c_task) = stand_in("127.0.0.22", leads).await;
+    let mut s1 = connect_from("127.0.0.23", addr).await;
+    let j = join_naming(&requests(&cap, 10)[0], addr, &[addr, c_addr]);
+    assert_eq!(call(&mut s1, &j).await.0, 0);
+    eventually("two pings", || cmds(&got).starts_with(&[64, 58, 65, 65])).await;
+    {
+        let g = got.lock().unwrap();
+        let b = &g[1].1;
+        assert_eq!(b.len(), 24);
+        assert_eq!(&b[8..16], b"6.16.1\0\0");
+        assert_eq!(
+            u64::from_be_bytes(b[16..24].try_into().unwrap()),
+            addr.port() as u64
+        );
+        assert_eq!(g[2].1.len(), 12);
+    }
+    assert!(!status_of("127.0.0.22", addr).await.if_leader);
+    assert_eq!(
+        beat(&mut s1).await,
+        vec![0],
+        "a follower tells storages nothing"
+    );
+    // The C leader goes away (its connections with it).
+    c_task.abort();
+    let _ = c_task.await;
+    let mut led = false;
+    for _ in 0..200 {
+        if status_of("127.0.0.22", addr).await.if_leader {
+            led = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(led, "we never took over");
+    let r = ServerListReply::decode(&beat(&mut s1).await).unwrap();
+    assert_eq!(r.flags(), 5);
+    assert_eq!(r.leader.unwrap().port, addr.port());
+    stop.cancel();
+    drop(s1);
+    task.await.unwrap().unwrap();
+}
+
+/// Two fdfs-ha trackers elect one leader between them (the larger address), the other follows
+/// it; when the leader stops, the follower leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_fdfs_ha_trackers_keep_one_leader() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (a1, stop1, task1, _d1) = start("127.0.0.21").await;
+    let (a2, stop2, task2, _d2) = start("127.0.0.22").await;
+    let mut s1 = Vec::new();
+    for a in [a1, a2] {
+        let mut s = connect_from("127.0.0.23", a).await;
+        let j = join_naming(&requests(&cap, 10)[0], a, &[a1, a2]);
+        assert_eq!(call(&mut s, &j).await.0, 0);
+        s1.push(s);
+    }
+    let mut roles = (false, false);
+    for _ in 0..200 {
+        roles = (
+            status_of("127.0.0.23", a1).await.if_leader,
+            status_of("127.0.0.23", a2).await.if_leader,
+        );
+        if roles == (false, true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(roles, (false, true), "127.0.0.22 leads, 127.0.0.21 follows");
+    assert_eq!(beat(&mut s1[0]).await, vec![0]);
+    assert_eq!(
+        ServerListReply::decode(&beat(&mut s1[1]).await)
+            .unwrap()
+            .flags(),
+        5
+    );
+    stop2.cancel();
+    drop(s1.pop());
+    task2.await.unwrap().unwrap();
+    let mut led = false;
+    for _ in 0..200 {
+        if status_of("127.0.0.23", a1).await.if_leader {
+            led = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(led, "the follower never took over");
+    stop1.cancel();
+    drop(s1);
+    task1.await.unwrap().unwrap();
+}
+
+/// A tracker restarted after more than 10 minutes down says so in GET_STATUS (restart_interval
+/// in whole 300 s steps), so the C trackers keep their leader and it copies nothing from us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_down_for_eleven_minutes_reports_its_restart_interval() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (a, stop, task, dir) = start("127.0.0.21").await;
+    let (c_addr, _, _c) = stand_in("127.0.0.22", EQUAL).await;
+    let mut s = connect_from("127.0.0.23", a).await;
+    let j = join_naming(&requests(&cap, 10)[0], a, &[a, c_addr]);
+    assert_eq!(call(&mut s, &j).await.0, 0);
+    stop.cancel();
+    drop(s);
+    task.await.unwrap().unwrap();
+    let path = fdfs_ha::tracker::persist::path_in(dir.path());
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let saved = v["saved_at_unix"].as_i64().unwrap();
+    v["saved_at_unix"] = (saved - 660).into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let y = format!("node: t\ntracker:\n  listen: {}:0\n", a.ip());
+    let cfg = fdfs_ha::config::parse_str(&y).unwrap().tracker.unwrap();
+    let server = TrackerServer::bind(&cfg, dir.path()).await.unwrap();
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.serve(stop.clone()));
+    let st = status_of("127.0.0.22", addr).await;
+    assert_eq!((st.if_leader, st.restart_interval), (false, 600));
+    stop.cancel();
     task.await.unwrap().unwrap();
 }

@@ -3,9 +3,10 @@
 //! Contract with the supervisor: `TrackerServer::bind` then `serve(shutdown)`; `serve` returns when
 //! `shutdown` is cancelled (after in-flight requests finish) or on a fatal error.
 //!
-//! Several trackers are peers, not leader and followers: every storage reports to every tracker
-//! in its list, so each tracker builds the same cluster view from the same reports and answers
-//! any query the same way. The view is also kept in `<data_dir>/tracker-cluster.json` (`persist`)
+//! Every storage reports to every tracker in its list, so each tracker builds the same cluster
+//! view from the same reports and answers any query the same way. As in C FastDFS, the trackers
+//! elect a leader (`leader`), and only the leader pushes the group lists and its own address in
+//! BEAT answers, so storages learn status changes from one place. The view is also kept in `<data_dir>/tracker-cluster.json` (`persist`)
 //! so a restarted tracker answers at once; storages must report again within a short grace or
 //! go OFFLINE. Without the file a tracker learns everything again from JOINs and reports (a
 //! storage that says it has its data, `init_flag = 0`, is trusted: ONLINE, then ACTIVE).
@@ -16,10 +17,14 @@
 //! - `service`: connections, limits, the per-connection state every command sees.
 //! - `cmd`: one handler per command family, and the dispatch that picks it.
 //! - `persist`: the view on disk.
+//! - `peers`, `leader`, `leader_link`: C FastDFS trackers' commands among themselves (issue 17):
+//!   the leader election (only the leader pushes lists in BEAT answers), the system-file copy.
 
 pub mod cluster;
 mod cmd;
 pub mod index;
+pub mod leader;
+pub mod leader_link;
 pub mod peers;
 pub mod persist;
 pub mod select;
@@ -91,6 +96,7 @@ pub struct TrackerServer {
     listener: tokio::net::TcpListener,
     tracker: Arc<Tracker>,
     data_dir: std::path::PathBuf,
+    start_unix: i64,
 }
 
 impl TrackerServer {
@@ -99,8 +105,12 @@ impl TrackerServer {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
+        let start_unix = service::unix_now();
+        let mut restart_interval = 0;
         let cluster = match persist::load(data_dir) {
             Some(snap) => {
+                // How long this tracker was down (C's restart_interval, ranks it in elections).
+                restart_interval = (start_unix - snap.saved_at_unix).max(0);
                 let c = persist::restore(
                     &snap,
                     Instant::now(),
@@ -117,10 +127,19 @@ impl TrackerServer {
             }
             None => cluster::Cluster::new(),
         };
+        // The port actually bound (listen may say 0): the election tells our own entry in the
+        // storages' tracker lists by it.
+        let mut cfg = cfg.clone();
+        if let Ok(a) = listener.local_addr() {
+            cfg.listen = a;
+        }
+        let tracker = Arc::new(Tracker::with_cluster(cfg, cluster));
+        tracker.started(start_unix, restart_interval);
         Ok(TrackerServer {
             listener,
-            tracker: Arc::new(Tracker::with_cluster(cfg.clone(), cluster)),
+            tracker,
             data_dir: data_dir.to_path_buf(),
+            start_unix,
         })
     }
 
@@ -165,6 +184,12 @@ impl TrackerServer {
             })
         };
 
+        let election = tokio::spawn(leader_link::run(
+            tracker.clone(),
+            self.start_unix,
+            shutdown.clone(),
+        ));
+
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -205,6 +230,7 @@ impl TrackerServer {
         // Connections finish their current request, then see the cancelled token.
         while conns.join_next().await.is_some() {}
         let _ = ticker.await;
+        let _ = election.await;
         Ok(())
     }
 }

@@ -2,10 +2,9 @@
 //! JOIN_LEADER (58), PING_LEADER (65) and the leader announcement (66/67), as a C 6.16.1
 //! tracker answers them (tracker-pair.txt).
 //!
-//! fdfs-ha trackers are peers and need no leader among themselves; next to C trackers an
-//! fdfs-ha tracker takes part as a follower: it reports running_time 0 and a restart_interval
-//! longer than any real one, so every C tracker ranks it last and elects one of its own (the
-//! winner announces itself with 66/67, which is recorded). A C tracker that starts empty copies
+//! An fdfs-ha tracker stands in C's election like a C tracker (`leader`: it reports its real
+//! running_time and restart_interval, can win and lead, or follows the winner announced with
+//! 66/67), among C trackers and among fdfs-ha trackers alike. A C tracker that starts empty copies
 //! the cluster view from us as C-format system files (storage_groups_new.dat,
 //! storage_servers_new.dat, storage_sync_timestamp.dat, storage_changelog.dat; formats in
 //! tests/vectors/c-cluster/store-layout/LAYOUT.md), before it accepts any storage JOIN.
@@ -13,15 +12,12 @@
 //! Pure: the cluster view and the clock come in, (status, body) goes out.
 
 use super::cluster::{Cluster, Errno};
+use super::leader::Election;
 use crate::proto::cmd::errno;
-use crate::proto::tracker::StorageStats;
-use crate::proto::tracker_peer::{self as tp, TrackerStatus};
-use std::collections::HashSet;
+use crate::proto::tracker::{ServerListReply, StorageBrief, StorageStats};
+use crate::proto::tracker_peer as tp;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
-
-/// The restart_interval reported to C trackers: ten years, so a C tracker always ranks itself
-/// above us (a shorter restart_interval wins) and we never have to lead C trackers.
-pub const NEVER_LEADER_RESTART_INTERVAL: i64 = 10 * 365 * 86400 / 300 * 300;
 
 /// Largest GET_ONE_SYS_FILE chunk (C sends a file in pieces no larger than its buffer).
 const SYS_FILE_CHUNK: usize = 256 * 1024;
@@ -29,15 +25,19 @@ const SYS_FILE_CHUNK: usize = 256 * 1024;
 /// Bounds the set of peer connections that got their first ping answer.
 const MAX_PINGED: usize = 256;
 
-/// What this tracker knows about the C trackers around it.
-#[derive(Debug, Default)]
+/// What this tracker knows about the trackers around it.
+#[derive(Debug)]
 pub struct Peers {
-    /// The leader the C trackers elected ("ip:port" from COMMIT_NEXT_LEADER).
-    pub leader: Option<String>,
+    /// Who leads, and whether it is us.
+    pub election: Election,
     /// Announced by NOTIFY_NEXT_LEADER, not committed yet.
     pending_leader: Option<String>,
     /// Connections whose first PING_LEADER got the group list.
     pinged: HashSet<u64>,
+    /// Per storage (group, key): the group's list version it was last sent. Per storage, not
+    /// per connection, as C keeps it: a storage that reconnects is sent the list again only
+    /// when the list changed. Bounded by the storages the view holds.
+    pushed: HashMap<(String, String), u64>,
 }
 
 /// The BEAT counters in the order storage_servers_new.dat lists them (no modify/truncate).
@@ -152,6 +152,61 @@ pub fn system_files(cluster: &Cluster) -> [String; 4] {
 }
 
 impl Peers {
+    /// `start_unix`: when this tracker started; `restart_interval`: how long it was down.
+    pub fn new(start_unix: i64, restart_interval: i64) -> Self {
+        Peers {
+            election: Election::new(start_unix, restart_interval),
+            pending_leader: None,
+            pinged: HashSet::new(),
+            pushed: HashMap::new(),
+        }
+    }
+
+    /// Whether the storage's list must be sent (the group's list changed since it was last
+    /// sent to that storage); records it as sent.
+    fn push_list(&mut self, group: &str, key: &str, version: u64) -> bool {
+        let k = (group.to_string(), key.to_string());
+        if self.pushed.get(&k) == Some(&version) {
+            return false;
+        }
+        self.pushed.insert(k, version);
+        true
+    }
+
+    /// The answer to BEAT / DISK_USAGE / SYNC_REPORT, as C gives it: a follower (or a tracker
+    /// that knows no leader yet) says nothing (flags 0); the leader sends its own brief to a
+    /// connection whose `leader_seen` is old, then the group's list to a storage whose last
+    /// list is out of date (tracker-pair.txt #95, #148; storage-join.txt #67).
+    pub fn report_answer(
+        &mut self,
+        cluster: &Cluster,
+        leader_seen: &mut u64,
+        group: &str,
+        key: &str,
+    ) -> Vec<u8> {
+        let mut reply = ServerListReply::default();
+        if !self.election.is_leader() {
+            return reply.encode();
+        }
+        if *leader_seen != self.election.leader_changes {
+            *leader_seen = self.election.leader_changes;
+            let me = self.election.me().unwrap_or_default();
+            let (ip, port) = me.rsplit_once(':').unwrap_or((me, "0"));
+            reply.leader = Some(StorageBrief {
+                status: 0,
+                port: port.parse().unwrap_or(0),
+                id: ip.to_string(),
+                ip: ip.to_string(),
+            });
+        }
+        if let Some(g) = cluster.groups.get(group) {
+            if self.push_list(group, key, g.version) {
+                reply.group_servers = Some(g.briefs());
+            }
+        }
+        reply.encode()
+    }
+
     /// Whether `command` is a tracker-to-tracker command answered here.
     pub fn handles(command: u8) -> bool {
         matches!(command, tp::TRACKER_JOIN_LEADER | 61..=67)
@@ -169,6 +224,7 @@ impl Peers {
         conn_id: u64,
         command: u8,
         body: &[u8],
+        now_unix: i64,
     ) -> Result<Vec<u8>, Errno> {
         match command {
             tp::TRACKER_GET_STATUS => {
@@ -179,12 +235,7 @@ impl Peers {
                 if cluster.groups.is_empty() {
                     return Err(errno::ENOENT);
                 }
-                Ok(TrackerStatus {
-                    if_leader: false,
-                    running_time: 0,
-                    restart_interval: NEVER_LEADER_RESTART_INTERVAL,
-                }
-                .encode())
+                Ok(self.election.status(now_unix).encode())
             }
             tp::TRACKER_GET_SYS_FILES_START | tp::TRACKER_GET_SYS_FILES_END => {
                 if !body.is_empty() {
@@ -224,11 +275,11 @@ impl Peers {
                     self.pending_leader = Some(addr);
                 } else {
                     if self.pending_leader.as_deref() != Some(addr.as_str()) {
-                        tracing::info!(leader = %addr, "C tracker leader committed without notify");
+                        tracing::info!(leader = %addr, "tracker leader committed without notify");
                     }
-                    tracing::info!(leader = %addr, "C trackers elected a leader");
+                    tracing::info!(leader = %addr, "trackers elected a leader");
                     self.pending_leader = None;
-                    self.leader = Some(addr);
+                    self.election.committed(&addr);
                 }
                 Ok(Vec::new())
             }
@@ -242,11 +293,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_tracker_says_enoent_and_never_stands_for_leader() {
-        let mut p = Peers::default();
+    fn empty_tracker_says_enoent_and_follows_the_announced_leader() {
+        let mut p = Peers::new(0, 0);
         let c = Cluster::new();
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[]),
+            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[], 0),
             Err(errno::ENOENT)
         );
         let files = system_files(&c);
@@ -257,25 +308,38 @@ mod tests {
                 &c,
                 1,
                 tp::TRACKER_GET_ONE_SYS_FILE,
-                &[3, 0, 0, 0, 0, 0, 0, 0, 0]
+                &[3, 0, 0, 0, 0, 0, 0, 0, 0],
+                0
             ),
             Ok(vec![0; 8])
         );
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_NOTIFY_NEXT_LEADER, b"127.0.0.22:22122"),
+            p.handle(
+                &c,
+                1,
+                tp::TRACKER_NOTIFY_NEXT_LEADER,
+                b"127.0.0.22:22122",
+                0
+            ),
             Ok(vec![])
         );
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_COMMIT_NEXT_LEADER, b"127.0.0.22:22122"),
+            p.handle(
+                &c,
+                1,
+                tp::TRACKER_COMMIT_NEXT_LEADER,
+                b"127.0.0.22:22122",
+                0
+            ),
             Ok(vec![])
         );
-        assert_eq!(p.leader.as_deref(), Some("127.0.0.22:22122"));
+        assert_eq!(p.election.leader(), Some("127.0.0.22:22122"));
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_PING_LEADER, &[0; 12]),
+            p.handle(&c, 1, tp::TRACKER_PING_LEADER, &[0; 12], 0),
             Ok(vec![])
         );
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[1]),
+            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[1], 0),
             Err(errno::EINVAL)
         );
     }

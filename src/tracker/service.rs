@@ -18,7 +18,7 @@ use super::select::{SelectConfig, Selector};
 use crate::config::{IdType, IpAddrSize, Reserved, TrackerConfig};
 use crate::proto::cmd::{self, errno};
 use crate::proto::connection::{read_header, write_response, ConnError};
-use crate::proto::tracker::{ServerListReply, TrackerParams};
+use crate::proto::tracker::TrackerParams;
 use crate::proto::{IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,8 +95,9 @@ pub struct ConnState {
     pub peer_ip: String,
     /// `(group, key)` once a storage has joined on this connection.
     pub storage: Option<(String, String)>,
-    /// Group server-list version last sent on this connection.
-    pub sent_version: Option<u64>,
+    /// The leader-change count this connection last saw (C sends the leader brief to a
+    /// connection whose count is old).
+    pub leader_seen: u64,
 }
 
 /// What to do after a request.
@@ -143,7 +144,7 @@ impl Tracker {
             state: Mutex::new(State {
                 cluster,
                 selector,
-                peers: Default::default(),
+                peers: super::peers::Peers::new(unix_now(), 0),
             }),
             counters: Counters::default(),
             requests: crate::metrics::Requests::new("tracker"),
@@ -151,12 +152,18 @@ impl Tracker {
         }
     }
 
+    /// Sets when this tracker started and how long it was down before (GET_STATUS reports
+    /// both; they rank it in leader elections). Resets the election.
+    pub fn started(&self, start_unix: i64, restart_interval: i64) {
+        self.lock().peers.election = super::leader::Election::new(start_unix, restart_interval);
+    }
+
     pub fn new_conn(&self, peer_ip: String) -> ConnState {
         ConnState {
             id: self.next_conn_id.fetch_add(1, Ordering::Relaxed),
             peer_ip,
             storage: None,
-            sent_version: None,
+            leader_seen: 0,
         }
     }
 
@@ -211,17 +218,16 @@ impl Tracker {
         }
     }
 
-    /// The server-list reply for a joined storage: the group's briefs when they changed since
-    /// they were last sent on this connection.
-    pub(super) fn server_list(&self, state: &State, conn: &mut ConnState, group: &str) -> Vec<u8> {
-        let mut reply = ServerListReply::default();
-        if let Some(g) = state.cluster.groups.get(group) {
-            if conn.sent_version != Some(g.version) {
-                conn.sent_version = Some(g.version);
-                reply.group_servers = Some(g.briefs());
-            }
-        }
-        reply.encode()
+    /// The answer to BEAT / DISK_USAGE / SYNC_REPORT (`Peers::report_answer`).
+    pub(super) fn server_list(
+        &self,
+        state: &mut State,
+        conn: &mut ConnState,
+        group: &str,
+        key: &str,
+    ) -> Vec<u8> {
+        let State { cluster, peers, .. } = state;
+        peers.report_answer(cluster, &mut conn.leader_seen, group, key)
     }
 
     /// Handles one request. Pure apart from the lock: `now` / `unix` are passed in.
@@ -360,7 +366,8 @@ mod tests {
     use super::*;
     use crate::config::StorageIdEntry;
     use crate::proto::tracker::{
-        GetMyIpReq, JoinReply, JoinReq, StorageStat, StorageStatus, StoreTarget, STAT_BLOCK_LEN,
+        GetMyIpReq, JoinReply, JoinReq, ServerListReply, StorageStat, StorageStatus, StoreTarget,
+        STAT_BLOCK_LEN,
     };
 
     fn cfg() -> TrackerConfig {

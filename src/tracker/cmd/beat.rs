@@ -1,5 +1,6 @@
 //! What a joined storage sends on its beat connection: BEAT, REPORT_DISK_USAGE, SYNC_REPORT
-//! (each answered with the group's server list when it changed) and CHANGELOG_REQ.
+//! (each answered as C does: by the leader only, with its brief and the group's server list
+//! when they changed; `Peers::report_answer`) and CHANGELOG_REQ.
 
 use super::{done, Handled, Req};
 use crate::proto::cmd::{self, errno};
@@ -13,7 +14,7 @@ pub(super) fn handle(r: &mut Req<'_>) -> Handled {
             let stats = r.decode(decode_beat(r.body))?;
             let mut st = r.tracker.lock();
             let t = done(st.cluster.beat(&group, &key, stats, r.now))?;
-            let out = r.tracker.server_list(&st, r.conn, &group);
+            let out = r.tracker.server_list(&mut st, r.conn, &group, &key);
             drop(st);
             log_transitions(t);
             Ok(Reply::ok(out))
@@ -23,7 +24,7 @@ pub(super) fn handle(r: &mut Req<'_>) -> Handled {
             let paths = r.decode(decode_disk_usage(r.body))?;
             let mut st = r.tracker.lock();
             let t = done(st.cluster.disk_usage(&group, &key, paths, r.now))?;
-            let out = r.tracker.server_list(&st, r.conn, &group);
+            let out = r.tracker.server_list(&mut st, r.conn, &group, &key);
             drop(st);
             log_transitions(t);
             Ok(Reply::ok(out))
@@ -33,7 +34,7 @@ pub(super) fn handle(r: &mut Req<'_>) -> Handled {
             let positions = r.decode(decode_sync_report(r.body))?;
             let mut st = r.tracker.lock();
             done(st.cluster.sync_report(&group, &key, &positions, r.now))?;
-            let out = r.tracker.server_list(&st, r.conn, &group);
+            let out = r.tracker.server_list(&mut st, r.conn, &group, &key);
             Ok(Reply::ok(out))
         }
         _ => {

@@ -34,11 +34,13 @@ fn join(r: &mut Req<'_>) -> Handled {
     };
     let mut st = r.tracker.lock();
     let (status, src, t) = st.cluster.join(&who, &req, r.conn.id, r.now);
+    st.peers
+        .election
+        .learn(&req.current_tracker_ip, cfg.listen.port(), &req.trackers);
     drop(st);
     tracing::info!(group = %req.group, storage = %who.key, ip = %who.ip, port = req.storage_port, status = status.name(), "storage joined");
     log_transitions(t);
     r.conn.storage = Some((req.group.clone(), who.key));
-    r.conn.sent_version = None;
     Ok(Reply::ok(
         JoinReply {
             status: status as u8,
