@@ -6,8 +6,8 @@
 //! Every storage reports to every tracker in its list, so each tracker builds the same cluster
 //! view from the same reports and answers any query the same way. As in C FastDFS, the trackers
 //! elect a leader (`leader`), and only the leader pushes the group lists and its own address in
-//! BEAT answers, so storages learn status changes from one place. The view is also kept in `<data_dir>/tracker-cluster.json` (`persist`)
-//! so a restarted tracker answers at once; storages must report again within a short grace or
+//! BEAT answers, so storages learn status changes from one place. The view is also kept in
+//! `<data_dir>/tracker-cluster.json` (`persist`) so a restarted tracker answers at once; storages must report again within a short grace or
 //! go OFFLINE. Without the file a tracker learns everything again from JOINs and reports (a
 //! storage that says it has its data, `init_flag = 0`, is trusted: ONLINE, then ACTIVE).
 //!
