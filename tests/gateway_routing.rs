@@ -707,3 +707,96 @@ async fn several_listeners_each_with_its_prefixes_share_one_cache() {
     let _ = task.await;
     a.shutdown().await;
 }
+
+/// A free port on `ip` (the two gateways of a pair must know each other's address up front).
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 22.2: the two gateways of a VRRP pair on 127.0.0.1 and 127.0.0.2. The "Master"'s misses
+/// warm the peer (it fetches them from the storage itself), so after a failover the first
+/// requests are hits; a purge answered by either (in the seeds' prefix-less shape) empties both.
+#[tokio::test]
+async fn peer_gateways_share_misses_and_purges() {
+    let c = cluster_with_files(&[1000, 2000, 3000, 4000, 5000]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let (pa, pb) = (free_port("127.0.0.1"), free_port("127.0.0.2"));
+    let conf = |me: &str, port: u16, peer: &str, peer_port: u16| {
+        let yaml = format!(
+            "listen: {me}:{port}\nprefix: /dfs\ntrackers: []\ncache: {{}}\npurge_allow: [127.0.0.0/8]\npeers: [\"{peer}:{peer_port}\"]\n"
+        );
+        serde_saphyr::from_str::<GatewayConfig>(&yaml).unwrap()
+    };
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ga = Gateway::bind_with_directory(
+        &conf("127.0.0.1", pa, "127.0.0.2", pb),
+        data_a.path(),
+        dir.clone(),
+    )
+    .await
+    .unwrap();
+    let gb =
+        Gateway::bind_with_directory(&conf("127.0.0.2", pb, "127.0.0.1", pa), data_b.path(), dir)
+            .await
+            .unwrap();
+    let (a_peers, b_peers) = (ga.peer_counters(), gb.peer_counters());
+    let (a_cache, b_cache) = (ga.cache().unwrap(), gb.cache().unwrap());
+    let (addr_a, addr_b) = (ga.local_addr(), gb.local_addr());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ta = tokio::spawn(ga.serve(stop.clone()));
+    let tb = tokio::spawn(gb.serve(stop.clone()));
+
+    // The Master serves the hot files: misses, each passed to the peer.
+    for (id, content) in c.ids.iter().zip(&c.contents) {
+        let r = get(addr_a, &format!("/dfs/group1/{id}")).await;
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+        assert_eq!(&r.body, content);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a_peers.warm_sent.load(Ordering::Relaxed) < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a_peers.warm_sent.load(Ordering::Relaxed), 5);
+    assert_eq!(b_cache.entries(), 5, "the peer filled its cache");
+    assert_eq!(
+        Counters::get(&a_n.requests),
+        10,
+        "each node fetched from the storage"
+    );
+    // "Failover": the peer's first requests are hits, and it does not send them back.
+    for (id, content) in c.ids.iter().zip(&c.contents) {
+        let r = get(addr_b, &format!("/dfs/group1/{id}")).await;
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+        assert_eq!(&r.body, content);
+    }
+    assert_eq!(Counters::get(&a_n.requests), 10);
+    assert_eq!(
+        b_peers.warm_queued.load(Ordering::Relaxed),
+        0,
+        "warm-ups are not passed on"
+    );
+
+    // A purge on either node, in the seeds' shape without the prefix, removes it on both.
+    let r = get(addr_b, &format!("/purge/group1/{}", c.ids[0])).await;
+    assert_eq!(r.status, 200);
+    assert_eq!((a_cache.entries(), b_cache.entries()), (4, 4));
+    assert_eq!(b_peers.purge_forwarded.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        a_peers.purge_forwarded.load(Ordering::Relaxed),
+        0,
+        "not forwarded back"
+    );
+    let r = request(addr_a, "PURGE", &format!("/dfs/group1/{}", c.ids[1]), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!((a_cache.entries(), b_cache.entries()), (3, 3));
+    let r = get(addr_a, &format!("/dfs/group1/{}", c.ids[0])).await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    stop.cancel();
+    let _ = (ta.await, tb.await);
+    a.shutdown().await;
+}

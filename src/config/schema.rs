@@ -782,6 +782,11 @@ pub struct GatewayConfig {
     /// served, and left out of cache keys. Without it, tokened requests bypass the cache.
     #[serde(default)]
     pub anti_steal: Option<AntiStealConfig>,
+    /// The other gateways of the VRRP pair (`ip:port` of a listener): purges are forwarded to
+    /// them and the keys this node fetches warm their caches. Each must be in the other's
+    /// `purge_allow`.
+    #[serde(default)]
+    pub peers: Vec<SocketAddr>,
 }
 
 /// One address of the gateway and the URL prefixes it serves (none: `/<group>/M00/...`; `""` or

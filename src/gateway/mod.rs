@@ -17,6 +17,7 @@ pub mod balancer;
 pub mod cache;
 pub mod directory;
 mod fill;
+pub mod peers;
 pub mod purge;
 pub mod upstream;
 
@@ -34,6 +35,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use peers::{Marker, Peers};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -77,6 +79,8 @@ pub struct Gateway {
     purge_allow: Vec<purge::Cidr>,
     counters: Arc<Counters>,
     upstreams: Arc<Upstreams>,
+    peers: Arc<Peers>,
+    warm_queue: tokio::sync::mpsc::Receiver<String>,
     /// Metrics and access log per request (`with_observer`; by default counted, not logged).
     observer: crate::http::observe::Observer,
 }
@@ -142,9 +146,13 @@ impl Gateway {
                 .map_err(|e| anyhow::anyhow!("gateway listen {}: {e}", l.listen))?;
             listeners.push((listener, l.effective_prefixes().into()));
         }
+        let upstreams = Arc::new(Upstreams::new(&cfg.upstream, cfg.weights.clone()));
+        let (peers, warm_queue) = Peers::new(cfg.peers.clone(), upstreams.clone());
         Ok(Gateway {
             listeners,
-            upstreams: Arc::new(Upstreams::new(&cfg.upstream, cfg.weights.clone())),
+            upstreams,
+            peers: Arc::new(peers),
+            warm_queue,
             cfg: cfg.clone(),
             directory,
             cache,
@@ -185,6 +193,10 @@ impl Gateway {
         self.upstreams.clone()
     }
 
+    pub fn peer_counters(&self) -> Arc<peers::PeerCounters> {
+        self.peers.counters.clone()
+    }
+
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let directory: Arc<dyn ClusterDirectory> = match self.directory {
             DirectoryKind::Fixed(d) => d,
@@ -215,6 +227,13 @@ impl Gateway {
                 }
             });
         }
+        if !self.peers.is_empty() {
+            tokio::spawn(
+                self.peers
+                    .clone()
+                    .run_warm(self.warm_queue, shutdown.child_token()),
+            );
+        }
         let mut limits = Limits::new(self.cfg.max_connections, self.cfg.header_timeout.get());
         limits.send_timeout = self.cfg.send_timeout.get();
         let all_prefixes: Vec<String> = {
@@ -240,6 +259,7 @@ impl Gateway {
             anti_steal: self.cfg.anti_steal.clone(),
             directory,
             upstreams: self.upstreams,
+            peers: self.peers,
             cache: self.cache,
             counters: self.counters.clone(),
         });
@@ -271,8 +291,18 @@ struct State {
     anti_steal: Option<crate::config::AntiStealConfig>,
     directory: Arc<dyn ClusterDirectory>,
     upstreams: Arc<Upstreams>,
+    peers: Arc<Peers>,
     cache: Option<Arc<Cache>>,
     counters: Arc<Counters>,
+}
+
+/// What a download asks the cache for.
+struct Wanted<'a> {
+    /// `/<group>/M00/...?args` as sent to storages (no prefix).
+    target: &'a str,
+    key_text: String,
+    /// Sent by a peer gateway to warm this cache: its misses are not passed on again.
+    from_peer: bool,
 }
 
 /// The path below the first of `prefixes` (longest first, `""` = none) that it starts with.
@@ -354,8 +384,12 @@ impl State {
         if parts.method == Method::GET && path_str == "/healthz" {
             return body::text(StatusCode::OK, "ok");
         }
+        let marker = Marker::of(&parts.headers);
+        if marker.is_some() && !purge::allowed(&self.purge_allow, peer.ip()) {
+            return self.refuse(peer, StatusCode::FORBIDDEN, "peer not in purge_allow");
+        }
         if parts.method.as_str() == "PURGE" || path_str.starts_with("/purge/") {
-            return self.purge(&parts, peer);
+            return self.purge(&parts, peer, marker).await;
         }
         let head_only = match parts.method {
             Method::GET => false,
@@ -367,8 +401,11 @@ impl State {
                 return r;
             }
         };
-        let Some(inner) = strip_prefix(path_str, prefixes) else {
-            return body::text(StatusCode::NOT_FOUND, "not found");
+        let inner = match (strip_prefix(path_str, prefixes), marker) {
+            (Some(inner), _) => inner,
+            // A peer names the file without any prefix.
+            (None, Some(_)) => strip_prefix(path_str, &self.all_prefixes).unwrap_or(path_str),
+            (None, None) => return body::text(StatusCode::NOT_FOUND, "not found"),
         };
         let dl = match path::parse_download_path(inner, true) {
             Ok(d) => d,
@@ -412,8 +449,12 @@ impl State {
         }
         let mut resp = match (&self.cache, nodes) {
             (Some(cache), _) if !bypass => {
-                self.cached(cache, &parts, head_only, nodes, &target, key_text)
-                    .await
+                let want = Wanted {
+                    target: &target,
+                    key_text,
+                    from_peer: marker == Some(Marker::Warm),
+                };
+                self.cached(cache, &parts, head_only, nodes, want).await
             }
             (_, Some(nodes)) => self.pass(&parts, nodes, &target).await,
             (_, None) => body::text(StatusCode::NOT_FOUND, "unknown group"),
@@ -449,7 +490,12 @@ impl State {
         h.insert(header::CACHE_CONTROL, cache_control);
     }
 
-    fn purge(&self, parts: &Parts, peer: SocketAddr) -> Response<Body> {
+    async fn purge(
+        &self,
+        parts: &Parts,
+        peer: SocketAddr,
+        marker: Option<Marker>,
+    ) -> Response<Body> {
         if !purge::allowed(&self.purge_allow, peer.ip()) {
             return self.refuse(peer, StatusCode::FORBIDDEN, "purge not allowed");
         }
@@ -470,12 +516,24 @@ impl State {
             ),
             Err(e) => return self.refuse(peer, StatusCode::BAD_REQUEST, &e.to_string()),
         };
-        match &self.cache {
-            Some(c) if c.purge(&key) => {
-                tracing::info!(%peer, key, "purged");
-                body::text(StatusCode::OK, "purged")
+        let here = self.cache.as_ref().is_some_and(|c| c.purge(&key));
+        if here {
+            tracing::info!(%peer, key, "purged");
+        }
+        // Forwarded once: a purge a peer sent us is not sent on.
+        let mut there = false;
+        if marker != Some(Marker::Purge) && !self.peers.is_empty() {
+            let mut target = inner.to_string();
+            if let Some(q) = parts.uri.query() {
+                target.push('?');
+                target.push_str(q);
             }
-            _ => body::text(StatusCode::NOT_FOUND, "not cached"),
+            there = self.peers.forward_purge(&target).await;
+        }
+        if here || there {
+            body::text(StatusCode::OK, "purged")
+        } else {
+            body::text(StatusCode::NOT_FOUND, "not cached")
         }
     }
 
@@ -520,9 +578,13 @@ impl State {
         parts: &Parts,
         head_only: bool,
         nodes: Option<&[StorageNode]>,
-        target: &str,
-        key_text: String,
+        want: Wanted<'_>,
     ) -> Response<Body> {
+        let Wanted {
+            target,
+            key_text,
+            from_peer,
+        } = want;
         let key = cache::policy::cache_key(&key_text);
         let mut waited = false;
         loop {
@@ -565,10 +627,14 @@ impl State {
                     })
                     .await;
                     let mut resp = match outcome {
-                        Ok(FillOutcome::Stored(entry)) => serve_entry(parts, head_only, &entry)
-                            .unwrap_or_else(|| {
+                        Ok(FillOutcome::Stored(entry)) => {
+                            if !from_peer {
+                                self.peers.warm(target);
+                            }
+                            serve_entry(parts, head_only, &entry).unwrap_or_else(|| {
                                 body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
-                            }),
+                            })
+                        }
                         Ok(FillOutcome::Pass(r)) => self.stream_through(r, head_only),
                         Ok(FillOutcome::Failed(status, why)) => body::text(status, why),
                         Err(e) => {

@@ -140,6 +140,17 @@ impl Upstreams {
         }
     }
 
+    /// One request to `addr` (a peer gateway): no balancer, no retry, the same timeouts.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Incoming>, FetchError> {
+        self.attempt(addr, method, path_and_query, headers).await
+    }
+
     async fn attempt(
         &self,
         addr: SocketAddr,
