@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         adver_int: 1,
         addrs: vec![Ipv4Addr::new(192, 168, 3, 100)],
         unicast_peers: vec![],
+        hmac_keys: Default::default(),
     };
     let _ = expect.check(data);
     let _ = packet::decode_ipv4(data);

@@ -182,6 +182,11 @@ pub enum VrrpAuth {
     Pass {
         password: String,
     },
+    /// HMAC-SHA256 tags and a replay guard, between fdfs-ha nodes only (see
+    /// `vrrp::auth_hmac`): the first key signs, every key listed is accepted (rotation).
+    Hmac {
+        keys: Vec<String>,
+    },
 }
 
 /// Gratuitous ARP on becoming Master (keepalived: garp_master_delay 5, garp_master_repeat 5).

@@ -95,6 +95,26 @@ pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
                 );
             }
         }
+        if let Some(VrrpAuth::Hmac { keys }) = &inst.auth {
+            use crate::vrrp::auth_hmac::{MAX_KEYS, MIN_KEY_LEN};
+            if keys.is_empty() || keys.len() > MAX_KEYS {
+                v.err(
+                    at("auth.keys"),
+                    format!(
+                        "must list 1..={MAX_KEYS} keys (the first signs, all are accepted), got {}",
+                        keys.len()
+                    ),
+                );
+            }
+            for (k, key) in keys.iter().enumerate() {
+                if key.len() < MIN_KEY_LEN {
+                    v.err(
+                        at(&format!("auth.keys[{k}]")),
+                        format!("must be at least {MIN_KEY_LEN} bytes, got {}", key.len()),
+                    );
+                }
+            }
+        }
         if inst.priority == 255 && !inst.preempt {
             v.err(
                 at("preempt"),

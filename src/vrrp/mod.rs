@@ -20,6 +20,7 @@
 //! One task per instance owns its FSM; nothing else mutates it.
 
 pub mod arp;
+pub mod auth_hmac;
 pub mod fsm;
 pub mod ownership;
 pub mod packet;
@@ -147,6 +148,11 @@ struct Instance {
     ifindex: u32,
     vrid: u8,
     auth: Auth,
+    hmac_keys: auth_hmac::HmacKeys,
+    /// Last HMAC sequence number sent (see `auth_hmac::next_seq`).
+    seq: std::sync::atomic::AtomicU64,
+    /// Last HMAC sequence number accepted per sender.
+    replay: Mutex<auth_hmac::ReplayGuard>,
     adver_int: u8,
     vips: Vec<Vip>,
     /// VRIDs of other instances on the same interface: their adverts are not drops.
@@ -366,6 +372,9 @@ impl Instance {
             ifindex,
             vrid: ic.virtual_router_id,
             auth: settings.auth,
+            hmac_keys: auth_hmac::HmacKeys::default(),
+            seq: std::sync::atomic::AtomicU64::new(0),
+            replay: Mutex::new(auth_hmac::ReplayGuard::default()),
             adver_int: settings.adver_int,
             vips: Vec::new(),
             sibling_vrids,
@@ -387,6 +396,7 @@ impl Instance {
     /// Takes over the reloadable settings.
     fn apply(&mut self, s: Settings) {
         self.auth = s.auth;
+        self.hmac_keys = s.hmac_keys;
         self.adver_int = s.adver_int;
         self.vips = s.vips;
         self.fsm = s.fsm;
@@ -402,6 +412,7 @@ impl Instance {
             adver_int: self.adver_int,
             addrs: self.vips.iter().map(|v| v.addr).collect(),
             unicast_peers: self.unicast_peers.clone(),
+            hmac_keys: self.hmac_keys.clone(),
         }
     }
 
@@ -503,7 +514,22 @@ impl Instance {
         if src == self.socket.src() {
             return Vec::new(); // our own advert (unicast to ourselves or looped back)
         }
-        match expect.check(pkt) {
+        // HMAC adverts whose tag verified still face the replay guard, mismatched ones too
+        // (they run the election as well).
+        let verdict = match expect.check(pkt) {
+            Ok(acc) => self.replay_check(acc.src, acc.advert.auth).map(|()| acc),
+            Err(r) if r.is_config_mismatch() => {
+                let sender = packet::decode_ipv4(pkt)
+                    .ok()
+                    .and_then(|(ip, m)| Some((ip.src, packet::decode(m).ok()?.auth)));
+                match sender {
+                    Some((s, auth)) => self.replay_check(s, auth).and(Err(r)),
+                    None => Err(r),
+                }
+            }
+            Err(r) => Err(r),
+        };
+        match verdict {
             Ok(acc) => {
                 let prio = acc.advert.priority;
                 let ours = fsm.effective_priority();
@@ -546,6 +572,15 @@ impl Instance {
                 Vec::new()
             }
         }
+    }
+
+    /// The replay guard for HMAC adverts (a no-op for other auth types).
+    fn replay_check(&self, src: Ipv4Addr, auth: Auth) -> Result<(), DropReason> {
+        let Some(seq) = auth.seq() else {
+            return Ok(());
+        };
+        let mut guard = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+        guard.check(src, seq, unix_ms()).map_err(DropReason::Replay)
     }
 
     async fn on_net_event(
@@ -615,14 +650,30 @@ impl Instance {
             match a {
                 Action::SendAdvert { priority } => {
                     self.with_status(ctx, |s| s.adverts_sent += 1);
+                    let auth = match self.auth {
+                        Auth::Hmac(_) => {
+                            let seq = auth_hmac::next_seq(
+                                self.seq.load(std::sync::atomic::Ordering::Relaxed),
+                                unix_ms(),
+                            );
+                            self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                            Auth::hmac(seq)
+                        }
+                        other => other,
+                    };
                     let adv = Advert {
                         vrid: self.vrid,
                         priority,
                         adver_int: self.adver_int,
-                        auth: self.auth,
+                        auth,
                         addrs: self.vips.iter().map(|v| v.addr).collect(),
                     };
-                    if let Err(e) = self.socket.send(&packet::encode(&adv)) {
+                    let mut msg = packet::encode(&adv);
+                    if let (Auth::Hmac(_), Some(key)) = (auth, self.hmac_keys.0.first()) {
+                        let tag = auth_hmac::sign(key, self.socket.src(), &msg);
+                        msg.extend_from_slice(&tag);
+                    }
+                    if let Err(e) = self.socket.send(&msg) {
                         if let Some(n) = logs.allow("send_error", Instant::now()) {
                             tracing::warn!(target: LOG, instance = %self.name, error = %e, suppressed = n, "sending advert failed");
                         }
@@ -751,6 +802,7 @@ fn parse_vips(ic: &VrrpInstanceConfig) -> anyhow::Result<Vec<Vip>> {
 /// The settings of an instance that a reload may change in place (see `reload`).
 struct Settings {
     auth: Auth,
+    hmac_keys: auth_hmac::HmacKeys,
     adver_int: u8,
     vips: Vec<Vip>,
     fsm: FsmConfig,
@@ -760,15 +812,21 @@ struct Settings {
 
 impl Settings {
     fn of(ic: &VrrpInstanceConfig, src: Ipv4Addr) -> anyhow::Result<Settings> {
+        let mut hmac_keys = auth_hmac::HmacKeys::default();
         let auth = match &ic.auth {
             None | Some(VrrpAuth::None) => Auth::None,
             Some(VrrpAuth::Pass { password }) => {
                 Auth::pass(password).map_err(anyhow::Error::msg)?
             }
+            Some(VrrpAuth::Hmac { keys }) => {
+                hmac_keys.0 = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+                Auth::hmac(0)
+            }
         };
         let adver_int = ic.advert_int.get().as_secs().clamp(1, 255) as u8;
         Ok(Settings {
             auth,
+            hmac_keys,
             adver_int,
             vips: parse_vips(ic)?,
             fsm: FsmConfig {

@@ -30,6 +30,9 @@ pub enum Auth {
     None,
     /// Auth type 1: up to 8 bytes of password, zero padded.
     Pass([u8; AUTH_LEN]),
+    /// fdfs-ha's HMAC adverts (`auth_hmac`): the data is the sender's sequence number; the
+    /// tag follows the message. Only between fdfs-ha nodes configured with `hmac`.
+    Hmac([u8; AUTH_LEN]),
 }
 
 impl Auth {
@@ -51,6 +54,20 @@ impl Auth {
         match self {
             Auth::None => 0,
             Auth::Pass(_) => 1,
+            Auth::Hmac(_) => super::auth_hmac::AUTH_TYPE_HMAC,
+        }
+    }
+
+    /// An HMAC auth carrying sequence number `seq`.
+    pub fn hmac(seq: u64) -> Auth {
+        Auth::Hmac(seq.to_be_bytes())
+    }
+
+    /// The sequence number of an HMAC auth.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Auth::Hmac(b) => Some(u64::from_be_bytes(*b)),
+            _ => None,
         }
     }
 }
@@ -125,6 +142,10 @@ pub enum DropReason {
     AuthTypeMismatch { got: u8, want: u8 },
     /// §7.1: password differs from ours.
     BadPassword,
+    /// HMAC auth: the tag is missing or verifies under none of our keys (forged, wrong key).
+    BadHmac,
+    /// HMAC auth: a valid tag, but the advert was seen before or is too old (a replay).
+    Replay(super::auth_hmac::Replay),
     /// §7.1: advert interval differs from ours.
     IntervalMismatch { got: u8, want: u8 },
     /// §7.1: the address list differs from ours (priority < 255 MUST be dropped; an address
@@ -152,6 +173,8 @@ impl DropReason {
             DropReason::OtherVrid(_) => "vrid",
             DropReason::AuthTypeMismatch { .. } => "auth_type",
             DropReason::BadPassword => "auth_password",
+            DropReason::BadHmac => "auth_hmac",
+            DropReason::Replay(_) => "replay",
             DropReason::IntervalMismatch { .. } => "advert_interval",
             DropReason::AddrListMismatch { .. } => "addr_list",
             DropReason::UnknownPeer(_) => "unknown_peer",
@@ -177,6 +200,16 @@ impl fmt::Display for DropReason {
                 write!(f, "auth type {got} differs from ours ({want})")
             }
             DropReason::BadPassword => write!(f, "auth password does not match ours"),
+            DropReason::BadHmac => write!(f, "HMAC tag missing or not made with any of our keys"),
+            DropReason::Replay(super::auth_hmac::Replay::Old { seq, last }) => write!(
+                f,
+                "replayed advert: sequence {seq} is not above the last one accepted ({last})"
+            ),
+            DropReason::Replay(super::auth_hmac::Replay::Stale { seq, now }) => write!(
+                f,
+                "stale advert: sequence {seq} is {}s away from our clock ({now}); replay, or clocks apart",
+                seq.abs_diff(*now) / 1000
+            ),
             DropReason::IntervalMismatch { got, want } => {
                 write!(f, "advert interval {got}s differs from ours ({want}s)")
             }
@@ -234,7 +267,7 @@ pub fn encode(adv: &Advert) -> Vec<u8> {
     }
     match adv.auth {
         Auth::None => out.extend_from_slice(&[0u8; AUTH_LEN]),
-        Auth::Pass(data) => out.extend_from_slice(&data),
+        Auth::Pass(data) | Auth::Hmac(data) => out.extend_from_slice(&data),
     }
     let sum = inet_checksum(&out);
     out[6..8].copy_from_slice(&sum.to_be_bytes());
@@ -277,6 +310,11 @@ pub fn decode(msg: &[u8]) -> Result<Advert, DropReason> {
             let mut data = [0u8; AUTH_LEN];
             data.copy_from_slice(auth_data);
             Auth::Pass(data)
+        }
+        super::auth_hmac::AUTH_TYPE_HMAC => {
+            let mut data = [0u8; AUTH_LEN];
+            data.copy_from_slice(auth_data);
+            Auth::Hmac(data)
         }
         other => return Err(DropReason::UnknownAuthType(other)),
     };
@@ -347,6 +385,8 @@ pub struct Expect {
     pub addrs: Vec<Ipv4Addr>,
     /// Non-empty in unicast mode: only these senders are accepted.
     pub unicast_peers: Vec<Ipv4Addr>,
+    /// With `auth` HMAC: the keys a tag may verify under (`auth_hmac`).
+    pub hmac_keys: super::auth_hmac::HmacKeys,
 }
 
 /// Result of the §7.1 checks on a packet that passed them.
@@ -376,6 +416,13 @@ impl Expect {
             (Auth::Pass(ours), Auth::Pass(theirs)) => {
                 if ours != theirs {
                     return Err(DropReason::BadPassword);
+                }
+            }
+            (Auth::Hmac(_), Auth::Hmac(_)) => {
+                // The message is what `decode` checked; the tag follows it.
+                let len = FIXED_LEN + 4 * advert.addrs.len() + AUTH_LEN;
+                if !super::auth_hmac::verify(&self.hmac_keys.0, ip.src, msg, len) {
+                    return Err(DropReason::BadHmac);
                 }
             }
             (ours, theirs) => {
@@ -490,6 +537,7 @@ mod tests {
             adver_int: 1,
             addrs: vec![VIP],
             unicast_peers: vec![],
+            hmac_keys: Default::default(),
         }
     }
 
@@ -684,6 +732,61 @@ mod tests {
     }
 
     #[test]
+    fn hmac_adverts_verify_under_a_listed_key_only() {
+        use crate::vrrp::auth_hmac::{sign, HmacKeys, AUTH_TYPE_HMAC, TAG_LEN};
+        let k1 = b"0123456789abcdef-one".to_vec();
+        let k2 = b"0123456789abcdef-two".to_vec();
+        let ex = Expect {
+            auth: Auth::hmac(0),
+            hmac_keys: HmacKeys(vec![k1.clone(), k2.clone()]),
+            ..lab_expect()
+        };
+        let adv = Advert {
+            vrid: 33,
+            priority: 255,
+            adver_int: 1,
+            auth: Auth::hmac(1_800_000_000_000),
+            addrs: vec![VIP],
+        };
+        let signed = |key: &[u8], src: Ipv4Addr| {
+            let mut msg = encode(&adv);
+            assert_eq!(msg[4], AUTH_TYPE_HMAC);
+            let tag = sign(key, src, &msg);
+            assert_eq!(tag.len(), TAG_LEN);
+            msg.extend(tag);
+            encode_ipv4(src, VRRP_GROUP, 0, &msg)
+        };
+        // Either key (rotation); the sequence comes back out.
+        for k in [&k1, &k2] {
+            let acc = ex.check(&signed(k, LB1)).unwrap();
+            assert_eq!(acc.advert.auth.seq(), Some(1_800_000_000_000));
+        }
+        // Wrong key, a tag made for another source, no tag at all: forged.
+        let wrong = b"0123456789abcdef-bad".to_vec();
+        assert_eq!(ex.check(&signed(&wrong, LB1)), Err(DropReason::BadHmac));
+        let mut spoofed = signed(&k1, LB2);
+        spoofed[12..16].copy_from_slice(&LB1.octets());
+        assert_eq!(ex.check(&spoofed), Err(DropReason::BadHmac));
+        let bare = encode_ipv4(LB1, VRRP_GROUP, 0, &encode(&adv));
+        assert_eq!(ex.check(&bare), Err(DropReason::BadHmac));
+        // PASS (the keepalived way) is not accepted by an HMAC instance, nor the reverse.
+        assert_eq!(
+            ex.check(&lab_packet(|_| {})),
+            Err(DropReason::AuthTypeMismatch {
+                got: 1,
+                want: AUTH_TYPE_HMAC
+            })
+        );
+        assert_eq!(
+            lab_expect().check(&signed(&k1, LB1)),
+            Err(DropReason::AuthTypeMismatch {
+                got: AUTH_TYPE_HMAC,
+                want: 1
+            })
+        );
+    }
+
+    #[test]
     fn unicast_mode_drops_unknown_senders() {
         let ex = Expect {
             unicast_peers: vec![LB2],
@@ -723,7 +826,11 @@ mod tests {
             any::<u8>(),
             any::<u8>(),
             any::<u8>(),
-            prop_oneof![Just(Auth::None), any::<[u8; 8]>().prop_map(Auth::Pass)],
+            prop_oneof![
+                Just(Auth::None),
+                any::<[u8; 8]>().prop_map(Auth::Pass),
+                any::<[u8; 8]>().prop_map(Auth::Hmac)
+            ],
             proptest::collection::vec(any::<u32>().prop_map(Ipv4Addr::from), 0..=255),
         )
             .prop_map(|(vrid, priority, adver_int, auth, addrs)| Advert {
