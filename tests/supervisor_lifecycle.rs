@@ -47,6 +47,7 @@ impl VrrpStarter for RecordingVrrp {
         &'a self,
         _global: &'a VrrpConfig,
         instance: &'a VrrpInstanceConfig,
+        _vips: &'a fdfs_ha::vrrp::ownership::VipOwner,
     ) -> BoxFuture<'a, anyhow::Result<StartedVrrp>> {
         Box::pin(async move {
             let (tx, rx) = tokio::sync::broadcast::channel(8);

@@ -27,6 +27,7 @@ use crate::http::path;
 use crate::http::server::{self, Counters, Limits};
 use crate::http::validators;
 use crate::storage::http::token;
+use crate::vrrp::ownership::{self, VipOwnership};
 use cache::{Cache, Fill};
 use directory::{ClusterDirectory, DirectorySource, LiveDirectory, StorageNode};
 use fill::{fill, serve_entry, FillOutcome};
@@ -40,6 +41,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use upstream::{TimeoutBody, Upstreams};
 
@@ -83,6 +85,8 @@ pub struct Gateway {
     warm_queue: tokio::sync::mpsc::Receiver<String>,
     /// Metrics and access log per request (`with_observer`; by default counted, not logged).
     observer: crate::http::observe::Observer,
+    /// The node's VIP ownership (`with_vips`; by default no address is a VIP).
+    vips: watch::Receiver<VipOwnership>,
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -159,12 +163,19 @@ impl Gateway {
             purge_allow,
             counters: Arc::default(),
             observer: crate::http::observe::Observer::new("gateway", Default::default(), true),
+            vips: ownership::no_vips(),
         })
     }
 
     /// Where this server's requests are counted and logged (call before `serve`).
     pub fn with_observer(mut self, observer: crate::http::observe::Observer) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// Which VIPs this node serves, for keep-alive decisions (call before `serve`).
+    pub fn with_vips(mut self, vips: watch::Receiver<VipOwnership>) -> Self {
+        self.vips = vips;
         self
     }
 
@@ -269,6 +280,7 @@ impl Gateway {
                 listener,
                 limits.clone(),
                 self.counters.clone(),
+                self.vips.clone(),
                 shutdown.clone(),
                 self.observer.clone().wrap(move |req, peer| {
                     let (state, prefixes) = (state.clone(), prefixes.clone());

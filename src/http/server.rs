@@ -10,6 +10,7 @@
 //! ```
 
 use super::body::Body;
+use crate::vrrp::ownership::VipOwnership;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -25,7 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -80,10 +81,12 @@ const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Serves `listener` until `shutdown`, then lets connections finish for `drain_timeout`.
+/// `vips` is the node's VIP ownership (`VipOwner::subscribe`, or `ownership::no_vips()`).
 pub async fn serve<H, F>(
     listener: TcpListener,
     limits: Limits,
     counters: Arc<Counters>,
+    vips: watch::Receiver<VipOwnership>,
     shutdown: CancellationToken,
     handler: H,
 ) -> anyhow::Result<()>
@@ -105,7 +108,6 @@ where
     let mut closing = builder.clone();
     closing.keep_alive(false);
     let (builder, closing) = (Arc::new(builder), Arc::new(closing));
-    let ownership = crate::vrrp::ownership::subscribe();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -135,7 +137,7 @@ where
         Counters::bump(&counters.connections);
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let mut vip = ownership.clone();
+        let mut vip = vips.clone();
         // The VIP this connection came in on, if any. Without VRRP no address is a VIP: no
         // getsockname per connection then.
         let local_vip = if vip.borrow().has_vips() {
@@ -200,10 +202,7 @@ where
 }
 
 /// Resolves once this node no longer serves the VIP `watched` (never for None).
-async fn vip_lost(
-    vip: &mut tokio::sync::watch::Receiver<crate::vrrp::ownership::VipOwnership>,
-    watched: Option<std::net::IpAddr>,
-) {
+async fn vip_lost(vip: &mut watch::Receiver<VipOwnership>, watched: Option<std::net::IpAddr>) {
     let Some(ip) = watched else {
         return std::future::pending().await;
     };

@@ -42,6 +42,8 @@ pub struct ComponentEnv {
     pub metrics: crate::metrics::Metrics,
     /// Access logs (reopened on SIGUSR1).
     pub logs: crate::access_log::AccessLogs,
+    /// Which VIPs this node serves: the VRRP instances write it, the HTTP servers read it.
+    pub vips: crate::vrrp::ownership::VipOwner,
 }
 
 /// Builds the components a config enables. Adding a component kind is one entry here.
@@ -173,7 +175,8 @@ impl Component for StorageHttp {
                 .set_source("storage_http", Arc::new(obs.requests.clone()));
             let s = crate::storage::http::StorageHttp::bind(&self.cfg, &self.node)
                 .await?
-                .with_observer(obs);
+                .with_observer(obs)
+                .with_vips(self.env.vips.subscribe());
             tracing::info!(addr = %s.local_addr(), "storage http listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
@@ -196,7 +199,8 @@ impl Component for Gateway {
                 .set_source("gateway", Arc::new(obs.requests.clone()));
             let s = crate::gateway::Gateway::bind(&self.cfg, &self.data_dir)
                 .await?
-                .with_observer(obs);
+                .with_observer(obs)
+                .with_vips(self.env.vips.subscribe());
             if let Some(cache) = s.cache() {
                 let src = crate::metrics::CacheSource(cache);
                 self.env.metrics.set_source("gateway_cache", Arc::new(src));

@@ -39,6 +39,7 @@ pub mod tracking;
 
 use crate::config::{self, Config, OnFail, ProbeConfig, VrrpConfig, VrrpInstanceConfig};
 use crate::probe::{self, Health, PidTable, ProbeReport, ProbeSpec};
+use crate::vrrp::ownership::VipOwner;
 use crate::vrrp::{InstanceStatus, StateChange};
 use anyhow::Context;
 use component::{ComponentCmd, ComponentEnv, ComponentEvent, ComponentSpec, RunState, ServeFuture};
@@ -83,12 +84,14 @@ pub struct StartedVrrp {
     pub run: Box<dyn FnOnce(CancellationToken) -> ServeFuture + Send>,
 }
 
-/// Starts one VRRP instance. `global` is the `vrrp` section (its `instances` are all of them).
+/// Starts one VRRP instance. `global` is the `vrrp` section (its `instances` are all of them);
+/// the instance tells `vips` which of its VIPs this node serves.
 pub trait VrrpStarter: Send + Sync {
     fn start<'a>(
         &'a self,
         global: &'a VrrpConfig,
         instance: &'a VrrpInstanceConfig,
+        vips: &'a VipOwner,
     ) -> BoxFuture<'a, anyhow::Result<StartedVrrp>>;
 }
 
@@ -104,6 +107,7 @@ impl VrrpStarter for EngineVrrp {
         &'a self,
         global: &'a VrrpConfig,
         instance: &'a VrrpInstanceConfig,
+        vips: &'a VipOwner,
     ) -> BoxFuture<'a, anyhow::Result<StartedVrrp>> {
         Box::pin(async move {
             // Struct update keeps any global VRRP settings added later.
@@ -114,7 +118,7 @@ impl VrrpStarter for EngineVrrp {
             };
             let names: Vec<String> = global.instances.iter().map(|i| i.name.clone()).collect();
             self.carry.retain(&names);
-            let (vrrp, control) = crate::vrrp::Vrrp::start_carrying(&one, &self.carry)
+            let (vrrp, control) = crate::vrrp::Vrrp::start_carrying(&one, &self.carry, vips)
                 .await
                 .with_context(|| format!("vrrp instance {}", instance.name))?;
             let changes = control.subscribe();
@@ -285,6 +289,8 @@ pub async fn run_with(
             pids: PidTable::default(),
             metrics: metrics.clone(),
             logs: crate::access_log::AccessLogs::from_config(&cfg.log),
+            // One per node: shared by its VRRP instances and its HTTP servers only.
+            vips: VipOwner::default(),
         },
         board,
         components: BTreeMap::new(),
@@ -548,7 +554,7 @@ impl Sup {
         global: &VrrpConfig,
         inst: &VrrpInstanceConfig,
     ) -> anyhow::Result<()> {
-        let started = self.hooks.vrrp.start(global, inst).await?;
+        let started = self.hooks.vrrp.start(global, inst, &self.env.vips).await?;
         let stop = CancellationToken::new();
         let (notify_tx, notify_rx) = mpsc::unbounded_channel();
         tokio::spawn(run_notify_queue(notify_rx));

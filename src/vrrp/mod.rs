@@ -1,6 +1,6 @@
 //! VRRPv2 (RFC 3768): packet codec, pure state machine, raw-socket, ARP and netlink adapters.
 //!
-//! Contract with the supervisor: `Vrrp::start(cfg)` returns the runner and a cloneable
+//! Contract with the supervisor: `Vrrp::start(cfg, vips)` returns the runner and a cloneable
 //! `VrrpControl` (probe results in, status and state changes out). `run(shutdown)` returns after a
 //! graceful handover (priority-0 adverts, VIPs released) once `shutdown` is cancelled.
 //!
@@ -91,6 +91,8 @@ struct Shared {
     tracking: HashMap<String, watch::Sender<Tracking>>,
     /// New settings for a running instance (reload), latest wins.
     reconfig: HashMap<String, watch::Sender<Option<VrrpInstanceConfig>>>,
+    /// The node's VIP ownership, read by its HTTP servers.
+    vips: ownership::VipOwner,
 }
 
 impl VrrpControl {
@@ -212,8 +214,12 @@ fn unix_ms() -> u64 {
 }
 
 impl Vrrp {
-    pub async fn start(cfg: &VrrpConfig) -> anyhow::Result<(Vrrp, VrrpControl)> {
-        Self::start_carrying(cfg, &StatusCarry::default()).await
+    /// Starts the instances; they tell `vips` which of their VIPs this node serves.
+    pub async fn start(
+        cfg: &VrrpConfig,
+        vips: &ownership::VipOwner,
+    ) -> anyhow::Result<(Vrrp, VrrpControl)> {
+        Self::start_carrying(cfg, &StatusCarry::default(), vips).await
     }
 
     /// `start`, with status records (counters) carried over from earlier runs of the same
@@ -221,6 +227,7 @@ impl Vrrp {
     pub async fn start_carrying(
         cfg: &VrrpConfig,
         carry: &StatusCarry,
+        vips: &ownership::VipOwner,
     ) -> anyhow::Result<(Vrrp, VrrpControl)> {
         validate(cfg)?;
         check_capabilities()?;
@@ -249,7 +256,7 @@ impl Vrrp {
                 reconfig: re_rx,
                 ..inst
             };
-            ownership::configure(inst.vips.iter().map(|v| v.addr));
+            vips.configure(inst.vips.iter().map(|v| v.addr));
             let rec = carry.take(&ic.name, ic.priority);
             {
                 let mut s = status::lock(&rec);
@@ -263,6 +270,7 @@ impl Vrrp {
             status: statuses,
             tracking,
             reconfig,
+            vips: vips.clone(),
         });
         Ok((
             Vrrp {
@@ -750,7 +758,9 @@ impl Instance {
             .swap(served, std::sync::atomic::Ordering::Relaxed)
             != served
         {
-            ownership::set_served(self.vips.iter().map(|v| v.addr), served);
+            ctx.shared
+                .vips
+                .set_served(self.vips.iter().map(|v| v.addr), served);
         }
     }
 

@@ -6,12 +6,14 @@
 //! idle connections to that VIP and answers the rest with `Connection: close` (what nginx does
 //! on a graceful stop): clients reconnect, and their new connections follow the ARP switch.
 //!
-//! The node is one process, so this is one process-wide value: the VRRP runner writes it, the
-//! HTTP servers read it. With no VRRP configured no address is a VIP and nothing changes.
+//! One value per node, not per process: the supervisor creates a [`VipOwner`], hands it to every
+//! VRRP instance (which write it) and subscribes every HTTP server to it (which read it), so two
+//! nodes in one process (tests) do not share it. With no VRRP configured no address is a VIP and
+//! nothing changes.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::OnceLock;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,34 +42,49 @@ impl VipOwnership {
     }
 }
 
-fn channel() -> &'static watch::Sender<VipOwnership> {
-    static CHANNEL: OnceLock<watch::Sender<VipOwnership>> = OnceLock::new();
-    CHANNEL.get_or_init(|| watch::channel(VipOwnership::default()).0)
+/// A node's VIP ownership, the writing side: cloned into every VRRP instance of the node; the
+/// HTTP servers [`subscribe`](VipOwner::subscribe).
+#[derive(Debug, Clone)]
+pub struct VipOwner(Arc<watch::Sender<VipOwnership>>);
+
+impl Default for VipOwner {
+    fn default() -> Self {
+        VipOwner(Arc::new(watch::channel(VipOwnership::default()).0))
+    }
 }
 
-/// Registers an instance's VIPs (not served until `set_served`).
-pub fn configure(vips: impl IntoIterator<Item = Ipv4Addr>) {
-    channel().send_modify(|o| o.configured.extend(vips.into_iter().map(IpAddr::V4)));
+impl VipOwner {
+    /// Registers an instance's VIPs (not served until `set_served`).
+    pub fn configure(&self, vips: impl IntoIterator<Item = Ipv4Addr>) {
+        self.0
+            .send_modify(|o| o.configured.extend(vips.into_iter().map(IpAddr::V4)));
+    }
+
+    /// Marks an instance's VIPs as served or not; wakes the servers only on a change.
+    pub fn set_served(&self, vips: impl IntoIterator<Item = Ipv4Addr>, served: bool) {
+        self.0.send_if_modified(|o| {
+            let mut changed = false;
+            for v in vips {
+                let ip = IpAddr::V4(v);
+                changed |= if served {
+                    o.served.insert(ip)
+                } else {
+                    o.served.remove(&ip)
+                };
+            }
+            changed
+        });
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<VipOwnership> {
+        self.0.subscribe()
+    }
 }
 
-/// Marks an instance's VIPs as served or not; wakes the servers only on a change.
-pub fn set_served(vips: impl IntoIterator<Item = Ipv4Addr>, served: bool) {
-    channel().send_if_modified(|o| {
-        let mut changed = false;
-        for v in vips {
-            let ip = IpAddr::V4(v);
-            changed |= if served {
-                o.served.insert(ip)
-            } else {
-                o.served.remove(&ip)
-            };
-        }
-        changed
-    });
-}
-
-pub fn subscribe() -> watch::Receiver<VipOwnership> {
-    channel().subscribe()
+/// What a server outside any VRRP node reads: no address is a VIP, every connection may be kept
+/// alive.
+pub fn no_vips() -> watch::Receiver<VipOwnership> {
+    watch::channel(VipOwnership::default()).1
 }
 
 #[cfg(test)]

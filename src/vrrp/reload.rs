@@ -9,7 +9,7 @@
 
 use super::fsm::{Action, Event, Fsm};
 use super::packet::Expect;
-use super::{ownership, Instance, RunCtx, LOG};
+use super::{Instance, RunCtx, LOG};
 use crate::config::VrrpInstanceConfig;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -135,10 +135,11 @@ impl Instance {
                 }
             }
         }
-        ownership::set_served(removed.iter().map(|v| v.addr), false);
-        ownership::configure(added.iter().map(|v| v.addr));
+        let owner = &ctx.shared.vips;
+        owner.set_served(removed.iter().map(|v| v.addr), false);
+        owner.configure(added.iter().map(|v| v.addr));
         if self.vips_served.load(Ordering::Relaxed) {
-            ownership::set_served(added.iter().map(|v| v.addr), true);
+            owner.set_served(added.iter().map(|v| v.addr), true);
         }
         self.apply(settings);
         *expect = self.expect();

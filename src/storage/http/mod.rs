@@ -19,6 +19,7 @@ use crate::config::{ResponseMode, StorageConfig, StorageHttpConfig};
 use crate::http::body::{self, Body};
 use crate::http::{file, path, server, validators};
 use crate::proto::fileid::Source;
+use crate::vrrp::ownership::{self, VipOwnership};
 use bytes::Bytes;
 use file::{FileSource, Representation};
 use http::header::{self, HeaderValue};
@@ -34,6 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Maps a numeric storage id (file IDs written with `id_type_in_filename = id`) to its address.
@@ -63,6 +65,8 @@ pub struct StorageHttp {
     tracker_resolver: Option<Arc<resolver::TrackerResolver>>,
     /// Metrics and access log per request (`with_observer`; by default counted, not logged).
     observer: crate::http::observe::Observer,
+    /// The node's VIP ownership (`with_vips`; by default no address is a VIP).
+    vips: watch::Receiver<VipOwnership>,
 }
 
 struct State {
@@ -128,12 +132,19 @@ impl StorageHttp {
                 Default::default(),
                 false,
             ),
+            vips: ownership::no_vips(),
         })
     }
 
     /// Where this server's requests are counted and logged (call before `serve`).
     pub fn with_observer(mut self, observer: crate::http::observe::Observer) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// Which VIPs this node serves, for keep-alive decisions (call before `serve`).
+    pub fn with_vips(mut self, vips: watch::Receiver<VipOwnership>) -> Self {
+        self.vips = vips;
         self
     }
 
@@ -170,6 +181,7 @@ impl StorageHttp {
             self.listener,
             limits,
             self.state.counters.clone(),
+            self.vips,
             shutdown,
             self.observer.wrap(move |req, peer| {
                 let state = state.clone();
