@@ -194,3 +194,30 @@ fn keepalived_loser_still_holds_the_vip_too() {
         lab.log(a)
     );
 }
+
+/// Issue 26.4: a Master that has heard no peer since it started has nobody to hand over to:
+/// SIGTERM releases the VIP at once instead of waiting 3 x advert_int for a successor.
+#[test]
+fn a_master_that_never_heard_a_peer_releases_at_once_on_sigterm() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(1);
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    assert!(
+        wait_until(Duration::from_secs(8), || lab.has_vip(0)),
+        "{}",
+        lab.log(a)
+    );
+    let t = Instant::now();
+    lab.sigterm(a);
+    assert_eq!(
+        lab.wait_exit(a, Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        lab.log(a)
+    );
+    eprintln!("lone Master: exit {:?} after SIGTERM", t.elapsed());
+    assert!(!lab.has_vip(0));
+    let log = lab.log(a);
+    assert!(log.contains("shutdown: no peer heard since start"), "{log}");
+    assert!(!log.contains("handover"), "{log}");
+}

@@ -415,7 +415,13 @@ fn run(path: PathBuf, pidfile: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match rt.block_on(fdfs_ha::supervisor::run(cfg, path)) {
+    let result = rt.block_on(fdfs_ha::supervisor::run(cfg, path));
+    // Every component has stopped and settled its data by now (storage flushes and fsyncs
+    // before it returns). Dropping the runtime would also wait for any blocking-pool thread
+    // still busy (a name lookup, a stray read): bound that, so SIGTERM ends the process
+    // promptly (issue 26.4: exited 1.7-2.0 s after logging `stopped`; C's storaged 0.49 s).
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fdfs-ha failed");

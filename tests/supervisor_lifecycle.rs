@@ -935,3 +935,88 @@ async fn a_node_without_vrrp_runs_unprivileged() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// A storage-only node (no `vrrp`): spawned, and a storage connection once it answers.
+async fn storage_node(
+    dir: &std::path::Path,
+    port: u16,
+) -> (Child, fdfs_ha::client::storage::StorageConn) {
+    let path = dir.join("storage.yaml");
+    let yaml = format!(
+        "node: storage-only\ndata_dir: \"{d}/data\"\nstatus: {{ listen: null }}\n\
+         storage:\n  group: group1\n  listen: 127.0.0.1:{port}\n  trackers: [\"127.0.0.1:1\"]\n  \
+         store_paths: [\"{d}/store0\"]\n  reserved_storage_space: 0%\n",
+        d = dir.display()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut c) = fdfs_ha::client::storage::StorageConn::connect(("127.0.0.1", port)).await
+        {
+            if c.active_test().await.is_ok() {
+                return (child, c);
+            }
+        }
+        if let Ok(Some(s)) = child.0.try_wait() {
+            panic!("fdfs-ha exited early: {s}");
+        }
+        assert!(Instant::now() < deadline, "storage did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 26.4: SIGTERM to a node without `vrrp` (nothing to hand over) ends the process
+/// promptly (the time is printed), with an idle client connection and a half-sent request
+/// open, and every upload it acknowledged is there after a restart.
+#[tokio::test]
+async fn a_node_without_vrrp_exits_quickly_on_sigterm_keeping_acknowledged_uploads() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut child, mut conn) = storage_node(dir.path(), port).await;
+    let mut uploaded = Vec::new();
+    for i in 0..20u32 {
+        let data: Vec<u8> = (0..5000u32).map(|j| (i * 7 + j) as u8).collect();
+        let f = conn.upload(0, &data, "bin").await.unwrap();
+        uploaded.push((f, data));
+    }
+    // An idle connection (conn) and one in the middle of an upload request header.
+    let mut half = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    half.write_all(&[0, 0, 0, 0, 0, 0, 0x40]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let t = Instant::now();
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "did not exit");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let took = t.elapsed();
+    eprintln!("storage-only node: exit {:?} after SIGTERM", took);
+    assert!(status.success(), "{status}");
+    // The figure (acceptance: 0.5 s, C's fdfs_storaged 0.49 s) is printed, not asserted: on
+    // this shared machine load alone moves it (66-195 ms at load 19). The bound only catches a
+    // stop that waits for something (the 3 s handover wait, a drain, a blocking thread).
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    drop((conn, half));
+
+    let (_child2, mut conn2) = storage_node(dir.path(), port).await;
+    for (f, data) in &uploaded {
+        let back = conn2.download(&f.group, &f.filename, 0, 0).await.unwrap();
+        assert_eq!(&back, data, "{}", f.filename);
+    }
+}
