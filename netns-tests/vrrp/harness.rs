@@ -140,10 +140,49 @@ pub struct VrrpOpts {
     pub unicast_peers: Vec<String>,
     /// VIPs besides `VIP_CIDR`.
     pub extra_vips: Vec<String>,
-    /// Seconds.
+    /// Seconds (VRRPv2).
     pub advert_int: u8,
     /// fdfs-ha's `auth:` value as YAML instead of PASS with `password` (e.g. hmac keys).
     pub auth_yaml: Option<String>,
+    /// VRRP version, 2 or 3 (3: no auth, `vrrp_version 3` for keepalived).
+    pub version: u8,
+    /// VRRPv3 advert interval in milliseconds (version 2 uses `advert_int`).
+    pub advert_ms: u64,
+}
+
+impl VrrpOpts {
+    /// VRRPv3 with `advert_ms` adverts, otherwise the defaults.
+    pub fn v3(advert_ms: u64) -> VrrpOpts {
+        VrrpOpts {
+            version: 3,
+            advert_ms,
+            ..Default::default()
+        }
+    }
+
+    fn fdfs_auth(&self) -> String {
+        match &self.auth_yaml {
+            Some(a) => a.clone(),
+            None if self.version == 3 => "null".into(),
+            None => format!("{{ type: pass, password: \"{}\" }}", self.password),
+        }
+    }
+
+    fn fdfs_advert_int(&self) -> String {
+        if self.version == 3 {
+            format!("{}ms", self.advert_ms)
+        } else {
+            format!("{}", self.advert_int)
+        }
+    }
+
+    fn keepalived_advert_int(&self) -> f64 {
+        if self.version == 3 {
+            self.advert_ms as f64 / 1000.0
+        } else {
+            f64::from(self.advert_int)
+        }
+    }
 }
 
 impl Default for VrrpOpts {
@@ -158,6 +197,8 @@ impl Default for VrrpOpts {
             extra_vips: Vec::new(),
             advert_int: 1,
             auth_yaml: None,
+            version: 2,
+            advert_ms: 1000,
         }
     }
 }
@@ -312,6 +353,7 @@ vrrp:
       interface: eth0
       virtual_router_id: {vrid}
       priority: {prio}
+      version: {version}
       advert_int: {adv}
       preempt: {preempt}
       graceful_handover: {gh}
@@ -324,11 +366,9 @@ vrrp:
             prio = o.priority,
             preempt = o.preempt,
             gh = o.graceful_handover,
-            adv = o.advert_int,
-            auth = o
-                .auth_yaml
-                .clone()
-                .unwrap_or_else(|| format!("{{ type: pass, password: \"{}\" }}", o.password)),
+            version = o.version,
+            adv = o.fdfs_advert_int(),
+            auth = o.fdfs_auth(),
             peers = o.unicast_peers.join(", "),
             extra = o
                 .extra_vips
@@ -341,13 +381,21 @@ vrrp:
     /// Starts keepalived (VRRP only) in node `i`.
     pub fn start_keepalived(&self, i: usize, o: &VrrpOpts, initial_master: bool) -> usize {
         let conf = format!(
-            "global_defs {{\n  router_id n{i}\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}  authentication {{\n    auth_type PASS\n    auth_pass {pw}\n  }}\n  virtual_ipaddress {{\n    {VIP_CIDR}\n{extra}  }}\n}}\n",
+            "global_defs {{\n  router_id n{i}\n  vrrp_version {version}\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}{auth}  virtual_ipaddress {{\n    {VIP_CIDR}\n{extra}  }}\n}}\n",
             state = if initial_master { "MASTER" } else { "BACKUP" },
             vrid = o.vrid,
             prio = o.priority,
             nopreempt = if o.preempt { "" } else { "  nopreempt\n" },
-            pw = o.password,
-            adv = o.advert_int,
+            version = o.version,
+            adv = o.keepalived_advert_int(),
+            auth = if o.version == 3 {
+                String::new()
+            } else {
+                format!(
+                    "  authentication {{\n    auth_type PASS\n    auth_pass {}\n  }}\n",
+                    o.password
+                )
+            },
             extra = o
                 .extra_vips
                 .iter()

@@ -135,7 +135,11 @@ pub struct VrrpInstanceConfig {
     pub virtual_router_id: u8,
     /// 1..=255; 255 means this node owns the addresses (goes Master at once).
     pub priority: u8,
-    /// Whole seconds in VRRPv2.
+    /// VRRP version: 2 (RFC 3768, keepalived's default) or 3 (RFC 5798: centisecond intervals,
+    /// no authentication; keepalived `vrrp_version 3`).
+    #[serde(default = "default_vrrp_version")]
+    pub version: u8,
+    /// Whole seconds in VRRPv2; multiples of 10 ms from 10 ms to 40.95 s in VRRPv3.
     #[serde(default = "default_advert_int")]
     pub advert_int: Dur,
     /// keepalived's `nopreempt` is `preempt: false`.
@@ -167,6 +171,9 @@ pub struct VrrpInstanceConfig {
     pub graceful_handover: bool,
 }
 
+fn default_vrrp_version() -> u8 {
+    2
+}
 fn default_advert_int() -> Dur {
     Dur::secs(1)
 }

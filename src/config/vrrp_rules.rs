@@ -8,6 +8,7 @@
 use super::schema::{TrackWeight, VrrpAuth, VrrpConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 /// VRRPv2 advert: the address count is one byte (RFC 3768 §5.3.5).
 pub const MAX_VIPS: usize = 255;
@@ -81,11 +82,32 @@ pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
             );
         }
         let adv = inst.advert_int.get();
-        if adv.subsec_nanos() != 0 || !(1..=255).contains(&adv.as_secs()) {
-            v.err(
-                at("advert_int"),
-                format!("VRRPv2 needs whole seconds in 1..=255, got {adv:?}"),
-            );
+        match inst.version {
+            2 => {
+                if adv.subsec_nanos() != 0 || !(1..=255).contains(&adv.as_secs()) {
+                    v.err(
+                        at("advert_int"),
+                        format!("VRRPv2 needs whole seconds in 1..=255, got {adv:?} (or use `version: 3` for centiseconds)"),
+                    );
+                }
+            }
+            3 => {
+                if adv.subsec_nanos() % 10_000_000 != 0
+                    || !(Duration::from_millis(10)..=Duration::from_millis(40_950)).contains(&adv)
+                {
+                    v.err(
+                        at("advert_int"),
+                        format!("VRRPv3 needs a multiple of 10ms in 10ms..=40.95s, got {adv:?}"),
+                    );
+                }
+                if !matches!(inst.auth, None | Some(VrrpAuth::None)) {
+                    v.err(
+                        at("auth"),
+                        "VRRPv3 has no authentication (RFC 5798 removed it; keepalived ignores it too): remove `auth` or use `version: 2`",
+                    );
+                }
+            }
+            other => v.err(at("version"), format!("must be 2 or 3, got {other}")),
         }
         if let Some(VrrpAuth::Pass { password }) = &inst.auth {
             if password.is_empty() || password.len() > MAX_PASSWORD {
@@ -213,4 +235,47 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
         return Err(format!("{name:?} is not a valid interface name"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(extra: &str) -> Vec<String> {
+        let yaml = format!(
+            "instances:\n  - {{ name: VI_1, interface: eth0, virtual_router_id: 33, priority: 100, virtual_ipaddress: [192.168.3.100/24], {extra} }}\n"
+        );
+        let cfg: VrrpConfig = serde_saphyr::from_str(&yaml).unwrap();
+        check(&cfg).iter().map(|b| b.to_string()).collect()
+    }
+
+    #[test]
+    fn version_3_takes_centisecond_intervals_and_no_auth() {
+        assert!(one("version: 3, advert_int: 100ms").is_empty());
+        assert!(one("version: 3, advert_int: 10ms").is_empty());
+        assert!(one("version: 3, advert_int: 40950ms").is_empty());
+        assert!(one("version: 3, advert_int: 1").is_empty());
+        for bad in ["5ms", "105ms", "41s"] {
+            let e = one(&format!("version: 3, advert_int: {bad}"));
+            assert!(
+                e[0].contains("advert_int") && e[0].contains("VRRPv3"),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = one("version: 3, auth: { type: pass, password: \"1111\" }");
+        assert!(
+            e[0].contains(".auth: VRRPv3 has no authentication"),
+            "{e:?}"
+        );
+        assert!(one("version: 3, auth: { type: none }").is_empty());
+    }
+
+    #[test]
+    fn version_2_keeps_whole_seconds_and_other_versions_are_refused() {
+        assert!(one("advert_int: 1").is_empty());
+        let e = one("advert_int: 100ms");
+        assert!(e[0].contains("VRRPv2 needs whole seconds"), "{e:?}");
+        let e = one("version: 4");
+        assert!(e[0].contains(".version: must be 2 or 3"), "{e:?}");
+    }
 }

@@ -19,6 +19,9 @@ pub struct FsmConfig {
     /// Configured priority, 1..=255 (255 = address owner).
     pub priority: u8,
     pub advert_int: Duration,
+    /// RFC 5798 timing: Skew_Time scales with the Master's advert interval, which a Backup
+    /// learns from its adverts (`Event::AdvertV3`). False: RFC 3768 (skew in seconds).
+    pub version3: bool,
     /// keepalived's `nopreempt` is `false`.
     pub preempt: bool,
     /// No preemption before `start + preempt_delay`.
@@ -82,6 +85,13 @@ pub enum Event {
     /// a Master yields to a winner, a Backup follows it. Otherwise both sides drop each other's
     /// adverts and both hold the VIPs for good (issue 26.2).
     MismatchedAdvert { src: Ipv4Addr, priority: u8 },
+    /// A valid VRRPv3 advert: as `AdvertReceived`, plus the sender's Max Adver Int, which a
+    /// Backup adopts as Master_Adver_Interval (RFC 5798 §6.4.2, §6.4.3).
+    AdvertV3 {
+        src: Ipv4Addr,
+        priority: u8,
+        max_adver_int: Duration,
+    },
     /// Probe-derived tracking: summed weights, and whether a `fault` track is failing.
     TrackingChanged {
         delta: i32,
@@ -142,6 +152,8 @@ pub struct Fsm {
     /// Whether any peer's advert (accepted or mismatched) was heard since the start. A Master
     /// that has heard none has no successor to wait for when it stops.
     peer_heard: bool,
+    /// VRRPv3 Master_Adver_Interval as learned from the Master (None: our own advert_int).
+    master_adver_int: Option<Duration>,
 }
 
 /// At most this many sources are remembered for the answer rate limit; beyond, no answers.
@@ -170,6 +182,7 @@ impl Fsm {
             answered: Vec::new(),
             down_from: None,
             peer_heard: false,
+            master_adver_int: None,
         }
     }
 
@@ -207,14 +220,28 @@ impl Fsm {
         (i32::from(self.cfg.priority) + self.track_delta).clamp(1, 254) as u8
     }
 
-    /// Skew_Time = (256 - Priority) / 256 s (§6.1).
+    /// Skew_Time = (256 - Priority) / 256 s (RFC 3768 §6.1); in VRRPv3
+    /// ((256 - Priority) x Master_Adver_Interval) / 256 (RFC 5798 §6.1).
     pub fn skew_time(&self) -> Duration {
-        Duration::from_secs(256 - u64::from(self.effective_priority())) / 256
+        let unit = if self.cfg.version3 {
+            self.master_adver_interval()
+        } else {
+            Duration::from_secs(1)
+        };
+        unit * (256 - u32::from(self.effective_priority())) / 256
     }
 
-    /// Master_Down_Interval = 3 x Advertisement_Interval + Skew_Time (§6.1).
+    /// The Master's advert interval: learned from its VRRPv3 adverts, else our own.
+    pub fn master_adver_interval(&self) -> Duration {
+        match (self.cfg.version3, self.master_adver_int) {
+            (true, Some(d)) => d,
+            _ => self.cfg.advert_int,
+        }
+    }
+
+    /// Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time (both RFCs, §6.1).
     pub fn master_down_interval(&self) -> Duration {
-        self.cfg.advert_int * 3 + self.skew_time()
+        self.master_adver_interval() * 3 + self.skew_time()
     }
 
     fn faulty(&self) -> bool {
@@ -314,7 +341,17 @@ impl Fsm {
                 if src != self.cfg.primary_ip {
                     self.peer_heard = true;
                 }
-                self.advert(now, src, priority, &mut out)
+                self.advert(now, src, priority, None, &mut out)
+            }
+            Event::AdvertV3 {
+                src,
+                priority,
+                max_adver_int,
+            } => {
+                if src != self.cfg.primary_ip {
+                    self.peer_heard = true;
+                }
+                self.advert(now, src, priority, Some(max_adver_int), &mut out)
             }
             Event::TrackingChanged {
                 delta,
@@ -404,7 +441,14 @@ impl Fsm {
         }
     }
 
-    fn advert(&mut self, now: Instant, src: Ipv4Addr, priority: u8, out: &mut Vec<Action>) {
+    fn advert(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        priority: u8,
+        interval: Option<Duration>,
+        out: &mut Vec<Action>,
+    ) {
         match self.state {
             State::Master if self.handing_over() => {
                 if priority > 0 {
@@ -449,6 +493,11 @@ impl Fsm {
                         },
                         out,
                     );
+                    if interval.is_some() {
+                        // RFC 5798 §6.4.3: adopt the new Master's interval.
+                        self.master_adver_int = interval;
+                        self.start_down_timer(now);
+                    }
                     if self.cfg.release_grace.is_zero() {
                         out.push(Action::RemoveVips);
                     } else {
@@ -475,6 +524,10 @@ impl Fsm {
                         self.down_from = None;
                     }
                 } else if !self.may_preempt(now) || priority >= self.effective_priority() {
+                    if interval.is_some() {
+                        // RFC 5798 §6.4.2: Master_Adver_Interval follows the Master's adverts.
+                        self.master_adver_int = interval;
+                    }
                     self.master = Some(src);
                     self.start_down_timer(now);
                     self.lower_master_heard = None;
@@ -606,6 +659,8 @@ impl Fsm {
 
     fn become_master(&mut self, now: Instant, reason: &str, out: &mut Vec<Action>) {
         self.clear_timers();
+        // A Master advertises at its own interval; a learned one was the old Master's.
+        self.master_adver_int = None;
         self.release_at = None;
         self.state = State::Master;
         let preempting = self
@@ -642,6 +697,8 @@ impl Fsm {
     fn enter_backup(&mut self, now: Instant, reason: &str, out: &mut Vec<Action>) {
         self.clear_timers();
         self.state = State::Backup;
+        // RFC 5798 §6.4.1: a new Backup starts from its own interval.
+        self.master_adver_int = None;
         self.start_down_timer(now);
         out.push(Action::Notify {
             state: State::Backup,

@@ -39,7 +39,7 @@ use fsm::{Action, Event, Fsm, FsmConfig, State};
 use packet::{Advert, Auth, DropReason, Expect};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
@@ -522,6 +522,9 @@ impl Instance {
         if src == self.socket.src() {
             return Vec::new(); // our own advert (unicast to ourselves or looped back)
         }
+        if self.fsm.version3 {
+            return self.on_packet_v3(fsm, expect, pkt, ctx, logs, now);
+        }
         // HMAC adverts whose tag verified still face the replay guard, mismatched ones too
         // (they run the election as well).
         let verdict = match expect.check(pkt) {
@@ -540,22 +543,7 @@ impl Instance {
         match verdict {
             Ok(acc) => {
                 let prio = acc.advert.priority;
-                let ours = fsm.effective_priority();
-                self.with_status(ctx, |s| {
-                    s.adverts_received += 1;
-                    if prio == 0 {
-                        s.priority_zero_received += 1;
-                    } else if prio < ours {
-                        s.lower_priority_adverts += 1;
-                    }
-                });
-                if prio > 0 && prio < ours {
-                    // A Backup that thinks it is Master, or a rogue: keepalived logs these too.
-                    if let Some(n) = logs.allow("lower_priority", now) {
-                        tracing::info!(target: LOG, instance = %self.name, src = %acc.src,
-                            priority = prio, ours, suppressed = n, "lower-priority advert heard");
-                    }
-                }
+                self.count_accepted(fsm, acc.src, prio, ctx, logs, now);
                 fsm.handle(
                     now,
                     Event::AdvertReceived {
@@ -567,17 +555,121 @@ impl Instance {
             Err(reason) if reason.is_config_mismatch() => {
                 self.on_mismatch(fsm, pkt, &reason, ctx, logs)
             }
-            Err(DropReason::OtherVrid(v)) if self.sibling_vrids.contains(&v) => Vec::new(),
-            Err(reason) => {
-                let counter = reason.counter();
-                self.with_status(ctx, |s| {
-                    *s.drops.entry(counter.to_string()).or_insert(0) += 1
-                });
-                if let Some(n) = logs.allow(counter, now) {
-                    tracing::warn!(target: LOG, instance = %self.name, %src, reason = %reason,
-                        suppressed = n, "dropped VRRP packet");
+            Err(reason) => self.on_drop(reason, src, ctx, logs, now),
+        }
+    }
+
+    /// Counts an accepted advert; a lower-priority one is logged (rate-limited).
+    fn count_accepted(
+        &self,
+        fsm: &Fsm,
+        src: Ipv4Addr,
+        prio: u8,
+        ctx: &RunCtx,
+        logs: &mut RateLimit,
+        now: Instant,
+    ) {
+        let ours = fsm.effective_priority();
+        self.with_status(ctx, |s| {
+            s.adverts_received += 1;
+            if prio == 0 {
+                s.priority_zero_received += 1;
+            } else if prio < ours {
+                s.lower_priority_adverts += 1;
+            }
+        });
+        if prio > 0 && prio < ours {
+            // A Backup that thinks it is Master, or a rogue: keepalived logs these too.
+            if let Some(n) = logs.allow("lower_priority", now) {
+                tracing::info!(target: LOG, instance = %self.name, %src,
+                    priority = prio, ours, suppressed = n, "lower-priority advert heard");
+            }
+        }
+    }
+
+    /// Counts and logs (rate-limited) a dropped packet.
+    fn on_drop(
+        &self,
+        reason: DropReason,
+        src: Ipv4Addr,
+        ctx: &RunCtx,
+        logs: &mut RateLimit,
+        now: Instant,
+    ) -> Vec<Action> {
+        if let DropReason::OtherVrid(v) = reason {
+            if self.sibling_vrids.contains(&v) {
+                return Vec::new();
+            }
+        }
+        let counter = reason.counter();
+        self.with_status(ctx, |s| {
+            *s.drops.entry(counter.to_string()).or_insert(0) += 1
+        });
+        if let Some(n) = logs.allow(counter, now) {
+            tracing::warn!(target: LOG, instance = %self.name, %src, reason = %reason,
+                suppressed = n, "dropped VRRP packet");
+        }
+        Vec::new()
+    }
+
+    /// The VRRPv3 receive path (RFC 5798 §7.1): no auth, the interval is the Master's to set.
+    fn on_packet_v3(
+        &self,
+        fsm: &mut Fsm,
+        expect: &Expect,
+        pkt: &[u8],
+        ctx: &RunCtx,
+        logs: &mut RateLimit,
+        now: Instant,
+    ) -> Vec<Action> {
+        let ex = packet_v3::ExpectV3 {
+            vrid: expect.vrid,
+            addrs: expect.addrs.iter().map(|a| IpAddr::V4(*a)).collect(),
+            unicast_peers: expect
+                .unicast_peers
+                .iter()
+                .map(|a| IpAddr::V4(*a))
+                .collect(),
+        };
+        match ex.check_ipv4(pkt) {
+            Ok(acc) => {
+                let IpAddr::V4(src) = acc.src else {
+                    return Vec::new();
+                };
+                let prio = acc.advert.priority;
+                if acc.addr_list_mismatch && prio != 255 {
+                    // As in v2 (issue 26.2): dropped, recorded, and still a Master to elect.
+                    let got = acc
+                        .advert
+                        .addrs
+                        .iter()
+                        .filter_map(|a| match a {
+                            IpAddr::V4(v) => Some(*v),
+                            IpAddr::V6(_) => None,
+                        })
+                        .collect();
+                    let reason = DropReason::AddrListMismatch {
+                        got,
+                        want: expect.addrs.clone(),
+                    };
+                    return self.mismatch_heard(fsm, src, prio, &reason, ctx, logs);
                 }
-                Vec::new()
+                self.count_accepted(fsm, src, prio, ctx, logs, now);
+                fsm.handle(
+                    now,
+                    Event::AdvertV3 {
+                        src,
+                        priority: acc.advert.priority,
+                        max_adver_int: acc.advert.interval(),
+                    },
+                )
+            }
+            Err(reason) => {
+                let src = pkt
+                    .get(12..16)
+                    .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                self.on_drop(reason, src, ctx, logs, now)
             }
         }
     }
@@ -658,30 +750,7 @@ impl Instance {
             match a {
                 Action::SendAdvert { priority } => {
                     self.with_status(ctx, |s| s.adverts_sent += 1);
-                    let auth = match self.auth {
-                        Auth::Hmac(_) => {
-                            let seq = auth_hmac::next_seq(
-                                self.seq.load(std::sync::atomic::Ordering::Relaxed),
-                                unix_ms(),
-                            );
-                            self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
-                            Auth::hmac(seq)
-                        }
-                        other => other,
-                    };
-                    let adv = Advert {
-                        vrid: self.vrid,
-                        priority,
-                        adver_int: self.adver_int,
-                        auth,
-                        addrs: self.vips.iter().map(|v| v.addr).collect(),
-                    };
-                    let mut msg = packet::encode(&adv);
-                    if let (Auth::Hmac(_), Some(key)) = (auth, self.hmac_keys.0.first()) {
-                        let tag = auth_hmac::sign(key, self.socket.src(), &msg);
-                        msg.extend_from_slice(&tag);
-                    }
-                    if let Err(e) = self.socket.send(&msg) {
+                    if let Err(e) = self.send_advert(priority) {
                         if let Some(n) = logs.allow("send_error", Instant::now()) {
                             tracing::warn!(target: LOG, instance = %self.name, error = %e, suppressed = n, "sending advert failed");
                         }
@@ -764,11 +833,52 @@ impl Instance {
         }
     }
 
+    /// Sends one advert in the instance's version (v3: the checksum covers each destination).
+    fn send_advert(&self, priority: u8) -> std::io::Result<()> {
+        let addrs: Vec<Ipv4Addr> = self.vips.iter().map(|v| v.addr).collect();
+        if self.fsm.version3 {
+            let adv = packet_v3::AdvertV3 {
+                vrid: self.vrid,
+                priority,
+                max_adver_int: packet_v3::centiseconds(self.fsm.advert_int),
+                addrs: addrs.into_iter().map(IpAddr::V4).collect(),
+            };
+            let src = IpAddr::V4(self.socket.src());
+            return self
+                .socket
+                .send_with(|dst| packet_v3::encode(&adv, src, IpAddr::V4(dst)));
+        }
+        let auth = match self.auth {
+            Auth::Hmac(_) => {
+                let seq = auth_hmac::next_seq(
+                    self.seq.load(std::sync::atomic::Ordering::Relaxed),
+                    unix_ms(),
+                );
+                self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+                Auth::hmac(seq)
+            }
+            other => other,
+        };
+        let adv = Advert {
+            vrid: self.vrid,
+            priority,
+            adver_int: self.adver_int,
+            auth,
+            addrs,
+        };
+        let mut msg = packet::encode(&adv);
+        if let (Auth::Hmac(_), Some(key)) = (auth, self.hmac_keys.0.first()) {
+            let tag = auth_hmac::sign(key, self.socket.src(), &msg);
+            msg.extend_from_slice(&tag);
+        }
+        self.socket.send_with(|_| msg.clone())
+    }
+
     /// Kernel lifetime of our VIPs: 3 x advert_int. Renewed every advert, it outlives a few lost
     /// ticks, and after a kill -9 it runs out before a Backup's Master_Down_Interval
     /// (3 x advert_int + skew) lets the Backup take over, so the two never hold the VIP together.
     fn vip_lifetime_secs(&self) -> u32 {
-        lifetime_secs(self.adver_int)
+        lifetime_secs(self.fsm.advert_int)
     }
 
     fn send_garps(&self) {
@@ -798,8 +908,10 @@ impl Instance {
     }
 }
 
-fn lifetime_secs(adver_int: u8) -> u32 {
-    3 * u32::from(adver_int).max(1)
+/// 3 x advert_int in whole seconds (the kernel's unit), rounded up, at least 1.
+fn lifetime_secs(advert_int: Duration) -> u32 {
+    let ms = (advert_int.as_millis() * 3).min(u128::from(u32::MAX));
+    (ms as u32).div_ceil(1000).max(1)
 }
 
 fn parse_vips(ic: &VrrpInstanceConfig) -> anyhow::Result<Vec<Vip>> {
@@ -833,7 +945,14 @@ impl Settings {
                 Auth::hmac(0)
             }
         };
+        let version3 = ic.version == 3;
         let adver_int = ic.advert_int.get().as_secs().clamp(1, 255) as u8;
+        // v2: whole seconds on the wire; v3: centiseconds (config validation refused the rest).
+        let advert_int = if version3 {
+            Duration::from_millis(10 * u64::from(packet_v3::centiseconds(ic.advert_int.get())))
+        } else {
+            Duration::from_secs(u64::from(adver_int))
+        };
         Ok(Settings {
             auth,
             hmac_keys,
@@ -841,7 +960,8 @@ impl Settings {
             vips: parse_vips(ic)?,
             fsm: FsmConfig {
                 priority: ic.priority,
-                advert_int: Duration::from_secs(u64::from(adver_int)),
+                advert_int,
+                version3,
                 preempt: ic.preempt,
                 preempt_delay: ic.preempt_delay.get(),
                 graceful_handover: ic.graceful_handover,
@@ -849,8 +969,8 @@ impl Settings {
                 garp_master_delay: ic.garp.master_delay.get(),
                 garp_refresh: ic.garp.refresh.get(),
                 garp_lower_prio_repeat: ic.garp.lower_prio_repeat,
-                // One advert interval: VRRPv2's is >= 1 s, well after a competitor's release.
-                garp_reclaim: Duration::from_secs(u64::from(adver_int)),
+                // One advert interval, at least 1 s: well after a competitor's release.
+                garp_reclaim: advert_int.max(Duration::from_secs(1)),
                 // Below the old Master's release grace, which keeps its VIPs meanwhile.
                 garp_preempt_delay: ic.garp.preempt_delay.get().min(VIP_RELEASE_GRACE / 2),
                 release_grace: VIP_RELEASE_GRACE,
@@ -861,7 +981,7 @@ impl Settings {
     }
 
     fn vip_lifetime_secs(&self) -> u32 {
-        lifetime_secs(self.adver_int)
+        lifetime_secs(self.fsm.advert_int)
     }
 }
 

@@ -41,10 +41,9 @@ impl Instance {
         ctx: &RunCtx,
         logs: &mut RateLimit,
     ) -> Vec<Action> {
-        let now = Instant::now();
-        let Some((kind, theirs, ours)) = mismatch_values(reason) else {
+        if mismatch_values(reason).is_none() {
             return Vec::new();
-        };
+        }
         // It passed the checks that decode it, so this cannot fail; no advert, no event.
         let Ok((ip, msg)) = packet::decode_ipv4(pkt) else {
             return Vec::new();
@@ -52,22 +51,33 @@ impl Instance {
         let Ok(adv) = packet::decode(msg) else {
             return Vec::new();
         };
+        self.mismatch_heard(fsm, ip.src, adv.priority, reason, ctx, logs)
+    }
+
+    /// The mismatched advert of `src` (VRRPv2 or v3), decoded: recorded and fed to the election.
+    pub(super) fn mismatch_heard(
+        &self,
+        fsm: &mut Fsm,
+        src: Ipv4Addr,
+        priority: u8,
+        reason: &DropReason,
+        ctx: &RunCtx,
+        logs: &mut RateLimit,
+    ) -> Vec<Action> {
+        let now = Instant::now();
+        let Some((kind, theirs, ours)) = mismatch_values(reason) else {
+            return Vec::new();
+        };
         let counter = reason.counter();
         self.with_status(ctx, |s| {
             *s.drops.entry(counter.to_string()).or_insert(0) += 1;
-            s.record_mismatch(ip.src, kind, theirs.clone(), ours.clone(), unix_ms());
+            s.record_mismatch(src, kind, theirs.clone(), ours.clone(), unix_ms());
         });
         if let Some(n) = logs.allow(counter, now) {
-            tracing::error!(target: LOG, instance = %self.name, peer = %ip.src, kind, %theirs, %ours,
-                priority = adv.priority, suppressed = n,
+            tracing::error!(target: LOG, instance = %self.name, peer = %src, kind, %theirs, %ours,
+                priority, suppressed = n,
                 "peer config mismatch: its adverts are dropped (RFC 3768 7.1) but it still counts as a Master for the election");
         }
-        fsm.handle(
-            now,
-            Event::MismatchedAdvert {
-                src: ip.src,
-                priority: adv.priority,
-            },
-        )
+        fsm.handle(now, Event::MismatchedAdvert { src, priority })
     }
 }

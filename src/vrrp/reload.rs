@@ -22,6 +22,9 @@ pub fn restart_needed(old: &VrrpInstanceConfig, new: &VrrpInstanceConfig) -> Opt
         Some("interface")
     } else if old.virtual_router_id != new.virtual_router_id {
         Some("virtual_router_id")
+    } else if old.version != new.version {
+        // The socket and the advert format differ between VRRPv2 and VRRPv3.
+        Some("version")
     } else if old.src_ip != new.src_ip {
         Some("src_ip")
     } else if old.unicast_peers != new.unicast_peers {

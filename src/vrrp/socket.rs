@@ -117,6 +117,11 @@ impl VrrpSocket {
 
     /// Sends one VRRP message (IP header added here) to the group or to every unicast peer.
     pub fn send(&self, vrrp_msg: &[u8]) -> io::Result<()> {
+        self.send_with(|_| vrrp_msg.to_vec())
+    }
+
+    /// Like `send`, with the message built per destination (VRRPv3's checksum covers it).
+    pub fn send_with(&self, msg_for: impl Fn(Ipv4Addr) -> Vec<u8>) -> io::Result<()> {
         let group = [VRRP_GROUP];
         let dsts: &[Ipv4Addr] = if self.unicast_peers.is_empty() {
             &group
@@ -125,7 +130,7 @@ impl VrrpSocket {
         };
         let mut first_err = None;
         for dst in dsts {
-            let pkt = packet::encode_ipv4(self.src, *dst, 0, vrrp_msg);
+            let pkt = packet::encode_ipv4(self.src, *dst, 0, &msg_for(*dst));
             let to = SocketAddr::V4(SocketAddrV4::new(*dst, 0));
             if let Err(e) = self.fd.get_ref().send_to(&pkt, &to.into()) {
                 first_err.get_or_insert(e);

@@ -14,6 +14,7 @@ fn cfg(priority: u8, ip: Ipv4Addr, advert_int: Duration) -> FsmConfig {
     FsmConfig {
         priority,
         advert_int,
+        version3: false,
         preempt: true,
         preempt_delay: Duration::ZERO,
         graceful_handover: true,

@@ -13,6 +13,7 @@ fn cfg(priority: u8) -> FsmConfig {
     FsmConfig {
         priority,
         advert_int: SEC,
+        version3: false,
         preempt: true,
         preempt_delay: Duration::ZERO,
         graceful_handover: true,
@@ -685,4 +686,76 @@ fn answer_rate_limit_remembers_a_bounded_number_of_sources() {
     assert_eq!(answered, ANSWERED_SOURCES);
     s.advance(SEC);
     assert!(!s.advert(Ipv4Addr::new(10, 0, 1, 1), 50).is_empty());
+}
+
+fn cfg_v3(priority: u8, advert_int: Duration) -> FsmConfig {
+    FsmConfig {
+        advert_int,
+        version3: true,
+        ..cfg(priority)
+    }
+}
+
+#[test]
+fn rfc5798_6_1_skew_and_master_down_interval_scale_with_the_interval() {
+    let mut s = Sim::new(cfg_v3(90, 100 * MS));
+    // 3 x 100 ms + (256 - 90) x 100 ms / 256 = 364.84 ms; RFC 3768's formula would add 648 ms.
+    assert_eq!(
+        s.fsm.skew_time(),
+        Duration::from_micros(64_843) + Duration::from_nanos(750)
+    );
+    assert_eq!(s.fsm.master_down_interval(), 300 * MS + s.fsm.skew_time());
+    s.advance(364 * MS);
+    assert_eq!(s.fsm.state(), State::Backup);
+    s.advance(MS);
+    assert_eq!(s.fsm.state(), State::Master);
+}
+
+#[test]
+fn rfc5798_6_4_2_backup_adopts_the_masters_interval() {
+    let mut s = Sim::new(cfg_v3(90, 100 * MS));
+    let now = s.now;
+    s.fsm.handle(
+        now,
+        Event::AdvertV3 {
+            src: HIGHER_IP,
+            priority: 100,
+            max_adver_int: SEC,
+        },
+    );
+    // Master_Down_Interval is now 3 s + 166/256 s: our own 100 ms would have fired long ago.
+    assert_eq!(s.fsm.master_down_interval(), 3 * SEC + SEC * 166 / 256);
+    s.advance(3 * SEC);
+    assert_eq!(s.fsm.state(), State::Backup);
+    s.advance(SEC);
+    assert_eq!(s.fsm.state(), State::Master);
+    // As Master it advertises at its own interval again.
+    assert_eq!(s.fsm.master_adver_interval(), 100 * MS);
+}
+
+#[test]
+fn rfc5798_6_4_3_preempted_master_takes_the_new_masters_interval() {
+    let mut s = Sim::new(cfg_v3(90, 100 * MS));
+    s.advance(SEC);
+    assert_eq!(s.fsm.state(), State::Master);
+    let now = s.now;
+    s.fsm.handle(
+        now,
+        Event::AdvertV3 {
+            src: HIGHER_IP,
+            priority: 100,
+            max_adver_int: 200 * MS,
+        },
+    );
+    assert_eq!(s.fsm.state(), State::Backup);
+    assert_eq!(
+        s.fsm.master_down_interval(),
+        600 * MS + 200 * MS * 166 / 256
+    );
+}
+
+#[test]
+fn version2_ignores_intervals_in_its_skew() {
+    let s = Sim::new(cfg(90));
+    assert_eq!(s.fsm.skew_time(), SEC * 166 / 256);
 }

@@ -1,0 +1,150 @@
+//! VRRPv3 (RFC 5798, issue 23.1) between fdfs-ha and keepalived 2.2.7 `vrrp_version 3`, 100 ms
+//! adverts, in network namespaces this test creates (needs root, iproute2 and keepalived; prints
+//! SKIP and passes otherwise). Node 0 is 192.168.3.21, node 1 192.168.3.22, VIP 192.168.3.100,
+//! VRID 33, no authentication (v3 has none). Both roles, with preempt and with nopreempt.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
+
+#[path = "vrrp/harness.rs"]
+mod harness;
+
+use harness::{keepalived_complaints, wait_until, Lab, VrrpOpts};
+use std::time::Duration;
+
+const TAKEOVER: Duration = Duration::from_secs(8);
+const ADVERT_MS: u64 = 100;
+
+fn opts(priority: u8, preempt: bool) -> VrrpOpts {
+    VrrpOpts {
+        priority,
+        preempt,
+        ..VrrpOpts::v3(ADVERT_MS)
+    }
+}
+
+/// Waits for `holder` to be the only VIP holder, then checks it stays so for 2 s (20 adverts).
+fn assert_exactly(lab: &Lab, holder: usize, what: &str, logs: &[usize]) {
+    let ok = wait_until(TAKEOVER, || lab.vip_holders() == vec![holder]);
+    let stable = ok && {
+        std::thread::sleep(Duration::from_secs(2));
+        lab.vip_holders() == vec![holder]
+    };
+    if !stable {
+        for h in logs {
+            eprintln!("---- log {h}:\n{}", lab.log(*h));
+        }
+    }
+    assert!(
+        stable,
+        "{what}: VIP holders {:?}, want only node {holder}",
+        lab.vip_holders()
+    );
+}
+
+/// Neither side dropped or complained about the other's packets.
+fn assert_clean(lab: &Lab, fdfs: usize, keepalived: usize) {
+    let c = keepalived_complaints(&lab.log(keepalived));
+    assert!(c.is_empty(), "keepalived complained:\n{}", c.join("\n"));
+    let log = lab.log(fdfs);
+    assert!(
+        !log.contains("dropped VRRP packet"),
+        "fdfs-ha dropped keepalived's adverts:\n{log}"
+    );
+}
+
+/// The address of node `i` goes with its dead VRRP daemon (as with a dead box).
+fn drop_vip(lab: &Lab, i: usize) {
+    let _ = std::process::Command::new("ip")
+        .args(["-n", lab.node(i), "addr", "del", harness::VIP_CIDR])
+        .args(["dev", "eth0"])
+        .output();
+}
+
+#[test]
+fn v3_fdfs_master_keepalived_backup_fails_over_and_preempts_back() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let a = lab.start_fdfs(0, &opts(100, true));
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    let k = lab.start_keepalived(1, &opts(90, true), false);
+    assert_exactly(&lab, 0, "fdfs-ha MASTER + keepalived BACKUP", &[a, k]);
+    assert!(
+        lab.log(k).contains("Entering BACKUP STATE"),
+        "{}",
+        lab.log(k)
+    );
+    assert_clean(&lab, a, k);
+
+    lab.kill9(a);
+    drop_vip(&lab, 0);
+    assert_exactly(&lab, 1, "keepalived took over from dead fdfs-ha", &[k]);
+
+    let a2 = lab.start_fdfs(0, &opts(100, true));
+    assert_exactly(&lab, 0, "fdfs-ha preempted back", &[a2, k]);
+    assert_clean(&lab, a2, k);
+    // Graceful stop: keepalived takes over (priority 0 advert understood in v3).
+    lab.sigterm(a2);
+    assert_eq!(lab.wait_exit(a2, Duration::from_secs(5)), Some(0));
+    assert_exactly(&lab, 1, "keepalived after fdfs-ha's stop", &[a2, k]);
+}
+
+#[test]
+fn v3_keepalived_master_fdfs_backup_takes_over_and_gives_back() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let k = lab.start_keepalived(0, &opts(100, true), true);
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(k));
+    let b = lab.start_fdfs(1, &opts(90, true));
+    assert_exactly(&lab, 0, "keepalived MASTER + fdfs-ha BACKUP", &[k, b]);
+    assert_clean(&lab, b, k);
+
+    lab.kill9(k);
+    drop_vip(&lab, 0);
+    assert_exactly(&lab, 1, "fdfs-ha took over", &[b]);
+
+    let k2 = lab.start_keepalived(0, &opts(100, true), false);
+    assert_exactly(&lab, 0, "keepalived preempted back", &[k2, b]);
+    assert!(
+        lab.log(b).contains("peer 192.168.3.21 higher priority"),
+        "{}",
+        lab.log(b)
+    );
+    assert_clean(&lab, b, k2);
+}
+
+#[test]
+fn v3_fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let k = lab.start_keepalived(1, &opts(90, true), true);
+    assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(k));
+    // Higher priority, nopreempt: must not take the VIP from a live Master.
+    let a = lab.start_fdfs(0, &opts(100, false));
+    assert_exactly(&lab, 1, "fdfs-ha nopreempt stays BACKUP", &[a, k]);
+    assert_clean(&lab, a, k);
+
+    lab.kill9(k);
+    drop_vip(&lab, 1);
+    assert_exactly(&lab, 0, "fdfs-ha took over from dead keepalived", &[a]);
+    let k2 = lab.start_keepalived(1, &opts(90, true), false);
+    assert_exactly(&lab, 0, "fdfs-ha keeps the VIP", &[a, k2]);
+    assert_clean(&lab, a, k2);
+}
+
+#[test]
+fn v3_keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master() {
+    skip_unless_ready!(true);
+    let lab = Lab::new(2);
+    let b = lab.start_fdfs(1, &opts(90, true));
+    assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(b));
+    // keepalived with the higher priority and nopreempt (state BACKUP, as keepalived requires).
+    let k = lab.start_keepalived(0, &opts(100, false), false);
+    assert_exactly(&lab, 1, "keepalived nopreempt stays BACKUP", &[b, k]);
+    assert_clean(&lab, b, k);
+
+    lab.kill9(b);
+    drop_vip(&lab, 1);
+    assert_exactly(&lab, 0, "keepalived took over from dead fdfs-ha", &[k]);
+    let b2 = lab.start_fdfs(1, &opts(90, true));
+    assert_exactly(&lab, 0, "keepalived keeps the VIP", &[k, b2]);
+    assert_clean(&lab, b2, k);
+}
