@@ -6,6 +6,7 @@
 //! `import` (keepalived/FastDFS/nginx configs -> ha.yaml).
 
 pub mod access_log;
+pub mod admission;
 pub mod client;
 pub mod config;
 pub mod gateway;

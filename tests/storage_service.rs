@@ -46,6 +46,14 @@ impl Storage {
         let server = StorageServer::bind(&cfg, "test").await.unwrap();
         let addr = server.local_addr();
         let state = server.state();
+        // What a tracker would list: a peer of this group on 127.0.0.1 (the tests' sync peer;
+        // replication commands from other hosts are refused).
+        state.set_group_servers(vec![fdfs_ha::proto::tracker::StorageBrief {
+            status: 7,
+            port: 1,
+            id: "100001".into(),
+            ip: "127.0.0.1".into(),
+        }]);
         let stop = CancellationToken::new();
         let task = tokio::spawn(server.serve(stop.clone()));
         Storage {

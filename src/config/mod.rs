@@ -9,6 +9,7 @@
 //! value poisoned so every error is reported, not only the first) -> [`validate`] (ranges, cross
 //! references, paths), whose key paths are located in the same tree.
 
+pub mod allow_hosts;
 pub mod schema;
 pub mod validate;
 pub mod values;

@@ -472,8 +472,30 @@ pub struct TrackerConfig {
     /// storage_ids.conf as YAML.
     #[serde(default)]
     pub storage_ids: Vec<StorageIdEntry>,
+    /// Client addresses accepted (tracker.conf allow_hosts: `*`, addresses, `10.0.0.[1-15,20]`,
+    /// CIDR, host names); empty = every address.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Most groups the tracker keeps; a JOIN naming one more is refused (ENOSPC).
+    #[serde(default = "default_max_groups")]
+    pub max_groups: usize,
+    /// Most storages in one group; a JOIN of one more is refused (ENOSPC).
+    #[serde(default = "default_max_storages_per_group")]
+    pub max_storages_per_group: usize,
+    /// Most simultaneous connections from one client address (0 = only `max_connections`).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
+fn default_max_groups() -> usize {
+    1024
+}
+fn default_max_storages_per_group() -> usize {
+    64
+}
+fn default_max_connections_per_ip() -> usize {
+    512
+}
 fn default_tracker_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 22122))
 }
@@ -591,6 +613,13 @@ pub struct StorageConfig {
     pub upload_priority: i64,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most simultaneous connections from one client address (0 = only `max_connections`).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Client addresses accepted (storage.conf allow_hosts, same syntax as the tracker's);
+    /// empty = every address.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
     #[serde(default = "default_network_timeout")]
     pub network_timeout: Dur,
     /// fsync every uploaded file before acknowledging it (FastDFS never does).

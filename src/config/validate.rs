@@ -396,6 +396,13 @@ fn check_tracker(v: &mut V, t: &TrackerConfig) {
     if t.max_connections == 0 {
         v.err("tracker.max_connections", "must be at least 1");
     }
+    if t.max_groups == 0 {
+        v.err("tracker.max_groups", "must be at least 1");
+    }
+    if t.max_storages_per_group == 0 {
+        v.err("tracker.max_storages_per_group", "must be at least 1");
+    }
+    check_allow_hosts(v, "tracker.allow_hosts", &t.allow_hosts);
     for (i, e) in t.storage_ids.iter().enumerate() {
         if let Err(why) = check_group_name(&e.group) {
             v.err(format!("tracker.storage_ids[{i}].group"), why);
@@ -409,10 +416,19 @@ fn check_tracker(v: &mut V, t: &TrackerConfig) {
     }
 }
 
+/// Syntax only: host names are resolved when the component starts, not by `check`.
+fn check_allow_hosts(v: &mut V, at: &str, values: &[String]) {
+    let no_dns = |_: &str| Ok(Vec::new());
+    if let Err(e) = super::allow_hosts::AllowHosts::parse_with(values, &no_dns) {
+        v.err(at, e);
+    }
+}
+
 fn check_storage(v: &mut V, s: &StorageConfig) {
     if let Err(e) = check_group_name(&s.group) {
         v.err("storage.group", e);
     }
+    check_allow_hosts(v, "storage.allow_hosts", &s.allow_hosts);
     if s.trackers.is_empty() {
         v.err(
             "storage.trackers",

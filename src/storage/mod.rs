@@ -50,6 +50,8 @@ pub struct StorageServer {
 impl StorageServer {
     /// Opens the store paths and the binlog, and binds the listening socket.
     pub async fn bind(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
+        crate::config::allow_hosts::AllowHosts::parse(&cfg.allow_hosts)
+            .map_err(|e| anyhow::anyhow!("storage.allow_hosts: {e}"))?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("storage.listen {}: {e}", cfg.listen))?;
@@ -111,9 +113,16 @@ impl StorageServer {
                 }
             };
             let stats = state.stats();
+            // allow_hosts and max_connections_per_ip: closed before a byte is read.
+            let Ok(admitted) = state.admission().admit(peer.ip()) else {
+                stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            };
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 stats.connections_refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%peer, max = cfg.max_connections, "storage: connection refused, max_connections reached");
+                crate::limited!(state.logs(), warn, "max_connections", %peer,
+                    max = cfg.max_connections, "storage: connection refused, max_connections reached");
                 drop(stream);
                 continue;
             };
@@ -128,6 +137,7 @@ impl StorageServer {
                     .connections_current
                     .fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
+                drop(admitted);
             });
         }
         drop(self.listener);

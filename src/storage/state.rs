@@ -21,7 +21,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn unix_now() -> u64 {
@@ -264,6 +264,12 @@ pub struct StorageState {
     /// The group's members as the last tracker reply listed them (sync's peer list).
     group_servers: RwLock<Vec<crate::proto::tracker::StorageBrief>>,
     group_servers_changed: tokio::sync::Notify,
+    /// allow_hosts and the per-address cap of the storage port, checked at accept.
+    admission: Arc<crate::admission::Admission>,
+    /// Rate limit for refusal lines (one per kind per 10 s, with the count held back).
+    logs: Arc<crate::log_limit::SharedLimit>,
+    /// SYNC_* commands refused because the peer is not a storage of this group.
+    pub refused_sync_peers: std::sync::atomic::AtomicU64,
 }
 
 impl StorageState {
@@ -299,6 +305,13 @@ impl StorageState {
                 extra: None,
             });
         }
+        let logs = Arc::new(crate::log_limit::SharedLimit::default());
+        let admission = crate::admission::Admission::from_config(
+            "storage",
+            &cfg.allow_hosts,
+            cfg.max_connections_per_ip,
+            logs.clone(),
+        );
         let now = unix_now();
         let has_history = binlog.flushed_position() != Default::default();
         let (sync_old_done, join_time) =
@@ -333,6 +346,9 @@ impl StorageState {
             binlog_flushed: tokio::sync::Notify::new(),
             group_servers: RwLock::new(Vec::new()),
             group_servers_changed: tokio::sync::Notify::new(),
+            admission,
+            logs,
+            refused_sync_peers: Default::default(),
         })
     }
 
@@ -458,6 +474,25 @@ impl StorageState {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// True when `ip` is the address of a storage the trackers list in this group: only those
+    /// may push replication (SYNC_*) commands.
+    pub fn is_group_peer(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.group_servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|b| b.ip.parse::<std::net::IpAddr>().ok() == Some(ip))
+    }
+
+    pub fn admission(&self) -> &Arc<crate::admission::Admission> {
+        &self.admission
+    }
+
+    pub fn logs(&self) -> &crate::log_limit::SharedLimit {
+        &self.logs
     }
 
     pub async fn group_servers_changed(&self) {

@@ -254,6 +254,28 @@ impl Cluster {
     }
 
     /// JOIN: registers or refreshes a storage and returns its status and sync source.
+    /// Whether a JOIN of `key` into `group` stays within `max_groups` and
+    /// `max_storages_per_group` (a storage already known may always rejoin).
+    pub fn join_fits(
+        &self,
+        group: &str,
+        key: &str,
+        cfg: &crate::config::TrackerConfig,
+    ) -> Result<(), &'static str> {
+        match self.groups.get(group) {
+            None if self.groups.len() >= cfg.max_groups => {
+                Err("max_groups reached: a new group is refused")
+            }
+            Some(g)
+                if !g.storages.contains_key(key)
+                    && g.storages.len() >= cfg.max_storages_per_group =>
+            {
+                Err("max_storages_per_group reached: a new storage is refused")
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn join(
         &mut self,
         who: &Identity,

@@ -102,6 +102,8 @@ pub struct TrackerServer {
 impl TrackerServer {
     pub async fn bind(cfg: &TrackerConfig, data_dir: &Path) -> anyhow::Result<Self> {
         check_config(cfg)?;
+        crate::config::allow_hosts::AllowHosts::parse(&cfg.allow_hosts)
+            .map_err(|e| anyhow::anyhow!("tracker.allow_hosts: {e}"))?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
@@ -206,12 +208,18 @@ impl TrackerServer {
                     continue;
                 }
             };
+            // allow_hosts and max_connections_per_ip: closed before a byte is read.
+            let Ok(admitted) = tracker.admission.admit(peer.ip()) else {
+                drop(stream);
+                continue;
+            };
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 tracker
                     .counters
                     .refused_connections
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(%peer, max = tracker.cfg.max_connections, "max_connections reached; refusing");
+                crate::limited!(tracker.logs, warn, "max_connections", %peer,
+                    max = tracker.cfg.max_connections, "max_connections reached; refusing");
                 drop(stream);
                 continue;
             };
@@ -225,6 +233,7 @@ impl TrackerServer {
             conns.spawn(async move {
                 service::serve_connection(tracker, stream, shutdown).await;
                 drop(permit);
+                drop(admitted);
             });
         }
         // Connections finish their current request, then see the cancelled token.

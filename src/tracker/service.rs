@@ -34,6 +34,8 @@ pub struct Counters {
     pub refused_connections: AtomicU64,
     pub requests: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// JOINs refused by `max_groups` / `max_storages_per_group`.
+    pub refused_joins: AtomicU64,
 }
 
 /// The response IP field size for `response_ip_addr_size` (PROTOCOL.md section 2).
@@ -85,6 +87,10 @@ pub struct Tracker {
     pub counters: Counters,
     /// Requests by command and result, with latency (`fdfs_ha_tracker_requests_total`, ...).
     pub requests: crate::metrics::Requests,
+    /// allow_hosts and the per-address cap, checked at accept.
+    pub admission: Arc<crate::admission::Admission>,
+    /// Rate limit for every refusal line of this tracker.
+    pub logs: Arc<crate::log_limit::SharedLimit>,
     next_conn_id: AtomicU64,
 }
 
@@ -138,7 +144,16 @@ impl Tracker {
     pub fn with_cluster(cfg: TrackerConfig, mut cluster: Cluster) -> Self {
         cluster.set_reserved(cfg.reserved_storage_space);
         let selector = Selector::new(SelectConfig::from_config(&cfg));
+        let logs = Arc::new(crate::log_limit::SharedLimit::default());
+        let admission = crate::admission::Admission::from_config(
+            "tracker",
+            &cfg.allow_hosts,
+            cfg.max_connections_per_ip,
+            logs.clone(),
+        );
         Tracker {
+            admission,
+            logs,
             ip_size: response_ip_size(&cfg),
             cfg,
             state: Mutex::new(State {
@@ -302,7 +317,7 @@ pub async fn serve_connection(
             }
             Ok(Err(e)) if e.is_eof() => break,
             Ok(Err(ConnError::Proto(e))) => {
-                tracing::warn!(peer = %conn.peer_ip, error = %e, "bad header; closing");
+                crate::limited!(tracker.logs, warn, "bad_header", peer = %conn.peer_ip, error = %e, "bad header; closing");
                 tracker
                     .counters
                     .bad_requests
@@ -321,7 +336,7 @@ pub async fn serve_connection(
             Ok(Ok(h)) => h,
         };
         if header.pkg_len > max_body {
-            tracing::warn!(peer = %conn.peer_ip, command = header.cmd, len = header.pkg_len, max_body, "body over max_body; closing");
+            crate::limited!(tracker.logs, warn, "over_max_body", peer = %conn.peer_ip, command = header.cmd, len = header.pkg_len, max_body, "body over max_body; closing");
             tracker
                 .counters
                 .bad_requests
@@ -339,7 +354,7 @@ pub async fn serve_connection(
                 break;
             }
             Err(_) => {
-                tracing::warn!(peer = %conn.peer_ip, command = header.cmd, "body not received within network_timeout");
+                crate::limited!(tracker.logs, warn, "body_timeout", peer = %conn.peer_ip, command = header.cmd, "body not received within network_timeout");
                 break;
             }
         }

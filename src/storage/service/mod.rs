@@ -85,6 +85,22 @@ fn einval(msg: impl std::fmt::Display) -> Fail {
     Fail::Reply(errno::EINVAL, msg.to_string())
 }
 
+/// The commands that change this group's files on behalf of a peer, and SYNC_WATERMARK
+/// (which makes this storage report a peer's files as held).
+fn is_replication(c: u8) -> bool {
+    matches!(
+        c,
+        cmd::SYNC_CREATE_FILE
+            | cmd::SYNC_UPDATE_FILE
+            | cmd::SYNC_DELETE_FILE
+            | cmd::SYNC_APPEND_FILE
+            | cmd::SYNC_MODIFY_FILE
+            | cmd::SYNC_TRUNCATE_FILE
+            | cmd::SYNC_RENAME_FILE
+            | SYNC_WATERMARK
+    )
+}
+
 /// Result of a handler: `Some(body)` = answer 0 with this body; `None` = already answered.
 type Handled = Result<Option<Vec<u8>>, Fail>;
 
@@ -111,10 +127,8 @@ pub(crate) async fn serve_connection(
     state: Arc<StorageState>,
     shutdown: CancellationToken,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let cfg = state.config();
     let mut conn = Conn {
@@ -122,6 +136,7 @@ pub(crate) async fn serve_connection(
         timeout: cfg.network_timeout.get(),
         max_body: cfg.max_body.0,
         peer,
+        peer_ip: peer_addr.map(|a| a.ip()),
         peer_storage_id: None,
         state: state.clone(),
     };
@@ -134,6 +149,7 @@ struct Conn {
     timeout: Duration,
     max_body: u64,
     peer: String,
+    peer_ip: Option<std::net::IpAddr>,
     /// Set by REPORT_SERVER_ID when the peer is another storage pushing sync records.
     peer_storage_id: Option<String>,
 }
@@ -178,7 +194,7 @@ impl Conn {
                 Ok(Err(e)) => {
                     // A negative length: the stream cannot be re-synchronised.
                     self.count_bad();
-                    tracing::warn!(peer = %self.peer, error = %e, "bad request header");
+                    crate::limited!(self.state.logs(), warn, "bad_header", peer = %self.peer, error = %e, "bad request header");
                     if self.reply(errno::EINVAL, &[]).await.is_ok() {
                         self.linger_close().await;
                     }
@@ -211,7 +227,7 @@ impl Conn {
                     false
                 }
                 Err(Fail::Drop(msg)) => {
-                    tracing::info!(peer = %self.peer, cmd = h.cmd, reason = %msg, "closing connection");
+                    crate::limited!(self.state.logs(), info, "closing", peer = %self.peer, cmd = h.cmd, reason = %msg, "closing connection");
                     false
                 }
             };
@@ -231,6 +247,16 @@ impl Conn {
     async fn dispatch(&mut self, h: Header) -> Handled {
         let st = self.state.clone();
         let stats = st.stats();
+        if is_replication(h.cmd) && !self.peer_ip.is_some_and(|ip| st.is_group_peer(ip)) {
+            // Independent of allow_hosts: changes to this group's files come only from
+            // storages the trackers list in it (a stranger could replace or grow any file).
+            st.refused_sync_peers.fetch_add(1, Ordering::Relaxed);
+            crate::limited!(st.logs(), warn, "sync_stranger", peer = %self.peer, cmd = h.cmd,
+                "replication command from a host that is not a storage of this group; refused");
+            return Err(self
+                .refuse(h.pkg_len, errno::EACCES, "not a storage of this group")
+                .await);
+        }
         match h.cmd {
             cmd::UPLOAD_FILE | cmd::UPLOAD_APPENDER_FILE => {
                 let r = self.upload(&h, h.cmd == cmd::UPLOAD_APPENDER_FILE).await;

@@ -50,7 +50,7 @@ impl Req<'_> {
     /// A decoded body, or EINVAL (logged) when it is malformed.
     fn decode<T>(&self, r: Result<T, ProtoError>) -> Result<T, Reply> {
         r.map_err(|e| {
-            tracing::warn!(peer = %self.conn.peer_ip, command = self.command, error = %e, "malformed request refused");
+            crate::limited!(self.tracker.logs, warn, "malformed", peer = %self.conn.peer_ip, command = self.command, error = %e, "malformed request refused");
             Reply::err(errno::EINVAL)
         })
     }
@@ -58,7 +58,7 @@ impl Req<'_> {
     /// EINVAL (logged) unless the body is empty.
     fn empty_body(&self) -> Result<(), Reply> {
         if !self.body.is_empty() {
-            tracing::warn!(peer = %self.conn.peer_ip, command = self.command, len = self.body.len(), "request body must be empty");
+            crate::limited!(self.tracker.logs, warn, "body_not_empty", peer = %self.conn.peer_ip, command = self.command, len = self.body.len(), "request body must be empty");
             return Err(Reply::err(errno::EINVAL));
         }
         Ok(())
@@ -69,7 +69,7 @@ impl Req<'_> {
         match self.conn.storage.clone() {
             Some(v) => Ok(v),
             None => {
-                tracing::warn!(peer = %self.conn.peer_ip, command = self.command, "storage command before JOIN");
+                crate::limited!(self.tracker.logs, warn, "before_join", peer = %self.conn.peer_ip, command = self.command, "storage command before JOIN");
                 Err(Reply::err(errno::EINVAL))
             }
         }
@@ -110,7 +110,7 @@ pub(super) fn dispatch(req: &mut Req<'_>) -> Reply {
         cmd::SERVER_DELETE_STORAGE | cmd::SERVER_DELETE_GROUP => admin::handle(req),
         c if super::peers::Peers::handles(c) => peer::handle(req),
         other => {
-            tracing::warn!(peer = %req.conn.peer_ip, command = other, "unknown command refused");
+            crate::limited!(req.tracker.logs, warn, "unknown_command", peer = %req.conn.peer_ip, command = other, "unknown command refused");
             Err(Reply::err(errno::EINVAL))
         }
     };

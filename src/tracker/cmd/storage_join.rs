@@ -28,11 +28,21 @@ fn join(r: &mut Req<'_>) -> Handled {
     ) {
         Ok(w) => w,
         Err(e) => {
-            tracing::warn!(peer = %r.conn.peer_ip, group = %req.group, id = %req.storage_id, errno = e, "storage refused at JOIN");
+            crate::limited!(r.tracker.logs, warn, "join_refused", peer = %r.conn.peer_ip, group = %req.group, id = %req.storage_id, errno = e, "storage refused at JOIN");
             return Err(Reply::err(e));
         }
     };
     let mut st = r.tracker.lock();
+    // max_groups / max_storages_per_group: the view stays bounded whatever JOINs arrive.
+    if let Err(why) = st.cluster.join_fits(&req.group, &who.key, cfg) {
+        drop(st);
+        r.tracker
+            .counters
+            .refused_joins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::limited!(r.tracker.logs, warn, "join_cap", peer = %r.conn.peer_ip, group = %req.group, reason = why, "storage refused at JOIN");
+        return Err(Reply::err(crate::proto::cmd::errno::ENOSPC));
+    }
     let (status, src, t) = st.cluster.join(&who, &req, r.conn.id, r.now);
     st.peers
         .election

@@ -1,0 +1,233 @@
+//! Who may talk to a tracker and how much it keeps for them (issue 18): `allow_hosts` and the
+//! per-address cap close connections at accept; `max_groups` bounds the view, its saved file
+//! and the log under a JOIN flood from 127.0.0.x.
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
+
+use fdfs_ha::config::TrackerConfig;
+use fdfs_ha::proto::cmd::{self, errno};
+use fdfs_ha::proto::connection::{read_message, write_message};
+use fdfs_ha::proto::tracker::JoinReq;
+use fdfs_ha::tracker::service::Tracker;
+use fdfs_ha::tracker::TrackerServer;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+fn tracker_cfg(extra: &str) -> TrackerConfig {
+    let mut y = String::from("node: t\ntracker:\n  listen: 127.0.0.1:0\n");
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        y.push_str("  ");
+        y.push_str(line.trim());
+        y.push('\n');
+    }
+    fdfs_ha::config::parse_str(&y)
+        .unwrap_or_else(|e| panic!("config {y}: {e:?}"))
+        .tracker
+        .expect("tracker section")
+}
+
+struct Running {
+    addr: SocketAddr,
+    tracker: Arc<Tracker>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    dir: tempfile::TempDir,
+}
+
+async fn start(cfg: &TrackerConfig) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TrackerServer::bind(cfg, dir.path()).await.unwrap();
+    let addr = server.local_addr();
+    let tracker = server.tracker();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.serve(stop.clone()));
+    Running {
+        addr,
+        tracker,
+        stop,
+        task,
+        dir,
+    }
+}
+
+impl Running {
+    async fn stop(self) -> tempfile::TempDir {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        self.dir
+    }
+}
+
+/// A connection from `from` (any 127.0.0.x: the whole block is local).
+async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
+        .unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// True when the tracker closed the connection without sending anything.
+async fn closed_silently(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 16];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+async fn active_test(s: &mut TcpStream) -> Option<u8> {
+    write_message(s, cmd::ACTIVE_TEST, 0, &[]).await.ok()?;
+    let (h, _) = read_message(s, 1024).await.ok()?;
+    Some(h.status)
+}
+
+fn join(group: &str, port: u16) -> Vec<u8> {
+    JoinReq {
+        group: group.into(),
+        storage_port: port,
+        store_path_count: 1,
+        subdir_count_per_path: 256,
+        upload_priority: 10,
+        join_time: 0,
+        up_time: 0,
+        version: "6.16.1".into(),
+        init_flag: 0,
+        status: 0,
+        storage_id: String::new(),
+        current_tracker_ip: "127.0.0.1".into(),
+        trackers: vec!["127.0.0.1:22122".into()],
+    }
+    .encode()
+}
+
+#[tokio::test]
+async fn allow_hosts_closes_other_addresses_at_accept() {
+    let t = start(&tracker_cfg(
+        "allow_hosts: [\"127.0.0.1\", \"127.0.0.[2-3,7]\", \"127.0.1.0/24\"]",
+    ))
+    .await;
+    for ok in ["127.0.0.2", "127.0.0.7", "127.0.1.200"] {
+        let mut s = connect_from(ok, t.addr).await;
+        assert_eq!(active_test(&mut s).await, Some(0), "{ok}");
+    }
+    for no in ["127.0.0.4", "127.0.0.8", "127.0.2.1"] {
+        let mut s = connect_from(no, t.addr).await;
+        assert!(closed_silently(&mut s).await, "{no} was let in");
+    }
+    let adm = &t.tracker.admission;
+    assert_eq!(adm.refused_not_allowed.load(Ordering::Relaxed), 3);
+    // Refusals are logged once per 10 s, the rest counted.
+    assert_eq!(t.tracker.logs.written(), 1);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bad_allow_hosts_is_refused_at_bind_naming_the_key() {
+    let cfg = tracker_cfg("allow_hosts: [\"10.0.0.[1-\"]");
+    let dir = tempfile::tempdir().unwrap();
+    let e = TrackerServer::bind(&cfg, dir.path())
+        .await
+        .err()
+        .expect("bind refused")
+        .to_string();
+    assert!(e.contains("tracker.allow_hosts"), "{e}");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let t = start(&tracker_cfg(
+        "max_connections: 8\nmax_connections_per_ip: 2",
+    ))
+    .await;
+    let mut a1 = connect_from("127.0.0.5", t.addr).await;
+    let mut a2 = connect_from("127.0.0.5", t.addr).await;
+    assert_eq!(active_test(&mut a1).await, Some(0));
+    assert_eq!(active_test(&mut a2).await, Some(0));
+    let mut a3 = connect_from("127.0.0.5", t.addr).await;
+    assert!(closed_silently(&mut a3).await);
+    // Others still get in; and a closed connection frees its address's slot.
+    let mut b = connect_from("127.0.0.6", t.addr).await;
+    assert_eq!(active_test(&mut b).await, Some(0));
+    drop(a1);
+    let mut ok = None;
+    for _ in 0..50 {
+        let mut a4 = connect_from("127.0.0.5", t.addr).await;
+        ok = active_test(&mut a4).await;
+        if ok.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ok, Some(0));
+    assert!(t.tracker.admission.refused_per_ip.load(Ordering::Relaxed) >= 1);
+    t.stop().await;
+}
+
+/// Issue 18 F3: 20,000 JOINs with new group names from 127.0.0.x grew the view, its saved file
+/// (6 MB) and the log (2 lines per JOIN) without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_flood_of_new_groups_is_capped() {
+    const FLOOD: usize = 20_000;
+    const SOURCES: usize = 10;
+    let cfg = tracker_cfg("");
+    let max_groups = cfg.max_groups;
+    let t = start(&cfg).await;
+    let mut tasks = Vec::new();
+    for src in 0..SOURCES {
+        let addr = t.addr;
+        tasks.push(tokio::spawn(async move {
+            let s = connect_from(&format!("127.0.0.{}", 10 + src), addr).await;
+            let (mut rd, mut wr) = s.into_split();
+            let n = FLOOD / SOURCES;
+            let writer = tokio::spawn(async move {
+                for i in 0..n {
+                    let group = format!("f{src}x{i}");
+                    write_message(&mut wr, cmd::STORAGE_JOIN, 0, &join(&group, 23000))
+                        .await
+                        .unwrap();
+                }
+                wr
+            });
+            let mut refused = 0;
+            for _ in 0..n {
+                let (h, _) = read_message(&mut rd, 1024).await.unwrap();
+                match h.status {
+                    0 => {}
+                    errno::ENOSPC => refused += 1,
+                    other => panic!("JOIN answered {other}"),
+                }
+            }
+            let _wr = writer.await.unwrap();
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.unwrap();
+    }
+    let groups = t.tracker.state.lock().unwrap().cluster.groups.len();
+    assert_eq!(groups, max_groups);
+    assert_eq!(refused, FLOOD - max_groups);
+    assert_eq!(
+        t.tracker.counters.refused_joins.load(Ordering::Relaxed) as usize,
+        FLOOD - max_groups
+    );
+    // One refusal line per 10 s (the flood takes less), the rest counted.
+    assert!(
+        t.tracker.logs.written() <= 3,
+        "{}",
+        t.tracker.logs.written()
+    );
+    assert!(t.tracker.logs.suppressed() as usize >= FLOOD - max_groups - 3);
+    // The saved view is bounded by the caps: well under 1 KB per group.
+    let dir = t.stop().await;
+    let saved = std::fs::metadata(dir.path().join("tracker-cluster.json"))
+        .unwrap()
+        .len();
+    eprintln!("saved view after the flood: {saved} bytes for {max_groups} groups");
+    assert!(saved < (max_groups as u64) * 1024, "{saved} bytes");
+}
