@@ -38,6 +38,9 @@ impl Conn {
                 .refuse(left, errno::EINVAL, "file would exceed max_file_size")
                 .await);
         }
+        if let Err(e) = st.store().check_growth(&path, req.size) {
+            return Err(self.refuse(left, e.status, e.msg).await);
+        }
         let written = self.receive(sink, req.size).await;
         let sink = match written {
             Ok((s, _)) => s,
@@ -80,6 +83,10 @@ impl Conn {
             return Err(self
                 .refuse(left, errno::EINVAL, "file would exceed max_file_size")
                 .await);
+        }
+        let grow = req.offset.saturating_add(req.size).saturating_sub(size);
+        if let Err(e) = st.store().check_growth(&path, grow) {
+            return Err(self.refuse(left, e.status, e.msg).await);
         }
         let (sink, _) = self.receive(sink.starting_at(req.offset), req.size).await?;
         self.finish_appender_write(sink, BinlogOp::Modify, &filename, req.offset, req.size)

@@ -14,6 +14,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Refused bodies are skipped at no less than this many bytes per second on average.
+const SKIP_MIN_RATE: u64 = 1 << 20;
+
 /// Where streamed content goes.
 pub(super) trait Sink: Send + 'static {
     fn write_chunk(&mut self, buf: &[u8]) -> io::Result<()>;
@@ -59,7 +62,8 @@ impl Conn {
         }
         let silent = h.cmd == cmd::QUERY_FILE_INFO && h.status & QUERY_FLAG_SILENT != 0;
         if !silent {
-            tracing::info!(peer = %self.peer, cmd = h.cmd, status, reason = %msg, "request refused");
+            crate::limited!(self.state.logs(), info, "request_refused", peer = %self.peer,
+                cmd = h.cmd, status, reason = %msg, "request refused");
         }
     }
 
@@ -74,12 +78,24 @@ impl Conn {
 
     pub(super) async fn read_vec(&mut self, n: usize) -> Result<Vec<u8>, Fail> {
         let mut buf = vec![0u8; n];
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.io.read_exact(&mut buf)).await {
-            Ok(Ok(_)) => Ok(buf),
-            Ok(Err(e)) => Err(Fail::Drop(format!("i/o: {e}"))),
-            Err(_) => Err(Fail::Drop("network timeout".into())),
+        self.read_idle(&mut buf).await?;
+        Ok(buf)
+    }
+
+    /// Fills `buf`. `network_timeout` bounds each wait for more bytes (inactivity), never the
+    /// whole read: a slow client that keeps sending is not cut off (C FastDFS only drops a
+    /// client silent for network_timeout).
+    pub(super) async fn read_idle(&mut self, buf: &mut [u8]) -> Result<(), Fail> {
+        let mut got = 0;
+        while got < buf.len() {
+            match tokio::time::timeout(self.timeout, self.io.read(&mut buf[got..])).await {
+                Ok(Ok(0)) => return Err(Fail::Drop("peer closed mid-body".into())),
+                Ok(Ok(n)) => got += n,
+                Ok(Err(e)) => return Err(Fail::Drop(format!("i/o: {e}"))),
+                Err(_) => return Err(Fail::Drop("network timeout (peer silent)".into())),
+            }
         }
+        Ok(())
     }
 
     /// Reads a whole small body, refusing one over `max_body`.
@@ -112,10 +128,14 @@ impl Conn {
     pub(super) async fn skip(&mut self, left: u64, status: u8, msg: String) -> Fail {
         let mut rest = left;
         let mut buf = vec![0u8; (left as usize).clamp(1, CHUNK)];
+        // A body we will not use gets network_timeout in total (plus time to move a large one
+        // at SKIP_MIN_RATE), not per read: a client dripping a refused body would otherwise
+        // hold the connection for months.
+        let deadline =
+            tokio::time::Instant::now() + self.timeout + Duration::from_secs(left / SKIP_MIN_RATE);
         while rest > 0 {
             let n = (rest as usize).min(buf.len());
-            // network_timeout bounds each read, not the whole (possibly large) body.
-            match tokio::time::timeout(self.timeout, self.io.read(&mut buf[..n])).await {
+            match tokio::time::timeout_at(deadline, self.io.read(&mut buf[..n])).await {
                 Ok(Ok(0)) => return Fail::Drop("peer closed mid-body".into()),
                 Ok(Ok(got)) => rest -= got as u64,
                 Ok(Err(e)) => return Fail::Drop(format!("i/o: {e}")),
@@ -142,19 +162,13 @@ impl Conn {
             let n = (left as usize).min(CHUNK);
             let mut buf = std::mem::take(&mut spare);
             buf.resize(n);
-            let timeout = self.timeout;
-            let read = tokio::time::timeout(timeout, self.io.read_exact(&mut buf)).await;
-            let read_err = match read {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(format!("client gone mid-body: {e}")),
-                Err(_) => Some("network timeout mid-body".to_string()),
-            };
-            if let Some(msg) = read_err {
+            // Inactivity, not a deadline per chunk: a steady slow client finishes.
+            if let Err(fail) = self.read_idle(&mut buf).await {
                 // Let the in-flight write finish so the sink (temp file) is dropped, not leaked.
                 if let Some(p) = pending.take() {
                     let _ = p.await;
                 }
-                return Err(Fail::Drop(msg));
+                return Err(fail);
             }
             hasher.update(&buf);
             left -= n as u64;

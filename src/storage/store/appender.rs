@@ -86,6 +86,7 @@ impl Store {
                 format!("truncate to {new_size} beyond max_file_size"),
             ));
         }
+        self.check_growth(path, new_size.saturating_sub(len))?;
         self.set_len_of(&f, new_size)?;
         Ok(len)
     }

@@ -59,6 +59,22 @@ impl Store {
         }
     }
 
+    /// Whether growing the data file `file` by `grow` bytes keeps `reserved_storage_space`
+    /// free on its store path: ENOSPC if not. Appends, modifies past the end and growing
+    /// truncates are held to the reserve like new files are.
+    pub fn check_growth(&self, file: &Path, grow: u64) -> StoreResult<()> {
+        if grow == 0 {
+            return Ok(());
+        }
+        match self.paths.iter().find(|p| file.starts_with(&p.root)) {
+            Some(p) if !self.has_room(p, grow) => Err(StoreError::new(
+                errno::ENOSPC,
+                format!("growing by {grow} bytes would go below reserved_storage_space"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Picks the store path for a new file of `size` bytes: the tracker's choice when it is
     /// valid and has room, else the path with the most free space that has room (255 = "storage
     /// chooses"); ENOSPC when none keeps `reserved_storage_space` free.
