@@ -800,3 +800,291 @@ async fn peer_gateways_share_misses_and_purges() {
     let _ = (ta.await, tb.await);
     a.shutdown().await;
 }
+
+/// A storage that answers 200 "ok" and records each request's headers (lower-case names).
+async fn recording_storage() -> (
+    SocketAddr,
+    Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = s2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        buf.drain(..end + 4);
+                        let headers = head
+                            .lines()
+                            .skip(1)
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+                            .collect();
+                        seen.lock().unwrap().push(headers);
+                        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: image/jpeg\r\n\r\nok";
+                        if s.write_all(r).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, task)
+}
+
+fn header_of<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    h.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// Issue 22.3: X-Real-IP / X-Forwarded-For / X-Forwarded-Proto reach the storages, incoming ones
+/// believed only from trusted_proxies; on pass-through and on cache fills.
+#[tokio::test]
+async fn client_address_headers_reach_storages() {
+    let (st, seen, task) = recording_storage().await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[st])])));
+    let name = name_for(localhost(), now_unix(), b"ok", "jpg");
+    let url = format!("/group1/M00/00/00/{name}");
+    let spoof = [
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let gw = start_gateway(&gw_config(""), data.path(), dir.clone()).await;
+    assert_eq!(request(gw.addr, "GET", &url, &spoof).await.status, 200);
+    gw.run.shutdown().await;
+    let cfg = gw_config("cache: {}\ntrusted_proxies: [127.0.0.0/8]\n");
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    let r = request(
+        gw.addr,
+        "GET",
+        &url,
+        &[("X-Forwarded-For", "1.2.3.4"), spoof[1]],
+    )
+    .await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    gw.run.shutdown().await;
+    task.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let (untrusted, trusted) = (&seen[0], &seen[1]);
+    assert_eq!(header_of(untrusted, "x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(header_of(untrusted, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(header_of(untrusted, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header_of(trusted, "x-real-ip"), Some("1.2.3.4"));
+    assert_eq!(
+        header_of(trusted, "x-forwarded-for"),
+        Some("1.2.3.4, 127.0.0.1")
+    );
+    assert_eq!(header_of(trusted, "x-forwarded-proto"), Some("https"));
+}
+
+/// Issue 22.3: `X-Cache: EXPIRED` when a stale entry is fetched again.
+#[tokio::test]
+async fn stale_entry_is_reported_expired() {
+    let c = cluster_with_files(&[500]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let cfg = gw_config("cache:\n  valid: {\"200\": 1s}\n");
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    let url = format!("/group1/{}", c.ids[0]);
+    let status = |r: &Resp| r.header("x-cache").map(str::to_string);
+    assert_eq!(status(&get(gw.addr, &url).await).as_deref(), Some("MISS"));
+    assert_eq!(status(&get(gw.addr, &url).await).as_deref(), Some("HIT"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = get(gw.addr, &url).await;
+    assert_eq!((r.status, status(&r).as_deref()), (200, Some("EXPIRED")));
+    assert_eq!(r.body, c.contents[0]);
+    assert_eq!(status(&get(gw.addr, &url).await).as_deref(), Some("HIT"));
+    assert_eq!(Counters::get(&a_n.requests), 2);
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Issue 22.3: flv `start=` pseudo-streaming (mod_fastdfs flv_support), directly and through the
+/// gateway.
+#[tokio::test]
+async fn flv_start_sends_header_and_bytes_from_offset() {
+    let store = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let id = place(
+        store.path(),
+        &name_for(localhost(), now_unix(), &content, "flv"),
+        &content,
+    );
+    let (a, _) = start_storage(&storage_config(store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let gw = start_gateway(&gw_config("cache: {}\n"), data.path(), dir).await;
+    let mut want = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+    want.extend_from_slice(&content[400..]);
+    for addr in [a.addr, gw.addr, gw.addr] {
+        let r = get(addr, &format!("/group1/{id}?start=400")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("video/x-flv"));
+        assert_eq!(r.header("content-length"), Some("613"));
+        assert_eq!(r.body, want);
+        let whole = get(addr, &format!("/group1/{id}?start=0")).await;
+        assert_eq!(whole.body, content);
+        let beyond = get(addr, &format!("/group1/{id}?start=5000")).await;
+        assert_eq!(beyond.body, content);
+    }
+    let (off, _) = start_storage(
+        &storage_config(store.path(), "  flv_support: false\n", ""),
+        None,
+    )
+    .await;
+    assert_eq!(
+        get(off.addr, &format!("/group1/{id}?start=400")).await.body,
+        content
+    );
+    for s in [a, off] {
+        s.shutdown().await;
+    }
+    gw.run.shutdown().await;
+}
+
+/// Issue 22.3: seed 001's `valid_referers none blocked www.dbspread.com` for some extensions.
+#[tokio::test]
+async fn hotlink_rule_refuses_foreign_referers() {
+    let store = tempfile::tempdir().unwrap();
+    let jpg = place(
+        store.path(),
+        &name_for(localhost(), now_unix(), b"img", "jpg"),
+        b"img",
+    );
+    let txt = place(
+        store.path(),
+        &name_for(localhost(), now_unix() - 1, b"txt", "txt"),
+        b"txt",
+    );
+    let (a, _) = start_storage(&storage_config(store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let cfg = gw_config(
+        "cache: {}\nhotlink:\n  extensions: [rmvb, jpg, png, swf, flv]\n  valid_referers: [none, blocked, www.dbspread.com]\n",
+    );
+    let gw = start_gateway(&cfg, data.path(), dir).await;
+    let jpg_url = format!("/group1/{jpg}");
+    let with = |r: &'static str| [("Referer", r)];
+    assert_eq!(get(gw.addr, &jpg_url).await.status, 200, "none");
+    let ok = request(
+        gw.addr,
+        "GET",
+        &jpg_url,
+        &with("http://www.dbspread.com/index.html"),
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        request(gw.addr, "GET", &jpg_url, &with("dbspread"))
+            .await
+            .status,
+        200,
+        "blocked"
+    );
+    let bad = request(
+        gw.addr,
+        "GET",
+        &jpg_url,
+        &with("http://www.test.com/index.html"),
+    )
+    .await;
+    assert_eq!(bad.status, 403, "foreign referer, even though cached");
+    let txt_url = format!("/group1/{txt}");
+    let other = request(gw.addr, "GET", &txt_url, &with("http://www.test.com/")).await;
+    assert_eq!(other.status, 200, "extension not guarded");
+    gw.run.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Issue 22.3: gzip for configured text types (from cache and passed through), error pages.
+#[tokio::test]
+async fn gzip_for_text_types_and_error_pages() {
+    use std::io::Read;
+    let store = tempfile::tempdir().unwrap();
+    let text = b"fdfs-ha gzip test line\n".repeat(200);
+    let txt = place(
+        store.path(),
+        &name_for(localhost(), now_unix(), &text, "txt"),
+        &text,
+    );
+    let img = vec![7u8; 5000];
+    let jpg = place(
+        store.path(),
+        &name_for(localhost(), now_unix() - 1, &img, "jpg"),
+        &img,
+    );
+    let (a, _) = start_storage(&storage_config(store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let pages = tempfile::tempdir().unwrap();
+    std::fs::write(pages.path().join("50x.html"), b"<h1>sorry</h1>").unwrap();
+    std::fs::write(pages.path().join("404.html"), b"<h1>no such file</h1>").unwrap();
+    let dead = dead_addr().await;
+    let dir = Arc::new(MemoryDirectory::new(view(&[
+        ("group1", &[a.addr]),
+        ("group2", &[dead]),
+    ])));
+    for cache in ["cache: {}\n", ""] {
+        let cfg = gw_config(&format!(
+            "{cache}gzip:\n  types: [text/plain]\n  min_length: 100\nerror_pages:\n  \"500 502 503 504\": {}\n  \"404\": {}\n",
+            pages.path().join("50x.html").display(),
+            pages.path().join("404.html").display()
+        ));
+        let gw = start_gateway(&cfg, data.path(), dir.clone()).await;
+        let gz = [("Accept-Encoding", "gzip, deflate")];
+        for _ in 0..2 {
+            let r = request(gw.addr, "GET", &format!("/group1/{txt}"), &gz).await;
+            assert_eq!(
+                (r.status, r.header("content-encoding")),
+                (200, Some("gzip"))
+            );
+            assert!(
+                r.body.len() < text.len() / 4,
+                "compressed: {}",
+                r.body.len()
+            );
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(r.body.as_slice())
+                .read_to_end(&mut plain)
+                .unwrap();
+            assert_eq!(plain, text);
+        }
+        let r = get(gw.addr, &format!("/group1/{txt}")).await;
+        assert_eq!(
+            (r.header("content-encoding"), r.body.as_slice()),
+            (None, text.as_slice())
+        );
+        let r = request(gw.addr, "GET", &format!("/group1/{jpg}"), &gz).await;
+        assert_eq!((r.header("content-encoding"), r.body.len()), (None, 5000));
+        let r = get(gw.addr, &format!("/group2/{jpg}")).await;
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (502, b"<h1>sorry</h1>".as_slice())
+        );
+        assert_eq!(r.header("content-type"), Some("text/html"));
+        let r = get(gw.addr, &format!("/group3/{jpg}")).await;
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (404, b"<h1>no such file</h1>".as_slice())
+        );
+        gw.run.shutdown().await;
+    }
+    a.shutdown().await;
+}

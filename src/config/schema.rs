@@ -730,6 +730,9 @@ pub struct StorageHttpConfig {
     pub response_mode: ResponseMode,
     #[serde(default)]
     pub anti_steal: Option<AntiStealConfig>,
+    /// mod_fastdfs `flv_support`: `.flv` files honour `?start=<offset>` (pseudo-streaming).
+    #[serde(default = "default_true")]
+    pub flv_support: bool,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     #[serde(default = "default_header_timeout")]
@@ -828,6 +831,58 @@ pub struct GatewayConfig {
     /// `purge_allow`.
     #[serde(default)]
     pub peers: Vec<SocketAddr>,
+    /// Proxies in front whose X-Forwarded-For / X-Forwarded-Proto are believed (CIDRs).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// nginx `valid_referers` for some extensions (403 otherwise).
+    #[serde(default)]
+    pub hotlink: Option<HotlinkConfig>,
+    /// nginx `gzip on; gzip_types ...`.
+    #[serde(default)]
+    pub gzip: Option<GzipConfig>,
+    /// nginx `error_page 500 502 503 504 /50x.html`: `{"500 502 503 504": /srv/50x.html}`.
+    #[serde(default)]
+    pub error_pages: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HotlinkConfig {
+    /// Extensions guarded (`[jpg, png, flv]`); empty: every file.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// `none`, `blocked`, host names (`www.example.com`, `*.example.com`, `example.*`) or
+    /// host/path prefixes.
+    pub valid_referers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GzipConfig {
+    #[serde(default = "default_gzip_types")]
+    pub types: Vec<String>,
+    #[serde(default = "default_gzip_min_length")]
+    pub min_length: ByteSize,
+    #[serde(default = "default_gzip_level")]
+    pub level: u32,
+}
+fn default_gzip_types() -> Vec<String> {
+    [
+        "text/plain",
+        "text/css",
+        "text/xml",
+        "application/javascript",
+        "application/json",
+        "application/xml",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+fn default_gzip_min_length() -> ByteSize {
+    ByteSize(1024)
+}
+fn default_gzip_level() -> u32 {
+    2
 }
 
 /// One address of the gateway and the URL prefixes it serves (none: `/<group>/M00/...`; `""` or

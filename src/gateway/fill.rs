@@ -33,9 +33,10 @@ pub(super) async fn fill(
     nodes: Vec<StorageNode>,
     target: String,
     key_text: String,
+    client: HeaderMap,
 ) -> FillOutcome {
     let r = match upstreams
-        .fetch(&nodes, &Method::GET, &target, &HeaderMap::new())
+        .fetch(&nodes, &Method::GET, &target, &client)
         .await
     {
         Ok(r) => r,

@@ -17,6 +17,7 @@ pub mod balancer;
 pub mod cache;
 pub mod directory;
 mod fill;
+pub mod filters;
 pub mod peers;
 pub mod purge;
 pub mod upstream;
@@ -83,6 +84,8 @@ pub struct Gateway {
     upstreams: Arc<Upstreams>,
     peers: Arc<Peers>,
     warm_queue: tokio::sync::mpsc::Receiver<String>,
+    trusted_proxies: Vec<purge::Cidr>,
+    error_pages: filters::ErrorPages,
     /// Metrics and access log per request (`with_observer`; by default counted, not logged).
     observer: crate::http::observe::Observer,
     /// The node's VIP ownership (`with_vips`; by default no address is a VIP).
@@ -128,6 +131,14 @@ impl Gateway {
             .map(|s| purge::Cidr::parse(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("gateway.{e}"))?;
+        let trusted_proxies = cfg
+            .trusted_proxies
+            .iter()
+            .map(|s| purge::Cidr::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("gateway.trusted_proxies: {e}"))?;
+        let error_pages = filters::ErrorPages::parse(&cfg.error_pages)
+            .map_err(|e| anyhow::anyhow!("gateway.{e}"))?;
         let wanted = cfg.effective_listeners();
         for p in wanted.iter().flat_map(|l| l.effective_prefixes()) {
             if !p.is_empty() && (!p.starts_with('/') || p.ends_with('/') || p.contains("..")) {
@@ -157,6 +168,8 @@ impl Gateway {
             upstreams,
             peers: Arc::new(peers),
             warm_queue,
+            trusted_proxies,
+            error_pages,
             cfg: cfg.clone(),
             directory,
             cache,
@@ -273,6 +286,10 @@ impl Gateway {
             peers: self.peers,
             cache: self.cache,
             counters: self.counters.clone(),
+            trusted_proxies: self.trusted_proxies,
+            hotlink: self.cfg.hotlink.as_ref().map(filters::Hotlink::new),
+            gzip: self.cfg.gzip.as_ref().map(filters::Gzip::new),
+            error_pages: self.error_pages,
         });
         let servers = self.listeners.into_iter().map(|(listener, prefixes)| {
             let state = state.clone();
@@ -306,6 +323,10 @@ struct State {
     peers: Arc<Peers>,
     cache: Option<Arc<Cache>>,
     counters: Arc<Counters>,
+    trusted_proxies: Vec<purge::Cidr>,
+    hotlink: Option<filters::Hotlink>,
+    gzip: Option<filters::Gzip>,
+    error_pages: filters::ErrorPages,
 }
 
 /// What a download asks the cache for.
@@ -315,6 +336,8 @@ struct Wanted<'a> {
     key_text: String,
     /// Sent by a peer gateway to warm this cache: its misses are not passed on again.
     from_peer: bool,
+    /// X-Real-IP and friends for the storages.
+    client: &'a HeaderMap,
 }
 
 /// The path below the first of `prefixes` (longest first, `""` = none) that it starts with.
@@ -347,7 +370,26 @@ impl State {
         body::text(status, why)
     }
 
+    /// Answers a request, then applies gzip and the error pages to whatever came out.
     async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        prefixes: &[String],
+    ) -> Response<Body> {
+        let head_only = req.method() == Method::HEAD;
+        let wants_gzip = self.gzip.as_ref().map(|_| req.headers().clone());
+        let mut resp = self.answer(req, peer, prefixes).await;
+        if let (Some(gz), Some(h)) = (&self.gzip, wants_gzip) {
+            resp = gz.apply(&h, head_only, resp).await;
+        }
+        if resp.status().as_u16() >= 400 {
+            resp = self.error_pages.apply(head_only, resp).await;
+        }
+        resp
+    }
+
+    async fn answer(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
@@ -446,6 +488,13 @@ impl State {
                 return self.refuse(peer, StatusCode::FORBIDDEN, &format!("invalid token: {e}"));
             }
         }
+        if let Some(h) = &self.hotlink {
+            let referer = parts.headers.get(header::REFERER).map(|v| v.as_bytes());
+            if !h.allows(dl.name.ext(), referer) {
+                return self.refuse(peer, StatusCode::FORBIDDEN, "referer not allowed");
+            }
+        }
+        let client = filters::forwarded_headers(&self.trusted_proxies, &parts.headers, peer.ip());
         // Without the secret we cannot tell a valid token from an expired one: the storage
         // decides, every time.
         let bypass = self.anti_steal.is_none() && cache::policy::has_token_params(query);
@@ -465,10 +514,11 @@ impl State {
                     target: &target,
                     key_text,
                     from_peer: marker == Some(Marker::Warm),
+                    client: &client,
                 };
                 self.cached(cache, &parts, head_only, nodes, want).await
             }
-            (_, Some(nodes)) => self.pass(&parts, nodes, &target).await,
+            (_, Some(nodes)) => self.pass(&parts, nodes, &target, &client).await,
             (_, None) => body::text(StatusCode::NOT_FOUND, "unknown group"),
         };
         self.add_expires(&mut resp);
@@ -550,8 +600,14 @@ impl State {
     }
 
     /// No cache: forward the request (with its range/conditional headers) and stream the reply.
-    async fn pass(&self, parts: &Parts, nodes: &[StorageNode], target: &str) -> Response<Body> {
-        let mut fwd = HeaderMap::new();
+    async fn pass(
+        &self,
+        parts: &Parts,
+        nodes: &[StorageNode],
+        target: &str,
+        client: &HeaderMap,
+    ) -> Response<Body> {
+        let mut fwd = client.clone();
         for h in FORWARDED_HEADERS {
             if let Some(v) = parts.headers.get(&h) {
                 fwd.insert(h, v.clone());
@@ -596,11 +652,15 @@ impl State {
             target,
             key_text,
             from_peer,
+            client,
         } = want;
         let key = cache::policy::cache_key(&key_text);
         let mut waited = false;
+        let mut expired = false;
         loop {
-            if let Some(entry) = cache.lookup(&key, now_unix()) {
+            let (found, stale) = cache.find(&key, now_unix());
+            expired |= stale;
+            if let Some(entry) = found {
                 if let Some(mut r) = serve_entry(parts, head_only, &entry) {
                     cache.count_hit();
                     r.headers_mut()
@@ -614,7 +674,7 @@ impl State {
             };
             if waited {
                 // The leader's response was not cacheable: fetch on our own.
-                return self.pass(parts, nodes, target).await;
+                return self.pass(parts, nodes, target, client).await;
             }
             match cache.begin_fill(key) {
                 Fill::Follower(mut rx) => {
@@ -631,6 +691,7 @@ impl State {
                         nodes.to_vec(),
                         target.to_string(),
                         key_text.clone(),
+                        client.clone(),
                     );
                     let outcome = tokio::spawn(async move {
                         let out = fill.await;
@@ -654,8 +715,9 @@ impl State {
                             body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache fill failed")
                         }
                     };
+                    let status = if expired { "EXPIRED" } else { "MISS" };
                     resp.headers_mut()
-                        .insert("x-cache", HeaderValue::from_static("MISS"));
+                        .insert("x-cache", HeaderValue::from_static(status));
                     return resp;
                 }
             }

@@ -148,6 +148,45 @@ pub fn respond(
     resp
 }
 
+/// The header nginx's flv module and fastdfs-nginx-module send before the bytes from `start`:
+/// signature, version 1, audio+video, header size 9, then a zero PreviousTagSize.
+pub const FLV_HEADER: [u8; 13] = *b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00";
+
+/// flv pseudo-streaming (`?start=<byte offset>`): 200 with `FLV_HEADER` + the file from `start`.
+/// `None` when `start` is 0 or not inside the file (the caller serves the whole file).
+pub fn flv_from(
+    rep: &Representation,
+    head_only: bool,
+    src: FileSource,
+    start: u64,
+) -> Option<Response<Body>> {
+    if start == 0 || start >= rep.len {
+        return None;
+    }
+    let count = rep.len - start;
+    let mut resp = Response::new(empty());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, rep.content_type.clone());
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(count + FLV_HEADER.len() as u64),
+    );
+    if head_only {
+        return Some(resp);
+    }
+    let rest = match file_body(src, start, count) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading file failed");
+            return Some(text(StatusCode::INTERNAL_SERVER_ERROR, "read error"));
+        }
+    };
+    let head = futures::stream::once(async { Ok(Frame::data(Bytes::from_static(&FLV_HEADER))) });
+    let stream = futures::StreamExt::chain(head, http_body_util::BodyStream::new(rest));
+    *resp.body_mut() = StreamBody::new(stream).boxed_unsync();
+    Some(resp)
+}
+
 /// The body for `count` bytes at `start` (relative to the source's offset).
 pub fn file_body(src: FileSource, start: u64, count: u64) -> std::io::Result<Body> {
     let pos = src.offset + start;

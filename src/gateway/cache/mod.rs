@@ -118,6 +118,11 @@ impl Cache {
     }
 
     pub fn lookup(&self, key: &Key, now: u64) -> Option<Arc<CachedEntry>> {
+        self.find(key, now).0
+    }
+
+    /// The fresh entry for `key`, and whether a stale one was just dropped (`X-Cache: EXPIRED`).
+    pub fn find(&self, key: &Key, now: u64) -> (Option<Arc<CachedEntry>>, bool) {
         let r = lock(&self.policy).lookup(key, now);
         match r {
             Lookup::Hit {
@@ -127,13 +132,13 @@ impl Cache {
                 if now.saturating_sub(previous_access) >= TOUCH_EVERY_SECS {
                     touch(&value.path);
                 }
-                Some(value)
+                (Some(value), false)
             }
             Lookup::Dropped(e) => {
                 let _ = std::fs::remove_file(&e.path);
-                None
+                (None, true)
             }
-            Lookup::Miss => None,
+            Lookup::Miss => (None, false),
         }
     }
 

@@ -293,6 +293,20 @@ impl State {
             etag: validators::etag(last_modified, meta.len()),
             content_type: HeaderValue::from_static(ct),
         };
+        let flv_start = dl
+            .name
+            .ext()
+            .filter(|e| self.cfg.flv_support && e.eq_ignore_ascii_case("flv"))
+            .and_then(|_| path::query_param(req.uri().query(), "start"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0 && *s < meta.len());
+        if let Some(start) = flv_start {
+            let src = FileSource { file: f, offset: 0 };
+            if let Some(r) = file::flv_from(&rep, head_only, src, start) {
+                return r;
+            }
+            return body::text(StatusCode::INTERNAL_SERVER_ERROR, "flv");
+        }
         file::respond(
             req.headers(),
             head_only,
