@@ -43,23 +43,13 @@ const KNOWN_GAPS: &[(&str, u8, &str)] = &[
         64,
         "A1: GET_STATUS during the other's first JOIN: C held the JOIN, ENOENT (T2 #22)",
     ),
-    // Sync-source assignment when two storages start together: C answers ENOENT to the second
-    // newcomer while the other is not ACTIVE yet (#41); our source choice then changes the
-    // second JOIN's answer (#76).
-    (
-        "tracker-pair",
-        87,
-        "A2: SYNC_DEST_REQ gives a source where C says ENOENT (#41)",
-    ),
+    // The same root: an empty C tracker copies the other tracker's system files before it
+    // answers the JOIN, so it already knows S2's source (phase D); ours learns it from the
+    // SYNC_NOTIFY that follows.
     (
         "tracker-pair",
         81,
-        "A2: JOIN answer WAIT_SYNC+source where C says INIT (#76)",
-    ),
-    (
-        "storage-join",
-        86,
-        "A2: SYNC_SRC_REQ for another dest: C names that dest's source (#73)",
+        "A1: empty tracker's JOIN answer without the source C copied from T1 (T2 #972)",
     ),
 ];
 

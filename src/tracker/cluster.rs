@@ -434,8 +434,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// SYNC_DEST_REQ: a newcomer asks whom to copy old data from. A member that can push
-    /// (ACTIVE first, else ONLINE/OFFLINE) becomes its source with `until = unix_now`; with no
+    /// SYNC_DEST_REQ: a newcomer asks whom to copy old data from. An ACTIVE member becomes its
+    /// source with `until = unix_now`; ENOENT while members with data are not ACTIVE; with no
     /// such member there is nothing to copy and the newcomer goes ONLINE.
     pub fn sync_dest_req(
         &mut self,
@@ -449,12 +449,15 @@ impl Cluster {
         if matches!(me.status, WaitSync | Syncing) && me.sync_src.is_some() {
             return Ok((me.sync_src.clone(), Option::None));
         }
-        let src = [Active, Online, Offline].iter().find_map(|want| {
-            g.storages
-                .values()
-                .find(|s| s.key != key && s.status == *want)
-                .map(|s| s.id.clone())
-        });
+        // As C (tracker-pair.txt #41, #56, #78): only an ACTIVE member is a source; a member
+        // that holds data but is not ACTIVE yet (ONLINE, OFFLINE) means "ask again later"
+        // (ENOENT); members still copying themselves (INIT, WAIT_SYNC, SYNCING) or deleted do
+        // not count, so the first of two newcomers starting together has nothing to copy.
+        let others = || g.storages.values().filter(|s| s.key != key);
+        let src = others().find(|s| s.status == Active).map(|s| s.id.clone());
+        if src.is_none() && others().any(|s| matches!(s.status, Online | Offline)) {
+            return Err(errno::ENOENT);
+        }
         let node = g.storages.get_mut(key).ok_or(errno::ENOENT)?;
         match src {
             Some(src_id) => {
@@ -511,10 +514,10 @@ impl Cluster {
     ) -> Result<Option<SyncSource>, Errno> {
         let g = self.groups.get(group).ok_or(errno::ENOENT)?;
         let dest = g.find_by_id(dest_id).ok_or(errno::ENOENT)?;
-        Ok(match dest.status {
-            StorageStatus::WaitSync | StorageStatus::Syncing => dest.sync_src.clone(),
-            _ => None,
-        })
+        // C names the source the destination was given, whatever its status now
+        // (storage-join.txt #73: an ACTIVE member's original source). Storages act on it only
+        // while the destination waits for old data (storage::sync).
+        Ok(dest.sync_src.clone())
     }
 
     /// REPORT_STATUS: a source storage moves its destination through SYNCING -> OFFLINE
@@ -800,7 +803,31 @@ mod tests {
         // Rejoining while still copying keeps WAIT_SYNC; rejoining after the copy is ONLINE.
         let (st, src2, _) = c.join(&who("b"), &join_req("g1", 23001, "b", 0), 3, t0);
         assert_eq!(st, StorageStatus::Online);
-        assert_eq!(src2, Some(src));
+        assert_eq!(src2, Some(src.clone()));
+        // As C: SYNC_SRC_REQ still names the source once the storage serves (storage-join #73).
+        c.beat("g1", "b", None, t0).unwrap();
+        assert_eq!(c.sync_src_for_dest("g1", "b").unwrap(), Some(src));
+        assert_eq!(c.sync_src_for_dest("g1", "a").unwrap(), None);
+    }
+
+    /// tracker-pair.txt #41/#56/#78: the first of two newcomers has nothing to copy; the
+    /// second is told ENOENT until the first is ACTIVE, then gets it as its source.
+    #[test]
+    fn second_newcomer_waits_until_the_first_is_active() {
+        let t0 = Instant::now();
+        let mut c = Cluster::new();
+        c.join(&who("a"), &join_req("g1", 23000, "a", 1), 1, t0);
+        c.join(&who("b"), &join_req("g1", 23001, "b", 1), 2, t0);
+        assert_eq!(c.sync_dest_req("g1", "a", 1000).unwrap().0, None);
+        assert_eq!(c.sync_dest_req("g1", "b", 1000), Err(errno::ENOENT));
+        assert_eq!(c.storage("g1", "b").unwrap().status, StorageStatus::Init);
+        c.beat("g1", "a", None, t0).unwrap();
+        let src = c.sync_dest_req("g1", "b", 1005).unwrap().0.unwrap();
+        assert_eq!((src.src_id.as_str(), src.until_timestamp), ("a", 1005));
+        // An OFFLINE member with data: ask again later, not "nothing to copy".
+        c.join(&who("c"), &join_req("g1", 23002, "c", 1), 3, t0);
+        c.disconnect("g1", "a", 1);
+        assert_eq!(c.sync_dest_req("g1", "c", 1010), Err(errno::ENOENT));
     }
 
     #[test]

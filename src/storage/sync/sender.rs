@@ -213,7 +213,16 @@ impl Sender {
         }
         let my_id = self.state.tracker_identity().map(|(id, _)| id)?;
         let src = self.sync_source(backoff).await?;
-        let designated = src.as_ref().map(|s| (s.src_id.as_str(), s.until_timestamp));
+        // Trackers name a member's original source even once it is ACTIVE (as C does): only a
+        // peer still waiting for old data gets a full copy from us.
+        let waiting = matches!(
+            status_of(&self.peer()),
+            Some(StorageStatus::WaitSync) | Some(StorageStatus::Syncing)
+        );
+        let designated = src
+            .as_ref()
+            .filter(|_| waiting)
+            .map(|s| (s.src_id.as_str(), s.until_timestamp));
         let mark = initial_mark(&my_id, designated);
         let source = match designated {
             Some((id, until)) => format!("{id} until {until}"),
