@@ -148,3 +148,68 @@ fn v3_keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master() {
     assert_exactly(&lab, 0, "keepalived keeps the VIP", &[k, b2]);
     assert_clean(&lab, b2, k);
 }
+
+/// Issue 23.5: the caller's runtime (the node's data plane) blocked for 2 s, 20 advert
+/// intervals, must not silence the Master: its VRRP runs on its own thread. Before, the instance
+/// tasks ran on the caller's runtime and the peer took over after 365 ms.
+#[test]
+fn vrrp_keeps_advertising_while_the_callers_runtime_is_blocked() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(2);
+    let ns = lab.node(0).to_string();
+    let yaml = format!(
+        "instances:\n  - {{ name: VI_1, interface: eth0, virtual_router_id: 33, priority: 100, \
+         version: 3, advert_int: {ADVERT_MS}ms, virtual_ipaddress: [{}] }}\n",
+        harness::VIP_CIDR
+    );
+    let cfg: fdfs_ha::config::VrrpConfig = serde_saphyr::from_str(&yaml).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+    let node0 = std::thread::spawn(move || {
+        harness::enter_netns(&ns);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let owner = fdfs_ha::vrrp::ownership::VipOwner::default();
+            let (vrrp, _control) = fdfs_ha::vrrp::Vrrp::start(&cfg, &owner).await.unwrap();
+            let token = tokio_util::sync::CancellationToken::new();
+            let run = tokio::spawn(vrrp.run(token.clone()));
+            // Master alone after its Master_Down_Interval; the test thread checks the VIP.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tx.send("started").unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            tx.send("blocking").unwrap();
+            // A data plane hogging the runtime's only thread.
+            std::thread::sleep(Duration::from_secs(2));
+            tx.send("unblocked").unwrap();
+            token.cancel();
+            let _ = run.await;
+        });
+    });
+    assert_eq!(rx.recv().unwrap(), "started");
+    assert!(
+        wait_until(TAKEOVER, || lab.has_vip(0)),
+        "in-process node 0 not MASTER"
+    );
+    let b = lab.start_fdfs(1, &opts(90, true));
+    assert_eq!(rx.recv().unwrap(), "blocking");
+    assert_eq!(lab.vip_holders(), vec![0], "{}", lab.log(b));
+    let mut takeovers = 0;
+    while rx.try_recv().is_err() {
+        if lab.has_vip(1) {
+            takeovers += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node0.join().unwrap();
+    let log = lab.log(b);
+    assert_eq!(
+        takeovers, 0,
+        "the peer took the VIP while the caller's runtime was blocked:\n{log}"
+    );
+    assert!(
+        !log.contains("state=\"MASTER\"") && !log.contains("state=MASTER"),
+        "the peer became MASTER:\n{log}"
+    );
+}

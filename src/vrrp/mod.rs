@@ -17,7 +17,8 @@
 //!        SendAdvert -> socket.rs   AddVips/RemoveVips -> vip.rs   SendGarp -> arp.rs
 //!        Notify -> status + StateChange broadcast (supervisor runs notify commands)
 //! ```
-//! One task per instance owns its FSM; nothing else mutates it.
+//! One task per instance owns its FSM; nothing else mutates it. All of them run on the VRRP
+//! thread (`thread.rs`), away from the node's main runtime (issue 23.5).
 
 pub mod arp;
 pub mod auth_hmac;
@@ -30,6 +31,7 @@ mod receive;
 pub mod reload;
 pub mod socket;
 pub mod status;
+mod thread;
 pub mod vip;
 
 pub use status::{InstanceStatus, PeerMismatch, StatusCarry};
@@ -46,6 +48,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use vip::{NetEvent, Netlink, Vip};
+
+pub use thread::Vrrp;
 // One log line per drop reason (or send error) per LOG_EVERY; the rest are counted.
 use crate::log_limit::RateLimit;
 
@@ -56,7 +60,8 @@ const VIP_RELEASE_GRACE: Duration = Duration::from_millis(250);
 /// At most this many queued packets are read before a due timer fires (see `Instance::run`).
 const QUEUED_BEFORE_TIMER: usize = 8;
 
-pub struct Vrrp {
+/// The instances of a `Vrrp`, resolved against the host; they run on the VRRP thread.
+struct Engine {
     instances: Vec<Instance>,
     shared: Arc<Shared>,
     netlink: Netlink,
@@ -214,22 +219,14 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-impl Vrrp {
-    /// Starts the instances; they tell `vips` which of their VIPs this node serves.
-    pub async fn start(
-        cfg: &VrrpConfig,
-        vips: &ownership::VipOwner,
-    ) -> anyhow::Result<(Vrrp, VrrpControl)> {
-        Self::start_carrying(cfg, &StatusCarry::default(), vips).await
-    }
-
-    /// `start`, with status records (counters) carried over from earlier runs of the same
-    /// instance names.
-    pub async fn start_carrying(
+impl Engine {
+    /// Resolves the instances and opens their sockets; runs on the VRRP thread (`thread.rs`),
+    /// so netlink and the sockets belong to its runtime.
+    async fn build(
         cfg: &VrrpConfig,
         carry: &StatusCarry,
         vips: &ownership::VipOwner,
-    ) -> anyhow::Result<(Vrrp, VrrpControl)> {
+    ) -> anyhow::Result<(Engine, VrrpControl)> {
         validate(cfg)?;
         check_capabilities()?;
         let (changes, _) = broadcast::channel(64);
@@ -274,7 +271,7 @@ impl Vrrp {
             vips: vips.clone(),
         });
         Ok((
-            Vrrp {
+            Engine {
                 instances,
                 shared: shared.clone(),
                 netlink,
@@ -284,7 +281,7 @@ impl Vrrp {
         ))
     }
 
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         for inst in self.instances {
             let ctx = RunCtx {
