@@ -49,6 +49,26 @@ impl Sup {
     async fn apply(&mut self, new: Config) -> String {
         let mut changes: Vec<String> = Vec::new();
         let old = std::mem::replace(&mut self.cfg, new.clone());
+        self.apply_log_and_status(&old, &new, &mut changes).await;
+        self.apply_components(&old, &new, &mut changes).await;
+        self.apply_probes(&new, &mut changes).await;
+        self.apply_vrrp(&new, &mut changes).await;
+        self.update_yield();
+        self.update_tracking();
+        if changes.is_empty() {
+            "no changes".into()
+        } else {
+            changes.join("; ")
+        }
+    }
+
+    /// `log.level` live, `log.format` at the next start, the node name, the status endpoint.
+    async fn apply_log_and_status(
+        &mut self,
+        old: &Config,
+        new: &Config,
+        changes: &mut Vec<String>,
+    ) {
         if old.log.level != new.log.level {
             match LOG_RELOADER.get().map(|f| f(&new.log.level)) {
                 Some(Ok(())) => changes.push(format!("log.level now {:?}", new.log.level)),
@@ -73,8 +93,11 @@ impl Sup {
                 Err(e) => changes.push(format!("status endpoint not rebound: {e:#}")),
             }
         }
-        // Components: stop removed/changed, start added/changed, keep the rest running.
-        let specs = (self.hooks.components)(&new, &self.env);
+    }
+
+    /// Components: stop removed/changed, start added/changed, keep the rest running.
+    async fn apply_components(&mut self, old: &Config, new: &Config, changes: &mut Vec<String>) {
+        let specs = (self.hooks.components)(new, &self.env);
         let wanted: BTreeMap<String, String> = specs
             .iter()
             .map(|s| (s.name.clone(), s.fingerprint.clone()))
@@ -109,7 +132,10 @@ impl Sup {
                 Err(e) => changes.push(format!("component {name}: {e:#}")),
             }
         }
-        // Probes.
+    }
+
+    /// Probes: changed ones restart keeping their last verdict, removed ones stop.
+    async fn apply_probes(&mut self, new: &Config, changes: &mut Vec<String>) {
         let new_probes: BTreeMap<String, ProbeConfig> = new
             .probes
             .iter()
@@ -147,6 +173,10 @@ impl Sup {
                 }
             }
         }
+    }
+
+    /// VRRP instances: applied live when possible, restarted otherwise.
+    async fn apply_vrrp(&mut self, new: &Config, changes: &mut Vec<String>) {
         // VRRP instances keep running through a reload (no flap): track/notify changes are the
         // supervisor's, the rest is applied in place by the engine; only what the instance is
         // bound to (interface, VRID, source, peers) or a global change restarts it.
@@ -210,13 +240,6 @@ impl Sup {
                     }
                 }
             }
-        }
-        self.update_yield();
-        self.update_tracking();
-        if changes.is_empty() {
-            "no changes".into()
-        } else {
-            changes.join("; ")
         }
     }
 }
