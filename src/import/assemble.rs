@@ -195,38 +195,7 @@ fn storage_section(
         return;
     }
     let mut sec = MapB::default();
-    let group = st
-        .and_then(|s| s.group.clone())
-        .or_else(|| m.and_then(|m| m.group.clone()));
-    if let (Some((a, aat)), Some((b, _))) = (
-        st.and_then(|s| s.group.clone()),
-        m.and_then(|m| m.group.clone()),
-    ) {
-        if a != b {
-            ctx.warn(
-                &aat,
-                format!("storage.conf says group {a}, mod_fastdfs.conf says {b}: imported {a}"),
-            );
-        }
-    }
-    match group {
-        Some((g, at)) => {
-            if !group_ok(&g) {
-                ctx.warn(
-                    &at,
-                    format!(
-                        "group_name `{g}`: FastDFS group names are 1..16 letters and digits; \
-                         FastDFS would refuse it"
-                    ),
-                );
-            }
-            sec.set(Field::at("group", s(&g), &at, "group_name"));
-        }
-        None => {
-            ctx.warn_global("no group_name: storage.group set to group1");
-            sec.set(Field::new("group", s("group1"), "no group_name given"));
-        }
-    }
+    storage_group(st, m, &mut sec, ctx);
     let port = st
         .and_then(|s| s.port.clone())
         .or_else(|| m.and_then(|m| m.storage_port.clone()));
@@ -262,6 +231,50 @@ fn storage_section(
             "tracker_server",
         ));
     }
+    storage_paths(st, m, &mut sec, ctx);
+    storage_conf_fields(st, st_at, &mut sec, ctx);
+    storage_http(st, m, ng, &mut sec, ctx);
+    root.set(Field::new("storage", sec.into_node(), ""));
+}
+
+/// `storage.group`: storage.conf's group_name, else mod_fastdfs.conf's, else group1.
+fn storage_group(st: Option<&StoragePart>, m: Option<&ModPart>, sec: &mut MapB, ctx: &mut Ctx) {
+    let group = st
+        .and_then(|s| s.group.clone())
+        .or_else(|| m.and_then(|m| m.group.clone()));
+    if let (Some((a, aat)), Some((b, _))) = (
+        st.and_then(|s| s.group.clone()),
+        m.and_then(|m| m.group.clone()),
+    ) {
+        if a != b {
+            ctx.warn(
+                &aat,
+                format!("storage.conf says group {a}, mod_fastdfs.conf says {b}: imported {a}"),
+            );
+        }
+    }
+    match group {
+        Some((g, at)) => {
+            if !group_ok(&g) {
+                ctx.warn(
+                    &at,
+                    format!(
+                        "group_name `{g}`: FastDFS group names are 1..16 letters and digits; \
+                         FastDFS would refuse it"
+                    ),
+                );
+            }
+            sec.set(Field::at("group", s(&g), &at, "group_name"));
+        }
+        None => {
+            ctx.warn_global("no group_name: storage.group set to group1");
+            sec.set(Field::new("group", s("group1"), "no group_name given"));
+        }
+    }
+}
+
+/// `storage.store_paths`: storage.conf's store_pathN (or base_path), else mod_fastdfs.conf's.
+fn storage_paths(st: Option<&StoragePart>, m: Option<&ModPart>, sec: &mut MapB, ctx: &mut Ctx) {
     let mut paths: Vec<(String, Src)> = st.map(|s| s.store_paths.clone()).unwrap_or_default();
     if paths.is_empty() {
         if let Some(b) = st.and_then(|s| s.base_path.clone()) {
@@ -303,6 +316,15 @@ fn storage_section(
             None => "store_pathN".into(),
         },
     ));
+}
+
+/// `storage.base_path`, the other storage.conf keys, and `fsync` (with its warning).
+fn storage_conf_fields(
+    st: Option<&StoragePart>,
+    st_at: Option<&Src>,
+    sec: &mut MapB,
+    ctx: &mut Ctx,
+) {
     if let Some((b, at)) = st.and_then(|s| s.base_path.clone()) {
         sec.set(Field::at("base_path", s(&b), &at, "binlog and sync marks"));
     }
@@ -330,6 +352,17 @@ fn storage_section(
             sec.set(Field::new("sync", st.sync.clone().into_node(), ""));
         }
     }
+}
+
+/// `storage.http`: from the ngx_fastdfs_module server and mod_fastdfs.conf, or storage.conf's
+/// http.server_port.
+fn storage_http(
+    st: Option<&StoragePart>,
+    m: Option<&ModPart>,
+    ng: &NginxPart,
+    sec: &mut MapB,
+    ctx: &mut Ctx,
+) {
     if m.is_some() || ng.storage_http.is_some() {
         let mut http = MapB::default();
         let conf_port = st.and_then(|s| s.http_port.clone());
@@ -380,7 +413,6 @@ fn storage_section(
             ),
         );
     }
-    root.set(Field::new("storage", sec.into_node(), ""));
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -500,46 +500,8 @@ fn instance(st: &Stmt, body: &[Stmt], ctx: &mut Ctx) -> Instance {
                 }
             }
             "authentication" => auth(b, &mut f, ctx),
-            "virtual_ipaddress" => {
-                let mut items = Vec::new();
-                for v in b.block.as_deref().unwrap_or(&[]) {
-                    let ip = v.key();
-                    if v.words.len() > 1 {
-                        ctx.warn(
-                            &v.at,
-                            format!(
-                                "`{}`: only the address is imported (dev/label/brd/scope are \
-                                 not supported; the VIP goes on the instance's interface)",
-                                v.words.join(" ")
-                            ),
-                        );
-                    }
-                    let (addr, note) = if ip.contains('/') {
-                        (ip.to_string(), v.at.to_string())
-                    } else {
-                        (
-                            format!("{ip}/32"),
-                            format!("{}: no prefix length, keepalived adds it as /32", v.at),
-                        )
-                    };
-                    inst.vips.push(addr.clone());
-                    items.push(Field::item(s(&addr), note));
-                }
-                f.set(Field::at("virtual_ipaddress", Node::Seq(items), at, ""));
-            }
-            "track_script" => {
-                for t in b.block.as_deref().unwrap_or(&[]) {
-                    let weight = match (t.arg(1), t.arg(2)) {
-                        (Some("weight"), Some(w)) => w.parse().ok().map(|w| (w, t.at.clone())),
-                        _ => None,
-                    };
-                    inst.tracks.push(TrackRef {
-                        script: t.key().to_string(),
-                        weight,
-                        at: t.at.clone(),
-                    });
-                }
-            }
+            "virtual_ipaddress" => virtual_ipaddress(b, &mut inst, &mut f, ctx),
+            "track_script" => track_script(b, &mut inst),
             "mcast_src_ip" | "unicast_src_ip" => {
                 f.set(Field::at("src_ip", s(b.arg(1).unwrap_or("")), at, b.key()))
             }
@@ -600,6 +562,51 @@ fn instance(st: &Stmt, body: &[Stmt], ctx: &mut Ctx) -> Instance {
     }
     inst.fields = f;
     inst
+}
+
+/// `virtual_ipaddress { ... }`: each address (with /32 when keepalived would add it).
+fn virtual_ipaddress(b: &Stmt, inst: &mut Instance, f: &mut MapB, ctx: &mut Ctx) {
+    let at = &b.at;
+    let mut items = Vec::new();
+    for v in b.block.as_deref().unwrap_or(&[]) {
+        let ip = v.key();
+        if v.words.len() > 1 {
+            ctx.warn(
+                &v.at,
+                format!(
+                    "`{}`: only the address is imported (dev/label/brd/scope are \
+                     not supported; the VIP goes on the instance's interface)",
+                    v.words.join(" ")
+                ),
+            );
+        }
+        let (addr, note) = if ip.contains('/') {
+            (ip.to_string(), v.at.to_string())
+        } else {
+            (
+                format!("{ip}/32"),
+                format!("{}: no prefix length, keepalived adds it as /32", v.at),
+            )
+        };
+        inst.vips.push(addr.clone());
+        items.push(Field::item(s(&addr), note));
+    }
+    f.set(Field::at("virtual_ipaddress", Node::Seq(items), at, ""));
+}
+
+/// `track_script { name [weight N] }`: resolved against the vrrp_script blocks later.
+fn track_script(b: &Stmt, inst: &mut Instance) {
+    for t in b.block.as_deref().unwrap_or(&[]) {
+        let weight = match (t.arg(1), t.arg(2)) {
+            (Some("weight"), Some(w)) => w.parse().ok().map(|w| (w, t.at.clone())),
+            _ => None,
+        };
+        inst.tracks.push(TrackRef {
+            script: t.key().to_string(),
+            weight,
+            at: t.at.clone(),
+        });
+    }
 }
 
 /// The rarer vrrp_instance keywords: garp timing, notify scripts, and what is not mapped.
