@@ -4,8 +4,9 @@
 use super::cache::disk::{CachedEntry, EntryHeader};
 use super::cache::{self, Cache};
 use super::directory::StorageNode;
-use super::upstream::{TimeoutBody, Upstreams};
+use super::upstream::Upstreams;
 use super::{now_unix, KEPT_HEADERS};
+use crate::http::body::TimeoutBody;
 use crate::http::body::{self, Body};
 use crate::http::file::{self, FileSource, Representation};
 use crate::http::validators;

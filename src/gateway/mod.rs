@@ -23,7 +23,7 @@ pub mod purge;
 pub mod upstream;
 
 use crate::config::GatewayConfig;
-use crate::http::body::{self, Body};
+use crate::http::body::{self, Body, TimeoutBody};
 use crate::http::path;
 use crate::http::server::{self, Counters, Limits};
 use crate::http::validators;
@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use upstream::{TimeoutBody, Upstreams};
+use upstream::Upstreams;
 
 /// Largest request body a client may send (GETs carry none; we read and drop what comes).
 const MAX_REQUEST_BODY: u64 = 64 * 1024;

@@ -23,8 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use crate::http::body::TimeoutBody;
-
 use crate::config::UpstreamConfig;
 
 /// Why no usable response came back.
