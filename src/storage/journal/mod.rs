@@ -16,6 +16,11 @@
 //! are now on the disk. Then the segment is reset by giving it a new epoch: records that do not
 //! carry their segment's epoch do not count.
 //!
+//! Concurrent writers share flushes (group commit, see `Flushes`): a record is acknowledged
+//! once a flush that started after it was written has ended, so eight uploads at once cost one
+//! or two device flushes, not eight in a row. The storage's small-file writer also hands over
+//! all the uploads waiting for it in one call (`append_created`: one write, one flush).
+//!
 //! At start-up every record that counts is made true again, oldest segment first: a file that
 //! a power cut left missing, short or torn is written again from its record (the file's name
 //! says its size and CRC32, so one that is whole is left alone). A file deleted while its
@@ -285,6 +290,10 @@ pub struct Journal {
     changed: Condvar,
     /// One `retire_closed` at a time.
     retiring: Mutex<()>,
+    /// Group commit: who flushes the segments, and which records each flush covers.
+    flushes: Mutex<Flushes>,
+    /// Signalled when a flush ends.
+    flushed: Condvar,
     /// Told when a segment is half full or full: the storage settles then, not at its tick.
     settle_wanted: Arc<Notify>,
 }
@@ -323,6 +332,25 @@ struct Segment {
     stuck: bool,
     /// Final paths of the files whose `Created` record is here.
     files: HashSet<PathBuf>,
+}
+
+/// Group commit of the segments' flushes. A writer whose record is written (not yet flushed)
+/// needs flush number `started + 1`: any flush that starts later covers its record. If no flush
+/// is running it leads one (fdatasync of every segment written to since the last one started);
+/// otherwise it waits for the running one to end and then needs the next. Concurrent small
+/// uploads thus share one device flush instead of queueing one each behind the others.
+#[derive(Default)]
+struct Flushes {
+    /// Flushes started and ended (each flush has the number `started` had when it began).
+    started: u64,
+    done: u64,
+    running: bool,
+    /// Segments written to since the last flush started.
+    dirty: [bool; 2],
+    /// The first flush that failed: its records and every later one's are refused, and the
+    /// journal takes no more records (a second fdatasync could report success for pages whose
+    /// write-back failed); small uploads flush their own files until a restart.
+    failed: Option<u64>,
 }
 
 /// A record written and flushed whose change is not done yet: the segment is not retired
@@ -407,6 +435,8 @@ impl Journal {
             }),
             changed: Condvar::new(),
             retiring: Mutex::new(()),
+            flushes: Mutex::new(Flushes::default()),
+            flushed: Condvar::new(),
             settle_wanted,
         }))
     }
@@ -415,8 +445,9 @@ impl Journal {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends a record and flushes it. None when neither segment has room (the caller stores
-    /// the file another way), unless `wait`: then it waits for a reset, at most `ROOM_WAIT`.
+    /// Appends a record and flushes it (sharing the flush with concurrent appends). None when
+    /// neither segment has room (the caller stores the file another way), unless `wait`: then
+    /// it waits for a reset, at most `ROOM_WAIT`.
     pub fn append(
         self: &Arc<Self>,
         kind: RecordKind,
@@ -424,21 +455,21 @@ impl Journal {
         content: &[u8],
         wait: bool,
     ) -> io::Result<Option<Ticket>> {
-        if name.len() > u16::MAX as usize || content.len() > u32::MAX as usize {
+        let Some(len) = self.record_len(name, content) else {
             return Ok(None);
-        }
-        let len = (RECORD_HEAD + name.len() + content.len()).next_multiple_of(RECORD_ALIGN) as u64;
-        if HEADER_LEN + len > self.size {
-            return Ok(None);
+        };
+        if wait && self.flush_state().failed.is_some() {
+            return Err(io::Error::other(
+                "the upload journal's flush failed; it takes no records until a restart",
+            ));
         }
         let deadline = Instant::now() + ROOM_WAIT;
         let (segment, at, epoch) = {
             let mut st = self.lock();
-            while st.next + len > self.size {
-                if st.switch_if_free() {
-                    continue;
+            loop {
+                if let Some(spot) = self.reserve(&mut st, len) {
+                    break spot;
                 }
-                self.settle_wanted.notify_one();
                 let left = deadline.saturating_duration_since(Instant::now());
                 if !wait {
                     return Ok(None);
@@ -452,16 +483,6 @@ impl Journal {
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
-            let active = st.active;
-            let at = st.next;
-            st.next += len;
-            if st.next - HEADER_LEN >= (self.size - HEADER_LEN) / 2 {
-                self.settle_wanted.notify_one();
-            }
-            let seg = &mut st.segs[active];
-            seg.in_flight += 1;
-            seg.used = true;
-            (active, at, seg.epoch)
         };
         let ticket = Ticket {
             journal: Arc::clone(self),
@@ -469,8 +490,145 @@ impl Journal {
         };
         let f = &self.segments[segment];
         f.write_all_at(&encode_record(epoch, kind, name, content), at)?;
-        f.sync_data()?;
+        let mut written = [false; 2];
+        written[segment] = true;
+        self.flush(written)?;
         Ok(Some(ticket))
+    }
+
+    /// `Created` records of several new files, written with one write per run of records
+    /// that lie side by side and made durable with one shared flush. One answer per file, in
+    /// order: None for a file that found no room (it is stored another way).
+    pub fn append_created(
+        self: &Arc<Self>,
+        files: &[(&str, &[u8])],
+    ) -> io::Result<Vec<Option<Ticket>>> {
+        let mut spots = Vec::with_capacity(files.len());
+        {
+            let mut st = self.lock();
+            for (name, content) in files {
+                let spot = self
+                    .record_len(name, content)
+                    .and_then(|len| self.reserve(&mut st, len));
+                spots.push(spot);
+            }
+        }
+        // Tickets first: a failed write must still let the segment be retired.
+        let tickets: Vec<Option<Ticket>> = spots
+            .iter()
+            .map(|spot| {
+                spot.map(|(segment, _, _)| Ticket {
+                    journal: Arc::clone(self),
+                    segment,
+                })
+            })
+            .collect();
+        let mut written = [false; 2];
+        let mut run: Option<(usize, u64, Vec<u8>)> = None;
+        for ((name, content), spot) in files.iter().zip(&spots) {
+            let Some((segment, at, epoch)) = *spot else {
+                continue;
+            };
+            written[segment] = true;
+            let record = encode_record(epoch, RecordKind::Created, name, content);
+            match &mut run {
+                Some((seg, start, buf)) if *seg == segment && *start + buf.len() as u64 == at => {
+                    buf.extend_from_slice(&record);
+                }
+                _ => {
+                    if let Some((seg, start, buf)) = run.replace((segment, at, record)) {
+                        self.segments[seg].write_all_at(&buf, start)?;
+                    }
+                }
+            }
+        }
+        if let Some((seg, start, buf)) = run {
+            self.segments[seg].write_all_at(&buf, start)?;
+        }
+        if written.iter().any(|&w| w) {
+            self.flush(written)?;
+        }
+        Ok(tickets)
+    }
+
+    /// A record's padded length; None when it can never fit.
+    fn record_len(&self, name: &str, content: &[u8]) -> Option<u64> {
+        if name.len() > u16::MAX as usize || content.len() > u32::MAX as usize {
+            return None;
+        }
+        let len = (RECORD_HEAD + name.len() + content.len()).next_multiple_of(RECORD_ALIGN) as u64;
+        (HEADER_LEN + len <= self.size).then_some(len)
+    }
+
+    /// Room for a record of `len` bytes: (segment, offset, epoch), switching to the other
+    /// segment when the active one is full and the other free; None when neither has room
+    /// (the storage is asked to settle), or after a failed flush.
+    fn reserve(&self, st: &mut State, len: u64) -> Option<(usize, u64, u64)> {
+        if self.flush_state().failed.is_some() {
+            return None;
+        }
+        while st.next + len > self.size {
+            if !st.switch_if_free() {
+                self.settle_wanted.notify_one();
+                return None;
+            }
+        }
+        let active = st.active;
+        let at = st.next;
+        st.next += len;
+        if st.next - HEADER_LEN >= (self.size - HEADER_LEN) / 2 {
+            self.settle_wanted.notify_one();
+        }
+        let seg = &mut st.segs[active];
+        seg.in_flight += 1;
+        seg.used = true;
+        Some((active, at, seg.epoch))
+    }
+
+    fn flush_state(&self) -> MutexGuard<'_, Flushes> {
+        self.flushes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the records this thread wrote to the `written` segments durable: leads a flush
+    /// or waits for one that started after they were written (see `Flushes`).
+    fn flush(&self, written: [bool; 2]) -> io::Result<()> {
+        let mut f = self.flush_state();
+        for (dirty, w) in f.dirty.iter_mut().zip(written) {
+            *dirty |= w;
+        }
+        let need = f.started + 1;
+        loop {
+            if f.done >= need {
+                return match f.failed {
+                    Some(failed) if failed <= need => {
+                        Err(io::Error::other("the upload journal's flush failed"))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            if !f.running {
+                // No flush runs, and none started after our records were written: lead one.
+                f.running = true;
+                f.started += 1;
+                let number = f.started;
+                let dirty = std::mem::take(&mut f.dirty);
+                drop(f);
+                let mut result = Ok(());
+                for (segment, _) in dirty.iter().enumerate().filter(|(_, d)| **d) {
+                    result = result.and_then(|()| self.segments[segment].sync_data());
+                }
+                f = self.flush_state();
+                f.running = false;
+                f.done = number;
+                if result.is_err() && f.failed.is_none() {
+                    f.failed = Some(number);
+                }
+                self.flushed.notify_all();
+                result?;
+                continue;
+            }
+            f = self.flushed.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Whether `path` was created through this journal and has not settled yet.

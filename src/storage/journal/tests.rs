@@ -188,6 +188,79 @@ fn segments_switch_when_full_and_count_until_retired() {
 }
 
 #[test]
+fn records_handed_over_together_share_one_write_and_one_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let jdir = dir.path().join("j");
+    // Room for three 1 KiB records per segment: eight spill over, the last two find none.
+    let size = HEADER_LEN + 3 * 1024 + 100;
+    let j = Journal::start(&jdir, size, Arc::default()).unwrap();
+    let body = [3u8; 1000 - RECORD_HEAD - 7];
+    let names: Vec<String> = (0..8).map(|n| format!("00/00/{n}")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &body[..])).collect();
+    let tickets = j.append_created(&files).unwrap();
+    let placed: Vec<bool> = tickets.iter().map(Option::is_some).collect();
+    assert_eq!(placed, [true, true, true, true, true, true, false, false]);
+    assert_eq!(j.flush_state().done, 1, "one flush for the whole group");
+    assert_eq!(read_pending(&jdir).unwrap().len(), 6);
+    // Both segments were written: the one flush covered both.
+    assert!(j.flush_state().dirty.iter().all(|d| !d));
+}
+
+#[test]
+fn concurrent_appends_are_all_durable_when_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let jdir = dir.path().join("j");
+    let j = Journal::start(&jdir, 1 << 20, Arc::default()).unwrap();
+    let acked: Vec<String> = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let j = &j;
+                s.spawn(move || {
+                    (0..20)
+                        .map(|n| {
+                            let name = format!("00/00/{t}-{n}");
+                            let ticket = j.append(RecordKind::Created, &name, b"x", false);
+                            assert!(ticket.unwrap().is_some());
+                            name
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let f = j.flush_state();
+    assert!(!f.running && f.done == f.started && f.done <= 160);
+    drop(f);
+    // Every acknowledged record is in the segment (a flush started after it was written
+    // ended before its append returned).
+    let pending = read_pending(&jdir).unwrap();
+    assert_eq!(pending.len(), 160);
+    assert!(acked.iter().all(|n| pending.contains_key(n)));
+}
+
+#[test]
+fn a_failed_flush_fails_its_group_and_closes_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::start(&dir.path().join("j"), 64 << 10, Arc::default()).unwrap();
+    assert!(j
+        .append(RecordKind::Created, "00/00/a", b"a", false)
+        .unwrap()
+        .is_some());
+    j.flush_state().failed = Some(2);
+    let err = j.flush([true, false]).unwrap_err();
+    assert!(err.to_string().contains("flush failed"), "{err}");
+    assert!(j
+        .append(RecordKind::Created, "00/00/b", b"b", false)
+        .unwrap()
+        .is_none());
+    assert!(j.append(RecordKind::Deleted, "00/00/a", b"", true).is_err());
+}
+
+#[test]
 fn a_segment_is_not_retired_while_a_record_is_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::start(&dir.path().join("j"), 64 << 10, Arc::default()).unwrap();
