@@ -24,6 +24,7 @@ pub mod http;
 pub mod init_flag;
 pub mod journal;
 pub mod service;
+pub mod small_writer;
 pub mod state;
 pub mod store;
 

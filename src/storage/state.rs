@@ -270,6 +270,8 @@ pub struct StorageState {
     logs: Arc<crate::log_limit::SharedLimit>,
     /// SYNC_* commands refused because the peer is not a storage of this group.
     pub refused_sync_peers: std::sync::atomic::AtomicU64,
+    /// The thread that stores small new files in batches (see `small_writer`).
+    small_writer: super::small_writer::SmallWriter,
 }
 
 impl StorageState {
@@ -349,6 +351,7 @@ impl StorageState {
             admission,
             logs,
             refused_sync_peers: Default::default(),
+            small_writer: Default::default(),
         })
     }
 
@@ -522,6 +525,10 @@ impl StorageState {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn small_writer(&self) -> &super::small_writer::SmallWriter {
+        &self.small_writer
     }
 
     pub fn binlog(&self) -> &Binlog {

@@ -10,6 +10,7 @@ use crate::proto::storage::{SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTrunca
 use crate::proto::sync::WatermarkReq;
 use crate::proto::Header;
 use crate::storage::binlog::{BinlogOp, BinlogRecord};
+use crate::storage::small_writer::SmallWriter;
 use crate::storage::state::unix_now;
 use crate::storage::store::{Store, TempFile};
 use std::sync::atomic::Ordering;
@@ -133,11 +134,16 @@ impl Conn {
         };
         let st = self.state.clone();
         let _guard = self.state.store().lock_file(&filename).await;
-        blocking(move || match received {
-            Received::NewSmall(target, bytes) => st.store().create_at(&target, &bytes),
-            Received::Streamed(tmp) => st.store().commit_to(tmp, &path, update),
-        })
-        .await?;
+        match received {
+            // On the small-file writer: one hand-off instead of handing this worker's core
+            // to another thread and back.
+            Received::NewSmall(target, bytes) => {
+                SmallWriter::run(&st, move |store| store.create_at(&target, &bytes)).await?
+            }
+            Received::Streamed(tmp) => {
+                blocking(move || st.store().commit_to(tmp, &path, update)).await?
+            }
+        }
         let op = if update {
             BinlogOp::Update
         } else {

@@ -7,7 +7,8 @@ use crate::proto::fileid::{self, FileInfo, RemoteName};
 use crate::proto::storage::{UploadReq, UploadResp, UploadSlaveReq};
 use crate::proto::Header;
 use crate::storage::binlog::BinlogOp;
-use crate::storage::store::{Created, TempFile};
+use crate::storage::small_writer::SmallWriter;
+use crate::storage::store::{Created, NewSmall, TempFile};
 use rand::Rng;
 
 /// The content of an upload once received.
@@ -79,23 +80,32 @@ impl Conn {
         // Held until the binlog record is queued: replication watermarks stay below this file.
         let creating = st.begin_create();
         let now = creating.time();
-        let st2 = st.clone();
-        let created = blocking(move || {
-            let store = st2.store();
+        let make_name = move || {
             let mut rng = rand::thread_rng();
-            let make_name = || {
-                let info = FileInfo {
-                    source,
-                    create_time: now as u32,
-                    size_field: FileInfo::size_field_for(size, appender, rng.gen()),
-                    crc32,
-                };
-                fileid::new_name(&info, &ext, rng.gen())
+            let info = FileInfo {
+                source,
+                create_time: now as u32,
+                size_field: FileInfo::size_field_for(size, appender, rng.gen()),
+                crc32,
             };
-            let dirs = |name: &str| store.next_dirs(crc32fast::hash(name.as_bytes()));
-            match content {
-                Content::Memory(bytes) => store.create(index, &bytes, make_name, dirs),
-                Content::File(t) => {
+            fileid::new_name(&info, &ext, rng.gen())
+        };
+        let created = match content {
+            // On the small-file writer: one hand-off, and the journal's flush shared with the
+            // other uploads waiting.
+            Content::Memory(content) => {
+                let file = NewSmall {
+                    index,
+                    content,
+                    make_name: Box::new(make_name),
+                };
+                SmallWriter::create(&st, file).await?
+            }
+            Content::File(t) => {
+                let st2 = st.clone();
+                blocking(move || {
+                    let store = st2.store();
+                    let dirs = |name: &str| store.next_dirs(crc32fast::hash(name.as_bytes()));
                     store
                         .commit(t, make_name, dirs)
                         .map(|(d1, d2, name)| Created {
@@ -103,10 +113,10 @@ impl Conn {
                             name,
                             record: None,
                         })
-                }
+                })
+                .await?
             }
-        })
-        .await?;
+        };
         let (d1, d2) = created.dirs;
         let filename = format!("M{index:02X}/{d1:02X}/{d2:02X}/{}", created.name);
         self.log(BinlogOp::Create, now, &filename, None);

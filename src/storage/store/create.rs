@@ -30,7 +30,7 @@ impl Store {
     pub fn temp_file(&self, index: u8, size: u64) -> StoreResult<TempFile> {
         let p = self.path(index)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        let path = p.tmp.join(format!("{}-{seq}.tmp", std::process::id()));
+        let path = p.tmp.join(format!("{}-{seq}.tmp", self.pid));
         Ok(self.open_temp(index, path, size)?)
     }
 
@@ -134,16 +134,22 @@ impl Store {
                 false => Err(StoreError::new(errno::EEXIST, "file exists")),
             };
         }
+        // The directory is known to exist (`ensure_dir`): open, write, close, rename.
         let dir = self.ensure_dir(p, d1, d2)?;
         let mut tmp = self.temp_file(p.index, content.len() as u64)?;
         tmp.write_all(content)?;
-        self.commit_to(tmp, &dir.join(&target.name), false)?;
+        tmp.seal(self.fsync)?;
+        rename_noreplace(&tmp.path, &dir.join(&target.name))?;
+        tmp.disarm();
+        if self.fsync {
+            fsync_dir(&dir)?;
+        }
         Ok(None)
     }
 
-    /// `create`'s way for small files with fsync on: the file through the page cache, its record
-    /// flushed in the upload journal, then the file renamed into place (see `journal`). After a
-    /// crash, start-up writes the file again from its record if it is not whole.
+    /// `create`'s way for small files with fsync on: the file's record flushed in the upload
+    /// journal, then the file written in place through the page cache (see `journal`). After
+    /// a crash, start-up writes the file again from its record if it is missing or not whole.
     pub(super) fn place_journaled(
         &self,
         p: &StorePath,
@@ -154,31 +160,110 @@ impl Store {
     ) -> StoreResult<Journaled> {
         let dir = self.ensure_dir(p, d1, d2)?;
         let dst = dir.join(name);
+        // A name known to be taken is refused before it is journaled (a batch skips this
+        // look-up: its names are new random ones, and `place_recorded` finds a clash).
         if dst.symlink_metadata().is_ok() {
             return Ok(Journaled::Taken);
         }
-        let mut tmp = self.temp_file(p.index, content.len() as u64)?;
-        tmp.write_all(content)?;
-        tmp.seal(false)?;
-        // Renamed only once its record is durable: a crash before leaves just a temp file.
         let record_name = format!("{d1:02X}/{d2:02X}/{name}");
         let Some(record) = journal.append(RecordKind::Created, &record_name, content, false)?
         else {
             return Ok(Journaled::NoRoom);
         };
-        let placed = rename_noreplace(&tmp.path, &dst);
-        // Taken meanwhile, the record is harmless: it names a file whose name says its
-        // content, and start-up never writes over a whole file. But a delete of that file
-        // must now be journaled too, or start-up would bring it back from this record.
-        record.placed(dst);
-        match placed {
-            Ok(()) => {
-                tmp.disarm();
-                Ok(Journaled::Placed(record))
+        Ok(place_recorded(record, &dst, content)?)
+    }
+
+    /// Stores several new small files whose content is in memory, as `create` would one by
+    /// one, but with one shared flush: the journaled ones' records are written together and
+    /// flushed once (group commit), then each file is written in place. One answer per file,
+    /// in order. Files the journal has no room for, and every file without a journal (fsync
+    /// off, larger files) take `create`'s way.
+    pub fn create_many(&self, files: Vec<NewSmall>) -> Vec<StoreResult<Created>> {
+        let mut out: Vec<Option<StoreResult<Created>>> = files.iter().map(|_| None).collect();
+        let mut rest = Vec::new();
+        // (file's slot, named file, its place) of the journaled ones, per store path.
+        let mut grouped: Vec<(&Arc<Journal>, Vec<Slotted>)> = Vec::new();
+        for (i, mut f) in files.into_iter().enumerate() {
+            let journal = self
+                .path(f.index)
+                .ok()
+                .and_then(|p| p.journal.as_ref())
+                .filter(|_| f.content.len() <= journal::MAX_CONTENT);
+            let Some(journal) = journal else {
+                rest.push((i, f));
+                continue;
+            };
+            match self.name_new(&mut f) {
+                Ok(None) => rest.push((i, f)),
+                Ok(Some(named)) => {
+                    match grouped.iter_mut().find(|(j, _)| Arc::ptr_eq(j, journal)) {
+                        Some((_, group)) => group.push((i, f, named)),
+                        None => grouped.push((journal, vec![(i, f, named)])),
+                    }
+                }
+                Err(e) => out[i] = Some(Err(e)),
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Journaled::Taken),
-            Err(e) => Err(e.into()),
         }
+        for (journal, group) in grouped {
+            let records: Vec<(&str, &[u8])> = group
+                .iter()
+                .map(|(_, f, n)| (n.record.as_str(), f.content.as_slice()))
+                .collect();
+            let tickets = match journal.append_created(&records) {
+                Ok(t) => t,
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (i, _, _) in &group {
+                        out[*i] = Some(Err(StoreError::new(errno::EIO, msg.clone())));
+                    }
+                    continue;
+                }
+            };
+            for ((i, f, named), ticket) in group.into_iter().zip(tickets) {
+                let placed = ticket.map(|t| place_recorded(t, &named.path, &f.content));
+                out[i] = match placed {
+                    Some(Ok(Journaled::Placed(record))) => Some(Ok(Created {
+                        dirs: named.dirs,
+                        name: named.name,
+                        record: Some(record),
+                    })),
+                    Some(Err(e)) => Some(Err(e.into())),
+                    // Taken (a name drawn twice) or no room: `create`'s way, with a new name.
+                    Some(Ok(_)) | None => {
+                        rest.push((i, f));
+                        continue;
+                    }
+                };
+            }
+        }
+        for (i, mut f) in rest {
+            let dirs = |name: &str| self.next_dirs(crc32fast::hash(name.as_bytes()));
+            out[i] = Some(self.create(f.index, &f.content, &mut f.make_name, dirs));
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::new(errno::EIO, "not stored"))))
+            .collect()
+    }
+
+    /// A name for a new file, its directory (made if new) and its journal record's name; None
+    /// for a name that does not describe its content for good (appenders: `create`'s way).
+    fn name_new(&self, f: &mut NewSmall) -> StoreResult<Option<Named>> {
+        let name = (f.make_name)();
+        let (d1, d2) = self.next_dirs(crc32fast::hash(name.as_bytes()));
+        let target = RemoteName::parse_str(&format!("M{:02X}/{d1:02X}/{d2:02X}/{name}", f.index))
+            .map_err(|e| StoreError::new(errno::EINVAL, e.to_string()))?;
+        debug_assert!(!plain_file(&target) || name_promises(&target, &f.content));
+        if !plain_file(&target) {
+            return Ok(None);
+        }
+        let p = self.path(f.index)?;
+        let path = self.ensure_dir(p, d1, d2)?.join(&name);
+        Ok(Some(Named {
+            record: format!("{d1:02X}/{d2:02X}/{name}"),
+            path,
+            dirs: (d1, d2),
+            name,
+        }))
     }
 
     /// `create`'s one-flush way for one name: false if the name is taken.
@@ -307,6 +392,47 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A new small file for `create_many`: its store path, content, and a maker of names that
+/// describe that content (its size and CRC32; asked again when a name is taken).
+pub struct NewSmall {
+    pub index: u8,
+    pub content: Vec<u8>,
+    pub make_name: Box<dyn FnMut() -> String + Send>,
+}
+
+/// A file of `create_many`'s batch (its slot in the answers) and where it goes.
+type Slotted = (usize, NewSmall, Named);
+
+/// Where `create_many` puts a new file.
+struct Named {
+    record: String,
+    path: PathBuf,
+    dirs: (u8, u8),
+    name: String,
+}
+
+/// Writes a file whose `Created` record is durable at its final place (open, one write,
+/// close): nothing can know its name before the reply, and after a crash start-up writes a
+/// file the crash left missing, short or torn again from its record. Taken when the name is
+/// (the record is harmless: it names a file whose name says its content, and start-up never
+/// writes over a whole file; but a delete of that file must now be journaled too).
+fn place_recorded(record: Ticket, dst: &Path, content: &[u8]) -> io::Result<Journaled> {
+    use std::os::unix::fs::FileExt;
+    let file = match OpenOptions::new().write(true).create_new(true).open(dst) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            record.placed(dst.to_path_buf());
+            return Ok(Journaled::Taken);
+        }
+        Err(e) => return Err(e),
+    };
+    // Even if the write fails (answered with an error; after a crash start-up would restore
+    // the file from its record: one no client knows the ID of, see docs/DURABILITY.md).
+    record.placed(dst.to_path_buf());
+    file.write_all_at(content, 0)?;
+    Ok(Journaled::Placed(record))
 }
 
 /// link(2) refused by the filesystem itself (FAT, some FUSE and network filesystems).

@@ -50,6 +50,7 @@ mod space;
 mod startup;
 
 pub use appender::WriteAt;
+pub use create::NewSmall;
 pub use file_io::{AlignedBuf, FileToSend, TempFile, DIRECT_ALIGN};
 pub use metadata::MetaChange;
 pub use settle::Unsettled;
@@ -136,6 +137,8 @@ pub struct Store {
     rotate_count: u32,
     cursor: Mutex<DirCursor>,
     tmp_seq: AtomicU64,
+    /// This process's id, for temp names (asked once, not per upload).
+    pid: u32,
     /// Store path of the last new file (`current_write_path` in tracker stats).
     last_path: std::sync::atomic::AtomicU8,
     /// Striped locks serialising changes to one file (append/modify/truncate/delete/metadata)
@@ -215,6 +218,7 @@ impl Store {
             rotate_count: cfg.file_distribute_rotate_count.max(1),
             cursor: Mutex::new(DirCursor::default()),
             tmp_seq: AtomicU64::new(0),
+            pid: std::process::id(),
             last_path: std::sync::atomic::AtomicU8::new(0),
             locks: (0..FILE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
