@@ -440,10 +440,8 @@ fn invalid_adverts_are_dropped_counted_by_reason_and_never_obeyed() {
             auth: Auth::None,
             ..good.clone()
         }),
-        pkt(&Advert {
-            adver_int: 2,
-            ..good.clone()
-        }),
+        // (Another advert_int with the right password is no longer here: it is dropped but
+        // still runs the election, issue 26.2; see vrrp_peers.rs.)
     ];
     for _ in 0..3 {
         inject(&lab, bad.clone());
@@ -464,7 +462,6 @@ fn invalid_adverts_are_dropped_counted_by_reason_and_never_obeyed() {
         "VRID 34 is not configured here",
         "auth password does not match ours",
         "auth type 0 differs from ours (1)",
-        "advert interval 2s differs from ours (1s)",
     ] {
         assert!(
             log.contains(reason),

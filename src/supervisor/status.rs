@@ -341,7 +341,7 @@ pub fn render_text(v: &serde_json::Value) -> String {
         for m in i["peer_mismatches"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 out,
-                "             PEER CONFIG MISMATCH: {} {} theirs {} ours {} ({} adverts dropped, last {})",
+                "             peer config mismatch: {} {} theirs {} ours {} ({} adverts dropped, last {})",
                 s(&m["peer"]),
                 s(&m["kind"]),
                 s(&m["theirs"]),
@@ -533,7 +533,7 @@ mod tests {
             "lower-priority adverts heard 3",
             "priority-0 adverts received 1",
             "transitions 2",
-            "PEER CONFIG MISMATCH: 192.168.3.22 advert_int theirs 2s ours 1s (1 adverts dropped",
+            "peer config mismatch: 192.168.3.22 advert_int theirs 2s ours 1s (1 adverts dropped",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }
