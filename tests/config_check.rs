@@ -577,3 +577,30 @@ fn every_corpus_input_returns_without_panicking() {
     }
     assert!(n >= 2, "corpus has {n} inputs");
 }
+
+#[test]
+fn gateway_listeners_and_http_options_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}gateway:\n  prefix: /dfs\n  trackers: [\"127.0.0.1:22122\"]\n  listeners:\n    - listen: 127.0.0.1:8080\n      prefixes: [dfs, \"\"]\n  trusted_proxies: [nope]\n  gzip: {{level: 12}}\n  hotlink: {{valid_referers: []}}\n  error_pages: {{\"200\": /x}}\n  anti_steal: {{secret_key: \"\"}}\n",
+        base(dir.path())
+    );
+    let errors = errors_of(&text);
+    for (path, needle) in [
+        ("gateway.prefix", "unused when gateway.listeners"),
+        ("gateway.listeners[0].prefixes[0]", "must start with '/'"),
+        ("gateway.trusted_proxies[0]", ""),
+        ("gateway.gzip.level", "1..=9"),
+        ("gateway.hotlink.valid_referers", "at least one"),
+        ("gateway.error_pages", "bad status"),
+        ("gateway.anti_steal.secret_key", "empty"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == path && e.message.contains(needle)),
+            "no {path}: {needle} in {errors:?}"
+        );
+    }
+    assert_eq!(errors.len(), 7, "{errors:?}");
+}

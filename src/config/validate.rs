@@ -546,6 +546,37 @@ fn check_gateway(v: &mut V, g: &GatewayConfig, cfg: &Config) {
             v.err(format!("gateway.weights.{k}"), e);
         }
     }
+    for (i, c) in g.trusted_proxies.iter().enumerate() {
+        if let Err(e) = parse_cidr_any(c) {
+            v.err(format!("gateway.trusted_proxies[{i}]"), e);
+        }
+    }
+    if let Err(e) = crate::gateway::filters::ErrorPages::parse(&g.error_pages) {
+        v.err("gateway.error_pages", e);
+    }
+    if g.hotlink
+        .as_ref()
+        .is_some_and(|h| h.valid_referers.is_empty())
+    {
+        v.err(
+            "gateway.hotlink.valid_referers",
+            "must list at least one of none, blocked or a server name",
+        );
+    }
+    if let Some(z) = &g.gzip {
+        if !(1..=9).contains(&z.level) {
+            v.err(
+                "gateway.gzip.level",
+                format!("must be 1..=9, got {}", z.level),
+            );
+        }
+    }
+    if g.anti_steal
+        .as_ref()
+        .is_some_and(|a| a.secret_key.is_empty())
+    {
+        v.err("gateway.anti_steal.secret_key", "must not be empty");
+    }
     if g.max_connections == 0 {
         v.err("gateway.max_connections", "must be at least 1");
     }
