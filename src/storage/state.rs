@@ -228,6 +228,11 @@ impl Drop for CreateGuard<'_> {
     }
 }
 
+/// How long a sending peer may go without a watermark before it is taken for a C storage
+/// (fdfs-ha senders send their first one within a second of their first records; until then
+/// their record timestamps are not reported, as records arrive out of order on lanes).
+pub const C_PEER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything about this storage that outlives one connection.
 pub struct StorageState {
     cfg: StorageConfig,
@@ -250,6 +255,11 @@ pub struct StorageState {
     /// Per source storage id: the sender's watermark, every file it created before that second
     /// is here (SYNC_WATERMARK in, SYNC_REPORT out).
     synced_from: Mutex<HashMap<String, u32>>,
+    /// Per sending peer: when its first record came and the newest record timestamp applied
+    /// from it. For a peer that sends no watermark (a C storage) that is what is reported, as
+    /// a C storage reports it (storage-sync.txt #28). Bounded by the group's members
+    /// (replication is accepted only from them).
+    records_from: Mutex<HashMap<String, (std::time::Instant, u32)>>,
     /// Creation times (with counts) of new files being written whose binlog records are not
     /// queued yet: senders' watermarks stay below them.
     creating: Mutex<std::collections::BTreeMap<u64, usize>>,
@@ -341,6 +351,7 @@ impl StorageState {
             port,
             base,
             synced_from: Mutex::new(HashMap::new()),
+            records_from: Mutex::new(HashMap::new()),
             creating: Mutex::new(Default::default()),
             peer_sync: Mutex::new(Default::default()),
             tracker_identity: RwLock::new(None),
@@ -393,10 +404,27 @@ impl StorageState {
         *e = (*e).max(timestamp);
     }
 
-    /// Per source storage id: its sender's newest watermark, sorted by id.
+    /// A change from peer `source_id` stamped `timestamp` was applied (and is readable).
+    pub fn note_record_from(&self, source_id: &str, timestamp: u32) {
+        let mut m = self.records_from.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m
+            .entry(source_id.to_string())
+            .or_insert((std::time::Instant::now(), 0));
+        e.1 = e.1.max(timestamp);
+    }
+
+    /// Per source storage id: its sender's newest watermark or, for a sender that sent none
+    /// within [`C_PEER_GRACE`] of its first record (a C storage), the newest record timestamp
+    /// applied from it, as C reports; sorted.
     pub fn synced_from(&self) -> Vec<(String, u32)> {
-        let m = self.synced_from.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let wm = self.synced_from.lock().unwrap_or_else(|e| e.into_inner());
+        let rec = self.records_from.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = wm.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.extend(
+            rec.iter()
+                .filter(|(k, (first, _))| !wm.contains_key(*k) && first.elapsed() >= C_PEER_GRACE)
+                .map(|(k, (_, ts))| (k.clone(), *ts)),
+        );
         v.sort();
         v
     }

@@ -54,6 +54,9 @@ impl Conn {
             filename: filename.to_string(),
             extra,
         });
+        if let Some(peer) = &self.peer_storage_id {
+            self.state.note_record_from(peer, timestamp);
+        }
         let stats = self.state.stats();
         stats.last_sync_update.store(unix_now(), Ordering::Relaxed);
         stats
