@@ -59,7 +59,8 @@ fn fdfs_master_keepalived_backup_failover_preempt_back_and_graceful_stop() {
     assert_exactly(&lab, 0, "fdfs-ha MASTER + keepalived BACKUP", &[a, k]);
 
     // Master killed: keepalived takes over. The dead node's VIP carries a kernel lifetime that
-    // only the live process renews, so it disappears by itself (3 x advert_int).
+    // only the live process renews, so it disappears by itself (4 x advert_int: after the
+    // takeover, issue 23.2).
     lab.kill9(a);
     assert!(
         wait_until(TAKEOVER, || lab.has_vip(1)),

@@ -2,6 +2,7 @@
 //! adverts, in network namespaces this test creates (needs root, iproute2 and keepalived; prints
 //! SKIP and passes otherwise). Node 0 is 192.168.3.21, node 1 192.168.3.22, VIP 192.168.3.100,
 //! VRID 33, no authentication (v3 has none). Both roles, with preempt and with nopreempt.
+//! Also issue 23.5 (VRRP on its own thread) and 23.2 (no gap when only VRRP dies).
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 #[path = "vrrp/harness.rs"]
@@ -211,5 +212,59 @@ fn vrrp_keeps_advertising_while_the_callers_runtime_is_blocked() {
     assert!(
         !log.contains("state=\"MASTER\"") && !log.contains("state=MASTER"),
         "the peer became MASTER:\n{log}"
+    );
+}
+
+/// Issue 23.2: fdfs-ha killed (-9) on the Master while the node keeps serving HTTP (the gateway
+/// in another process: here the harness's server, which lives on). Its VIP must stay until the
+/// peer has taken over, so no request fails; then it must go by itself. Before, the VIP's
+/// kernel lifetime (3 x advert_int) ran out before the peer's Master_Down_Interval: ~0.6 s gap.
+#[test]
+fn vrrp_killed_with_the_gateway_alive_opens_no_gap() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(2);
+    let _s0 = lab.http_server(0);
+    let _s1 = lab.http_server(1);
+    let a = lab.start_fdfs(0, &VrrpOpts::default());
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    let b = lab.start_fdfs(
+        1,
+        &VrrpOpts {
+            priority: 90,
+            ..Default::default()
+        },
+    );
+    let client =
+        harness::HttpClient::start(&lab, Duration::from_millis(20), Duration::from_millis(200));
+    let settled = wait_until(TAKEOVER, || {
+        let s = client.since(std::time::Instant::now() - Duration::from_secs(1));
+        lab.vip_holders() == vec![0] && s.len() > 30 && s.iter().all(|x| x.ok)
+    });
+    assert!(settled, "lab did not settle:\n{}", lab.log(b));
+    // Random phase against the advert timer, as in the drill.
+    std::thread::sleep(Duration::from_millis(u64::from(std::process::id() % 1000)));
+    let t = std::time::Instant::now();
+    lab.kill9(a);
+    assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(b));
+    let took_over = t.elapsed();
+    assert!(
+        wait_until(TAKEOVER, || !lab.has_vip(0)),
+        "the killed node's VIP never expired"
+    );
+    let released = t.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let samples = client.since(t - Duration::from_millis(250));
+    let (gap, failed) = harness::outage(&samples);
+    println!(
+        "kill -9, gateway alive: takeover after {:.3}s, stale VIP gone after {:.3}s, gap {:.3}s, {failed} failed",
+        took_over.as_secs_f64(),
+        released.as_secs_f64(),
+        gap.as_secs_f64()
+    );
+    assert_eq!(
+        failed,
+        0,
+        "requests failed: {}",
+        harness::describe_failures(&samples)
     );
 }

@@ -695,9 +695,16 @@ impl Instance {
         self.socket.send_with(|_| msg.clone())
     }
 
-    /// Kernel lifetime of our VIPs: 3 x advert_int. Renewed every advert, it outlives a few lost
-    /// ticks, and after a kill -9 it runs out before a Backup's Master_Down_Interval
-    /// (3 x advert_int + skew) lets the Backup take over, so the two never hold the VIP together.
+    /// Kernel lifetime of our VIPs: 4 x advert_int, renewed with every advert (issue 23.2).
+    ///
+    /// When only our VRRP dies (kill -9, a crash) while the node still serves (the gateway in
+    /// another process), the VIP must stay until the peer has taken over, and go soon after.
+    /// The peer takes over a Master_Down_Interval (3 x advert_int + Skew_Time, Skew_Time <
+    /// advert_int) after our last advert; the VIP runs out 4 x advert_int after it: after the
+    /// takeover (no gap: clients are served here until the peer's gratuitous ARPs move them),
+    /// and less than one advert interval later (the stale VIP cannot linger). With 3 x advert_int
+    /// it ran out before the takeover: a 0.5-0.65 s gap at 1 s adverts. Kernel lifetimes are whole
+    /// seconds, so below 1 s adverts the VIP lingers up to 1 s after its last renewal.
     fn vip_lifetime_secs(&self) -> u32 {
         lifetime_secs(self.fsm.advert_int)
     }
@@ -729,9 +736,9 @@ impl Instance {
     }
 }
 
-/// 3 x advert_int in whole seconds (the kernel's unit), rounded up, at least 1.
+/// 4 x advert_int in whole seconds (the kernel's unit), rounded up, at least 1.
 fn lifetime_secs(advert_int: Duration) -> u32 {
-    let ms = (advert_int.as_millis() * 3).min(u128::from(u32::MAX));
+    let ms = (advert_int.as_millis() * 4).min(u128::from(u32::MAX));
     (ms as u32).div_ceil(1000).max(1)
 }
 
@@ -816,6 +823,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vip_lifetime_outlives_the_peers_takeover_by_less_than_an_interval() {
+        for secs in 1..=10u64 {
+            let adv = Duration::from_secs(secs);
+            let life = Duration::from_secs(u64::from(lifetime_secs(adv)));
+            // The slowest takeover: priority 1, Skew_Time 255/256 x advert_int (v3 formula;
+            // v2's 255/256 s is never larger).
+            let slowest = adv * 3 + adv * 255 / 256;
+            let fastest = adv * 3;
+            assert!(life > slowest, "{secs}s: VIP gone before the takeover");
+            assert!(life <= fastest + adv, "{secs}s: VIP lingers");
+        }
+        assert_eq!(lifetime_secs(Duration::from_millis(100)), 1);
+        assert_eq!(lifetime_secs(Duration::from_millis(300)), 2);
+    }
 
     fn inst(yaml: &str) -> VrrpConfig {
         serde_saphyr::from_str(yaml).unwrap()
