@@ -221,3 +221,74 @@ fn a_master_that_never_heard_a_peer_releases_at_once_on_sigterm() {
     assert!(log.contains("shutdown: no peer heard since start"), "{log}");
     assert!(!log.contains("handover"), "{log}");
 }
+
+/// `fdfs-ha status --json` inside node `i`'s namespace: its first VRRP instance.
+fn instance_status(lab: &Lab, i: usize) -> serde_json::Value {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.node(i)])
+        .args([env!("CARGO_BIN_EXE_fdfs-ha"), "status", "--json"])
+        .args(["--addr", "127.0.0.1:8399"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["instances"][0].clone()
+}
+
+/// Issue 26.3: the reason of the last change is the reload's, in words; the counters belong
+/// to the instance name, so a reload that restarts the instance (another VRID) keeps them.
+#[test]
+fn status_keeps_counters_across_reloads_and_says_why_in_words() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(1);
+    let o = || VrrpOpts {
+        status: true,
+        ..Default::default()
+    };
+    let a = lab.start_fdfs(0, &o());
+    assert!(
+        wait_until(Duration::from_secs(8), || lab.has_vip(0)),
+        "{}",
+        lab.log(a)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let before = instance_status(&lab, 0);
+    let sent = before["adverts_sent"].as_u64().unwrap_or(0);
+    assert!(sent >= 2, "{before}");
+    assert_eq!(before["transitions"], 2, "BACKUP then MASTER: {before}");
+
+    lab.reload_fdfs(
+        a,
+        0,
+        &VrrpOpts {
+            priority: 110,
+            ..o()
+        },
+    );
+    assert!(wait_until(Duration::from_secs(3), || {
+        instance_status(&lab, 0)["last_reason"] == "reload: priority 100 -> 110"
+    }));
+    assert_eq!(instance_status(&lab, 0)["transitions"], 2);
+
+    // Another VRID: the instance restarts, its counters do not.
+    let restarted = VrrpOpts {
+        priority: 110,
+        vrid: 34,
+        ..o()
+    };
+    lab.reload_fdfs(a, 0, &restarted);
+    assert!(
+        wait_until(Duration::from_secs(8), || {
+            let s = instance_status(&lab, 0);
+            s["state"] == "MASTER" && s["transitions"].as_u64().unwrap_or(0) > 2
+        }),
+        "{}",
+        lab.log(a)
+    );
+    let after = instance_status(&lab, 0);
+    assert!(
+        after["adverts_sent"].as_u64().unwrap_or(0) > sent,
+        "before {before}\nafter {after}"
+    );
+    // INIT (stopped), then BACKUP and MASTER again: counted on top of the first run's two.
+    assert!(after["transitions"].as_u64().unwrap_or(0) >= 5, "{after}");
+}

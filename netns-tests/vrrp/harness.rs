@@ -148,6 +148,8 @@ pub struct VrrpOpts {
     pub version: u8,
     /// VRRPv3 advert interval in milliseconds (version 2 uses `advert_int`).
     pub advert_ms: u64,
+    /// Serve the status endpoint on 127.0.0.1:8399 inside the node's namespace.
+    pub status: bool,
 }
 
 impl VrrpOpts {
@@ -198,6 +200,7 @@ impl Default for VrrpOpts {
             advert_int: 1,
             auth_yaml: None,
             version: 2,
+            status: false,
             advert_ms: 1000,
         }
     }
@@ -345,7 +348,7 @@ impl Lab {
         format!(
             r#"node: n{i}
 data_dir: {dir}
-status: {{ listen: null }}
+status: {{ listen: {status} }}
 log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
 vrrp:
   instances:
@@ -367,6 +370,11 @@ vrrp:
             preempt = o.preempt,
             gh = o.graceful_handover,
             version = o.version,
+            status = if o.status {
+                "\"127.0.0.1:8399\""
+            } else {
+                "null"
+            },
             adv = o.fdfs_advert_int(),
             auth = o.fdfs_auth(),
             peers = o.unicast_peers.join(", "),
