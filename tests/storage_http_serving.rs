@@ -189,7 +189,13 @@ async fn missing_file_is_fetched_from_its_source() {
         "  source_port: {}\n  response_mode: redirect\n",
         source.addr.port()
     );
-    let (redirector, _) = start_storage(&storage_config(rep_store.path(), &http, ""), None).await;
+    // The trackers list the source (127.0.0.1) in the group.
+    let listed = Arc::new(MapResolver(HashMap::from([(
+        100001,
+        "127.0.0.1".parse().unwrap(),
+    )])));
+    let (redirector, _) =
+        start_storage(&storage_config(rep_store.path(), &http, ""), Some(listed)).await;
     let r = get(redirector.addr, &format!("/group1/{id_ip}?x=1")).await;
     assert_eq!(r.status, 302);
     assert_eq!(
@@ -207,6 +213,30 @@ async fn missing_file_is_fetched_from_its_source() {
 }
 
 use fdfs_ha::http::server::Counters;
+
+/// Issue 18 F9: a crafted file ID naming any IPv4 address made the storage fetch from it and
+/// relay the answer. Only storages the trackers list in the group are asked.
+#[tokio::test]
+async fn missing_file_is_never_fetched_from_an_address_outside_the_group() {
+    let rep_store = tempfile::tempdir().unwrap();
+    let bait = tokio::net::TcpListener::bind("127.0.0.99:0").await.unwrap();
+    let http = format!("  source_port: {}\n", bait.local_addr().unwrap().port());
+    let listed = Arc::new(MapResolver(HashMap::from([(
+        100001,
+        "127.0.0.1".parse().unwrap(),
+    )])));
+    let (replica, counters) =
+        start_storage(&storage_config(rep_store.path(), &http, ""), Some(listed)).await;
+    let src = Source::Ip(std::net::Ipv4Addr::new(127, 0, 0, 99));
+    let name = name_for(src, now_unix(), b"x", "txt");
+    let r = get(replica.addr, &format!("/group1/M00/0A/0B/{name}")).await;
+    assert_eq!(r.status, 502);
+    assert!(Counters::get(&counters.bad_requests) >= 1);
+    // Answered without connecting: nothing waits in the bait's accept queue.
+    let tried = tokio::time::timeout(Duration::from_millis(200), bait.accept()).await;
+    assert!(tried.is_err(), "the storage connected to 127.0.0.99");
+    replica.shutdown().await;
+}
 
 #[tokio::test]
 async fn anti_steal_token() {

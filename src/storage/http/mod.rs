@@ -42,6 +42,9 @@ use tokio_util::sync::CancellationToken;
 /// The tracker's storage-id list implements this in production.
 pub trait SourceResolver: Send + Sync {
     fn resolve(&self, id: u32) -> Option<IpAddr>;
+    /// True when `ip` is a storage the trackers list in this group: the only addresses a
+    /// missing file is fetched from (a file ID naming any other address is not followed).
+    fn is_member(&self, ip: IpAddr) -> bool;
 }
 
 /// A fixed id → address map (storage_ids.conf as data; tests).
@@ -51,6 +54,9 @@ pub struct MapResolver(pub HashMap<u32, IpAddr>);
 impl SourceResolver for MapResolver {
     fn resolve(&self, id: u32) -> Option<IpAddr> {
         self.0.get(&id).copied()
+    }
+    fn is_member(&self, ip: IpAddr) -> bool {
+        self.0.values().any(|a| *a == ip)
     }
 }
 
@@ -80,6 +86,8 @@ struct State {
     resolver: Arc<dyn SourceResolver>,
     client: Client<HttpConnector, Empty<Bytes>>,
     counters: Arc<Counters>,
+    /// Refusals are logged at info, one line per kind per 10 s with the count held back.
+    logs: crate::log_limit::SharedLimit,
 }
 
 impl StorageHttp {
@@ -121,6 +129,7 @@ impl StorageHttp {
             ),
             client,
             counters: Arc::default(),
+            logs: Default::default(),
             cfg: http,
         };
         Ok(StorageHttp {
@@ -199,7 +208,7 @@ fn now_unix() -> u64 {
 impl State {
     fn bad_request(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
-        tracing::debug!(%peer, %status, reason = why, "refused request");
+        crate::limited!(self.logs, info, "refused", %peer, %status, reason = why, "storage http: request refused");
         body::text(status, why)
     }
 
@@ -317,7 +326,7 @@ impl State {
 
     async fn token_refused(&self, peer: SocketAddr, why: &str, head_only: bool) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
-        tracing::debug!(%peer, reason = why, "anti-steal token refused");
+        crate::limited!(self.logs, info, "token", %peer, reason = why, "storage http: anti-steal token refused");
         let Some(path) = self
             .cfg
             .anti_steal
@@ -381,9 +390,16 @@ impl State {
             Source::Id(id) => self.resolver.resolve(id),
         };
         let Some(ip) = ip else {
-            tracing::warn!(source = %info.source, "source storage of a missing file is unknown");
+            crate::limited!(self.logs, warn, "unknown_source", source = %info.source, "source storage of a missing file is unknown");
             return body::text(StatusCode::BAD_GATEWAY, "source storage unknown");
         };
+        if !self.resolver.is_member(ip) {
+            // A crafted file ID must not make this storage fetch from (and relay) any address.
+            Counters::bump(&self.counters.bad_requests);
+            crate::limited!(self.logs, info, "not_member", %peer, source = %ip,
+                "storage http: file's source is not a storage of this group; not fetched");
+            return body::text(StatusCode::BAD_GATEWAY, "source storage unknown");
+        }
         let port = self.cfg.source_port.unwrap_or(self.own_port);
         let mut target = req.uri().path().to_string();
         match query {

@@ -20,6 +20,8 @@ pub struct TrackerResolver {
     group: String,
     client: FdfsClient,
     ids: RwLock<HashMap<u32, IpAddr>>,
+    /// Every address in the group's list (also storages without a numeric id).
+    members: RwLock<std::collections::HashSet<IpAddr>>,
 }
 
 impl TrackerResolver {
@@ -28,6 +30,7 @@ impl TrackerResolver {
             group: group.to_string(),
             client: FdfsClient::with_timeout(trackers, Duration::from_secs(5)),
             ids: RwLock::new(HashMap::new()),
+            members: RwLock::new(Default::default()),
         })
     }
 
@@ -39,7 +42,9 @@ impl TrackerResolver {
             .filter_map(|s| Some((s.id.parse().ok()?, s.ip.parse().ok()?)))
             .collect();
         let n = map.len();
+        let members = list.iter().filter_map(|s| s.ip.parse().ok()).collect();
         *self.ids.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.members.write().unwrap_or_else(|e| e.into_inner()) = members;
         Ok(n)
     }
 
@@ -69,5 +74,12 @@ impl SourceResolver for TrackerResolver {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .copied()
+    }
+
+    fn is_member(&self, ip: IpAddr) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&ip.to_canonical())
     }
 }
