@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod admission;
 pub mod client;
 pub mod config;
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod import;
