@@ -13,6 +13,7 @@ pub mod allow_hosts;
 pub mod schema;
 pub mod validate;
 pub mod values;
+pub mod vip;
 pub mod vrrp_rules;
 pub mod yaml;
 

@@ -10,6 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// HMAC adverts (`auth: {type: hmac}`): keys shorter than this are refused.
+pub const HMAC_MIN_KEY_LEN: usize = 16;
+/// At most this many keys (the first signs, the others are accepted during a rotation).
+pub const HMAC_MAX_KEYS: usize = 4;
+
 /// VRRPv2 advert: the address count is one byte (RFC 3768 §5.3.5).
 pub const MAX_VIPS: usize = 255;
 /// VRRPv2 simple-text authentication carries at most 8 bytes.
@@ -118,21 +123,23 @@ pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
             }
         }
         if let Some(VrrpAuth::Hmac { keys }) = &inst.auth {
-            use crate::vrrp::auth_hmac::{MAX_KEYS, MIN_KEY_LEN};
-            if keys.is_empty() || keys.len() > MAX_KEYS {
+            if keys.is_empty() || keys.len() > HMAC_MAX_KEYS {
                 v.err(
                     at("auth.keys"),
                     format!(
-                        "must list 1..={MAX_KEYS} keys (the first signs, all are accepted), got {}",
+                        "must list 1..={HMAC_MAX_KEYS} keys (the first signs, all are accepted), got {}",
                         keys.len()
                     ),
                 );
             }
             for (k, key) in keys.iter().enumerate() {
-                if key.len() < MIN_KEY_LEN {
+                if key.len() < HMAC_MIN_KEY_LEN {
                     v.err(
                         at(&format!("auth.keys[{k}]")),
-                        format!("must be at least {MIN_KEY_LEN} bytes, got {}", key.len()),
+                        format!(
+                            "must be at least {HMAC_MIN_KEY_LEN} bytes, got {}",
+                            key.len()
+                        ),
                     );
                 }
             }
@@ -211,7 +218,7 @@ fn check_vips(
     let mut ips = Vec::new();
     for (k, vip) in list.iter().enumerate() {
         let p = format!("{at}[{k}]");
-        match crate::vrrp::vip::parse_vip(vip) {
+        match super::vip::parse_vip(vip) {
             Err(e) => v.err(p, e),
             Ok(parsed) => {
                 if let Some(j) = seen.insert(parsed.addr, i) {

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod directory;
 mod fill;
 pub mod filters;
+pub mod metrics;
 pub mod peers;
 pub mod purge;
 pub mod upstream;

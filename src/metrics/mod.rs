@@ -9,18 +9,15 @@
 //! - state the component already keeps (storage stats, sync lag, VRRP status, tracker cluster)
 //!   is read then, so the request path pays nothing for it.
 //!
+//! The sources live with what they read (`tracker::metrics`, `storage::metrics`,
+//! `gateway::metrics`, `supervisor::metrics`), so this module depends on none of them.
+//!
 //! The output is OpenMetrics text (Prometheus scrapes it natively): counters end in `_total`,
 //! units are in the names (`_seconds`, `_bytes`).
 
-mod node;
 mod requests;
-mod storage;
-mod tracker;
 
-pub use node::BoardSource;
 pub use requests::{HttpRequests, Requests};
-pub use storage::{CacheSource, StorageSource};
-pub use tracker::TrackerSource;
 
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;

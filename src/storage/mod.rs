@@ -23,6 +23,7 @@ pub mod durable;
 pub mod http;
 pub mod init_flag;
 pub mod journal;
+pub mod metrics;
 pub mod service;
 pub mod small_writer;
 pub mod state;

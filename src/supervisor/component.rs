@@ -125,7 +125,7 @@ impl Component for Tracker {
         Box::pin(async move {
             let s = crate::tracker::TrackerServer::bind(&self.cfg, &self.data_dir).await?;
             tracing::info!(addr = %s.local_addr(), "tracker listening");
-            let source = crate::metrics::TrackerSource(s.tracker());
+            let source = crate::tracker::metrics::TrackerSource(s.tracker());
             self.metrics.set_source("tracker", Arc::new(source));
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
@@ -146,7 +146,7 @@ impl Component for Storage {
             tracing::info!(addr = %s.local_addr(), "storage listening");
             let state = s.state();
             state.set_protocol_log(self.protocol_log.clone());
-            let source = crate::metrics::StorageSource {
+            let source = crate::storage::metrics::StorageSource {
                 requests: state.requests().clone(),
                 state,
             };
@@ -202,7 +202,7 @@ impl Component for Gateway {
                 .with_observer(obs)
                 .with_vips(self.env.vips.subscribe());
             if let Some(cache) = s.cache() {
-                let src = crate::metrics::CacheSource(cache);
+                let src = crate::gateway::metrics::CacheSource(cache);
                 self.env.metrics.set_source("gateway_cache", Arc::new(src));
             }
             tracing::info!(addrs = ?s.local_addrs(), "gateway listening");

@@ -31,6 +31,7 @@
 
 pub mod component;
 pub mod faults;
+pub mod metrics;
 pub mod policy;
 mod reload;
 use reload::global_fingerprint;
@@ -278,7 +279,7 @@ pub async fn run_with(
     let metrics = crate::metrics::Metrics::new();
     metrics.set_source(
         "node",
-        Arc::new(crate::metrics::BoardSource(Arc::downgrade(&board))),
+        Arc::new(metrics::BoardSource(Arc::downgrade(&board))),
     );
     status::lock(&board).metrics = metrics.clone();
     let mut sup = Sup {

@@ -25,6 +25,7 @@ mod cmd;
 pub mod index;
 pub mod leader;
 pub mod leader_link;
+pub mod metrics;
 pub mod peers;
 pub mod persist;
 pub mod select;

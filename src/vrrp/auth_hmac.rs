@@ -29,10 +29,7 @@ use std::net::Ipv4Addr;
 pub const AUTH_TYPE_HMAC: u8 = 0x80;
 /// Length of the tag after the VRRP message.
 pub const TAG_LEN: usize = 16;
-/// Keys shorter than this are refused by the config check.
-pub const MIN_KEY_LEN: usize = 16;
-/// At most this many keys (one signs, the others are accepted during a rotation).
-pub const MAX_KEYS: usize = 4;
+pub use crate::config::vrrp_rules::{HMAC_MAX_KEYS as MAX_KEYS, HMAC_MIN_KEY_LEN as MIN_KEY_LEN};
 /// A sender heard for the first time must be within this of our clock (milliseconds).
 pub const FRESH: u64 = 30_000;
 /// Senders remembered by the replay guard; only senders with a valid tag get in.

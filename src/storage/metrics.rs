@@ -1,7 +1,9 @@
 //! The storage node's metrics, read from its state at scrape time: content bytes, free space per
 //! store path, sync lag per peer, upload journal, connections; plus its live [`Requests`].
 
-use super::{labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Requests, Source};
+use crate::metrics::{
+    labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Requests, Source,
+};
 use crate::storage::state::StorageState;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
@@ -182,39 +184,5 @@ impl Source for StorageSource {
         let bad = CounterFamily::default();
         set_counter(&bad, Vec::new(), s.bad_requests);
         reg.register("storage_bad_requests", "malformed requests", bad);
-    }
-}
-
-/// The gateway cache: hits, misses, bytes and entries, read at scrape time.
-pub struct CacheSource(pub Arc<crate::gateway::cache::Cache>);
-
-impl Source for CacheSource {
-    fn register(&self, reg: &mut Registry) {
-        let c = &self.0;
-        let hits = c.hits.load(std::sync::atomic::Ordering::Relaxed);
-        let misses = c.misses.load(std::sync::atomic::Ordering::Relaxed);
-        let lookups = CounterFamily::default();
-        set_counter(&lookups, labels([("result", "hit")]), hits);
-        set_counter(&lookups, labels([("result", "miss")]), misses);
-        reg.register(
-            "gateway_cache_lookups",
-            "gateway cache lookups by result",
-            lookups,
-        );
-        let size = GaugeFamily::default();
-        set_gauge(&size, Vec::new(), c.total_size() as f64);
-        reg.register_with_unit(
-            "gateway_cache_size",
-            "bytes the gateway cache holds",
-            Unit::Bytes,
-            size,
-        );
-        let entries = GaugeFamily::default();
-        set_gauge(&entries, Vec::new(), c.entries() as f64);
-        reg.register(
-            "gateway_cache_entries",
-            "objects in the gateway cache",
-            entries,
-        );
     }
 }

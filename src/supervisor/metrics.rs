@@ -2,7 +2,7 @@
 //! components. Read from the board's JSON document so the scrape and `fdfs-ha status` always
 //! agree, and counters a VRRP instance adds to its status appear here without a second path.
 
-use super::{labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Source};
+use crate::metrics::{labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Source};
 use crate::supervisor::status::lock;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! The tracker's metrics and status section, read from its cluster view at scrape time:
 //! storages per group and status, requests, connections.
 
-use super::{labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Source};
+use crate::metrics::{labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Source};
 use crate::tracker::service::Tracker;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::Ordering;
