@@ -23,6 +23,9 @@
 //! with each storage's context switches counted (`/proc/<pid>/task/*/status`), then 1,000 with
 //! `strace -f -c` attached to each storage (when strace is installed): syscalls and context
 //! switches per upload, per storage, so a regression in the small-upload path shows in one run.
+//! Each window starts once the group has replicated what came before and ends once it has
+//! replicated its own uploads (a storage's count holds its half of the uploads, the other
+//! half's replicas, and sending its own to the peer).
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 use fdfs_ha::client::storage::StorageConn;
@@ -569,12 +572,15 @@ async fn profile_uploads(
 ) {
     const N: usize = 1000;
     let pids: Vec<u32> = cluster.children[1..].iter().map(Child::id).collect();
+    // Each window holds N uploads and their replication, nothing of the runs before.
+    wait_replicated(&cluster.storages).await;
     let before: Vec<(u64, u64)> = pids.iter().map(|&p| ctxt_switches(p)).collect();
     uploads(client, data, conc, N).await;
+    wait_replicated(&cluster.storages).await;
     for (i, (&pid, b)) in pids.iter().zip(&before).enumerate() {
         let a = ctxt_switches(pid);
         println!(
-            "          profile c={conc} storage {i}: {:.2} voluntary + {:.2} involuntary context switches per upload ({N} uploads, both storages serving)",
+            "          profile c={conc} storage {i}: {:.2} voluntary + {:.2} involuntary context switches per upload ({N} uploads and their replication)",
             (a.0 - b.0) as f64 / N as f64,
             (a.1 - b.1) as f64 / N as f64
         );
@@ -603,6 +609,7 @@ async fn profile_uploads(
     // strace attaches to every thread before it counts; give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     uploads(client, data, conc, N).await;
+    wait_replicated(&cluster.storages).await;
     for t in &mut tracers {
         // SIGINT: strace detaches and writes its summary. Our own child, by its pid.
         let pid = libc::pid_t::try_from(t.id()).unwrap();
@@ -631,7 +638,7 @@ async fn profile_uploads(
             .map(|(name, n)| format!("{name} {:.2}", *n as f64 / N as f64))
             .collect();
         println!(
-            "          profile c={conc} storage {i}: {:.1} syscalls per upload (strace -f -c, {N} uploads): {}",
+            "          profile c={conc} storage {i}: {:.1} syscalls per upload (strace -f -c, {N} uploads and their replication): {}",
             total as f64 / N as f64,
             top.join(", ")
         );
