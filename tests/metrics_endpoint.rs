@@ -88,16 +88,7 @@ async fn metrics_families_exist_and_storage_counters_move() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let addr = format!("127.0.0.1:{status}");
-    // The supervisor publishes a component's state after the component answers: wait for it.
-    let running = "fdfs_ha_component_state{component=\"storage\",state=\"running\"} 1";
-    let before = loop {
-        let text = get(&addr, "/metrics").expect("scrape");
-        if text.contains(running) || t0.elapsed() > Duration::from_secs(20) {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    for family in [
+    let families = [
         "# TYPE fdfs_ha_component_state gauge",
         "# TYPE fdfs_ha_component_restarts counter",
         "# TYPE fdfs_ha_storage_requests counter",
@@ -106,7 +97,19 @@ async fn metrics_families_exist_and_storage_counters_move() {
         "# TYPE fdfs_ha_storage_operations counter",
         "# TYPE fdfs_ha_storage_store_path_free_bytes gauge",
         "# TYPE fdfs_ha_storage_journal_pending gauge",
-    ] {
+    ];
+    // The supervisor publishes a component's state, and the storage its source, around the
+    // time the storage first answers: scrape until all are there (or 20 s), then judge.
+    let before = loop {
+        let text = get(&addr, "/metrics").expect("scrape");
+        let running = "fdfs_ha_component_state{component=\"storage\",state=\"running\"} 1";
+        let all = families.iter().all(|f| text.contains(f)) && text.contains(running);
+        if all || t0.elapsed() > Duration::from_secs(20) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for family in families {
         assert!(before.contains(family), "{family} missing:\n{before}");
     }
     assert_eq!(
