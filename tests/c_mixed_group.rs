@@ -65,6 +65,9 @@ async fn call(s: &mut TcpStream, command: u8, body: &[u8]) -> (u8, Vec<u8>) {
     answer(s).await
 }
 
+/// The SYNC_DEST_REQ answer a C-like newcomer got: (status, body).
+type DestAnswer = Arc<Mutex<Option<(u8, Vec<u8>)>>>;
+
 /// What the C-like storage received from its fdfs-ha peer: (command, body).
 type Seen = Arc<Mutex<Vec<(u8, Vec<u8>)>>>;
 
@@ -116,6 +119,18 @@ async fn c_tracker_side(
     report: Arc<Mutex<Option<u32>>>,
     stop: CancellationToken,
 ) {
+    c_tracker_session(tracker, port, report, None, stop).await
+}
+
+/// As `c_tracker_side`; with `newcomer`, joins as an empty C storage does (status 0xFF,
+/// init_flag 1, tracker-pair.txt #16) and asks SYNC_DEST_REQ (87), keeping the answer there.
+async fn c_tracker_session(
+    tracker: SocketAddr,
+    port: u16,
+    report: Arc<Mutex<Option<u32>>>,
+    newcomer: Option<DestAnswer>,
+    stop: CancellationToken,
+) {
     let mut s = connect_from(C_IP, tracker).await;
     let now = unix_now() as i64;
     let join = JoinReq {
@@ -127,13 +142,21 @@ async fn c_tracker_side(
         join_time: now - 3600,
         up_time: now,
         version: "6.16.1".into(),
-        init_flag: 0,
-        status: StorageStatus::Active as u8,
+        init_flag: u8::from(newcomer.is_some()),
+        status: if newcomer.is_some() {
+            0xFF
+        } else {
+            StorageStatus::Active as u8
+        },
         storage_id: String::new(),
         current_tracker_ip: tracker.ip().to_string(),
         trackers: vec![tracker.to_string()],
     };
     assert_eq!(call(&mut s, cmd::STORAGE_JOIN, &join.encode()).await.0, 0);
+    if let Some(dest) = &newcomer {
+        let a = call(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[]).await;
+        *dest.lock().unwrap() = Some(a);
+    }
     let mut disk = Vec::new();
     disk.extend_from_slice(&100_000u64.to_be_bytes());
     disk.extend_from_slice(&50_000u64.to_be_bytes());
@@ -393,6 +416,87 @@ async fn reads_follow_the_sync_reports_of_a_c_storage_and_an_fdfs_ha_storage() {
         readers(tracker, &g).await.contains(&c_key)
     );
 
+    stop.cancel();
+    ha_task.await.unwrap().unwrap();
+    ttask.await.unwrap().unwrap();
+    c_tracker.await.unwrap();
+    c_peer.abort();
+}
+
+/// A new, empty C storage takes an fdfs-ha storage as its sync source (acceptance 2): the
+/// tracker names the fdfs-ha storage, which copies every file it holds to the newcomer with
+/// what a C receiver accepts, reports it SYNCING then OFFLINE, and the newcomer's beats make
+/// it ACTIVE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_c_storage_copies_from_an_fdfs_ha_source_and_turns_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let tcfg: TrackerConfig = serde_saphyr::from_str(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 3s\n",
+    )
+    .unwrap();
+    let tserver = TrackerServer::bind(&tcfg, &dir.path().join("tracker"))
+        .await
+        .unwrap();
+    let tracker = tserver.local_addr();
+    let ttask = tokio::spawn(tserver.serve(stop.clone()));
+    let store = dir.path().join("ha");
+    let ha = StorageServer::bind(&ha_config(tracker, &store), HA_IP)
+        .await
+        .unwrap();
+    let ha_addr = ha.local_addr();
+    let ha_task = tokio::spawn(ha.serve(stop.clone()));
+    eventually!(
+        "the fdfs-ha storage ACTIVE",
+        status_of(tracker, HA_IP).await == Some(StorageStatus::Active as u8)
+    );
+    let mut up = StorageConn::connect(ha_addr).await.unwrap();
+    let mut names = Vec::new();
+    for i in 0..3u8 {
+        names.push(
+            up.upload(0, &[b'a' + i; 100], "bin")
+                .await
+                .unwrap()
+                .filename,
+        );
+    }
+
+    let cl = TcpListener::bind((C_IP.parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    let c_addr = cl.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let c_peer = tokio::spawn(c_peer_side(cl, seen.clone()));
+    let dest: DestAnswer = Arc::default();
+    let c_tracker = tokio::spawn(c_tracker_session(
+        tracker,
+        c_addr.port(),
+        Arc::default(),
+        Some(dest.clone()),
+        stop.clone(),
+    ));
+    eventually!("the SYNC_DEST_REQ answer", dest.lock().unwrap().is_some());
+    let (st, body) = dest.lock().unwrap().clone().unwrap();
+    let src = fdfs_ha::proto::tracker::SyncSource::decode_reply(&body).unwrap();
+    assert_eq!((st, src.map(|s| s.src_id)), (0, Some(HA_IP.to_string())));
+    eventually!(
+        "the new C storage ACTIVE",
+        status_of(tracker, C_IP).await == Some(StorageStatus::Active as u8)
+    );
+    let got = seen.lock().unwrap().clone();
+    for n in &names {
+        assert!(
+            got.iter().any(|(c, b)| *c == cmd::SYNC_CREATE_FILE
+                && b.windows(n.len()).any(|w| w == n.as_bytes())),
+            "{n} was not copied to the newcomer"
+        );
+    }
+    // A C storage refuses SYNC_WATERMARK and closes: it is tried once, never again.
+    let watermarks = got
+        .iter()
+        .filter(|(c, _)| *c == fdfs_ha::proto::sync::SYNC_WATERMARK)
+        .count();
+    assert!(watermarks <= 1, "{watermarks} watermarks sent to a C peer");
     stop.cancel();
     ha_task.await.unwrap().unwrap();
     ttask.await.unwrap().unwrap();
