@@ -338,7 +338,15 @@ struct Wanted<'a> {
     /// Sent by a peer gateway to warm this cache: its misses are not passed on again.
     from_peer: bool,
     /// X-Real-IP and friends for the storages.
-    client: &'a HeaderMap,
+    client: ClientAddr<'a>,
+}
+
+/// Who asked, for the X-Real-IP family of headers; rendered only when a storage is asked (a
+/// cache hit pays nothing for it).
+#[derive(Clone, Copy)]
+struct ClientAddr<'a> {
+    headers: &'a HeaderMap,
+    peer: std::net::IpAddr,
 }
 
 /// The path below the first of `prefixes` (longest first, `""` = none) that it starts with.
@@ -495,7 +503,10 @@ impl State {
                 return self.refuse(peer, StatusCode::FORBIDDEN, "referer not allowed");
             }
         }
-        let client = filters::forwarded_headers(&self.trusted_proxies, &parts.headers, peer.ip());
+        let client = ClientAddr {
+            headers: &parts.headers,
+            peer: peer.ip(),
+        };
         // Without the secret we cannot tell a valid token from an expired one: the storage
         // decides, every time.
         let bypass = self.anti_steal.is_none() && cache::policy::has_token_params(query);
@@ -515,15 +526,19 @@ impl State {
                     target: &target,
                     key_text,
                     from_peer: marker == Some(Marker::Warm),
-                    client: &client,
+                    client,
                 };
                 self.cached(cache, &parts, head_only, nodes, want).await
             }
-            (_, Some(nodes)) => self.pass(&parts, nodes, &target, &client).await,
+            (_, Some(nodes)) => self.pass(&parts, nodes, &target, client).await,
             (_, None) => body::text(StatusCode::NOT_FOUND, "unknown group"),
         };
         self.add_expires(&mut resp);
         resp
+    }
+
+    fn forwarded(&self, c: ClientAddr<'_>) -> HeaderMap {
+        filters::forwarded_headers(&self.trusted_proxies, c.headers, c.peer)
     }
 
     fn add_expires(&self, resp: &mut Response<Body>) {
@@ -606,9 +621,9 @@ impl State {
         parts: &Parts,
         nodes: &[StorageNode],
         target: &str,
-        client: &HeaderMap,
+        client: ClientAddr<'_>,
     ) -> Response<Body> {
-        let mut fwd = client.clone();
+        let mut fwd = self.forwarded(client);
         for h in FORWARDED_HEADERS {
             if let Some(v) = parts.headers.get(&h) {
                 fwd.insert(h, v.clone());
@@ -692,7 +707,7 @@ impl State {
                         nodes.to_vec(),
                         target.to_string(),
                         key_text.clone(),
-                        client.clone(),
+                        self.forwarded(client),
                     );
                     let outcome = tokio::spawn(async move {
                         let out = fill.await;
