@@ -11,7 +11,8 @@
 //! Pure rules live in [`policy`] (backoff, restart window, yield) and [`tracking`] (probe health
 //! -> priority delta / FAULT); this module is the I/O around them.
 //!
-//! Start-up: status endpoint, components (a failed first start is fatal: exit 1), probes, then
+//! Start-up: status endpoint, components (a failed first start is retried with backoff; fatal,
+//! exit 1, only for a node's only component), probes, then
 //! each VRRP instance with its initial tracking already set (unchecked probes count as failing,
 //! so a node never claims priority for a service it has not seen healthy).
 //!
@@ -417,8 +418,12 @@ impl Sup {
             .with_context(|| format!("creating data_dir {}", self.cfg.data_dir.display()))?;
         self.start_status_server().await?;
         let specs = (self.hooks.components)(&self.cfg, &self.env);
+        // A component that cannot start must not take the others down (a read-only store
+        // path stopped the tracker and the gateway too): it is retried with backoff like one
+        // that died. Only a node with nothing else to run exits on it.
+        let alone = specs.len() == 1;
         for spec in specs {
-            self.start_component(spec, true).await?;
+            self.start_component(spec, alone).await?;
         }
         for p in self.cfg.probes.clone() {
             self.start_probe(&p)?;
