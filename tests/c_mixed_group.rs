@@ -27,6 +27,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// Polls `$cond` (which may await) every 100 ms for up to 15 s.
+macro_rules! eventually {
+    ($what:expr, $cond:expr) => {{
+        let mut ok = false;
+        for _ in 0..150 {
+            if $cond {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ok, "timed out waiting for {}", $what);
+    }};
+}
+
 const GROUP: &str = "group1";
 const C_IP: &str = "127.0.0.3";
 const HA_IP: &str = "127.0.0.2";
@@ -74,8 +89,11 @@ type Seen = Arc<Mutex<Vec<(u8, Vec<u8>)>>>;
 /// The C-like storage's peer side: answers like a C storage (storage-sync.txt).
 async fn c_peer_side(l: TcpListener, seen: Seen) {
     let mut conns = tokio::task::JoinSet::new();
+    // Names created here: a create sent again is answered EEXIST, as C does on replays.
+    let created: Arc<Mutex<std::collections::HashSet<Vec<u8>>>> = Arc::default();
     while let Ok((mut s, _)) = l.accept().await {
         let seen = seen.clone();
+        let created = created.clone();
         conns.spawn(async move {
             loop {
                 let mut h = [0u8; HEADER_LEN];
@@ -99,9 +117,29 @@ async fn c_peer_side(l: TcpListener, seen: Seen) {
                         | cmd::SYNC_TRUNCATE_FILE
                         | cmd::SYNC_RENAME_FILE
                 );
+                let mut status = if known { 0 } else { errno::EINVAL };
+                if h.cmd == cmd::SYNC_CREATE_FILE {
+                    const FIXED: usize = SyncFileReq::FIXED_LEN;
+                    let n = body
+                        .get(..FIXED)
+                        .and_then(|f| SyncFileReq::names_len(f).ok())
+                        .unwrap_or(0) as usize;
+                    let name = body.get(FIXED..FIXED + n).unwrap_or_default().to_vec();
+                    if !created.lock().unwrap().insert(name) {
+                        status = errno::EEXIST;
+                    }
+                }
+                // The rename quirk (storage-sync.txt #271/#272): success echoes the request.
+                let echo = if h.cmd == cmd::SYNC_RENAME_FILE {
+                    body.clone()
+                } else {
+                    Vec::new()
+                };
                 seen.lock().unwrap().push((h.cmd, body));
-                let status = if known { 0 } else { errno::EINVAL };
-                let f = Header::new(cmd::RESP, status, 0).encode();
+                let mut f = Header::new(cmd::RESP, status, echo.len() as u64)
+                    .encode()
+                    .to_vec();
+                f.extend_from_slice(&echo);
                 if s.write_all(&f).await.is_err() || !known {
                     return; // a C storage closes on a command it does not know
                 }
@@ -198,6 +236,38 @@ fn ha_config(tracker: SocketAddr, store: &Path) -> StorageConfig {
     .unwrap()
 }
 
+/// The fdfs-ha storage joined empty and the tracker gave it the ACTIVE C storage as its sync
+/// source (WAIT_SYNC). The C source, with nothing to copy, reports it SYNCING then OFFLINE with
+/// REPORT_STATUS on short connections (tracker-pair.txt #115-#125); the newcomer's next beat
+/// makes it ACTIVE.
+async fn activate_from_c_source(tracker: SocketAddr, ha_addr: SocketAddr) {
+    eventually!(
+        "the fdfs-ha storage waiting for the C storage's data",
+        status_of(tracker, HA_IP).await == Some(StorageStatus::WaitSync as u8)
+    );
+    for to in [StorageStatus::Syncing, StorageStatus::Offline] {
+        let mut t = connect_from(C_IP, tracker).await;
+        let req = ReportStatusReq {
+            group: GROUP.into(),
+            brief: StorageBrief {
+                status: to as u8,
+                port: ha_addr.port(),
+                id: HA_IP.into(),
+                ip: HA_IP.into(),
+            },
+        };
+        assert_eq!(
+            call(&mut t, cmd::STORAGE_REPORT_STATUS, &req.encode()).await,
+            (0, vec![])
+        );
+        send(&mut t, cmd::QUIT, &[]).await;
+    }
+    eventually!(
+        "the fdfs-ha storage ACTIVE",
+        status_of(tracker, HA_IP).await == Some(StorageStatus::Active as u8)
+    );
+}
+
 /// The status the tracker lists for the storage at `ip`.
 async fn status_of(tracker: SocketAddr, ip: &str) -> Option<u8> {
     let mut t = TcpStream::connect(tracker).await.unwrap();
@@ -226,21 +296,6 @@ async fn readers(tracker: SocketAddr, name: &str) -> Vec<(String, u16)> {
         .into_iter()
         .map(|a| (a.ip, a.port))
         .collect()
-}
-
-/// Polls `$cond` (which may await) every 100 ms for up to 15 s.
-macro_rules! eventually {
-    ($what:expr, $cond:expr) => {{
-        let mut ok = false;
-        for _ in 0..150 {
-            if $cond {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ok, "timed out waiting for {}", $what);
-    }};
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,31 +340,7 @@ async fn reads_follow_the_sync_reports_of_a_c_storage_and_an_fdfs_ha_storage() {
     //    sync source (WAIT_SYNC). The C source, with nothing to copy, reports it SYNCING then
     //    OFFLINE with REPORT_STATUS on short connections (tracker-pair.txt #115-#125); the
     //    newcomer's next beat makes it ACTIVE.
-    eventually!(
-        "the fdfs-ha storage waiting for the C storage's data",
-        status_of(tracker, HA_IP).await == Some(StorageStatus::WaitSync as u8)
-    );
-    for to in [StorageStatus::Syncing, StorageStatus::Offline] {
-        let mut t = connect_from(C_IP, tracker).await;
-        let req = ReportStatusReq {
-            group: GROUP.into(),
-            brief: StorageBrief {
-                status: to as u8,
-                port: ha_addr.port(),
-                id: HA_IP.into(),
-                ip: HA_IP.into(),
-            },
-        };
-        assert_eq!(
-            call(&mut t, cmd::STORAGE_REPORT_STATUS, &req.encode()).await,
-            (0, vec![])
-        );
-        send(&mut t, cmd::QUIT, &[]).await;
-    }
-    eventually!(
-        "the fdfs-ha storage ACTIVE",
-        status_of(tracker, HA_IP).await == Some(StorageStatus::Active as u8)
-    );
+    activate_from_c_source(tracker, ha_addr).await;
 
     // 1. A file the C storage created (source 127.0.0.3, created now): offered on the C
     //    storage only, until the fdfs-ha storage got it and reported a covering timestamp.
@@ -492,6 +523,126 @@ async fn a_new_c_storage_copies_from_an_fdfs_ha_source_and_turns_active() {
         );
     }
     // A C storage refuses SYNC_WATERMARK and closes: it is tried once, never again.
+    let watermarks = got
+        .iter()
+        .filter(|(c, _)| *c == fdfs_ha::proto::sync::SYNC_WATERMARK)
+        .count();
+    assert!(watermarks <= 1, "{watermarks} watermarks sent to a C peer");
+    stop.cancel();
+    ha_task.await.unwrap().unwrap();
+    ttask.await.unwrap().unwrap();
+    c_tracker.await.unwrap();
+    c_peer.abort();
+}
+
+/// Every change kind made on the fdfs-ha storage reaches the C-like peer with the commands a C
+/// storage uses (storage-sync.txt part 1), and the sender tolerates the C receiver's quirks:
+/// the echoed rename answer and EEXIST on a create sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_kind_reaches_a_c_peer_with_c_commands() {
+    use fdfs_ha::proto::storage::{MetaOp, MetaPair};
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let tcfg: TrackerConfig = serde_saphyr::from_str(
+        "listen: \"127.0.0.1:0\"\nreserved_storage_space: 1%\ncheck_active_interval: 3s\n",
+    )
+    .unwrap();
+    let tserver = TrackerServer::bind(&tcfg, &dir.path().join("tracker"))
+        .await
+        .unwrap();
+    let tracker = tserver.local_addr();
+    let ttask = tokio::spawn(tserver.serve(stop.clone()));
+    let cl = TcpListener::bind((C_IP.parse::<IpAddr>().unwrap(), 0))
+        .await
+        .unwrap();
+    let c_addr = cl.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let c_peer = tokio::spawn(c_peer_side(cl, seen.clone()));
+    let c_tracker = tokio::spawn(c_tracker_side(
+        tracker,
+        c_addr.port(),
+        Arc::default(),
+        stop.clone(),
+    ));
+    let store = dir.path().join("ha");
+    let ha = StorageServer::bind(&ha_config(tracker, &store), HA_IP)
+        .await
+        .unwrap();
+    let ha_addr = ha.local_addr();
+    let ha_task = tokio::spawn(ha.serve(stop.clone()));
+    activate_from_c_source(tracker, ha_addr).await;
+
+    let has = |cmd: u8, name: &str| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, b)| *c == cmd && b.windows(name.len()).any(|w| w == name.as_bytes()))
+            .count()
+    };
+    // One change at a time, each seen at the peer before the next (as in storage-sync.txt
+    // part 1): a later rename or delete would otherwise make the sender skip an earlier one.
+    macro_rules! reaches {
+        ($what:expr, $cmd:expr, $name:expr, $n:expr) => {
+            eventually!(
+                format!("{} of {} at the C peer", $what, $name),
+                has($cmd, &$name) >= $n
+            )
+        };
+    }
+    let mut c = StorageConn::connect(ha_addr).await.unwrap();
+    let n = c.upload(0, b"normal file", "txt").await.unwrap().filename;
+    reaches!("create", cmd::SYNC_CREATE_FILE, n, 1);
+    let a = c
+        .upload_appender(0, b"appender", "txt")
+        .await
+        .unwrap()
+        .filename;
+    reaches!("appender create", cmd::SYNC_CREATE_FILE, a, 1);
+    c.append(&a, b" and more").await.unwrap();
+    reaches!("append", cmd::SYNC_APPEND_FILE, a, 1);
+    c.modify(&a, 2, b"XY").await.unwrap();
+    reaches!("modify", cmd::SYNC_MODIFY_FILE, a, 1);
+    c.truncate(&a, 5).await.unwrap();
+    reaches!("truncate (shrink)", cmd::SYNC_TRUNCATE_FILE, a, 1);
+    c.truncate(&a, 30).await.unwrap();
+    reaches!("truncate (grow)", cmd::SYNC_TRUNCATE_FILE, a, 2);
+    let slave = c
+        .upload_slave(&n, "_s", "txt", b"slave")
+        .await
+        .unwrap()
+        .filename;
+    reaches!("slave", cmd::SYNC_CREATE_FILE, slave, 1);
+    let pair = |k: &str, v: &str| -> MetaPair { (k.as_bytes().to_vec(), v.as_bytes().to_vec()) };
+    let meta = format!("{n}-m");
+    c.set_metadata(GROUP, &n, &[pair("w", "1")], MetaOp::Overwrite)
+        .await
+        .unwrap();
+    reaches!("metadata", cmd::SYNC_CREATE_FILE, meta, 1);
+    c.set_metadata(GROUP, &n, &[pair("h", "2")], MetaOp::Merge)
+        .await
+        .unwrap();
+    reaches!("metadata merge", cmd::SYNC_UPDATE_FILE, meta, 1);
+    let renamed = c.regenerate_appender(&a).await.unwrap();
+    let renamed = renamed
+        .rsplit_once(GROUP)
+        .map(|(_, r)| r.trim_start_matches('/').to_string())
+        .unwrap_or(renamed);
+    reaches!("rename (answer echoed)", cmd::SYNC_RENAME_FILE, renamed, 1);
+    c.delete(GROUP, &slave).await.unwrap();
+    reaches!(
+        "delete after the echoed rename",
+        cmd::SYNC_DELETE_FILE,
+        slave,
+        1
+    );
+    let got = seen.lock().unwrap().clone();
+    let truncates = got
+        .iter()
+        .filter(|(c, b)| {
+            *c == cmd::SYNC_TRUNCATE_FILE && b.windows(a.len()).any(|w| w == a.as_bytes())
+        })
+        .count();
+    assert!(truncates >= 2, "shrink and grow: {truncates} truncates");
     let watermarks = got
         .iter()
         .filter(|(c, _)| *c == fdfs_ha::proto::sync::SYNC_WATERMARK)
