@@ -282,7 +282,9 @@ fn seed_000_front_nopreemt_and_en_dash() {
 fn seed_000_tracker_and_storage() {
     let imp = import(&seed_nodes()[2].1);
     let c = checked("000 tracker", &imp);
+    // allow_hosts = * is ha.yaml's default (every host): noted, nothing written.
     assert_warning(&imp, "000/tracker/tracker.conf:21", "allow_hosts = *");
+    assert!(c.tracker.as_ref().unwrap().allow_hosts.is_empty());
     assert_warning(
         &imp,
         "000/tracker/tracker.conf:13",

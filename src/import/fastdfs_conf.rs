@@ -226,6 +226,7 @@ pub fn map_tracker(c: &Conf, ctx: &mut Ctx) -> TrackerPart {
     let mut bind: Option<&Kv> = None;
     let mut port: Option<&Kv> = None;
     let mut store_lookup = 0;
+    let mut allow: Vec<(String, Src)> = Vec::new();
     for kv in &c.items {
         let v = kv.meant();
         let f = |k: &str, n: Node| Field::at(k, n, &kv.at, "");
@@ -322,8 +323,12 @@ pub fn map_tracker(c: &Conf, ctx: &mut Ctx) -> TrackerPart {
                      tracker.storage_ids: [{{id, group, ip}}] by hand (not read by this import)"
                 ),
             ),
+            "allow_hosts" => allow_host_line(kv, &mut allow, ctx),
             _ => unmapped(kv, "tracker.conf", ctx),
         }
+    }
+    if let Some(field) = allow_hosts(&allow) {
+        t.section.set(field);
     }
     let port_n = port.map(|p| int(p, ctx)).unwrap_or(22122).clamp(0, 65535) as u16;
     t.port = port_n;
@@ -401,6 +406,7 @@ pub fn map_storage(c: &Conf, ctx: &mut Ctx) -> StoragePart {
     let mut p = StoragePart::default();
     let mut bind: Option<&Kv> = None;
     let mut store_path_count: Option<(i64, Src)> = None;
+    let mut allow: Vec<(String, Src)> = Vec::new();
     for kv in &c.items {
         let v = kv.meant();
         let f = |k: &str, n: Node| Field::at(k, n, &kv.at, "");
@@ -450,8 +456,12 @@ pub fn map_storage(c: &Conf, ctx: &mut Ctx) -> StoragePart {
                 }
             }
             "sync_start_time" | "sync_end_time" => sync_window(c, kv, ctx),
+            "allow_hosts" => allow_host_line(kv, &mut allow, ctx),
             _ => unmapped(kv, "storage.conf", ctx),
         }
+    }
+    if let Some(field) = allow_hosts(&allow) {
+        p.section.set(field);
     }
     if bind.is_some() || p.port.is_some() {
         let port = p.port.as_ref().map(|x| x.0).unwrap_or(23000);
@@ -705,19 +715,40 @@ pub fn map_client(c: &Conf, ctx: &mut Ctx) -> ClientPart {
     p
 }
 
+/// One `allow_hosts` line: kept for the list, or (`*`, empty) noted as the default.
+fn allow_host_line(kv: &Kv, allow: &mut Vec<(String, Src)>, ctx: &mut Ctx) {
+    let v = kv.meant();
+    if v == "*" || v.is_empty() {
+        ctx.warn(
+            &kv.at,
+            format!("allow_hosts = {v} (every host): ha.yaml's default, same meaning. Not written"),
+        );
+    }
+    allow.push((v.to_string(), kv.at.clone()));
+}
+
+/// `allow_hosts` lines (one value each, as FastDFS reads them) -> the section's list; `*` or
+/// none means every host, ha.yaml's default, so nothing is written.
+fn allow_hosts(lines: &[(String, Src)]) -> Option<Field> {
+    let values: Vec<&(String, Src)> = lines.iter().filter(|(v, _)| !v.is_empty()).collect();
+    if values.is_empty() || values.iter().any(|(v, _)| v == "*") {
+        return None;
+    }
+    Some(Field::new(
+        "allow_hosts",
+        str_list(values.iter().map(|(v, at)| (v.as_str(), at.to_string()))),
+        "allow_hosts lines",
+    ))
+}
+
 /// The warning for a key ha.yaml has no place for, with why that is (or is not) a problem.
 fn unmapped(kv: &Kv, file: &str, ctx: &mut Ctx) {
     let v = kv.meant();
     let k = kv.key.as_str();
     let why: String = match k {
-        "allow_hosts" if v == "*" || v.is_empty() => {
-            "allow_hosts = * (every host): fdfs-ha has no host ACL either, same meaning. Not \
-             mapped"
-                .into()
-        }
         "allow_hosts" => format!(
-            "allow_hosts = {v}: CHANGES BEHAVIOUR: FastDFS accepts connections only from these \
-             hosts; fdfs-ha has no host ACL: restrict the port with a firewall"
+            "allow_hosts = {v}: only tracker.conf's and storage.conf's are read (mapped to \
+             tracker/storage.allow_hosts). Not mapped"
         ),
         "disabled" if truthy(v) => format!(
             "disabled = {v}: FastDFS refuses to start with this file; the section is imported \
@@ -824,6 +855,20 @@ mod tests {
         assert_eq!(atoi(&c.items[1].value), 22122);
         assert_eq!(ctx.warnings.len(), 2);
         assert!(ctx.warnings[0].to_string().contains("t.conf:1"));
+    }
+
+    #[test]
+    fn allow_hosts_lines_become_the_list_and_star_is_the_default() {
+        let (c, mut ctx) = parse("allow_hosts=10.0.0.[1-15,20]\nallow_hosts=192.168.5.64/26\n");
+        let t = map_tracker(&c.unwrap(), &mut ctx);
+        let f = t.section.fields.iter().find(|f| f.key == "allow_hosts");
+        match f.map(|f| &f.node) {
+            Some(Node::Seq(items)) => assert_eq!(items.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        let (c, mut ctx) = parse("allow_hosts=*\n");
+        let p = map_storage(&c.unwrap(), &mut ctx);
+        assert!(!p.section.fields.iter().any(|f| f.key == "allow_hosts"));
     }
 
     #[test]
