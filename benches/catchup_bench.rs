@@ -217,6 +217,13 @@ async fn main() {
     }
     let secs = t0.elapsed().as_secs_f64();
     let (rss, hwm) = rss_kib(pid);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let detail: Vec<&str> = status
+        .lines()
+        .filter(|l| {
+            l.starts_with("RssAnon") || l.starts_with("RssFile") || l.starts_with("Threads")
+        })
+        .collect();
     let peak = peak.max(hwm);
     println!(
         "catch-up: {secs:.2} s, {:.0} files/s, {:.1} MB/s; receiver peak RSS {:.1} MiB (now {:.1} MiB)",
@@ -224,6 +231,10 @@ async fn main() {
         (files * size) as f64 / secs / 1e6,
         peak as f64 / 1024.0,
         rss as f64 / 1024.0
+    );
+    println!(
+        "receiver at the end: {}",
+        detail.join(", ").replace('\t', " ")
     );
     if let Some(c) = C_REFERENCE.iter().find(|c| c.0 == files && c.1 == size) {
         println!("reference (issue 27, 2026-12): {}", c.2);
