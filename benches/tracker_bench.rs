@@ -77,7 +77,7 @@ fn start_tracker(bin: &Path) -> Tracker {
     std::fs::write(
         &cfg,
         format!(
-            "node: bench-tracker\ndata_dir: {d}/t\nstatus: {{ listen: null }}\ntracker:\n  listen: \"{addr}\"\n  max_connections: 8192\n  check_active_interval: 100s\n",
+            "node: bench-tracker\ndata_dir: {d}/t\nstatus: {{ listen: null }}\ntracker:\n  listen: \"{addr}\"\n  max_connections: 8192\n  max_groups: 4096\n  max_storages_per_group: 1024\n  check_active_interval: 100s\n",
             d = dir.path().display()
         ),
     )
