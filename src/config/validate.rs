@@ -551,8 +551,10 @@ fn check_gateway(v: &mut V, g: &GatewayConfig, cfg: &Config) {
             v.err(format!("gateway.trusted_proxies[{i}]"), e);
         }
     }
-    if let Err(e) = crate::gateway::filters::ErrorPages::parse(&g.error_pages) {
-        v.err("gateway.error_pages", e);
+    for codes in g.error_pages.keys() {
+        if let Err(e) = super::values::error_page_codes(codes) {
+            v.err("gateway.error_pages", e);
+        }
     }
     if g.hotlink
         .as_ref()

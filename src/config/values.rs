@@ -212,6 +212,17 @@ impl Serialize for Reserved {
     }
 }
 
+/// The status codes of one `error_pages` key (`"500 502 503 504"`), each 400..=599.
+pub fn error_page_codes(codes: &str) -> Result<Vec<u16>, String> {
+    codes
+        .split_whitespace()
+        .map(|c| match c.parse::<u16>() {
+            Ok(n) if (400..600).contains(&n) => Ok(n),
+            _ => Err(format!("error_pages: bad status {c:?} (400..=599)")),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,11 +248,8 @@ impl ErrorPages {
     pub fn parse(map: &std::collections::BTreeMap<String, PathBuf>) -> Result<Self, String> {
         let mut v = Vec::new();
         for (codes, file) in map {
-            for c in codes.split_whitespace() {
-                match c.parse::<u16>() {
-                    Ok(n) if (400..600).contains(&n) => v.push((n, file.clone())),
-                    _ => return Err(format!("error_pages: bad status {c:?} (400..=599)")),
-                }
+            for n in crate::config::values::error_page_codes(codes)? {
+                v.push((n, file.clone()));
             }
         }
         Ok(ErrorPages(v))
