@@ -32,6 +32,11 @@ fn start(dir: &Path, port: u16, status: u16) -> Node {
         dir.join("protocol.log").display(),
         dir.join("store0").display()
     );
+    run(dir, &yaml)
+}
+
+/// `fdfs-ha run` on `yaml`, written into `dir`.
+fn run(dir: &Path, yaml: &str) -> Node {
     let path = dir.join("ha.yaml");
     std::fs::write(&path, yaml).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
@@ -57,6 +62,23 @@ fn get(addr: &str, path: &str) -> Option<String> {
         assert!(head.contains("application/openmetrics-text"), "{head}");
     }
     Some(body.to_string())
+}
+
+/// Reads until `done` holds or `within` has passed, and returns the last read: what a server
+/// publishes just after answering is judged once it had time to appear.
+async fn read_until(
+    within: Duration,
+    mut read: impl FnMut() -> String,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let t0 = Instant::now();
+    loop {
+        let text = read();
+        if done(&text) || t0.elapsed() > within {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The value of the sample whose line starts with `series` (name and labels).
@@ -100,15 +122,13 @@ async fn metrics_families_exist_and_storage_counters_move() {
     ];
     // The supervisor publishes a component's state, and the storage its source, around the
     // time the storage first answers: scrape until all are there (or 20 s), then judge.
-    let before = loop {
-        let text = get(&addr, "/metrics").expect("scrape");
-        let running = "fdfs_ha_component_state{component=\"storage\",state=\"running\"} 1";
-        let all = families.iter().all(|f| text.contains(f)) && text.contains(running);
-        if all || t0.elapsed() > Duration::from_secs(20) {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let running = "fdfs_ha_component_state{component=\"storage\",state=\"running\"} 1";
+    let before = read_until(
+        Duration::from_secs(20),
+        || get(&addr, "/metrics").expect("scrape"),
+        |text| families.iter().all(|f| text.contains(f)) && text.contains(running),
+    )
+    .await;
     for family in families {
         assert!(before.contains(family), "{family} missing:\n{before}");
     }
@@ -131,14 +151,12 @@ async fn metrics_families_exist_and_storage_counters_move() {
     assert_eq!(back, data);
 
     // A download is counted once its last byte is written, which the client may see first.
-    let t1 = Instant::now();
-    let after = loop {
-        let text = get(&addr, "/metrics").expect("scrape");
-        if sample(&text, down_ok) == Some(1.0) || t1.elapsed() > Duration::from_secs(5) {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let after = read_until(
+        Duration::from_secs(5),
+        || get(&addr, "/metrics").expect("scrape"),
+        |text| sample(text, down_ok) == Some(1.0),
+    )
+    .await;
     assert_eq!(sample(&after, up_ok), Some(1.0), "{after}");
     assert_eq!(sample(&after, down_ok), Some(1.0), "{after}");
     assert_eq!(sample(&after, up_bytes), Some(10_000.0), "{after}");
@@ -153,14 +171,12 @@ async fn metrics_families_exist_and_storage_counters_move() {
     assert!(after.ends_with("# EOF\n"));
 
     // The protocol access log has the client's upload and download, not its ACTIVE_TEST.
-    let t2 = Instant::now();
-    let log = loop {
-        let log = std::fs::read_to_string(dir.path().join("protocol.log")).unwrap();
-        if log.lines().count() >= 2 || t2.elapsed() > Duration::from_secs(5) {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let log = read_until(
+        Duration::from_secs(5),
+        || std::fs::read_to_string(dir.path().join("protocol.log")).unwrap(),
+        |log| log.lines().count() >= 2,
+    )
+    .await;
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
     assert!(
@@ -191,17 +207,7 @@ async fn tracker_requests_are_counted_by_command_and_result() {
          tracker:\n  listen: 127.0.0.1:{port}\n",
         dir.path().join("data").display(),
     );
-    let path = dir.path().join("ha.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let _node = Node(
-        Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
-            .args(["run", "-c"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let _node = run(dir.path(), &yaml);
     let t0 = Instant::now();
     let mut conn = loop {
         if let Ok(c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {

@@ -428,6 +428,7 @@ fn status_name(v: u8) -> &'static str {
 /// Groups and storages with status and space, as fdfs_monitor shows them.
 pub async fn monitor(client: &FdfsClient) -> Result<String, ClientError> {
     let mut s = String::new();
+    let now = unix_now();
     let groups = client.list_groups().await?;
     let _ = writeln!(s, "group count: {}", groups.len());
     for g in groups {
@@ -456,8 +457,10 @@ pub async fn monitor(client: &FdfsClient) -> Result<String, ClientError> {
                 st.stats.get("total_download_count").unwrap_or(0),
                 if st.src_id.is_empty() { "-" } else { st.src_id.as_str() },
             );
-            s.push_str(&storage_times(&st, unix_now()));
-            s.push_str(&sync_lag_lines(&st.ip, st.storage_port, MONITOR_STORAGE_TIMEOUT).await);
+            s.push_str(&storage_times(&st, now));
+            s.push_str(
+                &sync_lag_lines(&st.ip, st.storage_port, MONITOR_STORAGE_TIMEOUT, now).await,
+            );
         }
     }
     Ok(s)
@@ -500,7 +503,7 @@ fn storage_times(st: &crate::proto::tracker::StorageStat, now: i64) -> String {
 
 /// Per-peer replication lag, asked from the storage itself (SYNC_STATUS_QUERY); one line
 /// per peer, or why it could not be asked.
-async fn sync_lag_lines(ip: &str, port: i64, timeout: std::time::Duration) -> String {
+async fn sync_lag_lines(ip: &str, port: i64, timeout: std::time::Duration, now: i64) -> String {
     let addr = format!("{ip}:{port}");
     let report = async {
         let mut c = super::storage::StorageConn::connect_timeout(addr.as_str(), timeout).await?;
@@ -510,13 +513,13 @@ async fn sync_lag_lines(ip: &str, port: i64, timeout: std::time::Duration) -> St
     }
     .await;
     match report {
-        Ok(r) => format_sync_report(&r),
+        Ok(r) => format_sync_report(&r, now),
         Err(e) => format!("    sync status: unavailable ({e})\n"),
     }
 }
 
-/// The monitor's lines for one storage's sync report.
-pub fn format_sync_report(r: &crate::proto::sync::SyncReport) -> String {
+/// The monitor's lines for one storage's sync report, its times told against `now` (Unix s).
+pub fn format_sync_report(r: &crate::proto::sync::SyncReport, now: i64) -> String {
     let mut s = String::new();
     if !r.sync_old_done {
         let _ = writeln!(s, "    initial copy of the group's data: in progress");
@@ -544,7 +547,7 @@ pub fn format_sync_report(r: &crate::proto::sync::SyncReport) -> String {
         let _ = writeln!(
             s,
             "    has every file {src} created before {}",
-            when(i64::from(*ts), unix_now())
+            when(i64::from(*ts), now)
         );
     }
     s
