@@ -2,27 +2,12 @@
 //! OpenMetrics text, and the storage's counters move after an upload and a download.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+use node_support::{free_port, run, Node};
+
 use fdfs_ha::client::storage::StorageConn;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start(dir: &Path, port: u16, status: u16) -> Node {
     let yaml = format!(
@@ -33,20 +18,6 @@ fn start(dir: &Path, port: u16, status: u16) -> Node {
         dir.join("store0").display()
     );
     run(dir, &yaml)
-}
-
-/// `fdfs-ha run` on `yaml`, written into `dir`.
-fn run(dir: &Path, yaml: &str) -> Node {
-    let path = dir.join("ha.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    Node(child)
 }
 
 /// GET `path` with a bare HTTP/1.0 request; the body.

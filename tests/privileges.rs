@@ -3,25 +3,10 @@
 //! user it says so and passes without checking (CI runs the suite as root).
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
-use std::process::{Child, Command, Stdio};
+mod node_support;
+use node_support::{free_port, run};
+
 use std::time::{Duration, Instant};
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The `Uid:` and `CapEff:` lines of /proc/<pid>/status.
 fn ids(pid: u32) -> Option<(String, String)> {
@@ -52,17 +37,7 @@ fn root_switches_to_run_by_user_with_no_capability_left() {
         data.display(),
         free_port()
     );
-    let path = dir.path().join("ha.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let node = Node(
-        Command::new(env!("CARGO_BIN_EXE_fdfs-ha"))
-            .args(["run", "-c"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let node = run(dir.path(), &yaml);
     let pid = node.0.id();
     let want_uid = format!("{0} {0} {0} {0}", nobody.uid);
     let t0 = Instant::now();
