@@ -150,6 +150,9 @@ pub struct VrrpOpts {
     pub advert_ms: u64,
     /// Serve the status endpoint on 127.0.0.1:8399 inside the node's namespace.
     pub status: bool,
+    /// Track a healthy check with weight -20: fdfs-ha a TCP probe of the node's port 80 (start
+    /// `Lab::http_server` first), keepalived a `vrrp_script` running /bin/true.
+    pub track: bool,
 }
 
 impl VrrpOpts {
@@ -202,6 +205,7 @@ impl Default for VrrpOpts {
             version: 2,
             status: false,
             advert_ms: 1000,
+            track: false,
         }
     }
 }
@@ -350,7 +354,7 @@ impl Lab {
 data_dir: {dir}
 status: {{ listen: {status} }}
 log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
-vrrp:
+{probes}vrrp:
   instances:
     - name: VI_1
       interface: eth0
@@ -363,7 +367,7 @@ vrrp:
       auth: {auth}
       virtual_ipaddress: [{VIP_CIDR}{extra}]
       unicast_peers: [{peers}]
-"#,
+{track}"#,
             dir = self.dir.path().display(),
             vrid = o.vrid,
             prio = o.priority,
@@ -378,6 +382,16 @@ vrrp:
             adv = o.fdfs_advert_int(),
             auth = o.fdfs_auth(),
             peers = o.unicast_peers.join(", "),
+            probes = if o.track {
+                "probes: [{ name: web, tcp: \"127.0.0.1:80\", interval: 1s, rise: 1, fall: 1 }]\n"
+            } else {
+                ""
+            },
+            track = if o.track {
+                "      track: [{ probe: web, weight: -20 }]\n"
+            } else {
+                ""
+            },
             extra = o
                 .extra_vips
                 .iter()
@@ -389,7 +403,18 @@ vrrp:
     /// Starts keepalived (VRRP only) in node `i`.
     pub fn start_keepalived(&self, i: usize, o: &VrrpOpts, initial_master: bool) -> usize {
         let conf = format!(
-            "global_defs {{\n  router_id n{i}\n  vrrp_version {version}\n}}\nvrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}{auth}  virtual_ipaddress {{\n    {VIP_CIDR}\n{extra}  }}\n}}\n",
+            "global_defs {{\n  router_id n{i}\n  vrrp_version {version}\n{script_user}}}\n{script}vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}{auth}{track}  virtual_ipaddress {{\n    {VIP_CIDR}\n{extra}  }}\n}}\n",
+            script_user = if o.track { "  script_user root\n" } else { "" },
+            script = if o.track {
+                "vrrp_script web {\n  script \"/bin/true\"\n  interval 1\n  weight -20\n}\n"
+            } else {
+                ""
+            },
+            track = if o.track {
+                "  track_script {\n    web\n  }\n"
+            } else {
+                ""
+            },
             state = if initial_master { "MASTER" } else { "BACKUP" },
             vrid = o.vrid,
             prio = o.priority,
