@@ -638,15 +638,11 @@ impl Outcome {
                 0,
                 "must be 0 (the nodes hear each other)",
             ),
-            // Issue 24.1 wants 0 here and it is not met yet: for the first seconds after the
-            // VIP is up, a storage that has not yet received its group's list from a tracker
-            // refuses to fetch a not-yet-replicated file from its source (and to accept
-            // replication), so the gateway gets 502 from every storage. Reported, not judged,
-            // until that start-up window is closed.
-            Figure::reported(
+            Figure::judged(
                 "start-up: failed requests once a node held the VIP",
-                self.startup_failed as u64,
-                "reported (issue 24.1: should be 0, not yet)",
+                self.startup_failed,
+                0,
+                "must be 0 (the client starts when a node holds the VIP)",
             ),
             Figure::judged(
                 "client gap (downloads via the VIP), ms",

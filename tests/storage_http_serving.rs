@@ -238,6 +238,69 @@ async fn missing_file_is_never_fetched_from_an_address_outside_the_group() {
     replica.shutdown().await;
 }
 
+/// A group list that lacks the source until it is read again (the source joined after our
+/// last read, or the trackers had not answered yet at start-up); counts the reads asked for.
+struct LateList {
+    now: std::sync::Mutex<Vec<std::net::IpAddr>>,
+    later: Vec<std::net::IpAddr>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl fdfs_ha::storage::http::SourceResolver for LateList {
+    fn resolve(&self, _id: u32) -> Option<std::net::IpAddr> {
+        None
+    }
+    fn is_member(&self, ip: std::net::IpAddr) -> bool {
+        self.now.lock().unwrap().contains(&ip)
+    }
+    fn refreshed(&self) -> futures::future::BoxFuture<'_, ()> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.now.lock().unwrap() = self.later.clone();
+        Box::pin(async {})
+    }
+}
+
+/// Issue 24.1: at start-up a storage's list lacked a source that had just joined, so the first
+/// requests for its new files got 502 until the next periodic read. A missing source is looked
+/// up on a list read after the request came; a stranger is still refused on that list.
+#[tokio::test]
+async fn a_source_missing_from_an_old_list_is_followed_after_a_fresh_read() {
+    let src_store = tempfile::tempdir().unwrap();
+    let rep_store = tempfile::tempdir().unwrap();
+    let content = b"uploaded to a storage that joined a moment ago".to_vec();
+    let name = name_for(localhost(), now_unix(), &content, "txt");
+    let id = place(src_store.path(), &name, &content);
+    let (source, _) = start_storage(&storage_config(src_store.path(), "", ""), None).await;
+    let list = Arc::new(LateList {
+        now: Default::default(),
+        later: vec!["127.0.0.1".parse().unwrap()],
+        reads: Default::default(),
+    });
+    let http = format!("  source_port: {}\n", source.addr.port());
+    let (replica, _) = start_storage(
+        &storage_config(rep_store.path(), &http, ""),
+        Some(list.clone()),
+    )
+    .await;
+    let r = get(replica.addr, &format!("/group1/{id}")).await;
+    assert_eq!((r.status, r.body), (200, content));
+    assert_eq!(list.reads.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Listed now: no further read.
+    assert_eq!(
+        get(replica.addr, &format!("/group1/{id}")).await.status,
+        200
+    );
+    assert_eq!(list.reads.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Not on the fresh list either: refused.
+    let src = Source::Ip(std::net::Ipv4Addr::new(127, 0, 0, 99));
+    let stranger = name_for(src, now_unix(), b"x", "txt");
+    let r = get(replica.addr, &format!("/group1/M00/0A/0B/{stranger}")).await;
+    assert_eq!(r.status, 502);
+    replica.shutdown().await;
+    source.shutdown().await;
+}
+
 #[tokio::test]
 async fn anti_steal_token() {
     let store = tempfile::tempdir().unwrap();

@@ -30,6 +30,13 @@ struct Storage {
 
 impl Storage {
     async fn start(extra_yaml: &str) -> Storage {
+        let st = Storage::unlisted(extra_yaml).await;
+        st.state.set_group_servers(group_list());
+        st
+    }
+
+    /// A storage no tracker has sent its group's list yet (the first moments after start).
+    async fn unlisted(extra_yaml: &str) -> Storage {
         let dir = tempfile::tempdir().unwrap();
         let yaml = format!(
             "group: group1\nlisten: 127.0.0.1:0\ntrackers: [\"127.0.0.1:1\"]\nstore_paths: [\"{}\"]\nreserved_storage_space: 0%\n{extra_yaml}",
@@ -39,13 +46,6 @@ impl Storage {
         let server = StorageServer::bind(&cfg, "test").await.unwrap();
         let addr = server.local_addr();
         let state = server.state();
-        // As a tracker would list the group: one peer storage, on 127.0.0.1.
-        state.set_group_servers(vec![StorageBrief {
-            status: 7,
-            port: 1,
-            id: "100001".into(),
-            ip: "127.0.0.1".into(),
-        }]);
         let stop = CancellationToken::new();
         let task = tokio::spawn(server.serve(stop.clone()));
         Storage {
@@ -67,6 +67,16 @@ impl Storage {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// As a tracker would list the group: one peer storage, on 127.0.0.1.
+fn group_list() -> Vec<StorageBrief> {
+    vec![StorageBrief {
+        status: 7,
+        port: 1,
+        id: "100001".into(),
+        ip: "127.0.0.1".into(),
+    }]
 }
 
 async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
@@ -139,6 +149,46 @@ async fn replication_commands_from_a_stranger_are_refused() {
         .unwrap();
     let (h, _) = read_message(&mut peer, 16).await.unwrap();
     assert_eq!(h.status, 0);
+    st.stop().await;
+}
+
+/// Issue 24.1: a peer's first replication command can come before any tracker sent this
+/// storage its group's list (the trackers were still electing their leader); it was refused and
+/// the newcomer's copy stalled. It now waits for the list, and is judged on it.
+#[tokio::test]
+async fn replication_before_the_group_list_came_waits_for_it() {
+    let st = Storage::unlisted("").await;
+    let mut c = st.conn().await;
+    let f = c.upload(0xFF, b"delete me", "txt").await.unwrap();
+    let del = SyncDeleteReq {
+        timestamp: 1,
+        group: "group1".into(),
+        filename: f.filename.clone(),
+    }
+    .encode();
+    let mut peer = connect_from("127.0.0.1", st.addr).await;
+    peer.write_all(&frame(cmd::SYNC_DELETE_FILE, del.len() as u64, &del))
+        .await
+        .unwrap();
+    let state = st.state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        state.set_group_servers(group_list());
+    });
+    let (h, _) = read_message(&mut peer, 16).await.unwrap();
+    assert_eq!(h.status, 0, "the listed peer's command waited for the list");
+    assert_eq!(st.state.refused_sync_peers.load(Ordering::Relaxed), 0);
+    // The list is known now: a host it does not name is refused at once.
+    let mut stranger = connect_from("127.0.0.2", st.addr).await;
+    stranger
+        .write_all(&frame(cmd::SYNC_DELETE_FILE, del.len() as u64, &del))
+        .await
+        .unwrap();
+    let (h, _) = tokio::time::timeout(Duration::from_secs(1), read_message(&mut stranger, 16))
+        .await
+        .expect("refused without waiting")
+        .unwrap();
+    assert_eq!(h.status, errno::EACCES);
     st.stop().await;
 }
 

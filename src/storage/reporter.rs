@@ -82,7 +82,18 @@ pub trait ReporterSource: Send + Sync + 'static {
     fn local_ip(&self) -> Option<std::net::IpAddr> {
         None
     }
+    /// True once a tracker sent the group's list. Until then BEATs go out every
+    /// [`FAST_BEAT`]: only the leader answers with the list, and right after start the
+    /// trackers may still be electing it, so the first BEAT often comes back empty.
+    fn group_list_known(&self) -> bool {
+        true
+    }
 }
+
+/// The BEAT interval while the group's list is not known yet (for at most [`FAST_BEAT_FOR`]
+/// of a session: a tracker pair that never elects a leader must not be beaten this often).
+const FAST_BEAT: Duration = Duration::from_millis(200);
+const FAST_BEAT_FOR: Duration = Duration::from_secs(15);
 
 /// What every per-tracker task shares.
 struct Reporting {
@@ -343,7 +354,9 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     disk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sync: Option<Vec<SyncPosition>> = None;
+    let joined_at = tokio::time::Instant::now();
     loop {
+        let fast = !source.group_list_known() && joined_at.elapsed() < FAST_BEAT_FOR;
         tokio::select! {
             _ = shutdown.cancelled() => {
                 let _ = quit(&mut s).await;
@@ -352,6 +365,10 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
             _ = disk.tick() => {
                 let body = encode_disk_usage(&disk_usage_of(source));
                 let raw = timed(request(&mut s, cmd::STORAGE_REPORT_DISK_USAGE, &body)).await?;
+                deliver(source, &raw)?;
+            }
+            _ = tokio::time::sleep(FAST_BEAT), if fast => {
+                let raw = timed(request(&mut s, cmd::STORAGE_BEAT, &source.stats().encode())).await?;
                 deliver(source, &raw)?;
             }
             _ = beat.tick() => {

@@ -274,6 +274,9 @@ pub struct StorageState {
     /// The group's members as the last tracker reply listed them (sync's peer list).
     group_servers: RwLock<Vec<crate::proto::tracker::StorageBrief>>,
     group_servers_changed: tokio::sync::Notify,
+    /// Set by the first list a tracker sent: until then nobody is known to be a member, and a
+    /// replication command waits for the list (`wait_group_peer`) instead of being refused.
+    group_list_known: tokio::sync::watch::Sender<bool>,
     /// allow_hosts and the per-address cap of the storage port, checked at accept.
     admission: Arc<crate::admission::Admission>,
     /// Rate limit for refusal lines (one per kind per 10 s, with the count held back).
@@ -359,6 +362,7 @@ impl StorageState {
             binlog_flushed: tokio::sync::Notify::new(),
             group_servers: RwLock::new(Vec::new()),
             group_servers_changed: tokio::sync::Notify::new(),
+            group_list_known: tokio::sync::watch::Sender::new(false),
             admission,
             logs,
             refused_sync_peers: Default::default(),
@@ -498,6 +502,28 @@ impl StorageState {
             *cur = servers;
             self.group_servers_changed.notify_waiters();
         }
+        drop(cur);
+        self.group_list_known
+            .send_if_modified(|known| !std::mem::replace(known, true));
+    }
+
+    /// True once a tracker sent this storage its group's list (the leader does so in its
+    /// first BEAT answer after the JOIN).
+    pub fn group_list_known(&self) -> bool {
+        *self.group_list_known.borrow()
+    }
+
+    /// Like `is_group_peer`, but a request that comes before any tracker sent the group's list
+    /// (the first moments after start, while the trackers elect their leader) waits for that
+    /// list up to `limit` instead of being refused. Once the list is known the answer is
+    /// immediate: a host it does not name is refused as before.
+    pub async fn wait_group_peer(&self, ip: std::net::IpAddr, limit: std::time::Duration) -> bool {
+        if self.is_group_peer(ip) {
+            return true;
+        }
+        let mut known = self.group_list_known.subscribe();
+        let _ = tokio::time::timeout(limit, known.wait_for(|k| *k)).await;
+        self.is_group_peer(ip)
     }
 
     pub fn group_servers(&self) -> Vec<crate::proto::tracker::StorageBrief> {

@@ -222,6 +222,10 @@ impl ReporterSource for TrackerLink {
         self.state.set_storage_ips(map);
     }
 
+    fn group_list_known(&self) -> bool {
+        self.state.group_list_known()
+    }
+
     fn on_group_servers(&self, servers: Vec<StorageBrief>) {
         if let Some(st) = own_status(&servers, self.state.tracker_identity(), self.port) {
             // Trackers moved us past INIT / WAIT_SYNC / SYNCING: our copy of the group's data

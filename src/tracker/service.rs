@@ -444,6 +444,23 @@ mod tests {
         assert_eq!(response_ip_size(&c), 16);
     }
 
+    /// A restarted storage has no list: its first beat after the new JOIN must carry one even
+    /// though the group did not change since the list last went to that storage.
+    #[test]
+    fn a_storage_that_joins_again_gets_the_list_again() {
+        let t = Tracker::new(cfg());
+        let now = Instant::now();
+        for round in 0..2 {
+            let mut conn = t.new_conn("127.0.0.1".into());
+            body_of(t.handle(&mut conn, cmd::STORAGE_JOIN, &join_body(23000, ""), now, 0));
+            let r = body_of(t.handle(&mut conn, cmd::STORAGE_BEAT, &[0; STAT_BLOCK_LEN], now, 0));
+            let list = ServerListReply::decode(&r).unwrap().group_servers;
+            assert_eq!(list.map(|l| l.len()), Some(1), "join {round}");
+            let r = body_of(t.handle(&mut conn, cmd::STORAGE_BEAT, &[0; STAT_BLOCK_LEN], now, 0));
+            assert_eq!(r, vec![0], "join {round}: sent once");
+        }
+    }
+
     #[test]
     fn storage_conversation_then_client_queries() {
         let t = Tracker::new(cfg());

@@ -45,6 +45,12 @@ pub trait SourceResolver: Send + Sync {
     /// True when `ip` is a storage the trackers list in this group: the only addresses a
     /// missing file is fetched from (a file ID naming any other address is not followed).
     fn is_member(&self, ip: IpAddr) -> bool;
+    /// Waits until the list was re-read after this call (a storage that joined since the last
+    /// refresh, or a list not fetched yet at start-up), bounded by the implementation. A fixed
+    /// list has nothing to re-read.
+    fn refreshed(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A fixed id → address map (storage_ids.conf as data; tests).
@@ -385,10 +391,17 @@ impl State {
             // again is what keeps two storages from bouncing a request forever.
             return self.bad_request(peer, StatusCode::BAD_REQUEST, "file not found on source");
         }
-        let ip = match info.source {
+        let lookup = || match info.source {
             Source::Ip(ip) => Some(IpAddr::V4(ip)),
             Source::Id(id) => self.resolver.resolve(id),
         };
+        let mut ip = lookup();
+        if !ip.is_some_and(|ip| self.resolver.is_member(ip)) {
+            // Our copy of the group's list may predate the source (it joined since, or the
+            // trackers had not answered yet when we started): decide on a list read now.
+            self.resolver.refreshed().await;
+            ip = lookup();
+        }
         let Some(ip) = ip else {
             crate::limited!(self.logs, warn, "unknown_source", source = %info.source, "source storage of a missing file is unknown");
             return body::text(StatusCode::BAD_GATEWAY, "source storage unknown");

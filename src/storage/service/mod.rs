@@ -51,6 +51,8 @@ use tokio_util::sync::CancellationToken;
 /// Socket read buffer: a header plus a small request (or a 4 KiB upload) arrives in one read.
 /// Larger reads bypass it, so it stays small for idle connections (1024 of them = 64 MiB).
 const READ_BUF: usize = 64 * 1024;
+/// How long a replication command waits for the group's first list from a tracker.
+const LIST_WAIT: Duration = Duration::from_secs(5);
 /// Uploads up to this size are received into memory and written in one blocking task.
 const SMALL_FILE: u64 = 256 * 1024;
 /// Chunk size for streamed content; two are in flight (one read from the socket, one written).
@@ -244,10 +246,20 @@ impl Conn {
         }
     }
 
+    /// Whether the connected host is a storage the trackers list in this group; before the
+    /// first list came, waits for it up to [`LIST_WAIT`] (a peer's first replication command
+    /// can come before our first BEAT answer did).
+    async fn is_group_peer(&self, st: &StorageState) -> bool {
+        match self.peer_ip {
+            Some(ip) => st.wait_group_peer(ip, LIST_WAIT).await,
+            None => false,
+        }
+    }
+
     async fn dispatch(&mut self, h: Header) -> Handled {
         let st = self.state.clone();
         let stats = st.stats();
-        if is_replication(h.cmd) && !self.peer_ip.is_some_and(|ip| st.is_group_peer(ip)) {
+        if is_replication(h.cmd) && !self.is_group_peer(&st).await {
             // Independent of allow_hosts: changes to this group's files come only from
             // storages the trackers list in it (a stranger could replace or grow any file).
             st.refused_sync_peers.fetch_add(1, Ordering::Relaxed);
