@@ -4,9 +4,11 @@
 //!
 //! Kinds are `&'static str` named in the code, so the table is bounded by the program, never by
 //! what peers send. [`RateLimit`] is for one task (`&mut self`, e.g. a VRRP instance);
-//! [`SharedLimit`] is the same behind a lock for the connections of a server.
+//! [`SharedLimit`] is the same behind a lock for the connections of a server, and also counts
+//! every event per kind: a server's refusals all pass through it, so these counts are its
+//! `fdfs_ha_refusals_total{reason=<kind>}`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,7 +48,7 @@ impl RateLimit {
 /// (for tests and metrics).
 #[derive(Debug, Default)]
 pub struct SharedLimit {
-    inner: Mutex<RateLimit>,
+    inner: Mutex<(RateLimit, BTreeMap<&'static str, u64>)>,
     written: AtomicU64,
     suppressed: AtomicU64,
 }
@@ -54,11 +56,11 @@ pub struct SharedLimit {
 impl SharedLimit {
     /// Returns `Some(suppressed_since_last_line)` when a line of `kind` may be logged now.
     pub fn allow(&self, kind: &'static str) -> Option<u64> {
-        let r = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .allow(kind, Instant::now());
+        let r = {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            *g.1.entry(kind).or_default() += 1;
+            g.0.allow(kind, Instant::now())
+        };
         match r {
             Some(_) => self.written.fetch_add(1, Ordering::Relaxed),
             None => self.suppressed.fetch_add(1, Ordering::Relaxed),
@@ -74,6 +76,12 @@ impl SharedLimit {
     /// Lines held back so far.
     pub fn suppressed(&self) -> u64 {
         self.suppressed.load(Ordering::Relaxed)
+    }
+
+    /// Events so far per kind, written or held back.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.iter().map(|(k, n)| (*k, *n)).collect()
     }
 }
 
@@ -110,5 +118,7 @@ mod tests {
             limited!(l, warn, "flood", n = 1, "flooding");
         }
         assert_eq!((l.written(), l.suppressed()), (1, 999));
+        limited!(l, warn, "other", "other");
+        assert_eq!(l.counts(), vec![("flood", 1000), ("other", 1)]);
     }
 }

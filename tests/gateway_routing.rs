@@ -1088,3 +1088,52 @@ async fn gzip_for_text_types_and_error_pages() {
     }
     a.shutdown().await;
 }
+
+/// A log sink for one test: what a `tracing` subscriber writes, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 18.4: refused HTTP requests (gateway and storage http) are logged at `info`, one line
+/// per kind per 10 s with the count held back, and counted per kind (`/metrics` refusals).
+#[tokio::test]
+async fn http_refusals_are_logged_at_info_rate_limited_and_counted() {
+    let log = Captured::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    // A current-thread runtime: the servers' tasks log on this thread, to this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let c = cluster_with_files(&[100]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let gw = start_gateway(&gw_config(""), data.path(), dir).await;
+    for _ in 0..20 {
+        assert_eq!(get(gw.addr, "/group1/M00/../x").await.status, 400);
+        assert_eq!(get(a.addr, "/group1/M00/../x").await.status, 400);
+    }
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for what in ["gateway: request refused", "storage http: request refused"] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(what)).collect();
+        assert_eq!(lines.len(), 1, "{what}:\n{text}");
+        assert!(lines[0].contains(" INFO "), "{}", lines[0]);
+        assert!(lines[0].contains("suppressed=0"), "{}", lines[0]);
+    }
+    for logs in [&gw.gw_counters.logs, &a_n.logs] {
+        assert_eq!((logs.written(), logs.suppressed()), (1, 19));
+        assert_eq!(logs.counts(), vec![("bad_request", 20)]);
+    }
+}

@@ -4,6 +4,8 @@
 
 mod node_support;
 use node_support::{free_port, run, Node};
+#[path = "storage_http_support/mod.rs"]
+mod support;
 
 use fdfs_ha::client::storage::StorageConn;
 use std::path::Path;
@@ -50,6 +52,20 @@ async fn read_until(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Sends a FastDFS header (`len` bytes of length, then `cmd`, status 0) and reads the answer
+/// or the close.
+async fn refused_header(port: u16, len: &[u8], cmd: u8) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut h = len.to_vec();
+    h.extend([cmd, 0]);
+    s.write_all(&h).await.unwrap();
+    let mut answer = [0u8; 10];
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut answer)).await;
 }
 
 /// The value of the sample whose line starts with `series` (name and labels).
@@ -141,6 +157,23 @@ async fn metrics_families_exist_and_storage_counters_move() {
     );
     assert!(after.ends_with("# EOF\n"));
 
+    // A header with a negative length is refused, logged once and counted by reason.
+    refused_header(port, &[0xFF; 8], 11).await;
+    let text = read_until(
+        Duration::from_secs(5),
+        || get(&addr, "/metrics").expect("scrape"),
+        |text| text.contains("reason=\"bad_header\""),
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            "fdfs_ha_refusals_total{component=\"storage\",reason=\"bad_header\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+
     // The protocol access log has the client's upload and download, not its ACTIVE_TEST.
     let log = read_until(
         Duration::from_secs(5),
@@ -195,8 +228,28 @@ async fn tracker_requests_are_counted_by_command_and_result() {
         let refused = fdfs_ha::client::tracker::query_store(&mut conn, None).await;
         assert!(refused.is_err(), "{refused:?}");
     }
+    // A command the tracker does not know is refused and counted by reason.
+    refused_header(port, &0u64.to_be_bytes(), 250).await;
     let addr = format!("127.0.0.1:{status}");
-    let text = get(&addr, "/metrics").expect("scrape");
+    let text = read_until(
+        Duration::from_secs(5),
+        || get(&addr, "/metrics").expect("scrape"),
+        |text| text.contains("reason=\"unknown_command\""),
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            "fdfs_ha_refusals_total{component=\"tracker\",reason=\"unknown_command\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("# TYPE fdfs_ha_tracker_requests ").count(),
+        1,
+        "{text}"
+    );
     let series =
         "fdfs_ha_tracker_requests_total{command=\"query_store_without_group_one\",result=\"ENOENT\"}";
     assert_eq!(sample(&text, series), Some(2.0), "{text}");
@@ -204,4 +257,143 @@ async fn tracker_requests_are_counted_by_command_and_result() {
         text.contains("# TYPE fdfs_ha_tracker_request_duration_seconds histogram"),
         "{text}"
     );
+}
+
+/// The gateway's families move with real events: a failed storage (per storage and reason), a
+/// cache miss, hit and expiry, a purge its dead peer did not take, refused requests (gateway and
+/// storage http), connections.
+#[tokio::test]
+async fn gateway_and_storage_http_metrics_move_with_real_events() {
+    use fdfs_ha::gateway::directory::{ClusterView, MemoryDirectory, StorageNode};
+    use fdfs_ha::http::observe::{HttpSource, Observer};
+    use fdfs_ha::metrics::Metrics;
+    use std::sync::Arc;
+
+    let store = tempfile::TempDir::new().unwrap();
+    let content = vec![5u8; 3000];
+    let name = support::name_for(support::localhost(), support::now_unix(), &content, "jpg");
+    let id = support::place(store.path(), &name, &content);
+    let (live, live_counters) =
+        support::start_storage(&support::storage_config(store.path(), "", ""), None).await;
+    let dead = support::dead_addr().await;
+    let dead_peer = support::dead_addr().await;
+    let node = |a: std::net::SocketAddr| StorageNode {
+        id: a.to_string(),
+        ip: a.ip(),
+        port: 23000,
+        http_port: a.port(),
+    };
+    let view = |addrs: &[std::net::SocketAddr]| ClusterView {
+        groups: [(
+            "group1".to_string(),
+            addrs.iter().map(|a| node(*a)).collect(),
+        )]
+        .into(),
+    };
+    let dir = Arc::new(MemoryDirectory::new(view(&[dead])));
+    let cfg: fdfs_ha::config::GatewayConfig = serde_saphyr::from_str(&format!(
+        "listen: 127.0.0.1:0\ntrackers: []\npurge_allow: [127.0.0.1/32]\npeers: [\"{dead_peer}\"]\n\
+         upstream: {{ max_fails: 0 }}\ncache: {{ valid: {{ \"200\": 1s }} }}\n"
+    ))
+    .unwrap();
+    let data = tempfile::TempDir::new().unwrap();
+    let obs = Observer::new("gateway", Default::default(), true);
+    let requests = obs.requests.clone();
+    let gw = fdfs_ha::gateway::Gateway::bind_with_directory(&cfg, data.path(), dir.clone())
+        .await
+        .unwrap()
+        .with_observer(obs);
+    let addr = gw.local_addr();
+    let metrics = Metrics::new();
+    let source = fdfs_ha::gateway::metrics::GatewaySource {
+        http: HttpSource {
+            component: "gateway",
+            requests,
+            counters: gw.counters(),
+        },
+        cache: gw.cache(),
+        upstreams: gw.upstreams(),
+        peers: gw.peer_counters(),
+    };
+    metrics.set_source("gateway", Arc::new(source));
+    let sh = HttpSource {
+        component: "storage_http",
+        requests: fdfs_ha::metrics::HttpRequests::new("storage_http"),
+        counters: live_counters,
+    };
+    metrics.set_source("storage_http", Arc::new(sh));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(gw.serve(stop.clone()));
+
+    let url = format!("/group1/{id}");
+    // Only the dead storage is listed: the request fails, counted against that storage.
+    assert_eq!(support::get(addr, &url).await.status, 502);
+    dir.set(view(&[live.addr]));
+    assert_eq!(support::get(addr, &url).await.status, 200); // miss
+    assert_eq!(support::get(addr, &url).await.status, 200); // hit
+                                                            // Entries are valid for 1 s (whole seconds): past that, the next request refetches.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = support::get(addr, &url).await;
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("EXPIRED")));
+    // A purge is forwarded to the (dead) peer gateway, which fails.
+    let r = support::request(addr, "PURGE", &url, &[]).await;
+    assert_eq!(r.status, 200);
+    // Refused requests, at the gateway and at the storage http.
+    assert_eq!(support::get(addr, "/group1/M00/../x").await.status, 400);
+    assert_eq!(
+        support::get(live.addr, "/group1/M00/../x").await.status,
+        400
+    );
+
+    let text = metrics.render();
+    for (series, want) in [
+        (
+            format!(
+                "fdfs_ha_gateway_upstream_failures_total{{storage=\"{dead}\",reason=\"error\"}}"
+            ),
+            1.0,
+        ),
+        // The failed first request was a miss too.
+        (
+            "fdfs_ha_gateway_cache_lookups_total{result=\"miss\"}".into(),
+            2.0,
+        ),
+        (
+            "fdfs_ha_gateway_cache_lookups_total{result=\"hit\"}".into(),
+            1.0,
+        ),
+        (
+            "fdfs_ha_gateway_cache_lookups_total{result=\"expired\"}".into(),
+            1.0,
+        ),
+        // The purge removed the one entry.
+        ("fdfs_ha_gateway_cache_entries".into(), 0.0),
+        ("fdfs_ha_gateway_cache_size_bytes".into(), 0.0),
+        (
+            "fdfs_ha_gateway_peer_purges_total{result=\"failed\"}".into(),
+            1.0,
+        ),
+        (
+            "fdfs_ha_gateway_peer_purges_total{result=\"ok\"}".into(),
+            0.0,
+        ),
+        (
+            "fdfs_ha_refusals_total{component=\"gateway\",reason=\"bad_request\"}".into(),
+            1.0,
+        ),
+        (
+            "fdfs_ha_refusals_total{component=\"storage_http\",reason=\"bad_request\"}".into(),
+            1.0,
+        ),
+        ("fdfs_ha_gateway_connections_total".into(), 6.0),
+        (
+            "fdfs_ha_gateway_requests_total{command=\"GET\",result=\"502\"}".into(),
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, &series), Some(want), "{series} in\n{text}");
+    }
+    stop.cancel();
+    let _ = task.await;
+    live.shutdown().await;
 }

@@ -375,7 +375,8 @@ fn closing(mut r: Response<Body>) -> Response<Body> {
 impl State {
     fn refuse(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
-        tracing::debug!(%peer, %status, reason = why, "refused request");
+        crate::limited!(self.counters.logs, info, server::refusal_kind(status), %peer, %status,
+            reason = why, "gateway: request refused");
         body::text(status, why)
     }
 
@@ -698,7 +699,7 @@ impl State {
                     waited = true;
                 }
                 Fill::Leader(guard) => {
-                    cache.count_miss();
+                    cache.count_miss(expired);
                     // Detached: a client hanging up must neither abort the fill nor wake the
                     // followers early into fetches of their own.
                     let fill = fill(

@@ -53,7 +53,13 @@ pub struct Upstreams {
     weights: BTreeMap<String, u32>,
     /// Attempts sent to storages (tests count these).
     pub attempts: AtomicU64,
+    /// Failed attempts per storage, by [`FAILURE_REASONS`] (metrics); a storage that leaves the
+    /// view leaves this table too (`retain`), so it is bounded by the cluster.
+    failures: Mutex<BTreeMap<SocketAddr, [u64; 3]>>,
 }
+
+/// Why an attempt failed: connect/transport error, timeout, or a 500/502/503/504 answer.
+pub const FAILURE_REASONS: [&str; 3] = ["error", "timeout", "http_5xx"];
 
 impl Upstreams {
     pub fn new(cfg: &UpstreamConfig, weights: BTreeMap<String, u32>) -> Self {
@@ -71,6 +77,7 @@ impl Upstreams {
             connect_timeout: cfg.connect_timeout.get(),
             weights,
             attempts: AtomicU64::new(0),
+            failures: Mutex::default(),
         }
     }
 
@@ -118,6 +125,19 @@ impl Upstreams {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .report(addr, ok, Instant::now());
+            let failed = match &outcome {
+                _ if ok => None,
+                Ok(_) => Some(2),
+                Err(FetchError::Timeout) => Some(1),
+                Err(_) => Some(0),
+            };
+            if let Some(i) = failed {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(addr)
+                    .or_default()[i] += 1;
+            }
             match outcome {
                 Ok(r) if ok => return Ok(r),
                 Ok(r) => {
@@ -181,8 +201,26 @@ impl Upstreams {
         self.read_timeout
     }
 
-    /// Drops balancer state of storages no longer in the view.
+    /// Failed attempts so far: (storage, reason, count) for each non-zero count.
+    pub fn failures(&self) -> Vec<(SocketAddr, &'static str, u64)> {
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.iter()
+            .flat_map(|(a, n)| {
+                FAILURE_REASONS
+                    .iter()
+                    .zip(n)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| (*a, *r, *n))
+            })
+            .collect()
+    }
+
+    /// Drops balancer state and failure counts of storages no longer in the view.
     pub fn retain(&self, keep: impl Fn(&SocketAddr) -> bool) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|a, _| keep(a));
         self.balancer
             .lock()
             .unwrap_or_else(|p| p.into_inner())

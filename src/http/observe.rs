@@ -7,13 +7,51 @@
 //! `X-Cache` header it sets; a gateway response without one did not use the cache (`BYPASS`).
 
 use super::body::Body;
+use super::server::Counters;
 use crate::access_log::{format_http, AccessLog, HttpEntry};
-use crate::metrics::HttpRequests;
+use crate::metrics::{set_counter, CounterFamily, HttpRequests, Source};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+
+/// An HTTP server's metrics: its requests (from its [`Observer`]), its connections and its
+/// refusals (from its server [`Counters`]).
+pub struct HttpSource {
+    pub component: &'static str,
+    pub requests: HttpRequests,
+    pub counters: Arc<Counters>,
+}
+
+impl Source for HttpSource {
+    fn register(&self, reg: &mut prometheus_client::registry::Registry) {
+        self.requests.register(reg);
+        let c = self.component;
+        for (name, help, v) in [
+            (
+                "connections",
+                "connections accepted",
+                &self.counters.connections,
+            ),
+            (
+                "connections_refused",
+                "connections refused at max_connections",
+                &self.counters.connections_refused,
+            ),
+        ] {
+            let f = CounterFamily::default();
+            set_counter(&f, Vec::new(), v.load(Ordering::Relaxed));
+            reg.register(format!("{c}_{name}"), format!("{c} {help}"), f);
+        }
+    }
+
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.counters.logs.counts()
+    }
+}
 
 #[derive(Clone)]
 pub struct Observer {

@@ -66,6 +66,26 @@ pub struct Counters {
     pub connections_refused: AtomicU64,
     pub requests: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// Refusals, logged (at most one line per kind per 10 s) and counted per kind: the
+    /// server's `fdfs_ha_refusals_total`.
+    pub logs: crate::log_limit::SharedLimit,
+}
+
+/// The refusal kind (log limiter key, metrics reason) of a refused request's status.
+pub fn refusal_kind(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        411 => "length_required",
+        413 => "body_too_large",
+        414 => "uri_too_long",
+        416 => "range_not_satisfiable",
+        431 => "header_too_large",
+        _ => "other",
+    }
 }
 
 impl Counters {
@@ -123,7 +143,8 @@ where
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             Counters::bump(&counters.connections_refused);
-            tracing::debug!(%peer, "connection limit reached, refusing");
+            crate::limited!(counters.logs, warn, "max_connections", %peer,
+                max = limits.max_connections, "connection refused: max_connections reached");
             tracker.spawn(async move {
                 let mut stream = stream;
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {

@@ -12,6 +12,10 @@
 //! The sources live with what they read (`tracker::metrics`, `storage::metrics`,
 //! `gateway::metrics`, `supervisor::metrics`), so this module depends on none of them.
 //!
+//! Refusals are one family for the whole node, `refusals_total{component,reason}`: each source
+//! lists its own ([`Source::refusals`], usually its rate-limited log's counts per kind), and the
+//! source's name is the component.
+//!
 //! The output is OpenMetrics text (Prometheus scrapes it natively): counters end in `_total`,
 //! units are in the names (`_seconds`, `_bytes`).
 
@@ -32,6 +36,10 @@ pub trait Source: Send + Sync {
     /// A section of the status document (`GET /status`), if this source has one.
     fn status(&self) -> Option<serde_json::Value> {
         None
+    }
+    /// Requests and connections this source refused so far, per reason.
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -74,11 +82,29 @@ impl Metrics {
 
     /// The exposition text of every source.
     pub fn render(&self) -> String {
-        let sources: Vec<Arc<dyn Source>> = self.lock().values().cloned().collect();
+        let sources: Vec<(String, Arc<dyn Source>)> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut reg = Registry::with_prefix("fdfs_ha");
-        for s in &sources {
+        let refusals = CounterFamily::default();
+        for (name, s) in &sources {
             s.register(&mut reg);
+            for (reason, n) in s.refusals() {
+                set_counter(
+                    &refusals,
+                    labels([("component", name), ("reason", reason)]),
+                    n,
+                );
+            }
         }
+        reg.register(
+            "refusals",
+            "connections and requests refused (or cut off), by component and reason; each kind is \
+             also logged, at most one line per 10 s with the count held back",
+            refusals,
+        );
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
             tracing::warn!(error = %e, "metrics: encoding failed");
@@ -127,6 +153,28 @@ mod tests {
     impl Source for One {
         fn register(&self, reg: &mut Registry) {
             reg.register("things", "Things seen", self.0.clone());
+        }
+    }
+
+    struct Refuses;
+    impl Source for Refuses {
+        fn register(&self, _: &mut Registry) {}
+        fn refusals(&self) -> Vec<(&'static str, u64)> {
+            vec![("not_allowed", 3)]
+        }
+    }
+
+    #[test]
+    fn refusals_of_every_source_are_one_family_by_component() {
+        let m = Metrics::new();
+        m.set_source("tracker", Arc::new(Refuses));
+        m.set_source("storage", Arc::new(Refuses));
+        let text = m.render();
+        assert_eq!(text.matches("# TYPE fdfs_ha_refusals counter").count(), 1);
+        for c in ["tracker", "storage"] {
+            let line =
+                format!("fdfs_ha_refusals_total{{component=\"{c}\",reason=\"not_allowed\"}} 3");
+            assert!(text.contains(&line), "{text}");
         }
     }
 

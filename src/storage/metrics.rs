@@ -14,6 +14,10 @@ pub struct StorageSource {
 }
 
 impl Source for StorageSource {
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.state.logs().counts()
+    }
+
     fn status(&self) -> Option<serde_json::Value> {
         let st = &self.state;
         let cfg = st.config();

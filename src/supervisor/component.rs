@@ -170,13 +170,19 @@ impl Component for StorageHttp {
                 self.env.logs.http.clone(),
                 false,
             );
-            self.env
-                .metrics
-                .set_source("storage_http", Arc::new(obs.requests.clone()));
+            let requests = obs.requests.clone();
             let s = crate::storage::http::StorageHttp::bind(&self.cfg, &self.node)
                 .await?
                 .with_observer(obs)
                 .with_vips(self.env.vips.subscribe());
+            let source = crate::http::observe::HttpSource {
+                component: "storage_http",
+                requests,
+                counters: s.counters(),
+            };
+            self.env
+                .metrics
+                .set_source("storage_http", Arc::new(source));
             tracing::info!(addr = %s.local_addr(), "storage http listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })
@@ -194,17 +200,22 @@ impl Component for Gateway {
         Box::pin(async move {
             let obs =
                 crate::http::observe::Observer::new("gateway", self.env.logs.http.clone(), true);
-            self.env
-                .metrics
-                .set_source("gateway", Arc::new(obs.requests.clone()));
+            let requests = obs.requests.clone();
             let s = crate::gateway::Gateway::bind(&self.cfg, &self.data_dir)
                 .await?
                 .with_observer(obs)
                 .with_vips(self.env.vips.subscribe());
-            if let Some(cache) = s.cache() {
-                let src = crate::gateway::metrics::CacheSource(cache);
-                self.env.metrics.set_source("gateway_cache", Arc::new(src));
-            }
+            let source = crate::gateway::metrics::GatewaySource {
+                http: crate::http::observe::HttpSource {
+                    component: "gateway",
+                    requests,
+                    counters: s.counters(),
+                },
+                cache: s.cache(),
+                upstreams: s.upstreams(),
+                peers: s.peer_counters(),
+            };
+            self.env.metrics.set_source("gateway", Arc::new(source));
             tracing::info!(addrs = ?s.local_addrs(), "gateway listening");
             Ok(Box::pin(s.serve(shutdown)) as ServeFuture)
         })

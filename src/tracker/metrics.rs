@@ -36,7 +36,6 @@ impl Source for TrackerSource {
             storages,
         );
         for (name, help, v) in [
-            ("tracker_requests", "tracker requests", &t.counters.requests),
             (
                 "tracker_bad_requests",
                 "malformed tracker requests",
@@ -57,6 +56,10 @@ impl Source for TrackerSource {
             set_counter(&f, Vec::new(), v.load(Ordering::Relaxed));
             reg.register(name, help, f);
         }
+    }
+
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.0.logs.counts()
     }
 
     fn status(&self) -> Option<serde_json::Value> {

@@ -35,6 +35,8 @@ pub struct Cache {
     inflight: Mutex<HashMap<Key, watch::Receiver<bool>>>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
+    /// Misses whose stale entry was dropped on the way (`X-Cache: EXPIRED`), not in `misses`.
+    pub expired: AtomicU64,
 }
 
 /// Outcome of `begin_fill`.
@@ -101,6 +103,7 @@ impl Cache {
             inflight: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
         })
     }
 
@@ -260,8 +263,10 @@ impl Cache {
         self.hits.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn count_miss(&self) {
-        self.misses.fetch_add(1, Ordering::Relaxed);
+    /// A miss, `expired` when a stale entry of the key was just dropped.
+    pub fn count_miss(&self, expired: bool) {
+        let c = if expired { &self.expired } else { &self.misses };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 

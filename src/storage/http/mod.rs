@@ -91,9 +91,9 @@ struct State {
     network_timeout: Duration,
     resolver: Arc<dyn SourceResolver>,
     client: Client<HttpConnector, Empty<Bytes>>,
+    /// Refusals are logged at info through `counters.logs`, one line per kind per 10 s with
+    /// the count held back.
     counters: Arc<Counters>,
-    /// Refusals are logged at info, one line per kind per 10 s with the count held back.
-    logs: crate::log_limit::SharedLimit,
 }
 
 impl StorageHttp {
@@ -135,7 +135,6 @@ impl StorageHttp {
             ),
             client,
             counters: Arc::default(),
-            logs: Default::default(),
             cfg: http,
         };
         Ok(StorageHttp {
@@ -214,7 +213,8 @@ fn now_unix() -> u64 {
 impl State {
     fn bad_request(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
-        crate::limited!(self.logs, info, "refused", %peer, %status, reason = why, "storage http: request refused");
+        crate::limited!(self.counters.logs, info, server::refusal_kind(status), %peer, %status,
+            reason = why, "storage http: request refused");
         body::text(status, why)
     }
 
@@ -332,7 +332,7 @@ impl State {
 
     async fn token_refused(&self, peer: SocketAddr, why: &str, head_only: bool) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
-        crate::limited!(self.logs, info, "token", %peer, reason = why, "storage http: anti-steal token refused");
+        crate::limited!(self.counters.logs, info, "token", %peer, reason = why, "storage http: anti-steal token refused");
         let Some(path) = self
             .cfg
             .anti_steal
@@ -403,13 +403,13 @@ impl State {
             ip = lookup();
         }
         let Some(ip) = ip else {
-            crate::limited!(self.logs, warn, "unknown_source", source = %info.source, "source storage of a missing file is unknown");
+            crate::limited!(self.counters.logs, warn, "unknown_source", source = %info.source, "source storage of a missing file is unknown");
             return body::text(StatusCode::BAD_GATEWAY, "source storage unknown");
         };
         if !self.resolver.is_member(ip) {
             // A crafted file ID must not make this storage fetch from (and relay) any address.
             Counters::bump(&self.counters.bad_requests);
-            crate::limited!(self.logs, info, "not_member", %peer, source = %ip,
+            crate::limited!(self.counters.logs, info, "not_member", %peer, source = %ip,
                 "storage http: file's source is not a storage of this group; not fetched");
             return body::text(StatusCode::BAD_GATEWAY, "source storage unknown");
         }
