@@ -17,9 +17,11 @@ mod pcap;
 
 use fdfs_ha::config::TrackerConfig;
 use fdfs_ha::proto::cmd;
+use fdfs_ha::proto::tracker_peer::{self as tp, TrackerStatus};
 use fdfs_ha::tracker::leader::Role;
 use fdfs_ha::tracker::persist;
 use fdfs_ha::tracker::service::{ConnState, Reply, Tracker};
+use fdfs_ha::tracker::sys_files::{pick_source, to_snapshot, SysFileCopy};
 use pcap::{Capture, Event, Listed};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddrV4;
@@ -34,23 +36,10 @@ const T2: &str = "127.0.0.22:22122";
 /// (capture, request command) pairs whose answers still differ from C's, with the acceptance
 /// point of issue 17 that covers each and what differs (first case in the listing).
 const KNOWN_GAPS: &[(&str, u8, &str)] = &[
-    // Tracker-to-tracker commands (A1): 58, 61-63 (system files line for line), 64 (if_leader
-    // as our election decides it, fed with what the C tracker's own requests to the other
-    // tracker got), 65, 66 and 67 answer as C does. T2 #22: the C tracker said ENOENT because
-    // it held its first JOIN until the other tracker answered; ours had created the group.
-    (
-        "tracker-pair",
-        64,
-        "A1: GET_STATUS during the other's first JOIN: C held the JOIN, ENOENT (T2 #22)",
-    ),
-    // The same root: an empty C tracker copies the other tracker's system files before it
-    // answers the JOIN, so it already knows S2's source (phase D); ours learns it from the
-    // SYNC_NOTIFY that follows.
-    (
-        "tracker-pair",
-        81,
-        "A1: empty tracker's JOIN answer without the source C copied from T1 (T2 #972)",
-    ),
+    // None left. Closed by issue 17.1: tracker-pair 64 (T2 #22: GET_STATUS while the C tracker
+    // held its first JOIN, ENOENT) and 81 (T2 #972: the empty tracker's JOIN answer names the
+    // source it copied from T1), now that an empty tracker holds JOINs and copies the system
+    // files first.
 ];
 
 struct Loaded {
@@ -187,11 +176,12 @@ fn compare(cmd: u8, ours: &Reply, theirs: &pcap::Msg, listed: Option<&Listed>) -
     let (status, body) = match ours {
         Reply::Send { status, body } => (*status, body),
         Reply::Close => return Some("we closed the connection".into()),
+        Reply::Hold(_) => return Some("we still hold the request".into()),
     };
     if status != theirs.status {
         return Some(format!("status {status}, C {}", theirs.status));
     }
-    if cmd == fdfs_ha::proto::tracker_peer::TRACKER_GET_ONE_SYS_FILE && status == 0 {
+    if cmd == tp::TRACKER_GET_ONE_SYS_FILE && status == 0 {
         let (a, b) = (sys_file_lines(body), sys_file_lines(&theirs.body));
         let diff = a.iter().zip(&b).find(|(x, y)| x != y);
         return match diff {
@@ -260,6 +250,11 @@ fn tracker_cfg() -> TrackerConfig {
 /// (tracker-pair.txt, phases A-D): GET_STATUS answers are election rounds, except the check an
 /// empty tracker makes while it holds a storage's JOIN (it copies system files next); pings
 /// answered or not, and connections refused, are the leader's liveness.
+///
+/// While it holds JOINs without data, the C tracker's GET_STATUS answers choose the tracker to
+/// copy from (`sys_files::pick_source`) and its 61/63/62 requests are checked against the ones
+/// our copy (`SysFileCopy`) makes, byte for byte; the answers it got are fed to our copy,
+/// which then loads the files, and the held JOINs are answered.
 #[derive(Default)]
 struct Outbound {
     /// Per outbound connection: requests not answered yet (cmd, sent while a JOIN was held).
@@ -268,30 +263,95 @@ struct Outbound {
     closed: BTreeSet<usize>,
     /// JOINs the C tracker received and has not answered yet.
     joins_held: usize,
+    /// GET_STATUS answers got while JOINs were held, and how many are still awaited.
+    held_status: Vec<(String, Option<TrackerStatus>)>,
+    held_status_pending: usize,
+    /// Our side of the system-file copy the C tracker made.
+    copy: Option<SysFileCopy>,
+}
+
+/// What the C tracker's own traffic decided about the system files.
+enum Copied {
+    /// Nobody had data: serve without copying.
+    Nothing,
+    /// The copy is complete: load this.
+    Files(Box<[Vec<u8>; 4]>),
 }
 
 impl Outbound {
-    fn request(&mut self, conn: usize, cmd: u8) {
+    /// A request the C tracker sent; Some(difference) when ours would have been another.
+    fn request(&mut self, conn: usize, peer: &str, m: &pcap::Msg) -> Option<String> {
         let held = self.joins_held > 0;
-        self.pending.entry(conn).or_default().push_back((cmd, held));
+        self.pending
+            .entry(conn)
+            .or_default()
+            .push_back((m.cmd, held));
+        match m.cmd {
+            tp::TRACKER_GET_STATUS if held => {
+                self.held_status_pending += 1;
+                None
+            }
+            tp::TRACKER_GET_SYS_FILES_START
+            | tp::TRACKER_GET_ONE_SYS_FILE
+            | tp::TRACKER_GET_SYS_FILES_END => {
+                if m.cmd == tp::TRACKER_GET_SYS_FILES_START {
+                    let pick = pick_source(&self.held_status);
+                    if pick.as_deref() != Some(peer) {
+                        return Some(format!("C copies from {peer}, we would from {pick:?}"));
+                    }
+                    self.copy = Some(SysFileCopy::new());
+                }
+                let ours = self.copy.as_ref().and_then(|c| c.next_request());
+                (ours.as_ref() != Some(&(m.cmd, m.body.clone())))
+                    .then(|| format!("C sent {} {:02x?}, ours {ours:02x?}", m.cmd, m.body))
+            }
+            _ => None,
+        }
     }
 
-    fn answer(&mut self, tracker: &Tracker, conn: usize, peer: &str, m: &pcap::Msg, unix: i64) {
-        let Some((cmd, held)) = self.pending.get_mut(&conn).and_then(|q| q.pop_front()) else {
-            return;
-        };
-        let mut st = tracker.state.lock().expect("lock");
-        let e = &mut st.peers.election;
+    fn answer(
+        &mut self,
+        tracker: &Tracker,
+        conn: usize,
+        peer: &str,
+        m: &pcap::Msg,
+        unix: i64,
+    ) -> Option<Copied> {
+        let (cmd, held) = self.pending.get_mut(&conn).and_then(|q| q.pop_front())?;
+        let status = (m.status == 0)
+            .then(|| TrackerStatus::decode(&m.body).ok())
+            .flatten();
         match cmd {
-            fdfs_ha::proto::tracker_peer::TRACKER_GET_STATUS if !held => {
-                let status = (m.status == 0)
-                    .then(|| fdfs_ha::proto::tracker_peer::TrackerStatus::decode(&m.body).ok())
-                    .flatten();
-                e.round(unix, &[(peer.to_string(), status)]);
+            tp::TRACKER_GET_STATUS if held => {
+                self.held_status.push((peer.to_string(), status));
+                self.held_status_pending = self.held_status_pending.saturating_sub(1);
+                if self.held_status_pending == 0 && pick_source(&self.held_status).is_none() {
+                    return Some(Copied::Nothing);
+                }
             }
-            fdfs_ha::proto::tracker_peer::TRACKER_PING_LEADER => e.leader_ping(m.status == 0),
+            tp::TRACKER_GET_STATUS => {
+                let mut st = tracker.state.lock().expect("lock");
+                st.peers.election.round(unix, &[(peer.to_string(), status)]);
+            }
+            tp::TRACKER_PING_LEADER => {
+                let mut st = tracker.state.lock().expect("lock");
+                st.peers.election.leader_ping(m.status == 0)
+            }
+            tp::TRACKER_GET_SYS_FILES_START
+            | tp::TRACKER_GET_ONE_SYS_FILE
+            | tp::TRACKER_GET_SYS_FILES_END => {
+                let copy = self.copy.as_mut()?;
+                assert_eq!(m.status, 0, "the C tracker's copy failed");
+                copy.on_answer(&m.body).expect("C's answer fits our copy");
+                if copy.next_request().is_none() {
+                    let files = self.copy.take()?.files()?;
+                    self.held_status.clear();
+                    return Some(Copied::Files(Box::new(files)));
+                }
+            }
             _ => {}
         }
+        None
     }
 
     /// The connection ended: a request left unanswered, or a refused connect, is a failure.
@@ -316,7 +376,9 @@ impl Outbound {
 }
 
 /// Replays every request the C tracker at `target` received, across the three captures.
-fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
+/// Returns the differences and the system-file copies our tracker loaded (one per copy the C
+/// tracker made; "nobody has data" is not counted).
+fn replay_tracker(target: &str, restarts: &[Restart]) -> (Vec<Diff>, usize) {
     let target: SocketAddrV4 = target.parse().expect("addr");
     let cfg = tracker_cfg();
     let interval = cfg.check_active_interval.get();
@@ -330,6 +392,9 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
     let mut skipped = 0f64;
     let mut conns: HashMap<(SocketAddrV4, SocketAddrV4), ConnState> = HashMap::new();
     let mut waiting: HashMap<(SocketAddrV4, SocketAddrV4), VecDeque<Reply>> = HashMap::new();
+    // JOINs our tracker holds until the system files are copied: (connection, cmd, body).
+    let mut held: Vec<((SocketAddrV4, SocketAddrV4), u8, Vec<u8>)> = Vec::new();
+    let mut copies = 0;
     let mut diffs = Vec::new();
     for name in CAPTURES {
         let l = load(name);
@@ -358,12 +423,40 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
             let ours_out = c.client.ip() == target.ip() && c.server.port() == target.port();
             if let Event::Msg(_) = ev {
                 let (m, req_cmd, listed) = pairs.next().expect("paired");
-                if ours_out && t0.is_some() {
+                if let (true, Some(t0)) = (ours_out, t0) {
                     let peer = c.server.to_string();
+                    let num = listed.map(|x| x.num).unwrap_or(0);
                     if m.from_client {
-                        outbound.request(conn, m.cmd);
-                    } else {
-                        outbound.answer(&tracker, conn, &peer, &m, m.abs as i64);
+                        if let Some(what) = outbound.request(conn, &peer, &m) {
+                            diffs.push(Diff {
+                                capture: name,
+                                num,
+                                cmd: m.cmd,
+                                what,
+                            });
+                        }
+                        continue;
+                    }
+                    let unix = m.abs as i64;
+                    let Some(copied) = outbound.answer(&tracker, conn, &peer, &m, unix) else {
+                        continue;
+                    };
+                    // The held JOINs are answered now, with what the copy brought.
+                    let now = base + Duration::from_secs_f64(m.abs - t0 - skipped);
+                    let snap = match copied {
+                        Copied::Nothing => None,
+                        Copied::Files(f) => {
+                            copies += 1;
+                            Some(to_snapshot(&f, false).expect("C's files load"))
+                        }
+                    };
+                    tracker.sys_files_copied(snap.as_ref(), now, unix);
+                    for (key, cmd, body) in held.drain(..) {
+                        let Some(st) = conns.get_mut(&key) else {
+                            continue;
+                        };
+                        let reply = tracker.handle(st, cmd, &body, now, unix);
+                        waiting.entry(key).or_default().push_back(reply);
                     }
                     continue;
                 }
@@ -372,7 +465,9 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
                 }
                 let abs = m.abs;
                 if t0.is_none() {
+                    // Phase A: both C trackers started without data.
                     tracker.started(abs as i64, 0);
+                    tracker.copy_sys_files_first();
                 }
                 let t0 = *t0.get_or_insert(abs);
                 let now = base + Duration::from_secs_f64(abs - t0 - skipped);
@@ -397,11 +492,13 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
                     } else {
                         let t = Tracker::new(cfg.clone());
                         t.started(up_unix, 0);
+                        t.copy_sys_files_first();
                         t
                     };
                     tracker = next;
                     conns.clear();
                     waiting.clear();
+                    held.clear();
                     outbound = Outbound::default();
                     pending_restarts.remove(0);
                 }
@@ -420,7 +517,9 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
                         .entry(key)
                         .or_insert_with(|| tracker.new_conn(c.client.ip().to_string()));
                     let reply = tracker.handle(st, m.cmd, &m.body, now, unix);
-                    if m.cmd != cmd::QUIT {
+                    if let Reply::Hold(_) = reply {
+                        held.push((key, m.cmd, m.body.clone()));
+                    } else if m.cmd != cmd::QUIT {
                         waiting.entry(key).or_default().push_back(reply);
                     }
                 } else if let Some(ours) = waiting.get_mut(&key).and_then(|q| q.pop_front()) {
@@ -446,7 +545,7 @@ fn replay_tracker(target: &str, restarts: &[Restart]) -> Vec<Diff> {
             }
         }
     }
-    diffs
+    (diffs, copies)
 }
 
 fn check(target: &str, diffs: Vec<Diff>) -> BTreeSet<(&'static str, u8)> {
@@ -515,7 +614,15 @@ fn t2_restarts() -> Vec<Restart> {
 /// conversations replayed against ours.
 #[test]
 fn trackers_answer_as_the_c_trackers_did() {
-    let mut found = check(T1, replay_tracker(T1, &t1_restarts()));
-    found.extend(check(T2, replay_tracker(T2, &t2_restarts())));
+    let (diffs, copies) = replay_tracker(T1, &t1_restarts());
+    // T1 found T2 without data (#22) and copied nothing.
+    assert_eq!(copies, 0, "T1 copied system files");
+    let mut found = check(T1, diffs);
+    let (diffs, copies) = replay_tracker(T2, &t2_restarts());
+    // T2 copied T1's files at its first start (#25-#36) and again when it came back empty
+    // (phase D, #962-#969); both times with our requests, and the JOINs it held then were
+    // answered from what was copied.
+    assert_eq!(copies, 2, "T2's system-file copies");
+    found.extend(check(T2, diffs));
     check_closed(found);
 }

@@ -67,12 +67,49 @@ async fn call(s: &mut TcpStream, bytes: &[u8]) -> (u8, Vec<u8>) {
 /// The messages a stand-in C tracker received: (cmd, body).
 type Received = Arc<Mutex<Vec<(u8, Vec<u8>)>>>;
 
-/// A stand-in C tracker on `ip` (any port): answers GET_STATUS with `status` (17 bytes as in
-/// #24/#68, or #426 when it leads) and every other tracker command with an empty OK, as the
-/// capture's trackers did; records what it got. Dropping the task closes it.
+/// What a stand-in C tracker answers besides empty OKs.
+struct Script {
+    /// GET_STATUS (17 bytes as in #24/#68, or #426 when it leads) ...
+    status: tp::TrackerStatus,
+    /// ... after this many ENOENT ("no data yet", #22).
+    enoent_first: usize,
+    /// GET_ONE_SYS_FILE request body -> the captured answer body.
+    files: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The system-file answers of capture connection `conn` (T1's #28-#34 on conn#12, phase D's
+/// #963-#969 on conn#53), by request body.
+fn captured_files(cap: &pcap::Capture, conn: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let msgs: Vec<&pcap::Msg> = cap.messages().filter(|m| m.conn == conn).collect();
+    msgs.windows(2)
+        .filter(|w| w[0].from_client && w[0].cmd == tp::TRACKER_GET_ONE_SYS_FILE)
+        .map(|w| (w[0].body.clone(), w[1].body.clone()))
+        .collect()
+}
+
+fn script(status: tp::TrackerStatus) -> Script {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    Script {
+        status,
+        enoent_first: 0,
+        files: captured_files(&cap, 12),
+    }
+}
+
+/// A stand-in C tracker on `ip` (any port) with `status`; see [`stand_in_with`].
 async fn stand_in(
     ip: &str,
     status: tp::TrackerStatus,
+) -> (SocketAddr, Received, tokio::task::JoinHandle<()>) {
+    stand_in_with(ip, script(status)).await
+}
+
+/// A stand-in C tracker on `ip` (any port): answers GET_STATUS and GET_ONE_SYS_FILE as
+/// `script` says and every other tracker command with an empty OK, as the capture's trackers
+/// did; records what it got. Dropping the task closes it.
+async fn stand_in_with(
+    ip: &str,
+    script: Script,
 ) -> (SocketAddr, Received, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
         .await
@@ -80,6 +117,8 @@ async fn stand_in(
     let addr = l.local_addr().unwrap();
     let got: Received = Arc::default();
     let rec = got.clone();
+    let script = Arc::new(script);
+    let statuses = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let task = tokio::spawn(async move {
         // Aborting this task drops the set, which ends every connection (a tracker gone).
         let mut conns = tokio::task::JoinSet::new();
@@ -88,6 +127,8 @@ async fn stand_in(
                 return;
             };
             let rec = rec.clone();
+            let script = script.clone();
+            let statuses = statuses.clone();
             conns.spawn(async move {
                 loop {
                     let mut h = [0u8; HEADER_LEN];
@@ -97,13 +138,25 @@ async fn stand_in(
                     let h = Header::decode(&h).unwrap();
                     let mut body = vec![0u8; h.pkg_len as usize];
                     s.read_exact(&mut body).await.unwrap();
-                    rec.lock().unwrap().push((h.cmd, body));
-                    let out = if h.cmd == tp::TRACKER_GET_STATUS {
-                        status.encode()
-                    } else {
-                        Vec::new()
+                    rec.lock().unwrap().push((h.cmd, body.clone()));
+                    let (status, out) = match h.cmd {
+                        tp::TRACKER_GET_STATUS => {
+                            let n = statuses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            if n < script.enoent_first {
+                                (2, Vec::new())
+                            } else {
+                                (0, script.status.encode())
+                            }
+                        }
+                        tp::TRACKER_GET_ONE_SYS_FILE => script
+                            .files
+                            .iter()
+                            .find(|(req, _)| *req == body)
+                            .map(|(_, a)| (0, a.clone()))
+                            .unwrap_or((22, Vec::new())),
+                        _ => (0, Vec::new()),
                     };
-                    let mut frame = Header::new(cmd::RESP, 0, out.len() as u64)
+                    let mut frame = Header::new(cmd::RESP, status, out.len() as u64)
                         .encode()
                         .to_vec();
                     frame.extend_from_slice(&out);
@@ -178,9 +231,17 @@ const EQUAL: tp::TrackerStatus = tp::TrackerStatus {
 async fn c_trackers_copy_our_system_files_and_lead_us() {
     let cap = pcap::read(&std::fs::read(PCAP).unwrap());
     let (addr, stop, task, _dir) = start("127.0.0.21").await;
-    // T2, reachable and answering as in #68: it ranks above us (larger address), so we wait
-    // for its announcement instead of leading.
-    let (t2_addr, _, _t2) = stand_in("127.0.0.22", EQUAL).await;
+    // T2, reachable, without data while our first JOINs are held (#22: nothing to copy),
+    // then answering as in #68: it ranks above us (larger address), so we wait for its
+    // announcement instead of leading.
+    let (t2_addr, t2_got, _t2) = stand_in_with(
+        "127.0.0.22",
+        Script {
+            enoent_first: 1,
+            ..script(EQUAL)
+        },
+    )
+    .await;
     let trackers = [addr, t2_addr];
 
     // Before any storage joined: GET_STATUS is ENOENT (#19/#22: "nobody has data").
@@ -195,6 +256,9 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
     let mut s1 = connect_from("127.0.0.23", addr).await;
     let j = join_naming(&requests(&cap, 10)[0], addr, &trackers);
     assert_eq!(call(&mut s1, &j).await.0, 0);
+    // We asked T2 before the first JOIN was answered and copied nothing (#19/#22).
+    assert_eq!(cmds(&t2_got)[..1], [tp::TRACKER_GET_STATUS]);
+    assert!(!cmds(&t2_got).contains(&tp::TRACKER_GET_SYS_FILES_START));
 
     // T2 starting empty (#23-#35): status, then the four system files on one connection.
     assert_eq!(t2[0].cmd, tp::TRACKER_GET_STATUS);
@@ -315,7 +379,8 @@ async fn we_win_the_election_and_lead_c_trackers_and_storages() {
         (l.status, l.port, l.id.as_str(), l.ip.as_str()),
         (0, addr.port(), "127.0.0.21", "127.0.0.21")
     );
-    assert_eq!(r.group_servers.unwrap().len(), 1);
+    // Both storages of the C tracker's system files, copied when we started empty (#28-#34).
+    assert_eq!(r.group_servers.unwrap().len(), 2);
     assert_eq!(beat(&mut s1).await, vec![0]);
     // The C tracker follows us: JOIN_LEADER and pings as T1 sent them (#127, #129, #131).
     let f = requests(&cap, 13);
@@ -349,17 +414,22 @@ async fn we_follow_a_c_leader_and_take_over_when_it_is_gone() {
     let mut s1 = connect_from("127.0.0.23", addr).await;
     let j = join_naming(&requests(&cap, 10)[0], addr, &[addr, c_addr]);
     assert_eq!(call(&mut s1, &j).await.0, 0);
-    eventually("two pings", || cmds(&got).starts_with(&[64, 58, 65, 65])).await;
+    // Starting empty, we copied the leader's system files before answering the JOIN, then
+    // joined it.
+    eventually("two pings", || {
+        cmds(&got).starts_with(&[64, 61, 63, 63, 63, 63, 62, 64, 58, 65, 65])
+    })
+    .await;
     {
         let g = got.lock().unwrap();
-        let b = &g[1].1;
+        let b = &g[8].1;
         assert_eq!(b.len(), 24);
         assert_eq!(&b[8..16], b"6.16.1\0\0");
         assert_eq!(
             u64::from_be_bytes(b[16..24].try_into().unwrap()),
             addr.port() as u64
         );
-        assert_eq!(g[2].1.len(), 12);
+        assert_eq!(g[9].1.len(), 12);
     }
     assert!(!status_of("127.0.0.22", addr).await.if_leader);
     assert_eq!(
@@ -478,5 +548,116 @@ async fn a_tracker_down_for_eleven_minutes_reports_its_restart_interval() {
     let st = status_of("127.0.0.22", addr).await;
     assert_eq!((st.if_leader, st.restart_interval), (false, 600));
     stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// The captured answer body to the `k`-th request of capture connection `conn`.
+fn answer_to(cap: &pcap::Capture, conn: usize, k: usize) -> (u8, Vec<u8>) {
+    let m = cap
+        .messages()
+        .filter(|m| m.conn == conn && !m.from_client)
+        .nth(k)
+        .unwrap();
+    (m.status, m.body.clone())
+}
+
+/// Issue 17.1, phase D with us as the empty T2: the storages' JOINs (#956/#957) are held
+/// while we ask the C leader's status and copy its four system files with exactly the
+/// requests T2 sent (#958-#970, conn#53); the JOINs are then answered as C answered them
+/// (#972: S2 ONLINE with its sync source 127.0.0.23, known only from the copied files; #973),
+/// and the copied view lists the group and both storages before any BEAT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_tracker_copies_the_c_leader_s_system_files_before_it_answers_joins() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (leader_status, leader_body) = answer_to(&cap, 53, 0);
+    assert_eq!(leader_status, 0);
+    let leads = tp::TrackerStatus::decode(&leader_body).unwrap();
+    assert!(leads.if_leader);
+    let (t1, got, _t1) = stand_in_with(
+        "127.0.0.21",
+        Script {
+            status: leads,
+            enoent_first: 0,
+            files: captured_files(&cap, 53),
+        },
+    )
+    .await;
+    let (addr, stop, task, _dir) = start("127.0.0.22").await;
+    let trackers = [t1, addr];
+    let mut s2 = connect_from("127.0.0.24", addr).await;
+    let j = join_naming(&requests(&cap, 51)[0], addr, &trackers);
+    assert_eq!(call(&mut s2, &j).await, answer_to(&cap, 51, 0));
+    let mut s1 = connect_from("127.0.0.23", addr).await;
+    let j = join_naming(&requests(&cap, 52)[0], addr, &trackers);
+    assert_eq!(call(&mut s1, &j).await, answer_to(&cap, 52, 0));
+    // What the C leader got before the JOIN answers: T2's requests of conn#53, byte for byte.
+    let want: Vec<(u8, Vec<u8>)> = requests(&cap, 53)
+        .iter()
+        .map(|m| (m.cmd, m.body.clone()))
+        .collect();
+    let want = &want[..7];
+    assert_eq!(want[6].0, tp::TRACKER_GET_SYS_FILES_END);
+    assert_eq!(got.lock().unwrap()[..7], *want);
+    // The group list (SERVER_LIST_ALL_GROUPS: one group of two storages) and its storages.
+    let mut client = connect_from("127.0.0.29", addr).await;
+    let f = Header::new(cmd::SERVER_LIST_ALL_GROUPS, 0, 0)
+        .encode()
+        .to_vec();
+    let (st, body) = call(&mut client, &f).await;
+    assert_eq!(st, 0);
+    let groups = fdfs_ha::proto::tracker::GroupStat::decode_list(&body).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        (groups[0].group.as_str(), groups[0].storage_count),
+        ("group1", 2)
+    );
+    let mut f = Header::new(cmd::SERVER_LIST_STORAGE, 0, 16)
+        .encode()
+        .to_vec();
+    let mut g = b"group1".to_vec();
+    g.resize(16, 0);
+    f.extend_from_slice(&g);
+    let (st, body) = call(&mut client, &f).await;
+    assert_eq!(st, 0);
+    let mut ids: Vec<String> = fdfs_ha::proto::tracker::StorageStat::decode_list(&body)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["127.0.0.23", "127.0.0.24"]);
+    stop.cancel();
+    drop((s1, s2, client));
+    task.await.unwrap().unwrap();
+}
+
+/// A C tracker that says it has data but fails the copy (fdfs-ha before issue 17 answered 61
+/// with EINVAL): the JOIN is refused with EAGAIN, as C refuses it, and the storage's next JOIN
+/// tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_refuses_the_join_with_eagain() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (t1, got, _t1) = stand_in_with(
+        "127.0.0.21",
+        Script {
+            files: Vec::new(),
+            ..script(EQUAL)
+        },
+    )
+    .await;
+    let (addr, stop, task, _dir) = start("127.0.0.22").await;
+    let mut s1 = connect_from("127.0.0.23", addr).await;
+    let j = join_naming(&requests(&cap, 52)[0], addr, &[t1, addr]);
+    assert_eq!(call(&mut s1, &j).await, (11, vec![]));
+    assert_eq!(call(&mut s1, &j).await, (11, vec![]));
+    assert_eq!(
+        cmds(&got)
+            .iter()
+            .filter(|&&c| c == tp::TRACKER_GET_SYS_FILES_START)
+            .count(),
+        2
+    );
+    stop.cancel();
+    drop(s1);
     task.await.unwrap().unwrap();
 }

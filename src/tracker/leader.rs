@@ -75,6 +75,24 @@ fn rank(a: &Candidate, b: &Candidate) -> Ordering {
         .then(port_a.cmp(&port_b))
 }
 
+/// The "ip:port" C's ranking puts first among these GET_STATUS answers (None if empty).
+pub fn best<'a>(answers: impl IntoIterator<Item = (&'a str, TrackerStatus)>) -> Option<&'a str> {
+    let mut best: Option<(&str, Candidate)> = None;
+    for (addr, status) in answers {
+        let c = Candidate {
+            addr: addr.to_string(),
+            status,
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| rank(&c, b) == Ordering::Greater)
+        {
+            best = Some((addr, c));
+        }
+    }
+    best.map(|(a, _)| a)
+}
+
 #[derive(Debug)]
 pub struct Election {
     /// This tracker's "ip:port" as storages name it (learned from JOINs).

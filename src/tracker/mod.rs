@@ -19,6 +19,8 @@
 //! - `persist`: the view on disk.
 //! - `peers`, `leader`, `leader_link`: C FastDFS trackers' commands among themselves (issue 17):
 //!   the leader election (only the leader pushes lists in BEAT answers), the system-file copy.
+//! - `sys_files`, `sys_files_link`: a tracker starting without data copies another tracker's
+//!   system files before it answers storage JOINs, as C does.
 
 pub mod cluster;
 mod cmd;
@@ -30,6 +32,8 @@ pub mod peers;
 pub mod persist;
 pub mod select;
 pub mod service;
+pub mod sys_files;
+mod sys_files_link;
 
 use crate::config::TrackerConfig;
 use service::Tracker;
@@ -110,7 +114,9 @@ impl TrackerServer {
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
         let start_unix = service::unix_now();
         let mut restart_interval = 0;
-        let cluster = match persist::load(data_dir) {
+        let restored = persist::load(data_dir);
+        let had_data = restored.is_some();
+        let cluster = match restored {
             Some(snap) => {
                 // How long this tracker was down (C's restart_interval, ranks it in elections).
                 restart_interval = (start_unix - snap.saved_at_unix).max(0);
@@ -138,6 +144,11 @@ impl TrackerServer {
         }
         let tracker = Arc::new(Tracker::with_cluster(cfg, cluster));
         tracker.started(start_unix, restart_interval);
+        // C copies the other trackers' view when it starts without data or after more than
+        // 600 s down (LAYOUT.md, `.tracker_status`).
+        if !had_data || restart_interval > sys_files::COPY_AFTER_DOWN_SECS {
+            tracker.copy_sys_files_first();
+        }
         Ok(TrackerServer {
             listener,
             tracker,

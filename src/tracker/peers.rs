@@ -38,6 +38,9 @@ pub struct Peers {
     /// per connection, as C keeps it: a storage that reconnects is sent the list again only
     /// when the list changed. Bounded by the storages the view holds.
     pushed: HashMap<(String, String), u64>,
+    /// Set at a start without data (or after more than 600 s down): storage JOINs wait until
+    /// the other trackers' system files were copied (`sys_files`), as in C.
+    pub sys_files_needed: bool,
 }
 
 /// The BEAT counters in the order storage_servers_new.dat lists them (no modify/truncate).
@@ -159,6 +162,7 @@ impl Peers {
             pending_leader: None,
             pinged: HashSet::new(),
             pushed: HashMap::new(),
+            sys_files_needed: false,
         }
     }
 

@@ -92,6 +92,8 @@ pub struct Tracker {
     /// Rate limit for every refusal line of this tracker.
     pub logs: Arc<crate::log_limit::SharedLimit>,
     next_conn_id: AtomicU64,
+    /// One system-file copy at a time (`sys_files_link`).
+    pub(super) sys_copy: tokio::sync::Mutex<()>,
 }
 
 /// Per-connection facts: who is on the other end and what it was last told.
@@ -115,6 +117,9 @@ pub enum Reply {
     },
     /// QUIT: close without answering.
     Close,
+    /// A JOIN that must wait until the system files were copied from one of these trackers
+    /// ("ip:port"); handle it again after `sys_files_link::copy`.
+    Hold(Vec<String>),
 }
 
 impl Reply {
@@ -164,6 +169,7 @@ impl Tracker {
             counters: Counters::default(),
             requests: crate::metrics::Requests::new("tracker"),
             next_conn_id: AtomicU64::new(1),
+            sys_copy: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -207,6 +213,40 @@ impl Tracker {
             store_slave_file_use_link: false,
             raw: Default::default(),
         }
+    }
+
+    /// JOINs wait for a copy of the other trackers' system files (a start without data, or
+    /// after more than 600 s down; `sys_files`).
+    pub fn copy_sys_files_first(&self) {
+        self.lock().peers.sys_files_needed = true;
+    }
+
+    pub fn sys_files_needed(&self) -> bool {
+        self.lock().peers.sys_files_needed
+    }
+
+    /// The copy is over: `snap` is the other tracker's view (None: no tracker had data), it
+    /// replaces ours; JOINs are served from now on.
+    pub fn sys_files_copied(
+        &self,
+        snap: Option<&super::persist::Snapshot>,
+        now: Instant,
+        unix: i64,
+    ) {
+        let mut st = self.lock();
+        if let Some(snap) = snap {
+            let mut cluster =
+                super::persist::restore(snap, now, unix, self.cfg.check_active_interval.get());
+            cluster.set_reserved(self.cfg.reserved_storage_space);
+            let storages: usize = cluster.groups.values().map(|g| g.storages.len()).sum();
+            tracing::info!(
+                groups = cluster.groups.len(),
+                storages,
+                "tracker view copied from another tracker"
+            );
+            st.cluster = cluster;
+        }
+        st.peers.sys_files_needed = false;
     }
 
     /// Runs the liveness check (called by the ticker).
@@ -271,6 +311,7 @@ impl Tracker {
                 errno::name(*status)
             }
             Reply::Close => "closed",
+            Reply::Hold(_) => "held",
         };
         let secs = now.elapsed().as_secs_f64();
         self.requests
@@ -358,9 +399,21 @@ pub async fn serve_connection(
                 break;
             }
         }
-        let reply = tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now());
+        let mut reply = tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now());
+        if let Reply::Hold(peers) = reply {
+            reply = match super::sys_files_link::copy(&tracker, &peers).await {
+                Ok(()) => {
+                    match tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now()) {
+                        Reply::Hold(_) => Reply::err(errno::EAGAIN),
+                        r => r,
+                    }
+                }
+                // As C: the storage is told to try again (its next JOIN retries the copy).
+                Err(_) => Reply::err(errno::EAGAIN),
+            };
+        }
         match reply {
-            Reply::Close => break,
+            Reply::Close | Reply::Hold(_) => break,
             Reply::Send { status, body } => {
                 match tokio::time::timeout(io_timeout, write_response(&mut stream, status, &body))
                     .await
@@ -414,14 +467,14 @@ mod tests {
     fn status_of(r: &Reply) -> u8 {
         match r {
             Reply::Send { status, .. } => *status,
-            Reply::Close => 255,
+            Reply::Close | Reply::Hold(_) => 255,
         }
     }
 
     fn body_of(r: Reply) -> Vec<u8> {
         match r {
             Reply::Send { body, .. } => body,
-            Reply::Close => panic!("closed"),
+            r => panic!("no answer: {r:?}"),
         }
     }
 
@@ -592,7 +645,7 @@ mod tests {
                 assert_eq!(status, reply.header().status, "cmd {}", req.cmd());
                 assert_same(reply, body);
             }
-            Reply::Close => panic!("closed on cmd {}", req.cmd()),
+            r => panic!("no answer to cmd {}: {r:?}", req.cmd()),
         };
 
         // Start-up exchanges of both storages.

@@ -33,6 +33,18 @@ fn join(r: &mut Req<'_>) -> Handled {
         }
     };
     let mut st = r.tracker.lock();
+    // Like C, a tracker without data first copies the system files of a tracker this JOIN
+    // names that has some (`sys_files`); the JOIN is answered after that.
+    if st.peers.sys_files_needed {
+        st.peers
+            .election
+            .learn(&req.current_tracker_ip, cfg.listen.port(), &req.trackers);
+        let peers = st.peers.election.peers();
+        if !peers.is_empty() {
+            return Ok(Reply::Hold(peers));
+        }
+        st.peers.sys_files_needed = false;
+    }
     // max_groups / max_storages_per_group: the view stays bounded whatever JOINs arrive.
     if let Err(why) = st.cluster.join_fits(&req.group, &who.key, cfg) {
         drop(st);
