@@ -614,6 +614,37 @@ mod tests {
         assert_eq!(p.response_ip_addr_size, 16);
     }
 
+    /// STORAGE_FETCH_STORAGE_IDS (69) with `ip:port` entries in storage_ids (C 6.x allows
+    /// them): the captured answer byte for byte (fastdfs-vectors.txt blocks [2] and [5]:
+    /// total 2, count 2, "100001 group1 127.0.0.1:23000\n100002 group1 127.0.0.1:23001\n").
+    /// Issue 17.5; an entry without a port (`id group ip`) is not in any capture (LIMITS.md).
+    #[test]
+    fn storage_ids_with_port_are_fetched_as_captured() {
+        use crate::proto::tracker::vectors::{assert_same, block, blocks};
+        let all = blocks();
+        let mut c = cfg();
+        c.use_storage_id = true;
+        for (id, port) in [("100001", 23000), ("100002", 23001)] {
+            c.storage_ids.push(StorageIdEntry {
+                id: id.into(),
+                group: "group1".into(),
+                ip: "127.0.0.1".into(),
+                port: Some(port),
+            });
+        }
+        let t = Tracker::new(c);
+        for n in [2, 5] {
+            let b = block(&all, n);
+            assert_eq!(b[0].cmd(), cmd::STORAGE_FETCH_STORAGE_IDS);
+            let mut conn = t.new_conn("127.0.0.1".into());
+            let r = t.handle(&mut conn, b[0].cmd(), b[0].body(), Instant::now(), 0);
+            assert_eq!(status_of(&r), 0);
+            let body = body_of(r);
+            assert!(body.ends_with(b"100002 group1 127.0.0.1:23001\n"));
+            assert_same(&b[1], body);
+        }
+    }
+
     /// Replays the captured FastDFS 6.16.1 conversation (vectors.txt) into the tracker,
     /// configured as the captured one was, and checks that our replies are the captured bytes.
     #[test]
