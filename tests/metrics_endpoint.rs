@@ -397,3 +397,71 @@ async fn gateway_and_storage_http_metrics_move_with_real_events() {
     let _ = task.await;
     live.shutdown().await;
 }
+
+/// Issue 18.8: a store path whose data directory is gone takes no new files; uploads, even
+/// those the tracker sent to it, land on the other path; status and metrics name it.
+#[tokio::test]
+async fn an_unwritable_store_path_is_skipped_and_shown() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (port, status) = (free_port(), free_port());
+    let (m0, m1) = (dir.path().join("store0"), dir.path().join("store1"));
+    let yaml = format!(
+        "node: store-path-test\ndata_dir: \"{}\"\nlog: {{ level: warn }}\nstatus: {{ listen: \"127.0.0.1:{status}\" }}\n\
+         storage:\n  group: group1\n  listen: 127.0.0.1:{port}\n  trackers: [\"127.0.0.1:1\"]\n  store_paths: [\"{}\", \"{}\"]\n  reserved_storage_space: 0%\n",
+        dir.path().join("data").display(),
+        m0.display(),
+        m1.display()
+    );
+    let mut node = run(dir.path(), &yaml);
+    let t0 = Instant::now();
+    let mut conn = loop {
+        if let Ok(mut c) = StorageConn::connect(("127.0.0.1", port)).await {
+            if c.active_test().await.is_ok() {
+                break c;
+            }
+        }
+        if let Ok(Some(s)) = node.0.try_wait() {
+            panic!("fdfs-ha exited early: {s}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "storage did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let f = conn.upload(1, b"before", "txt").await.unwrap();
+    assert!(f.filename.starts_with("M01/"), "{}", f.filename);
+    std::fs::remove_dir_all(m1.join("data")).unwrap();
+    for i in 0..5 {
+        let data = format!("after {i}");
+        let f = conn.upload(1, data.as_bytes(), "txt").await.unwrap();
+        assert!(f.filename.starts_with("M00/"), "{}", f.filename);
+        let back = conn.download(&f.group, &f.filename, 0, 0).await.unwrap();
+        assert_eq!(back, data.as_bytes());
+    }
+    let addr = format!("127.0.0.1:{status}");
+    let metrics = get(&addr, "/metrics").expect("scrape");
+    let series = |i: u8, p: &Path| {
+        format!(
+            "fdfs_ha_storage_store_path_writable{{store_path=\"M{i:02}\",path=\"{}\"}}",
+            p.display()
+        )
+    };
+    assert_eq!(sample(&metrics, &series(0, &m0)), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, &series(1, &m1)), Some(0.0), "{metrics}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&get(&addr, "/status").expect("status")).unwrap();
+    let paths = &doc["roles"]["storage"]["store_paths"];
+    assert!(paths[0]["unwritable"].is_null(), "{doc}");
+    assert!(
+        paths[1]["unwritable"].as_str().unwrap().contains("missing"),
+        "{doc}"
+    );
+    assert_eq!(paths[1]["free_mb"], 0, "{doc}");
+    let text = fdfs_ha::supervisor::status::render_text(&doc);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&m1.display().to_string()))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("UNWRITABLE"), "{text}");
+}

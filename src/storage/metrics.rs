@@ -21,6 +21,7 @@ impl Source for StorageSource {
     fn status(&self) -> Option<serde_json::Value> {
         let st = &self.state;
         let cfg = st.config();
+        let faults = st.store().path_faults();
         let paths: Vec<serde_json::Value> = st
             .disk_usage()
             .iter()
@@ -30,6 +31,7 @@ impl Source for StorageSource {
                     "path": cfg.store_paths.get(i).map(|p| p.display().to_string()),
                     "free_mb": u.free_mb,
                     "total_mb": u.total_mb,
+                    "unwritable": faults.get(i).cloned().flatten(),
                 })
             })
             .collect();
@@ -97,7 +99,9 @@ impl Source for StorageSource {
         reg.register("storage_operations", "file operations by result", ops);
 
         let (free, total) = (GaugeFamily::default(), GaugeFamily::default());
+        let writable = GaugeFamily::default();
         let paths = &st.config().store_paths;
+        let faults = st.store().path_faults();
         for (i, u) in st.disk_usage().iter().enumerate() {
             let p = paths
                 .get(i)
@@ -105,8 +109,16 @@ impl Source for StorageSource {
                 .unwrap_or_default();
             let l = labels([("store_path", &format!("M{i:02}")), ("path", &p)]);
             set_gauge(&free, l.clone(), (u.free_mb * 1024 * 1024) as f64);
-            set_gauge(&total, l, (u.total_mb * 1024 * 1024) as f64);
+            set_gauge(&total, l.clone(), (u.total_mb * 1024 * 1024) as f64);
+            let ok = faults.get(i).is_some_and(|f| f.is_none());
+            set_gauge(&writable, l, if ok { 1.0 } else { 0.0 });
         }
+        reg.register(
+            "storage_store_path_writable",
+            "1 while the store path takes new files; 0 when read-only, gone or failing writes \
+             (reported to the trackers with 0 MB free)",
+            writable,
+        );
         reg.register_with_unit(
             "storage_store_path_free",
             "free space per store path",

@@ -454,9 +454,13 @@ fn render_roles(out: &mut String, roles: &serde_json::Value) {
                 p["free_mb"].as_u64().unwrap_or(0),
                 p["total_mb"].as_u64().unwrap_or(0),
             );
+            let health = match p["unwritable"].as_str() {
+                Some(why) => format!("; UNWRITABLE: {why}"),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "  store path {:<30} free {free} MB of {total} MB ({:.0}%)",
+                "  store path {:<30} free {free} MB of {total} MB ({:.0}%){health}",
                 p["path"].as_str().unwrap_or("-"),
                 if total > 0 {
                     free as f64 * 100.0 / total as f64

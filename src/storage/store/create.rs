@@ -31,7 +31,8 @@ impl Store {
         let p = self.path(index)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let path = p.tmp.join(format!("{}-{seq}.tmp", self.pid));
-        Ok(self.open_temp(index, path, size)?)
+        self.open_temp(index, path, size)
+            .map_err(|e| self.note_write_error(index, e.into()))
     }
 
     pub(super) fn open_temp(&self, index: u8, path: PathBuf, size: u64) -> io::Result<TempFile> {
@@ -84,11 +85,13 @@ impl Store {
             match self.store_new(&target, content, plain_file(&target), false) {
                 Err(e) if e.status == errno::EEXIST => continue,
                 done => {
-                    return done.map(|record| Created {
-                        dirs: (d1, d2),
-                        name,
-                        record,
-                    })
+                    return done
+                        .map_err(|e| self.note_write_error(index, e))
+                        .map(|record| Created {
+                            dirs: (d1, d2),
+                            name,
+                            record,
+                        })
                 }
             }
         }
@@ -105,7 +108,9 @@ impl Store {
     /// we acknowledged until we confirm it, and resends it if we go away first).
     pub fn create_at(&self, target: &RemoteName, content: &[u8]) -> StoreResult<()> {
         let sealable = plain_file(target) && name_promises(target, content);
-        self.store_new(target, content, sealable, true).map(drop)
+        self.store_new(target, content, sealable, true)
+            .map(drop)
+            .map_err(|e| self.note_write_error(target.store_path_index, e))
     }
 
     /// A new file at `target`: the one-flush way when `sealable` (its name describes its
@@ -329,6 +334,17 @@ impl Store {
     /// `make_name` is asked again (new random bits) if the name is taken. Returns the directory
     /// and name used.
     pub fn commit(
+        &self,
+        tmp: TempFile,
+        make_name: impl FnMut() -> String,
+        dirs: impl Fn(&str) -> (u8, u8),
+    ) -> StoreResult<(u8, u8, String)> {
+        let index = tmp.store_path_index;
+        self.commit_new(tmp, make_name, dirs)
+            .map_err(|e| self.note_write_error(index, e))
+    }
+
+    fn commit_new(
         &self,
         mut tmp: TempFile,
         mut make_name: impl FnMut() -> String,

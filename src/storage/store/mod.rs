@@ -33,7 +33,8 @@
 //! (`spawn_blocking`). This module knows nothing about sockets or the binlog.
 //!
 //! Where things are: `layout` (where a file lives: store path, `XX/YY`, sealed names),
-//! `space` (which store path takes a new file), `create` (new files), `settle` (making new
+//! `space` (which store path takes a new file), `health` (whether a path takes new files at
+//! all), `create` (new files), `settle` (making new
 //! files' directory entries durable in batches), `startup` (what `open` finishes after a
 //! crash), `appender` (writes into existing files: append, modify, truncate), `delete`,
 //! `metadata`, and `file_io` (temp files, O_DIRECT, reading for sync). Every write to a
@@ -43,6 +44,7 @@ mod appender;
 mod create;
 mod delete;
 mod file_io;
+mod health;
 mod layout;
 mod metadata;
 mod settle;
@@ -114,6 +116,8 @@ pub struct StorePath {
     dirs_made: Vec<AtomicU64>,
     /// The upload journal of small new files (with fsync on; see `journal`).
     journal: Option<Arc<Journal>>,
+    /// Whether it takes new files (see `health`).
+    health: health::PathHealth,
 }
 
 impl std::fmt::Debug for StorePath {
@@ -204,6 +208,7 @@ impl Store {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 journal: None,
+                health: Default::default(),
             });
         }
         let mut store = Store {

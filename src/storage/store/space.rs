@@ -35,14 +35,19 @@ impl Store {
         ))
     }
 
-    /// Space per store path, in MB, as BEAT / REPORT_DISK_USAGE want it.
+    /// Space per store path, in MB, as BEAT / REPORT_DISK_USAGE want it. An unwritable path
+    /// (see `health`) reports 0 MB free, so the trackers choose it no more.
     pub fn disk_usage(&self) -> Vec<DiskUsage> {
         self.paths
             .iter()
             .map(|p| match Self::space(&p.root) {
                 Ok((total, free)) => DiskUsage {
                     total_mb: total >> 20,
-                    free_mb: free >> 20,
+                    free_mb: if self.unwritable(p).is_some() {
+                        0
+                    } else {
+                        free >> 20
+                    },
                 },
                 Err(e) => {
                     tracing::warn!(path = %p.root.display(), error = %e, "statvfs failed");
@@ -53,6 +58,9 @@ impl Store {
     }
 
     pub(super) fn has_room(&self, p: &StorePath, size: u64) -> bool {
+        if self.unwritable(p).is_some() {
+            return false;
+        }
         match Self::space(&p.root) {
             Ok((total, free)) => free.saturating_sub(size) >= self.reserved().bytes_of(total),
             Err(_) => false,
@@ -76,8 +84,9 @@ impl Store {
     }
 
     /// Picks the store path for a new file of `size` bytes: the tracker's choice when it is
-    /// valid and has room, else the path with the most free space that has room (255 = "storage
-    /// chooses"); ENOSPC when none keeps `reserved_storage_space` free.
+    /// valid, writable and has room, else the writable path with the most free space that has
+    /// room (255 = "storage chooses"); ENOSPC when none keeps `reserved_storage_space` free,
+    /// EIO when no path is writable at all.
     pub fn choose_path(&self, requested: u8, size: u64) -> StoreResult<u8> {
         if requested != 0xFF {
             let p = self.paths.get(requested as usize).ok_or_else(|| {
@@ -95,6 +104,7 @@ impl Store {
         let chosen = self
             .paths
             .iter()
+            .filter(|p| self.unwritable(p).is_none())
             .filter_map(|p| {
                 let (total, free) = Self::space(&p.root).ok()?;
                 let left = free.checked_sub(size)?;
@@ -102,11 +112,25 @@ impl Store {
             })
             .max()
             .map(|(_, i)| i)
-            .ok_or_else(|| {
-                StoreError::new(errno::ENOSPC, "no store path with enough free space")
-            })?;
+            .ok_or_else(|| self.no_path_error())?;
         self.last_path.store(chosen, Ordering::Relaxed);
         Ok(chosen)
+    }
+
+    fn no_path_error(&self) -> StoreError {
+        let faults: Vec<String> = self
+            .paths
+            .iter()
+            .filter_map(|p| Some(format!("M{:02X}: {}", p.index, self.unwritable(p)?)))
+            .collect();
+        if faults.len() == self.paths.len() {
+            StoreError::new(
+                errno::EIO,
+                format!("no writable store path ({})", faults.join("; ")),
+            )
+        } else {
+            StoreError::new(errno::ENOSPC, "no store path with enough free space")
+        }
     }
 
     /// Index of the store path that received the last new file.
