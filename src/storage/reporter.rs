@@ -102,10 +102,40 @@ struct Reporting {
     stat_report: Duration,
     source: Arc<dyn ReporterSource>,
     shutdown: CancellationToken,
-    /// The sync source the first tracker assigned to this newcomer. Later trackers are told
-    /// it (SYNC_NOTIFY) instead of being asked, so every tracker records the same source and
-    /// until_timestamp. The lock is held across the asking so two trackers are not asked at once.
-    assigned_source: tokio::sync::Mutex<Option<SyncSource>>,
+    /// What the first tracker asked decided for this newcomer (a source, or nothing to copy).
+    /// Later trackers are told it (SYNC_NOTIFY) instead of being asked, so every tracker
+    /// records the same decision. The lock is held across the asking so two trackers are not
+    /// asked at once.
+    assigned_source: tokio::sync::Mutex<Option<Decided>>,
+}
+
+/// A tracker's answer to SYNC_DEST_REQ: the source to copy from, or None (nothing to copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decided(Option<SyncSource>);
+
+/// What a session whose JOIN was answered INIT does next.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterJoin {
+    /// No tracker was asked yet: SYNC_DEST_REQ.
+    Ask,
+    /// Tell this tracker what the first one decided (SYNC_NOTIFY; an empty source id says
+    /// "nothing to copy", which sets us ONLINE there).
+    Notify(SyncSource),
+}
+
+/// Every tracker must hear the same decision. "Nothing to copy" is a decision too: asking the
+/// next tracker again could name a member that became ACTIVE meanwhile, possibly another
+/// newcomer that was itself told to copy from us (each then waits for the other, WAIT_SYNC for
+/// good). C's storage records the empty answer as "old data done" and JOINs the others with
+/// init_flag 0, to the same effect.
+fn after_join(decided: Option<&Decided>) -> AfterJoin {
+    match decided {
+        None => AfterJoin::Ask,
+        Some(Decided(src)) => AfterJoin::Notify(src.clone().unwrap_or(SyncSource {
+            src_id: String::new(),
+            until_timestamp: 0,
+        })),
+    }
 }
 
 /// Runs one reporting task per tracker until `shutdown`.
@@ -335,17 +365,18 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
     .any(|s| *s as u8 == reply.status);
     if reply.status == StorageStatus::Init as u8 {
         let mut assigned = shared.assigned_source.lock().await;
-        if let Some(src) = assigned.clone() {
-            timed(request(&mut s, cmd::STORAGE_SYNC_NOTIFY, &src.encode())).await?;
-            copying = true;
-        } else {
-            let raw = timed(request(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[])).await?;
-            let src = SyncSource::decode_reply(&raw).map_err(ConnError::from)?;
-            copying = src.is_some();
-            if src.is_some() {
-                *assigned = src.clone();
+        match after_join(assigned.as_ref()) {
+            AfterJoin::Notify(src) => {
+                timed(request(&mut s, cmd::STORAGE_SYNC_NOTIFY, &src.encode())).await?;
+                copying = !src.src_id.is_empty();
             }
-            source.on_sync_source(src);
+            AfterJoin::Ask => {
+                let raw = timed(request(&mut s, cmd::STORAGE_SYNC_DEST_REQ, &[])).await?;
+                let src = SyncSource::decode_reply(&raw).map_err(ConnError::from)?;
+                copying = src.is_some();
+                *assigned = Some(Decided(src.clone()));
+                source.on_sync_source(src);
+            }
         }
     }
     // Report at once so the tracker can hand us out without waiting a full interval.
@@ -390,5 +421,96 @@ async fn session(tracker: &str, shared: &Reporting, joined: &mut bool) -> Result
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tracker::JoinReq;
+    use crate::tracker::cluster::{Cluster, Identity};
+    use std::time::Instant;
+
+    fn join(t: &mut Cluster, key: &str) -> StorageStatus {
+        let who = Identity {
+            key: key.into(),
+            id: key.into(),
+            ip: key.into(),
+        };
+        let req = JoinReq {
+            group: "g".into(),
+            storage_port: 23000,
+            store_path_count: 1,
+            subdir_count_per_path: 256,
+            upload_priority: 10,
+            join_time: 1,
+            up_time: 1,
+            version: REPORTED_VERSION.into(),
+            init_flag: 1,
+            status: 0,
+            storage_id: String::new(),
+            current_tracker_ip: String::new(),
+            trackers: Vec::new(),
+        };
+        t.join(&who, &req, 0, Instant::now()).0
+    }
+
+    /// One storage's session with one tracker after its JOIN was answered INIT, as `session`
+    /// does it (`decided` is the storage's shared decision), then one BEAT.
+    fn settle(t: &mut Cluster, key: &str, decided: &mut Option<Decided>) {
+        match after_join(decided.as_ref()) {
+            AfterJoin::Ask => {
+                let (src, _) = t.sync_dest_req("g", key, 1000).unwrap();
+                *decided = Some(Decided(src));
+            }
+            AfterJoin::Notify(src) => {
+                t.sync_notify("g", key, src).unwrap();
+            }
+        }
+        t.beat("g", key, None, Instant::now()).unwrap();
+    }
+
+    /// Issue 24: two empty newcomers started together under two trackers. A asks T1 and B asks
+    /// T2 first; both are told "nothing to copy" and turn ACTIVE there. When each then settled
+    /// with the other tracker by asking it again, T2 named B as A's source and T1 named A as
+    /// B's: each waited for the other in WAIT_SYNC for good. The first answer is carried to the
+    /// other tracker instead, and both end ACTIVE at both.
+    #[test]
+    fn two_empty_newcomers_under_two_trackers_both_turn_active() {
+        let (mut t1, mut t2) = (Cluster::new(), Cluster::new());
+        for t in [&mut t1, &mut t2] {
+            assert_eq!(join(t, "a"), StorageStatus::Init);
+            assert_eq!(join(t, "b"), StorageStatus::Init);
+        }
+        let (mut a, mut b) = (None, None);
+        settle(&mut t1, "a", &mut a);
+        settle(&mut t2, "b", &mut b);
+        assert_eq!(a, Some(Decided(None)));
+        assert_eq!(b, Some(Decided(None)));
+        settle(&mut t2, "a", &mut a);
+        settle(&mut t1, "b", &mut b);
+        for (name, t) in [("T1", &t1), ("T2", &t2)] {
+            for key in ["a", "b"] {
+                let n = t.storage("g", key).unwrap();
+                assert_eq!(
+                    (n.status, n.sync_src.clone()),
+                    (StorageStatus::Active, None),
+                    "{key} at {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_decided_by_one_tracker_is_what_the_others_hear() {
+        assert_eq!(after_join(None), AfterJoin::Ask);
+        let src = SyncSource {
+            src_id: "10.0.0.1".into(),
+            until_timestamp: 7,
+        };
+        assert_eq!(
+            after_join(Some(&Decided(Some(src.clone())))),
+            AfterJoin::Notify(src)
+        );
     }
 }
