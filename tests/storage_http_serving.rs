@@ -5,6 +5,7 @@
 #[path = "storage_http_support/mod.rs"]
 mod support;
 
+use fdfs_ha::http::server::Counters;
 use fdfs_ha::proto::fileid::Source;
 use fdfs_ha::storage::http::token::make_token;
 use fdfs_ha::storage::http::MapResolver;
@@ -83,11 +84,13 @@ async fn large_file_streams_intact() {
         .collect();
     let name = name_for(localhost(), now_unix(), &content, "bin");
     let id = place(store.path(), &name, &content);
-    let (srv, _) = start_storage(&storage_config(store.path(), "", ""), None).await;
+    let (srv, counters) = start_storage(&storage_config(store.path(), "", ""), None).await;
     let r = get(srv.addr, &format!("/group1/{id}")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), content.len());
     assert!(r.body == content);
+    // It left through sendfile, not through a user-space copy.
+    assert_eq!(Counters::get(&counters.sendfile_responses), 1);
     let r = request(
         srv.addr,
         "GET",
@@ -97,6 +100,82 @@ async fn large_file_streams_intact() {
     .await;
     assert_eq!(r.status, 206);
     assert!(r.body == content[1_000_000..3_000_000]);
+    srv.shutdown().await;
+}
+
+/// sendfile bodies between ordinary ones on one kept-alive connection, requests pipelined: each
+/// response has exactly its bytes, in order (the marker frames of one response never leak into
+/// the next).
+#[tokio::test]
+async fn sendfile_and_copied_bodies_interleave_on_one_connection() {
+    let store = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..(5 << 20) + 4099)
+        .map(|i| (i * 13 % 253) as u8)
+        .collect();
+    let small: Vec<u8> = (0..4096).map(|i| (i * 3 % 241) as u8).collect();
+    let big_id = place(
+        store.path(),
+        &name_for(localhost(), now_unix(), &big, "bin"),
+        &big,
+    );
+    let small_id = place(
+        store.path(),
+        &name_for(localhost(), now_unix(), &small, "jpg"),
+        &small,
+    );
+    let (srv, counters) = start_storage(&storage_config(store.path(), "", ""), None).await;
+    let (b, s) = (format!("/group1/{big_id}"), format!("/group1/{small_id}"));
+    let mut req = String::new();
+    for (target, extra) in [
+        (&b, ""),
+        (&s, ""),
+        (&b, "Range: bytes=100000-\r\n"),
+        (&b, ""),
+        (&s, "Range: bytes=10-19\r\n"),
+    ] {
+        req.push_str(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n"));
+    }
+    req.push_str(&format!("HEAD {b} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    req.push_str(&format!(
+        "GET {s} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ));
+    // A small receive window and a late reader: sendfile sends part of a body, waits, and goes
+    // on from where it stopped.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(8 * 1024).unwrap();
+    let mut conn = sock.connect(srv.addr).await.unwrap();
+    conn.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let want: [(u16, &[u8]); 7] = [
+        (200, &big),
+        (200, &small),
+        (206, &big[100_000..]),
+        (200, &big),
+        (206, &small[10..20]),
+        (200, b""),
+        (200, &small),
+    ];
+    let mut rest = buf.as_slice();
+    for (i, (status, body)) in want.iter().enumerate() {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = parse_response(&rest[..end]);
+        assert_eq!(head.status, *status, "response {i}");
+        let len: usize = head.header("content-length").unwrap().parse().unwrap();
+        let len = if i == 5 { 0 } else { len };
+        assert!(&rest[end..end + len] == *body, "body of response {i}");
+        rest = &rest[end + len..];
+    }
+    assert!(rest.is_empty(), "{} stray bytes", rest.len());
+    // The three big GETs went out with sendfile; the 4 KiB ones and the HEAD did not.
+    assert_eq!(Counters::get(&counters.sendfile_responses), 3);
     srv.shutdown().await;
 }
 
@@ -211,8 +290,6 @@ async fn missing_file_is_fetched_from_its_source() {
     redirector.shutdown().await;
     source.shutdown().await;
 }
-
-use fdfs_ha::http::server::Counters;
 
 /// Issue 18 F9: a crafted file ID naming any IPv4 address made the storage fetch from it and
 /// relay the answer. Only storages the trackers list in the group are asked.

@@ -9,7 +9,7 @@
 //! ```
 //! Prints req/s, MB/s and the ratio to nginx per row. See benches/HTTP.md.
 //! Usage: `cargo build --release && target/release/http_bench [--workers 1] [--server-cpus 1]
-//!         [--wrk-cpus 0] [--connections 32] [--duration 5] [--rounds 3]`
+//!         [--wrk-cpus 0] [--connections 32,256] [--duration 5] [--rounds 3]`
 
 use fdfs_ha::config::{GatewayConfig, StorageConfig};
 use fdfs_ha::gateway::directory::{ClusterView, MemoryDirectory, StorageNode};
@@ -28,7 +28,8 @@ struct Opts {
     workers: usize,
     server_cpus: String,
     wrk_cpus: String,
-    connections: usize,
+    /// One table per entry (`--connections 32,256`).
+    connections: Vec<usize>,
     duration: u64,
     rounds: usize,
 }
@@ -55,8 +56,8 @@ fn main() -> anyhow::Result<()> {
         server_cpus: arg(&args, "--server-cpus").unwrap_or_else(|| "1".into()),
         wrk_cpus: arg(&args, "--wrk-cpus").unwrap_or_else(|| "0".into()),
         connections: arg(&args, "--connections")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(32),
+            .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![32]),
         duration: arg(&args, "--duration")
             .and_then(|s| s.parse().ok())
             .unwrap_or(5),
@@ -165,9 +166,12 @@ fn http_get_status(port: u16, path: &str) -> anyhow::Result<u16> {
         .unwrap_or(0))
 }
 
+#[derive(Clone, Copy, Default)]
 struct WrkResult {
     rps: f64,
     mb_s: f64,
+    /// 99th percentile latency in ms (wrk --latency).
+    p99_ms: f64,
 }
 
 fn parse_transfer(s: &str) -> f64 {
@@ -185,21 +189,33 @@ fn parse_transfer(s: &str) -> f64 {
     n * mult / 1e6
 }
 
-fn wrk(opts: &Opts, port: u16, path: &str) -> anyhow::Result<WrkResult> {
+fn parse_latency_ms(s: &str) -> f64 {
+    // wrk prints e.g. "812.00us", "3.21ms", "1.02s".
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let n: f64 = s[..split].parse().unwrap_or(0.0);
+    match &s[split..] {
+        "us" => n / 1000.0,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => n,
+    }
+}
+
+fn wrk(opts: &Opts, conns: usize, port: u16, path: &str) -> anyhow::Result<WrkResult> {
     let out = Command::new("taskset")
-        .args(["-c", &opts.wrk_cpus, "wrk", "-t1"])
-        .arg(format!("-c{}", opts.connections))
+        .args(["-c", &opts.wrk_cpus, "wrk", "-t1", "--latency"])
+        .arg(format!("-c{conns}"))
         .arg(format!("-d{}s", opts.duration))
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut r = WrkResult {
-        rps: 0.0,
-        mb_s: 0.0,
-    };
+    let mut r = WrkResult::default();
     for line in text.lines() {
         let line = line.trim();
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
+        if let Some(v) = line.strip_prefix("99%") {
+            r.p99_ms = parse_latency_ms(v);
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
             r.rps = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = line.strip_prefix("Transfer/sec:") {
             r.mb_s = parse_transfer(v);
@@ -326,37 +342,52 @@ fn run(opts: &Opts) -> anyhow::Result<()> {
         anyhow::ensure!(s == 200, "GET 127.0.0.1:{port}{path} -> {s}");
     }
 
+    for &conns in &opts.connections {
+        run_rows(opts, conns, [sport, gport, nport], [&small, &large])?;
+    }
+    drop(guard);
+    Ok(())
+}
+
+/// One table: the four rows at `conns` connections, alternating ours and nginx per round.
+fn run_rows(opts: &Opts, conns: usize, ports: [u16; 3], paths: [&str; 2]) -> anyhow::Result<()> {
+    let [sport, gport, nport] = ports;
+    let [small, large] = paths;
     println!(
-        "fdfs-ha HTTP bench: wrk -t1 -c{} -d{}s on CPUs {}, servers on CPUs {} with {} worker(s) each; \
-         best of {} alternating rounds per side",
-        opts.connections, opts.duration, opts.wrk_cpus, opts.server_cpus, opts.workers, opts.rounds
+        "fdfs-ha HTTP bench: wrk -t1 -c{conns} -d{}s on CPUs {}, servers on CPUs {} with {} worker(s) each; \
+         best of {} alternating rounds per side; p99 = median over the rounds; load {}",
+        opts.duration, opts.wrk_cpus, opts.server_cpus, opts.workers, opts.rounds, load_average()
     );
     println!(
-        "{:<28} {:>11} {:>10} {:>11} {:>10} {:>7}  per-round ratios",
-        "row", "ours req/s", "ours MB/s", "nginx req/s", "nginx MB/s", "ratio"
+        "{:<26} {:>10} {:>9} {:>11} {:>10} {:>6}  {:>8} {:>9}  per-round ratios",
+        "row",
+        "ours req/s",
+        "ours MB/s",
+        "nginx req/s",
+        "nginx MB/s",
+        "ratio",
+        "p99 ours",
+        "p99 nginx"
     );
     let rows = [
-        ("storage http, 4 KiB", sport, &small),
-        ("storage http, 1 MiB", sport, &large),
-        ("gateway cache hit, 4 KiB", gport, &small),
-        ("gateway cache hit, 1 MiB", gport, &large),
+        ("storage http, 4 KiB", sport, small),
+        ("storage http, 1 MiB", sport, large),
+        ("gateway cache hit, 4 KiB", gport, small),
+        ("gateway cache hit, 1 MiB", gport, large),
     ];
     for (label, port, path) in rows {
         // Alternating rounds, best of each side: other load on a shared host only ever lowers a
         // run, so the best run is the closest to what each server can do.
-        let mut ours = WrkResult {
-            rps: 0.0,
-            mb_s: 0.0,
-        };
-        let mut theirs = WrkResult {
-            rps: 0.0,
-            mb_s: 0.0,
-        };
+        let mut ours = WrkResult::default();
+        let mut theirs = WrkResult::default();
+        let (mut p99_ours, mut p99_theirs) = (Vec::new(), Vec::new());
         let mut per_round = Vec::new();
         for _ in 0..opts.rounds.max(1) {
-            let o = wrk(opts, port, path)?;
-            let t = wrk(opts, nport, path)?;
+            let o = wrk(opts, conns, port, path)?;
+            let t = wrk(opts, conns, nport, path)?;
             per_round.push(if t.rps > 0.0 { o.rps / t.rps } else { 0.0 });
+            p99_ours.push(o.p99_ms);
+            p99_theirs.push(t.p99_ms);
             if o.rps > ours.rps {
                 ours = o;
             }
@@ -371,18 +402,30 @@ fn run(opts: &Opts) -> anyhow::Result<()> {
         };
         let rounds: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "{:<28} {:>11.0} {:>10.1} {:>11.0} {:>10.1} {:>6.2}x  {}",
+            "{:<26} {:>10.0} {:>9.1} {:>11.0} {:>10.1} {:>5.2}x  {:>6.2}ms {:>7.2}ms  {}",
             label,
             ours.rps,
             ours.mb_s,
             theirs.rps,
             theirs.mb_s,
             ratio,
+            median(&mut p99_ours),
+            median(&mut p99_theirs),
             rounds.join(" ")
         );
     }
-    drop(guard);
     Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn set_world_readable(dir: &Path) -> std::io::Result<()> {

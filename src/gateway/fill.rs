@@ -147,7 +147,7 @@ pub(super) fn serve_entry(
     let body = if head_only {
         body::empty()
     } else {
-        file::file_body(src, 0, entry.body_len).ok()?
+        file::file_body(src, 0, entry.body_len)
     };
     let mut r = Response::new(body);
     *r.status_mut() = StatusCode::from_u16(entry.head.status).ok()?;

@@ -645,7 +645,7 @@ impl State {
         let body = if head_only {
             body::empty()
         } else {
-            TimeoutBody::new(body, self.upstreams.read_timeout()).boxed_unsync()
+            Body::new(TimeoutBody::new(body, self.upstreams.read_timeout()))
         };
         let mut resp = Response::new(body);
         *resp.status_mut() = up.status;

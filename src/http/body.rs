@@ -1,6 +1,8 @@
-//! Response bodies both servers send: the boxed body type, empty / full / short text bodies, and
-//! a body wrapper that gives up on an upstream that stalls mid-transfer.
+//! Response bodies both servers send: the body type (any boxed body, or bytes of a file that the
+//! connection may send with sendfile), empty / full / short text bodies, and a body wrapper that
+//! gives up on an upstream that stalls mid-transfer.
 
+use super::sendfile::FileBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -11,17 +13,81 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Response body type of both servers.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+/// Response body type of both servers: any body, or a range of a file. A file body read by
+/// anyone (a filter, a test) yields its bytes like any body; the connection that sends it may
+/// instead hand the file to the socket (`super::sendfile`).
+pub struct Body(Kind);
+
+enum Kind {
+    Boxed(UnsyncBoxBody<Bytes, std::io::Error>),
+    File(FileBody),
+}
+
+impl Body {
+    pub fn new<B>(b: B) -> Body
+    where
+        B: HttpBody<Data = Bytes, Error = std::io::Error> + Send + 'static,
+    {
+        Body(Kind::Boxed(b.boxed_unsync()))
+    }
+
+    pub fn file(f: FileBody) -> Body {
+        Body(Kind::File(f))
+    }
+
+    /// The file body inside, if this is one and nothing was read from it yet.
+    pub fn file_mut(&mut self) -> Option<&mut FileBody> {
+        match &mut self.0 {
+            Kind::File(f) => Some(f),
+            Kind::Boxed(_) => None,
+        }
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut self.0 {
+            Kind::Boxed(b) => Pin::new(b).poll_frame(cx),
+            Kind::File(f) => Pin::new(f).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Boxed(b) => b.is_end_stream(),
+            Kind::File(f) => f.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Boxed(b) => b.size_hint(),
+            Kind::File(f) => f.size_hint(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Kind::Boxed(_) => f.write_str("Body::Boxed"),
+            Kind::File(b) => write!(f, "Body::File({} bytes)", b.remaining()),
+        }
+    }
+}
 
 pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
+    Body::new(Empty::new().map_err(|never| match never {}))
 }
 
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Body::new(Full::new(b.into()).map_err(|never| match never {}))
 }
 
 /// A short plain-text response (errors, purge results).

@@ -1,27 +1,17 @@
 //! Serving bytes of a stored file over HTTP: Content-Type by extension, ETag / Last-Modified,
 //! conditional requests (304), single byte ranges (206 / 416), and the response body.
 //!
-//! The decisions (`content_type` here, `range` and `validators`) are pure; `file_body` is the I/O
-//! edge. Shared by the storage http (store files) and the gateway (cache files).
+//! The decisions (`content_type` here, `range` and `validators`) are pure; the body is a
+//! `sendfile::FileBody` (the I/O edge). Shared by the storage http (store files) and the gateway (cache files).
 
-use super::body::{empty, full, text, Body};
+use super::body::{empty, text, Body};
 use super::range::{parse_range, RangeSpec};
+use super::sendfile::FileBody;
 use super::validators::{http_date, if_range_holds, not_modified};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Response;
 use http::StatusCode;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
-
-/// Files up to this size are read in one `pread` on the request's task: a page-cache hit costs
-/// microseconds, less than a round trip through the blocking pool (nginx reads inline too).
-pub const INLINE_READ_MAX: u64 = 256 * 1024;
-/// Larger files stream in chunks this big, each read on the blocking pool, so a slow disk never
-/// stalls the runtime and memory per transfer stays bounded.
-pub const STREAM_CHUNK: u64 = 512 * 1024;
 
 /// MIME type from the extension (nginx's mime.types for what FastDFS clusters usually hold).
 pub fn content_type(ext: Option<&str>) -> &'static str {
@@ -137,13 +127,7 @@ pub fn respond(
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     if !head_only {
-        match file_body(src, start, count) {
-            Ok(b) => *resp.body_mut() = b,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading file failed");
-                return text(StatusCode::INTERNAL_SERVER_ERROR, "read error");
-            }
-        }
+        *resp.body_mut() = file_body(src, start, count);
     }
     resp
 }
@@ -174,48 +158,16 @@ pub fn flv_from(
     if head_only {
         return Some(resp);
     }
-    let rest = match file_body(src, start, count) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading file failed");
-            return Some(text(StatusCode::INTERNAL_SERVER_ERROR, "read error"));
-        }
-    };
-    let head = futures::stream::once(async { Ok(Frame::data(Bytes::from_static(&FLV_HEADER))) });
-    let stream = futures::StreamExt::chain(head, http_body_util::BodyStream::new(rest));
-    *resp.body_mut() = StreamBody::new(stream).boxed_unsync();
+    let body = FileBody::new(src.file, src.offset + start, count)
+        .with_prefix(Bytes::from_static(&FLV_HEADER));
+    *resp.body_mut() = Body::file(body);
     Some(resp)
 }
 
-/// The body for `count` bytes at `start` (relative to the source's offset).
-pub fn file_body(src: FileSource, start: u64, count: u64) -> std::io::Result<Body> {
-    let pos = src.offset + start;
-    if count <= INLINE_READ_MAX {
-        let mut buf = vec![0u8; count as usize];
-        src.file.read_exact_at(&mut buf, pos)?;
-        return Ok(full(buf));
-    }
-    let file = Arc::new(src.file);
-    let stream = futures::stream::unfold((file, pos, count), |(file, pos, remaining)| async move {
-        if remaining == 0 {
-            return None;
-        }
-        let n = remaining.min(STREAM_CHUNK);
-        let f = file.clone();
-        let chunk = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; n as usize];
-            f.read_exact_at(&mut buf, pos).map(|_| Bytes::from(buf))
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        match chunk {
-            Ok(b) => Some((Ok(Frame::data(b)), (file, pos + n, remaining - n))),
-            // A file shrinking under us ends the body with an error: the client sees a
-            // truncated transfer instead of wrong bytes.
-            Err(e) => Some((Err(e), (file, pos, 0))),
-        }
-    });
-    Ok(StreamBody::new(stream).boxed_unsync())
+/// The body for `count` bytes at `start` (relative to the source's offset). Nothing is read
+/// here: the connection sends it with sendfile, or it is read when polled (`super::sendfile`).
+pub fn file_body(src: FileSource, start: u64, count: u64) -> Body {
+    Body::file(FileBody::new(src.file, src.offset + start, count))
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@
 //!               │yes
 //!               └──> hyper http1 conn (header_read_timeout, max_header_size, max_headers)
 //!                        └──> handler(req, peer) -> Response<Body>
+//!                               file body >= SENDFILE_MIN ──> sent with sendfile (`sendfile`)
 //! ```
 
 use super::body::Body;
+use super::sendfile::{Jobs, SendfileIo};
 use crate::vrrp::ownership::VipOwnership;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -69,6 +71,8 @@ pub struct Counters {
     /// Refusals, logged (at most one line per kind per 10 s) and counted per kind: the
     /// server's `fdfs_ha_refusals_total`.
     pub logs: crate::log_limit::SharedLimit,
+    /// Responses whose file body went to the socket with sendfile.
+    pub sendfile_responses: AtomicU64,
 }
 
 /// The refusal kind (log limiter key, metrics reason) of a refused request's status.
@@ -122,6 +126,9 @@ where
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
+        // Body buffers are queued, never copied into hyper's buffer: sendfile's marker frames
+        // must reach `SendfileIo` as they are.
+        .writev(true)
         .keep_alive(true);
     // Connections to a VIP this node does not serve (any more) are not kept alive; see
     // `crate::vrrp::ownership`.
@@ -182,12 +189,25 @@ where
         let drain = limits.drain_timeout;
         let send_timeout = limits.send_timeout;
         tracker.spawn(async move {
+            let jobs = Jobs::default();
+            let io = TokioIo::new(SendTimeoutIo::new(
+                SendfileIo::new(stream, jobs.clone()),
+                send_timeout,
+            ));
             let service = hyper::service::service_fn(move |req| {
                 Counters::bump(&counters.requests);
                 let fut = handler(req, peer);
-                async move { Ok::<_, Infallible>(fut.await) }
+                let (jobs, counters) = (jobs.clone(), counters.clone());
+                async move {
+                    let mut resp = fut.await;
+                    if let Some(f) = resp.body_mut().file_mut() {
+                        if f.use_socket(&jobs) {
+                            Counters::bump(&counters.sendfile_responses);
+                        }
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
             });
-            let io = TokioIo::new(SendTimeoutIo::new(stream, send_timeout));
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             // Watch the VIP only while this connection is kept alive to it.

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use file::{FileSource, Representation};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -468,7 +468,7 @@ impl State {
         let (parts, body) = resp.into_parts();
         // A source that stalls mid-body is cut off like one that never answers.
         let body = body::TimeoutBody::new(body, self.network_timeout);
-        let mut out = Response::new(body.boxed_unsync());
+        let mut out = Response::new(Body::new(body));
         *out.status_mut() = parts.status;
         for h in [
             header::CONTENT_TYPE,
