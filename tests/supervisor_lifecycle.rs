@@ -510,6 +510,64 @@ async fn a_component_still_down_when_the_grace_ends_moves_priority() {
     web.stop().await;
 }
 
+/// Issue 18.8: while a component is held in backoff, the priority of an instance tracking it
+/// drops even when its probe cannot see it go (an `exec` probe that keeps succeeding), and
+/// comes back once the component runs again.
+#[tokio::test]
+async fn a_component_in_backoff_lowers_the_priority_its_probe_cannot_see() {
+    let port = free_port();
+    let calls: Calls = Arc::default();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let crash = Arc::new(tokio::sync::Notify::new());
+    let component = crashable(port, crash.clone(), |_| true, starts.clone());
+    let probe = "      track: [{ probe: web, weight: -30 }]
+external:
+  - { name: web, command: [\"true\"] }
+probes:
+  - { name: web, exec: [\"true\"], interval: 20ms, timeout: 1s, fall: 1, rise: 1, component: web }
+";
+    let cfg = config_with(
+        "restart_backoff_min: 1500ms\n  restart_backoff_max: 2s\n  restart_grace: 200ms",
+        probe,
+    );
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(
+        cfg,
+        None,
+        one_component_hooks(component, &calls),
+        rx,
+    ));
+    wait_for("healthy", Duration::from_secs(10), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
+    })
+    .await;
+    crash.notify_one();
+    // Lowered once the grace is over, while the component waits out its backoff.
+    wait_for("priority lowered", Duration::from_secs(5), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == -30)
+    })
+    .await;
+    assert_eq!(
+        starts.lock().unwrap().len(),
+        1,
+        "lowered during the backoff"
+    );
+    let reason = calls.lock().unwrap().last().unwrap().3.clone();
+    assert!(reason.contains("probe web failing: -30"), "{reason}");
+    // Running again: the probe (healthy all along) decides again.
+    wait_for("priority restored", Duration::from_secs(10), || {
+        calls.lock().unwrap().last().is_some_and(|c| c.1 == 0)
+    })
+    .await;
+    assert_eq!(starts.lock().unwrap().len(), 2);
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
 #[tokio::test]
 async fn stop_hands_over_first_then_drains_components_with_a_bound() {
     let vrrp = Arc::new(RecordingVrrp::default());

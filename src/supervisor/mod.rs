@@ -379,17 +379,20 @@ impl Sup {
             .collect()
     }
 
-    /// The verdict VRRP tracking sees: the probe's own, except while its component is in a
-    /// restart grace, when a not-yet-healthy verdict is held healthy.
+    /// The verdict VRRP tracking sees (`tracking::tracked_health`): the probe's own, held
+    /// healthy while its component is in a restart grace, failing while the component is in
+    /// backoff without one.
     fn tracked_health(&self, probe: &str, now: Instant) -> Health {
         let h = self.health.get(probe).copied().unwrap_or(Health::Unknown);
-        if h == Health::Healthy {
+        let Some(c) = self.probe_target(probe) else {
             return h;
-        }
-        match self.probe_target(probe) {
-            Some(c) if self.graces.holds(&c, now, self.restart_grace()) => Health::Healthy,
-            _ => h,
-        }
+        };
+        let down = self
+            .comp_events
+            .get(&c)
+            .is_some_and(|e| e.state == RunState::Backoff);
+        let grace = self.graces.holds(&c, now, self.restart_grace());
+        tracking::tracked_health(h, down, grace)
     }
 
     fn expire_graces(&mut self) {

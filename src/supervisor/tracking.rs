@@ -6,6 +6,10 @@
 //! - the effective priority is clamped to 1..=254; an address owner (255) keeps 255 and only
 //!   `fault` applies to it;
 //! - a supervisor yield (a component restarted too often) is a FAULT too;
+//! - a component the supervisor holds in backoff (it died or could not start) makes every probe
+//!   watching it count as failing at once, whatever its last verdict ([`tracked_health`]): a
+//!   probe needs `fall` failed checks to notice, and a probe that cannot see the component at
+//!   all (`exec`, a port in front of it) never would;
 //! - restart grace ([`Graces`]): while the supervisor restarts a component that was healthy, the
 //!   probes watching it keep their healthy verdict for up to `supervisor.restart_grace`, so a
 //!   quick restart does not move the VIP (the seeds' nginx_check.sh restarted nginx and waited
@@ -71,6 +75,19 @@ pub fn compute(
         priority_delta: delta,
         fault,
         reason,
+    }
+}
+
+/// The verdict VRRP tracking uses for a probe watching a component: held healthy while the
+/// component is in a restart grace (`grace_holds`), failing while the component is down
+/// (`component_down`: in backoff, no grace), else the probe's own `verdict`.
+pub fn tracked_health(verdict: Health, component_down: bool, grace_holds: bool) -> Health {
+    if grace_holds {
+        Health::Healthy
+    } else if component_down {
+        Health::Failing
+    } else {
+        verdict
     }
 }
 
@@ -293,6 +310,27 @@ mod tests {
         );
         assert!(yielded.fault);
         assert!(yielded.reason.contains("gateway restarted 5 times"));
+    }
+
+    #[test]
+    fn a_component_in_backoff_fails_its_probes_unless_a_grace_holds_them() {
+        for verdict in [Health::Healthy, Health::Unknown, Health::Failing] {
+            // Running, no grace: the probe decides.
+            assert_eq!(tracked_health(verdict, false, false), verdict);
+            // Down: failing, even with a probe that still says healthy.
+            assert_eq!(tracked_health(verdict, true, false), Health::Failing);
+            // A grace holds whatever the probe or the component says.
+            assert_eq!(tracked_health(verdict, true, true), Health::Healthy);
+            assert_eq!(tracked_health(verdict, false, true), Health::Healthy);
+        }
+        // With a track of -30, a downed component lowers the priority it tracks.
+        let tracks = [track("web", TrackWeight::Weight(-30))];
+        let down = compute(
+            &tracks,
+            |_| tracked_health(Health::Healthy, true, false),
+            None,
+        );
+        assert_eq!((down.priority_delta, down.fault), (-30, false));
     }
 
     #[test]
