@@ -152,6 +152,8 @@ pub struct Fsm {
     /// Whether any peer's advert (accepted or mismatched) was heard since the start. A Master
     /// that has heard none has no successor to wait for when it stops.
     peer_heard: bool,
+    /// A stop that began with no peer heard: its wait for a successor is one advert interval.
+    lone_stop: bool,
     /// VRRPv3 Master_Adver_Interval as learned from the Master (None: our own advert_int).
     master_adver_int: Option<Duration>,
 }
@@ -182,6 +184,7 @@ impl Fsm {
             answered: Vec::new(),
             down_from: None,
             peer_heard: false,
+            lone_stop: false,
             master_adver_int: None,
         }
     }
@@ -293,10 +296,12 @@ impl Fsm {
             }
             State::Master => {
                 if due(self.handover_until) {
-                    self.finish_stop(
-                        "handover: no new master heard within 3 x advert_int",
-                        &mut out,
-                    );
+                    let why = if self.lone_stop {
+                        "shutdown: no peer heard since start, none answered within advert_int"
+                    } else {
+                        "handover: no new master heard within 3 x advert_int"
+                    };
+                    self.finish_stop(why, &mut out);
                     return out;
                 }
                 if due(self.adver_at) {
@@ -593,10 +598,16 @@ impl Fsm {
         match self.state {
             State::Master if self.handing_over() => {}
             State::Master if self.cfg.graceful_handover && !self.peer_heard => {
-                // Nobody to hand over to (no peer advert since we started): waiting
-                // 3 x advert_int for a successor only delays the stop (keepalived stops at once).
+                // No peer advert since we started: either we are alone, or the peer is a
+                // Backup, which is silent until it takes over. A Backup answers our priority 0
+                // within its Skew_Time (< one advert interval), so waiting one interval keeps
+                // make-before-break for the usual pair (Backup started after us) and ends a lone
+                // node's stop after one interval, not 3 x advert_int (issue 26.4).
                 out.push(Action::SendAdvert { priority: 0 });
-                self.finish_stop("shutdown: no peer heard since start", out);
+                self.adver_at = Some(now + self.cfg.advert_int);
+                self.garp_at = None;
+                self.handover_until = Some(now + self.cfg.advert_int);
+                self.lone_stop = true;
             }
             State::Master if self.cfg.graceful_handover => {
                 out.push(Action::SendAdvert { priority: 0 });

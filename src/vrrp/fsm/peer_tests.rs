@@ -221,11 +221,32 @@ fn master_down_interval_follows_the_first_probe_result() {
 }
 
 #[test]
-fn master_that_never_heard_a_peer_releases_at_once_on_stop() {
+fn master_that_never_heard_a_peer_waits_one_interval_for_a_silent_backup() {
     let (mut f, now) = master(100);
     let a = f.handle(now, Event::Shutdown);
-    assert_eq!(a.first(), Some(&Action::SendAdvert { priority: 0 }));
+    assert_eq!(a, vec![Action::SendAdvert { priority: 0 }]);
+    assert!(f.handing_over());
+    // Alone: released one advert interval later, not 3.
+    assert_eq!(f.next_deadline(), Some(now + SEC));
+    let a = f.poll(now + SEC);
     assert!(a.contains(&Action::RemoveVips), "{a:?}");
+    assert!(f.stopped());
+    assert!(a.iter().any(|x| matches!(x, Action::Notify { reason, .. }
+        if reason.starts_with("shutdown: no peer heard since start"))));
+    // A Backup (silent until now) answers within its Skew_Time: make-before-break as usual.
+    let (mut f, now) = master(100);
+    f.handle(now, Event::Shutdown);
+    let skew = SEC * (256 - 1) / 256; // the slowest Backup, priority 1
+    let a = f.handle(
+        now + skew,
+        Event::AdvertReceived {
+            src: PEER,
+            priority: 1,
+        },
+    );
+    assert!(!a.contains(&Action::RemoveVips), "{a:?}");
+    let a = f.poll(now + skew + Duration::from_millis(250));
+    assert_eq!(a, vec![Action::RemoveVips]);
     assert!(f.stopped());
     // With a peer heard, the make-before-break handover waits for it.
     let (mut f, now) = master(100);
