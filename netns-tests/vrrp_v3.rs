@@ -22,6 +22,14 @@ fn opts(priority: u8, preempt: bool) -> VrrpOpts {
     }
 }
 
+/// `opts` with the IPv6 VIP when `ipv6` (issue 23.1: RFC 5798 over IPv6).
+fn opts6(priority: u8, preempt: bool, ipv6: bool) -> VrrpOpts {
+    VrrpOpts {
+        ipv6,
+        ..opts(priority, preempt)
+    }
+}
+
 /// Waits for `holder` to be the only VIP holder, then checks it stays so for 2 s (20 adverts).
 fn assert_exactly(lab: &Lab, holder: usize, what: &str, logs: &[usize]) {
     let ok = wait_until(TAKEOVER, || lab.vip_holders() == vec![holder]);
@@ -54,19 +62,31 @@ fn assert_clean(lab: &Lab, fdfs: usize, keepalived: usize) {
 
 /// The address of node `i` goes with its dead VRRP daemon (as with a dead box).
 fn drop_vip(lab: &Lab, i: usize) {
-    let _ = std::process::Command::new("ip")
-        .args(["-n", lab.node(i), "addr", "del", harness::VIP_CIDR])
-        .args(["dev", "eth0"])
-        .output();
+    for cidr in [harness::VIP_CIDR, harness::VIP6_CIDR] {
+        let _ = std::process::Command::new("ip")
+            .args(["-n", lab.node(i), "addr", "del", cidr])
+            .args(["dev", "eth0"])
+            .output();
+    }
 }
 
 #[test]
 fn v3_fdfs_master_keepalived_backup_fails_over_and_preempts_back() {
     skip_unless_ready!(true);
+    fdfs_master_keepalived_backup_fails_over_and_preempts_back(false);
+}
+
+#[test]
+fn v3_fdfs_master_keepalived_backup_fails_over_and_preempts_back_ipv6() {
+    skip_unless_ready!(true);
+    fdfs_master_keepalived_backup_fails_over_and_preempts_back(true);
+}
+
+fn fdfs_master_keepalived_backup_fails_over_and_preempts_back(ipv6: bool) {
     let lab = Lab::new(2);
-    let a = lab.start_fdfs(0, &opts(100, true));
+    let a = lab.start_fdfs(0, &opts6(100, true, ipv6));
     assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
-    let k = lab.start_keepalived(1, &opts(90, true), false);
+    let k = lab.start_keepalived(1, &opts6(90, true, ipv6), false);
     assert_exactly(&lab, 0, "fdfs-ha MASTER + keepalived BACKUP", &[a, k]);
     assert!(
         lab.log(k).contains("Entering BACKUP STATE"),
@@ -79,7 +99,7 @@ fn v3_fdfs_master_keepalived_backup_fails_over_and_preempts_back() {
     drop_vip(&lab, 0);
     assert_exactly(&lab, 1, "keepalived took over from dead fdfs-ha", &[k]);
 
-    let a2 = lab.start_fdfs(0, &opts(100, true));
+    let a2 = lab.start_fdfs(0, &opts6(100, true, ipv6));
     assert_exactly(&lab, 0, "fdfs-ha preempted back", &[a2, k]);
     assert_clean(&lab, a2, k);
     // Graceful stop: keepalived takes over (priority 0 advert understood in v3).
@@ -91,10 +111,20 @@ fn v3_fdfs_master_keepalived_backup_fails_over_and_preempts_back() {
 #[test]
 fn v3_keepalived_master_fdfs_backup_takes_over_and_gives_back() {
     skip_unless_ready!(true);
+    keepalived_master_fdfs_backup_takes_over_and_gives_back(false);
+}
+
+#[test]
+fn v3_keepalived_master_fdfs_backup_takes_over_and_gives_back_ipv6() {
+    skip_unless_ready!(true);
+    keepalived_master_fdfs_backup_takes_over_and_gives_back(true);
+}
+
+fn keepalived_master_fdfs_backup_takes_over_and_gives_back(ipv6: bool) {
     let lab = Lab::new(2);
-    let k = lab.start_keepalived(0, &opts(100, true), true);
+    let k = lab.start_keepalived(0, &opts6(100, true, ipv6), true);
     assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(k));
-    let b = lab.start_fdfs(1, &opts(90, true));
+    let b = lab.start_fdfs(1, &opts6(90, true, ipv6));
     assert_exactly(&lab, 0, "keepalived MASTER + fdfs-ha BACKUP", &[k, b]);
     assert_clean(&lab, b, k);
 
@@ -102,10 +132,14 @@ fn v3_keepalived_master_fdfs_backup_takes_over_and_gives_back() {
     drop_vip(&lab, 0);
     assert_exactly(&lab, 1, "fdfs-ha took over", &[b]);
 
-    let k2 = lab.start_keepalived(0, &opts(100, true), false);
+    let k2 = lab.start_keepalived(0, &opts6(100, true, ipv6), false);
     assert_exactly(&lab, 0, "keepalived preempted back", &[k2, b]);
     assert!(
-        lab.log(b).contains("peer 192.168.3.21 higher priority"),
+        lab.log(b).contains(if ipv6 {
+            "peer fe80::ff:fe00:321 higher priority"
+        } else {
+            "peer 192.168.3.21 higher priority"
+        }),
         "{}",
         lab.log(b)
     );
@@ -115,18 +149,28 @@ fn v3_keepalived_master_fdfs_backup_takes_over_and_gives_back() {
 #[test]
 fn v3_fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it() {
     skip_unless_ready!(true);
+    fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it(false);
+}
+
+#[test]
+fn v3_fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it_ipv6() {
+    skip_unless_ready!(true);
+    fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it(true);
+}
+
+fn fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it(ipv6: bool) {
     let lab = Lab::new(2);
-    let k = lab.start_keepalived(1, &opts(90, true), true);
+    let k = lab.start_keepalived(1, &opts6(90, true, ipv6), true);
     assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(k));
     // Higher priority, nopreempt: must not take the VIP from a live Master.
-    let a = lab.start_fdfs(0, &opts(100, false));
+    let a = lab.start_fdfs(0, &opts6(100, false, ipv6));
     assert_exactly(&lab, 1, "fdfs-ha nopreempt stays BACKUP", &[a, k]);
     assert_clean(&lab, a, k);
 
     lab.kill9(k);
     drop_vip(&lab, 1);
     assert_exactly(&lab, 0, "fdfs-ha took over from dead keepalived", &[a]);
-    let k2 = lab.start_keepalived(1, &opts(90, true), false);
+    let k2 = lab.start_keepalived(1, &opts6(90, true, ipv6), false);
     assert_exactly(&lab, 0, "fdfs-ha keeps the VIP", &[a, k2]);
     assert_clean(&lab, a, k2);
 }
@@ -134,18 +178,28 @@ fn v3_fdfs_nopreempt_keeps_backup_role_then_takes_over_and_keeps_it() {
 #[test]
 fn v3_keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master() {
     skip_unless_ready!(true);
+    keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master(false);
+}
+
+#[test]
+fn v3_keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master_ipv6() {
+    skip_unless_ready!(true);
+    keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master(true);
+}
+
+fn keepalived_nopreempt_keeps_backup_role_next_to_fdfs_master(ipv6: bool) {
     let lab = Lab::new(2);
-    let b = lab.start_fdfs(1, &opts(90, true));
+    let b = lab.start_fdfs(1, &opts6(90, true, ipv6));
     assert!(wait_until(TAKEOVER, || lab.has_vip(1)), "{}", lab.log(b));
     // keepalived with the higher priority and nopreempt (state BACKUP, as keepalived requires).
-    let k = lab.start_keepalived(0, &opts(100, false), false);
+    let k = lab.start_keepalived(0, &opts6(100, false, ipv6), false);
     assert_exactly(&lab, 1, "keepalived nopreempt stays BACKUP", &[b, k]);
     assert_clean(&lab, b, k);
 
     lab.kill9(b);
     drop_vip(&lab, 1);
     assert_exactly(&lab, 0, "keepalived took over from dead fdfs-ha", &[k]);
-    let b2 = lab.start_fdfs(1, &opts(90, true));
+    let b2 = lab.start_fdfs(1, &opts6(90, true, ipv6));
     assert_exactly(&lab, 0, "keepalived keeps the VIP", &[k, b2]);
     assert_clean(&lab, b2, k);
 }
@@ -203,8 +257,9 @@ fn vrrp_keeps_advertising_while_the_callers_runtime_is_blocked() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    node0.join().unwrap();
+    // Read before node 0 stops: its priority-0 advert then hands the VIP over, as it should.
     let log = lab.log(b);
+    node0.join().unwrap();
     assert_eq!(
         takeovers, 0,
         "the peer took the VIP while the caller's runtime was blocked:\n{log}"
@@ -267,4 +322,95 @@ fn vrrp_killed_with_the_gateway_alive_opens_no_gap() {
         "requests failed: {}",
         harness::describe_failures(&samples)
     );
+}
+
+/// The client's neighbour-cache entry for the IPv6 VIP: its link-layer address, if any.
+fn client_neighbour_of_vip6(lab: &Lab) -> Option<String> {
+    let out = harness::run(
+        "ip",
+        &["-n", lab.client_ns(), "-6", "neigh", "show", harness::VIP6],
+    );
+    let mut words = out.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_string)
+}
+
+/// Issue 23.1: two fdfs-ha nodes with an IPv6 VIP (VRRPv3 to ff02::12 from the link-local
+/// address). A graceful stop loses no request of a client probing http://[fd00:3::100]/ every
+/// 20 ms (the new Master's unsolicited Neighbour Advertisements move the client, whose entry for
+/// the old Master stays REACHABLE for ~30 s otherwise); and with no traffic at all, the
+/// preempting node's NAs alone move the client's neighbour entry to its MAC.
+#[test]
+fn ipv6_fdfs_pair_hands_over_without_a_gap_and_moves_the_clients_neighbour_entry() {
+    skip_unless_ready!(false);
+    let lab = Lab::new(2);
+    let _s0 = lab.http_server(0);
+    let _s1 = lab.http_server(1);
+    let a = lab.start_fdfs(0, &opts6(100, true, true));
+    assert!(wait_until(TAKEOVER, || lab.has_vip(0)), "{}", lab.log(a));
+    let b = lab.start_fdfs(1, &opts6(90, true, true));
+    assert_exactly(
+        &lab,
+        0,
+        "fdfs-ha MASTER + fdfs-ha BACKUP over IPv6",
+        &[a, b],
+    );
+    let addr = format!("[{}]:80", harness::VIP6).parse().unwrap();
+    let client = harness::HttpClient::start_to(
+        &lab,
+        addr,
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+    );
+    let settled = wait_until(TAKEOVER, || {
+        let s = client.since(std::time::Instant::now() - Duration::from_secs(1));
+        s.len() > 30 && s.iter().all(|x| x.ok && x.detail == "node0")
+    });
+    assert!(settled, "client never served by node 0 over IPv6");
+    assert_eq!(
+        client_neighbour_of_vip6(&lab).as_deref(),
+        Some("02:00:00:00:03:21")
+    );
+
+    let t = std::time::Instant::now();
+    lab.sigterm(a);
+    assert_eq!(lab.wait_exit(a, Duration::from_secs(5)), Some(0));
+    assert_exactly(&lab, 1, "fdfs-ha node 1 after node 0's stop", &[a, b]);
+    let samples = client.since(t);
+    drop(client);
+    let (gap, failed) = harness::outage(&samples);
+    let served_by_1 = samples.iter().filter(|s| s.detail == "node1").count();
+    println!(
+        "IPv6 graceful stop: {} requests, {failed} failed, gap {:.3}s, {served_by_1} served by node 1",
+        samples.len(),
+        gap.as_secs_f64()
+    );
+    assert_eq!(
+        failed,
+        0,
+        "requests failed: {}",
+        harness::describe_failures(&samples)
+    );
+    assert!(served_by_1 > 0, "the client never reached node 1");
+    assert_eq!(
+        client_neighbour_of_vip6(&lab).as_deref(),
+        Some("02:00:00:00:03:22")
+    );
+
+    // No client traffic from here: only node 0's Neighbour Advertisements can move the entry.
+    let a2 = lab.start_fdfs(0, &opts6(100, true, true));
+    assert_exactly(&lab, 0, "fdfs-ha node 0 preempted back", &[a2, b]);
+    let moved = wait_until(Duration::from_secs(3), || {
+        client_neighbour_of_vip6(&lab).as_deref() == Some("02:00:00:00:03:21")
+    });
+    assert!(
+        moved,
+        "client's neighbour entry still {:?}:\n{}",
+        client_neighbour_of_vip6(&lab),
+        lab.log(a2)
+    );
+    for h in [a2, b] {
+        let log = lab.log(h);
+        assert!(!log.contains("dropped VRRP packet"), "{log}");
+    }
 }

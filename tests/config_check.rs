@@ -604,3 +604,28 @@ fn gateway_listeners_and_http_options_are_checked() {
     }
     assert_eq!(errors.len(), 7, "{errors:?}");
 }
+
+#[test]
+fn ipv6_vips_need_version_3_and_one_family_per_instance_with_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = format!(
+        "{}vrrp:\n  instances:\n    - name: VI_6\n      interface: lo\n      virtual_router_id: 33\n      priority: 100\n      version: 3\n      advert_int: 100ms\n      virtual_ipaddress:\n        - \"fd00:3::100/64\"\n        - \"fd00:3::101/64\"\n",
+        base(dir.path())
+    );
+    check_str(&ok).unwrap_or_else(|e| panic!("{e:?}"));
+    let lines = ok.lines().count();
+    let mixed = ok.replace("\"fd00:3::101/64\"", "192.168.3.100/24");
+    expect(
+        &errors_of(&mixed),
+        "vrrp.instances[0].virtual_ipaddress[1]",
+        lines,
+        "192.168.3.100 is IPv4 but vrrp.instances[0].virtual_ipaddress[0] (fd00:3::100) is IPv6: one address family per instance",
+    );
+    let v2 = ok.replace("      version: 3\n      advert_int: 100ms\n", "");
+    expect(
+        &errors_of(&v2),
+        "vrrp.instances[0].virtual_ipaddress",
+        lines - 4,
+        "IPv6 VIPs need `version: 3`",
+    );
+}

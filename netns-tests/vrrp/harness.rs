@@ -20,6 +20,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 pub const VIP: &str = "192.168.3.100";
 pub const VIP_CIDR: &str = "192.168.3.100/24";
+/// The IPv6 VIP of `VrrpOpts { ipv6: true, .. }` (VRRPv3 only); nodes are fd00:3::21, ...,
+/// the client fd00:3::50, each with its link-local fe80::ff:fe00:3xx from its MAC.
+pub const VIP6: &str = "fd00:3::100";
+pub const VIP6_CIDR: &str = "fd00:3::100/64";
 
 static LAB_SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -153,9 +157,19 @@ pub struct VrrpOpts {
     /// Track a healthy check with weight -20: fdfs-ha a TCP probe of the node's port 80 (start
     /// `Lab::http_server` first), keepalived a `vrrp_script` running /bin/true.
     pub track: bool,
+    /// The instance's VIP is `VIP6_CIDR` instead of `VIP_CIDR` (needs version 3).
+    pub ipv6: bool,
 }
 
 impl VrrpOpts {
+    fn vip_cidr(&self) -> &'static str {
+        if self.ipv6 {
+            VIP6_CIDR
+        } else {
+            VIP_CIDR
+        }
+    }
+
     /// VRRPv3 with `advert_ms` adverts, otherwise the defaults.
     pub fn v3(advert_ms: u64) -> VrrpOpts {
         VrrpOpts {
@@ -206,6 +220,7 @@ impl Default for VrrpOpts {
             status: false,
             advert_ms: 1000,
             track: false,
+            ipv6: false,
         }
     }
 }
@@ -244,9 +259,25 @@ impl Lab {
             "192.168.3.50/24".into(),
             "02:00:00:00:03:50".into(),
         ));
+        let v6 = |ip: &str| ip.replace("192.168.3.", "fd00:3::").replace("/24", "/64");
         for (i, (ns, ip, mac)) in specs.iter().enumerate() {
             run("ip", &["netns", "add", ns]);
             lab.nodes.push(ns.clone());
+            // No duplicate address detection on the lab's fresh links: keepalived sends its
+            // first IPv6 adverts at once and fails (EINVAL) while the link-local address is
+            // still tentative. (fdfs-ha waits for it, up to 5 s.)
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.accept_dad=0",
+                    "net.ipv6.conf.default.accept_dad=0",
+                ],
+            );
             let port = format!("p{i}");
             run(
                 "ip",
@@ -257,6 +288,7 @@ impl Lab {
             );
             run("ip", &["-n", ns, "link", "set", "eth0", "address", mac]);
             run("ip", &["-n", ns, "addr", "add", ip, "dev", "eth0"]);
+            run("ip", &["-n", ns, "addr", "add", &v6(ip), "dev", "eth0"]);
             run("ip", &["-n", ns, "link", "set", "lo", "up"]);
             run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
             run("ip", &["-n", &sw, "link", "set", &port, "master", "br0"]);
@@ -274,11 +306,15 @@ impl Lab {
     }
 
     pub fn has_vip(&self, i: usize) -> bool {
+        // Either family: a test uses one VIP, IPv4 or IPv6.
         let out = Command::new("ip")
-            .args(["-n", self.node(i), "-4", "addr", "show", "dev", "eth0"])
+            .args(["-n", self.node(i), "addr", "show", "dev", "eth0"])
             .output();
         match out {
-            Ok(o) => String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")),
+            Ok(o) => {
+                let s = String::from_utf8_lossy(&o.stdout);
+                s.contains(&format!(" {VIP}/")) || s.contains(&format!(" {VIP6}/"))
+            }
             Err(_) => false,
         }
     }
@@ -365,7 +401,7 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
       preempt: {preempt}
       graceful_handover: {gh}
       auth: {auth}
-      virtual_ipaddress: [{VIP_CIDR}{extra}]
+      virtual_ipaddress: ["{vip}"{extra}]
       unicast_peers: [{peers}]
 {track}"#,
             dir = self.dir.path().display(),
@@ -382,6 +418,7 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
             adv = o.fdfs_advert_int(),
             auth = o.fdfs_auth(),
             peers = o.unicast_peers.join(", "),
+            vip = o.vip_cidr(),
             probes = if o.track {
                 "probes: [{ name: web, tcp: \"127.0.0.1:80\", interval: 1s, rise: 1, fall: 1 }]\n"
             } else {
@@ -403,7 +440,8 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
     /// Starts keepalived (VRRP only) in node `i`.
     pub fn start_keepalived(&self, i: usize, o: &VrrpOpts, initial_master: bool) -> usize {
         let conf = format!(
-            "global_defs {{\n  router_id n{i}\n  vrrp_version {version}\n{script_user}}}\n{script}vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}{auth}{track}  virtual_ipaddress {{\n    {VIP_CIDR}\n{extra}  }}\n}}\n",
+            "global_defs {{\n  router_id n{i}\n  vrrp_version {version}\n{script_user}}}\n{script}vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id {vrid}\n  priority {prio}\n  advert_int {adv}\n{nopreempt}{auth}{track}  virtual_ipaddress {{\n    {vip}\n{extra}  }}\n}}\n",
+            vip = o.vip_cidr(),
             script_user = if o.track { "  script_user root\n" } else { "" },
             script = if o.track {
                 "vrrp_script web {\n  script \"/bin/true\"\n  interval 1\n  weight -20\n}\n"
@@ -581,7 +619,8 @@ impl HttpServer {
                     continue;
                 }
                 if listener.is_none() {
-                    match TcpListener::bind("0.0.0.0:80") {
+                    // [::]:80 takes IPv4 too (bindv6only is 0 in a fresh namespace).
+                    match TcpListener::bind("[::]:80") {
                         Ok(l) => {
                             l.set_nonblocking(true).unwrap();
                             listener = Some(l);
@@ -650,13 +689,17 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn start(lab: &Lab, every: Duration, timeout: Duration) -> HttpClient {
+        Self::start_to(lab, format!("{VIP}:80").parse().unwrap(), every, timeout)
+    }
+
+    /// As `start`, to `addr` (e.g. the IPv6 VIP).
+    pub fn start_to(lab: &Lab, addr: SocketAddr, every: Duration, timeout: Duration) -> HttpClient {
         let ns = lab.client_ns().to_string();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, st2) = (samples.clone(), stop.clone());
         let handle = thread::spawn(move || {
             enter_netns(&ns);
-            let addr: SocketAddr = format!("{VIP}:80").parse().unwrap();
             let mut next = Instant::now();
             while !st2.load(Ordering::SeqCst) {
                 let at = Instant::now();

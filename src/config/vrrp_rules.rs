@@ -7,7 +7,7 @@
 
 use super::schema::{TrackWeight, VrrpAuth, VrrpConfig};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// HMAC adverts (`auth: {type: hmac}`): keys shorter than this are refused.
@@ -55,7 +55,7 @@ pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
     }
     let mut names = BTreeSet::new();
     let mut vrids: BTreeMap<(String, u8), usize> = BTreeMap::new();
-    let mut vips_seen: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+    let mut vips_seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
     for (i, inst) in vr.instances.iter().enumerate() {
         let at = |k: &str| format!("vrrp.instances[{i}].{k}");
         if inst.name.is_empty() {
@@ -151,8 +151,11 @@ pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
             );
         }
         let vip_ips = check_vips(&mut v, i, inst, &mut vips_seen);
+        if vip_ips.iter().any(IpAddr::is_ipv6) {
+            check_ipv6_instance(&mut v, i, inst);
+        }
         if let Some(src) = inst.src_ip {
-            if vip_ips.contains(&src) {
+            if vip_ips.contains(&IpAddr::V4(src)) {
                 v.err(
                     at("src_ip"),
                     format!("{src} is one of this instance's VIPs"),
@@ -168,7 +171,7 @@ pub fn check(vr: &VrrpConfig) -> Vec<Broken> {
                 || peer.is_loopback()
             {
                 v.err(p, format!("{peer} is not a unicast peer address"));
-            } else if vip_ips.contains(peer) {
+            } else if vip_ips.contains(&IpAddr::V4(*peer)) {
                 v.err(p, format!("{peer} is one of this instance's VIPs"));
             } else if Some(*peer) == inst.src_ip {
                 v.err(p, format!("{peer} is this node's own src_ip"));
@@ -199,8 +202,8 @@ fn check_vips(
     v: &mut Out,
     i: usize,
     inst: &super::schema::VrrpInstanceConfig,
-    seen: &mut BTreeMap<Ipv4Addr, usize>,
-) -> Vec<Ipv4Addr> {
+    seen: &mut BTreeMap<IpAddr, usize>,
+) -> Vec<IpAddr> {
     let list = &inst.virtual_ipaddress;
     let at = format!("vrrp.instances[{i}].virtual_ipaddress");
     if list.is_empty() {
@@ -216,11 +219,33 @@ fn check_vips(
         );
     }
     let mut ips = Vec::new();
+    // The family of the first address that parsed: one family per instance (an advert carries
+    // the addresses of its own IP version only; keepalived requires the same).
+    let mut family: Option<(usize, IpAddr)> = None;
     for (k, vip) in list.iter().enumerate() {
         let p = format!("{at}[{k}]");
         match super::vip::parse_vip(vip) {
             Err(e) => v.err(p, e),
             Ok(parsed) => {
+                match family {
+                    None => family = Some((k, parsed.addr)),
+                    Some((first, a)) if a.is_ipv4() != parsed.addr.is_ipv4() => {
+                        v.err(
+                            &p,
+                            format!(
+                                "{} is {} but {at}[{first}] ({a}) is {}: one address family per \
+                                 instance (a VRRP advert carries one); put the {} VIPs in an \
+                                 instance of their own",
+                                parsed.addr,
+                                family_name(parsed.addr),
+                                family_name(a),
+                                family_name(parsed.addr)
+                            ),
+                        );
+                        continue;
+                    }
+                    Some(_) => {}
+                }
                 if let Some(j) = seen.insert(parsed.addr, i) {
                     let whose = if j == i {
                         "listed twice in this instance".to_string()
@@ -234,6 +259,38 @@ fn check_vips(
         }
     }
     ips
+}
+
+fn family_name(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// What an instance with IPv6 VIPs needs: VRRPv3 (RFC 3768 is IPv4 only), multicast to
+/// ff02::12 from the interface's link-local address (RFC 5798 §5.1.2).
+fn check_ipv6_instance(v: &mut Out, i: usize, inst: &super::schema::VrrpInstanceConfig) {
+    let at = |k: &str| format!("vrrp.instances[{i}].{k}");
+    if inst.version != 3 {
+        v.err(
+            at("virtual_ipaddress"),
+            "IPv6 VIPs need `version: 3` (VRRPv2, RFC 3768, is IPv4 only; keepalived: vrrp_version 3)",
+        );
+    }
+    if inst.src_ip.is_some() {
+        v.err(
+            at("src_ip"),
+            "an IPv6 instance sends from the interface's link-local address (RFC 5798 §5.1.2.1): remove src_ip",
+        );
+    }
+    if !inst.unicast_peers.is_empty() {
+        v.err(
+            at("unicast_peers"),
+            "unicast peers are IPv4 only: an IPv6 instance advertises to ff02::12",
+        );
+    }
 }
 
 /// A Linux interface name: 1..=15 bytes, no '/', whitespace or ':'.
@@ -275,6 +332,45 @@ mod tests {
             "{e:?}"
         );
         assert!(one("version: 3, auth: { type: none }").is_empty());
+    }
+
+    fn one_with(vips: &str, extra: &str) -> Vec<String> {
+        let yaml = format!(
+            "instances:\n  - {{ name: VI_1, interface: eth0, virtual_router_id: 33, priority: 100, virtual_ipaddress: [{vips}], {extra} }}\n"
+        );
+        let cfg: VrrpConfig = serde_saphyr::from_str(&yaml).unwrap();
+        check(&cfg).iter().map(|b| b.to_string()).collect()
+    }
+
+    #[test]
+    fn ipv6_vips_need_version_3_and_one_family_per_instance() {
+        assert!(one_with("\"fd00:3::100/64\", \"fd00:3::101/64\"", "version: 3").is_empty());
+        let e = one_with("\"fd00:3::100/64\"", "version: 2");
+        assert!(
+            e[0].starts_with("vrrp.instances[0].virtual_ipaddress: IPv6 VIPs need `version: 3`"),
+            "{e:?}"
+        );
+        let e = one_with("192.168.3.100/24, \"fd00:3::100/64\"", "version: 3");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("vrrp.instances[0].virtual_ipaddress[1]: fd00:3::100 is IPv6 but vrrp.instances[0].virtual_ipaddress[0] (192.168.3.100) is IPv4: one address family per instance"),
+            "{e:?}"
+        );
+        let e = one_with(
+            "\"fd00:3::100/64\"",
+            "version: 3, src_ip: 192.168.3.21, unicast_peers: [192.168.3.22]",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("vrrp.instances[0].src_ip: an IPv6 instance")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m
+                    .starts_with("vrrp.instances[0].unicast_peers: unicast peers are IPv4 only")),
+            "{e:?}"
+        );
     }
 
     #[test]

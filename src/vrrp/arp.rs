@@ -3,6 +3,7 @@
 //!
 //! Frame (RULES.md, keepalived vector [4]): Ethernet dst ff:ff:ff:ff:ff:ff, src = interface MAC,
 //! ethertype 0x0806; ARP request (op 1), sender = (MAC, VIP), target = (ff:ff:ff:ff:ff:ff, VIP).
+//! The same socket sends the unsolicited Neighbour Advertisements of IPv6 VIPs (`ndisc.rs`).
 //! Owns nothing else: when and how often to send is the FSM's and the runner's business.
 
 use pnet::datalink;
@@ -10,7 +11,7 @@ use pnet::packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet::packet::ethernet::{EtherTypes, MutableEthernetPacket};
 use pnet::util::MacAddr;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
@@ -98,33 +99,47 @@ impl GarpSender {
         self.mac
     }
 
-    /// Sends one gratuitous ARP per VIP, `rounds` times.
-    pub fn send(&self, vips: &[Ipv4Addr], rounds: u32) -> io::Result<()> {
+    /// Announces every VIP `rounds` times: a gratuitous ARP per IPv4 VIP, an unsolicited
+    /// Neighbour Advertisement per IPv6 VIP.
+    pub fn send(&self, vips: &[IpAddr], rounds: u32) -> io::Result<()> {
+        for _ in 0..rounds {
+            for vip in vips {
+                match vip {
+                    IpAddr::V4(v) => {
+                        self.send_frame(libc::ETH_P_ARP, [0xff; 6], &garp_frame(self.mac, *v))?
+                    }
+                    IpAddr::V6(v) => self.send_frame(
+                        libc::ETH_P_IPV6,
+                        super::ndisc::ALL_NODES_MAC,
+                        &super::ndisc::na_frame(self.mac, *v),
+                    )?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_frame(&self, proto: libc::c_int, dst: [u8; 6], frame: &[u8]) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         to.sll_family = libc::AF_PACKET as u16;
-        to.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
+        to.sll_protocol = (proto as u16).to_be();
         to.sll_ifindex = self.ifindex;
         to.sll_halen = 6;
-        to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        for _ in 0..rounds {
-            for vip in vips {
-                let frame = garp_frame(self.mac, *vip);
-                // SAFETY: the frame and address outlive the call; lengths are theirs.
-                let n = unsafe {
-                    libc::sendto(
-                        self.fd.as_raw_fd(),
-                        frame.as_ptr().cast(),
-                        frame.len(),
-                        0,
-                        std::ptr::addr_of!(to).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
+        to.sll_addr[..6].copy_from_slice(&dst);
+        // SAFETY: the frame and address outlive the call; lengths are theirs.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                std::ptr::addr_of!(to).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
         Ok(())
     }

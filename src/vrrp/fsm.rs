@@ -10,7 +10,7 @@
 //! VIPs until it hears the new Master (any advert with priority > 0) or `3 x Advertisement_Interval`
 //! passes; only then does it release them.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// The timing and policy knobs of one instance.
@@ -29,7 +29,7 @@ pub struct FsmConfig {
     /// Make-before-break on shutdown (see the module comment).
     pub graceful_handover: bool,
     /// Our advert source address: breaks equal-priority ties (§6.4.3).
-    pub primary_ip: Ipv4Addr,
+    pub primary_ip: IpAddr,
     /// Second gratuitous-ARP burst this long after becoming Master (zero = none).
     pub garp_master_delay: Duration,
     /// Periodic gratuitous ARPs while Master (zero = off).
@@ -78,17 +78,17 @@ pub enum Event {
     /// The instance starts (§6.4.1).
     Startup,
     /// A valid advert (it passed every §7.1 check) from `src`.
-    AdvertReceived { src: Ipv4Addr, priority: u8 },
+    AdvertReceived { src: IpAddr, priority: u8 },
     /// An advert that passed authentication but was dropped (§7.1) only because its settings
     /// differ from ours (advert_int, address list). Beyond the RFC: it still says "a peer is
     /// Master here", so the election runs as if it had been accepted (priority, then address):
     /// a Master yields to a winner, a Backup follows it. Otherwise both sides drop each other's
     /// adverts and both hold the VIPs for good (issue 26.2).
-    MismatchedAdvert { src: Ipv4Addr, priority: u8 },
+    MismatchedAdvert { src: IpAddr, priority: u8 },
     /// A valid VRRPv3 advert: as `AdvertReceived`, plus the sender's Max Adver Int, which a
     /// Backup adopts as Master_Adver_Interval (RFC 5798 §6.4.2, §6.4.3).
     AdvertV3 {
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
         max_adver_int: Duration,
     },
@@ -143,9 +143,9 @@ pub struct Fsm {
     preempt_from: Option<Instant>,
     stopped: bool,
     /// Primary address of the current Master as last heard.
-    master: Option<Ipv4Addr>,
+    master: Option<IpAddr>,
     /// When a Master last answered a lower-priority advert, per source (see `answer_allowed`).
-    answered: Vec<(Ipv4Addr, Instant)>,
+    answered: Vec<(IpAddr, Instant)>,
     /// When the running Master_Down_Timer was (re)started with a full interval: a priority
     /// change re-times it from here (None while it runs for Skew_Time only, after a priority 0).
     down_from: Option<Instant>,
@@ -203,7 +203,7 @@ impl Fsm {
         self.handover_until.is_some()
     }
 
-    pub fn master(&self) -> Option<Ipv4Addr> {
+    pub fn master(&self) -> Option<IpAddr> {
         match self.state {
             State::Master => Some(self.cfg.primary_ip),
             State::Backup => self.master,
@@ -449,7 +449,7 @@ impl Fsm {
     fn advert(
         &mut self,
         now: Instant,
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
         interval: Option<Duration>,
         out: &mut Vec<Action>,
@@ -547,7 +547,7 @@ impl Fsm {
 
     /// Whether a Master may answer `src`'s lower-priority (or priority-0) advert now: once per
     /// advert interval per source, for at most `ANSWERED_SOURCES` sources at a time.
-    fn answer_allowed(&mut self, now: Instant, src: Ipv4Addr) -> bool {
+    fn answer_allowed(&mut self, now: Instant, src: IpAddr) -> bool {
         let every = self.cfg.advert_int;
         self.answered
             .retain(|(_, t)| now.saturating_duration_since(*t) < every);

@@ -23,6 +23,7 @@
 pub mod arp;
 pub mod auth_hmac;
 pub mod fsm;
+pub mod ndisc;
 pub mod ownership;
 pub mod packet;
 pub mod packet_v3;
@@ -30,6 +31,7 @@ mod peers;
 mod receive;
 pub mod reload;
 pub mod socket;
+pub mod socket6;
 pub mod status;
 mod thread;
 pub mod vip;
@@ -42,7 +44,7 @@ use fsm::{Action, Event, Fsm, FsmConfig, State};
 use packet::{Advert, Auth, Expect};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
@@ -169,7 +171,7 @@ struct Instance {
     fsm: FsmConfig,
     garp_repeat: u32,
     garp_interval: Duration,
-    socket: socket::VrrpSocket,
+    socket: socket::AdvertSocket,
     garp: Option<arp::GarpSender>,
     tracking: watch::Receiver<Tracking>,
     changes: broadcast::Sender<StateChange>,
@@ -321,12 +323,12 @@ impl Instance {
             .await
             .with_context(|| format!("interface {}", ic.interface))?;
         let present = netlink
-            .ipv4_addrs(ifindex)
+            .addrs(ifindex)
             .await
             .with_context(|| format!("listing addresses of {}", ic.interface))?;
         // VIPs left behind by a crashed earlier run: we are not Master yet, so they must go.
         for v in &vips {
-            if Some(v.addr) == ic.src_ip {
+            if Some(v.addr) == ic.src_ip.map(IpAddr::V4) {
                 continue;
             }
             if present.iter().any(|p| p.addr == v.addr) {
@@ -338,30 +340,39 @@ impl Instance {
                     .with_context(|| format!("removing stale VIP {v} from {}", ic.interface))?;
             }
         }
-        let src = match ic.src_ip {
-            Some(s) => s,
-            None => present
-                .iter()
-                .map(|p| p.addr)
-                .find(|a| !vips.iter().any(|v| v.addr == *a))
-                .with_context(|| {
-                    format!(
-                        "{} has no IPv4 address (other than a VIP) to send adverts from; \
-                         configure one or set src_ip",
-                        ic.interface
-                    )
-                })?,
-        };
-        let socket =
+        let ipv6 = vips.first().is_some_and(|v| v.addr.is_ipv6());
+        let socket = if ipv6 {
+            let src = link_local(netlink, ifindex, &ic.interface).await?;
+            socket6::VrrpSocket6::open(&ic.interface, ifindex, src).map(socket::AdvertSocket::V6)
+        } else {
+            let src = match ic.src_ip {
+                Some(s) => s,
+                None => present
+                    .iter()
+                    .find_map(|p| match p.addr {
+                        IpAddr::V4(a) if !vips.iter().any(|v| v.addr == p.addr) => Some(a),
+                        _ => None,
+                    })
+                    .with_context(|| {
+                        format!(
+                            "{} has no IPv4 address (other than a VIP) to send adverts from; \
+                             configure one or set src_ip",
+                            ic.interface
+                        )
+                    })?,
+            };
             socket::VrrpSocket::open(&ic.interface, ifindex, src, ic.unicast_peers.clone())
-                .map_err(|e| {
-                    if socket::is_permission_error(&e) {
-                        anyhow::anyhow!("{}: {e}", socket::privilege_hint())
-                    } else {
-                        anyhow::Error::new(e)
-                    }
-                })
-                .with_context(|| format!("opening the VRRP socket on {}", ic.interface))?;
+                .map(socket::AdvertSocket::V4)
+        }
+        .map_err(|e| {
+            if socket::is_permission_error(&e) {
+                anyhow::anyhow!("{}: {e}", socket::privilege_hint())
+            } else {
+                anyhow::Error::new(e)
+            }
+        })
+        .with_context(|| format!("opening the VRRP socket on {}", ic.interface))?;
+        let src = socket.src();
         let garp = arp::GarpSender::new(&ic.interface)
             .with_context(|| format!("gratuitous ARP on {}", ic.interface))?;
         let settings = Settings::of(ic, src)?;
@@ -416,7 +427,7 @@ impl Instance {
             vrid: self.vrid,
             auth: self.auth,
             adver_int: self.adver_int,
-            addrs: self.vips.iter().map(|v| v.addr).collect(),
+            addrs: self.vips.iter().filter_map(|v| v4(v.addr)).collect(),
             unicast_peers: self.unicast_peers.clone(),
             hmac_keys: self.hmac_keys.clone(),
         }
@@ -457,7 +468,7 @@ impl Instance {
                     fsm.handle(Instant::now(), Event::Shutdown)
                 }
                 r = self.socket.recv(&mut buf) => match r {
-                    Ok(n) => self.on_packet(&mut fsm, &expect, &buf[..n], &ctx, &mut logs),
+                    Ok((n, meta)) => self.on_packet(&mut fsm, &expect, &buf[..n], meta, &ctx, &mut logs),
                     Err(e) => {
                         if logs.allow("recv_error", Instant::now()).is_some() {
                             tracing::warn!(target: LOG, instance = %self.name, error = %e, "VRRP receive failed");
@@ -492,8 +503,8 @@ impl Instance {
                     // would become Master next to the Master whose advert it had not read
                     // (start-up split, issue 24). Bounded, so a flood cannot starve the timers.
                     for _ in 0..QUEUED_BEFORE_TIMER {
-                        let Some(n) = self.socket.try_recv(&mut buf) else { break };
-                        actions.extend(self.on_packet(&mut fsm, &expect, &buf[..n], &ctx, &mut logs));
+                        let Some((n, meta)) = self.socket.try_recv(&mut buf) else { break };
+                        actions.extend(self.on_packet(&mut fsm, &expect, &buf[..n], meta, &ctx, &mut logs));
                     }
                     actions.extend(fsm.poll(Instant::now()));
                     actions
@@ -538,7 +549,7 @@ impl Instance {
             }
         };
         if check_vips && fsm.state() == State::Master && !fsm.handing_over() {
-            if let Ok(present) = ctx.netlink.ipv4_addrs(self.ifindex).await {
+            if let Ok(present) = ctx.netlink.addrs(self.ifindex).await {
                 let missing: Vec<String> = self
                     .vips
                     .iter()
@@ -656,19 +667,19 @@ impl Instance {
 
     /// Sends one advert in the instance's version (v3: the checksum covers each destination).
     fn send_advert(&self, priority: u8) -> std::io::Result<()> {
-        let addrs: Vec<Ipv4Addr> = self.vips.iter().map(|v| v.addr).collect();
         if self.fsm.version3 {
             let adv = packet_v3::AdvertV3 {
                 vrid: self.vrid,
                 priority,
                 max_adver_int: packet_v3::centiseconds(self.fsm.advert_int),
-                addrs: addrs.into_iter().map(IpAddr::V4).collect(),
+                addrs: self.vips.iter().map(|v| v.addr).collect(),
             };
-            let src = IpAddr::V4(self.socket.src());
+            let src = self.socket.src();
             return self
                 .socket
-                .send_with(|dst| packet_v3::encode(&adv, src, IpAddr::V4(dst)));
+                .send_with(|dst| packet_v3::encode(&adv, src, dst));
         }
+        let addrs: Vec<Ipv4Addr> = self.vips.iter().filter_map(|v| v4(v.addr)).collect();
         let auth = match self.auth {
             Auth::Hmac(_) => {
                 let seq = auth_hmac::next_seq(
@@ -689,7 +700,7 @@ impl Instance {
         };
         let mut msg = packet::encode(&adv);
         if let (Auth::Hmac(_), Some(key)) = (auth, self.hmac_keys.0.first()) {
-            let tag = auth_hmac::sign(key, self.socket.src(), &msg);
+            let tag = auth_hmac::sign(key, self.socket.src_v4(), &msg);
             msg.extend_from_slice(&tag);
         }
         self.socket.send_with(|_| msg.clone())
@@ -713,7 +724,7 @@ impl Instance {
         let Some(garp) = self.garp.clone() else {
             return;
         };
-        let vips: Vec<Ipv4Addr> = self.vips.iter().map(|v| v.addr).collect();
+        let vips: Vec<IpAddr> = self.vips.iter().map(|v| v.addr).collect();
         let name = self.name.clone();
         if self.garp_interval.is_zero() {
             if let Err(e) = garp.send(&vips, self.garp_repeat) {
@@ -736,10 +747,38 @@ impl Instance {
     }
 }
 
+/// The interface's link-local IPv6 address, the source of IPv6 adverts. Right after the link
+/// came up it may still be in duplicate address detection (about 1 s): wait for it, bounded.
+async fn link_local(netlink: &Netlink, ifindex: u32, interface: &str) -> anyhow::Result<Ipv6Addr> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let start = Instant::now();
+    loop {
+        let found = netlink
+            .link_local_v6(ifindex)
+            .await
+            .with_context(|| format!("listing addresses of {interface}"))?;
+        match found {
+            Some(a) => return Ok(a),
+            None if start.elapsed() < WAIT => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => bail!(
+                "{interface} has no usable link-local IPv6 address (fe80::/10) to send IPv6 adverts \
+                 from (RFC 5798 5.1.2.1) after {WAIT:?}; is IPv6 enabled on it?"
+            ),
+        }
+    }
+}
+
 /// 4 x advert_int in whole seconds (the kernel's unit), rounded up, at least 1.
 fn lifetime_secs(advert_int: Duration) -> u32 {
     let ms = (advert_int.as_millis() * 4).min(u128::from(u32::MAX));
     (ms as u32).div_ceil(1000).max(1)
+}
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    }
 }
 
 fn parse_vips(ic: &VrrpInstanceConfig) -> anyhow::Result<Vec<Vip>> {
@@ -761,7 +800,7 @@ struct Settings {
 }
 
 impl Settings {
-    fn of(ic: &VrrpInstanceConfig, src: Ipv4Addr) -> anyhow::Result<Settings> {
+    fn of(ic: &VrrpInstanceConfig, src: IpAddr) -> anyhow::Result<Settings> {
         let mut hmac_keys = auth_hmac::HmacKeys::default();
         let auth = match &ic.auth {
             None | Some(VrrpAuth::None) => Auth::None,

@@ -12,7 +12,7 @@
 //! nothing changes.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -55,17 +55,16 @@ impl Default for VipOwner {
 
 impl VipOwner {
     /// Registers an instance's VIPs (not served until `set_served`).
-    pub fn configure(&self, vips: impl IntoIterator<Item = Ipv4Addr>) {
+    pub fn configure<A: Into<IpAddr>>(&self, vips: impl IntoIterator<Item = A>) {
         self.0
-            .send_modify(|o| o.configured.extend(vips.into_iter().map(IpAddr::V4)));
+            .send_modify(|o| o.configured.extend(vips.into_iter().map(Into::into)));
     }
 
     /// Marks an instance's VIPs as served or not; wakes the servers only on a change.
-    pub fn set_served(&self, vips: impl IntoIterator<Item = Ipv4Addr>, served: bool) {
+    pub fn set_served<A: Into<IpAddr>>(&self, vips: impl IntoIterator<Item = A>, served: bool) {
         self.0.send_if_modified(|o| {
             let mut changed = false;
-            for v in vips {
-                let ip = IpAddr::V4(v);
+            for ip in vips.into_iter().map(Into::into) {
                 changed |= if served {
                     o.served.insert(ip)
                 } else {

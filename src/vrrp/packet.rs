@@ -150,10 +150,7 @@ pub enum DropReason {
     IntervalMismatch { got: u8, want: u8 },
     /// §7.1: the address list differs from ours (priority < 255 MUST be dropped; an address
     /// owner's advert is accepted whatever its list).
-    AddrListMismatch {
-        got: Vec<Ipv4Addr>,
-        want: Vec<Ipv4Addr>,
-    },
+    AddrListMismatch { got: Vec<IpAddr>, want: Vec<IpAddr> },
     /// Unicast mode: the sender is not a configured peer (keepalived drops these too).
     UnknownPeer(IpAddr),
 }
@@ -444,8 +441,8 @@ impl Expect {
         ours.sort();
         if theirs != ours && advert.priority != 255 {
             return Err(DropReason::AddrListMismatch {
-                got: advert.addrs,
-                want: self.addrs.clone(),
+                got: advert.addrs.into_iter().map(IpAddr::V4).collect(),
+                want: self.addrs.iter().copied().map(IpAddr::V4).collect(),
             });
         }
         Ok(Accepted {
@@ -712,8 +709,8 @@ mod tests {
         assert_eq!(
             e,
             DropReason::AddrListMismatch {
-                got: vec![VIP, other],
-                want: vec![VIP]
+                got: vec![VIP.into(), other.into()],
+                want: vec![VIP.into()]
             }
         );
         assert!(e.is_config_mismatch());

@@ -11,10 +11,10 @@ use super::fsm::{Action, Event, Fsm};
 use super::packet::{self, DropReason};
 use super::{unix_ms, Instance, RunCtx, LOG};
 use crate::log_limit::RateLimit;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Instant;
 
-fn list(addrs: &[Ipv4Addr]) -> String {
+fn list(addrs: &[IpAddr]) -> String {
     let v: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     format!("[{}]", v.join(" "))
 }
@@ -51,14 +51,14 @@ impl Instance {
         let Ok(adv) = packet::decode(msg) else {
             return Vec::new();
         };
-        self.mismatch_heard(fsm, ip.src, adv.priority, reason, ctx, logs)
+        self.mismatch_heard(fsm, IpAddr::V4(ip.src), adv.priority, reason, ctx, logs)
     }
 
     /// The mismatched advert of `src` (VRRPv2 or v3), decoded: recorded and fed to the election.
     pub(super) fn mismatch_heard(
         &self,
         fsm: &mut Fsm,
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
         reason: &DropReason,
         ctx: &RunCtx,

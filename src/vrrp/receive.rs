@@ -1,9 +1,10 @@
 //! The receive path of an instance: a raw packet in, the §7.1 checks (`packet::Expect`, or
-//! `packet_v3` for version 3), the HMAC replay guard, counting and rate-limited logging of
+//! `packet_v3` for version 3, over IPv4 or IPv6), the HMAC replay guard, counting and rate-limited logging of
 //! drops, then the event for the FSM. Config mismatches go to `peers`.
 
 use super::fsm::{Action, Event, Fsm};
 use super::packet::{self, Auth, DropReason, Expect};
+use super::socket6::Meta6;
 use super::{packet_v3, unix_ms, Instance, RunCtx, LOG};
 use crate::log_limit::RateLimit;
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,19 +16,29 @@ impl Instance {
         fsm: &mut Fsm,
         expect: &Expect,
         pkt: &[u8],
+        meta: Option<Meta6>,
         ctx: &RunCtx,
         logs: &mut RateLimit,
     ) -> Vec<Action> {
         let now = Instant::now();
+        if let Some(m) = meta {
+            if IpAddr::V6(m.src) == self.socket.src() {
+                return Vec::new(); // our own advert
+            }
+            let ex = self.expect_v3();
+            let verdict = ex.check_ipv6(m.src, m.dst, m.hop_limit, pkt);
+            return self.on_verdict_v3(fsm, verdict, IpAddr::V6(m.src), ctx, logs, now);
+        }
         let src = pkt
             .get(12..16)
             .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        if src == self.socket.src() {
+        if src == self.socket.src_v4() {
             return Vec::new(); // our own advert (unicast to ourselves or looped back)
         }
         if self.fsm.version3 {
-            return self.on_packet_v3(fsm, expect, pkt, ctx, logs, now);
+            let verdict = self.expect_v3().check_ipv4(pkt);
+            return self.on_verdict_v3(fsm, verdict, IpAddr::V4(src), ctx, logs, now);
         }
         // HMAC adverts whose tag verified still face the replay guard, mismatched ones too
         // (they run the election as well).
@@ -47,11 +58,11 @@ impl Instance {
         match verdict {
             Ok(acc) => {
                 let prio = acc.advert.priority;
-                self.count_accepted(fsm, acc.src, prio, ctx, logs, now);
+                self.count_accepted(fsm, IpAddr::V4(acc.src), prio, ctx, logs, now);
                 fsm.handle(
                     now,
                     Event::AdvertReceived {
-                        src: acc.src,
+                        src: IpAddr::V4(acc.src),
                         priority: prio,
                     },
                 )
@@ -59,7 +70,7 @@ impl Instance {
             Err(reason) if reason.is_config_mismatch() => {
                 self.on_mismatch(fsm, pkt, &reason, ctx, logs)
             }
-            Err(reason) => self.on_drop(reason, src, ctx, logs, now),
+            Err(reason) => self.on_drop(reason, IpAddr::V4(src), ctx, logs, now),
         }
     }
 
@@ -67,7 +78,7 @@ impl Instance {
     fn count_accepted(
         &self,
         fsm: &Fsm,
-        src: Ipv4Addr,
+        src: IpAddr,
         prio: u8,
         ctx: &RunCtx,
         logs: &mut RateLimit,
@@ -95,7 +106,7 @@ impl Instance {
     fn on_drop(
         &self,
         reason: DropReason,
-        src: Ipv4Addr,
+        src: IpAddr,
         ctx: &RunCtx,
         logs: &mut RateLimit,
         now: Instant,
@@ -116,66 +127,48 @@ impl Instance {
         Vec::new()
     }
 
-    /// The VRRPv3 receive path (RFC 5798 §7.1): no auth, the interval is the Master's to set.
-    fn on_packet_v3(
+    /// What a received v3 advert must match (RFC 5798 §7.1).
+    fn expect_v3(&self) -> packet_v3::ExpectV3 {
+        packet_v3::ExpectV3 {
+            vrid: self.vrid,
+            addrs: self.vips.iter().map(|v| v.addr).collect(),
+            unicast_peers: self.unicast_peers.iter().map(|a| IpAddr::V4(*a)).collect(),
+        }
+    }
+
+    /// The VRRPv3 receive path (RFC 5798 §7.1), IPv4 or IPv6: no auth, the interval is the
+    /// Master's to set. `src` is the packet's source, for the drop log.
+    fn on_verdict_v3(
         &self,
         fsm: &mut Fsm,
-        expect: &Expect,
-        pkt: &[u8],
+        verdict: Result<packet_v3::AcceptedV3, DropReason>,
+        src: IpAddr,
         ctx: &RunCtx,
         logs: &mut RateLimit,
         now: Instant,
     ) -> Vec<Action> {
-        let ex = packet_v3::ExpectV3 {
-            vrid: expect.vrid,
-            addrs: expect.addrs.iter().map(|a| IpAddr::V4(*a)).collect(),
-            unicast_peers: expect
-                .unicast_peers
-                .iter()
-                .map(|a| IpAddr::V4(*a))
-                .collect(),
+        let acc = match verdict {
+            Ok(acc) => acc,
+            Err(reason) => return self.on_drop(reason, src, ctx, logs, now),
         };
-        match ex.check_ipv4(pkt) {
-            Ok(acc) => {
-                let IpAddr::V4(src) = acc.src else {
-                    return Vec::new();
-                };
-                let prio = acc.advert.priority;
-                if acc.addr_list_mismatch && prio != 255 {
-                    // As in v2 (issue 26.2): dropped, recorded, and still a Master to elect.
-                    let got = acc
-                        .advert
-                        .addrs
-                        .iter()
-                        .filter_map(|a| match a {
-                            IpAddr::V4(v) => Some(*v),
-                            IpAddr::V6(_) => None,
-                        })
-                        .collect();
-                    let reason = DropReason::AddrListMismatch {
-                        got,
-                        want: expect.addrs.clone(),
-                    };
-                    return self.mismatch_heard(fsm, src, prio, &reason, ctx, logs);
-                }
-                self.count_accepted(fsm, src, prio, ctx, logs, now);
-                fsm.handle(
-                    now,
-                    Event::AdvertV3 {
-                        src,
-                        priority: acc.advert.priority,
-                        max_adver_int: acc.advert.interval(),
-                    },
-                )
-            }
-            Err(reason) => {
-                let src = pkt
-                    .get(12..16)
-                    .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
-                self.on_drop(reason, src, ctx, logs, now)
-            }
+        let prio = acc.advert.priority;
+        if acc.addr_list_mismatch && prio != 255 {
+            // As in v2 (issue 26.2): dropped, recorded, and still a Master to elect.
+            let reason = DropReason::AddrListMismatch {
+                got: acc.advert.addrs.clone(),
+                want: self.vips.iter().map(|v| v.addr).collect(),
+            };
+            return self.mismatch_heard(fsm, acc.src, prio, &reason, ctx, logs);
         }
+        self.count_accepted(fsm, acc.src, prio, ctx, logs, now);
+        fsm.handle(
+            now,
+            Event::AdvertV3 {
+                src: acc.src,
+                priority: prio,
+                max_adver_int: acc.advert.interval(),
+            },
+        )
     }
 
     /// The replay guard for HMAC adverts (a no-op for other auth types).

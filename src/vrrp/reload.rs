@@ -29,9 +29,20 @@ pub fn restart_needed(old: &VrrpInstanceConfig, new: &VrrpInstanceConfig) -> Opt
         Some("src_ip")
     } else if old.unicast_peers != new.unicast_peers {
         Some("unicast_peers")
+    } else if is_ipv6(old) != is_ipv6(new) {
+        // IPv4 and IPv6 adverts go through different sockets from different sources.
+        Some("virtual_ipaddress family")
     } else {
         None
     }
+}
+
+/// Whether the instance's VIPs are IPv6 (one family per instance, `config::vrrp_rules`).
+pub fn is_ipv6(ic: &VrrpInstanceConfig) -> bool {
+    ic.virtual_ipaddress
+        .first()
+        .and_then(|v| super::vip::parse_vip(v).ok())
+        .is_some_and(|v| v.addr.is_ipv6())
 }
 
 /// The settings a reload changed, in words (`priority 100 -> 110`, `VIPs added [..]`).

@@ -9,7 +9,7 @@ use super::packet::{self, VRRP_GROUP};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use tokio::io::unix::AsyncFd;
 
@@ -29,7 +29,7 @@ pub fn privilege_hint() -> &'static str {
     "VRRP needs root, or CAP_NET_RAW (raw sockets, ARP) and CAP_NET_ADMIN (VIPs)"
 }
 
-fn setsockopt_int(
+pub(super) fn setsockopt_int(
     sock: &Socket,
     level: libc::c_int,
     name: libc::c_int,
@@ -160,6 +160,55 @@ impl VrrpSocket {
                 Ok(r) => return r,
                 Err(_would_block) => continue,
             }
+        }
+    }
+}
+
+/// An instance's advert socket: IPv4 (VRRPv2 or v3) or IPv6 (VRRPv3, `socket6.rs`).
+pub enum AdvertSocket {
+    V4(VrrpSocket),
+    V6(super::socket6::VrrpSocket6),
+}
+
+/// A received message: its length, and for IPv6 what the header carried (an IPv4 message
+/// still has its header in the buffer).
+pub type Received = (usize, Option<super::socket6::Meta6>);
+
+impl AdvertSocket {
+    pub fn src(&self) -> IpAddr {
+        match self {
+            AdvertSocket::V4(s) => IpAddr::V4(s.src()),
+            AdvertSocket::V6(s) => IpAddr::V6(s.src()),
+        }
+    }
+
+    /// The IPv4 source (VRRPv2's HMAC covers it); unspecified for IPv6.
+    pub fn src_v4(&self) -> Ipv4Addr {
+        match self {
+            AdvertSocket::V4(s) => s.src(),
+            AdvertSocket::V6(_) => Ipv4Addr::UNSPECIFIED,
+        }
+    }
+
+    /// Sends one message per destination, built for it (its address is in v3's checksum).
+    pub fn send_with(&self, msg_for: impl Fn(IpAddr) -> Vec<u8>) -> io::Result<()> {
+        match self {
+            AdvertSocket::V4(s) => s.send_with(|d| msg_for(IpAddr::V4(d))),
+            AdvertSocket::V6(s) => s.send_with(|d| msg_for(IpAddr::V6(d))),
+        }
+    }
+
+    pub fn try_recv(&self, buf: &mut [u8]) -> Option<Received> {
+        match self {
+            AdvertSocket::V4(s) => s.try_recv(buf).map(|n| (n, None)),
+            AdvertSocket::V6(s) => s.try_recv(buf).map(|(n, m)| (n, Some(m))),
+        }
+    }
+
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        match self {
+            AdvertSocket::V4(s) => s.recv(buf).await.map(|n| (n, None)),
+            AdvertSocket::V6(s) => s.recv(buf).await.map(|(n, m)| (n, Some(m))),
         }
     }
 }

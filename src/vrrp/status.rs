@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// At most this many (peer, kind) mismatch records per instance; the oldest goes first. Only
@@ -24,7 +24,7 @@ pub struct InstanceStatus {
     pub base_priority: u8,
     pub effective_priority: u8,
     /// Primary address of the current Master as last heard (ourselves when Master).
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     pub interface: String,
     pub vips: Vec<String>,
     pub last_transition_unix_ms: u64,
@@ -54,7 +54,7 @@ pub struct InstanceStatus {
 /// Adverts from `peer` dropped because `kind` (`advert_int`, `addr_list`) differs from ours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerMismatch {
-    pub peer: Ipv4Addr,
+    pub peer: IpAddr,
     pub kind: String,
     pub theirs: String,
     pub ours: String,
@@ -100,12 +100,13 @@ impl InstanceStatus {
     /// Counts a dropped advert of `kind` from `peer`; returns the record.
     pub fn record_mismatch(
         &mut self,
-        peer: Ipv4Addr,
+        peer: impl Into<IpAddr>,
         kind: &str,
         theirs: String,
         ours: String,
         now_ms: u64,
     ) -> &PeerMismatch {
+        let peer = peer.into();
         let i = match self
             .peer_mismatches
             .iter()
@@ -174,6 +175,7 @@ pub fn lock(s: &Mutex<InstanceStatus>) -> std::sync::MutexGuard<'_, InstanceStat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const PEER: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 22);
 

@@ -1,13 +1,17 @@
 //! Virtual IP addresses through rtnetlink: add, remove, list, and watch address/link events.
 //!
-//! Owns the netlink side only. Adding an address that is already there and removing one that is
+//! Owns the netlink side only, for IPv4 and IPv6 VIPs (IPv6 ones are added with IFA_F_NODAD,
+//! as keepalived does: duplicate address detection would hold a moving VIP tentative for a
+//! second or more, and the peer that had it has released it). Adding an address that is already there and removing one that is
 //! already gone both succeed, so the runner can apply "hold" / "release" idempotently.
 
 use futures::{StreamExt, TryStreamExt};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlag, AddressHeaderFlag, AddressMessage,
+};
 use netlink_packet_route::link::LinkFlag;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use tokio::sync::broadcast;
 
 pub use crate::config::vip::{parse_vip, Vip};
@@ -15,7 +19,7 @@ pub use crate::config::vip::{parse_vip, Vip};
 /// Something that happened to an interface, from the kernel's netlink broadcasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
-    AddrRemoved { ifindex: u32, addr: Ipv4Addr },
+    AddrRemoved { ifindex: u32, addr: IpAddr },
     Link { ifindex: u32, up: bool },
 }
 
@@ -77,8 +81,38 @@ impl Netlink {
         }
     }
 
-    /// IPv4 addresses on the interface, in the kernel's order (primary first).
-    pub async fn ipv4_addrs(&self, ifindex: u32) -> std::io::Result<Vec<Vip>> {
+    /// IPv4 and IPv6 addresses on the interface, in the kernel's order (primary first).
+    pub async fn addrs(&self, ifindex: u32) -> std::io::Result<Vec<Vip>> {
+        Ok(self
+            .addr_messages(ifindex)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                local_addr(m).map(|addr| Vip {
+                    addr,
+                    prefix: m.header.prefix_len,
+                })
+            })
+            .collect())
+    }
+
+    /// The interface's link-local IPv6 address that has passed duplicate address detection:
+    /// what IPv6 adverts are sent from (RFC 5798 §5.1.2.1). None while there is none yet.
+    pub async fn link_local_v6(&self, ifindex: u32) -> std::io::Result<Option<Ipv6Addr>> {
+        for m in self.addr_messages(ifindex).await? {
+            if m.header.family != AddressFamily::Inet6 || tentative(&m) {
+                continue;
+            }
+            if let Some(IpAddr::V6(a)) = local_addr(&m) {
+                if (a.segments()[0] & 0xffc0) == 0xfe80 {
+                    return Ok(Some(a));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn addr_messages(&self, ifindex: u32) -> std::io::Result<Vec<AddressMessage>> {
         let mut out = Vec::new();
         let mut s = self
             .handle
@@ -87,14 +121,10 @@ impl Netlink {
             .set_link_index_filter(ifindex)
             .execute();
         while let Some(m) = s.try_next().await.map_err(io_err)? {
-            if m.header.family != AddressFamily::Inet || m.header.index != ifindex {
-                continue;
-            }
-            if let Some(addr) = local_v4(&m) {
-                out.push(Vip {
-                    addr,
-                    prefix: m.header.prefix_len,
-                });
+            if m.header.index == ifindex
+                && matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6)
+            {
+                out.push(m);
             }
         }
         Ok(out)
@@ -112,10 +142,12 @@ impl Netlink {
         vip: Vip,
         lifetime_secs: Option<u32>,
     ) -> std::io::Result<()> {
-        let mut req = self
-            .handle
-            .address()
-            .add(ifindex, IpAddr::V4(vip.addr), vip.prefix);
+        let mut req = self.handle.address().add(ifindex, vip.addr, vip.prefix);
+        if vip.addr.is_ipv6() {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(vec![AddressFlag::Nodad]));
+        }
         if let Some(l) = lifetime_secs {
             req = req.replace();
             // CacheInfo is non-exhaustive: start from its default and set the lifetimes.
@@ -136,13 +168,17 @@ impl Netlink {
     /// Removes `vip`; already absent is success.
     pub async fn del(&self, ifindex: u32, vip: Vip) -> std::io::Result<()> {
         let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
+        msg.header.family = if vip.addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
         msg.header.prefix_len = vip.prefix;
         msg.header.index = ifindex;
-        msg.attributes
-            .push(AddressAttribute::Local(IpAddr::V4(vip.addr)));
-        msg.attributes
-            .push(AddressAttribute::Address(IpAddr::V4(vip.addr)));
+        if vip.addr.is_ipv4() {
+            msg.attributes.push(AddressAttribute::Local(vip.addr));
+        }
+        msg.attributes.push(AddressAttribute::Address(vip.addr));
         match self.handle.address().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
@@ -151,16 +187,29 @@ impl Netlink {
     }
 }
 
-fn local_v4(m: &AddressMessage) -> Option<Ipv4Addr> {
+/// The address of an IPv4 or IPv6 address message (IPv4: IFA_LOCAL, the interface's own side
+/// of a point-to-point link; IPv6 sends IFA_ADDRESS only).
+fn local_addr(m: &AddressMessage) -> Option<IpAddr> {
     let mut addr = None;
     for a in &m.attributes {
         match a {
-            AddressAttribute::Local(IpAddr::V4(v)) => return Some(*v),
-            AddressAttribute::Address(IpAddr::V4(v)) => addr = Some(*v),
+            AddressAttribute::Local(v) => return Some(*v),
+            AddressAttribute::Address(v) => addr = Some(*v),
             _ => {}
         }
     }
     addr
+}
+
+/// Still in duplicate address detection (or failed it): not usable as a source.
+fn tentative(m: &AddressMessage) -> bool {
+    let in_attr = m.attributes.iter().any(|a| {
+        matches!(a, AddressAttribute::Flags(f)
+            if f.contains(&AddressFlag::Tentative) || f.contains(&AddressFlag::Dadfailed))
+    });
+    in_attr
+        || m.header.flags.contains(&AddressHeaderFlag::Tentative)
+        || m.header.flags.contains(&AddressHeaderFlag::Dadfailed)
 }
 
 fn link_flags_up(flags: &[LinkFlag]) -> bool {
@@ -170,6 +219,7 @@ fn link_flags_up(flags: &[LinkFlag]) -> bool {
 /// rtnetlink multicast groups (RTNLGRP_*), joined with NETLINK_ADD_MEMBERSHIP.
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
+const RTNLGRP_IPV6_IFADDR: u32 = 9;
 
 /// Subscribes to address and link events; they are broadcast to every instance.
 pub fn monitor() -> std::io::Result<broadcast::Sender<NetEvent>> {
@@ -180,6 +230,7 @@ pub fn monitor() -> std::io::Result<broadcast::Sender<NetEvent>> {
     sock.bind_auto()?;
     sock.add_membership(RTNLGRP_LINK)?;
     sock.add_membership(RTNLGRP_IPV4_IFADDR)?;
+    sock.add_membership(RTNLGRP_IPV6_IFADDR)?;
     tokio::spawn(conn);
     let (tx, _) = broadcast::channel(256);
     let events = tx.clone();
@@ -190,8 +241,10 @@ pub fn monitor() -> std::io::Result<broadcast::Sender<NetEvent>> {
                 _ => continue,
             };
             let out = match ev {
-                RouteNetlinkMessage::DelAddress(m) if m.header.family == AddressFamily::Inet => {
-                    local_v4(&m).map(|addr| NetEvent::AddrRemoved {
+                RouteNetlinkMessage::DelAddress(m)
+                    if matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6) =>
+                {
+                    local_addr(&m).map(|addr| NetEvent::AddrRemoved {
                         ifindex: m.header.index,
                         addr,
                     })
@@ -225,7 +278,7 @@ mod tests {
         assert_eq!(
             parse_vip("192.168.3.100/24").unwrap(),
             Vip {
-                addr: Ipv4Addr::new(192, 168, 3, 100),
+                addr: IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 3, 100)),
                 prefix: 24
             }
         );

@@ -4,13 +4,14 @@
 //! and a Master that never heard a peer stops at once.
 
 use super::*;
+use std::net::Ipv4Addr;
 
-const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 21);
-const PEER: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 22);
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 3, 21));
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 3, 22));
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 
-fn cfg(priority: u8, ip: Ipv4Addr, advert_int: Duration) -> FsmConfig {
+fn cfg(priority: u8, ip: IpAddr, advert_int: Duration) -> FsmConfig {
     FsmConfig {
         priority,
         advert_int,
@@ -38,8 +39,11 @@ fn master(priority: u8) -> (Fsm, Instant) {
     (f, now)
 }
 
-fn mismatched(src: Ipv4Addr, priority: u8) -> Event {
-    Event::MismatchedAdvert { src, priority }
+fn mismatched(src: impl Into<IpAddr>, priority: u8) -> Event {
+    Event::MismatchedAdvert {
+        src: src.into(),
+        priority,
+    }
 }
 
 #[test]
@@ -104,7 +108,7 @@ fn master_staying_after_a_peer_released_announces_every_vip() {
 /// against 2 s): returns, per node, whether it holds the VIPs, sampled every 10 ms.
 struct Pair {
     f: [Fsm; 2],
-    ip: [Ipv4Addr; 2],
+    ip: [IpAddr; 2],
     holds: [bool; 2],
     now: Instant,
 }

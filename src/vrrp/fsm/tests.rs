@@ -1,10 +1,11 @@
 //! The state machine's tests: RFC 3768 §6 rules and our additions, on a virtual clock.
 
 use super::*;
+use std::net::Ipv4Addr;
 
-const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 21);
-const LOWER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 20);
-const HIGHER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 22);
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 3, 21));
+const LOWER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 3, 20));
+const HIGHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 3, 22));
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 const GRACE: Duration = Duration::from_millis(250);
@@ -69,8 +70,11 @@ impl Sim {
     fn event(&mut self, e: Event) -> Vec<Action> {
         self.fsm.handle(self.now, e)
     }
-    fn advert(&mut self, src: Ipv4Addr, priority: u8) -> Vec<Action> {
-        self.event(Event::AdvertReceived { src, priority })
+    fn advert(&mut self, src: impl Into<IpAddr>, priority: u8) -> Vec<Action> {
+        self.event(Event::AdvertReceived {
+            src: src.into(),
+            priority,
+        })
     }
     fn elapsed(&self) -> Duration {
         self.now - self.t0
