@@ -63,6 +63,8 @@ struct Storage {
     extra: String,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The running server's state (metrics).
+    state: Option<Arc<fdfs_ha::storage::state::StorageState>>,
 }
 
 impl Storage {
@@ -97,6 +99,7 @@ impl Storage {
             extra: extra.into(),
             stop: CancellationToken::new(),
             task: None,
+            state: None,
         };
         s.run().await;
         s
@@ -105,6 +108,7 @@ impl Storage {
     async fn run(&mut self) {
         let server = StorageServer::bind(&self.config(), &self.ip).await.unwrap();
         self.port = server.local_addr().port();
+        self.state = Some(server.state());
         self.stop = CancellationToken::new();
         self.task = Some(tokio::spawn(server.serve(self.stop.clone())));
     }
@@ -414,6 +418,28 @@ async fn a_peer_down_then_back_resumes_from_its_mark() {
     };
     assert!(line(&down).contains("behind 61 records"), "{text}");
     assert!(line(&up).contains("idle, behind 0 records"), "{text}");
+    // `/metrics` shows the same lag per peer in records, bytes and seconds.
+    let metrics = fdfs_ha::metrics::Metrics::new();
+    let state = s[0].state.clone().unwrap();
+    let source = fdfs_ha::storage::metrics::StorageSource {
+        requests: state.requests().clone(),
+        state,
+    };
+    metrics.set_source("storage", Arc::new(source));
+    let text = metrics.render();
+    let sample = |name: &str, peer: &str| -> f64 {
+        let series = format!("fdfs_ha_storage_sync_lag_{name}{{peer=\"{peer}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("{series} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(sample("records", &down), 61.0);
+    assert_eq!(sample("bytes", &down), peer(&down).bytes_behind as f64);
+    assert!(sample("seconds", &down) >= 0.0);
+    assert_eq!((sample("records", &up), sample("bytes", &up)), (0.0, 0.0));
+    assert_eq!(sample("seconds", &up), 0.0);
 
     s[2].run().await;
     wait_active(&client, 3).await;

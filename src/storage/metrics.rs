@@ -1,5 +1,10 @@
 //! The storage node's metrics, read from its state at scrape time: content bytes, free space per
 //! store path, sync lag per peer, upload journal, connections; plus its live [`Requests`].
+//!
+//! Sync lag is the exact report `fdfs-ha monitor` shows (`sync::sync_report`: unsent records
+//! counted in the binlog, unflushed ones included, and the age of the oldest), not the senders'
+//! cheap live view, whose record count is not kept. It reads the unsent binlog (at most 64 MiB
+//! per peer), so scrapes render off the async threads (`supervisor::status`).
 
 use crate::metrics::{
     labels, set_counter, set_gauge, CounterFamily, GaugeFamily, Requests, Source,
@@ -35,8 +40,8 @@ impl Source for StorageSource {
                 })
             })
             .collect();
-        let peers: Vec<serde_json::Value> = st
-            .peer_sync()
+        let peers: Vec<serde_json::Value> = crate::storage::sync::sync_report(st)
+            .peers
             .iter()
             .map(|p| {
                 serde_json::json!({
@@ -138,7 +143,7 @@ impl Source for StorageSource {
             GaugeFamily::default(),
             GaugeFamily::default(),
         );
-        for p in st.peer_sync() {
+        for p in crate::storage::sync::sync_report(st).peers {
             let l = labels([("peer", &p.peer)]);
             set_gauge(&recs, l.clone(), p.records_behind as f64);
             set_gauge(&lag_bytes, l.clone(), p.bytes_behind as f64);
@@ -151,18 +156,18 @@ impl Source for StorageSource {
         }
         reg.register(
             "storage_sync_lag_records",
-            "binlog records not yet sent to the peer",
+            "binlog records the peer has not applied yet (flushed or not)",
             recs,
         );
         reg.register_with_unit(
             "storage_sync_lag",
-            "binlog bytes not yet sent to the peer",
+            "binlog bytes the peer has not applied yet (flushed or not)",
             Unit::Bytes,
             lag_bytes,
         );
         reg.register_with_unit(
             "storage_sync_lag",
-            "age of the newest record sent to the peer (0 when caught up)",
+            "age of the oldest change the peer has not applied yet (0 when caught up)",
             Unit::Seconds,
             secs,
         );

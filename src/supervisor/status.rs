@@ -144,7 +144,21 @@ pub async fn serve(
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let board = board.clone();
-                    async move { Ok::<_, Infallible>(respond(&req, &board, debug)) }
+                    // Rendering reads files (free space, the unsent binlog for the sync lag):
+                    // off the async threads.
+                    async move {
+                        let (parts, _) = req.into_parts();
+                        let req = hyper::Request::from_parts(parts, ());
+                        let resp =
+                            tokio::task::spawn_blocking(move || respond(&req, &board, debug))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    let mut r = hyper::Response::new(Default::default());
+                                    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                                    r
+                                });
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
