@@ -268,6 +268,9 @@ async fn main() {
     if fsync_modes.contains(&true) && sizes.contains(&(4 << 10)) {
         disk_floor();
     }
+    if sizes.contains(&(4 << 10)) {
+        loopback_floor();
+    }
     for &fsync in &fsync_modes {
         let cluster = start_cluster(fsync);
         let client = Arc::new(FdfsClient::new(vec![cluster.tracker]));
@@ -410,6 +413,43 @@ fn disk_floor() {
     println!(
         "          (4 KiB rewritten in place + fdatasync, no metadata to write: {:.0} us)",
         median(&mut took)
+    );
+}
+
+/// The same run's network floor for the 4 KiB rows: one loopback TCP round trip of a 4 KiB
+/// request and a 40-byte answer between two threads (no protocol, no disk). One operation of
+/// the bench is two round trips (tracker query, then the storage call).
+fn loopback_floor() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut req = vec![0u8; 4096];
+        while s.read_exact(&mut req).is_ok() {
+            if s.write_all(&[0u8; 40]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let (req, mut answer) = (vec![7u8; 4096], [0u8; 40]);
+    let mut took: Vec<f64> = (0..1000)
+        .map(|_| {
+            let t = Instant::now();
+            c.write_all(&req).unwrap();
+            c.read_exact(&mut answer).unwrap();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    drop(c);
+    let _ = server.join();
+    let rtt = median(&mut took);
+    println!(
+        "loopback floor: one round trip of 4 KiB out, 40 bytes back takes {rtt:.0} us here (median of 1000); an operation is two (C 4K upload c=1: {:.0} us per operation)",
+        1e6 / C_REFERENCE[0].3
     );
 }
 
