@@ -15,6 +15,7 @@ pub mod http;
 pub mod import;
 pub mod log_limit;
 pub mod logs;
+pub mod memory;
 pub mod metrics;
 pub mod probe;
 pub mod proto;

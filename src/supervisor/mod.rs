@@ -313,6 +313,11 @@ pub async fn run_with(
     }
     tracing::info!(node = %sup.cfg.node, "running");
     crate::systemd::ready();
+    // The code and data only start-up ran need not stay resident (issue 21.5, crate::memory).
+    match crate::memory::release_startup_pages() {
+        Ok(kb) => tracing::debug!(kb, "start-up pages released"),
+        Err(e) => tracing::debug!(error = %e, "start-up pages not released"),
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
