@@ -9,7 +9,8 @@
 //! figures from issue 27 for the two reference sizes.
 //!
 //! Run: `cargo bench --bench catchup_bench` (env: CATCHUP_FILES=2000, CATCHUP_SIZE=1024 bytes
-//! (also 1K / 1M), CATCHUP_FSYNC=on|off; the issue's runs: 300000 x 1K and 3000 x 1M).
+//! (also 1K / 1M), CATCHUP_FSYNC=on|off, CATCHUP_BIN=path of another fdfs-ha build; the
+//! issue's runs: 300000 x 1K and 3000 x 1M).
 #![allow(clippy::unwrap_used)] // benchmark harness: a failed unwrap is a failed run
 
 use fdfs_ha::client::storage::StorageConn;
@@ -88,8 +89,8 @@ fn size_env(name: &str, default: usize) -> usize {
     num.parse::<usize>().expect(name) * mult
 }
 
-/// (VmRSS, VmHWM) of `pid` in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
+/// (VmRSS, VmHWM, RssAnon) of `pid` in KiB.
+fn rss_kib(pid: u32) -> (u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -99,7 +100,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS:"), field("VmHWM:"), field("RssAnon:"))
 }
 
 async fn status_of(client: &FdfsClient, addr: SocketAddr) -> Option<u8> {
@@ -140,7 +141,10 @@ async fn main() {
     let files = size_env("CATCHUP_FILES", 2000);
     let size = size_env("CATCHUP_SIZE", 1024);
     let fsync = std::env::var("CATCHUP_FSYNC").map_or(true, |v| v != "off");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha"));
+    // CATCHUP_BIN: another build of fdfs-ha (a release build's figures with a deb-ci driver).
+    let bin = std::env::var_os("CATCHUP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha")));
     let dir =
         tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -203,10 +207,12 @@ async fn main() {
     let t0 = Instant::now();
     let b_proc = spawn(&bin, &bcfg, &dir.path().join("b.log"));
     let pid = b_proc.0.id();
-    let mut peak = 0;
+    let (mut peak, mut peak_anon) = (0, 0);
     let limit = Duration::from_secs(3600);
     loop {
-        peak = peak.max(rss_kib(pid).0);
+        let (now, _, anon) = rss_kib(pid);
+        peak = peak.max(now);
+        peak_anon = peak_anon.max(anon);
         if a_caught_up(a, b).await
             && status_of(&client, b).await == Some(StorageStatus::Active as u8)
         {
@@ -216,7 +222,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
-    let (rss, hwm) = rss_kib(pid);
+    let (rss, hwm, _) = rss_kib(pid);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let detail: Vec<&str> = status
         .lines()
@@ -226,11 +232,12 @@ async fn main() {
         .collect();
     let peak = peak.max(hwm);
     println!(
-        "catch-up: {secs:.2} s, {:.0} files/s, {:.1} MB/s; receiver peak RSS {:.1} MiB (now {:.1} MiB)",
+        "catch-up: {secs:.2} s, {:.0} files/s, {:.1} MB/s; receiver peak RSS {:.1} MiB (now {:.1} MiB; anonymous peak {:.1} MiB, sampled)",
         files as f64 / secs,
         (files * size) as f64 / secs / 1e6,
         peak as f64 / 1024.0,
-        rss as f64 / 1024.0
+        rss as f64 / 1024.0,
+        peak_anon as f64 / 1024.0
     );
     println!(
         "receiver at the end: {}",
