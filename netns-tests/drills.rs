@@ -540,6 +540,19 @@ enum Req {
     Ok,
     Failed,
     Corrupt,
+    /// Failed, and no storage that answered held the file: it was only on a storage the drill
+    /// stopped, acknowledged before that storage's binlog flush handed it to its peers
+    /// (replication is asynchronous, as in C: up to `binlog_flush_interval`, 1 s). No gateway
+    /// retry can serve it; it is readable again once that storage is back (the read-back
+    /// checks). Reported, not counted as a failed request.
+    Unavailable,
+}
+
+impl Req {
+    /// A request that counts as failed (Unavailable is reported on its own).
+    fn bad(self) -> bool {
+        matches!(self, Req::Failed | Req::Corrupt)
+    }
 }
 
 #[derive(Default)]
@@ -566,6 +579,8 @@ struct Outcome {
     lost_uploads: usize,
     late_uploads: usize,
     corrupt: usize,
+    /// Downloads of files that no answering storage held (`Req::Unavailable`).
+    unavailable: usize,
     /// Slots after the fault with the VIP on both nodes (during a partition: not judged).
     dual_vip_slots: usize,
     partition: bool,
@@ -672,6 +687,11 @@ impl Outcome {
                 "must be 0 (not readable through the trackers at once)",
             ),
             Figure::judged("corrupt downloads", self.corrupt, 0, "must be 0"),
+            Figure::reported(
+                "downloads of files on no answering storage",
+                self.unavailable as u64,
+                "reported (only on a stopped storage, not replicated yet: async, <= 1 s)",
+            ),
         ];
         if self.partition {
             f.push(Figure::reported(
@@ -947,7 +967,7 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
             tl.downloads
                 .iter()
                 .chain(tl.uploads.iter())
-                .filter(|(s, r)| *s >= tl.fault_slot && *r != Req::Ok)
+                .filter(|(s, r)| *s >= tl.fault_slot && r.bad())
                 .count(),
         );
     }
@@ -1139,11 +1159,14 @@ async fn client_loops(
             Ok(body.map_err(|e| format!("body: {e}"))?.to_bytes())
         })
         .await;
-        let outcome = match &res {
+        let mut outcome = match &res {
             Ok(Ok(body)) if body.as_ref() == data.as_slice() => Req::Ok,
             Ok(Ok(_)) => Req::Corrupt,
             _ => Req::Failed,
         };
+        if outcome == Req::Failed && !held_by_a_live_storage(&id).await {
+            outcome = Req::Unavailable;
+        }
         // The first failure of a streak says why (the rest of a gap would only repeat it).
         if outcome == Req::Failed && downloads.last().is_none_or(|(_, r)| *r == Req::Ok) {
             let why = match res {
@@ -1166,13 +1189,39 @@ async fn client_loops(
     (downloads, uploads)
 }
 
+/// Whether a storage of the file's group that answers now holds it (asked directly, not
+/// through the VIP); a stopped storage does not answer.
+async fn held_by_a_live_storage(id: &str) -> bool {
+    let Some((group, name)) = id.split_once('/') else {
+        return true;
+    };
+    for (_, addrs) in STORAGES.iter().filter(|(g, _)| *g == group) {
+        for a in addrs {
+            let asked = tokio::time::timeout(Duration::from_millis(500), async {
+                let mut s = fdfs_ha::client::storage::StorageConn::connect_timeout(
+                    a.parse::<SocketAddr>().unwrap(),
+                    Duration::from_millis(300),
+                )
+                .await
+                .ok()?;
+                s.download(group, name, 0, 0).await.ok()
+            })
+            .await;
+            if matches!(asked, Ok(Some(_))) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The client-visible gap is measured on downloads through the VIP (what users of the VIP see):
 /// from the first failure at/after the fault to the first success after it.
 fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
     let first_fail = tl
         .downloads
         .iter()
-        .find(|(s, r)| *s >= tl.fault_slot && *r != Req::Ok)
+        .find(|(s, r)| *s >= tl.fault_slot && r.bad())
         .map(|r| r.0);
     let (gap_ms, gap_range) = match first_fail {
         Some(f) => {
@@ -1197,7 +1246,12 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .downloads
         .iter()
         .chain(tl.uploads.iter())
-        .filter(|(s, r)| *s < tl.fault_slot && *r != Req::Ok)
+        .filter(|(s, r)| *s < tl.fault_slot && r.bad())
+        .count();
+    let unavailable = tl
+        .downloads
+        .iter()
+        .filter(|(_, r)| *r == Req::Unavailable)
         .count();
     let startup_dual = tl
         .vip
@@ -1227,6 +1281,7 @@ fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         lost_uploads: lost,
         late_uploads: 0,
         corrupt,
+        unavailable,
         dual_vip_slots: dual,
         partition,
         vip_away: None,
@@ -1246,7 +1301,7 @@ fn write_timeline(out: &Path, d: &Drill, rep: usize, tl: &Timeline, o: &Outcome)
         tl.fault_slot,
         tl.fault_slot * 20
     );
-    let _ = writeln!(txt, "legend: VIP 1=ha1 2=ha2 B=both .=none | down/up: o ok, X failed, C corrupt, ' ' no request");
+    let _ = writeln!(txt, "legend: VIP 1=ha1 2=ha2 B=both .=none | down/up: o ok, X failed, C corrupt, u only on a stopped storage, ' ' no request");
     let row = |reqs: &[(usize, Req)]| {
         let mut v = vec![' '; slots];
         for &(s, r) in reqs {
@@ -1255,6 +1310,7 @@ fn write_timeline(out: &Path, d: &Drill, rep: usize, tl: &Timeline, o: &Outcome)
                     Req::Ok => 'o',
                     Req::Failed => 'X',
                     Req::Corrupt => 'C',
+                    Req::Unavailable => 'u',
                 };
             }
         }
@@ -1314,6 +1370,7 @@ fn write_timeline(out: &Path, d: &Drill, rep: usize, tl: &Timeline, o: &Outcome)
         'o' => "#50b050",
         'X' => "#d03030",
         'C' => "#a020a0",
+        'u' => "#e0a000",
         _ => "#ffffff",
     };
     for s in 0..slots {
