@@ -65,7 +65,8 @@ async fn call(s: &mut TcpStream, bytes: &[u8]) -> (u8, Vec<u8>) {
 }
 
 /// The messages a stand-in C tracker received: (cmd, body).
-type Received = Arc<Mutex<Vec<(u8, Vec<u8>)>>>;
+/// (cmd, body, connection number in accept order).
+type Received = Arc<Mutex<Vec<(u8, Vec<u8>, usize)>>>;
 
 /// What a stand-in C tracker answers besides empty OKs.
 struct Script {
@@ -122,7 +123,7 @@ async fn stand_in_with(
     let task = tokio::spawn(async move {
         // Aborting this task drops the set, which ends every connection (a tracker gone).
         let mut conns = tokio::task::JoinSet::new();
-        loop {
+        for conn in 0.. {
             let Ok((mut s, _)) = l.accept().await else {
                 return;
             };
@@ -138,7 +139,7 @@ async fn stand_in_with(
                     let h = Header::decode(&h).unwrap();
                     let mut body = vec![0u8; h.pkg_len as usize];
                     s.read_exact(&mut body).await.unwrap();
-                    rec.lock().unwrap().push((h.cmd, body.clone()));
+                    rec.lock().unwrap().push((h.cmd, body.clone(), conn));
                     let (status, out) = match h.cmd {
                         tp::TRACKER_GET_STATUS => {
                             let n = statuses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -347,7 +348,7 @@ async fn beat(s: &mut TcpStream) -> Vec<u8> {
 }
 
 fn cmds(got: &Received) -> Vec<u8> {
-    got.lock().unwrap().iter().map(|(c, _)| *c).collect()
+    got.lock().unwrap().iter().map(|(c, _, _)| *c).collect()
 }
 
 /// Roles swapped from phase A (#67-#74): the C tracker has the smaller address, so we win,
@@ -414,22 +415,30 @@ async fn we_follow_a_c_leader_and_take_over_when_it_is_gone() {
     let mut s1 = connect_from("127.0.0.23", addr).await;
     let j = join_naming(&requests(&cap, 10)[0], addr, &[addr, c_addr]);
     assert_eq!(call(&mut s1, &j).await.0, 0);
-    // Starting empty, we copied the leader's system files before answering the JOIN, then
-    // joined it.
+    // Starting empty, we copied the leader's system files before answering the JOIN (on the
+    // connection of the GET_STATUS that found data), then joined it and pinged it.
     eventually("two pings", || {
-        cmds(&got).starts_with(&[64, 61, 63, 63, 63, 63, 62, 64, 58, 65, 65])
+        cmds(&got).ends_with(&[65, 65]) && cmds(&got).contains(&58)
     })
     .await;
     {
         let g = got.lock().unwrap();
-        let b = &g[8].1;
+        let copy_conn = g.iter().find(|x| x.0 == 61).unwrap().2;
+        let copy: Vec<u8> = g.iter().filter(|x| x.2 == copy_conn).map(|x| x.0).collect();
+        assert_eq!(copy[..7], [64, 61, 63, 63, 63, 63, 62]);
+        let join = g
+            .iter()
+            .position(|x| x.0 == tp::TRACKER_JOIN_LEADER)
+            .unwrap();
+        assert!(join > g.iter().position(|x| x.0 == 62).unwrap());
+        let b = &g[join].1;
         assert_eq!(b.len(), 24);
         assert_eq!(&b[8..16], b"6.16.1\0\0");
         assert_eq!(
             u64::from_be_bytes(b[16..24].try_into().unwrap()),
             addr.port() as u64
         );
-        assert_eq!(g[9].1.len(), 12);
+        assert_eq!(g[join + 1].1.len(), 12);
     }
     assert!(!status_of("127.0.0.22", addr).await.if_leader);
     assert_eq!(
@@ -597,7 +606,16 @@ async fn an_empty_tracker_copies_the_c_leader_s_system_files_before_it_answers_j
         .collect();
     let want = &want[..7];
     assert_eq!(want[6].0, tp::TRACKER_GET_SYS_FILES_END);
-    assert_eq!(got.lock().unwrap()[..7], *want);
+    // On one connection, as C: the GET_STATUS that found data, then the copy (the election
+    // may ask GET_STATUS on its own connection meanwhile).
+    let got = got.lock().unwrap().clone();
+    let copy_conn = got.iter().find(|g| g.0 == 61).unwrap().2;
+    let on_conn: Vec<(u8, Vec<u8>)> = got
+        .into_iter()
+        .filter(|g| g.2 == copy_conn)
+        .map(|g| (g.0, g.1))
+        .collect();
+    assert_eq!(on_conn[..7], *want);
     // The group list (SERVER_LIST_ALL_GROUPS: one group of two storages) and its storages.
     let mut client = connect_from("127.0.0.29", addr).await;
     let f = Header::new(cmd::SERVER_LIST_ALL_GROUPS, 0, 0)

@@ -8,8 +8,10 @@
 //! elect a leader (`leader`), and only the leader pushes the group lists and its own address in
 //! BEAT answers, so storages learn status changes from one place. The view is also kept in
 //! `<data_dir>/tracker-cluster.json` (`persist`) so a restarted tracker answers at once; storages must report again within a short grace or
-//! go OFFLINE. Without the file a tracker learns everything again from JOINs and reports (a
-//! storage that says it has its data, `init_flag = 0`, is trusted: ONLINE, then ACTIVE).
+//! go OFFLINE. Without the file (or after more than 600 s down) a tracker first copies the view
+//! of another tracker the storages name, C or fdfs-ha, as C's system files (`sys_files`), then
+//! learns the rest from JOINs and reports (a storage that says it has its data,
+//! `init_flag = 0`, is trusted: ONLINE, then ACTIVE).
 //!
 //! - `cluster`: the cluster view, a pure state machine.
 //! - `index`: the selection indexes `cluster` keeps in step with every change.

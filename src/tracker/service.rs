@@ -294,7 +294,6 @@ impl Tracker {
         now: Instant,
         unix: i64,
     ) -> Reply {
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let reply = super::cmd::dispatch(&mut super::cmd::Req {
             tracker: self,
             conn,
@@ -303,6 +302,11 @@ impl Tracker {
             now,
             unix,
         });
+        // A held JOIN is handled (and counted) again once the system files were copied.
+        if let Reply::Hold(_) = reply {
+            return reply;
+        }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = match &reply {
             Reply::Send { status, .. } => {
                 if *status == errno::EINVAL {
@@ -310,8 +314,7 @@ impl Tracker {
                 }
                 errno::name(*status)
             }
-            Reply::Close => "closed",
-            Reply::Hold(_) => "held",
+            Reply::Close | Reply::Hold(_) => "closed",
         };
         let secs = now.elapsed().as_secs_f64();
         self.requests

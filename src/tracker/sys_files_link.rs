@@ -9,23 +9,21 @@ use crate::proto::tracker_peer::{self as tp, TrackerStatus};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// GET_STATUS of one peer; None when it is down, refuses, or says it has no data (ENOENT).
-async fn status(addr: &str, timeout: Duration) -> Option<TrackerStatus> {
+/// GET_STATUS of one peer, and the connection it went on (C copies on that same connection,
+/// tracker-pair.txt conn#12 and conn#53). None when it is down, refuses, or says it has no
+/// data (ENOENT).
+async fn status(addr: &str, timeout: Duration) -> Option<(TrackerStatus, TcpStream)> {
     let fut = async {
         let mut s = TcpStream::connect(addr).await.ok()?;
-        request(&mut s, tp::TRACKER_GET_STATUS, &[]).await.ok()
+        let body = request(&mut s, tp::TRACKER_GET_STATUS, &[]).await.ok()?;
+        Some((TrackerStatus::decode(&body).ok()?, s))
     };
-    let body = tokio::time::timeout(timeout, fut).await.ok().flatten()?;
-    TrackerStatus::decode(&body).ok()
+    tokio::time::timeout(timeout, fut).await.ok().flatten()
 }
 
-/// The four files of `addr`, each request bounded by `timeout`.
-async fn fetch(addr: &str, timeout: Duration) -> Result<[Vec<u8>; 4], CopyError> {
+/// The four files of `addr` on `s`, each request bounded by `timeout`.
+async fn fetch(addr: &str, mut s: TcpStream, timeout: Duration) -> Result<[Vec<u8>; 4], CopyError> {
     let io = |e: String| CopyError(format!("{addr}: {e}"));
-    let mut s = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io("connect timed out".into()))?
-        .map_err(|e| io(e.to_string()))?;
     let mut copy = SysFileCopy::new();
     while let Some((command, body)) = copy.next_request() {
         let answer = tokio::time::timeout(timeout, request(&mut s, command, &body))
@@ -51,15 +49,26 @@ pub(super) async fn copy(tracker: &Tracker, peers: &[String]) -> Result<(), Copy
         .get()
         .max(Duration::from_millis(200));
     let mut answers = Vec::with_capacity(peers.len());
+    let mut streams = Vec::with_capacity(peers.len());
     for p in peers {
-        answers.push((p.clone(), status(p, timeout).await));
+        let (st, stream) = status(p, timeout).await.unzip();
+        answers.push((p.clone(), st));
+        streams.push(stream);
     }
     let Some(source) = pick_source(&answers) else {
         tracing::info!(?peers, "no other tracker has data; serving without a copy");
         tracker.sys_files_copied(None, Instant::now(), unix_now());
         return Ok(());
     };
-    let result = fetch(&source, timeout)
+    let stream = answers
+        .iter()
+        .zip(streams)
+        .find(|((a, _), _)| *a == source)
+        .and_then(|(_, s)| s);
+    let Some(stream) = stream else {
+        return Err(CopyError(format!("{source}: no connection")));
+    };
+    let result = fetch(&source, stream, timeout)
         .await
         .and_then(|files| to_snapshot(&files, tracker.cfg.use_storage_id));
     match result {
