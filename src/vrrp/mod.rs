@@ -322,23 +322,35 @@ impl Instance {
             .link_index(&ic.interface)
             .await
             .with_context(|| format!("interface {}", ic.interface))?;
-        let present = netlink
-            .addrs(ifindex)
+        let with_lifetime = netlink
+            .addrs_with_lifetime(ifindex)
             .await
             .with_context(|| format!("listing addresses of {}", ic.interface))?;
-        // VIPs left behind by a crashed earlier run: we are not Master yet, so they must go.
+        let present: Vec<Vip> = with_lifetime.iter().map(|(v, _)| *v).collect();
+        // VIPs left behind by an earlier run: we are not Master yet, so they must go. One with a
+        // kernel lifetime was renewed by a run that died (a crash, kill -9, the VRRP thread
+        // ended and its instance restarted): it stays until its lifetime, 4 x advert_int after
+        // that run's last advert, runs out, so the node keeps answering until the peer has
+        // taken over (issue 23.2). Removing it now would open a gap up to a Master_Down_Interval.
         for v in &vips {
             if Some(v.addr) == ic.src_ip.map(IpAddr::V4) {
                 continue;
             }
-            if present.iter().any(|p| p.addr == v.addr) {
+            let Some((_, lifetime)) = with_lifetime.iter().find(|(p, _)| p.addr == v.addr) else {
+                continue;
+            };
+            if let Some(secs) = lifetime {
                 tracing::warn!(target: LOG, instance = %ic.name, vip = %v, interface = %ic.interface,
-                    "removing VIP left on the interface by an earlier run");
-                netlink
-                    .del(ifindex, *v)
-                    .await
-                    .with_context(|| format!("removing stale VIP {v} from {}", ic.interface))?;
+                    lifetime_left_s = secs,
+                    "VIP left on the interface by an earlier run: left to expire, so clients are served until the peer takes over");
+                continue;
             }
+            tracing::warn!(target: LOG, instance = %ic.name, vip = %v, interface = %ic.interface,
+                "removing VIP left on the interface by an earlier run");
+            netlink
+                .del(ifindex, *v)
+                .await
+                .with_context(|| format!("removing stale VIP {v} from {}", ic.interface))?;
         }
         let ipv6 = vips.first().is_some_and(|v| v.addr.is_ipv6());
         let socket = if ipv6 {

@@ -96,6 +96,33 @@ impl Netlink {
             .collect())
     }
 
+    /// Like `addrs`, with each address's remaining valid lifetime in seconds (None: forever).
+    /// A VIP with a lifetime was added by fdfs-ha (see `add`).
+    pub async fn addrs_with_lifetime(
+        &self,
+        ifindex: u32,
+    ) -> std::io::Result<Vec<(Vip, Option<u32>)>> {
+        Ok(self
+            .addr_messages(ifindex)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                let addr = local_addr(m)?;
+                let valid = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::CacheInfo(c) if c.ifa_valid != u32::MAX => Some(c.ifa_valid),
+                    _ => None,
+                });
+                Some((
+                    Vip {
+                        addr,
+                        prefix: m.header.prefix_len,
+                    },
+                    valid,
+                ))
+            })
+            .collect())
+    }
+
     /// The interface's link-local IPv6 address that has passed duplicate address detection:
     /// what IPv6 adverts are sent from (RFC 5798 §5.1.2.1). None while there is none yet.
     pub async fn link_local_v6(&self, ifindex: u32) -> std::io::Result<Option<Ipv6Addr>> {
