@@ -9,6 +9,7 @@ use super::{now_unix, KEPT_HEADERS};
 use crate::http::body::TimeoutBody;
 use crate::http::body::{self, Body};
 use crate::http::file::{self, FileSource, Representation};
+use crate::http::open_files::OpenFiles;
 use crate::http::validators;
 use futures::StreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -129,8 +130,9 @@ pub(super) fn serve_entry(
     parts: &Parts,
     head_only: bool,
     entry: &CachedEntry,
+    open_files: &OpenFiles,
 ) -> Option<Response<Body>> {
-    let f = std::fs::File::open(&entry.path).ok()?;
+    let (f, _) = open_files.open(&entry.path).ok()??;
     let src = FileSource {
         file: f,
         offset: entry.body_offset,

@@ -231,6 +231,10 @@ impl Gateway {
             }
         };
         if let Some(cache) = &self.cache {
+            crate::http::open_files::spawn_sweeper(
+                cache.open_files.clone(),
+                shutdown.child_token(),
+            );
             let cache = cache.clone();
             let stop = shutdown.child_token();
             let every = self
@@ -678,7 +682,7 @@ impl State {
             let (found, stale) = cache.find(&key, now_unix());
             expired |= stale;
             if let Some(entry) = found {
-                if let Some(mut r) = serve_entry(parts, head_only, &entry) {
+                if let Some(mut r) = serve_entry(parts, head_only, &entry, &cache.open_files) {
                     cache.count_hit();
                     r.headers_mut()
                         .insert("x-cache", HeaderValue::from_static("HIT"));
@@ -721,9 +725,14 @@ impl State {
                             if !from_peer {
                                 self.peers.warm(target);
                             }
-                            serve_entry(parts, head_only, &entry).unwrap_or_else(|| {
-                                body::text(StatusCode::INTERNAL_SERVER_ERROR, "cache read failed")
-                            })
+                            serve_entry(parts, head_only, &entry, &cache.open_files).unwrap_or_else(
+                                || {
+                                    body::text(
+                                        StatusCode::INTERNAL_SERVER_ERROR,
+                                        "cache read failed",
+                                    )
+                                },
+                            )
                         }
                         Ok(FillOutcome::Pass(r)) => self.stream_through(r, head_only),
                         Ok(FillOutcome::Failed(status, why)) => body::text(status, why),

@@ -76,7 +76,7 @@ pub struct Representation {
 /// Where the bytes of a representation live: `file` from `offset` (cache files carry a header
 /// before the body).
 pub struct FileSource {
-    pub file: std::fs::File,
+    pub file: std::sync::Arc<std::fs::File>,
     pub offset: u64,
 }
 

@@ -98,9 +98,9 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    pub fn new(file: std::fs::File, pos: u64, count: u64) -> Self {
+    pub fn new(file: Arc<std::fs::File>, pos: u64, count: u64) -> Self {
         FileBody {
-            file: Arc::new(file),
+            file,
             prefix: None,
             pos,
             remaining: count,

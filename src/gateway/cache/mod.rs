@@ -37,6 +37,9 @@ pub struct Cache {
     pub misses: AtomicU64,
     /// Misses whose stale entry was dropped on the way (`X-Cache: EXPIRED`), not in `misses`.
     pub expired: AtomicU64,
+    /// Descriptors of recently hit entry files (a purge or eviction unlinks the file, which the
+    /// next hit sees).
+    pub open_files: Arc<crate::http::open_files::OpenFiles>,
 }
 
 /// Outcome of `begin_fill`.
@@ -104,6 +107,7 @@ impl Cache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            open_files: Arc::default(),
         })
     }
 

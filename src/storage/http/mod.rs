@@ -17,6 +17,7 @@ pub mod token;
 
 use crate::config::{ResponseMode, StorageConfig, StorageHttpConfig};
 use crate::http::body::{self, Body};
+use crate::http::open_files::{self, OpenFiles};
 use crate::http::{file, path, server, validators};
 use crate::proto::fileid::Source;
 use crate::vrrp::ownership::{self, VipOwnership};
@@ -94,6 +95,8 @@ struct State {
     /// Refusals are logged at info through `counters.logs`, one line per kind per 10 s with
     /// the count held back.
     counters: Arc<Counters>,
+    /// Descriptors of recently served files (a hit costs one fstat).
+    open_files: Arc<OpenFiles>,
 }
 
 impl StorageHttp {
@@ -135,6 +138,7 @@ impl StorageHttp {
             ),
             client,
             counters: Arc::default(),
+            open_files: Arc::default(),
             cfg: http,
         };
         Ok(StorageHttp {
@@ -185,6 +189,7 @@ impl StorageHttp {
         if let Some(r) = &self.tracker_resolver {
             r.spawn_refresher(shutdown.clone());
         }
+        open_files::spawn_sweeper(self.state.open_files.clone(), shutdown.child_token());
         let mut limits = Limits::new(
             self.state.cfg.max_connections,
             self.state.cfg.header_timeout.get(),
@@ -270,7 +275,7 @@ impl State {
             .filter(|_| ours)
             .map(|p| p.join(dl.name.relative_data_path()));
         if let Some(local) = local {
-            match open_regular(&local) {
+            match self.open_files.open(&local) {
                 Ok(Some((f, meta))) => {
                     let mut resp = self.serve_local(&req, head_only, &dl, f, meta);
                     add_disposition(&mut resp, query);
@@ -291,7 +296,7 @@ impl State {
         req: &Request<Incoming>,
         head_only: bool,
         dl: &path::DownloadPath,
-        f: std::fs::File,
+        f: Arc<std::fs::File>,
         meta: std::fs::Metadata,
     ) -> Response<Body> {
         // Normal files: the create time in the ID, identical on every replica, so caches in front
@@ -484,24 +489,6 @@ impl State {
             }
         }
         out
-    }
-}
-
-/// Opens `p` if it is a regular file; `Ok(None)` when it does not exist.
-fn open_regular(
-    p: &std::path::Path,
-) -> std::io::Result<Option<(std::fs::File, std::fs::Metadata)>> {
-    match std::fs::File::open(p) {
-        Ok(f) => {
-            let meta = f.metadata()?;
-            if meta.is_file() {
-                Ok(Some((f, meta)))
-            } else {
-                Ok(None)
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
     }
 }
 
