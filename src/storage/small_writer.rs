@@ -9,6 +9,9 @@
 //! upload journal's group: every upload waiting when a batch starts shares one journal write
 //! and one flush (`Store::create_many`), so eight concurrent uploads cost one device flush.
 //!
+//! With fsync off there is no flush to share: the work runs in place (`block_in_place`), which
+//! measured 1.7x the hand-off's rate there (docs/BENCHMARKS.md, issue 21, 2026-12-06 07:44).
+//!
 //! The thread starts with the first job and ends when the storage's state is dropped (the
 //! channel closes). It holds the state weakly: a job in flight keeps it alive.
 
@@ -56,6 +59,11 @@ impl SmallWriter {
     /// Stores a new small file (see `Store::create_many`), sharing the journal's flush with
     /// the others waiting.
     pub async fn create(state: &Arc<StorageState>, file: NewSmall) -> StoreResult<Created> {
+        // fsync off: no flush to share, so no batch to wait for; in place (block_in_place) was
+        // 1.7x as fast as the hand-off at c=1 and c=8 (docs/BENCHMARKS.md, issue 21).
+        if !state.store().fsync_enabled() {
+            return in_place(state, move |s| one(s, file)).await;
+        }
         let (tx, rx) = oneshot::channel();
         state.small_writer().send(state, Job::Create(file, tx))?;
         rx.await
@@ -67,6 +75,9 @@ impl SmallWriter {
         state: &Arc<StorageState>,
         f: impl FnOnce(&Store) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        if !state.store().fsync_enabled() {
+            return in_place(state, f).await;
+        }
         let (tx, rx) = oneshot::channel();
         let job = Job::Run(Box::new(move |store| {
             let _ = tx.send(f(store));
@@ -123,4 +134,36 @@ fn serve(state: &StorageState, batch: Vec<Job>) {
             }
         }
     }
+}
+
+/// One new small file, stored at once.
+fn one(store: &Store, file: NewSmall) -> StoreResult<Created> {
+    store
+        .create_many(vec![file])
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::new(errno::EIO, "not stored")))
+}
+
+/// Runs `f` on this thread, off the async scheduling (`block_in_place`); on the blocking pool
+/// where that is not allowed (current-thread runtimes in tests).
+async fn in_place<T: Send + 'static>(
+    state: &Arc<StorageState>,
+    f: impl FnOnce(&Store) -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        return tokio::task::block_in_place(|| f(state.store()));
+    }
+    spawned(state, f).await
+}
+
+/// Runs `f` on the blocking pool.
+async fn spawned<T: Send + 'static>(
+    state: &Arc<StorageState>,
+    f: impl FnOnce(&Store) -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    let st = Arc::clone(state);
+    tokio::task::spawn_blocking(move || f(st.store()))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::new(errno::EIO, format!("blocking task: {e}"))))
 }
