@@ -156,6 +156,38 @@ async fn metrics_families_exist_and_storage_counters_move() {
         "{after}"
     );
     assert!(after.ends_with("# EOF\n"));
+    // fsync is on by default: the 10,000-byte upload went through the upload journal (one
+    // flush, one record), which the journal's own families show per store path.
+    let flushes = "fdfs_ha_storage_journal_flushes_total{store_path=\"M00\"}";
+    assert!(sample(&after, flushes).unwrap_or(0.0) >= 1.0, "{after}");
+    let used = "fdfs_ha_storage_journal_active_segment_used_bytes{store_path=\"M00\"}";
+    let settled = "fdfs_ha_storage_journal_settled_files_total{store_path=\"M00\"}";
+    let unsettled = "fdfs_ha_storage_journal_unsettled_files{store_path=\"M00\"}";
+    assert!(
+        sample(&after, used).unwrap_or(0.0) >= 10_000.0
+            || sample(&after, settled).unwrap_or(0.0) >= 1.0,
+        "{after}"
+    );
+    // The file settles with the next binlog flush (binlog_flush_interval, 1 s by default).
+    let settled_text = read_until(
+        Duration::from_secs(10),
+        || get(&addr, "/metrics").expect("scrape"),
+        |text| sample(text, settled) == Some(1.0),
+    )
+    .await;
+    assert_eq!(
+        sample(&settled_text, unsettled),
+        Some(0.0),
+        "{settled_text}"
+    );
+    assert_eq!(
+        sample(
+            &settled_text,
+            "fdfs_ha_storage_journal_failed{store_path=\"M00\"}"
+        ),
+        Some(0.0),
+        "{settled_text}"
+    );
 
     // A header with a negative length is refused, logged once and counted by reason.
     refused_header(port, &[0xFF; 8], 11).await;
@@ -197,6 +229,10 @@ async fn metrics_families_exist_and_storage_counters_move() {
     assert!(text.contains("Storage: group group1"), "{text}");
     assert!(
         text.contains("store path") && text.contains("MB of"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upload journal M00: ok; 0 files not settled yet"),
         "{text}"
     );
 }

@@ -61,6 +61,18 @@ impl Source for StorageSource {
             "store_paths": paths,
             "sync": peers,
             "journal_pending": st.store().journal_pending(),
+            "journals": st.store().journal_stats().iter().enumerate().filter_map(|(i, j)| {
+                j.map(|j| serde_json::json!({
+                    "store_path": format!("M{i:02}"),
+                    "active_used_bytes": j.active_used_bytes,
+                    "segment_room_bytes": j.segment_room_bytes,
+                    "unsettled_files": j.unsettled_files,
+                    "settled_files": j.settled_files,
+                    "flushes": j.flushes,
+                    "failed": j.failed,
+                    "stuck_segments": j.stuck_segments,
+                }))
+            }).collect::<Vec<_>>(),
         }))
     }
 
@@ -192,6 +204,7 @@ impl Source for StorageSource {
             "1 while the upload journal holds files not yet settled",
             j,
         );
+        register_journals(reg, &st.store().journal_stats());
         let conns = GaugeFamily::default();
         set_gauge(&conns, Vec::new(), s.connections_current as f64);
         reg.register("storage_connections", "open client connections", conns);
@@ -206,4 +219,69 @@ impl Source for StorageSource {
         set_counter(&bad, Vec::new(), s.bad_requests);
         reg.register("storage_bad_requests", "malformed requests", bad);
     }
+}
+
+/// The upload journals' state per store path (`M00`, ...): how full, what waits to settle,
+/// flushes, and the two failure states an operator must act on (a failed flush: the journal is
+/// off until a restart; a stuck segment: records kept for start-up to replay).
+fn register_journals(
+    reg: &mut Registry,
+    journals: &[Option<crate::storage::journal::JournalStats>],
+) {
+    let (used, room, unsettled, failed, stuck) = (
+        GaugeFamily::default(),
+        GaugeFamily::default(),
+        GaugeFamily::default(),
+        GaugeFamily::default(),
+        GaugeFamily::default(),
+    );
+    let (settled, flushes) = (CounterFamily::default(), CounterFamily::default());
+    for (i, j) in journals.iter().enumerate() {
+        let Some(j) = j else { continue };
+        let l = labels([("store_path", &format!("M{i:02}"))]);
+        set_gauge(&used, l.clone(), j.active_used_bytes as f64);
+        set_gauge(&room, l.clone(), j.segment_room_bytes as f64);
+        set_gauge(&unsettled, l.clone(), j.unsettled_files as f64);
+        set_gauge(&failed, l.clone(), if j.failed { 1.0 } else { 0.0 });
+        set_gauge(&stuck, l.clone(), j.stuck_segments as f64);
+        set_counter(&settled, l.clone(), j.settled_files);
+        set_counter(&flushes, l, j.flushes);
+    }
+    reg.register_with_unit(
+        "storage_journal_active_segment_used",
+        "bytes of records in the upload journal's active segment",
+        Unit::Bytes,
+        used,
+    );
+    reg.register_with_unit(
+        "storage_journal_segment_room",
+        "room for records in one journal segment (a settle is asked for at half)",
+        Unit::Bytes,
+        room,
+    );
+    reg.register(
+        "storage_journal_unsettled_files",
+        "journaled files whose own blocks are not known to be on the disk yet",
+        unsettled,
+    );
+    reg.register(
+        "storage_journal_settled_files",
+        "journaled files settled (their segment retired) since start",
+        settled,
+    );
+    reg.register(
+        "storage_journal_flushes",
+        "flushes of the upload journal (shared by concurrent uploads) since start",
+        flushes,
+    );
+    reg.register(
+        "storage_journal_failed",
+        "1 after a journal flush failed: small uploads flush their own files until a restart",
+        failed,
+    );
+    reg.register(
+        "storage_journal_stuck_segments",
+        "segments whose settle failed; their records wait for start-up to replay them",
+        stuck,
+    );
 }

@@ -495,8 +495,27 @@ fn render_roles(out: &mut String, roles: &serde_json::Value) {
                 p["seconds_behind"],
             );
         }
-        if st["journal_pending"] == true {
-            let _ = writeln!(out, "  upload journal: files not yet settled");
+        for j in st["journals"].as_array().into_iter().flatten() {
+            let state = if j["failed"] == true {
+                "FAILED (a flush failed; small uploads flush their own files until a restart)"
+                    .to_string()
+            } else if j["stuck_segments"].as_u64().unwrap_or(0) > 0 {
+                format!(
+                    "{} segment(s) STUCK (settle failed; replayed at start-up)",
+                    j["stuck_segments"]
+                )
+            } else {
+                "ok".to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  upload journal {}: {state}; {} files not settled yet, {} KiB of {} KiB used, {} flushes",
+                j["store_path"].as_str().unwrap_or("-"),
+                j["unsettled_files"],
+                j["active_used_bytes"].as_u64().unwrap_or(0) / 1024,
+                j["segment_room_bytes"].as_u64().unwrap_or(0) / 1024,
+                j["flushes"],
+            );
         }
     }
 }

@@ -303,6 +303,27 @@ struct State {
     /// Where the active segment's next record goes.
     next: u64,
     segs: [Segment; 2],
+    /// Files settled by retires since start (for the metrics).
+    settled: u64,
+}
+
+/// A journal's state as operators see it (`/metrics`, `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Bytes of records in the active segment, and the records' room in a segment.
+    pub active_used_bytes: u64,
+    pub segment_room_bytes: u64,
+    /// Files journaled whose own blocks are not known to be on the disk yet.
+    pub unsettled_files: u64,
+    /// Files settled since start (their segment retired).
+    pub settled_files: u64,
+    /// Flushes (fdatasync of the segments) since start; concurrent uploads share one.
+    pub flushes: u64,
+    /// A flush failed: the journal takes no records until a restart (small uploads flush
+    /// their own files meanwhile).
+    pub failed: bool,
+    /// Segments whose settle failed: their records wait for start-up to replay them.
+    pub stuck_segments: u64,
 }
 
 impl State {
@@ -432,6 +453,7 @@ impl Journal {
                 active: 0,
                 next: HEADER_LEN,
                 segs,
+                settled: 0,
             }),
             changed: Condvar::new(),
             retiring: Mutex::new(()),
@@ -650,6 +672,24 @@ impl Journal {
         Ok(ticket)
     }
 
+    /// What `/metrics` and `status` show of this journal.
+    pub fn stats(&self) -> JournalStats {
+        let (flushes, failed) = {
+            let f = self.flush_state();
+            (f.done, f.failed.is_some())
+        };
+        let st = self.lock();
+        JournalStats {
+            active_used_bytes: st.next - HEADER_LEN,
+            segment_room_bytes: self.size.saturating_sub(HEADER_LEN),
+            unsettled_files: st.segs.iter().map(|s| s.files.len() as u64).sum(),
+            settled_files: st.settled,
+            flushes,
+            failed,
+            stuck_segments: st.segs.iter().filter(|s| s.stuck).count() as u64,
+        }
+    }
+
     /// Whether a segment holds records a retire can still settle.
     pub fn has_records(&self) -> bool {
         self.lock().segs.iter().any(|s| s.used && !s.stuck)
@@ -708,6 +748,7 @@ impl Journal {
                 epoch,
                 ..Segment::default()
             };
+            st.settled += settled as u64;
             settled
         };
         self.changed.notify_all();

@@ -171,6 +171,20 @@ fn segments_switch_when_full_and_count_until_retired() {
     assert_eq!(j.retire_closed(|| Ok(())).unwrap(), 0);
     assert!(j.holds(Path::new("/f/7")));
     assert!(!j.has_records(), "nothing a retire can settle");
+    // What /metrics and status show: 6 settled by the two good retires, /f/7 waiting in a
+    // stuck segment, the other one empty.
+    let stats = j.stats();
+    assert_eq!(
+        (
+            stats.settled_files,
+            stats.unsettled_files,
+            stats.stuck_segments
+        ),
+        (6, 1, 1),
+        "{stats:?}"
+    );
+    assert!(!stats.failed && stats.flushes >= 8, "{stats:?}");
+    assert_eq!(stats.segment_room_bytes, 3 * 1024 + 100);
     // The other segment fills; then small uploads find no room (they flush their own).
     assert!(put(8) && put(9) && put(10));
     assert!(!put(11));
@@ -253,6 +267,7 @@ fn a_failed_flush_fails_its_group_and_closes_the_journal() {
     j.flush_state().failed = Some(2);
     let err = j.flush([true, false]).unwrap_err();
     assert!(err.to_string().contains("flush failed"), "{err}");
+    assert!(j.stats().failed, "shown as failed in /metrics and status");
     assert!(j
         .append(RecordKind::Created, "00/00/b", b"b", false)
         .unwrap()

@@ -65,6 +65,15 @@ impl Store {
             .any(|j| j.has_records())
     }
 
+    /// Each store path's upload journal state, in `store_paths` order (None: no journal there,
+    /// as with `fsync: false`).
+    pub fn journal_stats(&self) -> Vec<Option<crate::storage::journal::JournalStats>> {
+        self.paths
+            .iter()
+            .map(|p| p.journal.as_ref().map(|j| j.stats()))
+            .collect()
+    }
+
     /// Resolves when an upload journal fills up: settle now rather than at the next tick.
     pub async fn settle_wanted(&self) {
         self.settle_wanted.notified().await
