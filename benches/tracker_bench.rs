@@ -19,6 +19,7 @@
 //! default all six; BENCH_SECS=3 seconds per query and shape; BENCH_CONC=8).
 #![allow(clippy::unwrap_used)] // benchmark harness: a failed unwrap is a failed run
 
+use fdfs_ha::clock::unix_now_i64;
 use fdfs_ha::proto::cmd;
 use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
 use fdfs_ha::proto::tracker::{encode_disk_usage, FileQuery, JoinReq, PathUsage};
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -117,13 +118,6 @@ async fn call(s: &mut TcpStream, cmd: u8, body: &[u8]) -> std::io::Result<(u8, V
     Ok((h.status, reply))
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// One simulated storage: JOIN, then BEAT + REPORT_DISK_USAGE every second until `stop`.
 async fn storage(
     i: usize,
@@ -135,7 +129,7 @@ async fn storage(
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::from((storage_ip(i), 0))).unwrap();
     let mut s = sock.connect(tracker).await.unwrap();
-    let now = unix_now();
+    let now = unix_now_i64();
     let join = JoinReq {
         group: group_name(i % groups),
         storage_port: 23000,
@@ -184,7 +178,7 @@ fn fetch_body(k: usize, groups: usize) -> Vec<u8> {
     let g = k % groups;
     let info = FileInfo {
         source: Source::Ip(storage_ip(g)),
-        create_time: (unix_now() - 2 * 86400) as u32,
+        create_time: (unix_now_i64() - 2 * 86400) as u32,
         size_field: FileInfo::size_field_for(1024, false, 7),
         crc32: 1,
     };

@@ -130,10 +130,7 @@ impl AccessLogs {
 
 /// nginx's `[10/Oct/2000:13:55:36 +0000]` time, in UTC.
 pub fn clf_time(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
+    let secs = crate::clock::unix_secs(t) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     const MON: [&str; 12] = [

@@ -8,6 +8,7 @@
 pub mod access_log;
 pub mod admission;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod fuzzing;
 pub mod gateway;

@@ -826,10 +826,7 @@ async fn an_idle_senders_watermark_follows_the_clock() {
     let mut c2 = StorageConn::connect(s2.addr()).await.unwrap();
     let t0 = Instant::now();
     loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32;
+        let now = fdfs_ha::clock::unix_now() as u32;
         let r = c2.sync_status().await.unwrap();
         let w = r.synced_from.first().map_or(0, |(_, w)| *w);
         if t0.elapsed() > Duration::from_secs(3) {

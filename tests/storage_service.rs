@@ -189,7 +189,7 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 async fn upload_download_query_delete_on_one_connection() {
     let st = Storage::start("", 1).await;
     let mut c = st.conn().await;
-    let t0 = fdfs_ha::storage::state::unix_now();
+    let t0 = fdfs_ha::clock::unix_now();
     let f = c.upload(0, b"hello", "txt").await.unwrap();
     assert_eq!(f.group, "group1");
     // FastDFS shape: M00/XX/YY/<27 b64><3 digits>.txt = 44 chars.

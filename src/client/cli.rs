@@ -428,7 +428,7 @@ fn status_name(v: u8) -> &'static str {
 /// Groups and storages with status and space, as fdfs_monitor shows them.
 pub async fn monitor(client: &FdfsClient) -> Result<String, ClientError> {
     let mut s = String::new();
-    let now = unix_now();
+    let now = crate::clock::unix_now_i64();
     let groups = client.list_groups().await?;
     let _ = writeln!(s, "group count: {}", groups.len());
     for g in groups {
@@ -464,13 +464,6 @@ pub async fn monitor(client: &FdfsClient) -> Result<String, ClientError> {
         }
     }
     Ok(s)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A Unix time as a date and how long before `now` it was; `never` for 0 (FastDFS's "unset").

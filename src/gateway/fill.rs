@@ -5,7 +5,7 @@ use super::cache::disk::{CachedEntry, EntryHeader};
 use super::cache::{self, Cache};
 use super::directory::StorageNode;
 use super::upstream::Upstreams;
-use super::{now_unix, KEPT_HEADERS};
+use super::KEPT_HEADERS;
 use crate::http::body::TimeoutBody;
 use crate::http::body::{self, Body};
 use crate::http::file::{self, FileSource, Representation};
@@ -53,7 +53,7 @@ pub(super) async fn fill(
     let Some(valid_secs) = cache.validity(status).filter(|_| !no_store) else {
         return FillOutcome::Pass(r);
     };
-    let now = now_unix();
+    let now = crate::clock::unix_now();
     let mut headers = Vec::new();
     for h in KEPT_HEADERS {
         if h == header::CONTENT_LENGTH || h == header::CONTENT_RANGE {
@@ -103,7 +103,7 @@ fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
     let last_modified = entry
         .header("last-modified")
         .and_then(|v| httpdate::parse_http_date(v).ok())
-        .map(validators::unix_secs)
+        .map(crate::clock::unix_secs)
         .unwrap_or(entry.head.created);
     cache::disk::Serving {
         rep: Representation {

@@ -23,6 +23,7 @@ pub mod peers;
 pub mod purge;
 pub mod upstream;
 
+use crate::clock;
 use crate::config::GatewayConfig;
 use crate::http::body::{self, Body, TimeoutBody};
 use crate::http::path;
@@ -42,7 +43,7 @@ use peers::{Marker, Peers};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use upstream::Upstreams;
@@ -91,10 +92,6 @@ pub struct Gateway {
     observer: crate::http::observe::Observer,
     /// The node's VIP ownership (`with_vips`; by default no address is a VIP).
     vips: watch::Receiver<VipOwnership>,
-}
-
-pub(crate) fn now_unix() -> u64 {
-    validators::unix_secs(SystemTime::now())
 }
 
 impl Gateway {
@@ -149,8 +146,9 @@ impl Gateway {
         let cache = match &cfg.cache {
             Some(c) => {
                 let (c, dir) = (c.clone(), data_dir.to_path_buf());
-                let cache = tokio::task::spawn_blocking(move || Cache::open(&c, &dir, now_unix()))
-                    .await??;
+                let cache =
+                    tokio::task::spawn_blocking(move || Cache::open(&c, &dir, clock::unix_now()))
+                        .await??;
                 Some(Arc::new(cache))
             }
             None => None,
@@ -250,7 +248,7 @@ impl Gateway {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(every) => {
                             let c = cache.clone();
-                            let _ = tokio::task::spawn_blocking(move || c.sweep(now_unix())).await;
+                            let _ = tokio::task::spawn_blocking(move || c.sweep(clock::unix_now())).await;
                         }
                     }
                 }
@@ -497,7 +495,7 @@ impl State {
                 anti.token_ttl.get().as_secs(),
                 path::query_param(query, "token"),
                 path::query_param(query, "ts"),
-                now_unix(),
+                clock::unix_now(),
             ) {
                 return self.refuse(peer, StatusCode::FORBIDDEN, &format!("invalid token: {e}"));
             }
@@ -553,7 +551,7 @@ impl State {
         if !matches!(resp.status().as_u16(), 200 | 206 | 304) {
             return;
         }
-        let now = now_unix();
+        let now = clock::unix_now();
         let (expires, cache_control) = {
             let mut cached = self
                 .expires_headers
@@ -679,7 +677,7 @@ impl State {
         let mut waited = false;
         let mut expired = false;
         loop {
-            let (found, stale) = cache.find(&key, now_unix());
+            let (found, stale) = cache.find(&key, clock::unix_now());
             expired |= stale;
             if let Some(entry) = found {
                 if let Some(mut r) = serve_entry(parts, head_only, &entry, &cache.open_files) {

@@ -1,18 +1,13 @@
 //! Validators: the ETag and Last-Modified a representation carries, and the conditional request
 //! headers checked against them (If-None-Match, If-Modified-Since, If-Range). Pure.
 
+use crate::clock::unix_secs;
 use http::header::{self, HeaderMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// nginx-style strong ETag: `"<mtime hex>-<size hex>"`.
 pub fn etag(mtime_unix: u64, size: u64) -> String {
     format!("\"{mtime_unix:x}-{size:x}\"")
-}
-
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 pub fn http_date(unix: u64) -> String {

@@ -13,6 +13,7 @@
 
 use super::binlog::{Binlog, BinlogOp, BinlogPos, BinlogRecord};
 use super::store::{DiskUsage, Store};
+use crate::clock::unix_now;
 use crate::config::{IdType, Reserved, StorageConfig};
 use crate::proto::fileid::Source;
 use crate::proto::sync::PeerSyncStatus;
@@ -22,14 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// Parameters a tracker hands out (STORAGE_PARAMETER_REQ) that change how this storage behaves.
 #[derive(Debug, Clone, PartialEq)]

@@ -272,7 +272,7 @@ pub async fn run_with(
     let board: SharedBoard = Arc::new(Mutex::new(status::Board {
         node: cfg.node.clone(),
         config_path: config_path.as_ref().map(|p| p.display().to_string()),
-        started_unix_ms: status::unix_ms(),
+        started_unix_ms: crate::clock::unix_millis(),
         ..Default::default()
     }));
     // One registry per process, handed to the status endpoint (through the board) and to the
@@ -684,7 +684,7 @@ impl Sup {
                 v.health = r.health;
                 v.last_ok = Some(r.ok);
                 v.last_detail = r.detail.clone();
-                v.last_check_unix_ms = Some(status::unix_ms());
+                v.last_check_unix_ms = Some(crate::clock::unix_millis());
                 v.last_took_ms = Some(r.took.as_millis() as u64);
                 v.checks += 1;
                 v.failures += u64::from(!r.ok);
@@ -764,7 +764,7 @@ impl Sup {
                 restarts: e.restarts,
                 restarts_in_window: e.restarts_in_window,
                 last_failure: e.last_failure.clone(),
-                since_unix_ms: status::unix_ms(),
+                since_unix_ms: crate::clock::unix_millis(),
             },
         );
         match e.state {

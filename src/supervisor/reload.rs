@@ -22,7 +22,7 @@ impl Sup {
                     "new config is invalid; keeping the running config"
                 );
                 status::lock(&self.board).last_reload = Some(status::ReloadView {
-                    at_unix_ms: status::unix_ms(),
+                    at_unix_ms: crate::clock::unix_millis(),
                     ok: false,
                     message: errors
                         .iter()
@@ -39,7 +39,7 @@ impl Sup {
         let summary = self.apply(new.config).await;
         tracing::info!(changes = %summary, "config reloaded");
         status::lock(&self.board).last_reload = Some(status::ReloadView {
-            at_unix_ms: status::unix_ms(),
+            at_unix_ms: crate::clock::unix_millis(),
             ok: true,
             message: summary,
         });

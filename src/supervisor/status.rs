@@ -4,20 +4,14 @@
 //! instance for its live status at request time.
 
 use super::VrrpHandle;
+use crate::clock::unix_millis;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 use tokio_util::sync::CancellationToken;
-
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeView {
@@ -278,7 +272,10 @@ pub fn render_text(v: &serde_json::Value) -> String {
     let ago = |v: &serde_json::Value| -> String {
         match v.as_u64() {
             Some(0) | None => "-".into(),
-            Some(ms) => format!("{:.1}s ago", unix_ms().saturating_sub(ms) as f64 / 1000.0),
+            Some(ms) => format!(
+                "{:.1}s ago",
+                unix_millis().saturating_sub(ms) as f64 / 1000.0
+            ),
         }
     };
     let mut out = String::new();
@@ -418,7 +415,7 @@ pub fn render_text(v: &serde_json::Value) -> String {
 pub fn date_ms(ms: u64) -> String {
     let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
     let clf = crate::access_log::clf_time(t);
-    let ago = unix_ms().saturating_sub(ms) as f64 / 1000.0;
+    let ago = unix_millis().saturating_sub(ms) as f64 / 1000.0;
     format!("{clf} ({ago:.1}s ago)")
 }
 
@@ -558,7 +555,7 @@ mod tests {
             "advert_int",
             "2s".into(),
             "1s".into(),
-            unix_ms(),
+            unix_millis(),
         );
         let doc =
             serde_json::json!({ "node": "n", "instances": [serde_json::to_value(&s).unwrap()] });

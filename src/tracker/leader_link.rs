@@ -5,8 +5,9 @@
 //! (tracker-pair.txt #67-#74, #127-#130). Outgoing connections are not bound (C's are not).
 
 use super::leader::{Decision, Role};
-use super::service::{unix_now, Tracker};
+use super::service::Tracker;
 use crate::client::tracker::request;
+use crate::clock::unix_now_i64;
 use crate::proto::fields::{put_fixed, put_u64};
 use crate::proto::tracker_peer::{self as tp, TrackerStatus};
 use rand::Rng;
@@ -151,7 +152,7 @@ pub async fn run(tracker: Arc<Tracker>, start_unix: i64, shutdown: CancellationT
                     .unwrap_or_else(|p| p.into_inner())
                     .peers
                     .election
-                    .round(unix_now(), &answers);
+                    .round(unix_now_i64(), &answers);
                 match decision {
                     Decision::Lead { notify, me } => {
                         tracing::info!(%me, "this tracker leads");

@@ -55,7 +55,7 @@ async fn save_if_changed(tracker: &Arc<Tracker>, data_dir: &Path, saved: &mut St
     if probe == *saved {
         return;
     }
-    let Some(json) = tracker.snapshot_json(service::unix_now()) else {
+    let Some(json) = tracker.snapshot_json(crate::clock::unix_now_i64()) else {
         return;
     };
     let dir = data_dir.to_path_buf();
@@ -114,7 +114,7 @@ impl TrackerServer {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
-        let start_unix = service::unix_now();
+        let start_unix = crate::clock::unix_now_i64();
         let mut restart_interval = 0;
         let restored = persist::load(data_dir);
         let had_data = restored.is_some();
@@ -125,7 +125,7 @@ impl TrackerServer {
                 let c = persist::restore(
                     &snap,
                     Instant::now(),
-                    service::unix_now(),
+                    crate::clock::unix_now_i64(),
                     cfg.check_active_interval.get(),
                 );
                 let storages: usize = c.groups.values().map(|g| g.storages.len()).sum();

@@ -15,6 +15,7 @@
 
 use super::cluster::{Cluster, Errno, Transition};
 use super::select::{SelectConfig, Selector};
+use crate::clock::unix_now_i64;
 use crate::config::{IdType, IpAddrSize, Reserved, TrackerConfig};
 use crate::proto::cmd::{self, errno};
 use crate::proto::connection::{read_header, write_response, ConnError};
@@ -22,7 +23,7 @@ use crate::proto::tracker::TrackerParams;
 use crate::proto::{IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -60,13 +61,6 @@ fn reserved_text(r: &Reserved) -> String {
         Reserved::Percent(p) => format!("{p:.2}%"),
         Reserved::Bytes(b) => b.to_string(),
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Mutable tracker state behind one lock: every request touches it briefly and never awaits.
@@ -164,7 +158,7 @@ impl Tracker {
             state: Mutex::new(State {
                 cluster,
                 selector,
-                peers: super::peers::Peers::new(unix_now(), 0),
+                peers: super::peers::Peers::new(unix_now_i64(), 0),
             }),
             counters: Counters::default(),
             requests: crate::metrics::Requests::new("tracker"),
@@ -402,11 +396,18 @@ pub async fn serve_connection(
                 break;
             }
         }
-        let mut reply = tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now());
+        let mut reply =
+            tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now_i64());
         if let Reply::Hold(peers) = reply {
             reply = match super::sys_files_link::copy(&tracker, &peers).await {
                 Ok(()) => {
-                    match tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now()) {
+                    match tracker.handle(
+                        &mut conn,
+                        header.cmd,
+                        &body,
+                        Instant::now(),
+                        unix_now_i64(),
+                    ) {
                         Reply::Hold(_) => Reply::err(errno::EAGAIN),
                         r => r,
                     }

@@ -2,9 +2,10 @@
 //! held JOIN names, then 61 / 63... / 62 on one connection to the best one with data, then the
 //! view is replaced. One copy at a time; JOINs that were held meanwhile find it done.
 
-use super::service::{unix_now, Tracker};
+use super::service::Tracker;
 use super::sys_files::{pick_source, to_snapshot, CopyError, SysFileCopy};
 use crate::client::tracker::request;
+use crate::clock::unix_now_i64;
 use crate::proto::tracker_peer::{self as tp, TrackerStatus};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -57,7 +58,7 @@ pub(super) async fn copy(tracker: &Tracker, peers: &[String]) -> Result<(), Copy
     }
     let Some(source) = pick_source(&answers) else {
         tracing::info!(?peers, "no other tracker has data; serving without a copy");
-        tracker.sys_files_copied(None, Instant::now(), unix_now());
+        tracker.sys_files_copied(None, Instant::now(), unix_now_i64());
         return Ok(());
     };
     let stream = answers
@@ -74,7 +75,7 @@ pub(super) async fn copy(tracker: &Tracker, peers: &[String]) -> Result<(), Copy
     match result {
         Ok(snap) => {
             tracing::info!(%source, "system files copied");
-            tracker.sys_files_copied(Some(&snap), Instant::now(), unix_now());
+            tracker.sys_files_copied(Some(&snap), Instant::now(), unix_now_i64());
             Ok(())
         }
         Err(e) => {

@@ -38,6 +38,7 @@ pub mod vip;
 
 pub use status::{InstanceStatus, PeerMismatch, StatusCarry};
 
+use crate::clock::unix_millis;
 use crate::config::{VrrpAuth, VrrpConfig, VrrpInstanceConfig};
 use anyhow::{bail, Context};
 use fsm::{Action, Event, Fsm, FsmConfig, State};
@@ -46,7 +47,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use vip::{NetEvent, Netlink, Vip};
@@ -212,13 +213,6 @@ fn check_capabilities() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Engine {
@@ -649,7 +643,7 @@ impl Instance {
                         reason: reason.clone(),
                     });
                     self.with_status(ctx, |s| {
-                        s.last_transition_unix_ms = unix_ms();
+                        s.last_transition_unix_ms = unix_millis();
                         s.last_reason = reason;
                         s.transitions += 1;
                     });
@@ -696,7 +690,7 @@ impl Instance {
             Auth::Hmac(_) => {
                 let seq = auth_hmac::next_seq(
                     self.seq.load(std::sync::atomic::Ordering::Relaxed),
-                    unix_ms(),
+                    unix_millis(),
                 );
                 self.seq.store(seq, std::sync::atomic::Ordering::Relaxed);
                 Auth::hmac(seq)

@@ -9,7 +9,8 @@
 
 use super::fsm::{Action, Event, Fsm};
 use super::packet::{self, DropReason};
-use super::{unix_ms, Instance, RunCtx, LOG};
+use super::{Instance, RunCtx, LOG};
+use crate::clock::unix_millis;
 use crate::log_limit::RateLimit;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -71,7 +72,7 @@ impl Instance {
         let counter = reason.counter();
         self.with_status(ctx, |s| {
             *s.drops.entry(counter.to_string()).or_insert(0) += 1;
-            s.record_mismatch(src, kind, theirs.clone(), ours.clone(), unix_ms());
+            s.record_mismatch(src, kind, theirs.clone(), ours.clone(), unix_millis());
         });
         if let Some(n) = logs.allow(counter, now) {
             tracing::error!(target: LOG, instance = %self.name, peer = %src, kind, %theirs, %ours,

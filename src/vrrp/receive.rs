@@ -5,7 +5,8 @@
 use super::fsm::{Action, Event, Fsm};
 use super::packet::{self, Auth, DropReason, Expect};
 use super::socket6::Meta6;
-use super::{packet_v3, unix_ms, Instance, RunCtx, LOG};
+use super::{packet_v3, Instance, RunCtx, LOG};
+use crate::clock::unix_millis;
 use crate::log_limit::RateLimit;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -177,6 +178,8 @@ impl Instance {
             return Ok(());
         };
         let mut guard = self.replay.lock().unwrap_or_else(|p| p.into_inner());
-        guard.check(src, seq, unix_ms()).map_err(DropReason::Replay)
+        guard
+            .check(src, seq, unix_millis())
+            .map_err(DropReason::Replay)
     }
 }

@@ -72,7 +72,7 @@ impl InstanceStatus {
             master: None,
             interface: String::new(),
             vips: Vec::new(),
-            last_transition_unix_ms: super::unix_ms(),
+            last_transition_unix_ms: crate::clock::unix_millis(),
             last_reason: "starting".into(),
             drops: BTreeMap::new(),
             handing_over: false,
@@ -93,7 +93,7 @@ impl InstanceStatus {
         self.effective_priority = base_priority;
         self.master = None;
         self.handing_over = false;
-        self.last_transition_unix_ms = super::unix_ms();
+        self.last_transition_unix_ms = crate::clock::unix_millis();
         self.last_reason = "starting (restarted)".into();
     }
 

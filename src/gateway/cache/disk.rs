@@ -161,10 +161,7 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<(CachedEntry, u64)>> {
             let p = f.path();
             match read_entry(&p) {
                 Ok((e, meta)) => {
-                    let atime = meta
-                        .modified()
-                        .map(crate::http::validators::unix_secs)
-                        .unwrap_or(0);
+                    let atime = meta.modified().map(crate::clock::unix_secs).unwrap_or(0);
                     out.push((e, atime));
                 }
                 Err(err) => {

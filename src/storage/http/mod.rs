@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -211,10 +211,6 @@ impl StorageHttp {
     }
 }
 
-fn now_unix() -> u64 {
-    validators::unix_secs(SystemTime::now())
-}
-
 impl State {
     fn bad_request(&self, peer: SocketAddr, status: StatusCode, why: &str) -> Response<Body> {
         Counters::bump(&self.counters.bad_requests);
@@ -262,7 +258,7 @@ impl State {
                 anti.token_ttl.get().as_secs(),
                 path::query_param(query, "token"),
                 path::query_param(query, "ts"),
-                now_unix(),
+                crate::clock::unix_now(),
             );
             if let Err(e) = check {
                 return self.token_refused(peer, &e.to_string(), head_only).await;
@@ -302,7 +298,7 @@ impl State {
         // Normal files: the create time in the ID, identical on every replica, so caches in front
         // see one validator per file. Appender files change, so their mtime counts.
         let last_modified = if dl.name.info.is_appender() {
-            meta.modified().map(validators::unix_secs).unwrap_or(0)
+            meta.modified().map(crate::clock::unix_secs).unwrap_or(0)
         } else {
             dl.name.info.create_time as u64
         };
@@ -386,7 +382,7 @@ impl State {
         dl: &path::DownloadPath,
     ) -> Response<Body> {
         let info = dl.name.info;
-        let age = now_unix().saturating_sub(info.create_time as u64);
+        let age = crate::clock::unix_now().saturating_sub(info.create_time as u64);
         if self.is_self(info.source) || age > self.cfg.sync_file_max_delay.get().as_secs() {
             return body::text(StatusCode::NOT_FOUND, "not found");
         }

@@ -1,11 +1,11 @@
 //! APPEND_FILE, MODIFY_FILE and TRUNCATE_FILE: changes to an appender file.
 
 use super::{blocking, einval, Conn, Fail, Handled};
+use crate::clock::unix_now;
 use crate::proto::cmd::errno;
 use crate::proto::storage::{AppendReq, ModifyReq, TruncateReq};
 use crate::proto::Header;
 use crate::storage::binlog::BinlogOp;
-use crate::storage::state::unix_now;
 use crate::storage::store::WriteAt;
 
 impl Conn {

@@ -1,10 +1,10 @@
 //! DELETE_FILE.
 
 use super::{blocking, einval, Conn, Handled};
+use crate::clock::unix_now;
 use crate::proto::fileid;
 use crate::proto::storage::FileReq;
 use crate::storage::binlog::BinlogOp;
-use crate::storage::state::unix_now;
 
 impl Conn {
     pub(super) async fn delete(&mut self, body: &[u8]) -> Handled {

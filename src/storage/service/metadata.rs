@@ -1,10 +1,10 @@
 //! SET_METADATA and GET_METADATA.
 
 use super::{blocking, einval, Conn, Handled};
+use crate::clock::unix_now;
 use crate::proto::fileid;
 use crate::proto::storage::{decode_metadata, FileReq, SetMetadataReq};
 use crate::storage::binlog::BinlogOp;
-use crate::storage::state::unix_now;
 use crate::storage::store::MetaChange;
 
 impl Conn {

@@ -4,12 +4,12 @@
 //! logged as `R new old` and replicated as a rename.
 
 use super::{blocking, einval, Conn, Handled};
+use crate::clock::unix_now;
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{self, FileInfo, RemoteName};
 use crate::proto::rename::{encode_regenerate_resp, SyncRenameReq};
 use crate::proto::storage::MAX_FILENAME_LEN;
 use crate::storage::binlog::BinlogOp;
-use crate::storage::state::unix_now;
 use crate::storage::store::StoreError;
 use rand::Rng;
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 
 use super::SMALL_FILE;
 use super::{blocking, einval, Conn, Fail, Handled};
+use crate::clock::unix_now;
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{self, RemoteName};
 use crate::proto::storage::{SyncDeleteReq, SyncFileReq, SyncRangeReq, SyncTruncateReq};
@@ -11,7 +12,6 @@ use crate::proto::sync::WatermarkReq;
 use crate::proto::Header;
 use crate::storage::binlog::{BinlogOp, BinlogRecord};
 use crate::storage::small_writer::SmallWriter;
-use crate::storage::state::unix_now;
 use crate::storage::store::{Store, TempFile};
 use std::sync::atomic::Ordering;
 

@@ -1,9 +1,10 @@
 //! Replication lag and the status query (fdfs-ha extension, used by `fdfs-ha monitor` and the
 //! drills).
 
+use crate::clock::unix_now;
 use crate::proto::sync::SyncReport;
 use crate::storage::binlog::{BinlogPos, BinlogReader};
-use crate::storage::state::{unix_now, StorageState};
+use crate::storage::state::StorageState;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
