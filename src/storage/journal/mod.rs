@@ -372,6 +372,12 @@ struct Flushes {
     /// journal takes no more records (a second fdatasync could report success for pages whose
     /// write-back failed); small uploads flush their own files until a restart.
     failed: Option<u64>,
+    /// The kind of that flush's error: the writers whose records it refused get an error of
+    /// the same kind (a read-only or failing file system marks the store path, see `health`).
+    cause: Option<io::ErrorKind>,
+    /// Tests: the next flushes fail with this errno instead of running.
+    #[cfg(test)]
+    fail_with: Option<i32>,
 }
 
 /// A record written and flushed whose change is not done yet: the segment is not retired
@@ -611,6 +617,12 @@ impl Journal {
         self.flushes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tests: every later flush fails with `errno` (as a failing device's fdatasync does).
+    #[cfg(test)]
+    pub(crate) fn fail_flushes_with(&self, errno: i32) {
+        self.flush_state().fail_with = Some(errno);
+    }
+
     /// Makes the records this thread wrote to the `written` segments durable: leads a flush
     /// or waits for one that started after they were written (see `Flushes`).
     fn flush(&self, written: [bool; 2]) -> io::Result<()> {
@@ -622,9 +634,10 @@ impl Journal {
         loop {
             if f.done >= need {
                 return match f.failed {
-                    Some(failed) if failed <= need => {
-                        Err(io::Error::other("the upload journal's flush failed"))
-                    }
+                    Some(failed) if failed <= need => Err(io::Error::new(
+                        f.cause.unwrap_or(io::ErrorKind::Other),
+                        "the upload journal's flush failed",
+                    )),
                     _ => Ok(()),
                 };
             }
@@ -634,19 +647,28 @@ impl Journal {
                 f.started += 1;
                 let number = f.started;
                 let dirty = std::mem::take(&mut f.dirty);
+                #[cfg(test)]
+                let fail_with = f.fail_with;
                 drop(f);
                 let mut result = Ok(());
                 for (segment, _) in dirty.iter().enumerate().filter(|(_, d)| **d) {
+                    #[cfg(test)]
+                    if let Some(n) = fail_with {
+                        result = result.and(Err(io::Error::from_raw_os_error(n)));
+                    }
                     result = result.and_then(|()| self.segments[segment].sync_data());
                 }
                 f = self.flush_state();
                 f.running = false;
                 f.done = number;
-                if result.is_err() && f.failed.is_none() {
+                if let (Err(e), None) = (&result, f.failed) {
                     f.failed = Some(number);
+                    f.cause = Some(e.kind());
                 }
                 self.flushed.notify_all();
-                result?;
+                result.map_err(|e| {
+                    io::Error::new(e.kind(), format!("the upload journal's flush failed: {e}"))
+                })?;
                 continue;
             }
             f = self.flushed.wait(f).unwrap_or_else(|e| e.into_inner());

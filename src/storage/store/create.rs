@@ -214,12 +214,14 @@ impl Store {
                 .iter()
                 .map(|(_, f, n)| (n.record.as_str(), f.content.as_slice()))
                 .collect();
+            // The journal's own write or flush failing is a write of the store path failing.
+            let index = group[0].1.index;
             let tickets = match journal.append_created(&records) {
                 Ok(t) => t,
                 Err(e) => {
-                    let msg = e.to_string();
+                    let e = self.note_write_error(index, e.into());
                     for (i, _, _) in &group {
-                        out[*i] = Some(Err(StoreError::new(errno::EIO, msg.clone())));
+                        out[*i] = Some(Err(e.clone()));
                     }
                     continue;
                 }
@@ -232,7 +234,7 @@ impl Store {
                         name: named.name,
                         record: Some(record),
                     })),
-                    Some(Err(e)) => Some(Err(e.into())),
+                    Some(Err(e)) => Some(Err(self.note_write_error(index, e.into()))),
                     // Taken (a name drawn twice) or no room: `create`'s way, with a new name.
                     Some(Ok(_)) | None => {
                         rest.push((i, f));

@@ -70,7 +70,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// An error with the errno FastDFS would put in the response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{msg} (errno {status})")]
 pub struct StoreError {
     pub status: u8,
@@ -95,6 +95,11 @@ impl From<io::Error> for StoreError {
             .unwrap_or(match e.kind() {
                 io::ErrorKind::NotFound => errno::ENOENT,
                 io::ErrorKind::AlreadyExists => errno::EEXIST,
+                // Errors rewrapped with a message keep their kind, not their errno (the
+                // journal's): the kinds that say which path error it was.
+                io::ErrorKind::ReadOnlyFilesystem => 30, /* EROFS */
+                io::ErrorKind::PermissionDenied => errno::EACCES,
+                io::ErrorKind::StorageFull => errno::ENOSPC,
                 _ => errno::EIO,
             });
         StoreError {

@@ -48,10 +48,18 @@ impl Store {
     /// and resets the segment. Returns how many files settled.
     pub fn retire_journals(&self) -> io::Result<usize> {
         let (mut settled, mut failed) = (0, None);
-        for j in self.paths.iter().filter_map(|p| p.journal.as_ref()) {
+        for p in &self.paths {
+            let Some(j) = p.journal.as_ref() else {
+                continue;
+            };
             match j.retire_closed(|| syncfs(j.file())) {
                 Ok(n) => settled += n,
-                Err(e) => failed = failed.or(Some(e)),
+                Err(e) => {
+                    // A settle's syncfs failing (EIO, EROFS) is the store path failing.
+                    let kind = e.kind();
+                    let e = self.note_write_error(p.index, e.into());
+                    failed = failed.or(Some(io::Error::new(kind, e.msg)));
+                }
             }
         }
         failed.map_or(Ok(settled), Err)

@@ -760,3 +760,62 @@ fn appender_writes_append_modify_cut_back_and_truncate() {
     store.truncate_replica(&f, 1).unwrap();
     assert_eq!(std::fs::read(&f).unwrap(), b"h");
 }
+
+#[test]
+fn a_failing_journal_flush_marks_its_store_path_like_a_failed_file_write() {
+    use super::create::NewSmall;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = Store::open(&cfg(vec![a.path().into(), b.path().into()])).unwrap();
+    assert!(
+        store.paths[0].journal.is_some(),
+        "fsync on: small files are journaled"
+    );
+    let eio = i32::from(crate::proto::cmd::errno::EIO);
+    store.paths[0]
+        .journal
+        .as_ref()
+        .unwrap()
+        .fail_flushes_with(eio);
+    // The small-file writer's batch: the journal's flush fails, its files fail with EIO.
+    let small = |i: u32| NewSmall {
+        index: 0,
+        content: format!("small {i}").into_bytes(),
+        make_name: Box::new(move || name_for(format!("small {i}").as_bytes(), i)),
+    };
+    let out = store.create_many(vec![small(1), small(2)]);
+    assert!(out
+        .iter()
+        .all(|r| r.as_ref().is_err_and(|e| e.status == errno::EIO)));
+    // M00 is unwritable now, as after a failed file write: new files go to M01, and the
+    // trackers are told 0 MB free for M00.
+    let why = store.path_faults()[0].clone();
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("journal")),
+        "{why:?}"
+    );
+    assert_eq!(store.choose_path(0, 10).unwrap(), 1);
+    assert_eq!(store.disk_usage()[0].free_mb, 0);
+    assert_eq!(store.path_faults()[1], None);
+    // The journal keeps its own rule: closed until a restart (its later records refused).
+    let stats = store.journal_stats()[0].unwrap();
+    assert!(stats.failed, "{stats:?}");
+}
+
+#[test]
+fn a_failing_journal_flush_in_a_single_upload_marks_its_store_path() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = Store::open(&cfg(vec![a.path().into(), b.path().into()])).unwrap();
+    let erofs = 30;
+    store.paths[1]
+        .journal
+        .as_ref()
+        .unwrap()
+        .fail_flushes_with(erofs);
+    let name = name_for(b"photo", 7);
+    let err = store
+        .create(1, b"photo", || name.clone(), |_| (3, 4))
+        .unwrap_err();
+    assert_eq!(err.status, 30, "{err}");
+    assert!(store.path_faults()[1].is_some());
+    assert_eq!(store.choose_path(1, 10).unwrap(), 0);
+}
