@@ -1,7 +1,9 @@
 //! Who may talk to a tracker and how much it keeps for them (issue 18): `allow_hosts` and the
-//! per-address cap close connections at accept; `max_groups` bounds the view, its saved file
-//! and the log under a JOIN flood from 127.0.0.x.
+//! per-address cap close connections at accept; `max_groups` bounds the view, its saved file,
+//! the log and a real tracker process's memory under a JOIN flood from 127.0.0.x.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
+
+mod node_support;
 
 use fdfs_ha::config::TrackerConfig;
 use fdfs_ha::proto::cmd::{self, errno};
@@ -230,4 +232,103 @@ async fn join_flood_of_new_groups_is_capped() {
         .len();
     eprintln!("saved view after the flood: {saved} bytes for {max_groups} groups");
     assert!(saved < (max_groups as u64) * 1024, "{saved} bytes");
+}
+
+/// The resident memory (VmRSS, KiB) of process `pid`.
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+/// Sends `n` JOINs with new group names from `from` and returns how many were refused with
+/// ENOSPC (the others accepted).
+async fn join_new_groups(from: String, to: SocketAddr, tag: usize, n: usize) -> usize {
+    let s = connect_from(&from, to).await;
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        for i in 0..n {
+            let group = format!("f{tag}x{i}");
+            write_message(&mut wr, cmd::STORAGE_JOIN, 0, &join(&group, 23000))
+                .await
+                .unwrap();
+        }
+        wr
+    });
+    let mut refused = 0;
+    for _ in 0..n {
+        let (h, _) = read_message(&mut rd, 1024).await.unwrap();
+        match h.status {
+            0 => {}
+            errno::ENOSPC => refused += 1,
+            other => panic!("JOIN answered {other}"),
+        }
+    }
+    let _wr = writer.await.unwrap();
+    refused
+}
+
+/// Issue 18 F3's memory: the same flood against a real `fdfs-ha run` tracker (a child process,
+/// so its VmRSS is the tracker's alone) grew it from 13 to 163 MB. Capped at `max_groups`
+/// (1,024) it grew by 8.6-9.6 MiB here over 6 runs (12-13 -> 22 MiB); with
+/// `max_groups: 1000000` (no cap in effect) by 149 MiB (12 -> 161 MiB), far over the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_flood_leaves_the_tracker_process_memory_bounded() {
+    const FLOOD: usize = 20_000;
+    const SOURCES: usize = 10;
+    /// Growth allowed over the flood (KiB): 2.5 times the capped tracker's measured growth.
+    const BOUND_KIB: u64 = 24 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let port = node_support::free_port();
+    let yaml = format!(
+        "node: rss-test\ndata_dir: \"{}\"\nlog: {{ level: warn }}\ntracker:\n  listen: 127.0.0.1:{port}\n",
+        dir.path().join("data").display(),
+    );
+    let mut node = node_support::run(dir.path(), &yaml);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(mut s) = TcpStream::connect(addr).await {
+            if active_test(&mut s).await == Some(0) {
+                break;
+            }
+        }
+        if let Ok(Some(s)) = node.0.try_wait() {
+            panic!("fdfs-ha exited early: {s}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "tracker did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = node.0.id();
+    let before = vm_rss_kib(pid);
+    let flood = std::time::Instant::now();
+    let tasks: Vec<_> = (0..SOURCES)
+        .map(|src| {
+            let from = format!("127.0.0.{}", 10 + src);
+            tokio::spawn(join_new_groups(from, addr, src, FLOOD / SOURCES))
+        })
+        .collect();
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.unwrap();
+    }
+    let took = flood.elapsed();
+    let after = vm_rss_kib(pid);
+    eprintln!(
+        "tracker VmRSS {before} KiB before, {after} KiB after {FLOOD} JOINs of new groups \
+         ({} accepted) in {took:?}: +{} KiB",
+        FLOOD - refused,
+        after.saturating_sub(before)
+    );
+    assert!(refused > 0, "the flood was not capped");
+    assert!(
+        after.saturating_sub(before) < BOUND_KIB,
+        "VmRSS {before} -> {after} KiB: grew more than {BOUND_KIB} KiB"
+    );
 }
