@@ -451,8 +451,21 @@ fn check_storage(v: &mut V, s: &StorageConfig) {
         let at = format!("storage.store_paths[{i}]");
         if !seen.insert(p.clone()) {
             v.err(at, format!("{} is listed twice", p.display()));
-        } else {
-            check_dir(v, &at, p);
+        } else if let Err(e) = dir_usable(p).map_err(|e| e.ends_with("read-only file system")) {
+            // A store path's disk that went read-only is a failed store path, not a bad
+            // config: the node runs, the path takes no new files until it is writable again
+            // (issue 18.8; `check` would otherwise make the whole node exit).
+            if e {
+                v.warn(
+                    at,
+                    format!(
+                        "{} is on a read-only file system: its files are served, new files go to other store paths until it is writable",
+                        p.display()
+                    ),
+                );
+            } else {
+                check_dir(v, &at, p);
+            }
         }
     }
     if let Some(b) = &s.base_path {

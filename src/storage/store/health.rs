@@ -104,6 +104,30 @@ impl Store {
     }
 }
 
+/// Why store path `root` cannot be prepared at start (its `tmp` directory made): a read-only
+/// file system or a path error (EIO, EACCES, EPERM) creating it. Other errors are returned.
+pub(super) fn failed_at_start(
+    root: &std::path::Path,
+    tmp: &std::path::Path,
+) -> std::io::Result<Option<String>> {
+    if let Ok(st) = nix::sys::statvfs::statvfs(root) {
+        if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+            return Ok(Some("read-only file system".into()));
+        }
+    }
+    match std::fs::create_dir_all(tmp) {
+        Ok(()) => Ok(None),
+        Err(e)
+            if e.raw_os_error()
+                .and_then(|n| u8::try_from(n).ok())
+                .is_some_and(|n| PATH_ERRORS.contains(&n)) =>
+        {
+            Ok(Some(format!("cannot create {}: {e}", tmp.display())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes and removes a small file in the path's temp directory.
 fn probe(p: &StorePath) -> std::io::Result<()> {
     use std::io::Write;

@@ -195,15 +195,24 @@ impl Store {
         );
         let subdirs = cfg.subdir_count_per_path as usize;
         let mut paths = Vec::new();
+        // Store paths that failed before the start (read-only, failing writes): the storage
+        // runs without them (issue 18.8); `health` shows them and finds them back.
+        let mut failed = Vec::new();
         for (i, root) in cfg.store_paths.iter().enumerate() {
             let data = root.join("data");
             let tmp = data.join(".tmp");
-            std::fs::create_dir_all(&tmp).map_err(|e| {
-                anyhow::anyhow!(
+            match health::failed_at_start(root, &tmp) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    tracing::warn!(store_path = %root.display(), index = i, reason = %why,
+                        "store path unusable at start: its files are served, new files go to other paths; temp files and its upload journal wait for a start where it is writable");
+                    failed.push(i);
+                }
+                Err(e) => anyhow::bail!(
                     "storage.store_paths[{i}]: cannot create {}: {e}",
                     tmp.display()
-                )
-            })?;
+                ),
+            }
             paths.push(StorePath {
                 index: i as u8,
                 root: root.clone(),
@@ -239,10 +248,14 @@ impl Store {
             sealed_at_start: Mutex::new(Vec::new()),
             settle_wanted: Arc::default(),
         };
-        for p in &store.paths {
+        for p in store
+            .paths
+            .iter()
+            .filter(|p| !failed.contains(&p.index.into()))
+        {
             store.sweep_temp_dir(p)?;
         }
-        for i in 0..store.paths.len() {
+        for i in (0..store.paths.len()).filter(|i| !failed.contains(i)) {
             let journal = store
                 .replay_journal(&store.paths[i])
                 .map_err(|e| anyhow::anyhow!("storage.store_paths[{i}]: upload journal: {e}"))?;
