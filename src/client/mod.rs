@@ -37,6 +37,10 @@ pub enum ClientError {
     Status(u8),
     #[error("storage {addr}: {source}")]
     Storage { addr: String, source: ConnError },
+    /// No connection to the storage could be made: nothing reached it, so an upload may ask
+    /// the tracker for another one.
+    #[error("storage {addr}: {source}")]
+    StorageUnreachable { addr: String, source: ConnError },
     #[error("tracker answered an unusable storage address {0:?}")]
     BadAddress(String),
     #[error("local file: {0}")]
@@ -225,7 +229,7 @@ impl FdfsClient {
                 Some(c) => c,
                 None => StorageConn::connect_timeout(addr, self.timeout)
                     .await
-                    .map_err(|e| ClientError::Storage {
+                    .map_err(|e| ClientError::StorageUnreachable {
                         addr: addr.to_string(),
                         source: e,
                     })?,
@@ -269,7 +273,35 @@ impl FdfsClient {
         self.upload_kind(data, ext, true).await
     }
 
+    /// How many times an upload asks the tracker again when the storage it named could not be
+    /// connected to (stopped or killed a moment ago; the tracker takes it offline when its
+    /// connection drops, so the next answer names another storage).
+    const UPLOAD_REQUERIES: u32 = 2;
+
     async fn upload_kind(
+        &self,
+        data: &[u8],
+        ext: &str,
+        appender: bool,
+    ) -> Result<String, ClientError> {
+        let mut requeries = 0;
+        loop {
+            match self.upload_once(data, ext, appender).await {
+                Err(ClientError::StorageUnreachable { addr, source })
+                    if requeries < Self::UPLOAD_REQUERIES =>
+                {
+                    requeries += 1;
+                    tracing::debug!(%addr, error = %source, "storage unreachable; asking the tracker again");
+                    // The tracker may not have seen the storage go yet: give it a moment.
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(requeries))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One upload: the tracker names a storage, the storage takes the file.
+    async fn upload_once(
         &self,
         data: &[u8],
         ext: &str,
