@@ -180,32 +180,13 @@ async fn join_flood_of_new_groups_is_capped() {
     let t = start(&cfg).await;
     let mut tasks = Vec::new();
     for src in 0..SOURCES {
-        let addr = t.addr;
-        tasks.push(tokio::spawn(async move {
-            let s = connect_from(&format!("127.0.0.{}", 10 + src), addr).await;
-            let (mut rd, mut wr) = s.into_split();
-            let n = FLOOD / SOURCES;
-            let writer = tokio::spawn(async move {
-                for i in 0..n {
-                    let group = format!("f{src}x{i}");
-                    write_message(&mut wr, cmd::STORAGE_JOIN, 0, &join(&group, 23000))
-                        .await
-                        .unwrap();
-                }
-                wr
-            });
-            let mut refused = 0;
-            for _ in 0..n {
-                let (h, _) = read_message(&mut rd, 1024).await.unwrap();
-                match h.status {
-                    0 => {}
-                    errno::ENOSPC => refused += 1,
-                    other => panic!("JOIN answered {other}"),
-                }
-            }
-            let _wr = writer.await.unwrap();
-            refused
-        }));
+        let from = format!("127.0.0.{}", 10 + src);
+        tasks.push(tokio::spawn(join_new_groups(
+            from,
+            t.addr,
+            src,
+            FLOOD / SOURCES,
+        )));
     }
     let mut refused = 0;
     for task in tasks {
