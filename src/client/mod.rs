@@ -284,9 +284,20 @@ impl FdfsClient {
         ext: &str,
         appender: bool,
     ) -> Result<String, ClientError> {
+        self.with_requeries(|| self.upload_once(data, ext, appender))
+            .await
+    }
+
+    /// Runs an upload `attempt` again while it fails because the storage the tracker named
+    /// could not be connected to (nothing was sent to it), at most `UPLOAD_REQUERIES` times.
+    async fn with_requeries<T, F, Fut>(&self, mut attempt: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
         let mut requeries = 0;
         loop {
-            match self.upload_once(data, ext, appender).await {
+            match attempt().await {
                 Err(ClientError::StorageUnreachable { addr, source })
                     if requeries < Self::UPLOAD_REQUERIES =>
                 {
@@ -344,6 +355,16 @@ impl FdfsClient {
             .await
             .map_err(ClientError::Local)?
             .len();
+        self.with_requeries(|| self.upload_path_once(path, size, &ext))
+            .await
+    }
+
+    async fn upload_path_once(
+        &self,
+        path: &Path,
+        size: u64,
+        ext: &str,
+    ) -> Result<String, ClientError> {
         let target = self
             .tracker_call(|mut s| {
                 Box::pin(async move {
@@ -356,7 +377,7 @@ impl FdfsClient {
         // Streaming cannot be retried from the pool's stale-connection path: use a fresh one.
         let mut conn = StorageConn::connect_timeout(addr, self.timeout)
             .await
-            .map_err(|e| ClientError::Storage {
+            .map_err(|e| ClientError::StorageUnreachable {
                 addr: addr.to_string(),
                 source: e,
             })?;
@@ -364,7 +385,7 @@ impl FdfsClient {
             .await
             .map_err(ClientError::Local)?;
         let stored = conn
-            .upload_from(target.store_path_index, &mut file, size, &ext)
+            .upload_from(target.store_path_index, &mut file, size, ext)
             .await
             .map_err(|e| match status_of(&e) {
                 Some(s) => ClientError::Status(s),
