@@ -291,6 +291,57 @@ async fn missing_file_is_fetched_from_its_source() {
     source.shutdown().await;
 }
 
+/// Issue 24.2: a storage killed while it replicated a file to us. The bytes it had sent land a
+/// moment after a client asked us for the file; until the last one lands, the file on disk is
+/// shorter than its name says. Neither may turn into a truncated 200 or a 502.
+#[tokio::test]
+async fn a_replica_landing_after_its_source_died_is_served_whole() {
+    let store = tempfile::tempdir().unwrap();
+    let dead = dead_addr().await;
+    let http = format!("  source_port: {}\n", dead.port());
+    let listed = Arc::new(MapResolver(HashMap::from([(
+        100001,
+        "127.0.0.1".parse().unwrap(),
+    )])));
+    let (replica, _) = start_storage(&storage_config(store.path(), &http, ""), Some(listed)).await;
+    let content = b"replicated a moment too late ".repeat(200);
+    let land_later = |name: String, delay_ms: u64| {
+        let (dir, content) = (store.path().to_path_buf(), content.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            place(&dir, &name, &content);
+        })
+    };
+
+    // Not here yet; it lands 50 ms after the request, its source already gone.
+    let missing = name_for(localhost(), now_unix(), &content, "txt");
+    let landing = land_later(missing.clone(), 50);
+    let r = get(replica.addr, &format!("/group1/M00/0A/0B/{missing}")).await;
+    assert_eq!((r.status, r.body.len()), (200, content.len()));
+    landing.await.unwrap();
+
+    // Half written when asked, whole 50 ms later.
+    let partial = name_for(localhost(), now_unix(), &content, "bin");
+    place(store.path(), &partial, &content[..content.len() / 2]);
+    let landing = land_later(partial.clone(), 50);
+    let r = get(replica.addr, &format!("/group1/M00/0A/0B/{partial}")).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == content,
+        "served {} of {} bytes",
+        r.body.len(),
+        content.len()
+    );
+    landing.await.unwrap();
+
+    // Half written for good (its source gone): a gateway error, never a truncated 200.
+    let torn = name_for(localhost(), now_unix(), &content, "dat");
+    place(store.path(), &torn, &content[..100]);
+    let r = get(replica.addr, &format!("/group1/M00/0A/0B/{torn}")).await;
+    assert_eq!(r.status, 502, "{:?}", String::from_utf8_lossy(&r.body));
+    replica.shutdown().await;
+}
+
 /// Issue 18 F9: a crafted file ID naming any IPv4 address made the storage fetch from it and
 /// relay the answer. Only storages the trackers list in the group are asked.
 #[tokio::test]

@@ -33,7 +33,7 @@ use hyper_util::rt::TokioExecutor;
 use server::{Counters, Limits};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -70,6 +70,11 @@ impl SourceResolver for MapResolver {
 /// Query parameter marking a request made by a storage on behalf of a client; a storage never
 /// forwards such a request again (fastdfs-nginx-module uses the same name).
 pub const PROXIED_MARK: &str = "redirect";
+
+/// How long a file whose source cannot be reached is looked for again before 502 (a replica
+/// in flight when its source died), and how often.
+const REPLICA_ARRIVAL_WAIT: Duration = Duration::from_millis(300);
+const REPLICA_ARRIVAL_POLL: Duration = Duration::from_millis(10);
 
 pub struct StorageHttp {
     listener: tokio::net::TcpListener,
@@ -270,8 +275,8 @@ impl State {
             .get(dl.name.store_path_index as usize)
             .filter(|_| ours)
             .map(|p| p.join(dl.name.relative_data_path()));
-        if let Some(local) = local {
-            match self.open_files.open(&local) {
+        if let Some(local) = &local {
+            match self.open_complete(local, &dl) {
                 Ok(Some((f, meta))) => {
                     let mut resp = self.serve_local(&req, head_only, &dl, f, meta);
                     add_disposition(&mut resp, query);
@@ -284,7 +289,43 @@ impl State {
                 }
             }
         }
-        self.not_here(req, peer, &dl).await
+        self.not_here(req, peer, &dl, local.as_deref(), head_only)
+            .await
+    }
+
+    /// The stored file, unless it is missing or still being written: a peer's replica is
+    /// written in place (`Store::create_at`), and until its last byte lands it is shorter than
+    /// the size its name records (0 for appender files, whose size changes).
+    fn open_complete(
+        &self,
+        local: &Path,
+        dl: &path::DownloadPath,
+    ) -> std::io::Result<Option<(Arc<std::fs::File>, std::fs::Metadata)>> {
+        let opened = self.open_files.open(local)?;
+        Ok(opened.filter(|(_, meta)| meta.len() >= dl.name.info.file_size()))
+    }
+
+    /// The source could not be reached, but it may have handed us the file just before it
+    /// went: bytes already on their way land within milliseconds. Looking again for a moment
+    /// before answering 502 keeps a storage killed mid-replication from failing the request.
+    async fn await_replica(
+        &self,
+        req: &Request<Incoming>,
+        head_only: bool,
+        dl: &path::DownloadPath,
+        local: &Path,
+    ) -> Option<Response<Body>> {
+        let deadline = tokio::time::Instant::now() + REPLICA_ARRIVAL_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(REPLICA_ARRIVAL_POLL).await;
+            if let Ok(Some((f, meta))) = self.open_complete(local, dl) {
+                tracing::debug!(file = %local.display(), "replica arrived after its source went");
+                let mut resp = self.serve_local(req, head_only, dl, f, meta);
+                add_disposition(&mut resp, req.uri().query());
+                return Some(resp);
+            }
+        }
+        None
     }
 
     fn serve_local(
@@ -380,6 +421,8 @@ impl State {
         req: Request<Incoming>,
         peer: SocketAddr,
         dl: &path::DownloadPath,
+        local: Option<&Path>,
+        head_only: bool,
     ) -> Response<Body> {
         let info = dl.name.info;
         let age = crate::clock::unix_now().saturating_sub(info.create_time as u64);
@@ -428,18 +471,25 @@ impl State {
             }
             return r;
         }
-        self.proxy(req, host, &target).await
+        match (self.proxy(&req, host, &target).await, local) {
+            (Ok(resp), _) | (Err(resp), None) => resp,
+            (Err(refusal), Some(local)) => self
+                .await_replica(&req, head_only, dl, local)
+                .await
+                .unwrap_or(refusal),
+        }
     }
 
+    /// Streams the file from its source storage; `Err` when the source could not be reached.
     async fn proxy(
         &self,
-        req: Request<Incoming>,
+        req: &Request<Incoming>,
         host: SocketAddr,
         target: &str,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, Response<Body>> {
         let uri = match format!("http://{host}{target}").parse::<http::Uri>() {
             Ok(u) => u,
-            Err(_) => return body::text(StatusCode::BAD_REQUEST, "bad target"),
+            Err(_) => return Ok(body::text(StatusCode::BAD_REQUEST, "bad target")),
         };
         let mut up = Request::new(Empty::<Bytes>::new());
         *up.method_mut() = req.method().clone();
@@ -458,11 +508,17 @@ impl State {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::warn!(%host, error = %e, "source storage unreachable");
-                return body::text(StatusCode::BAD_GATEWAY, "source storage unreachable");
+                return Err(body::text(
+                    StatusCode::BAD_GATEWAY,
+                    "source storage unreachable",
+                ));
             }
             Err(_) => {
                 tracing::warn!(%host, "source storage timed out");
-                return body::text(StatusCode::GATEWAY_TIMEOUT, "source storage timed out");
+                return Err(body::text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "source storage timed out",
+                ));
             }
         };
         tracing::debug!(%host, status = %resp.status(), "streamed file from source storage");
@@ -484,7 +540,7 @@ impl State {
                 out.headers_mut().insert(h, v.clone());
             }
         }
-        out
+        Ok(out)
     }
 }
 
