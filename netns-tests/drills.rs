@@ -133,9 +133,15 @@ impl Drill {
         matches!(self.id, "d1" | "h")
     }
 
-    /// Nothing may fail at all: a reload must be invisible to clients.
+    /// Nothing may fail at all: a reload must be invisible to clients, and a killed storage
+    /// leaves its group's other storages to answer (issue 24.2).
     fn no_failures(&self) -> bool {
-        self.id == "h"
+        matches!(self.id, "h" | "f")
+    }
+
+    /// The drill kills a storage (an upload in flight on it is cut off).
+    fn kills_a_storage(&self) -> bool {
+        self.id == "f"
     }
 }
 
@@ -664,6 +670,7 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
 
     let mut outcome = analyse(&tl, d.partition, lost);
     outcome.late_uploads = read_back.late;
+    outcome.storage_killed = d.kills_a_storage();
     for line in &read_back.details {
         println!("  {line}");
     }
@@ -827,6 +834,10 @@ async fn client_loops(
                         acked.lock().expect("acked").push((id, data));
                         res.push((slot, Req::Ok));
                     }
+                    Ok(Err(e)) if cut_off(&e) => {
+                        eprintln!("  upload cut off at slot {slot}: {e}");
+                        res.push((slot, Req::CutOff))
+                    }
                     r => {
                         // The first failure of a streak says why.
                         if res.last().is_none_or(|(_, r)| *r == Req::Ok) {
@@ -901,6 +912,13 @@ async fn client_loops(
     seeded.extend(up.await.unwrap_or_default());
     let uploads = seeded;
     (downloads, uploads)
+}
+
+/// The storage closed or reset the connection after the upload went out (killed mid-request).
+fn cut_off(e: &fdfs_ha::client::ClientError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    matches!(e, fdfs_ha::client::ClientError::Storage { source: fdfs_ha::proto::connection::ConnError::Io(io), .. }
+        if matches!(io.kind(), UnexpectedEof | ConnectionReset | BrokenPipe))
 }
 
 /// Whether a storage of the file's group that answers now holds it (asked directly, not

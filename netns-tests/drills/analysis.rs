@@ -14,6 +14,11 @@ pub enum Req {
     /// retry can serve it; it is readable again once that storage is back (the read-back
     /// checks). Reported, not counted as a failed request.
     Unavailable,
+    /// An upload whose storage closed or reset the connection after the request went out: the
+    /// storage was killed mid-request. Not acknowledged, and the client cannot know whether it
+    /// was stored, so it is not repeated (FastDFS's own clients do not either: a repeat could
+    /// store the file twice). Judged on its own (`Outcome::uploads_cut_off`).
+    CutOff,
 }
 
 impl Req {
@@ -49,6 +54,10 @@ pub struct Outcome {
     pub corrupt: usize,
     /// Downloads of files that no answering storage held (`Req::Unavailable`).
     pub unavailable: usize,
+    /// Uploads a killed storage cut off mid-request (`Req::CutOff`), and whether the drill
+    /// killed a storage (then the one upload in flight on it may be cut off; else none may).
+    pub uploads_cut_off: usize,
+    pub storage_killed: bool,
     /// Slots after the fault with the VIP on both nodes (during a partition: not judged).
     pub dual_vip_slots: usize,
     pub partition: bool,
@@ -161,6 +170,17 @@ impl Outcome {
                 "reported (only on a stopped storage, not replicated yet: async, <= 1 s)",
             ),
         ];
+        let cut_off_allowed = usize::from(self.storage_killed);
+        f.push(Figure::judged(
+            "uploads cut off mid-request by a killed storage",
+            self.uploads_cut_off,
+            cut_off_allowed as u64,
+            if self.storage_killed {
+                "must be <= 1 (the one upload in flight on it; not acknowledged, not repeatable)"
+            } else {
+                "must be 0 (no storage is killed)"
+            },
+        ));
         if self.partition {
             f.push(Figure::reported(
                 "20 ms slots with the VIP on both nodes",
@@ -284,6 +304,7 @@ pub fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .take(tl.fault_slot)
         .filter(|(a, b)| *a && *b)
         .count();
+    let uploads_cut_off = tl.uploads.iter().filter(|(_, r)| *r == Req::CutOff).count();
     let corrupt = tl
         .downloads
         .iter()
@@ -307,6 +328,8 @@ pub fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         late_uploads: 0,
         corrupt,
         unavailable,
+        uploads_cut_off,
+        storage_killed: false,
         dual_vip_slots: dual,
         partition,
         vip_away: None,
