@@ -5,10 +5,11 @@
 //!
 //! ```text
 //!  GET/HEAD ─> path::parse (400) ─> token::check (403) ─> store_path/data/XX/YY/name
-//!     found ─> file::respond (200/206/304/416)
-//!     missing ─> source is us / file older than sync_file_max_delay ─> 404
+//!     found, as long as its name says ─> file::respond (200/206/304/416)
+//!     missing or still being written ─> source is us / older than sync_file_max_delay ─> 404
 //!             ─> request already proxied (redirect=) ─> 400 (no loops)
 //!             ─> proxy (stream from source) | redirect (302 to source)
+//!             ─> source unreachable: look here again for 300 ms (a replica in flight) ─> 502
 //! ```
 //! Owns only the HTTP view of the store: it never writes files (the storage service does).
 
