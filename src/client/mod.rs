@@ -311,13 +311,10 @@ impl FdfsClient {
         }
     }
 
-    /// One upload: the tracker names a storage, the storage takes the file.
-    async fn upload_once(
+    /// The storage (and store path) the tracker names for a new file.
+    async fn store_target(
         &self,
-        data: &[u8],
-        ext: &str,
-        appender: bool,
-    ) -> Result<String, ClientError> {
+    ) -> Result<(crate::proto::tracker::StoreTarget, SocketAddr), ClientError> {
         let target = self
             .tracker_call(|mut s| {
                 Box::pin(async move {
@@ -327,6 +324,17 @@ impl FdfsClient {
             })
             .await?;
         let addr = socket_addr(&target.addr)?;
+        Ok((target, addr))
+    }
+
+    /// One upload: the tracker names a storage, the storage takes the file.
+    async fn upload_once(
+        &self,
+        data: &[u8],
+        ext: &str,
+        appender: bool,
+    ) -> Result<String, ClientError> {
+        let (target, addr) = self.store_target().await?;
         let idx = target.store_path_index;
         let stored = self
             .storage_call(addr, |mut c| {
@@ -365,15 +373,7 @@ impl FdfsClient {
         size: u64,
         ext: &str,
     ) -> Result<String, ClientError> {
-        let target = self
-            .tracker_call(|mut s| {
-                Box::pin(async move {
-                    let r = tracker::query_store(&mut s, None).await;
-                    (s, r)
-                })
-            })
-            .await?;
-        let addr = socket_addr(&target.addr)?;
+        let (target, addr) = self.store_target().await?;
         // Streaming cannot be retried from the pool's stale-connection path: use a fresh one.
         let mut conn = StorageConn::connect_timeout(addr, self.timeout)
             .await
