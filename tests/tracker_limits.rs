@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -166,6 +166,71 @@ async fn one_address_cannot_take_every_connection() {
     }
     assert_eq!(ok, Some(0));
     assert!(t.tracker.admission.refused_per_ip.load(Ordering::Relaxed) >= 1);
+    t.stop().await;
+}
+
+/// Issue 18.3 (F5 on the tracker): a request body had network_timeout in total, so a client
+/// sending a JOIN at a steady slow pace was cut off. With network_timeout 1 s, a JOIN whose body
+/// takes ~2 s to arrive in small pieces is answered.
+#[tokio::test]
+async fn steady_slow_request_outlasting_network_timeout_is_answered() {
+    let t = start(&tracker_cfg("network_timeout: 1s")).await;
+    let mut s = connect_from("127.0.0.1", t.addr).await;
+    let body = join("group1", 23000);
+    let head = fdfs_ha::proto::Header::new(cmd::STORAGE_JOIN, 0, body.len() as u64).encode();
+    s.write_all(&head).await.unwrap();
+    let started = std::time::Instant::now();
+    for piece in body.chunks(body.len().div_ceil(20)) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(piece).await.unwrap();
+    }
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    let (h, _) = tokio::time::timeout(Duration::from_secs(5), read_message(&mut s, 1024))
+        .await
+        .expect("answered")
+        .expect("answered, not closed");
+    assert_eq!(h.status, 0);
+    assert_eq!(t.tracker.state.lock().unwrap().cluster.groups.len(), 1);
+    t.stop().await;
+}
+
+/// Issue 18.3 (F4 on the tracker): the body of a command the tracker does not know is refused;
+/// skipped when it comes at once, closed at network_timeout when it drips (1 byte every 300 ms,
+/// each well within network_timeout, would otherwise hold the connection for 30 s).
+#[tokio::test]
+async fn dripping_refused_body_is_closed_at_network_timeout() {
+    let t = start(&tracker_cfg("network_timeout: 1s")).await;
+    let unknown = |len: u64| fdfs_ha::proto::Header::new(250, 0, len).encode();
+    let mut s = connect_from("127.0.0.1", t.addr).await;
+    s.write_all(&unknown(100)).await.unwrap();
+    s.write_all(&[0; 100]).await.unwrap();
+    let (h, _) = read_message(&mut s, 1024).await.unwrap();
+    assert_eq!(h.status, errno::EINVAL);
+    assert_eq!(active_test(&mut s).await, Some(0), "still in step");
+    s.write_all(&unknown(100)).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let drip = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if wr.write_all(&[0]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut b = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(20), rd.read(&mut b)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "connection still open: {closed:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drip.abort();
+    assert!(t.tracker.logs.counts().contains(&("body_timeout", 1)));
     t.stop().await;
 }
 

@@ -96,6 +96,56 @@ pub async fn discard<R: AsyncRead + Unpin>(r: &mut R, len: u64) -> Result<(), Co
     Ok(())
 }
 
+/// Refused bodies are skipped at no less than this many bytes per second on average.
+pub const SKIP_MIN_RATE: u64 = 1 << 20;
+
+/// Fills `buf`. `idle` bounds each wait for more bytes (inactivity), never the whole read: a
+/// slow client that keeps sending is not cut off (C FastDFS only drops a client silent for
+/// network_timeout). Silence is `TimedOut`, a close before the end `UnexpectedEof`.
+pub async fn read_exact_idle<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    idle: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let mut got = 0;
+    while got < buf.len() {
+        match tokio::time::timeout(idle, r.read(&mut buf[got..])).await {
+            Ok(Ok(0)) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(Ok(n)) => got += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Skips `len` bytes of a body that will not be used. They get `timeout` in total (plus time
+/// to move a large body at [`SKIP_MIN_RATE`]), not per read: a client dripping a refused body
+/// would otherwise hold the connection for as long as its declared length lasts. Running out
+/// of time is `TimedOut`, a close before the end `UnexpectedEof`.
+pub async fn skip_refused<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: u64,
+    timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::io::ErrorKind;
+    let deadline =
+        tokio::time::Instant::now() + timeout + std::time::Duration::from_secs(len / SKIP_MIN_RATE);
+    let mut rest = len;
+    let mut buf = vec![0u8; (len as usize).clamp(1, 64 * 1024)];
+    while rest > 0 {
+        let n = (rest as usize).min(buf.len());
+        match tokio::time::timeout_at(deadline, r.read(&mut buf[..n])).await {
+            Ok(Ok(0)) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(Ok(got)) => rest -= got as u64,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Copies `count` bytes of `file` from `offset` into `sock` with sendfile(2): the page cache
 /// feeds the socket directly, no copy through our memory. Each wait for the socket to take
 /// more is bounded by `timeout`. A file shorter than `offset + count` is an `UnexpectedEof`.

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  TcpListener --accept (max_connections)--> serve_connection (one per socket)
-//!       read header (idle timeout) -> body (<= max_body, network_timeout)
+//!       read header (idle timeout) -> body (<= max_body; network_timeout of silence, or in
+//!       total when skipping an unknown command's body)
 //!       Tracker::handle(conn, cmd, body, now)  --lock--> Cluster + Selector
 //!       write reply (network_timeout)
 //!  ticker (every <= 1 s) -> Cluster::check_active -> OFFLINE transitions
@@ -18,13 +19,14 @@ use super::select::{SelectConfig, Selector};
 use crate::clock::unix_now_i64;
 use crate::config::{IdType, IpAddrSize, Reserved, TrackerConfig};
 use crate::proto::cmd::{self, errno};
-use crate::proto::connection::{read_header, write_response, ConnError};
+use crate::proto::connection::{
+    read_exact_idle, read_header, skip_refused, write_response, ConnError,
+};
 use crate::proto::tracker::TrackerParams;
 use crate::proto::{IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -317,6 +319,39 @@ impl Tracker {
     }
 }
 
+/// Reads the body of a request, None when the connection must close. `io_timeout` bounds each
+/// wait for more bytes, not the whole body: a slow client that keeps sending is served. The
+/// body of a command this tracker does not know is skipped within `io_timeout` in total (it
+/// is refused, read as empty): a client dripping it would otherwise hold the connection for
+/// as long as its declared length lasts.
+async fn read_body(
+    tracker: &Tracker,
+    conn: &ConnState,
+    stream: &mut TcpStream,
+    header: &crate::proto::Header,
+    io_timeout: Duration,
+) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    let read = if super::cmd::known(header.cmd) {
+        body.resize(header.pkg_len as usize, 0);
+        read_exact_idle(stream, &mut body, io_timeout).await
+    } else {
+        skip_refused(stream, header.pkg_len, io_timeout).await
+    };
+    match read {
+        Ok(()) => Some(body),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            crate::limited!(tracker.logs, warn, "body_timeout", peer = %conn.peer_ip, command = header.cmd,
+                len = header.pkg_len, "body not received within network_timeout; closing");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(peer = %conn.peer_ip, error = %e, "truncated request");
+            None
+        }
+    }
+}
+
 /// Serves one connection until the peer closes it, a limit is hit, or shutdown.
 pub async fn serve_connection(
     tracker: Arc<Tracker>,
@@ -384,18 +419,9 @@ pub async fn serve_connection(
                     .await;
             break;
         }
-        let mut body = vec![0u8; header.pkg_len as usize];
-        match tokio::time::timeout(io_timeout, stream.read_exact(&mut body)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %conn.peer_ip, error = %e, "truncated request");
-                break;
-            }
-            Err(_) => {
-                crate::limited!(tracker.logs, warn, "body_timeout", peer = %conn.peer_ip, command = header.cmd, "body not received within network_timeout");
-                break;
-            }
-        }
+        let Some(body) = read_body(&tracker, &conn, &mut stream, &header, io_timeout).await else {
+            break;
+        };
         let mut reply =
             tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now_i64());
         if let Reply::Hold(peers) = reply {

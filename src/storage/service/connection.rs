@@ -4,7 +4,7 @@
 
 use super::{Conn, Fail, CHUNK};
 use crate::proto::cmd::{self, errno};
-use crate::proto::connection::write_response;
+use crate::proto::connection::{read_exact_idle, skip_refused, write_response};
 use crate::proto::storage::{MAX_FILENAME_LEN, QUERY_FLAG_SILENT};
 use crate::proto::Header;
 use crate::storage::store::{AlignedBuf, StoreError, TempFile, WriteAt};
@@ -13,9 +13,6 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Refused bodies are skipped at no less than this many bytes per second on average.
-const SKIP_MIN_RATE: u64 = 1 << 20;
 
 /// Where streamed content goes.
 pub(super) trait Sink: Send + 'static {
@@ -82,20 +79,12 @@ impl Conn {
         Ok(buf)
     }
 
-    /// Fills `buf`. `network_timeout` bounds each wait for more bytes (inactivity), never the
-    /// whole read: a slow client that keeps sending is not cut off (C FastDFS only drops a
-    /// client silent for network_timeout).
+    /// Fills `buf`, `network_timeout` bounding each wait for more bytes (inactivity), never the
+    /// whole read ([`read_exact_idle`]).
     pub(super) async fn read_idle(&mut self, buf: &mut [u8]) -> Result<(), Fail> {
-        let mut got = 0;
-        while got < buf.len() {
-            match tokio::time::timeout(self.timeout, self.io.read(&mut buf[got..])).await {
-                Ok(Ok(0)) => return Err(Fail::Drop("peer closed mid-body".into())),
-                Ok(Ok(n)) => got += n,
-                Ok(Err(e)) => return Err(Fail::Drop(format!("i/o: {e}"))),
-                Err(_) => return Err(Fail::Drop("network timeout (peer silent)".into())),
-            }
-        }
-        Ok(())
+        read_exact_idle(&mut self.io, buf, self.timeout)
+            .await
+            .map_err(body_failed)
     }
 
     /// Reads a whole small body, refusing one over `max_body`.
@@ -126,23 +115,10 @@ impl Conn {
     /// peers, whose refusals (EEXIST, ENOENT) are part of the normal flow and whose connection
     /// should survive them.
     pub(super) async fn skip(&mut self, left: u64, status: u8, msg: String) -> Fail {
-        let mut rest = left;
-        let mut buf = vec![0u8; (left as usize).clamp(1, CHUNK)];
-        // A body we will not use gets network_timeout in total (plus time to move a large one
-        // at SKIP_MIN_RATE), not per read: a client dripping a refused body would otherwise
-        // hold the connection for months.
-        let deadline =
-            tokio::time::Instant::now() + self.timeout + Duration::from_secs(left / SKIP_MIN_RATE);
-        while rest > 0 {
-            let n = (rest as usize).min(buf.len());
-            match tokio::time::timeout_at(deadline, self.io.read(&mut buf[..n])).await {
-                Ok(Ok(0)) => return Fail::Drop("peer closed mid-body".into()),
-                Ok(Ok(got)) => rest -= got as u64,
-                Ok(Err(e)) => return Fail::Drop(format!("i/o: {e}")),
-                Err(_) => return Fail::Drop("network timeout".into()),
-            }
+        match skip_refused(&mut self.io, left, self.timeout).await {
+            Ok(()) => Fail::Reply(status, msg),
+            Err(e) => body_failed(e),
         }
-        Fail::Reply(status, msg)
     }
 
     /// Receives `size` content bytes into `sink`, overlapping socket reads and disk writes.
@@ -240,6 +216,15 @@ impl Conn {
         head.extend_from_slice(&self.read_vec(n as usize).await?);
         Ok((head, left - n))
     }
+}
+
+/// Why a body read or skip ended the connection.
+fn body_failed(e: io::Error) -> Fail {
+    Fail::Drop(match e.kind() {
+        io::ErrorKind::UnexpectedEof => "peer closed mid-body".into(),
+        io::ErrorKind::TimedOut => "network timeout".into(),
+        _ => format!("i/o: {e}"),
+    })
 }
 
 pub(super) async fn timed<T>(

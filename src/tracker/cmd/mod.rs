@@ -81,36 +81,52 @@ fn done<T>(r: Result<T, Errno>) -> Result<T, Reply> {
     r.map_err(Reply::err)
 }
 
-/// Routes one request to its family's handler.
-pub(super) fn dispatch(req: &mut Req<'_>) -> Reply {
-    let handled = match req.command {
-        cmd::QUIT => Ok(Reply::Close),
-        cmd::ACTIVE_TEST => req.empty_body().map(|()| Reply::ok(Vec::new())),
-        cmd::STORAGE_GET_MY_IP | cmd::STORAGE_JOIN => storage_join::handle(req),
-        cmd::STORAGE_PARAMETER_REQ | cmd::STORAGE_FETCH_STORAGE_IDS => params::handle(req),
+/// A family's handler.
+type Handler = fn(&mut Req<'_>) -> Handled;
+
+/// The handler of `command`, None for a command this tracker does not know.
+fn handler(command: u8) -> Option<Handler> {
+    Some(match command {
+        cmd::QUIT => |_| Ok(Reply::Close),
+        cmd::ACTIVE_TEST => |req| req.empty_body().map(|()| Reply::ok(Vec::new())),
+        cmd::STORAGE_GET_MY_IP | cmd::STORAGE_JOIN => storage_join::handle,
+        cmd::STORAGE_PARAMETER_REQ | cmd::STORAGE_FETCH_STORAGE_IDS => params::handle,
         cmd::STORAGE_BEAT
         | cmd::STORAGE_REPORT_DISK_USAGE
         | cmd::STORAGE_SYNC_REPORT
-        | cmd::STORAGE_CHANGELOG_REQ => beat::handle(req),
+        | cmd::STORAGE_CHANGELOG_REQ => beat::handle,
         cmd::STORAGE_SYNC_DEST_REQ
         | cmd::STORAGE_SYNC_DEST_QUERY
         | cmd::STORAGE_SYNC_NOTIFY
-        | cmd::STORAGE_SYNC_SRC_REQ => sync::handle(req),
-        cmd::STORAGE_REPLICA_CHG | cmd::STORAGE_REPORT_STATUS => status::handle(req),
+        | cmd::STORAGE_SYNC_SRC_REQ => sync::handle,
+        cmd::STORAGE_REPLICA_CHG | cmd::STORAGE_REPORT_STATUS => status::handle,
         cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE
         | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ONE
         | cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL
-        | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL => query_store::handle(req),
+        | cmd::SERVICE_QUERY_STORE_WITH_GROUP_ALL => query_store::handle,
         cmd::SERVICE_QUERY_FETCH_ONE | cmd::SERVICE_QUERY_FETCH_ALL | cmd::SERVICE_QUERY_UPDATE => {
-            query_fetch::handle(req)
+            query_fetch::handle
         }
         cmd::SERVER_LIST_ONE_GROUP | cmd::SERVER_LIST_ALL_GROUPS | cmd::SERVER_LIST_STORAGE => {
-            list::handle(req)
+            list::handle
         }
-        cmd::SERVER_DELETE_STORAGE | cmd::SERVER_DELETE_GROUP => admin::handle(req),
-        c if super::peers::Peers::handles(c) => peer::handle(req),
-        other => {
-            crate::limited!(req.tracker.logs, warn, "unknown_command", peer = %req.conn.peer_ip, command = other, "unknown command refused");
+        cmd::SERVER_DELETE_STORAGE | cmd::SERVER_DELETE_GROUP => admin::handle,
+        c if super::peers::Peers::handles(c) => peer::handle,
+        _ => return None,
+    })
+}
+
+/// Whether this tracker knows `command`: the body of one it does not is refused unread.
+pub(super) fn known(command: u8) -> bool {
+    handler(command).is_some()
+}
+
+/// Routes one request to its family's handler.
+pub(super) fn dispatch(req: &mut Req<'_>) -> Reply {
+    let handled = match handler(req.command) {
+        Some(h) => h(req),
+        None => {
+            crate::limited!(req.tracker.logs, warn, "unknown_command", peer = %req.conn.peer_ip, command = req.command, "unknown command refused");
             Err(Reply::err(errno::EINVAL))
         }
     };
