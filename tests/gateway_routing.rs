@@ -539,3 +539,57 @@ async fn http_refusals_are_logged_at_info_rate_limited_and_counted() {
         assert_eq!(logs.counts(), vec![("bad_request", 20)]);
     }
 }
+
+/// Issue 18.4: a request hyper cannot parse is answered 400 by hyper before any handler sees
+/// it, and was logged at `debug` only. Now it is a refusal like the others: `info`, one line per
+/// kind per 10 s for each server with the count held back, counted per kind.
+#[tokio::test]
+async fn malformed_http_is_logged_at_info_rate_limited_and_counted() {
+    use tokio::io::AsyncReadExt;
+    let log = Captured::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    // A current-thread runtime: the servers' tasks log on this thread, to this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let c = cluster_with_files(&[100]);
+    let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
+    let gw = start_gateway(&gw_config(""), data.path(), dir).await;
+    for _ in 0..20 {
+        for addr in [gw.addr, a.addr] {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /x HTTP/1.1\r\nbad header line\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+            assert!(answer.starts_with(b"HTTP/1.1 400"), "{answer:?}");
+        }
+    }
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("malformed request refused"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one per server:\n{text}");
+    for line in &lines {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("suppressed=0"), "{line}");
+    }
+    for addr in [gw.addr, a.addr] {
+        let listen = format!("listen={addr}");
+        assert!(
+            lines.iter().any(|l| l.contains(&listen)),
+            "{listen}: {lines:?}"
+        );
+    }
+    for logs in [&gw.gw_counters.logs, &a_n.logs] {
+        assert_eq!((logs.written(), logs.suppressed()), (1, 19));
+        assert_eq!(logs.counts(), vec![("bad_request", 20)]);
+    }
+}

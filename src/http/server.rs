@@ -118,6 +118,8 @@ where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    // Names the server (gateway or storage http) in the lines of refusals made here.
+    let listen = listener.local_addr().ok();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     let mut builder = http1::Builder::new();
@@ -186,6 +188,7 @@ where
         };
         let shutdown = shutdown.clone();
         let counters = counters.clone();
+        let refusals = counters.clone();
         let drain = limits.drain_timeout;
         let send_timeout = limits.send_timeout;
         tracker.spawn(async move {
@@ -228,7 +231,7 @@ where
                 }
             };
             if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with error");
+                refused_or_ended(&refusals, listen, peer, &e);
             }
             drop(permit);
         });
@@ -240,6 +243,30 @@ where
     )
     .await;
     Ok(())
+}
+
+/// A connection that ended with an error: a request hyper could not parse was answered 400
+/// (431 or 414 when too large) by hyper, before any handler saw it; that is a refusal like the
+/// handlers' own, logged at `info` through the limiter and counted. Anything else (reset,
+/// timeout, client gone) is the client's business: debug only.
+fn refused_or_ended(
+    counters: &Counters,
+    listen: Option<SocketAddr>,
+    peer: SocketAddr,
+    e: &hyper::Error,
+) {
+    let kind = if e.is_parse_too_large() {
+        "header_too_large"
+    } else if e.is_parse() {
+        "bad_request"
+    } else {
+        tracing::debug!(%peer, error = %e, "connection ended with error");
+        return;
+    };
+    Counters::bump(&counters.bad_requests);
+    let listen = listen.map(|a| a.to_string()).unwrap_or_default();
+    crate::limited!(counters.logs, info, kind, %peer, %listen, error = %e,
+        "http: malformed request refused");
 }
 
 /// Resolves once this node no longer serves the VIP `watched` (never for None).
