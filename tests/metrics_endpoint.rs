@@ -295,6 +295,98 @@ async fn tracker_requests_are_counted_by_command_and_result() {
     );
 }
 
+/// Issue 18.1/18.2/19.1: who was turned away shows in `/metrics` by component and reason: a
+/// host outside allow_hosts (tracker and storage), one over the per-address cap, a JOIN over
+/// max_groups, a replication command from a host that is not a storage of the group.
+#[tokio::test]
+async fn refusals_of_strangers_and_caps_are_counted_by_reason() {
+    use fdfs_ha::proto::cmd::{self, errno};
+    use fdfs_ha::proto::connection::{read_message, write_message};
+    use node_support::{closed_silently, connect_from, join};
+    let dir = tempfile::TempDir::new().unwrap();
+    let (tport, sport, status) = (free_port(), free_port(), free_port());
+    let yaml = format!(
+        "node: metrics-refusals\ndata_dir: \"{}\"\nlog: {{ level: warn }}\nstatus: {{ listen: \"127.0.0.1:{status}\" }}\n\
+         tracker:\n  listen: 127.0.0.1:{tport}\n  allow_hosts: [\"127.0.0.[1-9]\"]\n  max_connections_per_ip: 3\n  max_groups: 1\n\
+         storage:\n  group: group1\n  listen: 127.0.0.1:{sport}\n  trackers: [\"127.0.0.1:{tport}\"]\n  store_paths: [\"{}\"]\n  reserved_storage_space: 0%\n  allow_hosts: [\"127.0.0.[1-9]\"]\n",
+        dir.path().join("data").display(),
+        dir.path().join("store0").display()
+    );
+    let _node = run(dir.path(), &yaml);
+    let addr = format!("127.0.0.1:{status}");
+    // The node's storage holds the one group max_groups allows.
+    let joined = "fdfs_ha_tracker_storages{group=\"group1\"";
+    let text = read_until(
+        Duration::from_secs(20),
+        || get(&addr, "/metrics").unwrap_or_default(),
+        |text| text.contains(joined),
+    )
+    .await;
+    assert!(text.contains(joined), "storage never joined:\n{text}");
+    let (tracker, storage) = (
+        format!("127.0.0.1:{tport}").parse().unwrap(),
+        format!("127.0.0.1:{sport}").parse().unwrap(),
+    );
+    let limit = Duration::from_secs(5);
+    for to in [tracker, storage] {
+        let mut s = connect_from("127.0.0.50", to).await;
+        assert!(
+            closed_silently(&mut s, limit).await,
+            "{to}: stranger let in"
+        );
+    }
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect_from("127.0.0.5", tracker).await;
+        write_message(&mut s, cmd::ACTIVE_TEST, 0, &[])
+            .await
+            .unwrap();
+        assert_eq!(read_message(&mut s, 16).await.unwrap().0.status, 0);
+        held.push(s);
+    }
+    let mut fourth = connect_from("127.0.0.5", tracker).await;
+    assert!(closed_silently(&mut fourth, limit).await, "over the cap");
+    let mut s = connect_from("127.0.0.6", tracker).await;
+    write_message(&mut s, cmd::STORAGE_JOIN, 0, &join("group2", 23000))
+        .await
+        .unwrap();
+    assert_ne!(read_message(&mut s, 1024).await.unwrap().0.status, 0);
+    let del = fdfs_ha::proto::storage::SyncDeleteReq {
+        timestamp: 1,
+        group: "group1".into(),
+        filename: "M00/00/00/x.txt".into(),
+    }
+    .encode();
+    let mut s = connect_from("127.0.0.7", storage).await;
+    write_message(&mut s, cmd::SYNC_DELETE_FILE, 0, &del)
+        .await
+        .unwrap();
+    let (h, _) = tokio::time::timeout(Duration::from_secs(10), read_message(&mut s, 16))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.status, errno::EACCES);
+    let series = [
+        ("tracker", "not_allowed"),
+        ("storage", "not_allowed"),
+        ("tracker", "per_ip_cap"),
+        ("tracker", "join_cap"),
+        ("storage", "sync_stranger"),
+    ]
+    .map(|(c, r)| format!("fdfs_ha_refusals_total{{component=\"{c}\",reason=\"{r}\"}}"));
+    let text = read_until(
+        Duration::from_secs(5),
+        || get(&addr, "/metrics").expect("scrape"),
+        |text| series.iter().all(|s| sample(text, s).is_some()),
+    )
+    .await;
+    for s in &series {
+        // At least the one sent here (the node's own storage may have been refused too).
+        assert!(sample(&text, s).unwrap_or(0.0) >= 1.0, "{s}:\n{text}");
+    }
+    drop(held);
+}
+
 /// The gateway's families move with real events: a failed storage (per storage and reason), a
 /// cache miss, hit and expiry, a purge its dead peer did not take, refused requests (gateway and
 /// storage http), connections.

@@ -4,6 +4,9 @@
 //! and `reserved_storage_space` for every write that grows a file.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+use node_support::{closed_silently, connect_from};
+
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::config::{Reserved, StorageConfig};
 use fdfs_ha::proto::cmd::{self, errno};
@@ -12,12 +15,12 @@ use fdfs_ha::proto::storage::{SyncDeleteReq, UploadReq, UploadResp};
 use fdfs_ha::proto::tracker::StorageBrief;
 use fdfs_ha::proto::Header;
 use fdfs_ha::storage::{StorageServer, StorageState};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 struct Storage {
@@ -79,26 +82,10 @@ fn group_list() -> Vec<StorageBrief> {
     }]
 }
 
-async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    s.connect(to).await.unwrap()
-}
-
 fn frame(cmd: u8, pkg_len: u64, body: &[u8]) -> Vec<u8> {
     let mut out = Header::new(cmd, 0, pkg_len).encode().to_vec();
     out.extend_from_slice(body);
     out
-}
-
-/// True when the server closed the connection without answering, within `limit`.
-async fn closed_silently(s: &mut TcpStream, limit: Duration) -> bool {
-    let mut b = [0u8; 16];
-    matches!(
-        tokio::time::timeout(limit, s.read(&mut b)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
 }
 
 #[tokio::test]

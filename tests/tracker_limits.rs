@@ -4,19 +4,19 @@
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 mod node_support;
+use node_support::{closed_silently, connect_from, join};
 
 use fdfs_ha::config::TrackerConfig;
 use fdfs_ha::proto::cmd::{self, errno};
 use fdfs_ha::proto::connection::{read_message, write_message};
-use fdfs_ha::proto::tracker::JoinReq;
 use fdfs_ha::tracker::service::Tracker;
 use fdfs_ha::tracker::TrackerServer;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 fn tracker_cfg(extra: &str) -> TrackerConfig {
@@ -64,46 +64,10 @@ impl Running {
     }
 }
 
-/// A connection from `from` (any 127.0.0.x: the whole block is local).
-async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    s.connect(to).await.unwrap()
-}
-
-/// True when the tracker closed the connection without sending anything.
-async fn closed_silently(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 16];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
-}
-
 async fn active_test(s: &mut TcpStream) -> Option<u8> {
     write_message(s, cmd::ACTIVE_TEST, 0, &[]).await.ok()?;
     let (h, _) = read_message(s, 1024).await.ok()?;
     Some(h.status)
-}
-
-fn join(group: &str, port: u16) -> Vec<u8> {
-    JoinReq {
-        group: group.into(),
-        storage_port: port,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
-        current_tracker_ip: "127.0.0.1".into(),
-        trackers: vec!["127.0.0.1:22122".into()],
-    }
-    .encode()
 }
 
 #[tokio::test]
@@ -118,7 +82,10 @@ async fn allow_hosts_closes_other_addresses_at_accept() {
     }
     for no in ["127.0.0.4", "127.0.0.8", "127.0.2.1"] {
         let mut s = connect_from(no, t.addr).await;
-        assert!(closed_silently(&mut s).await, "{no} was let in");
+        assert!(
+            closed_silently(&mut s, Duration::from_secs(5)).await,
+            "{no} was let in"
+        );
     }
     let adm = &t.tracker.admission;
     assert_eq!(adm.refused_not_allowed.load(Ordering::Relaxed), 3);
@@ -150,7 +117,7 @@ async fn one_address_cannot_take_every_connection() {
     assert_eq!(active_test(&mut a1).await, Some(0));
     assert_eq!(active_test(&mut a2).await, Some(0));
     let mut a3 = connect_from("127.0.0.5", t.addr).await;
-    assert!(closed_silently(&mut a3).await);
+    assert!(closed_silently(&mut a3, Duration::from_secs(5)).await);
     // Others still get in; and a closed connection frees its address's slot.
     let mut b = connect_from("127.0.0.6", t.addr).await;
     assert_eq!(active_test(&mut b).await, Some(0));
