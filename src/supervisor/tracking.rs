@@ -331,6 +331,7 @@ mod tests {
             None,
         );
         assert_eq!((down.priority_delta, down.fault), (-30, false));
+        assert_eq!(effective_priority(100, down.priority_delta), 70);
     }
 
     #[test]
