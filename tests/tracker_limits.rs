@@ -161,43 +161,50 @@ async fn steady_slow_request_outlasting_network_timeout_is_answered() {
     t.stop().await;
 }
 
-/// Issue 18.3 (F4 on the tracker): the body of a command the tracker does not know is refused;
-/// skipped when it comes at once, closed at network_timeout when it drips (1 byte every 300 ms,
-/// each well within network_timeout, would otherwise hold the connection for 30 s).
+/// Issue 18.3 (F4 on the tracker): a body the tracker refuses from the header (a command it
+/// does not know, a body for ACTIVE_TEST, which has none) is skipped when it comes at once, and
+/// closed at network_timeout when it drips (1 byte every 300 ms, each well within
+/// network_timeout, would otherwise hold the connection for 30 s).
 #[tokio::test]
 async fn dripping_refused_body_is_closed_at_network_timeout() {
     let t = start(&tracker_cfg("network_timeout: 1s")).await;
-    let unknown = |len: u64| fdfs_ha::proto::Header::new(250, 0, len).encode();
-    let mut s = connect_from("127.0.0.1", t.addr).await;
-    s.write_all(&unknown(100)).await.unwrap();
-    s.write_all(&[0; 100]).await.unwrap();
-    let (h, _) = read_message(&mut s, 1024).await.unwrap();
-    assert_eq!(h.status, errno::EINVAL);
-    assert_eq!(active_test(&mut s).await, Some(0), "still in step");
-    s.write_all(&unknown(100)).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
-    let drip = tokio::spawn(async move {
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if wr.write_all(&[0]).await.is_err() {
-                break;
+    for (n, command) in [250, cmd::ACTIVE_TEST].into_iter().enumerate() {
+        let head = fdfs_ha::proto::Header::new(command, 0, 100).encode();
+        let mut s = connect_from("127.0.0.1", t.addr).await;
+        s.write_all(&head).await.unwrap();
+        s.write_all(&[0; 100]).await.unwrap();
+        let (h, _) = read_message(&mut s, 1024).await.unwrap();
+        assert_eq!(h.status, errno::EINVAL, "command {command}");
+        assert_eq!(active_test(&mut s).await, Some(0), "still in step");
+        s.write_all(&head).await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let drip = tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if wr.write_all(&[0]).await.is_err() {
+                    break;
+                }
             }
-        }
-    });
-    let started = std::time::Instant::now();
-    let mut b = [0u8; 16];
-    let closed = tokio::time::timeout(Duration::from_secs(20), rd.read(&mut b)).await;
-    assert!(
-        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-        "connection still open: {closed:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    drip.abort();
-    assert!(t.tracker.logs.counts().contains(&("body_timeout", 1)));
+        });
+        let started = std::time::Instant::now();
+        let mut b = [0u8; 16];
+        let closed = tokio::time::timeout(Duration::from_secs(20), rd.read(&mut b)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "command {command}: connection still open: {closed:?}"
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "command {command}: {took:?}");
+        drip.abort();
+        let counts = t.tracker.logs.counts();
+        assert!(
+            counts.contains(&("body_timeout", n as u64 + 1)),
+            "{counts:?}"
+        );
+    }
+    let counts = t.tracker.logs.counts();
+    assert!(counts.contains(&("unknown_command", 1)), "{counts:?}");
+    assert!(counts.contains(&("body_not_empty", 1)), "{counts:?}");
     t.stop().await;
 }
 

@@ -302,8 +302,30 @@ impl Tracker {
         if let Reply::Hold(_) = reply {
             return reply;
         }
+        self.account(command, &reply, now);
+        reply
+    }
+
+    /// Refuses a request from its header alone (`cmd::refused_unread`; its body was skipped):
+    /// logged under `kind`, answered EINVAL and counted like a refusal by a handler.
+    pub fn refuse_unread(
+        &self,
+        conn: &ConnState,
+        command: u8,
+        kind: &'static str,
+        now: Instant,
+    ) -> Reply {
+        crate::limited!(self.logs, warn, kind, peer = %conn.peer_ip, command,
+            "request refused before its body was read");
+        let reply = Reply::err(errno::EINVAL);
+        self.account(command, &reply, now);
+        reply
+    }
+
+    /// Counts an answered request by command and result.
+    fn account(&self, command: u8, reply: &Reply, now: Instant) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let result = match &reply {
+        let result = match reply {
             Reply::Send { status, .. } => {
                 if *status == errno::EINVAL {
                     self.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -315,31 +337,49 @@ impl Tracker {
         let secs = now.elapsed().as_secs_f64();
         self.requests
             .observe(cmd::name(command), result.into(), 0, secs);
-        reply
     }
 }
 
-/// Reads the body of a request, None when the connection must close. `io_timeout` bounds each
-/// wait for more bytes, not the whole body: a slow client that keeps sending is served. The
-/// body of a command this tracker does not know is skipped within `io_timeout` in total (it
-/// is refused, read as empty): a client dripping it would otherwise hold the connection for
-/// as long as its declared length lasts.
+/// Handles a request whose body was read; a JOIN held for the system-file copy is handled
+/// again once the copy is over.
+async fn answer(tracker: &Arc<Tracker>, conn: &mut ConnState, command: u8, body: &[u8]) -> Reply {
+    let reply = tracker.handle(conn, command, body, Instant::now(), unix_now_i64());
+    let Reply::Hold(peers) = reply else {
+        return reply;
+    };
+    match super::sys_files_link::copy(tracker, &peers).await {
+        Ok(()) => match tracker.handle(conn, command, body, Instant::now(), unix_now_i64()) {
+            Reply::Hold(_) => Reply::err(errno::EAGAIN),
+            r => r,
+        },
+        // As C: the storage is told to try again (its next JOIN retries the copy).
+        Err(_) => Reply::err(errno::EAGAIN),
+    }
+}
+
+/// Reads the body of a request: the body, or the kind of refusal of a request refused from its
+/// header (its body skipped), or None when the connection must close. `io_timeout` bounds each
+/// wait for more bytes of a body that will be used, not the whole body: a slow client that
+/// keeps sending is served. A refused body is skipped within `io_timeout` in total: a client
+/// dripping it would otherwise hold the connection for as long as its declared length lasts.
 async fn read_body(
     tracker: &Tracker,
     conn: &ConnState,
     stream: &mut TcpStream,
     header: &crate::proto::Header,
     io_timeout: Duration,
-) -> Option<Vec<u8>> {
+) -> Option<Result<Vec<u8>, &'static str>> {
+    let refused = super::cmd::refused_unread(header.cmd, header.pkg_len);
     let mut body = Vec::new();
-    let read = if super::cmd::known(header.cmd) {
-        body.resize(header.pkg_len as usize, 0);
-        read_exact_idle(stream, &mut body, io_timeout).await
-    } else {
-        skip_refused(stream, header.pkg_len, io_timeout).await
+    let read = match refused {
+        None => {
+            body.resize(header.pkg_len as usize, 0);
+            read_exact_idle(stream, &mut body, io_timeout).await
+        }
+        Some(_) => skip_refused(stream, header.pkg_len, io_timeout).await,
     };
     match read {
-        Ok(()) => Some(body),
+        Ok(()) => Some(refused.map_or(Ok(body), Err)),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             crate::limited!(tracker.logs, warn, "body_timeout", peer = %conn.peer_ip, command = header.cmd,
                 len = header.pkg_len, "body not received within network_timeout; closing");
@@ -419,29 +459,11 @@ pub async fn serve_connection(
                     .await;
             break;
         }
-        let Some(body) = read_body(&tracker, &conn, &mut stream, &header, io_timeout).await else {
-            break;
+        let reply = match read_body(&tracker, &conn, &mut stream, &header, io_timeout).await {
+            None => break,
+            Some(Err(kind)) => tracker.refuse_unread(&conn, header.cmd, kind, Instant::now()),
+            Some(Ok(body)) => answer(&tracker, &mut conn, header.cmd, &body).await,
         };
-        let mut reply =
-            tracker.handle(&mut conn, header.cmd, &body, Instant::now(), unix_now_i64());
-        if let Reply::Hold(peers) = reply {
-            reply = match super::sys_files_link::copy(&tracker, &peers).await {
-                Ok(()) => {
-                    match tracker.handle(
-                        &mut conn,
-                        header.cmd,
-                        &body,
-                        Instant::now(),
-                        unix_now_i64(),
-                    ) {
-                        Reply::Hold(_) => Reply::err(errno::EAGAIN),
-                        r => r,
-                    }
-                }
-                // As C: the storage is told to try again (its next JOIN retries the copy).
-                Err(_) => Reply::err(errno::EAGAIN),
-            };
-        }
         match reply {
             Reply::Close | Reply::Hold(_) => break,
             Reply::Send { status, body } => {

@@ -116,9 +116,28 @@ fn handler(command: u8) -> Option<Handler> {
     })
 }
 
-/// Whether this tracker knows `command`: the body of one it does not is refused unread.
-pub(super) fn known(command: u8) -> bool {
-    handler(command).is_some()
+/// Commands whose body is empty. Their handlers refuse a body too; this list lets the
+/// connection refuse one unread, so a client cannot drip it at the pace of inactivity.
+const EMPTY_BODY: [u8; 7] = [
+    cmd::ACTIVE_TEST,
+    cmd::SERVER_LIST_ALL_GROUPS,
+    cmd::STORAGE_PARAMETER_REQ,
+    cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE,
+    cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL,
+    cmd::STORAGE_SYNC_DEST_REQ,
+    cmd::STORAGE_SYNC_DEST_QUERY,
+];
+
+/// Why a request is refused from its header alone (the refusal kind), before its body is read:
+/// a command this tracker does not know, or a body declared for a command that has none.
+pub(super) fn refused_unread(command: u8, pkg_len: u64) -> Option<&'static str> {
+    if handler(command).is_none() {
+        Some("unknown_command")
+    } else if pkg_len > 0 && EMPTY_BODY.contains(&command) {
+        Some("body_not_empty")
+    } else {
+        None
+    }
 }
 
 /// Routes one request to its family's handler.
@@ -131,4 +150,22 @@ pub(super) fn dispatch(req: &mut Req<'_>) -> Reply {
         }
     };
     handled.unwrap_or_else(|early| early)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_unread_names_unknown_commands_and_bodies_of_bodiless_ones() {
+        assert_eq!(refused_unread(250, 0), Some("unknown_command"));
+        assert_eq!(refused_unread(250, 100), Some("unknown_command"));
+        for c in EMPTY_BODY {
+            assert!(handler(c).is_some(), "{c}");
+            assert_eq!(refused_unread(c, 0), None, "{c}");
+            assert_eq!(refused_unread(c, 1), Some("body_not_empty"), "{c}");
+        }
+        assert_eq!(refused_unread(cmd::STORAGE_JOIN, 200), None);
+        assert_eq!(refused_unread(cmd::STORAGE_BEAT, 0), None);
+    }
 }
