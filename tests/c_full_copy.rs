@@ -13,6 +13,9 @@
 //! except the one file S2 created after the copy (AF, sent to S3 by S2, not by S1).
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+use node_support::connect_from;
+
 #[allow(dead_code)]
 #[path = "c_cluster/pcap.rs"]
 mod pcap;
@@ -28,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/c-cluster");
@@ -51,13 +54,6 @@ macro_rules! eventually {
         }
         assert!(ok, "timed out waiting for {}", $what);
     }};
-}
-
-async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    s.connect(to).await.unwrap()
 }
 
 async fn call(s: &mut TcpStream, command: u8, body: &[u8]) -> (u8, Vec<u8>) {

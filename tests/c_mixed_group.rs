@@ -8,6 +8,9 @@
 //! timestamp that covers the file's creation.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+use node_support::connect_from;
+
 use fdfs_ha::client::storage::StorageConn;
 use fdfs_ha::config::{StorageConfig, TrackerConfig};
 use fdfs_ha::proto::cmd::{self, errno};
@@ -24,7 +27,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// Polls `$cond` (which may await) every 100 ms for up to 15 s.
@@ -51,13 +54,6 @@ fn unix_now() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as u32
-}
-
-async fn connect_from(ip: &str, to: SocketAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    s.connect(to).await.unwrap()
 }
 
 async fn send(s: &mut TcpStream, command: u8, body: &[u8]) {

@@ -8,6 +8,9 @@
 //! bodies are the captured ones with the tracker list naming the sockets of this test.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+use node_support::connect_from;
+
 // Shared with c_replay.rs, which uses every part of it.
 #[allow(dead_code)]
 #[path = "c_cluster/pcap.rs"]
@@ -23,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 const PCAP: &str = concat!(
@@ -45,13 +48,6 @@ fn frame(m: &pcap::Msg) -> Vec<u8> {
         .to_vec();
     out.extend_from_slice(&m.body);
     out
-}
-
-async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))
-        .unwrap();
-    s.connect(to).await.unwrap()
 }
 
 async fn call(s: &mut TcpStream, bytes: &[u8]) -> (u8, Vec<u8>) {
