@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 type L = [(&'static str, Cow<'static, str>); 2];
 
@@ -75,30 +76,86 @@ impl Source for Requests {
 
 /// Requests of an HTTP server (`storage_http`, `gateway`): by method and status code.
 #[derive(Clone)]
-pub struct HttpRequests(Requests);
+pub struct HttpRequests {
+    all: Requests,
+    /// GET and HEAD handles per status code, filled on first use: a request then costs no
+    /// label formatting (`status.to_string()`) and no family lookups (a lock and a hash each).
+    hot: Arc<[OnceLock<Handles>]>,
+}
+
+/// One label set's metrics; clones share the family's values.
+struct Handles {
+    count: Counter,
+    /// Created on the first request that moved bytes, as the family lookup does.
+    bytes: OnceLock<Counter>,
+    latency: Histogram,
+}
+
+const STATUS_MIN: u16 = 100;
+const STATUSES: usize = 500;
+
+fn hot_slot(method: &http::Method, status: http::StatusCode) -> Option<usize> {
+    let m = match *method {
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        _ => return None,
+    };
+    let s = status.as_u16().checked_sub(STATUS_MIN)? as usize;
+    (s < STATUSES).then_some(m * STATUSES + s)
+}
+
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        _ => "other",
+    }
+}
 
 impl HttpRequests {
     pub fn new(component: &'static str) -> Self {
-        HttpRequests(Requests::new(component))
+        HttpRequests {
+            all: Requests::new(component),
+            hot: (0..2 * STATUSES).map(|_| OnceLock::new()).collect(),
+        }
     }
 
     pub fn observe(&self, method: &http::Method, status: http::StatusCode, bytes: u64, secs: f64) {
-        let m = match *method {
-            http::Method::GET => "GET",
-            http::Method::HEAD => "HEAD",
-            http::Method::POST => "POST",
-            http::Method::PUT => "PUT",
-            http::Method::DELETE => "DELETE",
-            _ => "other",
+        let m = method_label(method);
+        let Some(slot) = hot_slot(method, status) else {
+            let result = Cow::Owned(status.as_u16().to_string());
+            return self.all.observe(m, result, bytes, secs);
         };
-        self.0
-            .observe(m, Cow::Owned(status.as_u16().to_string()), bytes, secs);
+        let label = || -> L {
+            [
+                ("command", Cow::Borrowed(m)),
+                ("result", Cow::Owned(status.as_u16().to_string())),
+            ]
+        };
+        let h = self.hot[slot].get_or_init(|| {
+            let l = label();
+            Handles {
+                count: self.all.count.get_or_create_owned(&l),
+                bytes: OnceLock::new(),
+                latency: self.all.latency.get_or_create_owned(&l),
+            }
+        });
+        h.count.inc();
+        if bytes > 0 {
+            h.bytes
+                .get_or_init(|| self.all.bytes.get_or_create_owned(&label()))
+                .inc_by(bytes);
+        }
+        h.latency.observe(secs);
     }
 }
 
 impl Source for HttpRequests {
     fn register(&self, reg: &mut Registry) {
-        self.0.register(reg)
+        self.all.register(reg)
     }
 }
 
@@ -106,7 +163,6 @@ impl Source for HttpRequests {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
-    use std::sync::Arc;
 
     #[test]
     fn requests_count_bytes_and_latency() {
@@ -128,5 +184,45 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("fdfs_ha_storage_request_duration_seconds_count{command=\"download\",result=\"ENOENT\"} 1"), "{t}");
+    }
+
+    /// The pre-resolved GET/HEAD handles render exactly what the family lookups do: same
+    /// label sets, no bytes series for a request that moved none.
+    #[test]
+    fn http_handles_match_family_lookups() {
+        use http::{Method, StatusCode};
+        let render = |r: Arc<dyn Source>| {
+            let m = Metrics::new();
+            m.set_source("storage_http", r);
+            m.render()
+        };
+        let fast = HttpRequests::new("storage_http");
+        let slow = Requests::new("storage_http");
+        let reqs = [
+            (Method::GET, StatusCode::OK, 4096, 0.001),
+            (Method::GET, StatusCode::OK, 4096, 0.3),
+            (Method::HEAD, StatusCode::OK, 0, 0.0001),
+            (Method::GET, StatusCode::NOT_FOUND, 0, 0.0002),
+            (Method::GET, StatusCode::NOT_MODIFIED, 0, 0.0002),
+            (Method::POST, StatusCode::METHOD_NOT_ALLOWED, 19, 0.0002),
+            (Method::GET, StatusCode::PARTIAL_CONTENT, 100, 0.002),
+        ];
+        for (m, s, b, t) in reqs {
+            fast.observe(&m, s, b, t);
+            slow.observe(method_label(&m), s.as_u16().to_string().into(), b, t);
+        }
+        let (f, s) = (render(Arc::new(fast.clone())), render(Arc::new(slow)));
+        let lines = |t: &str| {
+            let mut v: Vec<String> = t.lines().map(str::to_string).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(lines(&f), lines(&s));
+        assert!(f.contains("fdfs_ha_storage_http_requests_total{command=\"GET\",result=\"200\"} 2"));
+        assert!(!f.contains("content_bytes_total{command=\"HEAD\""), "{f}");
+        assert!(
+            !f.contains("content_bytes_total{command=\"GET\",result=\"404\""),
+            "{f}"
+        );
     }
 }
