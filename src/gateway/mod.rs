@@ -26,6 +26,7 @@ pub mod upstream;
 use crate::clock;
 use crate::config::GatewayConfig;
 use crate::http::body::{self, Body, TimeoutBody};
+use crate::http::observe::X_CACHE;
 use crate::http::path;
 use crate::http::server::{self, Counters, Limits};
 use crate::http::validators;
@@ -683,7 +684,7 @@ impl State {
                 if let Some(mut r) = serve_entry(parts, head_only, &entry, &cache.open_files) {
                     cache.count_hit();
                     r.headers_mut()
-                        .insert("x-cache", HeaderValue::from_static("HIT"));
+                        .insert(X_CACHE, HeaderValue::from_static("HIT"));
                     return r;
                 }
                 cache.forget(&key);
@@ -741,7 +742,7 @@ impl State {
                     };
                     let status = if expired { "EXPIRED" } else { "MISS" };
                     resp.headers_mut()
-                        .insert("x-cache", HeaderValue::from_static(status));
+                        .insert(X_CACHE, HeaderValue::from_static(status));
                     return resp;
                 }
             }
