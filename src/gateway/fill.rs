@@ -106,18 +106,18 @@ fn serving_of(entry: &CachedEntry) -> cache::disk::Serving {
         .map(crate::clock::unix_secs)
         .unwrap_or(entry.head.created);
     cache::disk::Serving {
-        rep: Representation {
-            len: entry.body_len,
-            last_modified_unix: last_modified,
-            etag: entry
+        rep: Representation::new(
+            entry.body_len,
+            last_modified,
+            entry
                 .header("etag")
                 .map(str::to_string)
                 .unwrap_or_else(|| validators::etag(last_modified, entry.body_len)),
-            content_type: entry
+            entry
                 .header("content-type")
                 .and_then(|v| HeaderValue::from_str(v).ok())
                 .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-        },
+        ),
         disposition: entry
             .header("content-disposition")
             .and_then(|v| HeaderValue::from_str(v).ok()),

@@ -71,6 +71,25 @@ pub struct Representation {
     pub last_modified_unix: u64,
     pub etag: String,
     pub content_type: HeaderValue,
+    /// ETag and Last-Modified as header values (None: not a valid value), rendered once: the
+    /// gateway keeps its entries' representations, so a cache hit formats no date.
+    validators: (Option<HeaderValue>, Option<HeaderValue>),
+}
+
+impl Representation {
+    pub fn new(len: u64, last_modified_unix: u64, etag: String, content_type: HeaderValue) -> Self {
+        let validators = (
+            HeaderValue::from_str(&etag).ok(),
+            HeaderValue::from_str(&http_date(last_modified_unix)).ok(),
+        );
+        Representation {
+            len,
+            last_modified_unix,
+            etag,
+            content_type,
+            validators,
+        }
+    }
 }
 
 /// Where the bytes of a representation live: `file` from `offset` (cache files carry a header
@@ -87,12 +106,34 @@ pub fn respond(
     rep: &Representation,
     src: FileSource,
 ) -> Response<Body> {
+    respond_with(req, head_only, rep, rep.validators.clone(), src)
+}
+
+/// `respond` for a representation built for this one response: its header values are moved,
+/// not cloned (a clone of a fresh value allocates its shared form).
+pub fn respond_owned(
+    req: &HeaderMap,
+    head_only: bool,
+    mut rep: Representation,
+    src: FileSource,
+) -> Response<Body> {
+    let validators = std::mem::take(&mut rep.validators);
+    respond_with(req, head_only, &rep, validators, src)
+}
+
+fn respond_with(
+    req: &HeaderMap,
+    head_only: bool,
+    rep: &Representation,
+    (etag, last_modified): (Option<HeaderValue>, Option<HeaderValue>),
+    src: FileSource,
+) -> Response<Body> {
     let mut resp = Response::new(empty());
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&rep.etag) {
+    if let Some(v) = etag {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&http_date(rep.last_modified_unix)) {
+    if let Some(v) = last_modified {
         h.insert(header::LAST_MODIFIED, v);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -125,11 +166,27 @@ pub fn respond(
         }
     };
     resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+        .insert(header::CONTENT_LENGTH, length_value(count));
     if !head_only {
         *resp.body_mut() = file_body(src, start, count);
     }
     resp
+}
+
+/// `HeaderValue::from(n)` in one allocation instead of two (it grows a `BytesMut` and then
+/// gives it a shared form, as its capacity is not its length).
+fn length_value(n: u64) -> HeaderValue {
+    let mut buf = [0u8; 20];
+    let (mut i, mut v) = (buf.len(), n);
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[i..]).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// The header nginx's flv module and fastdfs-nginx-module send before the bytes from `start`:
@@ -173,6 +230,13 @@ pub fn file_body(src: FileSource, start: u64, count: u64) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn length_values_are_the_decimal_length() {
+        for n in [0, 7, 4096, 1 << 20, u64::MAX] {
+            assert_eq!(length_value(n), HeaderValue::from(n));
+        }
+    }
+
     #[test]
     fn types() {
         assert_eq!(content_type(Some("JPG")), "image/jpeg");

@@ -7,6 +7,7 @@
 //! be named by a URL.
 
 use crate::proto::fileid::RemoteName;
+use std::borrow::Cow;
 
 /// Longest request target (path + query) we accept; FastDFS names are < 200 bytes with a group
 /// and a token, so anything near this is hostile or broken (nginx answers 414 well before 8 KiB).
@@ -45,9 +46,16 @@ impl DownloadPath {
     }
 }
 
-/// Decodes `%XX` escapes. Refuses malformed escapes and NUL (raw or escaped).
-pub fn percent_decode(raw: &str) -> Result<Vec<u8>, PathError> {
+/// Decodes `%XX` escapes. Refuses malformed escapes and NUL (raw or escaped). Borrows `raw`
+/// when it has no escape (every URL a client library builds): no copy per request.
+pub fn percent_decode(raw: &str) -> Result<Cow<'_, [u8]>, PathError> {
     let b = raw.as_bytes();
+    if !b.contains(&b'%') {
+        if b.contains(&0) {
+            return Err(PathError::Nul);
+        }
+        return Ok(Cow::Borrowed(b));
+    }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -68,7 +76,7 @@ pub fn percent_decode(raw: &str) -> Result<Vec<u8>, PathError> {
     if out.contains(&0) {
         return Err(PathError::Nul);
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Group names FastDFS accepts: 1..=16 of `[A-Za-z0-9_-]`.
@@ -170,6 +178,18 @@ mod tests {
             parse_download_path(&"/a".repeat(MAX_URI_LEN), true).unwrap_err(),
             PathError::TooLong
         );
+    }
+
+    #[test]
+    fn percent_decode_borrows_plain_paths_and_decodes_escapes() {
+        assert!(matches!(
+            percent_decode("/group1/a.jpg"),
+            Ok(Cow::Borrowed(b"/group1/a.jpg"))
+        ));
+        assert_eq!(percent_decode("/a%2Eb").unwrap().as_ref(), b"/a.b");
+        assert_eq!(percent_decode("/a\0b"), Err(PathError::Nul));
+        assert_eq!(percent_decode("/a%00b"), Err(PathError::Nul));
+        assert_eq!(percent_decode("/a%zz"), Err(PathError::BadEscape));
     }
 
     #[test]

@@ -7,7 +7,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// nginx-style strong ETag: `"<mtime hex>-<size hex>"`.
 pub fn etag(mtime_unix: u64, size: u64) -> String {
-    format!("\"{mtime_unix:x}-{size:x}\"")
+    use std::fmt::Write;
+    // Sized up front (two u64 in hex, quotes, dash): one allocation, the storage makes one per
+    // request.
+    let mut s = String::with_capacity(35);
+    let _ = write!(s, "\"{mtime_unix:x}-{size:x}\"");
+    s
 }
 
 pub fn http_date(unix: u64) -> String {

@@ -197,10 +197,29 @@ fn hex2(s: &[u8], field: &'static str) -> Result<u8, ProtoError> {
     let ok = s.len() == 2 && s.iter().all(|c| c.is_ascii_hexdigit());
     let text = std::str::from_utf8(s).ok().filter(|_| ok);
     text.and_then(|t| u8::from_str_radix(t, 16).ok())
-        .ok_or(ProtoError::InvalidField {
+        // Lazily: the error's String would otherwise be allocated on every valid name.
+        .ok_or_else(|| ProtoError::InvalidField {
             field,
             reason: "expected two hex digits".into(),
         })
+}
+
+/// `{:02X}` of a byte, without formatting.
+fn hex_upper(b: u8) -> &'static str {
+    const HEX: &[u8; 512] = &{
+        let mut t = [0u8; 512];
+        let digits = b"0123456789ABCDEF";
+        let mut i = 0;
+        while i < 256 {
+            t[2 * i] = digits[i >> 4];
+            t[2 * i + 1] = digits[i & 15];
+            i += 1;
+        }
+        t
+    };
+    let i = 2 * b as usize;
+    // The table holds only ASCII hex digits.
+    std::str::from_utf8(&HEX[i..i + 2]).unwrap_or("00")
 }
 
 fn bad_name(reason: &str) -> ProtoError {
@@ -249,15 +268,41 @@ impl RemoteName {
 
     /// `M00/01/FE/<name>`
     pub fn to_path_string(&self) -> String {
-        format!(
-            "M{:02X}/{:02X}/{:02X}/{}",
-            self.store_path_index, self.dir1, self.dir2, self.name
-        )
+        // Sized up front: one allocation per call (the HTTP servers call this per request).
+        let mut s = String::with_capacity(PATH_PREFIX_LEN + self.name.len());
+        for (lead, b) in [
+            ("M", self.store_path_index),
+            ("/", self.dir1),
+            ("/", self.dir2),
+        ] {
+            s.push_str(lead);
+            s.push_str(hex_upper(b));
+        }
+        s.push('/');
+        s.push_str(&self.name);
+        s
     }
 
     /// Path relative to the store path: `data/01/FE/<name>`.
     pub fn relative_data_path(&self) -> String {
         format!("data/{:02X}/{:02X}/{}", self.dir1, self.dir2, self.name)
+    }
+
+    /// `<store>/data/01/FE/<name>`: `store.join(self.relative_data_path())` in one allocation.
+    pub fn data_path_in(&self, store: &std::path::Path) -> std::path::PathBuf {
+        let mut p = std::path::PathBuf::with_capacity(
+            store.as_os_str().len() + "/data/01/FE/".len() + self.name.len(),
+        );
+        p.push(store);
+        for part in [
+            "data",
+            hex_upper(self.dir1),
+            hex_upper(self.dir2),
+            &self.name,
+        ] {
+            p.push(part);
+        }
+        p
     }
 
     /// A slave file's name is longer than a normal name (master base + prefix + ext).
@@ -332,6 +377,28 @@ pub fn valid_ext(ext: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_without_formatting_match_the_formatted_ones() {
+        for b in 0..=255u8 {
+            assert_eq!(hex_upper(b), format!("{b:02X}"));
+        }
+        let name = RemoteName {
+            store_path_index: 0x0A,
+            dir1: 0x01,
+            dir2: 0xFE,
+            name: "oYYBAGsBrVGAcNb-AAAABTYQpoY788.txt".into(),
+            info: FileInfo::decode(&[0; 20]),
+        };
+        assert_eq!(name.to_path_string(), format!("M0A/01/FE/{}", name.name));
+        for store in ["/srv/fdfs", "/srv/fdfs/", "rel/store", "/"] {
+            let store = std::path::Path::new(store);
+            assert_eq!(
+                name.data_path_in(store),
+                store.join(name.relative_data_path())
+            );
+        }
+    }
 
     #[test]
     fn decodes_captured_id_mode_name() {

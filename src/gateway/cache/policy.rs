@@ -32,10 +32,17 @@ pub fn key_text(group: &str, id_without_group: &str, query: Option<&str>) -> Str
         .filter(|kv| !TOKEN_PARAMS.contains(&kv.split_once('=').map_or(*kv, |(k, _)| k)))
         .collect();
     params.sort_unstable();
-    let mut s = format!("/{group}/{id_without_group}");
+    // Sized up front: one allocation per request instead of a format! that grows.
+    let q_len = params.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut s = String::with_capacity(2 + group.len() + id_without_group.len() + q_len);
+    for part in ["/", group, "/", id_without_group] {
+        s.push_str(part);
+    }
     if !params.is_empty() {
-        s.push('?');
-        s.push_str(&params.join("&"));
+        for (i, p) in params.iter().enumerate() {
+            s.push(if i == 0 { '?' } else { '&' });
+            s.push_str(p);
+        }
     }
     s
 }

@@ -275,7 +275,7 @@ impl State {
             .store_paths
             .get(dl.name.store_path_index as usize)
             .filter(|_| ours)
-            .map(|p| p.join(dl.name.relative_data_path()));
+            .map(|p| dl.name.data_path_in(p));
         if let Some(local) = &local {
             match self.open_complete(local, &dl) {
                 Ok(Some((f, meta))) => {
@@ -345,12 +345,12 @@ impl State {
             dl.name.info.create_time as u64
         };
         let ct = file::content_type(dl.name.ext());
-        let rep = Representation {
-            len: meta.len(),
-            last_modified_unix: last_modified,
-            etag: validators::etag(last_modified, meta.len()),
-            content_type: HeaderValue::from_static(ct),
-        };
+        let rep = Representation::new(
+            meta.len(),
+            last_modified,
+            validators::etag(last_modified, meta.len()),
+            HeaderValue::from_static(ct),
+        );
         let flv_start = dl
             .name
             .ext()
@@ -365,10 +365,10 @@ impl State {
             }
             return body::text(StatusCode::INTERNAL_SERVER_ERROR, "flv");
         }
-        file::respond(
+        file::respond_owned(
             req.headers(),
             head_only,
-            &rep,
+            rep,
             FileSource { file: f, offset: 0 },
         )
     }
