@@ -16,7 +16,7 @@ use node_support::connect_from;
 #[path = "c_cluster/pcap.rs"]
 mod pcap;
 
-use fdfs_ha::proto::cmd;
+use fdfs_ha::proto::cmd::{self, errno};
 use fdfs_ha::proto::tracker::{JoinReq, ServerListReply};
 use fdfs_ha::proto::tracker_peer as tp;
 use fdfs_ha::proto::{Header, HEADER_LEN};
@@ -304,8 +304,32 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
         f.extend_from_slice(me.as_bytes());
         assert_eq!(call(&mut peer, &f).await.0, 0);
     }
-    // A follower's JOIN_LEADER and pings (T2 -> T1 after phase C, conn#48): the first ping
-    // gets the group list (one 32-byte entry), later ones an empty body.
+    // Storages are still served; as a follower we tell them nothing (flags 0, #47).
+    let beat = requests(&cap, 10)
+        .into_iter()
+        .find(|m| m.cmd == cmd::STORAGE_BEAT)
+        .unwrap();
+    assert_eq!(call(&mut s1, &frame(&beat)).await, (0, vec![0]));
+    assert!(!status_of("127.0.0.22", addr).await.if_leader);
+
+    // A follower's JOIN_LEADER and pings (T2 -> T1 after phase C, conn#48, when T1 led): the
+    // first ping gets the group list (one 32-byte entry), later ones an empty body. We lead
+    // first (told so as T2 told us above); a follower refuses pings, as C does.
+    let mut pinger = connect_from("127.0.0.22", addr).await;
+    let ping = requests(&cap, 48)
+        .into_iter()
+        .find(|m| m.cmd == tp::TRACKER_PING_LEADER)
+        .unwrap();
+    assert_eq!(call(&mut pinger, &frame(&ping)).await.0, errno::EOPNOTSUPP);
+    for c in [
+        tp::TRACKER_NOTIFY_NEXT_LEADER,
+        tp::TRACKER_COMMIT_NEXT_LEADER,
+    ] {
+        let me = addr.to_string();
+        let mut f = Header::new(c, 0, me.len() as u64).encode().to_vec();
+        f.extend_from_slice(me.as_bytes());
+        assert_eq!(call(&mut peer, &f).await.0, 0);
+    }
     let f = requests(&cap, 48);
     let mut follower = connect_from("127.0.0.22", addr).await;
     let (st, _) = call(&mut follower, &frame(&f[0])).await;
@@ -322,13 +346,7 @@ async fn c_trackers_copy_our_system_files_and_lead_us() {
     let (st, next) = call(&mut follower, &frame(pings[1])).await;
     assert_eq!((st, next.len()), (0, 0));
 
-    // Storages are still served; as a follower we tell them nothing (flags 0, #47).
-    let beat = requests(&cap, 10)
-        .into_iter()
-        .find(|m| m.cmd == cmd::STORAGE_BEAT)
-        .unwrap();
-    assert_eq!(call(&mut s1, &frame(&beat)).await, (0, vec![0]));
-    assert!(!status_of("127.0.0.22", addr).await.if_leader);
+    assert!(status_of("127.0.0.22", addr).await.if_leader);
 
     stop.cancel();
     drop((peer, follower, s1, s2));
@@ -524,6 +542,58 @@ async fn two_fdfs_ha_trackers_keep_one_leader() {
     left_stop.cancel();
     drop(conns);
     left_task.await.unwrap().unwrap();
+}
+
+/// Two trackers told at the same moment that the other one leads (crossed announcements) follow
+/// each other. A follower refuses pings as C does ("i am not the leader!", EOPNOTSUPP), so both
+/// give up after three pings and elect one leader again; before, each answered the other's
+/// pings and neither led for good (1 run in 5 of the test above ended that way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trackers_following_each_other_elect_a_leader_again() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (a1, stop1, task1, _d1) = start("127.0.0.21").await;
+    let (a2, stop2, task2, _d2) = start("127.0.0.22").await;
+    let mut conns = Vec::new();
+    for a in [a1, a2] {
+        let mut s = connect_from("127.0.0.23", a).await;
+        let j = join_naming(&requests(&cap, 10)[0], a, &[a1, a2]);
+        assert_eq!(call(&mut s, &j).await.0, 0);
+        conns.push(s);
+    }
+    for (to, leader) in [(a1, a2), (a2, a1)] {
+        let mut s = connect_from("127.0.0.23", to).await;
+        let body = leader.to_string().into_bytes();
+        for command in [
+            tp::TRACKER_NOTIFY_NEXT_LEADER,
+            tp::TRACKER_COMMIT_NEXT_LEADER,
+        ] {
+            let mut req = Header::new(command, 0, 0).encode().to_vec();
+            req.truncate(HEADER_LEN);
+            req[..8].copy_from_slice(&(body.len() as u64).to_be_bytes());
+            req.extend_from_slice(&body);
+            assert_eq!(call(&mut s, &req).await.0, 0);
+        }
+    }
+    let mut roles = (false, false);
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        roles = (
+            status_of("127.0.0.23", a1).await.if_leader,
+            status_of("127.0.0.23", a2).await.if_leader,
+        );
+        if roles.0 != roles.1 {
+            break;
+        }
+    }
+    assert!(
+        roles.0 != roles.1,
+        "one leader again within 20 s: {roles:?}"
+    );
+    for (stop, task) in [(stop1, task1), (stop2, task2)] {
+        stop.cancel();
+        task.await.unwrap().unwrap();
+    }
+    drop(conns);
 }
 
 /// A tracker restarted after more than 10 minutes down says so in GET_STATUS (restart_interval

@@ -257,6 +257,10 @@ impl Peers {
                 ))
             }
             tp::TRACKER_JOIN_LEADER => Ok(Vec::new()),
+            // A follower pinged as if it led (two trackers that announced themselves to each
+            // other at once follow each other): refused as C does, so the pinger gives it up
+            // after three failures and a new round finds the real leader.
+            tp::TRACKER_PING_LEADER if !self.election.is_leader() => Err(errno::EOPNOTSUPP),
             tp::TRACKER_PING_LEADER => {
                 if self.pinged.len() >= MAX_PINGED {
                     self.pinged.clear();
@@ -338,9 +342,10 @@ mod tests {
             Ok(vec![])
         );
         assert_eq!(p.election.leader(), Some("127.0.0.22:22122"));
+        // Only the leader takes pings (C: "i am not the leader!", EOPNOTSUPP).
         assert_eq!(
             p.handle(&c, 1, tp::TRACKER_PING_LEADER, &[0; 12], 0),
-            Ok(vec![])
+            Err(errno::EOPNOTSUPP)
         );
         assert_eq!(
             p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[1], 0),
