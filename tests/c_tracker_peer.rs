@@ -480,24 +480,27 @@ async fn we_follow_a_c_leader_and_take_over_when_it_is_gone() {
     task.await.unwrap().unwrap();
 }
 
-/// Two fdfs-ha trackers elect one leader between them, the other follows it (which one wins
-/// depends on whether the first round finds the other with data yet: a tracker without any
-/// group answers ENOENT and is no candidate, as in C); when the leader stops, the follower
-/// leads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_fdfs_ha_trackers_keep_one_leader() {
-    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
-    let (a1, stop1, task1, _d1) = start("127.0.0.21").await;
-    let (a2, stop2, task2, _d2) = start("127.0.0.22").await;
+/// A storage (127.0.0.23) JOINs both trackers naming both; its connections stay open.
+async fn join_storage_to_both(
+    cap: &pcap::Capture,
+    a1: SocketAddr,
+    a2: SocketAddr,
+) -> Vec<TcpStream> {
     let mut conns = Vec::new();
     for a in [a1, a2] {
         let mut s = connect_from("127.0.0.23", a).await;
-        let j = join_naming(&requests(&cap, 10)[0], a, &[a1, a2]);
+        let j = join_naming(&requests(cap, 10)[0], a, &[a1, a2]);
         assert_eq!(call(&mut s, &j).await.0, 0);
         conns.push(s);
     }
+    conns
+}
+
+/// Polls both trackers' GET_STATUS every 100 ms (at most `polls` times) until exactly one
+/// says it leads; their `if_leader` flags at the end.
+async fn one_leader_within(a1: SocketAddr, a2: SocketAddr, polls: usize) -> (bool, bool) {
     let mut roles = (false, false);
-    for _ in 0..300 {
+    for _ in 0..polls {
         roles = (
             status_of("127.0.0.23", a1).await.if_leader,
             status_of("127.0.0.23", a2).await.if_leader,
@@ -507,6 +510,20 @@ async fn two_fdfs_ha_trackers_keep_one_leader() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    roles
+}
+
+/// Two fdfs-ha trackers elect one leader between them, the other follows it (which one wins
+/// depends on whether the first round finds the other with data yet: a tracker without any
+/// group answers ENOENT and is no candidate, as in C); when the leader stops, the follower
+/// leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_fdfs_ha_trackers_keep_one_leader() {
+    let cap = pcap::read(&std::fs::read(PCAP).unwrap());
+    let (a1, stop1, task1, _d1) = start("127.0.0.21").await;
+    let (a2, stop2, task2, _d2) = start("127.0.0.22").await;
+    let mut conns = join_storage_to_both(&cap, a1, a2).await;
+    let roles = one_leader_within(a1, a2, 300).await;
     assert!(roles.0 != roles.1, "one leader, one follower: {roles:?}");
     let (lead, follow) = if roles.0 { (0, 1) } else { (1, 0) };
     assert_eq!(beat(&mut conns[follow]).await, vec![0]);
@@ -553,13 +570,7 @@ async fn trackers_following_each_other_elect_a_leader_again() {
     let cap = pcap::read(&std::fs::read(PCAP).unwrap());
     let (a1, stop1, task1, _d1) = start("127.0.0.21").await;
     let (a2, stop2, task2, _d2) = start("127.0.0.22").await;
-    let mut conns = Vec::new();
-    for a in [a1, a2] {
-        let mut s = connect_from("127.0.0.23", a).await;
-        let j = join_naming(&requests(&cap, 10)[0], a, &[a1, a2]);
-        assert_eq!(call(&mut s, &j).await.0, 0);
-        conns.push(s);
-    }
+    let conns = join_storage_to_both(&cap, a1, a2).await;
     for (to, leader) in [(a1, a2), (a2, a1)] {
         let mut s = connect_from("127.0.0.23", to).await;
         let body = leader.to_string().into_bytes();
@@ -574,17 +585,7 @@ async fn trackers_following_each_other_elect_a_leader_again() {
             assert_eq!(call(&mut s, &req).await.0, 0);
         }
     }
-    let mut roles = (false, false);
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        roles = (
-            status_of("127.0.0.23", a1).await.if_leader,
-            status_of("127.0.0.23", a2).await.if_leader,
-        );
-        if roles.0 != roles.1 {
-            break;
-        }
-    }
+    let roles = one_leader_within(a1, a2, 200).await;
     assert!(
         roles.0 != roles.1,
         "one leader again within 20 s: {roles:?}"
