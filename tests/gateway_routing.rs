@@ -505,10 +505,8 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Issue 18.4: refused HTTP requests (gateway and storage http) are logged at `info`, one line
-/// per kind per 10 s with the count held back, and counted per kind (`/metrics` refusals).
-#[tokio::test]
-async fn http_refusals_are_logged_at_info_rate_limited_and_counted() {
+/// Log lines at `info` and above on this thread, captured without ANSI codes.
+fn capture_info_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
     let log = Captured::default();
     let sink = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -516,8 +514,15 @@ async fn http_refusals_are_logged_at_info_rate_limited_and_counted() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+/// Issue 18.4: refused HTTP requests (gateway and storage http) are logged at `info`, one line
+/// per kind per 10 s with the count held back, and counted per kind (`/metrics` refusals).
+#[tokio::test]
+async fn http_refusals_are_logged_at_info_rate_limited_and_counted() {
     // A current-thread runtime: the servers' tasks log on this thread, to this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture_info_logs();
     let c = cluster_with_files(&[100]);
     let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
     let data = tempfile::tempdir().unwrap();
@@ -546,15 +551,8 @@ async fn http_refusals_are_logged_at_info_rate_limited_and_counted() {
 #[tokio::test]
 async fn malformed_http_is_logged_at_info_rate_limited_and_counted() {
     use tokio::io::AsyncReadExt;
-    let log = Captured::default();
-    let sink = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
     // A current-thread runtime: the servers' tasks log on this thread, to this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture_info_logs();
     let c = cluster_with_files(&[100]);
     let (a, a_n) = start_storage(&storage_config(c._store.path(), "", ""), None).await;
     let data = tempfile::tempdir().unwrap();
