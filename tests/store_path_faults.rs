@@ -49,8 +49,13 @@ fn mount(args: &[&str], at: &Path) {
     );
 }
 
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
+/// Mounting a tmpfs needs root (CI runs the tests as root); says so when it skips.
+fn root_or_skip() -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        eprintln!("skipped: mounting a tmpfs needs root (CI runs the tests as root)");
+    }
+    root
 }
 
 /// GET `path` on the status listener with a bare HTTP/1.0 request; the body.
@@ -174,10 +179,24 @@ async fn upload(c: &mut StorageConn, index: u8, data: &str) -> (String, String) 
     (f.group, f.filename)
 }
 
+/// `n` uploads asking for the store path `ask(i)` all land on M00 and read back whole.
+async fn uploads_land_on_m00(
+    c: &mut StorageConn,
+    n: usize,
+    label: &str,
+    ask: impl Fn(usize) -> u8,
+) {
+    for i in 0..n {
+        let data = format!("{label} {i}");
+        let (g, f) = upload(c, ask(i), &data).await;
+        assert!(f.starts_with("M00/"), "{f}");
+        assert_eq!(c.download(&g, &f, 0, 0).await.unwrap(), data.as_bytes());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_path_remounted_read_only_is_skipped_shown_and_back_after_rw() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root (CI runs the tests as root)");
+    if !root_or_skip() {
         return;
     }
     let dir = tempfile::TempDir::new().unwrap();
@@ -205,12 +224,14 @@ async fn a_store_path_remounted_read_only_is_skipped_shown_and_back_after_rw() {
 
     fs1.remount("ro");
     // Every upload succeeds and lands on M00, also those asking for M01.
-    for i in 0..6 {
-        let data = format!("while M01 is read-only {i}");
-        let (g, f) = upload(&mut conn, if i % 2 == 0 { 1 } else { 0xFF }, &data).await;
-        assert!(f.starts_with("M00/"), "{f}");
-        assert_eq!(conn.download(&g, &f, 0, 0).await.unwrap(), data.as_bytes());
-    }
+    uploads_land_on_m00(&mut conn, 6, "while M01 is read-only", |i| {
+        if i % 2 == 0 {
+            1
+        } else {
+            0xFF
+        }
+    })
+    .await;
     let (why, line, gauge) = node.shown(&m1);
     assert!(
         why.as_deref().is_some_and(|w| w.contains("read-only")),
@@ -259,12 +280,7 @@ async fn a_store_path_remounted_read_only_is_skipped_shown_and_back_after_rw() {
     fs1.remount("ro");
     let mut node = start(dir.path(), "ro", &m0, &m1);
     let mut conn = node.storage_conn().await;
-    for i in 0..3 {
-        let data = format!("started read-only {i}");
-        let (g, f) = upload(&mut conn, 1, &data).await;
-        assert!(f.starts_with("M00/"), "{f}");
-        assert_eq!(conn.download(&g, &f, 0, 0).await.unwrap(), data.as_bytes());
-    }
+    uploads_land_on_m00(&mut conn, 3, "started read-only", |_| 1).await;
     for (g, f, data) in &on_m1 {
         assert_eq!(conn.download(g, f, 0, 0).await.unwrap(), data.as_bytes());
     }
@@ -292,8 +308,7 @@ async fn a_store_path_remounted_read_only_is_skipped_shown_and_back_after_rw() {
 /// the node runs and serves uploads through its other path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_with_an_empty_read_only_store_path_serves_uploads() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root (CI runs the tests as root)");
+    if !root_or_skip() {
         return;
     }
     let dir = tempfile::TempDir::new().unwrap();
@@ -303,12 +318,7 @@ async fn a_node_started_with_an_empty_read_only_store_path_serves_uploads() {
     fs1.remount("ro");
     let mut node = start(dir.path(), "empty-ro", &m0, &m1);
     let mut conn = node.storage_conn().await;
-    for i in 0..3 {
-        let data = format!("empty read-only {i}");
-        let (g, f) = upload(&mut conn, 1, &data).await;
-        assert!(f.starts_with("M00/"), "{f}");
-        assert_eq!(conn.download(&g, &f, 0, 0).await.unwrap(), data.as_bytes());
-    }
+    uploads_land_on_m00(&mut conn, 3, "empty read-only", |_| 1).await;
     let (why, line, gauge) = node.shown(&m1);
     assert!(why.is_some(), "{line}");
     assert!(line.contains("UNWRITABLE"), "{line}");
