@@ -17,6 +17,12 @@ pub const SERVER_LIST_ONE_GROUP: u8 = 90;
 pub const SERVER_LIST_ALL_GROUPS: u8 = 91;
 pub const SERVER_LIST_STORAGE: u8 = 92;
 pub const SERVER_DELETE_STORAGE: u8 = 93;
+/// The leader's "ip:port" (C 6.15.5+).
+pub const SERVER_GET_LEADER: u8 = 95;
+/// The monitoring lists of `fdfs_tracker_stat`, `fdfs_storage_stat`, `fdfs_volumn_stat` (C 6.16).
+pub const SERVER_TRACKER_CLUSTER_STAT: u8 = 96;
+pub const SERVER_STORAGE_CLUSTER_STAT: u8 = 97;
+pub const SERVER_STORAGE_VOLUMN_STAT: u8 = 98;
 pub const SERVER_DELETE_GROUP: u8 = 108;
 
 // --- tracker: storage -> tracker ---------------------------------------------------------------
@@ -121,6 +127,10 @@ pub fn name(cmd: u8) -> &'static str {
         SERVER_LIST_ALL_GROUPS => "list_all_groups",
         SERVER_LIST_STORAGE => "list_storage",
         SERVER_DELETE_STORAGE => "delete_storage",
+        SERVER_GET_LEADER => "get_leader",
+        SERVER_TRACKER_CLUSTER_STAT => "tracker_cluster_stat",
+        SERVER_STORAGE_CLUSTER_STAT => "storage_cluster_stat",
+        SERVER_STORAGE_VOLUMN_STAT => "storage_volumn_stat",
         SERVER_DELETE_GROUP => "delete_group",
         STORAGE_GET_MY_IP => "get_my_ip",
         STORAGE_FETCH_STORAGE_IDS => "fetch_storage_ids",

@@ -20,13 +20,15 @@
 //! One file per message family, all re-exported here: `join` (GET_MY_IP, JOIN, BEAT), `report`
 //! (disk usage, sync report, status, the server-list reply), `sync_src` (sync source decisions),
 //! `params` (storage ids, parameters), `query` (QUERY_STORE / FETCH / UPDATE), `list`
-//! (SERVER_LIST_*), `peer` (tracker <-> tracker, 58-67). Shared field helpers stay here.
+//! (SERVER_LIST_*), `cluster_stat` (the monitoring commands 95-98), `peer` (tracker <-> tracker,
+//! 58-67). Shared field helpers stay here.
 
 use super::fields::Reader;
 use super::{
     ProtoError, GROUP_NAME_LEN, IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE, STORAGE_ID_LEN, VERSION_LEN,
 };
 
+mod cluster_stat;
 mod join;
 mod list;
 mod params;
@@ -35,6 +37,7 @@ mod query;
 mod report;
 mod sync_src;
 
+pub use cluster_stat::*;
 pub use join::*;
 pub use list::*;
 pub use params::*;
