@@ -130,6 +130,11 @@ impl Election {
         self.role == Role::Leader
     }
 
+    /// When this tracker started (its up_time in the monitoring lists).
+    pub fn start_unix(&self) -> i64 {
+        self.start_unix
+    }
+
     pub fn me(&self) -> Option<&str> {
         self.me.as_deref()
     }

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// C's version string in JOIN_LEADER (8 bytes, NUL-padded).
-const VERSION: &str = "6.16.1";
+pub(super) const VERSION: &str = "6.16.1";
 
 /// One request on a fresh connection, bounded by `timeout` as a whole.
 async fn call_once(addr: &str, command: u8, body: &[u8], timeout: Duration) -> Option<Vec<u8>> {

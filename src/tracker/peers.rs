@@ -14,7 +14,10 @@
 use super::cluster::{Cluster, Errno};
 use super::leader::Election;
 use crate::proto::cmd::errno;
-use crate::proto::tracker::{ServerListReply, StorageBrief, StorageStats};
+use crate::proto::tracker::{
+    format_ip_port, split_ip_port, ServerListReply, StorageBrief, StorageStats, TrackerClusterStat,
+    TrackerFilter,
+};
 use crate::proto::tracker_peer as tp;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -22,8 +25,25 @@ use std::fmt::Write;
 /// Largest GET_ONE_SYS_FILE chunk (C sends a file in pieces no larger than its buffer).
 const SYS_FILE_CHUNK: usize = 256 * 1024;
 
-/// Bounds the set of peer connections that got their first ping answer.
+/// Bounds the set of peer connections that got their first ping answer (and that joined).
 const MAX_PINGED: usize = 256;
+
+/// Bounds the followers remembered (C knows at most 16 trackers).
+const MAX_FOLLOWERS: usize = 2 * super::leader::MAX_TRACKERS;
+
+/// A follower is active while its last ping is at most this old (C: 3 s).
+const ACTIVE_PING_AGE: i64 = 3;
+
+/// What a tracker told the leader of itself: JOIN_LEADER's up_time and version, PING_LEADER's
+/// connection counters and when it last pinged. SERVER_TRACKER_CLUSTER_STAT lists these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerInfo {
+    pub up_time: i64,
+    pub version: String,
+    /// alloc_count, current_count, max_count.
+    pub connections: [u32; 3],
+    pub last_heartbeat: i64,
+}
 
 /// What this tracker knows about the trackers around it.
 #[derive(Debug)]
@@ -34,6 +54,10 @@ pub struct Peers {
     pending_leader: Option<String>,
     /// Connections whose first PING_LEADER got the group list.
     pinged: HashSet<u64>,
+    /// Per connection that sent JOIN_LEADER: the follower's "ip:port".
+    joined: HashMap<u64, String>,
+    /// Per follower "ip:port" (C's format): what it told us.
+    followers: HashMap<String, TrackerInfo>,
     /// Per storage (group, key): the group's list version it was last sent. Per storage, not
     /// per connection, as C keeps it: a storage that reconnects is sent the list again only
     /// when the list changed. Bounded by the storages the view holds.
@@ -161,6 +185,8 @@ impl Peers {
             election: Election::new(start_unix, restart_interval),
             pending_leader: None,
             pinged: HashSet::new(),
+            joined: HashMap::new(),
+            followers: HashMap::new(),
             pushed: HashMap::new(),
             sys_files_needed: false,
         }
@@ -219,6 +245,86 @@ impl Peers {
     /// The connection closed.
     pub fn disconnected(&mut self, conn_id: u64) {
         self.pinged.remove(&conn_id);
+        self.joined.remove(&conn_id);
+    }
+
+    /// JOIN_LEADER (up_time 8 | version 8 | port 8) from `peer_ip`: remembers who is on
+    /// this connection and what it said. Other lengths are not recorded.
+    fn joined_leader(&mut self, conn_id: u64, peer_ip: &str, body: &[u8]) {
+        let Ok(b) = <&[u8; 24]>::try_from(body) else {
+            return;
+        };
+        let int = |r: &[u8]| i64::from_be_bytes(r.try_into().unwrap_or([0; 8]));
+        let port = u16::try_from(int(&b[16..])).unwrap_or(0);
+        let addr = format_ip_port(peer_ip, port);
+        if !self.followers.contains_key(&addr) && self.followers.len() >= MAX_FOLLOWERS {
+            return;
+        }
+        let info = self.followers.entry(addr.clone()).or_default();
+        info.up_time = int(&b[..8]);
+        info.version = String::from_utf8_lossy(crate::proto::fields::fixed_str(&b[8..16])).into();
+        if self.joined.len() >= MAX_PINGED {
+            self.joined.clear();
+        }
+        self.joined.insert(conn_id, addr);
+    }
+
+    /// A PING_LEADER answered: the joined follower's counters and heartbeat time.
+    fn pinged_by(&mut self, conn_id: u64, body: &[u8], now_unix: i64) {
+        let Some(info) = self
+            .joined
+            .get(&conn_id)
+            .and_then(|a| self.followers.get_mut(a))
+        else {
+            return;
+        };
+        if let Ok(b) = <&[u8; 12]>::try_from(body) {
+            for (i, c) in info.connections.iter_mut().enumerate() {
+                *c = u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+            }
+        }
+        info.last_heartbeat = now_unix;
+    }
+
+    /// SERVER_TRACKER_CLUSTER_STAT's list, None unless we lead. Every tracker we know, by
+    /// address (IP, then port); `own` describes us, the leader (always active).
+    pub fn tracker_stats(
+        &self,
+        own: &TrackerInfo,
+        filter: &TrackerFilter,
+        now_unix: i64,
+    ) -> Option<Vec<TrackerClusterStat>> {
+        let me = self.election.me().filter(|_| self.election.is_leader())?;
+        let mut all: Vec<(String, u16, bool)> = std::iter::once(me.to_string())
+            .chain(self.election.peers())
+            .filter_map(|a| {
+                let (ip, port) = split_ip_port(&a)?;
+                Some((ip.to_string(), port, a == me))
+            })
+            .collect();
+        all.sort();
+        all.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        let list = all.into_iter().filter_map(|(ip, port, is_me)| {
+            let host = format_ip_port(&ip, port);
+            let info = if is_me {
+                own.clone()
+            } else {
+                self.followers.get(&host).cloned().unwrap_or_default()
+            };
+            let is_active = is_me || now_unix - info.last_heartbeat <= ACTIVE_PING_AGE;
+            filter
+                .admits(is_me, is_active)
+                .then_some(TrackerClusterStat {
+                    host,
+                    is_leader: is_me,
+                    is_active,
+                    connections: info.connections,
+                    version: info.version,
+                    up_time: info.up_time,
+                    last_heartbeat_time: info.last_heartbeat,
+                })
+        });
+        Some(list.collect())
     }
 
     /// Answers one tracker-to-tracker request. `started_unix` is when this tracker started.
@@ -226,6 +332,7 @@ impl Peers {
         &mut self,
         cluster: &Cluster,
         conn_id: u64,
+        peer_ip: &str,
         command: u8,
         body: &[u8],
         now_unix: i64,
@@ -256,7 +363,10 @@ impl Peers {
                     SYS_FILE_CHUNK,
                 ))
             }
-            tp::TRACKER_JOIN_LEADER => Ok(Vec::new()),
+            tp::TRACKER_JOIN_LEADER => {
+                self.joined_leader(conn_id, peer_ip, body);
+                Ok(Vec::new())
+            }
             // A follower pinged as if it led (two trackers that announced themselves to each
             // other at once follow each other): refused as C does, so the pinger gives it up
             // after three failures and a new round finds the real leader.
@@ -265,6 +375,7 @@ impl Peers {
                 if self.pinged.len() >= MAX_PINGED {
                     self.pinged.clear();
                 }
+                self.pinged_by(conn_id, body, now_unix);
                 if self.pinged.insert(conn_id) {
                     Ok(tp::encode_ping_groups(
                         cluster.groups.keys().map(|g| (g.as_str(), "")),
@@ -305,7 +416,7 @@ mod tests {
         let mut p = Peers::new(0, 0);
         let c = Cluster::new();
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[], 0),
+            p.handle(&c, 1, "127.0.0.9", tp::TRACKER_GET_STATUS, &[], 0),
             Err(errno::ENOENT)
         );
         let files = system_files(&c);
@@ -315,6 +426,7 @@ mod tests {
             p.handle(
                 &c,
                 1,
+                "127.0.0.9",
                 tp::TRACKER_GET_ONE_SYS_FILE,
                 &[3, 0, 0, 0, 0, 0, 0, 0, 0],
                 0
@@ -325,6 +437,7 @@ mod tests {
             p.handle(
                 &c,
                 1,
+                "127.0.0.9",
                 tp::TRACKER_NOTIFY_NEXT_LEADER,
                 b"127.0.0.22:22122",
                 0
@@ -335,6 +448,7 @@ mod tests {
             p.handle(
                 &c,
                 1,
+                "127.0.0.9",
                 tp::TRACKER_COMMIT_NEXT_LEADER,
                 b"127.0.0.22:22122",
                 0
@@ -344,11 +458,11 @@ mod tests {
         assert_eq!(p.election.leader(), Some("127.0.0.22:22122"));
         // Only the leader takes pings (C: "i am not the leader!", EOPNOTSUPP).
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_PING_LEADER, &[0; 12], 0),
+            p.handle(&c, 1, "127.0.0.9", tp::TRACKER_PING_LEADER, &[0; 12], 0),
             Err(errno::EOPNOTSUPP)
         );
         assert_eq!(
-            p.handle(&c, 1, tp::TRACKER_GET_STATUS, &[1], 0),
+            p.handle(&c, 1, "127.0.0.9", tp::TRACKER_GET_STATUS, &[1], 0),
             Err(errno::EINVAL)
         );
     }

@@ -7,7 +7,14 @@ use crate::tracker::service::{Reply, State};
 pub(super) fn handle(r: &mut Req<'_>) -> Handled {
     let mut st = r.tracker.lock();
     let State { cluster, peers, .. } = &mut *st;
-    match peers.handle(cluster, r.conn.id, r.command, r.body, r.unix) {
+    match peers.handle(
+        cluster,
+        r.conn.id,
+        &r.conn.peer_ip,
+        r.command,
+        r.body,
+        r.unix,
+    ) {
         Ok(b) => Ok(Reply::ok(b)),
         Err(status) => Err(Reply::err(status)),
     }
