@@ -119,6 +119,11 @@ impl StorageNode {
         self.status == StorageStatus::Active
     }
 
+    /// Unix time of the last report heard from it (C's last_heart_beat_time).
+    pub fn last_heard_unix(&self, now: Instant, unix_now: i64) -> i64 {
+        unix_now - now.saturating_duration_since(self.last_heard).as_secs() as i64
+    }
+
     pub fn brief(&self) -> StorageBrief {
         StorageBrief {
             status: self.status as u8,
@@ -667,8 +672,7 @@ impl Cluster {
     ) -> StorageStat {
         let total = s.total_mb();
         let mut stats = s.stats;
-        let silent = now.saturating_duration_since(s.last_heard).as_secs() as i64;
-        stats.counters[STAT_LAST_HEART_BEAT_TIME] = unix_now - silent;
+        stats.counters[STAT_LAST_HEART_BEAT_TIME] = s.last_heard_unix(now, unix_now);
         StorageStat {
             status: s.status as u8,
             rw_mode: RW_MODE_READ | RW_MODE_WRITE,

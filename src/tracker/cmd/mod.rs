@@ -11,6 +11,7 @@
 //! - `query_fetch`: QUERY_FETCH_*, QUERY_UPDATE (where to read or change a file).
 //! - `list`: SERVER_LIST_* (fdfs_monitor's views).
 //! - `admin`: SERVER_DELETE_STORAGE, SERVER_DELETE_GROUP.
+//! - `cluster_stat`: SERVER_GET_LEADER and the monitoring lists 96-98 (fdfs_*_stat).
 //! - `peer`: tracker <-> tracker commands (`tracker::peers`).
 //!
 //! Handlers return `Err(reply)` to answer early (a refused or failed request); [`dispatch`]
@@ -18,6 +19,7 @@
 
 mod admin;
 mod beat;
+mod cluster_stat;
 mod list;
 mod params;
 mod peer;
@@ -111,6 +113,10 @@ fn handler(command: u8) -> Option<Handler> {
             list::handle
         }
         cmd::SERVER_DELETE_STORAGE | cmd::SERVER_DELETE_GROUP => admin::handle,
+        cmd::SERVER_GET_LEADER
+        | cmd::SERVER_TRACKER_CLUSTER_STAT
+        | cmd::SERVER_STORAGE_CLUSTER_STAT
+        | cmd::SERVER_STORAGE_VOLUMN_STAT => cluster_stat::handle,
         c if super::peers::Peers::handles(c) => peer::handle,
         _ => return None,
     })
@@ -118,8 +124,9 @@ fn handler(command: u8) -> Option<Handler> {
 
 /// Commands whose body is empty. Their handlers refuse a body too; this list lets the
 /// connection refuse one unread, so a client cannot drip it at the pace of inactivity.
-const EMPTY_BODY: [u8; 7] = [
+const EMPTY_BODY: [u8; 8] = [
     cmd::ACTIVE_TEST,
+    cmd::SERVER_GET_LEADER,
     cmd::SERVER_LIST_ALL_GROUPS,
     cmd::STORAGE_PARAMETER_REQ,
     cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE,
