@@ -302,7 +302,8 @@ impl Peers {
                 Some((ip.to_string(), port, a == me))
             })
             .collect();
-        all.sort();
+        // By address; our own entry first among equal addresses, so dedup keeps it.
+        all.sort_by(|a, b| (&a.0, a.1, !a.2).cmp(&(&b.0, b.1, !b.2)));
         all.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         let list = all.into_iter().filter_map(|(ip, port, is_me)| {
             let host = format_ip_port(&ip, port);
