@@ -29,10 +29,13 @@ use std::time::{Duration, Instant};
 
 #[path = "drills/analysis.rs"]
 mod analysis;
+#[path = "drills/download.rs"]
+mod download;
 #[path = "drills/report.rs"]
 mod report;
 
 use analysis::{analyse, Outcome, Req, Timeline};
+use download::Got;
 use report::{print_summary, write_timeline};
 
 /// Acknowledged uploads: file ID and the bytes sent.
@@ -688,7 +691,7 @@ fn run_drill(d: &Drill, rep: usize, out: &Path) -> Outcome {
             tl.downloads
                 .iter()
                 .chain(tl.uploads.iter())
-                .filter(|(s, r)| *s >= tl.fault_slot && r.bad())
+                .filter(|(s, r)| *s >= tl.faulted_from() && r.bad())
                 .count(),
         );
     }
@@ -854,9 +857,7 @@ async fn client_loops(
             res
         })
     };
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let mut http = download::Downloader::new();
     let mut downloads = Vec::new();
     let mut tick = tokio::time::interval(SLOT);
     let mut k = 0usize;
@@ -874,28 +875,30 @@ async fn client_loops(
         let Some((id, data)) = target else { continue };
         let slot = slot_of(Instant::now());
         let uri: hyper::Uri = format!("http://{VIP}/dfs/{id}").parse().expect("uri");
-        let res = tokio::time::timeout(Duration::from_millis(200), async {
-            let resp = http.get(uri).await.map_err(|e| format!("{e:?}"))?;
-            if !resp.status().is_success() {
-                return Err(format!("status {}", resp.status()));
+        let got = tokio::time::timeout(Duration::from_millis(200), http.get(&uri)).await;
+        let mut outcome = match &got {
+            Ok(Got::Body { body, .. }) if body.as_ref() != data.as_slice() => Req::Corrupt,
+            Ok(Got::Body {
+                repeated: Some(why),
+                ..
+            }) => {
+                eprintln!("  download at slot {slot} repeated on a new connection after: {why}");
+                Req::Retried
             }
-            use http_body_util::BodyExt;
-            let body = resp.into_body().collect().await;
-            Ok(body.map_err(|e| format!("body: {e}"))?.to_bytes())
-        })
-        .await;
-        let mut outcome = match &res {
-            Ok(Ok(body)) if body.as_ref() == data.as_slice() => Req::Ok,
-            Ok(Ok(_)) => Req::Corrupt,
+            Ok(Got::Body { .. }) => Req::Ok,
             _ => Req::Failed,
         };
         if outcome == Req::Failed && !held_by_a_live_storage(&id).await {
             outcome = Req::Unavailable;
         }
         // The first failure of a streak says why (the rest of a gap would only repeat it).
-        if outcome == Req::Failed && downloads.last().is_none_or(|(_, r)| *r == Req::Ok) {
-            let why = match res {
-                Ok(Err(e)) => e,
+        if outcome == Req::Failed
+            && downloads
+                .last()
+                .is_none_or(|(_, r): &(usize, Req)| r.served())
+        {
+            let why = match got {
+                Ok(Got::Failed(e)) => e,
                 _ => "timeout (200 ms)".to_string(),
             };
             let unix = std::time::SystemTime::now()

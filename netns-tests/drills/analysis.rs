@@ -19,12 +19,21 @@ pub enum Req {
     /// was stored, so it is not repeated (FastDFS's own clients do not either: a repeat could
     /// store the file twice). Judged on its own (`Outcome::uploads_cut_off`).
     CutOff,
+    /// A download whose reused keep-alive connection was closed or reset before any response
+    /// byte, repeated on a new connection and served there (drills/download.rs). Served;
+    /// counted on its own (`Outcome::repeated_downloads`).
+    Retried,
 }
 
 impl Req {
     /// A request that counts as failed (Unavailable is reported on its own).
     pub fn bad(self) -> bool {
         matches!(self, Req::Failed | Req::Corrupt)
+    }
+
+    /// The client got what it asked for (perhaps after one repeat).
+    pub fn served(self) -> bool {
+        matches!(self, Req::Ok | Req::Retried)
     }
 }
 
@@ -37,6 +46,18 @@ pub struct Timeline {
     pub fault_slot: usize,
     /// The first slot in which a node held the VIP (the client starts then).
     pub first_vip_slot: usize,
+}
+
+/// The longest a request is in flight (the uploads' 500 ms deadline), in slots.
+const IN_FLIGHT_SLOTS: usize = 25;
+
+impl Timeline {
+    /// The first slot whose requests the fault may have met: a request is judged by the slot
+    /// it started in, and one started up to its deadline before the fault can still be in
+    /// flight when it hits. Those count with the fault, not with the start-up.
+    pub fn faulted_from(&self) -> usize {
+        self.fault_slot.saturating_sub(IN_FLIGHT_SLOTS)
+    }
 }
 
 /// Everything one drill measured; `figures` pairs each number with the rule that judges it.
@@ -58,6 +79,8 @@ pub struct Outcome {
     /// killed a storage (then the one upload in flight on it may be cut off; else none may).
     pub uploads_cut_off: usize,
     pub storage_killed: bool,
+    /// Downloads served only after a repeat on a new connection (`Req::Retried`).
+    pub repeated_downloads: usize,
     /// Slots after the fault with the VIP on both nodes (during a partition: not judged).
     pub dual_vip_slots: usize,
     pub partition: bool,
@@ -100,6 +123,10 @@ impl Figure {
         self.max.is_some_and(|m| self.value > m)
     }
 }
+
+/// A drill moves the VIP at most twice (fault, heal or preempt-back); at each move only the
+/// connection a request was just sent on can be caught by the old Master's close.
+const MAX_REPEATED_DOWNLOADS: u64 = 2;
 
 /// The client gap's bound: Master_Down_Interval (3 x advert_int + skew) and 2 s to spare.
 pub fn gap_bound_ms() -> u64 {
@@ -180,6 +207,14 @@ impl Outcome {
             } else {
                 "must be 0 (no storage is killed)"
             },
+        ));
+        f.push(Figure::judged(
+            "downloads repeated on a new connection",
+            self.repeated_downloads,
+            MAX_REPEATED_DOWNLOADS,
+            &format!(
+                "must be <= {MAX_REPEATED_DOWNLOADS} (one per VIP move: the keep-alive connection in use when the old Master closed it)"
+            ),
         ));
         if self.partition {
             f.push(Figure::reported(
@@ -266,14 +301,14 @@ pub fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
     let first_fail = tl
         .downloads
         .iter()
-        .find(|(s, r)| *s >= tl.fault_slot && r.bad())
+        .find(|(s, r)| *s >= tl.faulted_from() && r.bad())
         .map(|r| r.0);
     let (gap_ms, gap_range) = match first_fail {
         Some(f) => {
             let end = tl
                 .downloads
                 .iter()
-                .find(|(s, r)| *s > f && *r == Req::Ok)
+                .find(|(s, r)| *s > f && r.served())
                 .map(|r| r.0)
                 .unwrap_or(f);
             (((end - f) as u64) * SLOT.as_millis() as u64, f..end)
@@ -284,14 +319,14 @@ pub fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .downloads
         .iter()
         .chain(tl.uploads.iter())
-        .filter(|(s, r)| *s >= tl.fault_slot && *r == Req::Failed && !gap_range.contains(s))
+        .filter(|(s, r)| *s >= tl.faulted_from() && *r == Req::Failed && !gap_range.contains(s))
         .count();
     // Before the fault: the lab's start-up until it settled (judged like the rest).
     let startup_failed = tl
         .downloads
         .iter()
         .chain(tl.uploads.iter())
-        .filter(|(s, r)| *s < tl.fault_slot && r.bad())
+        .filter(|(s, r)| *s < tl.faulted_from() && r.bad())
         .count();
     let unavailable = tl
         .downloads
@@ -305,6 +340,11 @@ pub fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         .filter(|(a, b)| *a && *b)
         .count();
     let uploads_cut_off = tl.uploads.iter().filter(|(_, r)| *r == Req::CutOff).count();
+    let repeated_downloads = tl
+        .downloads
+        .iter()
+        .filter(|(_, r)| *r == Req::Retried)
+        .count();
     let corrupt = tl
         .downloads
         .iter()
@@ -330,6 +370,7 @@ pub fn analyse(tl: &Timeline, partition: bool, lost: usize) -> Outcome {
         unavailable,
         uploads_cut_off,
         storage_killed: false,
+        repeated_downloads,
         dual_vip_slots: dual,
         partition,
         vip_away: None,

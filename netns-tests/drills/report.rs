@@ -70,7 +70,7 @@ pub fn write_timeline(out: &Path, d: &Drill, rep: usize, tl: &Timeline, o: &Outc
         tl.fault_slot,
         tl.fault_slot * 20
     );
-    let _ = writeln!(txt, "legend: VIP 1=ha1 2=ha2 B=both .=none | down/up: o ok, X failed, C corrupt, u only on a stopped storage, k cut off by a killed storage, ' ' no request");
+    let _ = writeln!(txt, "legend: VIP 1=ha1 2=ha2 B=both .=none | down/up: o ok, X failed, C corrupt, u only on a stopped storage, k cut off by a killed storage, r served after a repeat on a new connection, ' ' no request");
     let row = |reqs: &[(usize, Req)]| {
         let mut v = vec![' '; slots];
         for &(s, r) in reqs {
@@ -81,6 +81,7 @@ pub fn write_timeline(out: &Path, d: &Drill, rep: usize, tl: &Timeline, o: &Outc
                     Req::Corrupt => 'C',
                     Req::Unavailable => 'u',
                     Req::CutOff => 'k',
+                    Req::Retried => 'r',
                 };
             }
         }
