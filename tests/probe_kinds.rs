@@ -320,3 +320,50 @@ async fn a_probe_never_overlaps_itself_and_never_blocks_another() {
     // The 300 ms checks of `slow` do not hold back `fast` (20 ms interval).
     assert!(fast_count >= 15, "fast probe ran only {fast_count} times");
 }
+
+/// Issue 23.5: probes run on their own thread. With the only worker of the node's runtime
+/// blocked for a second (a saturated data plane at its worst), a probe keeps checking at its
+/// interval; on that runtime it would not run at all until the worker is free again, and its
+/// timeouts would fire late or falsely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_blocked_main_runtime_does_not_hold_up_probes() {
+    use std::sync::{Arc, Mutex};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let task = probe::spawn(
+        spec(
+            "t",
+            ProbeKind::Tcp(l.local_addr().unwrap().to_string()),
+            20,
+            200,
+        ),
+        PidTable::default(),
+        tx,
+        stop.clone(),
+    );
+    assert!(rx.recv().await.unwrap().ok);
+    // The hog runs on the runtime's one worker; this test's body runs on its own thread.
+    let window: Arc<Mutex<Option<(Instant, Instant)>>> = Arc::default();
+    let hog = tokio::spawn({
+        let window = window.clone();
+        async move {
+            let from = Instant::now();
+            std::thread::sleep(Duration::from_secs(1));
+            *window.lock().unwrap() = Some((from, Instant::now()));
+        }
+    });
+    hog.await.unwrap();
+    stop.cancel();
+    task.await.unwrap();
+    let (from, to) = window.lock().unwrap().unwrap();
+    let mut during = 0;
+    while let Ok(r) = rx.try_recv() {
+        assert!(r.ok, "{r:?}");
+        if r.at > from && r.at < to {
+            during += 1;
+        }
+    }
+    // About 50 at a 20 ms interval; none if the probe shared the blocked worker.
+    assert!(during >= 10, "{during} checks while the worker was blocked");
+}

@@ -197,53 +197,92 @@ pub struct ProbeReport {
     pub took: Duration,
 }
 
-/// Runs `spec` until `stop` is cancelled, reporting every result on `reports`.
+/// The probes' own runtime: one thread with a current-thread runtime, started with the first
+/// probe and kept for the life of the process. Checks run there, not on the node's main
+/// runtime, so a saturated data plane (thousands of HTTP clients, uploads at full speed) delays
+/// neither a check's interval and timeout timers nor its sockets' readiness: a false "timed
+/// out" would move the VIP (issue 23.5; VRRP has its own thread for the same reason). `None`
+/// when the thread cannot be started; the caller's runtime runs the probes then.
+fn probe_runtime() -> Option<&'static tokio::runtime::Handle> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Handle>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "probe runtime: cannot build it; probes run on the main runtime"))
+                .ok()?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name("fdfs-ha-probes".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .map_err(|e| tracing::warn!(error = %e, "probe runtime: cannot start its thread; probes run on the main runtime"))
+                .ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Runs `spec` on the probes' own thread until `stop` is cancelled, reporting every result on
+/// `reports`.
 pub fn spawn(
     spec: ProbeSpec,
     pids: PidTable,
     reports: mpsc::UnboundedSender<ProbeReport>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut state = RiseFall::new(spec.rise, spec.fall);
-        // Validation refuses 0; a zero period would make tokio panic, so never pass one.
-        let mut ticks = tokio::time::interval(spec.interval.max(Duration::from_millis(1)));
-        // A check slower than the interval delays the next one instead of bursting to catch up.
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let started = Instant::now();
-            let result = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = checks::run_once(&spec.kind, spec.timeout, &pids) => r,
-            };
-            let (ok, detail) = match result {
-                Ok(d) => (true, d),
-                Err(d) => (false, d),
-            };
-            let changed = state.observe(ok).is_some();
-            if changed {
-                tracing::info!(probe = %spec.name, health = state.health().as_str(), %detail, "probe health changed");
-            } else if !ok {
-                tracing::debug!(probe = %spec.name, %detail, "probe check failed");
-            }
-            let report = ProbeReport {
-                name: spec.name.clone(),
-                ok,
-                detail,
-                health: state.health(),
-                changed,
-                at: Instant::now(),
-                took: started.elapsed(),
-            };
-            if reports.send(report).is_err() {
-                return;
-            }
+    let probe = run(spec, pids, reports, stop);
+    match probe_runtime() {
+        Some(rt) => rt.spawn(probe),
+        None => tokio::spawn(probe),
+    }
+}
+
+async fn run(
+    spec: ProbeSpec,
+    pids: PidTable,
+    reports: mpsc::UnboundedSender<ProbeReport>,
+    stop: CancellationToken,
+) {
+    let mut state = RiseFall::new(spec.rise, spec.fall);
+    // Validation refuses 0; a zero period would make tokio panic, so never pass one.
+    let mut ticks = tokio::time::interval(spec.interval.max(Duration::from_millis(1)));
+    // A check slower than the interval delays the next one instead of bursting to catch up.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
         }
-    })
+        let started = Instant::now();
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = checks::run_once(&spec.kind, spec.timeout, &pids) => r,
+        };
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        let changed = state.observe(ok).is_some();
+        if changed {
+            tracing::info!(probe = %spec.name, health = state.health().as_str(), %detail, "probe health changed");
+        } else if !ok {
+            tracing::debug!(probe = %spec.name, %detail, "probe check failed");
+        }
+        let report = ProbeReport {
+            name: spec.name.clone(),
+            ok,
+            detail,
+            health: state.health(),
+            changed,
+            at: Instant::now(),
+            took: started.elapsed(),
+        };
+        if reports.send(report).is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
