@@ -253,13 +253,14 @@ async fn hostile_requests_and_slow_clients() {
 
     gw.run.shutdown().await;
 
-    // Connection limit: 3 held, the 4th refused with 503 (long header timeout so the held
+    // Connection limit: 3 held, and the loopback reserve (this test's clients are all on
+    // 127.0.0.1), then the next one refused with 503 (long header timeout so the held
     // connections stay open on a slow host).
     let dir = Arc::new(MemoryDirectory::new(view(&[("group1", &[a.addr])])));
     let cfg = gw_config("header_timeout: 30s\nmax_connections: 3\n");
     let gw = start_gateway(&cfg, data.path(), dir).await;
     let mut held = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..3 + fdfs_ha::http::server::LOOPBACK_RESERVE {
         let mut h = TcpStream::connect(gw.addr).await.unwrap();
         h.write_all(b"GET").await.unwrap();
         held.push(h);

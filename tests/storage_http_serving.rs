@@ -5,7 +5,7 @@
 #[path = "storage_http_support/mod.rs"]
 mod support;
 
-use fdfs_ha::http::server::Counters;
+use fdfs_ha::http::server::{Counters, LOOPBACK_RESERVE};
 use fdfs_ha::proto::fileid::Source;
 use fdfs_ha::storage::http::token::make_token;
 use fdfs_ha::storage::http::MapResolver;
@@ -531,6 +531,17 @@ async fn hostile_paths_never_leave_the_store() {
     srv.shutdown().await;
 }
 
+/// `n` connections that each sent part of a request line, held open.
+async fn hold_connections(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET").await.unwrap();
+        held.push(c);
+    }
+    held
+}
+
 #[tokio::test]
 async fn slow_clients_time_out_and_connection_limit_holds() {
     let store = tempfile::tempdir().unwrap();
@@ -552,15 +563,13 @@ async fn slow_clients_time_out_and_connection_limit_holds() {
     // Connection limit (long header timeout so the held connections stay open on a slow host).
     let http = "  header_timeout: 30s\n  max_connections: 2\n";
     let (srv, counters) = start_storage(&storage_config(store.path(), http, ""), None).await;
-    let mut a = TcpStream::connect(srv.addr).await.unwrap();
-    let mut b = TcpStream::connect(srv.addr).await.unwrap();
-    a.write_all(b"GET").await.unwrap();
-    b.write_all(b"GET").await.unwrap();
+    // 2, and the loopback reserve (this test's clients are all on 127.0.0.1).
+    let held = hold_connections(srv.addr, 2 + LOOPBACK_RESERVE).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let r = get(srv.addr, "/group1/x").await;
     assert_eq!(r.status, 503);
     assert_eq!(Counters::get(&counters.connections_refused), 1);
-    drop((a, b));
+    drop(held);
     // Slots come back when connections end.
     let mut served = false;
     for _ in 0..100 {
@@ -580,7 +589,7 @@ async fn client_that_stops_reading_is_dropped_after_send_timeout() {
     let content = vec![7u8; 32 << 20];
     let name = name_for(localhost(), now_unix(), &content, "bin");
     let id = place(store.path(), &name, &content);
-    let http = "  send_timeout: 1s\n  max_connections: 1\n";
+    let http = "  send_timeout: 1s\n  header_timeout: 30s\n  max_connections: 1\n";
     let (srv, _) = start_storage(&storage_config(store.path(), http, ""), None).await;
     // Ask for 32 MiB and read none of it: more than the socket buffers hold.
     let mut stuck = TcpStream::connect(srv.addr).await.unwrap();
@@ -588,6 +597,8 @@ async fn client_that_stops_reading_is_dropped_after_send_timeout() {
         .write_all(format!("GET /group1/{id} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .unwrap();
+    // The loopback reserve is taken too (this test's clients are all on 127.0.0.1).
+    let reserve = hold_connections(srv.addr, LOOPBACK_RESERVE).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(get(srv.addr, "/group1/x").await.status, 503, "slot held");
     // After send_timeout the stuck connection is dropped and its slot is free again.
@@ -600,6 +611,6 @@ async fn client_that_stops_reading_is_dropped_after_send_timeout() {
         }
     }
     assert!(freed, "stuck reader still holds the connection");
-    drop(stuck);
+    drop((stuck, reserve));
     srv.shutdown().await;
 }

@@ -101,6 +101,12 @@ impl Counters {
     }
 }
 
+/// Connections from this node itself (loopback) allowed beyond `max_connections`: its own
+/// health probe and `curl` on the box must get through when clients have taken every slot.
+/// Refusing the probe as busy made a saturated node fail its probe, restart its gateway and
+/// give up the VIP (drill l, issue 23.5). Bounded, like every other resource here.
+pub const LOOPBACK_RESERVE: usize = 16;
+
 const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -121,6 +127,7 @@ where
     // Names the server (gateway or storage http) in the lines of refusals made here.
     let listen = listener.local_addr().ok();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let loopback_permits = Arc::new(Semaphore::new(LOOPBACK_RESERVE));
     let tracker = TaskTracker::new();
     let mut builder = http1::Builder::new();
     builder
@@ -150,7 +157,14 @@ where
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let permit = permits.clone().try_acquire_owned().or_else(|e| {
+            if peer.ip().is_loopback() {
+                loopback_permits.clone().try_acquire_owned()
+            } else {
+                Err(e)
+            }
+        });
+        let Ok(permit) = permit else {
             Counters::bump(&counters.connections_refused);
             crate::limited!(counters.logs, warn, "max_connections", %peer,
                 max = limits.max_connections, "connection refused: max_connections reached");
