@@ -706,19 +706,8 @@ mod tests {
 
     fn join_req(group: &str, port: u16, id: &str, init_flag: u8) -> JoinReq {
         JoinReq {
-            group: group.into(),
-            storage_port: port,
-            store_path_count: 1,
-            subdir_count_per_path: 256,
-            upload_priority: 10,
-            join_time: 1,
-            up_time: 2,
-            version: "6.16.1".into(),
             init_flag,
-            status: 0,
-            storage_id: id.into(),
-            current_tracker_ip: "127.0.0.1".into(),
-            trackers: vec!["127.0.0.1:22122".into()],
+            ..JoinReq::for_test(group, port, id)
         }
     }
 

@@ -498,22 +498,7 @@ mod tests {
     }
 
     fn join_body(port: u16, id: &str) -> Vec<u8> {
-        JoinReq {
-            group: "group1".into(),
-            storage_port: port,
-            store_path_count: 1,
-            subdir_count_per_path: 256,
-            upload_priority: 10,
-            join_time: 1,
-            up_time: 2,
-            version: "6.16.1".into(),
-            init_flag: 0,
-            status: 0,
-            storage_id: id.into(),
-            current_tracker_ip: "127.0.0.1".into(),
-            trackers: vec!["127.0.0.1:22122".into()],
-        }
-        .encode()
+        JoinReq::for_test("group1", port, id).encode()
     }
 
     fn status_of(r: &Reply) -> u8 {

@@ -55,6 +55,27 @@ pub struct JoinReq {
 }
 
 impl JoinReq {
+    /// A C 6.16.1 storage's JOIN with one store path, as tests send it (`..` overrides the
+    /// rest). One literal for every tracker test instead of a copy per module.
+    #[cfg(test)]
+    pub fn for_test(group: &str, port: u16, id: &str) -> JoinReq {
+        JoinReq {
+            group: group.into(),
+            storage_port: port,
+            store_path_count: 1,
+            subdir_count_per_path: 256,
+            upload_priority: 10,
+            join_time: 1,
+            up_time: 2,
+            version: "6.16.1".into(),
+            init_flag: 0,
+            status: 0,
+            storage_id: id.into(),
+            current_tracker_ip: "127.0.0.1".into(),
+            trackers: vec!["127.0.0.1:22122".into()],
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(161);
         put_fixed(&mut out, self.group.as_bytes(), GROUP_NAME_FIELD_IN_JOIN);
