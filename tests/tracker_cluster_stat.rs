@@ -5,11 +5,10 @@
 //! record size.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+
 use fdfs_ha::proto::cmd::{self, errno};
-use fdfs_ha::proto::connection::{read_message, write_message};
-use fdfs_ha::proto::tracker::{
-    encode_disk_usage, JoinReq, PathUsage, StorageClusterReply, TrackerClusterStat, VolumnReply,
-};
+use fdfs_ha::proto::tracker::{JoinReq, StorageClusterReply, TrackerClusterStat, VolumnReply};
 use fdfs_ha::tracker::TrackerServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -42,38 +41,11 @@ async fn fdfs_stat_tools_get_c_shaped_answers_over_tcp() {
     let task = tokio::spawn(server.serve(stop.clone()));
 
     // A storage names this tracker alone: it leads.
-    let mut storage = TcpStream::connect(addr).await.unwrap();
     let join = JoinReq {
-        group: "group1".into(),
-        storage_port: 23000,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
         up_time: 7,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
-        current_tracker_ip: "127.0.0.1".into(),
-        trackers: vec![addr.to_string()],
+        ..node_support::join_req("group1", 23000)
     };
-    write_message(&mut storage, cmd::STORAGE_JOIN, 0, &join.encode())
-        .await
-        .unwrap();
-    assert_eq!(read_message(&mut storage, 1024).await.unwrap().0.status, 0);
-    let du = encode_disk_usage(&[PathUsage {
-        total_mb: 1000,
-        free_mb: 800,
-    }]);
-    write_message(&mut storage, cmd::STORAGE_REPORT_DISK_USAGE, 0, &du)
-        .await
-        .unwrap();
-    assert_eq!(read_message(&mut storage, 4096).await.unwrap().0.status, 0);
-    write_message(&mut storage, cmd::STORAGE_BEAT, 0, &[])
-        .await
-        .unwrap();
-    assert_eq!(read_message(&mut storage, 4096).await.unwrap().0.status, 0);
+    let (_storage, _) = node_support::hand_storage(addr, join).await;
 
     let mut c = TcpStream::connect(addr).await.unwrap();
     // 95: the leader's "ip:port", no NUL; a body is refused and the connection goes on.

@@ -2,14 +2,14 @@
 //! `ReporterSource`, or raw protocol) join and beat; clients query with `client::tracker`.
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
+mod node_support;
+
 use fdfs_ha::client::tracker as tc;
 use fdfs_ha::config::TrackerConfig;
 use fdfs_ha::proto::cmd::{self, errno};
 use fdfs_ha::proto::connection::{read_message, write_message};
 use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
-use fdfs_ha::proto::tracker::{
-    encode_disk_usage, JoinReply, JoinReq, PathUsage, StorageStatus, StoreTarget,
-};
+use fdfs_ha::proto::tracker::{JoinReply, JoinReq, StorageStatus, StoreTarget};
 use fdfs_ha::storage::reporter::{
     run_reporter, ReporterSource, StorageBrief, StorageStats, TrackerParams,
 };
@@ -459,45 +459,11 @@ async fn store_lookup_modes_and_reserved_space() {
 
 /// Joins, reports disks and beats once by hand, then falls silent with the connection open.
 async fn raw_storage(addr: SocketAddr, group: &str, port: u16) -> TcpStream {
-    let mut s = conn(addr).await;
-    let join = JoinReq {
-        group: group.into(),
-        storage_port: port,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
-        current_tracker_ip: "127.0.0.1".into(),
-        trackers: vec![addr.to_string()],
-    };
-    write_message(&mut s, cmd::STORAGE_JOIN, 0, &join.encode())
-        .await
-        .unwrap();
-    let (h, body) = read_message(&mut s, 1024).await.unwrap();
-    assert_eq!(h.status, 0);
+    let (s, joined) = node_support::hand_storage(addr, node_support::join_req(group, port)).await;
     assert_eq!(
-        JoinReply::decode(&body).unwrap().status,
+        JoinReply::decode(&joined).unwrap().status,
         StorageStatus::Online as u8
     );
-    let du = encode_disk_usage(&[PathUsage {
-        total_mb: 1000,
-        free_mb: 800,
-    }]);
-    write_message(&mut s, cmd::STORAGE_REPORT_DISK_USAGE, 0, &du)
-        .await
-        .unwrap();
-    let (h, _) = read_message(&mut s, 4096).await.unwrap();
-    assert_eq!(h.status, 0);
-    write_message(&mut s, cmd::STORAGE_BEAT, 0, &[])
-        .await
-        .unwrap();
-    let (h, _) = read_message(&mut s, 4096).await.unwrap();
-    assert_eq!(h.status, 0);
     s
 }
 

@@ -57,8 +57,8 @@ pub async fn closed_silently(s: &mut tokio::net::TcpStream, limit: std::time::Du
     )
 }
 
-/// The body of a storage JOIN for `group` (a storage listening on `port`).
-pub fn join(group: &str, port: u16) -> Vec<u8> {
+/// A storage JOIN for `group` (a storage listening on `port`), as a C 6.16.1 storage sends it.
+pub fn join_req(group: &str, port: u16) -> fdfs_ha::proto::tracker::JoinReq {
     fdfs_ha::proto::tracker::JoinReq {
         group: group.into(),
         storage_port: port,
@@ -74,5 +74,45 @@ pub fn join(group: &str, port: u16) -> Vec<u8> {
         current_tracker_ip: "127.0.0.1".into(),
         trackers: vec!["127.0.0.1:22122".into()],
     }
-    .encode()
+}
+
+/// The body of `join_req`.
+pub fn join(group: &str, port: u16) -> Vec<u8> {
+    join_req(group, port).encode()
+}
+
+/// A storage driven by hand on one connection to `tracker`: `join` sent (naming that tracker
+/// alone), one disk report (1000 MB, 800 free) and one beat, each answered 0. Returns the
+/// connection, left open and silent, and JOIN's answer body.
+pub async fn hand_storage(
+    tracker: SocketAddr,
+    join: fdfs_ha::proto::tracker::JoinReq,
+) -> (tokio::net::TcpStream, Vec<u8>) {
+    use fdfs_ha::proto::cmd;
+    use fdfs_ha::proto::connection::{read_message, write_message};
+    let mut s = tokio::net::TcpStream::connect(tracker)
+        .await
+        .expect("connect");
+    let join = fdfs_ha::proto::tracker::JoinReq {
+        trackers: vec![tracker.to_string()],
+        ..join
+    };
+    write_message(&mut s, cmd::STORAGE_JOIN, 0, &join.encode())
+        .await
+        .expect("send JOIN");
+    let (h, joined) = read_message(&mut s, 1024).await.expect("JOIN answer");
+    assert_eq!(h.status, 0, "JOIN");
+    let du = fdfs_ha::proto::tracker::encode_disk_usage(&[fdfs_ha::proto::tracker::PathUsage {
+        total_mb: 1000,
+        free_mb: 800,
+    }]);
+    for (command, body) in [
+        (cmd::STORAGE_REPORT_DISK_USAGE, &du[..]),
+        (cmd::STORAGE_BEAT, &[]),
+    ] {
+        write_message(&mut s, command, 0, body).await.expect("send");
+        let (h, _) = read_message(&mut s, 4096).await.expect("answer");
+        assert_eq!(h.status, 0, "command {command}");
+    }
+    (s, joined)
 }
