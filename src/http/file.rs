@@ -176,17 +176,8 @@ fn respond_with(
 /// `HeaderValue::from(n)` in one allocation instead of two (it grows a `BytesMut` and then
 /// gives it a shared form, as its capacity is not its length).
 fn length_value(n: u64) -> HeaderValue {
-    let mut buf = [0u8; 20];
-    let (mut i, mut v) = (buf.len(), n);
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    HeaderValue::from_bytes(&buf[i..]).unwrap_or_else(|_| HeaderValue::from(n))
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_str(digits.format(n)).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
 /// The header nginx's flv module and fastdfs-nginx-module send before the bytes from `start`:
