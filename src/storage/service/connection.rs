@@ -123,10 +123,16 @@ impl Conn {
 
     /// Receives `size` content bytes into `sink`, overlapping socket reads and disk writes.
     /// Returns the sink and the CRC-32 of the content.
-    pub(super) async fn receive<S: Sink>(
+    pub(super) async fn receive<S: Sink>(&mut self, sink: S, size: u64) -> Result<(S, u32), Fail> {
+        self.receive_in(sink, size, CHUNK).await
+    }
+
+    /// As `receive`, in chunks of `chunk` bytes (a multiple of the O_DIRECT alignment).
+    pub(super) async fn receive_in<S: Sink>(
         &mut self,
         mut sink: S,
         size: u64,
+        chunk: usize,
     ) -> Result<(S, u32), Fail> {
         let mut hasher = crc32fast::Hasher::new();
         let mut left = size;
@@ -135,7 +141,7 @@ impl Conn {
         let mut pending: Option<ChunkWrite<S>> = None;
         let mut idle = Some(sink);
         while left > 0 {
-            let n = (left as usize).min(CHUNK);
+            let n = (left as usize).min(chunk);
             let mut buf = std::mem::take(&mut spare);
             buf.resize(n);
             // Inactivity, not a deadline per chunk: a steady slow client finishes.

@@ -15,6 +15,11 @@ use crate::storage::small_writer::SmallWriter;
 use crate::storage::store::{Store, TempFile};
 use std::sync::atomic::Ordering;
 
+/// Chunk size for a peer's streamed file: a sender has up to four lanes to us, each with two
+/// chunks in flight, so 128 KiB keeps a catching-up storage at 1 MiB of buffers where the
+/// uploads' 512 KiB chunks would take 4 MiB (issue 27.2).
+const SYNC_CHUNK: usize = 128 * 1024;
+
 impl Conn {
     /// As `locate`, also accepting a metadata sidecar name (`<name>-m`, sync only).
     /// Returns the logical name (`M00/XX/YY/name[-m]`), its path and its store path index.
@@ -132,7 +137,7 @@ impl Conn {
                     Err(Fail::Reply(s, m)) => return Err(self.refuse(left, s, m).await),
                     Err(f) => return Err(f),
                 };
-                Received::Streamed(self.receive(tmp, req.file_size).await?.0)
+                Received::Streamed(self.receive_in(tmp, req.file_size, SYNC_CHUNK).await?.0)
             }
         };
         let st = self.state.clone();
@@ -216,7 +221,7 @@ impl Conn {
                 .await);
         }
         let (sink, _) = self
-            .receive(sink.starting_at(req.offset), req.length)
+            .receive_in(sink.starting_at(req.offset), req.length, SYNC_CHUNK)
             .await?;
         if sink.needs_flush() {
             blocking(move || sink.finish()).await?;

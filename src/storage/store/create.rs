@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// New files waiting for their batched flush (`flush_replicas`, `settle`) past which the flush
+/// is asked for at once: the pending names cost ~250 bytes each, and a glibc arena keeps what a
+/// burst of them used (a newcomer receives thousands of small files a second).
+const FLUSH_EARLY_FILES: usize = 1024;
+
 /// How `place_journaled` went.
 pub(super) enum Journaled {
     Placed(Ticket),
@@ -306,10 +311,13 @@ impl Store {
                 } else {
                     &self.unsettled
                 };
-                pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(dst, sealed);
+                let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.insert(dst, sealed);
+                // Bounded by count, not only by the flush tick: a catching-up newcomer takes
+                // thousands of peers' files a second (issue 27.2).
+                if pending.len() == FLUSH_EARLY_FILES {
+                    self.settle_wanted.notify_one();
+                }
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

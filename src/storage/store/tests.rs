@@ -300,6 +300,34 @@ fn create_at_stores_a_peers_file_under_its_own_name() {
     assert_eq!(store.flush_replicas().unwrap(), 0);
 }
 
+/// Issue 27.2: a newcomer receiving thousands of small files a second must not wait for the
+/// flush tick with all of them pending: the 1,024th pending file asks for the flush at once.
+#[test]
+fn the_1024th_pending_replica_asks_for_a_flush_at_once() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+    let put = |k: u32| {
+        let content = format!("replica {k}");
+        let name = name_for(content.as_bytes(), k);
+        let target = RemoteName::parse_str(&format!("M00/0A/0B/{name}")).unwrap();
+        store.create_at(&target, content.as_bytes()).unwrap();
+    };
+    for k in 0..1023 {
+        put(k);
+    }
+    assert!(
+        store.settle_wanted().now_or_never().is_none(),
+        "asked too early"
+    );
+    put(1023);
+    assert!(
+        store.settle_wanted().now_or_never().is_some(),
+        "not asked at 1,024"
+    );
+    assert_eq!(store.flush_replicas().unwrap(), 1024);
+}
+
 /// `data/XX/YY/<name>` of a file named `M00/XX/YY/<name>`.
 fn placed(root: &Path, file: &Created) -> PathBuf {
     let (d1, d2) = file.dirs;
