@@ -105,6 +105,9 @@ enum Cmd {
     /// Write the man pages (fdfs-ha.1 and one per subcommand) into DIR; used for packaging.
     #[command(hide = true)]
     Man { dir: PathBuf },
+    /// A VRRP instance's VIP guard, spawned by `run` (see fdfs_ha::vrrp::guard); reads stdin.
+    #[command(hide = true, name = "vip-guard")]
+    VipGuard,
 }
 
 /// Arguments every client verb takes. client.conf may be given with `-c` or, as the fdfs_* tools
@@ -301,6 +304,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Run { config, pidfile } => run(config, pidfile),
+        Cmd::VipGuard => ExitCode::from(fdfs_ha::vrrp::guard::main()),
         Cmd::Import {
             files,
             dir,
@@ -408,6 +412,7 @@ fn run(path: PathBuf, pidfile: Option<PathBuf>) -> ExitCode {
     };
     let cfg = checked.config;
     fdfs_ha::logs::init(&cfg.log);
+    fdfs_ha::vrrp::guard::enable(cfg.log.format == "json");
     for w in &checked.warnings {
         tracing::warn!(warning = %w, "config warning");
     }

@@ -159,6 +159,8 @@ pub struct VrrpOpts {
     pub track: bool,
     /// The instance's VIP is `VIP6_CIDR` instead of `VIP_CIDR` (needs version 3).
     pub ipv6: bool,
+    /// fdfs-ha's `run_by_user` (the lab's directory is then opened to other users).
+    pub run_by_user: Option<String>,
 }
 
 impl VrrpOpts {
@@ -221,6 +223,7 @@ impl Default for VrrpOpts {
             advert_ms: 1000,
             track: false,
             ipv6: false,
+            run_by_user: None,
         }
     }
 }
@@ -361,6 +364,11 @@ impl Lab {
     /// Writes node `i`'s ha.yaml; returns (config path, log path).
     pub fn fdfs_config(&self, i: usize, o: &VrrpOpts) -> (PathBuf, PathBuf) {
         let yaml = self.fdfs_yaml(i, o);
+        if o.run_by_user.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            let open = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(self.dir.path(), open).unwrap();
+        }
         let seq = self.procs.lock().unwrap().len();
         let conf = self.dir.path().join(format!("fdfs-n{i}-{seq}.yaml"));
         std::fs::write(&conf, yaml).unwrap();
@@ -388,7 +396,7 @@ impl Lab {
         format!(
             r#"node: n{i}
 data_dir: {dir}
-status: {{ listen: {status} }}
+{user}status: {{ listen: {status} }}
 log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
 {probes}vrrp:
   instances:
@@ -405,6 +413,11 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
       unicast_peers: [{peers}]
 {track}"#,
             dir = self.dir.path().display(),
+            user = o
+                .run_by_user
+                .as_ref()
+                .map(|u| format!("run_by_user: {u}\n"))
+                .unwrap_or_default(),
             vrid = o.vrid,
             prio = o.priority,
             preempt = o.preempt,
@@ -511,6 +524,21 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), sig);
     }
 
+    /// The PIDs of the children of process `h` (fdfs-ha's `vip-guard`s), while it runs.
+    pub fn children(&self, h: usize) -> Vec<i32> {
+        let pid = self.procs.lock().unwrap()[h].child.id();
+        let mut out = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let c = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(c.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+        out
+    }
+
     pub fn kill9(&self, h: usize) {
         self.signal(h, nix::sys::signal::Signal::SIGKILL);
         let _ = self.procs.lock().unwrap()[h].child.wait();
@@ -562,6 +590,14 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
             ],
         );
     }
+}
+
+/// Whether `pid` runs (a zombie waiting for its reaper does not).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 fn read_pid(p: &Path) -> Option<i32> {

@@ -19,10 +19,13 @@
 //! ```
 //! One task per instance owns its FSM; nothing else mutates it. All of them run on the VRRP
 //! thread (`thread.rs`), away from the node's main runtime (issue 23.5).
+//! Each instance also has a `guard` process (`fdfs-ha vip-guard`) that removes its VIPs once
+//! the peer has taken over if this process dies holding them (issue 23.2).
 
 pub mod arp;
 pub mod auth_hmac;
 pub mod fsm;
+pub mod guard;
 pub mod ndisc;
 pub mod ownership;
 pub mod packet;
@@ -180,6 +183,8 @@ struct Instance {
     vips_added: std::sync::atomic::AtomicBool,
     /// What we last told `ownership` about our VIPs.
     vips_served: std::sync::atomic::AtomicBool,
+    /// Removes our VIPs once the peer has taken over if this process dies (`guard`).
+    guard: guard::Guard,
 }
 
 /// Config checks that need no host access: the same rule set `fdfs-ha check` applies
@@ -382,6 +387,7 @@ impl Instance {
         let garp = arp::GarpSender::new(&ic.interface)
             .with_context(|| format!("gratuitous ARP on {}", ic.interface))?;
         let settings = Settings::of(ic, src)?;
+        let guard = guard::Guard::start(ic, ifindex, src);
         tracing::info!(target: LOG, instance = %ic.name, interface = %ic.interface, %src,
             vrid = ic.virtual_router_id, priority = ic.priority,
             mode = if ic.unicast_peers.is_empty() { "multicast" } else { "unicast" },
@@ -411,6 +417,7 @@ impl Instance {
             garp,
             tracking,
             changes,
+            guard,
         };
         inst.apply(settings);
         Ok(inst)
@@ -518,6 +525,10 @@ impl Instance {
             };
             self.execute(&fsm, actions, &ctx, &mut logs).await;
         }
+        if !self.vips_added.load(std::sync::atomic::Ordering::Relaxed) {
+            // Stopped cleanly; holding VIPs still, the guard takes the pipe's close for a death.
+            self.guard.bye();
+        }
         tracing::info!(target: LOG, instance = %self.name, "stopped");
     }
 
@@ -614,6 +625,7 @@ impl Instance {
                 Action::AddVips => {
                     self.vips_added
                         .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.guard.held(true);
                     for v in &self.vips {
                         if let Err(e) = ctx
                             .netlink
@@ -632,6 +644,7 @@ impl Instance {
                             tracing::error!(target: LOG, instance = %self.name, vip = %v, error = %e, "removing VIP failed");
                         }
                     }
+                    self.guard.held(false);
                 }
                 Action::SendGarp => self.send_garps(),
                 Action::Notify { state, reason } => {

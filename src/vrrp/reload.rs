@@ -157,6 +157,7 @@ impl Instance {
         }
         self.apply(settings);
         *expect = self.expect();
+        self.guard.reconfigure(&ic, self.ifindex, self.socket.src());
         self.cfg = ic;
         tracing::info!(target: LOG, instance = %self.name, changes = %what, state = fsm.state().as_str(),
             "VRRP settings applied in place (reload)");

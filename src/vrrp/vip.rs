@@ -16,6 +16,16 @@ use tokio::sync::broadcast;
 
 pub use crate::config::vip::{parse_vip, Vip};
 
+/// An address on an interface as the kernel reports it (see `Netlink::addr_states`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrState {
+    pub vip: Vip,
+    /// Remaining valid lifetime in seconds; None: forever (not added by fdfs-ha).
+    pub valid: Option<u32>,
+    /// Last added or renewed, in 1/100 s since boot (ifa_cacheinfo.tstamp).
+    pub tstamp: u32,
+}
+
 /// Something that happened to an interface, from the kernel's netlink broadcasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
@@ -119,6 +129,31 @@ impl Netlink {
                     },
                     valid,
                 ))
+            })
+            .collect())
+    }
+
+    /// Each address with its remaining valid lifetime (None: forever) and `tstamp`, when it was
+    /// last added or renewed (1/100 s since boot): a changed stamp means someone renewed it.
+    pub async fn addr_states(&self, ifindex: u32) -> std::io::Result<Vec<AddrState>> {
+        Ok(self
+            .addr_messages(ifindex)
+            .await?
+            .iter()
+            .filter_map(|m| {
+                let addr = local_addr(m)?;
+                let info = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::CacheInfo(c) => Some(*c),
+                    _ => None,
+                });
+                Some(AddrState {
+                    vip: Vip {
+                        addr,
+                        prefix: m.header.prefix_len,
+                    },
+                    valid: info.map(|c| c.ifa_valid).filter(|v| *v != u32::MAX),
+                    tstamp: info.map_or(0, |c| c.tstamp),
+                })
             })
             .collect())
     }
