@@ -59,12 +59,28 @@ fn lone_run(lab: &Lab, start: impl FnOnce() -> usize) -> Run {
     };
     let master_after = t.elapsed();
     std::thread::sleep(Duration::from_secs(2));
+    // keepalived's VRRP child; fdfs-ha's vip-guard, which ignores SIGTERM and ends on the
+    // clean-exit message: none may outlive the stop (systemd would wait for it).
+    let children = lab.children(h);
     let t = Instant::now();
     lab.sigterm(h);
+    for c in &children {
+        // As systemd's stop signals every process of the unit.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*c),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
     let released_after = time_until(LIMIT, || !lab.has_vip(0))
         .unwrap_or_else(|| panic!("VIP kept after SIGTERM:\n{}", lab.log(h)));
     assert!(lab.wait_exit(h, LIMIT).is_some(), "{}", lab.log(h));
     let exited_after = t.elapsed();
+    assert!(
+        harness::wait_until(Duration::from_secs(1), || !children
+            .iter()
+            .any(|c| harness::alive(*c))),
+        "a child of {h} ({children:?}) outlived it"
+    );
     Run {
         master_after,
         released_after,

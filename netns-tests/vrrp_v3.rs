@@ -480,6 +480,14 @@ fn killed_at_100ms_adverts(gateway_alive: bool, user: Option<&str>, ipv6: bool) 
         s0.enabled.store(false, std::sync::atomic::Ordering::SeqCst);
     }
     lab.kill9(a);
+    // systemd then signals what is left of the unit (Restart=): the guard carries on.
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(guards[0]), sig);
+    }
     // Poll node 1 until it has the VIP, then node 0 until it has not, timing each poll (an
     // `ip addr show`: a process spawn, several ms, more on a loaded host). The takeover
     // happened between the start of node 1's last poll without the VIP and the end of its
