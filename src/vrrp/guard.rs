@@ -130,9 +130,7 @@ pub fn grace(advert_int: Duration) -> Duration {
     (advert_int / 4).min(super::VIP_RELEASE_GRACE)
 }
 
-/// The accepted advert in `pkt` (`meta` for IPv6) as (sender, priority), if it passes the
-/// instance's own §7.1 checks, address list included (a peer advertising other VIPs is not
-/// taking over ours), and for HMAC the replay guard.
+/// The instance's own receive checks, as the guard applies them.
 pub struct Checks {
     pub version3: bool,
     pub v2: Expect,
@@ -141,6 +139,9 @@ pub struct Checks {
 }
 
 impl Checks {
+    /// The advert in `pkt` (`meta` for IPv6) as (sender, priority), if it passes the instance's
+    /// §7.1 checks, address list included (a peer advertising other VIPs is not taking over
+    /// ours), and for HMAC the replay guard.
     pub fn accept(&mut self, pkt: &[u8], meta: Option<Meta6>, now_ms: u64) -> Option<(IpAddr, u8)> {
         if let Some(m) = meta {
             let acc = self.v3.check_ipv6(m.src, m.dst, m.hop_limit, pkt).ok()?;
