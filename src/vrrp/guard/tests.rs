@@ -246,3 +246,36 @@ fn the_instances_own_checks_decide_which_adverts_count() {
         None
     );
 }
+
+#[test]
+fn hmac_adverts_count_once_with_a_valid_tag_and_a_fresh_sequence() {
+    let key = b"0123456789abcdef-key-one".to_vec();
+    let mut c = checks(false, Auth::hmac(0));
+    c.v2.hmac_keys = crate::vrrp::auth_hmac::HmacKeys(vec![key.clone()]);
+    let now_ms = 1_000_000_000;
+    let signed = |seq: u64, key: &[u8]| {
+        let adv = Advert {
+            vrid: 33,
+            priority: 90,
+            adver_int: 1,
+            auth: Auth::hmac(seq),
+            addrs: vec![VIP],
+        };
+        let mut msg = packet::encode(&adv);
+        let tag = crate::vrrp::auth_hmac::sign(key, PEER, &msg);
+        msg.extend_from_slice(&tag);
+        packet::encode_ipv4(PEER, VRRP_GROUP, 0, &msg)
+    };
+    let p = signed(now_ms, &key);
+    assert_eq!(c.accept(&p, None, now_ms), Some((IpAddr::V4(PEER), 90)));
+    // Replayed, signed with another key, or an old capture replayed to a fresh guard: no.
+    assert_eq!(c.accept(&p, None, now_ms + 10), None);
+    let other = b"0123456789abcdef-key-two";
+    assert_eq!(
+        c.accept(&signed(now_ms + 20, other), None, now_ms + 20),
+        None
+    );
+    let mut fresh = checks(false, Auth::hmac(0));
+    fresh.v2.hmac_keys = crate::vrrp::auth_hmac::HmacKeys(vec![key.clone()]);
+    assert_eq!(fresh.accept(&p, None, now_ms + 3_600_000), None);
+}
