@@ -9,6 +9,10 @@
 //! Beyond the RFC (make-before-break): on `Shutdown` a Master advertises priority 0 but keeps its
 //! VIPs until it hears the new Master (any advert with priority > 0) or `3 x Advertisement_Interval`
 //! passes; only then does it release them.
+//!
+//! Beyond the RFC (fast preemption): a preempting Backup whose followed Master now advertises a
+//! priority below ours takes over after Skew_Time, as after a priority 0, not after the full
+//! Master_Down_Interval (RFC 3768 §6.4.2 would discard the advert and wait).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -419,11 +423,19 @@ impl Fsm {
 
     /// Master_Down_Interval follows the effective priority (and interval) at once: the running
     /// timer is re-timed from when it was last started, never pushed later than a fresh start.
-    /// A pending priority-0 takeover (Skew_Time only) is left alone.
+    /// A pending priority-0 takeover (Skew_Time only) is left alone. A pending early preemption
+    /// (the followed Master dropped below us) is re-timed like a full timer: our priority moved,
+    /// so the followed Master's next advert decides again.
     fn retime_down_timer(&mut self, now: Instant) {
         if let (Some(_), Some(from)) = (self.master_down_at, self.down_from) {
             self.master_down_at = Some((from + self.master_down_interval()).max(now));
         }
+    }
+
+    /// Takes over after Skew_Time at the latest: a deadline already nearer stays.
+    fn take_over_after_skew(&mut self, now: Instant) {
+        let at = now + self.skew_time();
+        self.master_down_at = Some(self.master_down_at.map_or(at, |t| t.min(at)));
     }
 
     /// Starts the Master_Down_Timer with a full interval.
@@ -525,7 +537,7 @@ impl Fsm {
                     // Only the Master we follow can announce that it is leaving: a priority 0
                     // from anyone else (forged, or a stale Backup) is ignored (issue 23.4).
                     if self.master == Some(src) {
-                        self.master_down_at = Some(now + self.skew_time());
+                        self.take_over_after_skew(now);
                         self.down_from = None;
                     }
                 } else if !self.may_preempt(now) || priority >= self.effective_priority() {
@@ -539,6 +551,14 @@ impl Fsm {
                 } else {
                     // Discard; the Master_Down_Timer will make us preempt.
                     self.lower_master_heard = Some(now);
+                    if self.master == Some(src) {
+                        // Beyond the RFC: the Master we follow dropped below us (its tracked
+                        // service died). Its advert already tells us the election result, so
+                        // preempt after Skew_Time, as for a priority 0, instead of 3 intervals
+                        // more; skew keeps the highest Backup first. Anyone else's lower advert
+                        // (forged, stale) still only lets the running timer expire (issue 23.4).
+                        self.take_over_after_skew(now);
+                    }
                 }
             }
             State::Fault | State::Initialize => {}
@@ -732,5 +752,7 @@ impl Fsm {
 
 #[cfg(test)]
 mod peer_tests;
+#[cfg(test)]
+mod preempt_tests;
 #[cfg(test)]
 mod tests;
