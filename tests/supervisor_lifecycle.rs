@@ -306,6 +306,67 @@ probes:
         .expect("clean stop");
 }
 
+/// Issue 23.5: a tracked service that dies (not a supervised component: the probe alone can see
+/// it) lowers the priority handed to VRRP within interval x fall. It dies just after a check,
+/// the worst phase (the next check is a whole interval away), so the verdict comes fall
+/// intervals later: a fall count one too high would land an interval late, one too low an
+/// interval early; both fall outside the window asserted here.
+#[tokio::test]
+async fn a_dead_tracked_service_lowers_the_priority_within_interval_times_fall() {
+    const INTERVAL: Duration = Duration::from_millis(200);
+    const FALL: u32 = 3;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls: Calls = Arc::default();
+    let hooks = Hooks {
+        components: Arc::new(|_: &Config, _: &_| Vec::new()),
+        vrrp: Arc::new(RecordingVrrp {
+            calls: calls.clone(),
+            ..Default::default()
+        }),
+    };
+    let cfg = config(&format!(
+        "      track: [{{ probe: web, weight: -20 }}]
+probes:
+  - {{ name: web, tcp: \"127.0.0.1:{port}\", interval: {}ms, timeout: 100ms, fall: {FALL}, rise: 1 }}
+",
+        INTERVAL.as_millis()
+    ));
+    let (ctl, rx) = tokio::sync::mpsc::unbounded_channel();
+    let node = tokio::spawn(run_with(cfg, None, hooks, rx));
+    let delta = |calls: &Calls| calls.lock().unwrap().last().map(|c| c.1);
+    // Healthy, then two more checks seen by the listener: the last one has just happened.
+    for _ in 0..3 {
+        listener.accept().await.unwrap();
+    }
+    let died = Instant::now();
+    drop(listener);
+    assert_eq!(delta(&calls), Some(0), "healthy before the kill");
+    let deadline = died + INTERVAL * (FALL + 2);
+    while delta(&calls) != Some(-20) {
+        assert!(Instant::now() < deadline, "no verdict: {:?}", calls.lock());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = died.elapsed();
+    let earliest = INTERVAL * (FALL - 1) + INTERVAL / 4;
+    let latest = INTERVAL * FALL + INTERVAL / 2;
+    assert!(
+        took >= earliest && took <= latest,
+        "priority lowered {took:?} after the death; want {earliest:?}..={latest:?} \
+         (interval {INTERVAL:?} x fall {FALL})"
+    );
+    eprintln!(
+        "priority lowered {took:?} after the death (interval x fall = {:?})",
+        INTERVAL * FALL
+    );
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
+}
+
 #[tokio::test]
 async fn stop_hands_over_first_then_drains_components_with_a_bound() {
     let vrrp = Arc::new(RecordingVrrp::default());
