@@ -154,8 +154,9 @@ pub struct VrrpOpts {
     pub advert_ms: u64,
     /// Serve the status endpoint on 127.0.0.1:8399 inside the node's namespace.
     pub status: bool,
-    /// Track a healthy check with weight -20: fdfs-ha a TCP probe of the node's port 80 (start
-    /// `Lab::http_server` first), keepalived a `vrrp_script` running /bin/true.
+    /// Track the node's web server with weight -20, checked every second, fall 1 / rise 1
+    /// (start `Lab::http_server` first): fdfs-ha a TCP probe of 127.0.0.1:80, keepalived a
+    /// `vrrp_script` that connects there (bash's /dev/tcp).
     pub track: bool,
     /// The instance's VIP is `VIP6_CIDR` instead of `VIP_CIDR` (needs version 3).
     pub ipv6: bool,
@@ -450,6 +451,20 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
         )
     }
 
+    /// keepalived's check of the node's web server, as fdfs-ha's TCP probe checks it: a connect
+    /// to 127.0.0.1:80 (refused when `HttpServer::enabled` is false).
+    fn web_check(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join("web-check.sh");
+        if path.exists() {
+            // Written once: a running keepalived may be executing it.
+            return path;
+        }
+        std::fs::write(&path, "#!/bin/bash\nexec 3<>/dev/tcp/127.0.0.1/80\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
     /// Starts keepalived (VRRP only) in node `i`.
     pub fn start_keepalived(&self, i: usize, o: &VrrpOpts, initial_master: bool) -> usize {
         let conf = format!(
@@ -457,9 +472,12 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
             vip = o.vip_cidr(),
             script_user = if o.track { "  script_user root\n" } else { "" },
             script = if o.track {
-                "vrrp_script web {\n  script \"/bin/true\"\n  interval 1\n  weight -20\n}\n"
+                format!(
+                    "vrrp_script web {{\n  script \"{}\"\n  interval 1\n  timeout 1\n  fall 1\n  rise 1\n  weight -20\n}}\n",
+                    self.web_check().display()
+                )
             } else {
-                ""
+                String::new()
             },
             track = if o.track {
                 "  track_script {\n    web\n  }\n"
