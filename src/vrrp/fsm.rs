@@ -148,6 +148,8 @@ pub struct Fsm {
     stopped: bool,
     /// Primary address of the current Master as last heard.
     master: Option<IpAddr>,
+    /// The priority of the last advert we followed it for (see fast preemption).
+    master_priority: u8,
     /// When a Master last answered a lower-priority advert, per source (see `answer_allowed`).
     answered: Vec<(IpAddr, Instant)>,
     /// When the running Master_Down_Timer was (re)started with a full interval: a priority
@@ -185,6 +187,7 @@ impl Fsm {
             preempt_from: None,
             stopped: false,
             master: None,
+            master_priority: 0,
             answered: Vec::new(),
             down_from: None,
             peer_heard: false,
@@ -546,17 +549,21 @@ impl Fsm {
                         self.master_adver_int = interval;
                     }
                     self.master = Some(src);
+                    self.master_priority = priority;
                     self.start_down_timer(now);
                     self.lower_master_heard = None;
                 } else {
                     // Discard; the Master_Down_Timer will make us preempt.
                     self.lower_master_heard = Some(now);
-                    if self.master == Some(src) {
+                    if self.master == Some(src) && self.master_priority >= self.effective_priority()
+                    {
                         // Beyond the RFC: the Master we follow dropped below us (its tracked
                         // service died). Its advert already tells us the election result, so
                         // preempt after Skew_Time, as for a priority 0, instead of 3 intervals
                         // more; skew keeps the highest Backup first. Anyone else's lower advert
-                        // (forged, stale) still only lets the running timer expire (issue 23.4).
+                        // (forged, stale) still only lets the running timer expire (issue 23.4),
+                        // and so does our own priority rising above an unchanged Master (a node
+                        // starting up): preempting then waits as the RFC says.
                         self.take_over_after_skew(now);
                     }
                 }

@@ -111,13 +111,15 @@ fn nopreempt_follows_the_dropped_master_and_never_takes_over() {
 }
 
 #[test]
-fn preempt_delay_holds_the_early_takeover_until_it_has_passed() {
+fn preempt_delay_holds_preemption_and_then_the_rfc_timer_decides() {
     let (mut f, t) = following(FsmConfig {
         preempt_delay: 10 * SEC,
         ..cfg(90, ME)
     });
     // The followed Master advertises 80 every second from t + 1 s; preemption allowed from
-    // t0 + 10 s = t + 9 s: the advert at t + 9 s is the first one acted on.
+    // t0 + 10 s = t + 9 s. Until then its adverts are followed (at 80, below us), so it is not
+    // a Master that dropped below us: the advert at t + 9 s is discarded and the RFC timer from
+    // the last followed advert (t + 8 s) makes us preempt.
     for i in 1..=9 {
         let now = t + i * SEC;
         f.handle(now, advert(MASTER, 80));
@@ -127,9 +129,14 @@ fn preempt_delay_holds_the_early_takeover_until_it_has_passed() {
             assert_eq!(f.state(), State::Backup, "advert {i}");
         }
     }
-    let now = t + 9 * SEC;
-    assert_eq!(f.next_deadline(), Some(now + f.skew_time()));
-    f.poll(now + f.skew_time());
+    let last_followed = t + 8 * SEC;
+    assert_eq!(
+        f.next_deadline(),
+        Some(last_followed + f.master_down_interval())
+    );
+    f.poll(last_followed + f.master_down_interval() - MS);
+    assert_eq!(f.state(), State::Backup);
+    f.poll(last_followed + f.master_down_interval());
     assert_eq!(f.state(), State::Master);
 }
 
@@ -179,6 +186,32 @@ fn our_priority_falling_meanwhile_cancels_the_early_takeover() {
         f.next_deadline(),
         Some(t + 2 * SEC + f.master_down_interval())
     );
+}
+
+/// A node starting up follows the Master while its own probe is not yet checked (priority
+/// lowered), then rises above it: the Master did not drop, so preempting waits the RFC's
+/// Master_Down_Interval from the last accepted advert, as before the fast preemption.
+#[test]
+fn our_priority_rising_above_an_unchanged_master_waits_the_rfc_timer() {
+    let (mut f, t) = following(cfg(90, ME));
+    // Followed at 100 with ourselves at 90 - 20 = 70, then our probe passes: 90 + 20 = 110.
+    let down = Event::TrackingChanged {
+        delta: -20,
+        fault: false,
+        reason: "not yet checked".into(),
+    };
+    f.handle(t + 10 * MS, down);
+    f.handle(t + SEC, advert(MASTER, 100));
+    let up = Event::TrackingChanged {
+        delta: 20,
+        fault: false,
+        reason: "probe passed".into(),
+    };
+    f.handle(t + SEC + 100 * MS, up);
+    f.handle(t + 2 * SEC, advert(MASTER, 100));
+    // Discarded (lower than our 110), and no early takeover: the full timer from t + 1 s runs.
+    assert_eq!(f.state(), State::Backup);
+    assert_eq!(f.next_deadline(), Some(t + SEC + f.master_down_interval()));
 }
 
 #[test]
