@@ -19,6 +19,10 @@ use std::sync::Arc;
 /// is asked for at once: the pending names cost ~250 bytes each, and a glibc arena keeps what a
 /// burst of them used (a newcomer receives thousands of small files a second).
 const FLUSH_EARLY_FILES: usize = 1024;
+/// Peers' files pending past which the one storing them flushes the batch itself before it
+/// answers: asking is not enough when the flush task cannot run soon (a loaded machine), and
+/// the sender's lanes then wait (TCP backpressure) instead of this storage's memory growing.
+const FLUSH_HOLD_FILES: usize = 4 * FLUSH_EARLY_FILES;
 
 /// How `place_journaled` went.
 pub(super) enum Journaled {
@@ -317,6 +321,14 @@ impl Store {
                 // thousands of peers' files a second (issue 27.2).
                 if pending.len() == FLUSH_EARLY_FILES {
                     self.settle_wanted.notify_one();
+                }
+                let hold = replica && pending.len() >= FLUSH_HOLD_FILES;
+                drop(pending);
+                if hold {
+                    // Its own file is stored; a failed flush is the flush task's to retry.
+                    if let Err(e) = self.flush_replicas() {
+                        tracing::warn!(error = %e, "storage: flushing peers' files failed; will retry");
+                    }
                 }
                 Ok(true)
             }

@@ -300,6 +300,14 @@ fn create_at_stores_a_peers_file_under_its_own_name() {
     assert_eq!(store.flush_replicas().unwrap(), 0);
 }
 
+/// Stores peer's file number `k` (a small file of its own content) in `M00/0A/0B`.
+fn put_replica(store: &Store, k: u32) {
+    let content = format!("replica {k}");
+    let name = name_for(content.as_bytes(), k);
+    let target = RemoteName::parse_str(&format!("M00/0A/0B/{name}")).unwrap();
+    store.create_at(&target, content.as_bytes()).unwrap();
+}
+
 /// Issue 27.2: a newcomer receiving thousands of small files a second must not wait for the
 /// flush tick with all of them pending: the 1,024th pending file asks for the flush at once.
 #[test]
@@ -307,12 +315,7 @@ fn the_1024th_pending_replica_asks_for_a_flush_at_once() {
     use futures::FutureExt;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
-    let put = |k: u32| {
-        let content = format!("replica {k}");
-        let name = name_for(content.as_bytes(), k);
-        let target = RemoteName::parse_str(&format!("M00/0A/0B/{name}")).unwrap();
-        store.create_at(&target, content.as_bytes()).unwrap();
-    };
+    let put = |k: u32| put_replica(&store, k);
     for k in 0..1023 {
         put(k);
     }
@@ -326,6 +329,22 @@ fn the_1024th_pending_replica_asks_for_a_flush_at_once() {
         "not asked at 1,024"
     );
     assert_eq!(store.flush_replicas().unwrap(), 1024);
+}
+
+/// ... and when nobody flushes them (the flush task starved), the 4,096th is flushed with the
+/// rest by the one storing it, before it answers.
+#[test]
+fn the_4096th_pending_replica_flushes_the_batch_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cfg(vec![dir.path().into()])).unwrap();
+    let put = |k: u32| put_replica(&store, k);
+    for k in 0..4095 {
+        put(k);
+    }
+    assert_eq!(store.unflushed_count(), 4095);
+    put(4095);
+    assert_eq!(store.unflushed_count(), 0);
+    assert!(tmp_names(dir.path()).is_empty(), "sealed names dropped");
 }
 
 /// `data/XX/YY/<name>` of a file named `M00/XX/YY/<name>`.
