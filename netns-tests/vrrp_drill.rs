@@ -11,7 +11,7 @@
 #[path = "vrrp/harness.rs"]
 mod harness;
 
-use harness::{outage, wait_until, HttpClient, Lab, VrrpOpts};
+use harness::{outage, settle, wait_until, HttpClient, Lab, VrrpOpts};
 use rand::Rng;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -33,21 +33,6 @@ fn stats(name: &str, v: &mut [f64], unit: &str) {
         v.last().copied().unwrap_or(f64::NAN),
         v.len(),
         v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>()
-    );
-}
-
-/// Waits until node `holder` alone has the VIP and the client has been served for `quiet`.
-fn settle(lab: &Lab, client: &HttpClient, holder: usize, quiet: Duration) {
-    let ok = wait_until(Duration::from_secs(20), || {
-        if lab.vip_holders() != vec![holder] {
-            return false;
-        }
-        let s = client.since(Instant::now() - quiet);
-        s.len() as u128 >= quiet.as_millis() / 40 && s.iter().all(|x| x.ok)
-    });
-    assert!(
-        ok,
-        "lab did not settle with node {holder} as the only VIP holder"
     );
 }
 

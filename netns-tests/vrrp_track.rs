@@ -18,7 +18,7 @@
 #[path = "vrrp/harness.rs"]
 mod harness;
 
-use harness::{outage, wait_until, HttpClient, Lab, VrrpOpts};
+use harness::{outage, settle, wait_until, HttpClient, Lab, VrrpOpts};
 use rand::Rng;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -38,21 +38,6 @@ const SKEW_90: Duration = Duration::from_millis(648);
 /// (at most 1 s before the drop), so every gap was >= 2.65 s (3.40-4.54 s measured): above
 /// this bound (2.40 s) whatever the phase.
 const BOUND: Duration = Duration::from_millis(DETECTION.as_millis() as u64 + 648 + 750);
-
-/// Waits until node `holder` alone has the VIP and the client has been served for `quiet`.
-fn settle(lab: &Lab, client: &HttpClient, holder: usize, quiet: Duration) {
-    let ok = wait_until(Duration::from_secs(20), || {
-        if lab.vip_holders() != vec![holder] {
-            return false;
-        }
-        let s = client.since(Instant::now() - quiet);
-        s.len() as u128 >= quiet.as_millis() / 40 && s.iter().all(|x| x.ok)
-    });
-    assert!(
-        ok,
-        "lab did not settle with node {holder} as the only VIP holder"
-    );
-}
 
 struct Series {
     /// Client outage per kill, seconds.

@@ -908,3 +908,18 @@ pub fn keepalived_complaints(log: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Waits until node `holder` alone has the VIP and the client has been served for `quiet`.
+pub fn settle(lab: &Lab, client: &HttpClient, holder: usize, quiet: Duration) {
+    let ok = wait_until(Duration::from_secs(20), || {
+        if lab.vip_holders() != vec![holder] {
+            return false;
+        }
+        let s = client.since(Instant::now() - quiet);
+        s.len() as u128 >= quiet.as_millis() / 40 && s.iter().all(|x| x.ok)
+    });
+    assert!(
+        ok,
+        "lab did not settle with node {holder} as the only VIP holder"
+    );
+}

@@ -112,25 +112,8 @@ impl Netlink {
         &self,
         ifindex: u32,
     ) -> std::io::Result<Vec<(Vip, Option<u32>)>> {
-        Ok(self
-            .addr_messages(ifindex)
-            .await?
-            .iter()
-            .filter_map(|m| {
-                let addr = local_addr(m)?;
-                let valid = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::CacheInfo(c) if c.ifa_valid != u32::MAX => Some(c.ifa_valid),
-                    _ => None,
-                });
-                Some((
-                    Vip {
-                        addr,
-                        prefix: m.header.prefix_len,
-                    },
-                    valid,
-                ))
-            })
-            .collect())
+        let states = self.addr_states(ifindex).await?;
+        Ok(states.into_iter().map(|s| (s.vip, s.valid)).collect())
     }
 
     /// Each address with its remaining valid lifetime (None: forever) and `tstamp`, when it was

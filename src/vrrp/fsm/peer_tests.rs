@@ -11,7 +11,8 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 3, 22));
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 
-fn cfg(priority: u8, ip: IpAddr, advert_int: Duration) -> FsmConfig {
+/// A preempting instance with make-before-break, garp timers off (shared with `preempt_tests`).
+pub(super) fn cfg(priority: u8, ip: IpAddr, advert_int: Duration) -> FsmConfig {
     FsmConfig {
         priority,
         advert_int,

@@ -12,21 +12,7 @@ const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 
 fn cfg(priority: u8, ip: IpAddr) -> FsmConfig {
-    FsmConfig {
-        priority,
-        advert_int: SEC,
-        version3: false,
-        preempt: true,
-        preempt_delay: Duration::ZERO,
-        graceful_handover: true,
-        primary_ip: ip,
-        garp_master_delay: 5 * SEC,
-        garp_refresh: Duration::ZERO,
-        garp_lower_prio_repeat: true,
-        garp_reclaim: Duration::ZERO,
-        garp_preempt_delay: Duration::ZERO,
-        release_grace: Duration::from_millis(250),
-    }
+    super::peer_tests::cfg(priority, ip, SEC)
 }
 
 fn advert(src: IpAddr, priority: u8) -> Event {
