@@ -77,12 +77,7 @@ async fn a_crashing_component_is_restarted_with_backoff_then_the_node_yields() {
     }
     assert!(gaps[3] > gaps[0] * 4, "backoff grows: {gaps:?}");
 
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    stop_in_time(&ctl, node).await;
 }
 
 #[tokio::test]
@@ -148,12 +143,7 @@ probes:
     assert_eq!(recorded[0].1, -30, "{recorded:?}");
     assert!(recorded.iter().all(|c| !c.2), "no FAULT: {recorded:?}");
     assert_eq!(starts.lock().unwrap().len(), 2);
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    stop_in_time(&ctl, node).await;
 }
 
 #[tokio::test]
@@ -298,12 +288,7 @@ probes:
     })
     .await;
     assert_eq!(starts.lock().unwrap().len(), 2);
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    stop_in_time(&ctl, node).await;
 }
 
 /// Issue 23.5: a tracked service that dies (not a supervised component: the probe alone can see
@@ -359,12 +344,7 @@ probes:
         "priority lowered {took:?} after the death (interval x fall = {:?})",
         INTERVAL * FALL
     );
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    stop_in_time(&ctl, node).await;
 }
 
 #[tokio::test]
@@ -513,12 +493,7 @@ async fn reload_keeps_unchanged_instances_and_notify_runs_in_order() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(vrrp.started.lock().unwrap().len(), 3);
 
-    ctl.send(Control::Stop).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), node)
-        .await
-        .expect("stops in time")
-        .unwrap()
-        .expect("clean stop");
+    stop_in_time(&ctl, node).await;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -733,4 +708,17 @@ async fn a_node_without_vrrp_exits_quickly_on_sigterm_keeping_acknowledged_uploa
         let back = conn2.download(&f.group, &f.filename, 0, 0).await.unwrap();
         assert_eq!(&back, data, "{}", f.filename);
     }
+}
+
+/// Sends Stop and requires a clean stop within 5 s.
+async fn stop_in_time<T, E: std::fmt::Debug>(
+    ctl: &tokio::sync::mpsc::UnboundedSender<Control>,
+    node: tokio::task::JoinHandle<Result<T, E>>,
+) {
+    ctl.send(Control::Stop).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), node)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .expect("clean stop");
 }
