@@ -13,10 +13,16 @@
 //!
 //! Prints per shape and query: ops/s, p50 and p99 latency, the ratio to the first shape's
 //! figure (issue 27.1: within 15 % at every shape), the tracker's CPU (% of one core, over the
-//! measurement) and RSS, and C FastDFS 6.16.1's figure from issue 27 where there is one.
+//! measurement, and as µs per query), its CPU for the beats alone (2 s before the queries), its
+//! RSS, and C FastDFS 6.16.1's figure from issue 27 where there is one.
 //!
 //! Run: `cargo bench --bench tracker_bench` (env: BENCH_SHAPES=10/5,100/50 picks shapes,
-//! default all six; BENCH_SECS=3 seconds per query and shape; BENCH_CONC=8).
+//! default all six; BENCH_SECS=3 seconds per query and shape; BENCH_CONC=8; BENCH_ROUNDS=3
+//! runs every shape that many times, interleaved, and ends with each shape's median;
+//! BENCH_BIN=path[,path] runs other builds of `fdfs-ha`, each shape with each build in turn,
+//! for an A/B in one run). The tracker is the bottleneck (it uses ~95 % of one core), so the
+//! CPU column is also printed as µs of tracker CPU per query, the steadiest figure when the
+//! machine's speed drifts between shapes.
 #![allow(clippy::unwrap_used)] // benchmark harness: a failed unwrap is a failed run
 
 use fdfs_ha::clock::unix_now_i64;
@@ -194,6 +200,10 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     cpu_pct: f64,
+    rss_kib: u64,
+    join_s: f64,
+    /// Tracker CPU (% of one core) with only the storages' beats and reports, no queries.
+    beats_cpu_pct: f64,
 }
 
 /// utime + stime of `pid`, in clock ticks.
@@ -264,6 +274,9 @@ async fn measure(
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         cpu_pct: cpu,
+        rss_kib: 0,
+        join_s: 0.0,
+        beats_cpu_pct: 0.0,
     }
 }
 
@@ -288,21 +301,95 @@ fn env_num(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-#[tokio::main]
-async fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo test --benches` lists benchmarks; nothing to list here
+/// One measured row: which round, build and shape, and the two queries' runs.
+struct Row {
+    bin: usize,
+    shape: (usize, usize),
+    runs: Vec<(&'static str, Run)>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Starts a tracker, joins `n` simulated storages in `groups` groups, measures 101 and 102.
+async fn measure_shape(bin: &Path, n: usize, groups: usize, conc: usize, secs: f64) -> Row {
+    let tracker = start_tracker(bin);
+    let pid = tracker.child.id();
+    // Wait for the listener.
+    let t0 = Instant::now();
+    while TcpStream::connect(tracker.addr).await.is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "tracker did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha"));
-    let secs = env_num("BENCH_SECS", 3.0);
-    let conc = env_num("BENCH_CONC", 8.0) as usize;
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let joined = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let sims: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::spawn(storage(
+                i,
+                groups,
+                tracker.addr,
+                joined.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    while joined.load(Ordering::Relaxed) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "storages did not join in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let join_s = start.elapsed().as_secs_f64();
+    // Every storage beats within a second of joining: then all are ACTIVE.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // What the beats and disk reports alone cost the tracker, before any query.
+    let ticks = cpu_ticks(pid);
+    let idle_from = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let beats_cpu_pct =
+        (cpu_ticks(pid) - ticks) as f64 / 100.0 / idle_from.elapsed().as_secs_f64() * 100.0;
+    let mut runs = Vec::new();
+    for (label, cmd) in [
+        ("101", cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE),
+        ("102", cmd::SERVICE_QUERY_FETCH_ONE),
+    ] {
+        let mut r = measure(tracker.addr, pid, cmd, groups, conc, secs).await;
+        r.rss_kib = rss_kib(pid).0;
+        r.join_s = join_s;
+        r.beats_cpu_pct = beats_cpu_pct;
+        runs.push((label, r));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in sims {
+        s.abort();
+    }
+    drop(tracker);
+    Row {
+        bin: 0,
+        shape: (n, groups),
+        runs,
+    }
+}
+
+fn c_figure(shape: (usize, usize), query: usize) -> Option<f64> {
+    C_REFERENCE
+        .iter()
+        .find(|c| c.0 == shape.0 && c.1 == shape.1)
+        .map(|c| if query == 0 { c.2 } else { c.3 })
+}
+
+fn print_header() {
     println!(
-        "tracker_bench: c={conc}, {secs} s per query and shape; load average at start: {}",
-        load.trim()
-    );
-    println!(
-        "{:>13} {:>5} {:>9} {:>8} {:>8} {:>7} {:>6} {:>9} {:>9} {:>8} {:>8}",
+        "{:>4} {:>13} {:>5} {:>9} {:>8} {:>8} {:>7} {:>6} {:>7} {:>6} {:>9} {:>7} {:>8} {:>7}",
+        "bin",
         "storages/grp",
         "query",
         "ops/s",
@@ -310,83 +397,125 @@ async fn main() {
         "p99 us",
         "vs 1st",
         "CPU %",
+        "us/op",
+        "beats%",
         "RSS KiB",
         "join s",
         "C ops/s",
         "vs C"
     );
-    let mut first: Option<(f64, f64)> = None;
-    for (n, groups) in shapes() {
-        let tracker = start_tracker(&bin);
-        let pid = tracker.child.id();
-        // Wait for the listener.
-        let t0 = Instant::now();
-        while TcpStream::connect(tracker.addr).await.is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "tracker did not start"
+}
+
+/// Prints `row`; `base` is the same build's first shape (ops/s of 101, 102).
+fn print_row(row: &Row, base: (f64, f64)) {
+    for (i, (label, r)) in row.runs.iter().enumerate() {
+        let b = if i == 0 { base.0 } else { base.1 };
+        let c = c_figure(row.shape, i);
+        println!(
+            "{:>4} {:>13} {:>5} {:>9.0} {:>8.1} {:>8.1} {:>6.2}x {:>6.0} {:>7.2} {:>6.1} {:>9} {:>7.2} {:>8} {:>7}",
+            row.bin,
+            format!("{}/{}", row.shape.0, row.shape.1),
+            label,
+            r.ops_s,
+            r.p50_us,
+            r.p99_us,
+            r.ops_s / b,
+            r.cpu_pct,
+            r.cpu_pct / 100.0 * 1e6 / r.ops_s,
+            r.beats_cpu_pct,
+            r.rss_kib,
+            r.join_s,
+            c.map(|c| format!("{c:.0}")).unwrap_or_else(|| "-".into()),
+            c.map(|c| format!("{:.2}x", r.ops_s / c))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+}
+
+/// Per build and shape: the median ops/s and µs of tracker CPU per op over the rounds, and the
+/// ratio of the median to the first shape's median.
+fn print_medians(rows: &[Row], bins: &[PathBuf], shapes: &[(usize, usize)]) {
+    println!("medians over the rounds (each round's figures above):");
+    for (b, path) in bins.iter().enumerate() {
+        println!("bin {b}: {}", path.display());
+        // (shape, query) -> (median ops/s, each round's ops/s, median us CPU per op)
+        let stats = |shape: (usize, usize), q: usize| {
+            let runs: Vec<&Run> = rows
+                .iter()
+                .filter(|r| r.bin == b && r.shape == shape)
+                .map(|r| &r.runs[q].1)
+                .collect();
+            let each: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.ops_s)).collect();
+            let us = median(
+                runs.iter()
+                    .map(|r| r.cpu_pct / 100.0 * 1e6 / r.ops_s)
+                    .collect(),
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            (median(runs.iter().map(|r| r.ops_s).collect()), each, us)
+        };
+        let base = [stats(shapes[0], 0).0, stats(shapes[0], 1).0];
+        for &shape in shapes {
+            let mut line = format!("{:>13}", format!("{}/{}", shape.0, shape.1));
+            for (q, base) in base.iter().enumerate() {
+                let (ops, each, us) = stats(shape, q);
+                let c = c_figure(shape, q)
+                    .map(|c| format!(", {:.2}x C", ops / c))
+                    .unwrap_or_default();
+                line += &format!(
+                    "  {}: {ops:>7.0} ops/s ({}) {:.2}x{c}, {us:.2} us CPU/op",
+                    ["101", "102"][q],
+                    each.join(" "),
+                    ops / base,
+                );
+            }
+            println!("{line}");
         }
-        let joined = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let sims: Vec<_> = (0..n)
-            .map(|i| {
-                tokio::spawn(storage(
-                    i,
-                    groups,
-                    tracker.addr,
-                    joined.clone(),
-                    stop.clone(),
-                ))
-            })
-            .collect();
-        while joined.load(Ordering::Relaxed) < n {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "storages did not join in 120 s"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benchmarks; nothing to list here
+    }
+    let bins: Vec<PathBuf> = match std::env::var("BENCH_BIN") {
+        Ok(v) => v.split(',').map(PathBuf::from).collect(),
+        Err(_) => vec![PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha"))],
+    };
+    let secs = env_num("BENCH_SECS", 3.0);
+    let conc = env_num("BENCH_CONC", 8.0) as usize;
+    let rounds = env_num("BENCH_ROUNDS", 1.0).max(1.0) as usize;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "tracker_bench: c={conc}, {secs} s per query and shape, {rounds} round(s); load average at start: {}",
+        load.trim()
+    );
+    for (i, b) in bins.iter().enumerate() {
+        println!("bin {i}: {}", b.display());
+    }
+    print_header();
+    let shapes = shapes();
+    let mut rows: Vec<Row> = Vec::new();
+    for _ in 0..rounds {
+        for &(n, groups) in &shapes {
+            for (b, bin) in bins.iter().enumerate() {
+                let mut row = measure_shape(bin, n, groups, conc, secs).await;
+                row.bin = b;
+                let first = rows
+                    .iter()
+                    .find(|r| r.bin == b)
+                    .unwrap_or(&row)
+                    .runs
+                    .iter()
+                    .map(|(_, r)| r.ops_s)
+                    .collect::<Vec<_>>();
+                print_row(&row, (first[0], first[1]));
+                rows.push(row);
+            }
         }
-        let join_s = start.elapsed().as_secs_f64();
-        // Every storage beats within a second of joining: then all are ACTIVE.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let mut row = Vec::new();
-        for (label, cmd) in [
-            ("101", cmd::SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE),
-            ("102", cmd::SERVICE_QUERY_FETCH_ONE),
-        ] {
-            let r = measure(tracker.addr, pid, cmd, groups, conc, secs).await;
-            row.push((label, r));
-        }
-        let (rss, _) = rss_kib(pid);
-        let base = *first.get_or_insert((row[0].1.ops_s, row[1].1.ops_s));
-        let c_ref = C_REFERENCE.iter().find(|c| c.0 == n && c.1 == groups);
-        for (i, (label, r)) in row.iter().enumerate() {
-            let b = if i == 0 { base.0 } else { base.1 };
-            let c = c_ref.map(|c| if i == 0 { c.2 } else { c.3 });
-            println!(
-                "{:>13} {:>5} {:>9.0} {:>8.1} {:>8.1} {:>6.2}x {:>6.0} {:>9} {:>9.2} {:>8} {:>8}",
-                format!("{n}/{groups}"),
-                label,
-                r.ops_s,
-                r.p50_us,
-                r.p99_us,
-                r.ops_s / b,
-                r.cpu_pct,
-                rss,
-                join_s,
-                c.map(|c| format!("{c:.0}")).unwrap_or_else(|| "-".into()),
-                c.map(|c| format!("{:.2}x", r.ops_s / c))
-                    .unwrap_or_else(|| "-".into()),
-            );
-        }
-        stop.store(true, Ordering::Relaxed);
-        for s in sims {
-            s.abort();
-        }
-        drop(tracker);
+    }
+    if rounds > 1 || bins.len() > 1 {
+        print_medians(&rows, &bins, &shapes);
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at end: {}", load.trim());
