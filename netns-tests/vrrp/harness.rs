@@ -140,6 +140,9 @@ pub struct VrrpOpts {
     pub preempt: bool,
     pub password: String,
     pub graceful_handover: bool,
+    /// On by default here (fdfs-ha's default is off, keepalived's release at once): the pair
+    /// tests' graceful stops of a Master whose Backup started second are make-before-break.
+    pub handover_to_silent_backup: bool,
     /// Empty = multicast.
     pub unicast_peers: Vec<String>,
     /// VIPs besides `VIP_CIDR`.
@@ -215,6 +218,7 @@ impl Default for VrrpOpts {
             preempt: true,
             password: "1111".into(),
             graceful_handover: true,
+            handover_to_silent_backup: true,
             unicast_peers: Vec::new(),
             extra_vips: Vec::new(),
             advert_int: 1,
@@ -409,6 +413,7 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
       advert_int: {adv}
       preempt: {preempt}
       graceful_handover: {gh}
+      handover_to_silent_backup: {silent}
       auth: {auth}
       virtual_ipaddress: ["{vip}"{extra}]
       unicast_peers: [{peers}]
@@ -423,6 +428,7 @@ log: {{ level: "fdfs_ha::vrrp=debug,netlink_packet_route=error,info" }}
             prio = o.priority,
             preempt = o.preempt,
             gh = o.graceful_handover,
+            silent = o.handover_to_silent_backup,
             version = o.version,
             status = if o.status {
                 "\"127.0.0.1:8399\""

@@ -8,7 +8,9 @@
 //!
 //! Beyond the RFC (make-before-break): on `Shutdown` a Master advertises priority 0 but keeps its
 //! VIPs until it hears the new Master (any advert with priority > 0) or `3 x Advertisement_Interval`
-//! passes; only then does it release them.
+//! passes; only then does it release them. A Master that has heard no peer since it started
+//! releases at once, as keepalived does (a Backup is silent, so it may not be alone: with
+//! `handover_to_silent_backup` it waits one advert interval for one to answer instead).
 //!
 //! Beyond the RFC (fast preemption): a preempting Backup whose followed Master now advertises a
 //! priority below ours takes over after Skew_Time, as after a priority 0, not after the full
@@ -32,6 +34,9 @@ pub struct FsmConfig {
     pub preempt_delay: Duration,
     /// Make-before-break on shutdown (see the module comment).
     pub graceful_handover: bool,
+    /// ... also when no peer was heard since the start: wait one advert interval for a silent
+    /// Backup instead of releasing at once.
+    pub handover_to_silent_backup: bool,
     /// Our advert source address: breaks equal-priority ties (§6.4.3).
     pub primary_ip: IpAddr,
     /// Second gratuitous-ARP burst this long after becoming Master (zero = none).
@@ -624,12 +629,22 @@ impl Fsm {
     fn shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
         match self.state {
             State::Master if self.handing_over() => {}
+            State::Master
+                if self.cfg.graceful_handover
+                    && !self.peer_heard
+                    && !self.cfg.handover_to_silent_backup =>
+            {
+                // No peer advert since we started: we are alone, or our peer is a Backup, which
+                // is silent until it takes over. Like keepalived, release at once (issue 26.4);
+                // a silent Backup takes over after its Skew_Time.
+                out.push(Action::SendAdvert { priority: 0 });
+                self.finish_stop("shutdown: no peer heard since start, released at once", out);
+            }
             State::Master if self.cfg.graceful_handover && !self.peer_heard => {
-                // No peer advert since we started: either we are alone, or the peer is a
-                // Backup, which is silent until it takes over. A Backup answers our priority 0
-                // within its Skew_Time (< one advert interval), so waiting one interval keeps
-                // make-before-break for the usual pair (Backup started after us) and ends a lone
-                // node's stop after one interval, not 3 x advert_int (issue 26.4).
+                // `handover_to_silent_backup`: a Backup answers our priority 0 within its
+                // Skew_Time (< one advert interval), so waiting one interval keeps
+                // make-before-break for a pair whose Backup started after us, and ends a lone
+                // node's stop after one interval.
                 out.push(Action::SendAdvert { priority: 0 });
                 self.adver_at = Some(now + self.cfg.advert_int);
                 self.garp_at = None;

@@ -851,6 +851,7 @@ impl Settings {
                 preempt: ic.preempt,
                 preempt_delay: ic.preempt_delay.get(),
                 graceful_handover: ic.graceful_handover,
+                handover_to_silent_backup: ic.handover_to_silent_backup,
                 primary_ip: src,
                 garp_master_delay: ic.garp.master_delay.get(),
                 garp_refresh: ic.garp.refresh.get(),

@@ -81,6 +81,12 @@ pub fn describe(old: &VrrpInstanceConfig, new: &VrrpInstanceConfig) -> Vec<Strin
             old.graceful_handover, new.graceful_handover
         ));
     }
+    if old.handover_to_silent_backup != new.handover_to_silent_backup {
+        out.push(format!(
+            "handover_to_silent_backup {} -> {}",
+            old.handover_to_silent_backup, new.handover_to_silent_backup
+        ));
+    }
     let added: Vec<&String> = new
         .virtual_ipaddress
         .iter()

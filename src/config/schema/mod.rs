@@ -174,6 +174,11 @@ pub struct VrrpInstanceConfig {
     /// `3 x advert_int` passes.
     #[serde(default = "default_true")]
     pub graceful_handover: bool,
+    /// With `graceful_handover`, a Master that has heard no peer since it started still waits
+    /// one advert interval on stop for a Backup (silent until it takes over) to answer. Off:
+    /// it releases at once, as keepalived does.
+    #[serde(default)]
+    pub handover_to_silent_backup: bool,
 }
 
 fn default_vrrp_version() -> u8 {

@@ -20,6 +20,7 @@ pub(super) fn cfg(priority: u8, ip: IpAddr, advert_int: Duration) -> FsmConfig {
         preempt: true,
         preempt_delay: Duration::ZERO,
         graceful_handover: true,
+        handover_to_silent_backup: false,
         primary_ip: ip,
         garp_master_delay: 5 * SEC,
         garp_refresh: Duration::ZERO,
@@ -31,8 +32,12 @@ pub(super) fn cfg(priority: u8, ip: IpAddr, advert_int: Duration) -> FsmConfig {
 }
 
 fn master(priority: u8) -> (Fsm, Instant) {
+    master_with(cfg(priority, ME, SEC))
+}
+
+fn master_with(cfg: FsmConfig) -> (Fsm, Instant) {
     let t0 = Instant::now();
-    let mut f = Fsm::new(cfg(priority, ME, SEC));
+    let mut f = Fsm::new(cfg);
     f.handle(t0, Event::Startup);
     let now = t0 + f.master_down_interval();
     f.poll(now);
@@ -226,8 +231,42 @@ fn master_down_interval_follows_the_first_probe_result() {
 }
 
 #[test]
-fn master_that_never_heard_a_peer_waits_one_interval_for_a_silent_backup() {
+fn master_that_never_heard_a_peer_releases_at_once() {
+    // Issue 26.4, as keepalived: priority 0 and the VIPs gone in the same step, stopped.
     let (mut f, now) = master(100);
+    let a = f.handle(now, Event::Shutdown);
+    assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+    assert!(a.contains(&Action::RemoveVips), "{a:?}");
+    assert!(f.stopped());
+    assert!(!f.handing_over());
+    assert!(a.iter().any(|x| matches!(x, Action::Notify { reason, .. }
+        if reason.starts_with("shutdown: no peer heard since start"))));
+    assert_eq!(f.next_deadline(), None);
+    // With a peer heard, the make-before-break handover waits for it.
+    let (mut f, now) = master(100);
+    f.handle(
+        now,
+        Event::AdvertReceived {
+            src: PEER,
+            priority: 50,
+        },
+    );
+    let a = f.handle(now + SEC, Event::Shutdown);
+    assert!(!a.contains(&Action::RemoveVips), "{a:?}");
+    assert!(f.handing_over());
+}
+
+/// A Master (priority 100) with `handover_to_silent_backup` on.
+fn master_waiting_for_silent_backup() -> (Fsm, Instant) {
+    master_with(FsmConfig {
+        handover_to_silent_backup: true,
+        ..cfg(100, ME, SEC)
+    })
+}
+
+#[test]
+fn with_handover_to_silent_backup_a_master_that_heard_no_peer_waits_one_interval() {
+    let (mut f, now) = master_waiting_for_silent_backup();
     let a = f.handle(now, Event::Shutdown);
     assert_eq!(a, vec![Action::SendAdvert { priority: 0 }]);
     assert!(f.handing_over());
@@ -237,9 +276,9 @@ fn master_that_never_heard_a_peer_waits_one_interval_for_a_silent_backup() {
     assert!(a.contains(&Action::RemoveVips), "{a:?}");
     assert!(f.stopped());
     assert!(a.iter().any(|x| matches!(x, Action::Notify { reason, .. }
-        if reason.starts_with("shutdown: no peer heard since start"))));
+        if reason.starts_with("shutdown: no peer heard since start, none answered"))));
     // A Backup (silent until now) answers within its Skew_Time: make-before-break as usual.
-    let (mut f, now) = master(100);
+    let (mut f, now) = master_waiting_for_silent_backup();
     f.handle(now, Event::Shutdown);
     let skew = SEC * (256 - 1) / 256; // the slowest Backup, priority 1
     let a = f.handle(
@@ -253,16 +292,4 @@ fn master_that_never_heard_a_peer_waits_one_interval_for_a_silent_backup() {
     let a = f.poll(now + skew + Duration::from_millis(250));
     assert_eq!(a, vec![Action::RemoveVips]);
     assert!(f.stopped());
-    // With a peer heard, the make-before-break handover waits for it.
-    let (mut f, now) = master(100);
-    f.handle(
-        now,
-        Event::AdvertReceived {
-            src: PEER,
-            priority: 50,
-        },
-    );
-    let a = f.handle(now + SEC, Event::Shutdown);
-    assert!(!a.contains(&Action::RemoveVips), "{a:?}");
-    assert!(f.handing_over());
 }

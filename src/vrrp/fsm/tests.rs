@@ -18,6 +18,7 @@ fn cfg(priority: u8) -> FsmConfig {
         preempt: true,
         preempt_delay: Duration::ZERO,
         graceful_handover: true,
+        handover_to_silent_backup: false,
         primary_ip: ME,
         garp_master_delay: 5 * SEC,
         garp_refresh: Duration::ZERO,
