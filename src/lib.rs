@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod import;
+pub mod listen;
 pub mod log_limit;
 pub mod logs;
 pub mod memory;

@@ -54,8 +54,7 @@ impl StorageServer {
     pub async fn bind(cfg: &StorageConfig, node: &str) -> anyhow::Result<Self> {
         crate::config::allow_hosts::AllowHosts::parse(&cfg.allow_hosts)
             .map_err(|e| anyhow::anyhow!("storage.allow_hosts: {e}"))?;
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
+        let listener = crate::listen::bind(cfg.listen)
             .map_err(|e| anyhow::anyhow!("storage.listen {}: {e}", cfg.listen))?;
         let port = listener.local_addr()?.port();
         let cfg2 = cfg.clone();

@@ -111,8 +111,7 @@ impl TrackerServer {
         check_config(cfg)?;
         crate::config::allow_hosts::AllowHosts::parse(&cfg.allow_hosts)
             .map_err(|e| anyhow::anyhow!("tracker.allow_hosts: {e}"))?;
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
+        let listener = crate::listen::bind(cfg.listen)
             .map_err(|e| anyhow::anyhow!("tracker: cannot listen on {}: {e}", cfg.listen))?;
         let start_unix = crate::clock::unix_now_i64();
         let mut restart_interval = 0;
