@@ -629,37 +629,31 @@ impl Fsm {
     fn shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
         match self.state {
             State::Master if self.handing_over() => {}
-            State::Master
-                if self.cfg.graceful_handover
-                    && !self.peer_heard
-                    && !self.cfg.handover_to_silent_backup =>
-            {
-                // No peer advert since we started: we are alone, or our peer is a Backup, which
-                // is silent until it takes over. Like keepalived, release at once (issue 26.4);
-                // a silent Backup takes over after its Skew_Time.
-                out.push(Action::SendAdvert { priority: 0 });
-                self.finish_stop("shutdown: no peer heard since start, released at once", out);
-            }
-            State::Master if self.cfg.graceful_handover && !self.peer_heard => {
-                // `handover_to_silent_backup`: a Backup answers our priority 0 within its
-                // Skew_Time (< one advert interval), so waiting one interval keeps
-                // make-before-break for a pair whose Backup started after us, and ends a lone
-                // node's stop after one interval.
-                out.push(Action::SendAdvert { priority: 0 });
-                self.adver_at = Some(now + self.cfg.advert_int);
-                self.garp_at = None;
-                self.handover_until = Some(now + self.cfg.advert_int);
-                self.lone_stop = true;
-            }
-            State::Master if self.cfg.graceful_handover => {
-                out.push(Action::SendAdvert { priority: 0 });
-                self.adver_at = Some(now + self.cfg.advert_int);
-                self.garp_at = None;
-                self.handover_until = Some(now + self.cfg.advert_int * 3);
-            }
             State::Master => {
                 out.push(Action::SendAdvert { priority: 0 });
-                self.finish_stop("shutdown", out);
+                let silent = !self.peer_heard;
+                // How long the VIPs stay for a successor to advertise (make-before-break).
+                let wait = match self.cfg.graceful_handover {
+                    false => None,
+                    true if !silent => Some(self.cfg.advert_int * 3),
+                    // No peer advert since we started: we are alone, or our peer is a Backup,
+                    // which is silent until it takes over. By default release at once, as
+                    // keepalived (issue 26.4); with `handover_to_silent_backup` wait one
+                    // interval, within which a Backup answers our priority 0 (its Skew_Time).
+                    true if self.cfg.handover_to_silent_backup => Some(self.cfg.advert_int),
+                    true => None,
+                };
+                match wait {
+                    Some(wait) => {
+                        self.adver_at = Some(now + self.cfg.advert_int);
+                        self.garp_at = None;
+                        self.handover_until = Some(now + wait);
+                        self.lone_stop = silent;
+                    }
+                    None if self.cfg.graceful_handover => self
+                        .finish_stop("shutdown: no peer heard since start, released at once", out),
+                    None => self.finish_stop("shutdown", out),
+                }
             }
             State::Backup | State::Fault => {
                 self.clear_timers();
