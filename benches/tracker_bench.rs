@@ -313,9 +313,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Starts a tracker, joins `n` simulated storages in `groups` groups, measures 101 and 102.
-async fn measure_shape(bin: &Path, n: usize, groups: usize, conc: usize, secs: f64) -> Row {
-    let tracker = start_tracker(bin);
+/// Starts build `bins[b]`'s tracker, joins `n` simulated storages in `groups` groups, measures
+/// 101 and 102.
+async fn measure_shape(
+    bins: &[PathBuf],
+    b: usize,
+    shape: (usize, usize),
+    conc: usize,
+    secs: f64,
+) -> Row {
+    let (n, groups) = shape;
+    let tracker = start_tracker(&bins[b]);
     let pid = tracker.child.id();
     // Wait for the listener.
     let t0 = Instant::now();
@@ -373,8 +381,8 @@ async fn measure_shape(bin: &Path, n: usize, groups: usize, conc: usize, secs: f
     }
     drop(tracker);
     Row {
-        bin: 0,
-        shape: (n, groups),
+        bin: b,
+        shape,
         runs,
     }
 }
@@ -497,19 +505,12 @@ async fn main() {
     let shapes = shapes();
     let mut rows: Vec<Row> = Vec::new();
     for _ in 0..rounds {
-        for &(n, groups) in &shapes {
-            for (b, bin) in bins.iter().enumerate() {
-                let mut row = measure_shape(bin, n, groups, conc, secs).await;
-                row.bin = b;
-                let first = rows
-                    .iter()
-                    .find(|r| r.bin == b)
-                    .unwrap_or(&row)
-                    .runs
-                    .iter()
-                    .map(|(_, r)| r.ops_s)
-                    .collect::<Vec<_>>();
-                print_row(&row, (first[0], first[1]));
+        for &shape in &shapes {
+            for b in 0..bins.len() {
+                let row = measure_shape(&bins, b, shape, conc, secs).await;
+                // Ratios are to this build's first row.
+                let first = rows.iter().find(|r| r.bin == b).unwrap_or(&row);
+                print_row(&row, (first.runs[0].1.ops_s, first.runs[1].1.ops_s));
                 rows.push(row);
             }
         }
