@@ -17,6 +17,7 @@
 //! address) changes; the service sends the list to a storage when the version it last sent is old.
 
 use super::index::Index;
+use super::sorted_map::SortedMap;
 use crate::config::{Reserved, StorageIdEntry};
 use crate::proto::cmd::errno;
 use crate::proto::tracker::{
@@ -151,7 +152,7 @@ pub fn has_room(reserved: &Reserved, total_mb: u64, free_mb: u64) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct Group {
     pub name: String,
-    pub storages: BTreeMap<String, StorageNode>,
+    pub storages: SortedMap<StorageNode>,
     /// Bumped whenever the server list changes.
     pub version: u64,
 }
@@ -188,7 +189,7 @@ pub struct Transition {
 #[derive(Debug, Default)]
 pub struct Cluster {
     /// Change only through the methods below (they keep `index` in step), or call `reindex`.
-    pub groups: BTreeMap<String, Group>,
+    pub groups: SortedMap<Group>,
     index: Index,
 }
 
@@ -301,14 +302,11 @@ impl Cluster {
         now: Instant,
     ) -> (StorageStatus, Option<SyncSource>, Option<Transition>) {
         use StorageStatus::*;
-        let g = self
-            .groups
-            .entry(req.group.clone())
-            .or_insert_with(|| Group {
-                name: req.group.clone(),
-                ..Group::default()
-            });
-        let node = g.storages.entry(who.key.clone()).or_insert_with(|| {
+        let g = self.groups.get_or_insert_with(req.group.clone(), || Group {
+            name: req.group.clone(),
+            ..Group::default()
+        });
+        let node = g.storages.get_or_insert_with(who.key.clone(), || {
             g.version += 1;
             StorageNode {
                 key: who.key.clone(),

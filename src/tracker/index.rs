@@ -14,10 +14,12 @@
 //! `reserved_storage_space`, which the index is built with (`Cluster::set_reserved`).
 
 use super::cluster::{has_room, Errno, Group, StorageNode};
+use super::sorted_map::SortedMap;
 use crate::config::Reserved;
 use crate::proto::cmd::errno;
+use foldhash::HashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the index holds about one storage; compared with the storage on every change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,29 @@ fn diff_sorted(v: &mut Vec<String>, key: &str, was: bool, is: bool) {
     }
 }
 
+/// Moves `key` from the keys listed under `old` to those under `new` (each list in key order).
+fn diff_listed(
+    map: &mut HashMap<String, Vec<String>>,
+    key: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(o) = old {
+        if let Some(keys) = map.get_mut(o) {
+            remove_sorted(keys, key);
+            if keys.is_empty() {
+                map.remove(o);
+            }
+        }
+    }
+    if let Some(n) = new {
+        insert_sorted(map.entry(n.to_string()).or_default(), key);
+    }
+}
+
 /// One group's indexes.
 #[derive(Debug, Default)]
 pub struct GroupIndex {
@@ -130,21 +155,34 @@ pub struct GroupIndex {
     by_priority: BTreeSet<(i64, String)>,
     /// (free, key, total) of ACTIVE storages with paths: the first is the group's space.
     by_free: BTreeSet<(u64, String, u64)>,
-    ids: BTreeSet<(String, String)>,
-    ips: BTreeSet<(String, String)>,
+    /// Storage keys (in key order) by id and by address: a file's source.
+    ids: HashMap<String, Vec<String>>,
+    ips: HashMap<String, Vec<String>>,
     synced: HashMap<String, Synced>,
 }
 
 impl GroupIndex {
-    /// Brings `key`'s entries in line with `node` (None: the storage is gone).
+    /// Brings `key`'s entries in line with `node` (None: the storage is gone). Only what
+    /// changed moves, without allocating for what did not: a disk report (its free space is
+    /// all that changes) runs this for every storage every second.
     fn update(&mut self, key: &str, node: Option<&StorageNode>, reserved: &Reserved) {
         let new = node.map(|n| Entry::of(n, reserved));
-        let old = self.entries.get(key).cloned();
-        if old == new {
+        if self.entries.get(key) == new.as_ref() {
             return;
         }
-        let was_active = old.as_ref().is_some_and(|e| e.active);
-        let is_active = new.as_ref().is_some_and(|e| e.active);
+        let old = match new {
+            None => self.entries.remove(key),
+            Some(new) => match self.entries.get_mut(key) {
+                Some(slot) => Some(std::mem::replace(slot, new)),
+                None => {
+                    self.entries.insert(key.to_string(), new);
+                    None
+                }
+            },
+        };
+        let (o, n) = (old.as_ref(), self.entries.get(key));
+        let was_active = o.is_some_and(|e| e.active);
+        let is_active = n.is_some_and(|e| e.active);
         if was_active != is_active {
             // Only ACTIVE storages serve reads: their sync positions join or leave. (A storage
             // is never removed from a group alone, so `node` is there when it was ACTIVE.)
@@ -160,39 +198,36 @@ impl GroupIndex {
                 }
             }
         }
-        let (o, n) = (old.as_ref(), new.as_ref());
         let k = || key.to_string();
-        diff(
+        diff_listed(
             &mut self.ids,
-            o.map(|e| (e.id.clone(), k())),
-            n.map(|e| (e.id.clone(), k())),
+            key,
+            o.map(|e| e.id.as_str()),
+            n.map(|e| e.id.as_str()),
         );
-        diff(
+        diff_listed(
             &mut self.ips,
-            o.map(|e| (e.ip.clone(), k())),
-            n.map(|e| (e.ip.clone(), k())),
+            key,
+            o.map(|e| e.ip.as_str()),
+            n.map(|e| e.ip.as_str()),
         );
-        let free = |e: &Entry| e.space.map(|(free, total)| (free, k(), total));
-        diff(&mut self.by_free, o.and_then(free), n.and_then(free));
-        let writable = |e: &&Entry| e.writable;
-        let addr = |e: &Entry| (e.ip.clone(), e.port, k());
-        let by_addr = (o.filter(writable).map(addr), n.filter(writable).map(addr));
-        diff(&mut self.by_addr, by_addr.0, by_addr.1);
-        let prio = |e: &Entry| (e.priority, k());
-        let by_prio = (o.filter(writable).map(prio), n.filter(writable).map(prio));
-        diff(&mut self.by_priority, by_prio.0, by_prio.1);
-        diff_sorted(&mut self.active, key, was_active, is_active);
-        let was_writable = o.is_some_and(|e| e.writable);
-        let is_writable = n.is_some_and(|e| e.writable);
-        diff_sorted(&mut self.writable, key, was_writable, is_writable);
-        match new {
-            Some(new) => {
-                self.entries.insert(key.to_string(), new);
-            }
-            None => {
-                self.entries.remove(key);
-            }
+        let (old_space, new_space) = (o.and_then(|e| e.space), n.and_then(|e| e.space));
+        if old_space != new_space {
+            let free = |(free, total): (u64, u64)| (free, k(), total);
+            diff(&mut self.by_free, old_space.map(free), new_space.map(free));
         }
+        let writable = |e: &&Entry| e.writable;
+        let (ow, nw) = (o.filter(writable), n.filter(writable));
+        if ow.map(|e| (&e.ip, e.port)) != nw.map(|e| (&e.ip, e.port)) {
+            let addr = |e: &Entry| (e.ip.clone(), e.port, k());
+            diff(&mut self.by_addr, ow.map(addr), nw.map(addr));
+        }
+        if ow.map(|e| e.priority) != nw.map(|e| e.priority) {
+            let prio = |e: &Entry| (e.priority, k());
+            diff(&mut self.by_priority, ow.map(prio), nw.map(prio));
+        }
+        diff_sorted(&mut self.active, key, was_active, is_active);
+        diff_sorted(&mut self.writable, key, ow.is_some(), nw.is_some());
     }
 
     fn synced(&mut self, key: &str, src: &str, old: Option<u32>, new: u32) {
@@ -256,26 +291,24 @@ impl GroupIndex {
 
     /// The first storage (key order) with this id.
     pub fn by_id(&self, id: &str) -> Option<&str> {
-        first_with(&self.ids, id)
+        self.ids
+            .get(id)
+            .and_then(|keys| keys.first())
+            .map(String::as_str)
     }
 
     /// The first storage (key order) with this address.
     pub fn by_ip(&self, ip: &str) -> Option<&str> {
-        first_with(&self.ips, ip)
+        self.ips
+            .get(ip)
+            .and_then(|keys| keys.first())
+            .map(String::as_str)
     }
 
     /// How far the ACTIVE storages have synced from source `src_id` (None: none has).
     pub fn synced_from(&self, src_id: &str) -> Option<&Synced> {
         self.synced.get(src_id)
     }
-}
-
-fn first_with<'a>(set: &'a BTreeSet<(String, String)>, first: &str) -> Option<&'a str> {
-    let from = (first.to_string(), String::new());
-    set.range(from..)
-        .next()
-        .filter(|(f, _)| f == first)
-        .map(|(_, k)| k.as_str())
 }
 
 /// What the cross-group indexes hold about one group.
@@ -290,13 +323,14 @@ struct Summary {
 #[derive(Debug, Default)]
 pub struct Index {
     reserved: Reserved,
-    /// All group names, in order: the group round robin's positions.
-    names: Vec<String>,
-    usable: BTreeSet<String>,
+    /// Every group's indexes, in name order: the group round robin's positions.
+    groups: SortedMap<(GroupIndex, Summary)>,
+    /// Positions (in `groups`) of the groups that can take an upload: the round robin finds
+    /// the next one without comparing names.
+    usable: BTreeSet<usize>,
     /// Usable groups, most free space first, then by name.
     by_space: BTreeSet<(Reverse<u64>, String)>,
     live: usize,
-    groups: HashMap<String, (GroupIndex, Summary)>,
 }
 
 impl Index {
@@ -305,7 +339,7 @@ impl Index {
     }
 
     /// Indexes `groups` from scratch with `reserved`.
-    pub fn rebuild(&mut self, groups: &BTreeMap<String, Group>, reserved: Reserved) {
+    pub fn rebuild(&mut self, groups: &SortedMap<Group>, reserved: Reserved) {
         *self = Index {
             reserved,
             ..Index::default()
@@ -320,9 +354,17 @@ impl Index {
 
     fn ensure_group(&mut self, name: &str) {
         if !self.groups.contains_key(name) {
-            insert_sorted(&mut self.names, name);
             self.groups.insert(name.to_string(), Default::default());
+            self.renumber_usable();
         }
+    }
+
+    /// Recomputes the usable positions after a group came or went (the ones after it moved).
+    fn renumber_usable(&mut self) {
+        self.usable = (self.groups.values().enumerate())
+            .filter(|(_, (_, s))| s.usable.is_some())
+            .map(|(i, _)| i)
+            .collect();
     }
 
     /// Brings storage `key` of `g` in line with the view (also when it is new or gone).
@@ -344,23 +386,21 @@ impl Index {
 
     pub fn remove_group(&mut self, name: &str) {
         if let Some((_, s)) = self.groups.remove(name) {
-            self.unsummarise(name, s);
-            remove_sorted(&mut self.names, name);
-        }
-    }
-
-    fn unsummarise(&mut self, name: &str, s: Summary) {
-        if s.live {
-            self.live -= 1;
-        }
-        if let Some(free) = s.usable {
-            self.usable.remove(name);
-            self.by_space.remove(&(Reverse(free), name.to_string()));
+            if s.live {
+                self.live -= 1;
+            }
+            if let Some(free) = s.usable {
+                self.by_space.remove(&(Reverse(free), name.to_string()));
+            }
+            self.renumber_usable();
         }
     }
 
     fn resummarise(&mut self, name: &str) {
         let reserved = self.reserved;
+        let Some(pos) = self.groups.position(name) else {
+            return;
+        };
         let Some((gi, old)) = self.groups.get_mut(name) else {
             return;
         };
@@ -372,13 +412,30 @@ impl Index {
         if old == new {
             return;
         }
-        self.unsummarise(name, old);
-        if new.live {
-            self.live += 1;
+        // Usually only the group's free space moved (a disk report): one set changes.
+        if old.live != new.live {
+            if new.live {
+                self.live += 1;
+            } else {
+                self.live -= 1;
+            }
         }
-        if let Some(free) = new.usable {
-            self.usable.insert(name.to_string());
-            self.by_space.insert((Reverse(free), name.to_string()));
+        match (old.usable.is_some(), new.usable.is_some()) {
+            (false, true) => {
+                self.usable.insert(pos);
+            }
+            (true, false) => {
+                self.usable.remove(&pos);
+            }
+            _ => {}
+        }
+        if old.usable != new.usable {
+            if let Some(free) = old.usable {
+                self.by_space.remove(&(Reverse(free), name.to_string()));
+            }
+            if let Some(free) = new.usable {
+                self.by_space.insert((Reverse(free), name.to_string()));
+            }
         }
     }
 
@@ -387,29 +444,23 @@ impl Index {
     }
 
     pub fn group_count(&self) -> usize {
-        self.names.len()
+        self.groups.len()
     }
 
     /// The group at position `i` of the name order.
     pub fn name_at(&self, i: usize) -> Option<&str> {
-        self.names.get(i).map(String::as_str)
+        self.groups.key_at(i)
     }
 
-    /// Position of group `name` in the name order.
-    pub fn position(&self, name: &str) -> Option<usize> {
-        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+    /// The position (in name order) of the first group at or after position `i` that can take
+    /// an upload.
+    pub fn usable_from(&self, i: usize) -> Option<usize> {
+        self.usable.range(i..).next().copied()
     }
 
-    /// The first group at or after `name` (in name order) that can take an upload.
-    pub fn usable_from(&self, name: &str) -> Option<&str> {
-        self.usable
-            .range::<str, _>((std::ops::Bound::Included(name), std::ops::Bound::Unbounded))
-            .next()
-            .map(String::as_str)
-    }
-
-    pub fn first_usable(&self) -> Option<&str> {
-        self.usable.first().map(String::as_str)
+    /// The position of the first group (in name order) that can take an upload.
+    pub fn first_usable(&self) -> Option<usize> {
+        self.usable.first().copied()
     }
 
     /// The usable group with the most free space (the first by name among equals).

@@ -34,6 +34,7 @@ pub mod peers;
 pub mod persist;
 pub mod select;
 pub mod service;
+pub mod sorted_map;
 pub mod sys_files;
 mod sys_files_link;
 

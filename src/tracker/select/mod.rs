@@ -28,7 +28,7 @@ use crate::config::{
 use crate::proto::cmd::errno;
 use crate::proto::fileid::RemoteName;
 use crate::proto::tracker::StorageAddr;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// The settings selection depends on (a slice of `TrackerConfig`).
 #[derive(Debug, Clone)]
@@ -168,29 +168,35 @@ impl Selector {
         }
     }
 
-    fn writable_len(&self, cluster: &Cluster, g: &Group) -> usize {
-        match self.index_of(cluster, g) {
-            Some(gi) => gi.writable_len(),
-            None => self.scan_writable(g).len(),
-        }
-    }
-
     fn pick_server<'a>(
         &mut self,
         cluster: &Cluster,
         g: &'a Group,
     ) -> Result<&'a StorageNode, Errno> {
-        let s = self.peek_server(cluster, g)?;
+        // One index lookup for both the choice and the round robin's length.
+        let gi = self.index_of(cluster, g);
+        let s = self.peek_server_in(g, gi)?;
         if self.cfg.store_server == StoreServer::RoundRobin {
-            let n = self.writable_len(cluster, g).max(1);
-            next_in(&mut self.server_cursor, &g.name, n);
+            let n = match gi {
+                Some(gi) => gi.writable_len(),
+                None => self.scan_writable(g).len(),
+            };
+            next_in(&mut self.server_cursor, &g.name, n.max(1));
         }
         Ok(s)
     }
 
     /// The storage `pick_server` would choose, without moving the round robin.
     fn peek_server<'a>(&self, cluster: &Cluster, g: &'a Group) -> Result<&'a StorageNode, Errno> {
-        match self.index_of(cluster, g) {
+        self.peek_server_in(g, self.index_of(cluster, g))
+    }
+
+    fn peek_server_in<'a>(
+        &self,
+        g: &'a Group,
+        gi: Option<&GroupIndex>,
+    ) -> Result<&'a StorageNode, Errno> {
+        match gi {
             Some(gi) => self.index_peek_server(g, gi),
             None => self.scan_peek_server(g),
         }
@@ -200,7 +206,13 @@ impl Selector {
     fn pick_path(&mut self, s: &StorageNode) -> Result<u8, Errno> {
         let i = self.peek_path(s)?;
         if self.cfg.store_path == StorePathLookup::RoundRobin {
-            self.path_cursor.insert(s.key.clone(), i as usize + 1);
+            let next = i as usize + 1;
+            match self.path_cursor.get_mut(&s.key) {
+                Some(c) => *c = next,
+                None => {
+                    self.path_cursor.insert(s.key.clone(), next);
+                }
+            }
         }
         Ok(i)
     }
@@ -218,12 +230,19 @@ impl Selector {
                 ok.max_by_key(|i| (s.paths[*i].free_mb, usize::MAX - i))
             }
             StorePathLookup::RoundRobin => {
+                // The first usable path at or after the cursor, else the first usable one
+                // (one pass, no allocation: this runs on every upload query).
                 let c = self.path_cursor.get(&s.key).copied().unwrap_or(0);
-                let ok: Vec<usize> = ok.collect();
-                ok.iter()
-                    .copied()
-                    .find(|i| *i >= c)
-                    .or_else(|| ok.first().copied())
+                let mut first = None;
+                let mut at_or_after = None;
+                for i in ok {
+                    first.get_or_insert(i);
+                    if i >= c {
+                        at_or_after = Some(i);
+                        break;
+                    }
+                }
+                at_or_after.or(first)
             }
         };
         i.and_then(|i| u8::try_from(i).ok()).ok_or(errno::ENOSPC)

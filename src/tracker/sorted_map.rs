@@ -1,0 +1,206 @@
+//! A map from names to values that iterates in name order, like `BTreeMap<String, V>`, but
+//! finds a name with one hash lookup and keeps its values side by side in one `Vec`.
+//!
+//! Why (issue 27.1): the tracker's groups and a group's storages are looked up by name on
+//! every query. In a `BTreeMap<String, _>` that walks the tree comparing the name with keys
+//! whose bytes each sit in their own allocation: with 1,000 groups or 500 storages in a group,
+//! two dozen cache misses a lookup, so a query slowed with the size of the cluster. Inserts
+//! and removals (a group or a storage appears or goes) are O(n); they are rare.
+
+use foldhash::{HashMap, HashMapExt};
+
+#[derive(Clone)]
+pub struct SortedMap<V> {
+    /// Names in order; `values[i]` belongs to `keys[i]`.
+    keys: Vec<String>,
+    values: Vec<V>,
+    /// Name -> its position in `keys` / `values`.
+    positions: HashMap<String, usize>,
+}
+
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap {
+            keys: Vec::new(),
+            values: Vec::new(),
+            positions: HashMap::new(),
+        }
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for SortedMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V> SortedMap<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.positions.contains_key(key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.positions.get(key).map(|&i| &self.values[i])
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.positions.get(key).map(|&i| &mut self.values[i])
+    }
+
+    /// Inserts or replaces; returns the value replaced.
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        if let Some(&i) = self.positions.get(&key) {
+            return Some(std::mem::replace(&mut self.values[i], value));
+        }
+        let i = self.keys.partition_point(|k| *k < key);
+        self.keys.insert(i, key);
+        self.values.insert(i, value);
+        self.renumber(i);
+        None
+    }
+
+    /// The value of `key`, inserted first from `make` when it is not there.
+    pub fn get_or_insert_with(&mut self, key: String, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.positions.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = self.keys.partition_point(|k| *k < key);
+                self.keys.insert(i, key);
+                self.values.insert(i, make());
+                self.renumber(i);
+                i
+            }
+        };
+        &mut self.values[i]
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let i = self.positions.remove(key)?;
+        self.keys.remove(i);
+        let v = self.values.remove(i);
+        self.renumber(i);
+        Some(v)
+    }
+
+    /// Records the positions of `keys[from..]` (they moved).
+    fn renumber(&mut self, from: usize) {
+        for (i, k) in self.keys.iter().enumerate().skip(from) {
+            match self.positions.get_mut(k) {
+                Some(p) => *p = i,
+                None => {
+                    self.positions.insert(k.clone(), i);
+                }
+            }
+        }
+    }
+
+    /// Where `key` is in name order.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.positions.get(key).copied()
+    }
+
+    /// The name at position `i` in name order.
+    pub fn key_at(&self, i: usize) -> Option<&str> {
+        self.keys.get(i).map(String::as_str)
+    }
+
+    pub fn keys(&self) -> std::slice::Iter<'_, String> {
+        self.keys.iter()
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, V> {
+        self.values.iter()
+    }
+
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, V> {
+        self.values.iter_mut()
+    }
+
+    pub fn iter(&self) -> std::iter::Zip<std::slice::Iter<'_, String>, std::slice::Iter<'_, V>> {
+        self.keys.iter().zip(self.values.iter())
+    }
+
+    pub fn iter_mut(
+        &mut self,
+    ) -> std::iter::Zip<std::slice::Iter<'_, String>, std::slice::IterMut<'_, V>> {
+        self.keys.iter().zip(self.values.iter_mut())
+    }
+}
+
+impl<'a, V> IntoIterator for &'a SortedMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, String>, std::slice::Iter<'a, V>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<V> std::ops::Index<&str> for SortedMap<V> {
+    type Output = V;
+
+    fn index(&self, key: &str) -> &V {
+        self.get(key).expect("no entry for this key")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// Any mix of inserts and removals leaves it equal to a BTreeMap fed the same.
+        #[test]
+        fn behaves_as_a_btreemap(ops in proptest::collection::vec((0u8..3, 0u8..40, any::<u16>()), 0..200)) {
+            let mut ours = SortedMap::new();
+            let mut reference = BTreeMap::new();
+            for (op, k, v) in ops {
+                let key = format!("k{k}");
+                match op {
+                    0 => prop_assert_eq!(ours.insert(key.clone(), v), reference.insert(key, v)),
+                    1 => prop_assert_eq!(ours.remove(&key), reference.remove(&key)),
+                    _ => {
+                        let r = *reference.entry(key.clone()).or_insert(v);
+                        prop_assert_eq!(*ours.get_or_insert_with(key, || v), r);
+                    }
+                }
+                prop_assert_eq!(ours.len(), reference.len());
+                prop_assert!(ours.iter().eq(reference.iter()));
+                for (i, (k, v)) in reference.iter().enumerate() {
+                    prop_assert_eq!(ours.get(k), Some(v));
+                    prop_assert_eq!(ours.position(k), Some(i));
+                    prop_assert_eq!(ours.key_at(i), Some(k.as_str()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn iter_mut_walks_in_name_order() {
+        let mut m = SortedMap::new();
+        for k in ["b", "c", "a"] {
+            m.insert(k.to_string(), 0);
+        }
+        for (i, (_, v)) in m.iter_mut().enumerate() {
+            *v = i;
+        }
+        assert_eq!(m["a"], 0);
+        assert_eq!(m["b"], 1);
+        assert_eq!(m["c"], 2);
+        assert!(m.get("d").is_none());
+    }
+}
