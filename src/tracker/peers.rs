@@ -19,7 +19,8 @@ use crate::proto::tracker::{
     TrackerFilter,
 };
 use crate::proto::tracker_peer as tp;
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::HashSet;
 use std::fmt::Write;
 
 /// Largest GET_ONE_SYS_FILE chunk (C sends a file in pieces no larger than its buffer).
@@ -58,10 +59,10 @@ pub struct Peers {
     joined: HashMap<u64, String>,
     /// Per follower "ip:port" (C's format): what it told us.
     followers: HashMap<String, TrackerInfo>,
-    /// Per storage (group, key): the group's list version it was last sent. Per storage, not
+    /// Per group, per storage key: the group's list version it was last sent. Per storage, not
     /// per connection, as C keeps it: a storage that reconnects is sent the list again only
     /// when the list changed. Bounded by the storages the view holds.
-    pushed: HashMap<(String, String), u64>,
+    pushed: HashMap<String, HashMap<String, u64>>,
     /// Set at a start without data (or after more than 600 s down): storage JOINs wait until
     /// the other trackers' system files were copied (`sys_files`), as in C.
     pub sys_files_needed: bool,
@@ -195,11 +196,14 @@ impl Peers {
     /// Whether the storage's list must be sent (the group's list changed since it was last
     /// sent to that storage); records it as sent.
     fn push_list(&mut self, group: &str, key: &str, version: u64) -> bool {
-        let k = (group.to_string(), key.to_string());
-        if self.pushed.get(&k) == Some(&version) {
+        // Looked up without allocating: this runs on every beat of every storage.
+        if self.pushed.get(group).and_then(|g| g.get(key)) == Some(&version) {
             return false;
         }
-        self.pushed.insert(k, version);
+        self.pushed
+            .entry(group.to_string())
+            .or_default()
+            .insert(key.to_string(), version);
         true
     }
 
