@@ -48,17 +48,22 @@ use tokio_util::sync::CancellationToken;
 
 /// Writes the view to disk when it differs from what was last written. Failures are logged
 /// once per change and never stop the tracker (the view is only a warm-start aid).
-async fn save_if_changed(tracker: &Arc<Tracker>, data_dir: &Path, saved: &mut String) {
-    // Compare without the timestamp, so an unchanged view is not rewritten every tick.
-    let Some(probe) = tracker.snapshot_json(0) else {
-        return;
-    };
-    if probe == *saved {
+async fn save_if_changed(
+    tracker: &Arc<Tracker>,
+    data_dir: &Path,
+    saved: &mut Option<persist::Snapshot>,
+) {
+    // Compared without the timestamp, so an unchanged view is not rewritten every tick; one
+    // copy of the view per tick, taken under the lock (queries wait meanwhile).
+    let mut snap = tracker.snapshot(0);
+    if saved.as_ref() == Some(&snap) {
         return;
     }
-    let Some(json) = tracker.snapshot_json(crate::clock::unix_now_i64()) else {
+    snap.saved_at_unix = crate::clock::unix_now_i64();
+    let Ok(json) = serde_json::to_string(&snap) else {
         return;
     };
+    snap.saved_at_unix = 0;
     let dir = data_dir.to_path_buf();
     match tokio::task::spawn_blocking(move || persist::save(&dir, &json)).await {
         Ok(Ok(())) => {}
@@ -67,7 +72,7 @@ async fn save_if_changed(tracker: &Arc<Tracker>, data_dir: &Path, saved: &mut St
         }
         Err(e) => tracing::warn!(error = %e, "tracker view save task failed"),
     }
-    *saved = probe;
+    *saved = Some(snap);
 }
 
 /// Refuses settings the tracker could only fail on later, naming the key.
@@ -186,7 +191,7 @@ impl TrackerServer {
             let data_dir = self.data_dir.clone();
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(tick);
-                let mut saved = String::new();
+                let mut saved = None;
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,

@@ -254,10 +254,9 @@ impl Tracker {
         log_transitions(ts);
     }
 
-    /// The view as JSON for `persist` (None if it cannot be serialised, which would be a bug).
-    pub fn snapshot_json(&self, unix_now: i64) -> Option<String> {
-        let snap = super::persist::snapshot(&self.lock().cluster, unix_now);
-        serde_json::to_string(&snap).ok()
+    /// The view as saved on disk (the lock is held only while it is copied).
+    pub fn snapshot(&self, unix_now: i64) -> super::persist::Snapshot {
+        super::persist::snapshot(&self.lock().cluster, unix_now)
     }
 
     /// The connection of a joined storage closed.
