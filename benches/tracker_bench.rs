@@ -20,10 +20,14 @@
 //! default all six; BENCH_SECS=3 seconds per query and shape; BENCH_CONC=8; BENCH_ROUNDS=3
 //! runs every shape that many times, interleaved, and ends with each shape's median;
 //! BENCH_BIN=path[,path] runs other builds of `fdfs-ha`, each shape with each build in turn,
-//! for an A/B in one run). The tracker is the bottleneck (it uses ~95 % of one core), so the
+//! for an A/B in one run; BENCH_PIN=1 puts the client and simulator on CPU 0 and the tracker on
+//! CPU 1, which takes the scheduler's migrations out of the figures). The tracker is the bottleneck (it uses ~95 % of one core), so the
 //! CPU column is also printed as µs of tracker CPU per query, the steadiest figure when the
 //! machine's speed drifts between shapes.
 #![allow(clippy::unwrap_used)] // benchmark harness: a failed unwrap is a failed run
+
+#[path = "common/shapes.rs"]
+mod shapes;
 
 use fdfs_ha::clock::unix_now_i64;
 use fdfs_ha::proto::cmd;
@@ -31,6 +35,7 @@ use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
 use fdfs_ha::proto::tracker::{encode_disk_usage, FileQuery, JoinReq, PathUsage};
 use fdfs_ha::proto::Header;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -89,7 +94,15 @@ fn start_tracker(bin: &Path) -> Tracker {
         ),
     )
     .unwrap();
-    let child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if let Some(cpu) = pinned().map(|(_, tracker)| tracker) {
+        // SAFETY: between fork and exec the child only makes the sched_setaffinity system
+        // call, which is async-signal-safe; nothing is allocated or locked.
+        unsafe {
+            cmd.pre_exec(move || pin_to(cpu).map_err(std::io::Error::from));
+        }
+    }
+    let child = cmd
         .args(["run", "-c"])
         .arg(&cfg)
         .stdout(Stdio::null())
@@ -281,17 +294,7 @@ async fn measure(
 }
 
 fn shapes() -> Vec<(usize, usize)> {
-    let Ok(v) = std::env::var("BENCH_SHAPES") else {
-        return SHAPES.to_vec();
-    };
-    v.split(',')
-        .map(|s| {
-            let (n, g) = s
-                .split_once('/')
-                .expect("BENCH_SHAPES: storages/groups,...");
-            (n.trim().parse().unwrap(), g.trim().parse().unwrap())
-        })
-        .collect()
+    shapes::from_env(SHAPES)
 }
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -481,11 +484,37 @@ fn print_medians(rows: &[Row], bins: &[PathBuf], shapes: &[(usize, usize)]) {
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// `BENCH_PIN=1`: the CPUs of (this bench, the tracker), when the machine has two to give.
+/// Decided once, before the pinning narrows what `available_parallelism` sees.
+fn pinned() -> Option<(usize, usize)> {
+    static PINNED: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *PINNED.get_or_init(|| {
+        let wanted = std::env::var("BENCH_PIN").is_ok_and(|v| v == "1");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (wanted && cpus >= 2).then_some((0, 1))
+    })
+}
+
+fn pin_to(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benchmarks; nothing to list here
     }
+    // Pinned before the runtime starts, so its threads inherit the CPU.
+    if let Some((bench, _)) = pinned() {
+        pin_to(bench).expect("BENCH_PIN: sched_setaffinity");
+    }
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let bins: Vec<PathBuf> = match std::env::var("BENCH_BIN") {
         Ok(v) => v.split(',').map(PathBuf::from).collect(),
         Err(_) => vec![PathBuf::from(env!("CARGO_BIN_EXE_fdfs-ha"))],
@@ -500,6 +529,12 @@ async fn main() {
     );
     for (i, b) in bins.iter().enumerate() {
         println!("bin {i}: {}", b.display());
+    }
+    match pinned() {
+        Some((bench, tracker)) => {
+            println!("pinned: client and simulator on CPU {bench}, tracker on CPU {tracker}")
+        }
+        None => println!("not pinned (BENCH_PIN=1 pins on a machine with 2 or more CPUs)"),
     }
     print_header();
     let shapes = shapes();
