@@ -447,9 +447,14 @@ impl Index {
         self.groups.len()
     }
 
-    /// The group at position `i` of the name order.
-    pub fn name_at(&self, i: usize) -> Option<&str> {
-        self.groups.key_at(i)
+    /// The group at position `i` of the name order, and its indexes.
+    pub fn group_at(&self, i: usize) -> Option<(&str, &GroupIndex)> {
+        self.groups.entry_at(i).map(|(name, (gi, _))| (name, gi))
+    }
+
+    /// The group of `name` with its indexes.
+    pub fn named(&self, name: &str) -> Option<(&str, &GroupIndex)> {
+        self.groups.position(name).and_then(|i| self.group_at(i))
     }
 
     /// The position (in name order) of the first group at or after position `i` that can take

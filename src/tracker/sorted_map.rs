@@ -116,6 +116,11 @@ impl<V> SortedMap<V> {
         self.keys.get(i).map(String::as_str)
     }
 
+    /// The name and value at position `i` in name order.
+    pub fn entry_at(&self, i: usize) -> Option<(&str, &V)> {
+        Some((self.keys.get(i)?.as_str(), self.values.get(i)?))
+    }
+
     pub fn keys(&self) -> std::slice::Iter<'_, String> {
         self.keys.iter()
     }

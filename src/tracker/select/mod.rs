@@ -135,47 +135,49 @@ impl Selector {
     }
 
     /// Why a group cannot take an upload: ENOENT (no ACTIVE storage) or ENOSPC (no room).
-    fn group_refusal(&self, cluster: &Cluster, g: &Group) -> Option<Errno> {
-        match self.index_of(cluster, g) {
+    fn group_refusal(&self, g: &Group, gi: Option<&GroupIndex>) -> Option<Errno> {
+        match gi {
             Some(gi) => gi.refusal(&self.cfg.reserved),
             None => self.scan_group_refusal(g),
         }
     }
 
+    /// The group an upload goes to, with its indexes when they answer for us.
     fn pick_group<'a>(
         &mut self,
         cluster: &'a Cluster,
         group: Option<&str>,
-    ) -> Result<&'a Group, Errno> {
+    ) -> Result<(&'a Group, Option<&'a GroupIndex>), Errno> {
         let wanted = match (group, self.cfg.store_lookup) {
-            (Some(g), _) => Some(g.to_string()),
+            (Some(g), _) => Some(g),
             (None, StoreLookup::Specified) => {
-                Some(self.cfg.store_group.clone().ok_or(errno::ENOENT)?)
+                Some(self.cfg.store_group.as_deref().ok_or(errno::ENOENT)?)
             }
             (None, _) => None,
         };
         if let Some(name) = wanted {
-            let g = cluster.groups.get(&name).ok_or(errno::ENOENT)?;
-            return match self.group_refusal(cluster, g) {
+            let g = cluster.groups.get(name).ok_or(errno::ENOENT)?;
+            let gi = self.index_of(cluster, g);
+            return match self.group_refusal(g, gi) {
                 Some(e) => Err(e),
-                None => Ok(g),
+                None => Ok((g, gi)),
             };
         }
         if self.indexed(cluster) {
-            self.index_pick_group(cluster)
+            self.index_pick_group(cluster).map(|(g, gi)| (g, Some(gi)))
         } else {
-            self.scan_pick_group(cluster)
+            self.scan_pick_group(cluster).map(|g| (g, None))
         }
     }
 
+    /// The storage an upload to `g` goes to, moving the round robin (`gi`: the group's
+    /// indexes when they answer for us).
     fn pick_server<'a>(
         &mut self,
-        cluster: &Cluster,
         g: &'a Group,
+        gi: Option<&GroupIndex>,
     ) -> Result<&'a StorageNode, Errno> {
-        // One index lookup for both the choice and the round robin's length.
-        let gi = self.index_of(cluster, g);
-        let s = self.peek_server_in(g, gi)?;
+        let s = self.peek_server(g, gi)?;
         if self.cfg.store_server == StoreServer::RoundRobin {
             let n = match gi {
                 Some(gi) => gi.writable_len(),
@@ -187,11 +189,7 @@ impl Selector {
     }
 
     /// The storage `pick_server` would choose, without moving the round robin.
-    fn peek_server<'a>(&self, cluster: &Cluster, g: &'a Group) -> Result<&'a StorageNode, Errno> {
-        self.peek_server_in(g, self.index_of(cluster, g))
-    }
-
-    fn peek_server_in<'a>(
+    fn peek_server<'a>(
         &self,
         g: &'a Group,
         gi: Option<&GroupIndex>,
@@ -250,8 +248,8 @@ impl Selector {
 
     /// QUERY_STORE_*_ONE.
     pub fn store(&mut self, cluster: &Cluster, group: Option<&str>) -> Result<StoreChoice, Errno> {
-        let g = self.pick_group(cluster, group)?;
-        let s = self.pick_server(cluster, g)?;
+        let (g, gi) = self.pick_group(cluster, group)?;
+        let s = self.pick_server(g, gi)?;
         let store_path_index = self.pick_path(s)?;
         Ok(StoreChoice {
             group: g.name.clone(),
@@ -269,8 +267,8 @@ impl Selector {
         cluster: &Cluster,
         group: Option<&str>,
     ) -> Result<StoreChoice, Errno> {
-        let g = self.pick_group(cluster, group)?;
-        let next = self.peek_server(cluster, g)?;
+        let (g, gi) = self.pick_group(cluster, group)?;
+        let next = self.peek_server(g, gi)?;
         let store_path_index = self.peek_path(next)?;
         Ok(StoreChoice {
             group: g.name.clone(),
@@ -368,7 +366,7 @@ impl Selector {
             None => g.storages.values().find(|s| s.is_active()),
         };
         let first_active = first_active.ok_or(errno::ENOENT)?;
-        match self.pick_server(cluster, g) {
+        match self.pick_server(g, gi) {
             Ok(s) => Ok(addr(s)),
             // Deletes must work on a full group too.
             Err(_) => Ok(addr(first_active)),
