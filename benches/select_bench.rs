@@ -9,38 +9,22 @@
 //! the selector shows here first.
 //!
 //! `cargo bench --bench select_bench`; env `BENCH_SHAPES=10/5,...`, `BENCH_QUERIES` (per
-//! query kind and shape, default 2,000,000).
+//! query kind and shape, default 2,000,000), `BENCH_REPORTS=0` (no disk reports between the
+//! queries). Steadiest under `taskset -c 1`.
 
-#[path = "common/shapes.rs"]
-mod shapes;
+#[path = "common/cluster.rs"]
+mod cluster;
 
+use cluster::{c_storage_join, group_name, shapes_from_env, storage_ip};
 use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
-use fdfs_ha::proto::tracker::{JoinReq, PathUsage};
+use fdfs_ha::proto::tracker::PathUsage;
 use fdfs_ha::tracker::cluster::{Cluster, Identity};
 use fdfs_ha::tracker::select::{SelectConfig, Selector};
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::time::Instant;
-
-const SHAPES: &[(usize, usize)] = &[
-    (10, 5),
-    (100, 50),
-    (500, 250),
-    (2000, 1000),
-    (500, 4),
-    (2000, 4),
-];
 
 /// Queries a second the reports are spread over (the socket bench's order of magnitude).
 const QUERY_RATE: f64 = 130_000.0;
-
-fn storage_ip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
-}
-
-fn group_name(g: usize) -> String {
-    format!("group{}", g + 1)
-}
 
 fn who(i: usize) -> Identity {
     let ip = storage_ip(i).to_string();
@@ -63,21 +47,7 @@ fn report(c: &mut Cluster, i: usize, groups: usize, n: u64, now: Instant) {
 fn cluster(n: usize, groups: usize, now: Instant) -> Cluster {
     let mut c = Cluster::new();
     for i in 0..n {
-        let req = JoinReq {
-            group: group_name(i % groups),
-            storage_port: 23000,
-            store_path_count: 1,
-            subdir_count_per_path: 256,
-            upload_priority: 10,
-            join_time: 0,
-            up_time: 0,
-            version: "6.16.1".into(),
-            init_flag: 0,
-            status: 0,
-            storage_id: String::new(),
-            current_tracker_ip: String::new(),
-            trackers: vec![],
-        };
+        let req = c_storage_join(group_name(i % groups));
         c.join(&who(i), &req, i as u64, now);
         report(&mut c, i, groups, 0, now);
         let _ = c.beat(&group_name(i % groups), &who(i).key, None, now);
@@ -117,7 +87,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let shapes = shapes::from_env(SHAPES);
+    let shapes = shapes_from_env();
     let count: usize = std::env::var("BENCH_QUERIES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -26,15 +26,16 @@
 //! machine's speed drifts between shapes.
 #![allow(clippy::unwrap_used)] // benchmark harness: a failed unwrap is a failed run
 
-#[path = "common/shapes.rs"]
-mod shapes;
+#[path = "common/cluster.rs"]
+mod cluster;
 
+use cluster::{c_storage_join, group_name, shapes_from_env, storage_ip};
 use fdfs_ha::clock::unix_now_i64;
 use fdfs_ha::proto::cmd;
 use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
 use fdfs_ha::proto::tracker::{encode_disk_usage, FileQuery, JoinReq, PathUsage};
 use fdfs_ha::proto::Header;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,15 +44,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-const SHAPES: &[(usize, usize)] = &[
-    (10, 5),
-    (100, 50),
-    (500, 250),
-    (2000, 1000),
-    (500, 4),
-    (2000, 4),
-];
 
 /// C FastDFS 6.16.1, issue 27 (measured 2026-12 on this kind of machine, same simulator,
 /// c=8, median of 3): (storages, groups) -> (101 ops/s, 102 ops/s).
@@ -116,15 +108,6 @@ fn start_tracker(bin: &Path) -> Tracker {
     }
 }
 
-/// Storage `i`'s address: 127.1.x.y, y in 1..=250.
-fn storage_ip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
-}
-
-fn group_name(g: usize) -> String {
-    format!("group{}", g + 1)
-}
-
 async fn call(s: &mut TcpStream, cmd: u8, body: &[u8]) -> std::io::Result<(u8, Vec<u8>)> {
     let mut msg = Header::new(cmd, 0, body.len() as u64).encode().to_vec();
     msg.extend_from_slice(body);
@@ -150,19 +133,11 @@ async fn storage(
     let mut s = sock.connect(tracker).await.unwrap();
     let now = unix_now_i64();
     let join = JoinReq {
-        group: group_name(i % groups),
-        storage_port: 23000,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
         join_time: now,
         up_time: now,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
         current_tracker_ip: tracker.ip().to_string(),
         trackers: vec![tracker.to_string()],
+        ..c_storage_join(group_name(i % groups))
     };
     let (status, _) = call(&mut s, cmd::STORAGE_JOIN, &join.encode())
         .await
@@ -291,10 +266,6 @@ async fn measure(
         join_s: 0.0,
         beats_cpu_pct: 0.0,
     }
-}
-
-fn shapes() -> Vec<(usize, usize)> {
-    shapes::from_env(SHAPES)
 }
 
 fn env_num(name: &str, default: f64) -> f64 {
@@ -537,7 +508,7 @@ async fn run() {
         None => println!("not pinned (BENCH_PIN=1 pins on a machine with 2 or more CPUs)"),
     }
     print_header();
-    let shapes = shapes();
+    let shapes = shapes_from_env();
     let mut rows: Vec<Row> = Vec::new();
     for _ in 0..rounds {
         for &shape in &shapes {
