@@ -24,19 +24,11 @@ pub fn tracker_request(data: &[u8]) {
     let now = Instant::now();
     let mut conn = t.new_conn("127.0.0.1".into());
     let join = crate::proto::tracker::JoinReq {
-        group: "group1".into(),
-        storage_port: 23000,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
         join_time: 1,
         up_time: 1,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
         current_tracker_ip: "127.0.0.1".into(),
         trackers: vec!["127.0.0.1:22122".into()],
+        ..crate::proto::tracker::JoinReq::c_storage("group1", 23000)
     };
     let _ = t.handle(
         &mut conn,

@@ -99,19 +99,12 @@ async fn s1_peer_side(l: TcpListener) {
 async fn s1_tracker_side(tracker: SocketAddr, port: u16, stop: CancellationToken) {
     let mut s = connect_from(S1, tracker).await;
     let join = JoinReq {
-        group: GROUP.into(),
-        storage_port: port,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
         join_time: 1796459533,
         up_time: 1796459533,
-        version: "6.16.1".into(),
-        init_flag: 0,
         status: StorageStatus::Active as u8,
-        storage_id: String::new(),
         current_tracker_ip: tracker.ip().to_string(),
         trackers: vec![tracker.to_string()],
+        ..JoinReq::c_storage(GROUP, port)
     };
     assert_eq!(call(&mut s, cmd::STORAGE_JOIN, &join.encode()).await.0, 0);
     let mut disk = 100_000u64.to_be_bytes().to_vec();

@@ -168,23 +168,17 @@ async fn c_tracker_session(
     let mut s = connect_from(C_IP, tracker).await;
     let now = unix_now() as i64;
     let join = JoinReq {
-        group: GROUP.into(),
-        storage_port: port,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
         join_time: now - 3600,
         up_time: now,
-        version: "6.16.1".into(),
         init_flag: u8::from(newcomer.is_some()),
         status: if newcomer.is_some() {
             0xFF
         } else {
             StorageStatus::Active as u8
         },
-        storage_id: String::new(),
         current_tracker_ip: tracker.ip().to_string(),
         trackers: vec![tracker.to_string()],
+        ..JoinReq::c_storage(GROUP, port)
     };
     assert_eq!(call(&mut s, cmd::STORAGE_JOIN, &join.encode()).await.0, 0);
     if let Some(dest) = &newcomer {

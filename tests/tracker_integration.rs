@@ -339,19 +339,9 @@ async fn storage_not_in_storage_ids_is_refused() {
     let t = start_tracker(&tracker_cfg(IDS)).await;
     let mut s = conn(t.addr).await;
     let join = JoinReq {
-        group: "group1".into(),
-        storage_port: 24000,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
         storage_id: "999".into(),
         current_tracker_ip: "127.0.0.1".into(),
-        trackers: vec![],
+        ..JoinReq::c_storage("group1", 24000)
     };
     write_message(&mut s, cmd::STORAGE_JOIN, 0, &join.encode())
         .await

@@ -43,19 +43,5 @@ pub fn group_name(g: usize) -> String {
 /// The JOIN a C FastDFS 6.16.1 storage with one store path on port 23000 sends (the caller
 /// fills in times and trackers where they matter).
 pub fn c_storage_join(group: String) -> JoinReq {
-    JoinReq {
-        group,
-        storage_port: 23000,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
-        current_tracker_ip: String::new(),
-        trackers: vec![],
-    }
+    JoinReq::c_storage(&group, 23000)
 }

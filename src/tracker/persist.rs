@@ -193,19 +193,10 @@ mod tests {
     fn cluster_with_one_active(now: Instant) -> Cluster {
         let mut c = Cluster::new();
         let req = JoinReq {
-            group: "g1".into(),
-            storage_port: 23000,
-            store_path_count: 1,
-            subdir_count_per_path: 256,
-            upload_priority: 10,
             join_time: 5,
             up_time: 6,
-            version: "6.16.1".into(),
-            init_flag: 0,
-            status: 0,
             storage_id: "1".into(),
-            current_tracker_ip: String::new(),
-            trackers: vec![],
+            ..JoinReq::c_storage("g1", 23000)
         };
         let who = Identity {
             key: "1".into(),

@@ -443,19 +443,12 @@ mod tests {
         let now = std::time::Instant::now();
         for (ip, flag) in [("10.0.0.1", 0), ("10.0.0.2", 1)] {
             let req = crate::proto::tracker::JoinReq {
-                group: "g1".into(),
-                storage_port: 23000,
                 store_path_count: 2,
-                subdir_count_per_path: 256,
-                upload_priority: 10,
                 join_time: 5,
                 up_time: 6,
-                version: "6.16.1".into(),
                 init_flag: flag,
-                status: 0,
-                storage_id: String::new(),
                 current_tracker_ip: "10.0.0.9".into(),
-                trackers: vec![],
+                ..crate::proto::tracker::JoinReq::c_storage("g1", 23000)
             };
             let who = crate::tracker::cluster::identify(false, &[], "g1", "", ip, 23000).unwrap();
             c.join(&who, &req, 1, now);

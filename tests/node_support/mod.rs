@@ -60,19 +60,9 @@ pub async fn closed_silently(s: &mut tokio::net::TcpStream, limit: std::time::Du
 /// A storage JOIN for `group` (a storage listening on `port`), as a C 6.16.1 storage sends it.
 pub fn join_req(group: &str, port: u16) -> fdfs_ha::proto::tracker::JoinReq {
     fdfs_ha::proto::tracker::JoinReq {
-        group: group.into(),
-        storage_port: port,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
-        storage_id: String::new(),
         current_tracker_ip: "127.0.0.1".into(),
         trackers: vec!["127.0.0.1:22122".into()],
+        ..fdfs_ha::proto::tracker::JoinReq::c_storage(group, port)
     }
 }
 

@@ -55,24 +55,37 @@ pub struct JoinReq {
 }
 
 impl JoinReq {
-    /// A C 6.16.1 storage's JOIN with one store path, as tests send it (`..` overrides the
-    /// rest). One literal for every tracker test instead of a copy per module.
-    #[cfg(test)]
-    pub fn for_test(group: &str, port: u16, id: &str) -> JoinReq {
+    /// The JOIN a C FastDFS 6.16.1 storage with one store path (256 subdirectories, upload
+    /// priority 10) sends, before its times, id and trackers are filled in (`..` overrides).
+    /// Tests, benchmarks and simulators start from it instead of a literal each.
+    pub fn c_storage(group: &str, port: u16) -> JoinReq {
         JoinReq {
             group: group.into(),
             storage_port: port,
             store_path_count: 1,
             subdir_count_per_path: 256,
             upload_priority: 10,
-            join_time: 1,
-            up_time: 2,
+            join_time: 0,
+            up_time: 0,
             version: "6.16.1".into(),
             init_flag: 0,
             status: 0,
+            storage_id: String::new(),
+            current_tracker_ip: String::new(),
+            trackers: vec![],
+        }
+    }
+
+    /// `c_storage` as the unit tests send it: with an id, times and this host's tracker.
+    #[cfg(test)]
+    pub fn for_test(group: &str, port: u16, id: &str) -> JoinReq {
+        JoinReq {
+            join_time: 1,
+            up_time: 2,
             storage_id: id.into(),
             current_tracker_ip: "127.0.0.1".into(),
             trackers: vec!["127.0.0.1:22122".into()],
+            ..JoinReq::c_storage(group, port)
         }
     }
 

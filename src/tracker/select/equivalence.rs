@@ -161,19 +161,11 @@ fn apply(c: &mut Cluster, op: &Op, ids: bool, t0: Instant) {
         }
         Op::Join(g, s, init) => {
             let req = JoinReq {
-                group: group(g),
-                storage_port: 23000 + s as u16,
                 store_path_count: 1 + u32::from(s % 2),
-                subdir_count_per_path: 256,
                 upload_priority: i64::from(s % 3),
-                join_time: 0,
-                up_time: 0,
-                version: "6.16.1".into(),
                 init_flag: u8::from(init),
-                status: 0,
                 storage_id: who(s, ids).id,
-                current_tracker_ip: String::new(),
-                trackers: vec![],
+                ..JoinReq::c_storage(&group(g), 23000 + s as u16)
             };
             c.join(&who(s, ids), &req, s as u64, t0);
         }

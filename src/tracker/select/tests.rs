@@ -23,19 +23,8 @@ fn cfg(lookup: StoreLookup) -> SelectConfig {
 /// Adds an ACTIVE storage `id` (numeric) on 127.0.0.1:`port` with one path.
 fn add(c: &mut Cluster, group: &str, id: &str, port: u16, total: u64, free: u64) {
     let req = JoinReq {
-        group: group.into(),
-        storage_port: port,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16.1".into(),
-        init_flag: 0,
-        status: 0,
         storage_id: id.into(),
-        current_tracker_ip: String::new(),
-        trackers: vec![],
+        ..JoinReq::c_storage(group, port)
     };
     let who = Identity {
         key: id.into(),
