@@ -18,14 +18,20 @@ use super::sorted_map::SortedMap;
 use crate::config::Reserved;
 use crate::proto::cmd::errno;
 use foldhash::HashMap;
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hash;
+use std::net::Ipv4Addr;
 
 /// What the index holds about one storage; compared with the storage on every change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     id: String,
     ip: String,
+    /// `ip` as the IPv4 address a file name carries (None: not an IPv4 address, so no file
+    /// name can point at it, as a text comparison would find).
+    ipv4: Option<Ipv4Addr>,
     port: u16,
     priority: i64,
     active: bool,
@@ -41,6 +47,7 @@ impl Entry {
         Entry {
             id: s.id.clone(),
             ip: s.ip.clone(),
+            ipv4: s.ip.parse().ok(),
             port: s.port,
             priority: s.upload_priority,
             active,
@@ -123,12 +130,15 @@ fn diff_sorted(v: &mut Vec<String>, key: &str, was: bool, is: bool) {
 }
 
 /// Moves `key` from the keys listed under `old` to those under `new` (each list in key order).
-fn diff_listed(
-    map: &mut HashMap<String, Vec<String>>,
+fn diff_listed<Q>(
+    map: &mut HashMap<Q::Owned, Vec<String>>,
     key: &str,
-    old: Option<&str>,
-    new: Option<&str>,
-) {
+    old: Option<&Q>,
+    new: Option<&Q>,
+) where
+    Q: Hash + Eq + ToOwned + ?Sized,
+    Q::Owned: Hash + Eq + Borrow<Q>,
+{
     if old == new {
         return;
     }
@@ -141,8 +151,17 @@ fn diff_listed(
         }
     }
     if let Some(n) = new {
-        insert_sorted(map.entry(n.to_string()).or_default(), key);
+        insert_sorted(map.entry(n.to_owned()).or_default(), key);
     }
+}
+
+/// The first key (in key order) listed under `k`.
+fn first_listed<'a, Q>(map: &'a HashMap<Q::Owned, Vec<String>>, k: &Q) -> Option<&'a str>
+where
+    Q: Hash + Eq + ToOwned + ?Sized,
+    Q::Owned: Hash + Eq + Borrow<Q>,
+{
+    map.get(k).and_then(|keys| keys.first()).map(String::as_str)
 }
 
 /// One group's indexes.
@@ -157,7 +176,7 @@ pub struct GroupIndex {
     by_free: BTreeSet<(u64, String, u64)>,
     /// Storage keys (in key order) by id and by address: a file's source.
     ids: HashMap<String, Vec<String>>,
-    ips: HashMap<String, Vec<String>>,
+    ips: HashMap<Ipv4Addr, Vec<String>>,
     synced: HashMap<String, Synced>,
 }
 
@@ -208,8 +227,8 @@ impl GroupIndex {
         diff_listed(
             &mut self.ips,
             key,
-            o.map(|e| e.ip.as_str()),
-            n.map(|e| e.ip.as_str()),
+            o.and_then(|e| e.ipv4.as_ref()),
+            n.and_then(|e| e.ipv4.as_ref()),
         );
         let (old_space, new_space) = (o.and_then(|e| e.space), n.and_then(|e| e.space));
         if old_space != new_space {
@@ -291,18 +310,12 @@ impl GroupIndex {
 
     /// The first storage (key order) with this id.
     pub fn by_id(&self, id: &str) -> Option<&str> {
-        self.ids
-            .get(id)
-            .and_then(|keys| keys.first())
-            .map(String::as_str)
+        first_listed(&self.ids, id)
     }
 
     /// The first storage (key order) with this address.
-    pub fn by_ip(&self, ip: &str) -> Option<&str> {
-        self.ips
-            .get(ip)
-            .and_then(|keys| keys.first())
-            .map(String::as_str)
+    pub fn by_ip(&self, ip: Ipv4Addr) -> Option<&str> {
+        first_listed(&self.ips, &ip)
     }
 
     /// How far the ACTIVE storages have synced from source `src_id` (None: none has).

@@ -8,7 +8,6 @@ use crate::proto::cmd::errno;
 use crate::proto::fileid::{RemoteName, Source};
 use crate::tracker::cluster::{Cluster, Errno, Group, StorageNode};
 use crate::tracker::index::GroupIndex;
-use std::net::Ipv4Addr;
 
 /// The storage a file name says it was uploaded to (the first with that id or address).
 pub(super) fn source_of<'a>(
@@ -16,28 +15,12 @@ pub(super) fn source_of<'a>(
     gi: &GroupIndex,
     name: &RemoteName,
 ) -> Option<&'a StorageNode> {
-    // Formatted on the stack: this runs on every download query.
+    // No String per download query: the id is formatted on the stack, the address is a key.
     let key = match name.info.source {
         Source::Id(id) => gi.by_id(itoa::Buffer::new().format(id)),
-        Source::Ip(ip) => gi.by_ip(ipv4_text(ip, &mut [0; 15])),
+        Source::Ip(ip) => gi.by_ip(ip),
     };
     key.and_then(|k| g.storages.get(k))
-}
-
-/// `ip` in dotted decimal (as `Ipv4Addr`'s `Display` writes it), in `buf`.
-fn ipv4_text(ip: Ipv4Addr, buf: &mut [u8; 15]) -> &str {
-    let mut len = 0;
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        let mut text = itoa::Buffer::new();
-        let digits = text.format(octet).as_bytes();
-        buf[len..len + digits.len()].copy_from_slice(digits);
-        len += digits.len();
-    }
-    std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 impl Selector {
@@ -172,27 +155,5 @@ impl Selector {
             return Some(true);
         }
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ipv4_text;
-    use proptest::prelude::*;
-    use std::net::Ipv4Addr;
-
-    proptest! {
-        #[test]
-        fn ipv4_text_is_display(octets in any::<[u8; 4]>()) {
-            let ip = Ipv4Addr::from(octets);
-            let mut buf = [0; 15];
-            prop_assert_eq!(ipv4_text(ip, &mut buf), ip.to_string());
-        }
-    }
-
-    #[test]
-    fn ipv4_text_widest() {
-        let ip = Ipv4Addr::new(255, 255, 255, 255);
-        assert_eq!(ipv4_text(ip, &mut [0; 15]), "255.255.255.255");
     }
 }
