@@ -15,9 +15,9 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use cluster::{c_storage_join, group_name, shapes_from_env, storage_ip};
+use cluster::{group_name, shapes_from_env, storage_ip};
 use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
-use fdfs_ha::proto::tracker::PathUsage;
+use fdfs_ha::proto::tracker::{JoinReq, PathUsage};
 use fdfs_ha::tracker::cluster::{Cluster, Identity};
 use fdfs_ha::tracker::select::{SelectConfig, Selector};
 use std::hint::black_box;
@@ -47,7 +47,7 @@ fn report(c: &mut Cluster, i: usize, groups: usize, n: u64, now: Instant) {
 fn cluster(n: usize, groups: usize, now: Instant) -> Cluster {
     let mut c = Cluster::new();
     for i in 0..n {
-        let req = c_storage_join(group_name(i % groups));
+        let req = JoinReq::c_storage(&group_name(i % groups), 23000);
         c.join(&who(i), &req, i as u64, now);
         report(&mut c, i, groups, 0, now);
         let _ = c.beat(&group_name(i % groups), &who(i).key, None, now);

@@ -21,15 +21,15 @@
 //! runs every shape that many times, interleaved, and ends with each shape's median;
 //! BENCH_BIN=path[,path] runs other builds of `fdfs-ha`, each shape with each build in turn,
 //! for an A/B in one run; BENCH_PIN=1 puts the client and simulator on CPU 0 and the tracker on
-//! CPU 1, which takes the scheduler's migrations out of the figures). The tracker is the bottleneck (it uses ~95 % of one core), so the
-//! CPU column is also printed as µs of tracker CPU per query, the steadiest figure when the
-//! machine's speed drifts between shapes.
+//! CPU 1, which takes the scheduler's migrations out of the figures). The tracker is the
+//! bottleneck (it uses ~95 % of one core), so the CPU column is also printed as µs of tracker
+//! CPU per query, the steadiest figure when the machine's speed drifts between shapes.
 #![allow(clippy::unwrap_used)] // benchmark harness: a failed unwrap is a failed run
 
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use cluster::{c_storage_join, group_name, shapes_from_env, storage_ip};
+use cluster::{group_name, shapes_from_env, storage_ip};
 use fdfs_ha::clock::unix_now_i64;
 use fdfs_ha::proto::cmd;
 use fdfs_ha::proto::fileid::{new_name, FileInfo, Source};
@@ -137,7 +137,7 @@ async fn storage(
         up_time: now,
         current_tracker_ip: tracker.ip().to_string(),
         trackers: vec![tracker.to_string()],
-        ..c_storage_join(group_name(i % groups))
+        ..JoinReq::c_storage(&group_name(i % groups), 23000)
     };
     let (status, _) = call(&mut s, cmd::STORAGE_JOIN, &join.encode())
         .await

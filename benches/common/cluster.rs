@@ -2,7 +2,6 @@
 //! `select_bench` (in process) build the same shapes from the same storages, so their figures
 //! can be read side by side.
 
-use fdfs_ha::proto::tracker::JoinReq;
 use std::net::Ipv4Addr;
 
 /// (storages, groups): issue 27's shapes.
@@ -38,10 +37,4 @@ pub fn storage_ip(i: usize) -> Ipv4Addr {
 /// Storage `i` of `groups` is in group `i % groups`.
 pub fn group_name(g: usize) -> String {
     format!("group{}", g + 1)
-}
-
-/// The JOIN a C FastDFS 6.16.1 storage with one store path on port 23000 sends (the caller
-/// fills in times and trackers where they matter).
-pub fn c_storage_join(group: String) -> JoinReq {
-    JoinReq::c_storage(&group, 23000)
 }

@@ -411,10 +411,7 @@ impl Index {
 
     fn resummarise(&mut self, name: &str) {
         let reserved = self.reserved;
-        let Some(pos) = self.groups.position(name) else {
-            return;
-        };
-        let Some((gi, old)) = self.groups.get_mut(name) else {
+        let Some((pos, (gi, old))) = self.groups.get_full_mut(name) else {
             return;
         };
         let new = Summary {

@@ -56,34 +56,42 @@ impl<V> SortedMap<V> {
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.positions.get(key).map(|&i| &mut self.values[i])
+        self.get_full_mut(key).map(|(_, v)| v)
+    }
+
+    /// `key`'s position in name order and its value.
+    pub fn get_full_mut(&mut self, key: &str) -> Option<(usize, &mut V)> {
+        let i = *self.positions.get(key)?;
+        Some((i, &mut self.values[i]))
     }
 
     /// Inserts or replaces; returns the value replaced.
     pub fn insert(&mut self, key: String, value: V) -> Option<V> {
-        if let Some(&i) = self.positions.get(&key) {
-            return Some(std::mem::replace(&mut self.values[i], value));
+        match self.positions.get(&key) {
+            Some(&i) => Some(std::mem::replace(&mut self.values[i], value)),
+            None => {
+                self.insert_new(key, value);
+                None
+            }
         }
-        let i = self.keys.partition_point(|k| *k < key);
-        self.keys.insert(i, key);
-        self.values.insert(i, value);
-        self.renumber(i);
-        None
     }
 
     /// The value of `key`, inserted first from `make` when it is not there.
     pub fn get_or_insert_with(&mut self, key: String, make: impl FnOnce() -> V) -> &mut V {
         let i = match self.positions.get(&key) {
             Some(&i) => i,
-            None => {
-                let i = self.keys.partition_point(|k| *k < key);
-                self.keys.insert(i, key);
-                self.values.insert(i, make());
-                self.renumber(i);
-                i
-            }
+            None => self.insert_new(key, make()),
         };
         &mut self.values[i]
+    }
+
+    /// Puts a key that is not there at its place in name order; returns the position.
+    fn insert_new(&mut self, key: String, value: V) -> usize {
+        let i = self.keys.partition_point(|k| *k < key);
+        self.keys.insert(i, key);
+        self.values.insert(i, value);
+        self.renumber(i);
+        i
     }
 
     pub fn remove(&mut self, key: &str) -> Option<V> {
@@ -109,11 +117,6 @@ impl<V> SortedMap<V> {
     /// Where `key` is in name order.
     pub fn position(&self, key: &str) -> Option<usize> {
         self.positions.get(key).copied()
-    }
-
-    /// The name at position `i` in name order.
-    pub fn key_at(&self, i: usize) -> Option<&str> {
-        self.keys.get(i).map(String::as_str)
     }
 
     /// The name and value at position `i` in name order.
@@ -188,7 +191,7 @@ mod tests {
                 for (i, (k, v)) in reference.iter().enumerate() {
                     prop_assert_eq!(ours.get(k), Some(v));
                     prop_assert_eq!(ours.position(k), Some(i));
-                    prop_assert_eq!(ours.key_at(i), Some(k.as_str()));
+                    prop_assert_eq!(ours.entry_at(i), Some((k.as_str(), v)));
                 }
             }
         }

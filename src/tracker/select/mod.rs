@@ -86,15 +86,25 @@ fn addr(s: &StorageNode) -> StorageAddr {
     }
 }
 
+/// Runs `f` on the cursor of `name` (starting at 0); its key is allocated only the first time.
+fn with_cursor<R>(
+    cursors: &mut HashMap<String, usize>,
+    name: &str,
+    f: impl FnOnce(&mut usize) -> R,
+) -> R {
+    match cursors.get_mut(name) {
+        Some(c) => f(c),
+        None => f(cursors.entry(name.to_string()).or_insert(0)),
+    }
+}
+
 /// Round-robin step: the position to use now (`c % n`), and the cursor moved past it.
 fn next_in(cursors: &mut HashMap<String, usize>, group: &str, n: usize) -> usize {
-    let c = match cursors.get_mut(group) {
-        Some(c) => c,
-        None => cursors.entry(group.to_string()).or_insert(0),
-    };
-    let i = *c % n;
-    *c = (i + 1) % n;
-    i
+    with_cursor(cursors, group, |c| {
+        let i = *c % n;
+        *c = (i + 1) % n;
+        i
+    })
 }
 
 impl Selector {
@@ -204,13 +214,7 @@ impl Selector {
     fn pick_path(&mut self, s: &StorageNode) -> Result<u8, Errno> {
         let i = self.peek_path(s)?;
         if self.cfg.store_path == StorePathLookup::RoundRobin {
-            let next = i as usize + 1;
-            match self.path_cursor.get_mut(&s.key) {
-                Some(c) => *c = next,
-                None => {
-                    self.path_cursor.insert(s.key.clone(), next);
-                }
-            }
+            with_cursor(&mut self.path_cursor, &s.key, |c| *c = i as usize + 1);
         }
         Ok(i)
     }
