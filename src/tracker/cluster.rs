@@ -227,6 +227,7 @@ impl Cluster {
         if let Some(g) = self.groups.get(group) {
             self.index.update(g, key);
         }
+        self.index.align(&self.groups);
     }
 
     pub fn storage(&self, group: &str, key: &str) -> Option<&StorageNode> {
@@ -623,6 +624,7 @@ impl Cluster {
         }
         self.groups.remove(group);
         self.index.remove_group(group);
+        self.index.align(&self.groups);
         Ok(())
     }
 

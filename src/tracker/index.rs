@@ -120,13 +120,14 @@ fn diff<T: Ord>(set: &mut BTreeSet<T>, old: Option<T>, new: Option<T>) {
     }
 }
 
-/// Moves `key` in or out of the sorted `v`.
-fn diff_sorted(v: &mut Vec<String>, key: &str, was: bool, is: bool) {
+/// Moves `key` in or out of the sorted `v`; whether it did.
+fn diff_sorted(v: &mut Vec<String>, key: &str, was: bool, is: bool) -> bool {
     match (was, is) {
         (false, true) => insert_sorted(v, key),
         (true, false) => remove_sorted(v, key),
-        _ => {}
+        _ => return false,
     }
+    true
 }
 
 /// Moves `key` from the keys listed under `old` to those under `new` (each list in key order).
@@ -164,6 +165,24 @@ where
     map.get(k).and_then(|keys| keys.first()).map(String::as_str)
 }
 
+/// Where a group's ACTIVE and writable storages sit in its `storages`, for the layout they
+/// were taken from: a round robin then reaches its storage by position, without hashing a key
+/// whose bytes (and whose map entry) the query has not touched since a thousand queries ago.
+#[derive(Debug, Default)]
+struct Located {
+    /// `storages.layout()` when taken; 0 (no map's id): not usable.
+    layout: u64,
+    active: Vec<usize>,
+    writable: Vec<usize>,
+}
+
+impl Located {
+    /// Positions of `keys` in `storages`, or None when one is not there.
+    fn of(keys: &[String], storages: &SortedMap<StorageNode>) -> Option<Vec<usize>> {
+        keys.iter().map(|k| storages.position(k)).collect()
+    }
+}
+
 /// One group's indexes.
 #[derive(Debug, Default)]
 pub struct GroupIndex {
@@ -178,16 +197,47 @@ pub struct GroupIndex {
     ids: HashMap<String, Vec<String>>,
     ips: HashMap<Ipv4Addr, Vec<String>>,
     synced: HashMap<String, Synced>,
+    located: Located,
 }
 
 impl GroupIndex {
-    /// Brings `key`'s entries in line with `node` (None: the storage is gone). Only what
+    /// Brings `key`'s entries in line with `node` (None: the storage is gone), then the
+    /// positions of the ACTIVE and writable storages in line with `storages`. Only what
     /// changed moves, without allocating for what did not: a disk report (its free space is
     /// all that changes) runs this for every storage every second.
-    fn update(&mut self, key: &str, node: Option<&StorageNode>, reserved: &Reserved) {
+    fn update(
+        &mut self,
+        key: &str,
+        node: Option<&StorageNode>,
+        storages: &SortedMap<StorageNode>,
+        reserved: &Reserved,
+    ) {
+        let lists_moved = self.update_entry(key, node, reserved);
+        if lists_moved || self.located.layout != storages.layout() {
+            self.locate(storages);
+        }
+    }
+
+    /// Takes the positions of `active` and `writable` in `storages` again.
+    fn locate(&mut self, storages: &SortedMap<StorageNode>) {
+        self.located = match (
+            Located::of(&self.active, storages),
+            Located::of(&self.writable, storages),
+        ) {
+            (Some(active), Some(writable)) => Located {
+                layout: storages.layout(),
+                active,
+                writable,
+            },
+            _ => Located::default(),
+        };
+    }
+
+    /// `update` for the entries; whether the ACTIVE or writable lists changed.
+    fn update_entry(&mut self, key: &str, node: Option<&StorageNode>, reserved: &Reserved) -> bool {
         let new = node.map(|n| Entry::of(n, reserved));
         if self.entries.get(key) == new.as_ref() {
-            return;
+            return false;
         }
         let old = match new {
             None => self.entries.remove(key),
@@ -245,8 +295,8 @@ impl GroupIndex {
             let prio = |e: &Entry| (e.priority, k());
             diff(&mut self.by_priority, ow.map(prio), nw.map(prio));
         }
-        diff_sorted(&mut self.active, key, was_active, is_active);
-        diff_sorted(&mut self.writable, key, ow.is_some(), nw.is_some());
+        let active_moved = diff_sorted(&mut self.active, key, was_active, is_active);
+        diff_sorted(&mut self.writable, key, ow.is_some(), nw.is_some()) || active_moved
     }
 
     fn synced(&mut self, key: &str, src: &str, old: Option<u32>, new: u32) {
@@ -284,18 +334,48 @@ impl GroupIndex {
         self.active.len()
     }
 
-    /// The `i`-th ACTIVE storage in key order.
-    pub fn active_at(&self, i: usize) -> Option<&str> {
-        self.active.get(i).map(String::as_str)
+    /// The `i`-th ACTIVE storage in key order, of this group's `storages`.
+    pub fn active_at<'g>(
+        &self,
+        storages: &'g SortedMap<StorageNode>,
+        i: usize,
+    ) -> Option<&'g StorageNode> {
+        self.nth(&self.active, &self.located.active, storages, i)
     }
 
     pub fn writable_len(&self) -> usize {
         self.writable.len()
     }
 
-    /// The `i`-th writable storage in key order.
-    pub fn writable_at(&self, i: usize) -> Option<&str> {
-        self.writable.get(i).map(String::as_str)
+    /// The `i`-th writable storage in key order, of this group's `storages`.
+    pub fn writable_at<'g>(
+        &self,
+        storages: &'g SortedMap<StorageNode>,
+        i: usize,
+    ) -> Option<&'g StorageNode> {
+        self.nth(&self.writable, &self.located.writable, storages, i)
+    }
+
+    /// Whether the positions of the ACTIVE and writable storages are current for `storages`.
+    #[cfg(test)]
+    pub fn located_in(&self, storages: &SortedMap<StorageNode>) -> bool {
+        self.located.layout == storages.layout()
+    }
+
+    /// The `i`-th of `keys`: by its position while `storages` has the layout the positions
+    /// were taken from, else by its key.
+    fn nth<'g>(
+        &self,
+        keys: &[String],
+        positions: &[usize],
+        storages: &'g SortedMap<StorageNode>,
+        i: usize,
+    ) -> Option<&'g StorageNode> {
+        if self.located.layout == storages.layout() {
+            storages.value_at(*positions.get(i)?)
+        } else {
+            storages.get(keys.get(i)?)
+        }
     }
 
     /// The writable storage with the lowest (ip, port), then key.
@@ -344,6 +424,11 @@ pub struct Index {
     /// Usable groups, most free space first, then by name.
     by_space: BTreeSet<(Reverse<u64>, String)>,
     live: usize,
+    /// The layouts (the cluster's groups, ours) last compared, and whether both held the same
+    /// names then, so the same positions: a query may then take a group's position from one
+    /// and find the group in the other without a lookup by name.
+    compared: (u64, u64),
+    same_names: bool,
 }
 
 impl Index {
@@ -363,6 +448,23 @@ impl Index {
             }
             self.ensure_group(&g.name);
         }
+        self.align(groups);
+    }
+
+    /// Compares our groups with the cluster's `groups`, name for name, when either was
+    /// rearranged since the last comparison (groups come and go rarely; this runs after every
+    /// change the cluster makes).
+    pub fn align(&mut self, groups: &SortedMap<Group>) {
+        let now = (groups.layout(), self.groups.layout());
+        if self.compared != now {
+            self.compared = now;
+            self.same_names = groups.keys().eq(self.groups.keys());
+        }
+    }
+
+    /// Whether a group has the same position in `groups` (the cluster's) as here.
+    pub fn aligned_with(&self, groups: &SortedMap<Group>) -> bool {
+        self.same_names && self.compared == (groups.layout(), self.groups.layout())
     }
 
     fn ensure_group(&mut self, name: &str) {
@@ -385,7 +487,7 @@ impl Index {
         self.ensure_group(&g.name);
         let reserved = self.reserved;
         if let Some((gi, _)) = self.groups.get_mut(&g.name) {
-            gi.update(key, g.storages.get(key), &reserved);
+            gi.update(key, g.storages.get(key), &g.storages, &reserved);
         }
         self.resummarise(&g.name);
     }
@@ -462,9 +564,9 @@ impl Index {
         self.groups.entry_at(i).map(|(name, (gi, _))| (name, gi))
     }
 
-    /// The group of `name` with its indexes.
-    pub fn named(&self, name: &str) -> Option<(&str, &GroupIndex)> {
-        self.groups.position(name).and_then(|i| self.group_at(i))
+    /// The position of group `name` in name order.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.groups.position(name)
     }
 
     /// The position (in name order) of the first group at or after position `i` that can take

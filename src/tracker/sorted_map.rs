@@ -6,8 +6,19 @@
 //! whose bytes each sit in their own allocation: with 1,000 groups or 500 storages in a group,
 //! two dozen cache misses a lookup, so a query slowed with the size of the cluster. Inserts
 //! and removals (a group or a storage appears or goes) are O(n); they are rare.
+//!
+//! Positions are stable between inserts and removals, and `layout()` says when they moved: an
+//! index may keep positions instead of names and check, with one comparison, that they still
+//! point where they did.
 
 use foldhash::{HashMap, HashMapExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A layout id no map in this process had before.
+fn new_layout() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 #[derive(Clone)]
 pub struct SortedMap<V> {
@@ -16,6 +27,8 @@ pub struct SortedMap<V> {
     values: Vec<V>,
     /// Name -> its position in `keys` / `values`.
     positions: HashMap<String, usize>,
+    /// Changes whenever a key comes or goes (positions move); a clone keeps it (same keys).
+    layout: u64,
 }
 
 impl<V> Default for SortedMap<V> {
@@ -24,6 +37,7 @@ impl<V> Default for SortedMap<V> {
             keys: Vec::new(),
             values: Vec::new(),
             positions: HashMap::new(),
+            layout: new_layout(),
         }
     }
 }
@@ -53,6 +67,23 @@ impl<V> SortedMap<V> {
 
     pub fn get(&self, key: &str) -> Option<&V> {
         self.positions.get(key).map(|&i| &self.values[i])
+    }
+
+    /// `key`'s position in name order and its value.
+    pub fn get_full(&self, key: &str) -> Option<(usize, &V)> {
+        let i = *self.positions.get(key)?;
+        Some((i, &self.values[i]))
+    }
+
+    /// The value at position `i` in name order.
+    pub fn value_at(&self, i: usize) -> Option<&V> {
+        self.values.get(i)
+    }
+
+    /// Which arrangement of keys this is: equal ids mean equal keys at equal positions (ids
+    /// are never reused within a process).
+    pub fn layout(&self) -> u64 {
+        self.layout
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
@@ -91,6 +122,7 @@ impl<V> SortedMap<V> {
         self.keys.insert(i, key);
         self.values.insert(i, value);
         self.renumber(i);
+        self.layout = new_layout();
         i
     }
 
@@ -99,6 +131,7 @@ impl<V> SortedMap<V> {
         self.keys.remove(i);
         let v = self.values.remove(i);
         self.renumber(i);
+        self.layout = new_layout();
         Some(v)
     }
 
@@ -178,6 +211,7 @@ mod tests {
             let mut reference = BTreeMap::new();
             for (op, k, v) in ops {
                 let key = format!("k{k}");
+                let (layout, keys_before): (_, Vec<String>) = (ours.layout(), ours.keys().cloned().collect());
                 match op {
                     0 => prop_assert_eq!(ours.insert(key.clone(), v), reference.insert(key, v)),
                     1 => prop_assert_eq!(ours.remove(&key), reference.remove(&key)),
@@ -188,10 +222,14 @@ mod tests {
                 }
                 prop_assert_eq!(ours.len(), reference.len());
                 prop_assert!(ours.iter().eq(reference.iter()));
+                // Same layout id exactly when the keys did not move.
+                prop_assert_eq!(ours.layout() == layout, ours.keys().eq(keys_before.iter()));
                 for (i, (k, v)) in reference.iter().enumerate() {
                     prop_assert_eq!(ours.get(k), Some(v));
                     prop_assert_eq!(ours.position(k), Some(i));
                     prop_assert_eq!(ours.entry_at(i), Some((k.as_str(), v)));
+                    prop_assert_eq!(ours.get_full(k), Some((i, v)));
+                    prop_assert_eq!(ours.value_at(i), Some(v));
                 }
             }
         }

@@ -245,6 +245,12 @@ proptest! {
         let mut scan = Selector::scanning(cfg.clone());
         for op in &ops {
             apply(&mut c, op, ids, t0);
+            // Every change keeps the index's groups and positions in step with the view, so
+            // the answers compared here are the ones found by position.
+            prop_assert!(c.index().aligned_with(&c.groups));
+            for g in c.groups.values() {
+                prop_assert!(c.index().group(&g.name).is_some_and(|gi| gi.located_in(&g.storages)));
+            }
             ask(&c, &mut indexed, &mut scan, op)?;
         }
         // The indexes kept in step answer as ones built from scratch.

@@ -36,16 +36,16 @@ impl Selector {
             return Err(errno::ENOENT);
         }
         let round_robin = self.cfg.store_lookup != StoreLookup::LoadBalance;
-        let found = if round_robin {
+        let at = if round_robin {
             let at = (ix.usable_from(self.group_cursor % n)).or_else(|| ix.first_usable());
             if let Some(i) = at {
                 self.group_cursor = i + 1;
             }
-            at.and_then(|i| ix.group_at(i))
+            at
         } else {
-            ix.most_free().and_then(|name| ix.named(name))
+            ix.most_free().and_then(|name| ix.position(name))
         };
-        let Some((name, gi)) = found else {
+        let Some((i, (name, gi))) = at.and_then(|i| Some((i, ix.group_at(i)?))) else {
             // ENOSPC when some group has live storages but no room, ENOENT when none is live.
             return Err(if ix.any_live() {
                 errno::ENOSPC
@@ -53,8 +53,12 @@ impl Selector {
                 errno::ENOENT
             });
         };
-        let g = cluster.groups.get(name).ok_or(errno::ENOENT)?;
-        Ok((g, gi))
+        let g = if ix.aligned_with(&cluster.groups) {
+            cluster.groups.value_at(i)
+        } else {
+            cluster.groups.get(name)
+        };
+        Ok((g.ok_or(errno::ENOENT)?, gi))
     }
 
     pub(super) fn index_peek_server<'a>(
@@ -66,15 +70,15 @@ impl Selector {
         if n == 0 {
             return Err(errno::ENOSPC);
         }
-        let key = match self.cfg.store_server {
+        let s = match self.cfg.store_server {
             StoreServer::RoundRobin => {
                 let c = self.server_cursor.get(&g.name).copied().unwrap_or(0);
-                gi.writable_at(c % n)
+                gi.writable_at(&g.storages, c % n)
             }
-            StoreServer::FirstByIp => gi.first_by_addr(),
-            StoreServer::ByPriority => gi.first_by_priority(),
+            StoreServer::FirstByIp => gi.first_by_addr().and_then(|k| g.storages.get(k)),
+            StoreServer::ByPriority => gi.first_by_priority().and_then(|k| g.storages.get(k)),
         };
-        key.and_then(|k| g.storages.get(k)).ok_or(errno::ENOSPC)
+        s.ok_or(errno::ENOSPC)
     }
 
     /// The storage QUERY_FETCH_ONE answers (moving the read round robin as `scan_readers`
@@ -111,11 +115,7 @@ impl Selector {
             (_, DownloadServer::SourceFirst, Some(s)) => return Some(Ok(s)),
             _ => next_in(&mut self.read_cursor, &g.name, n),
         };
-        Some(
-            gi.active_at(i)
-                .and_then(|k| g.storages.get(k))
-                .ok_or(errno::ENOENT),
-        )
+        Some(gi.active_at(&g.storages, i).ok_or(errno::ENOENT))
     }
 
     /// Whether every ACTIVE storage besides the source can serve the file (Some(true)), none

@@ -136,12 +136,24 @@ impl Selector {
         !self.scan_only && cluster.index().reserved() == &self.cfg.reserved
     }
 
-    /// The group's indexes, when they answer for us.
-    fn index_of<'c>(&self, cluster: &'c Cluster, g: &Group) -> Option<&'c GroupIndex> {
+    /// Group `name`, with its indexes when they answer for us (found by the group's position
+    /// when the index's groups are the cluster's: one lookup by name instead of two).
+    fn named_group<'c>(
+        &self,
+        cluster: &'c Cluster,
+        name: &str,
+    ) -> Result<(&'c Group, Option<&'c GroupIndex>), Errno> {
+        let (i, g) = cluster.groups.get_full(name).ok_or(errno::ENOENT)?;
         if !self.indexed(cluster) {
-            return None;
+            return Ok((g, None));
         }
-        cluster.index().group(&g.name)
+        let ix = cluster.index();
+        let gi = if ix.aligned_with(&cluster.groups) {
+            ix.group_at(i).map(|(_, gi)| gi)
+        } else {
+            ix.group(name)
+        };
+        Ok((g, gi))
     }
 
     /// Why a group cannot take an upload: ENOENT (no ACTIVE storage) or ENOSPC (no room).
@@ -166,8 +178,7 @@ impl Selector {
             (None, _) => None,
         };
         if let Some(name) = wanted {
-            let g = cluster.groups.get(name).ok_or(errno::ENOENT)?;
-            let gi = self.index_of(cluster, g);
+            let (g, gi) = self.named_group(cluster, name)?;
             return match self.group_refusal(g, gi) {
                 Some(e) => Err(e),
                 None => Ok((g, gi)),
@@ -307,14 +318,16 @@ impl Selector {
         }
     }
 
+    /// The group a file is in (with its indexes when they answer for us) and its parsed name.
     fn group_and_name<'a>(
+        &self,
         cluster: &'a Cluster,
         group: &str,
         filename: &str,
-    ) -> Result<(&'a Group, RemoteName), Errno> {
-        let g = cluster.groups.get(group).ok_or(errno::ENOENT)?;
+    ) -> Result<(&'a Group, Option<&'a GroupIndex>, RemoteName), Errno> {
+        let (g, gi) = self.named_group(cluster, group)?;
         let name = RemoteName::parse_str(filename).map_err(|_| errno::EINVAL)?;
-        Ok((g, name))
+        Ok((g, gi, name))
     }
 
     /// QUERY_FETCH_ONE (`all = false`) / QUERY_FETCH_ALL.
@@ -326,9 +339,9 @@ impl Selector {
         unix_now: i64,
         all: bool,
     ) -> Result<Vec<StorageAddr>, Errno> {
-        let (g, name) = Self::group_and_name(cluster, group, filename)?;
+        let (g, gi, name) = self.group_and_name(cluster, group, filename)?;
         if !all {
-            if let Some(gi) = self.index_of(cluster, g) {
+            if let Some(gi) = gi {
                 if let Some(one) = self.index_reader(g, gi, &name, unix_now) {
                     return one.map(|s| vec![addr(s)]);
                 }
@@ -356,8 +369,7 @@ impl Selector {
         group: &str,
         filename: &str,
     ) -> Result<StorageAddr, Errno> {
-        let (g, name) = Self::group_and_name(cluster, group, filename)?;
-        let gi = self.index_of(cluster, g);
+        let (g, gi, name) = self.group_and_name(cluster, group, filename)?;
         let src = match gi {
             Some(gi) => indexed::source_of(g, gi, &name),
             None => Self::scan_source_of(g, &name),
@@ -366,7 +378,7 @@ impl Selector {
             return Ok(addr(s));
         }
         let first_active = match gi {
-            Some(gi) => gi.active_at(0).and_then(|k| g.storages.get(k)),
+            Some(gi) => gi.active_at(&g.storages, 0),
             None => g.storages.values().find(|s| s.is_active()),
         };
         let first_active = first_active.ok_or(errno::ENOENT)?;

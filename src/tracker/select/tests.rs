@@ -69,6 +69,41 @@ fn round_robin_alternates_groups_and_skips_full_ones() {
     assert_eq!(s.store(&c, Some("nope")), Err(errno::ENOENT));
 }
 
+/// Groups and storages put into the view without the index's knowledge (positions moved) are
+/// not mistaken for the ones the index holds at those positions: it falls back to names.
+#[test]
+fn a_view_changed_behind_the_index_is_answered_by_name() {
+    let mut c = Cluster::new();
+    add(&mut c, "g1", "1", 23000, 1000, 500);
+    add(&mut c, "g3", "3", 23002, 1000, 500);
+    add(&mut c, "g3", "4", 23003, 1000, 500);
+    assert!(c.index().aligned_with(&c.groups));
+    // g2 at position 1 (the index has g3 there); a storage "2" first in g3.
+    let mut g2 = c.groups["g1"].clone();
+    g2.name = "g2".into();
+    c.groups.insert("g2".into(), g2);
+    let g3 = c.groups.get_mut("g3").unwrap();
+    let mut early = g3.storages["3"].clone();
+    early.key = "2".into();
+    g3.storages.insert("2".into(), early);
+    assert!(!c.index().aligned_with(&c.groups));
+    let mut s = Selector::new(cfg(StoreLookup::RoundRobin));
+    let picks: Vec<(String, u16)> = (0..4)
+        .map(|_| s.store(&c, None).unwrap())
+        .map(|p| (p.group, p.addrs[0].port))
+        .collect();
+    // The index knows g1 and g3 (with "3" and "4"), and answers with them.
+    assert_eq!(
+        picks,
+        [
+            ("g1".into(), 23000),
+            ("g3".into(), 23002),
+            ("g1".into(), 23000),
+            ("g3".into(), 23003)
+        ]
+    );
+}
+
 #[test]
 fn specified_and_load_balance() {
     let mut c = Cluster::new();
