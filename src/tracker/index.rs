@@ -334,12 +334,12 @@ impl GroupIndex {
         self.active.len()
     }
 
-    /// The `i`-th ACTIVE storage in key order, of this group's `storages`.
+    /// The `i`-th ACTIVE storage in key order, of this group's `storages`, with its position there.
     pub fn active_at<'g>(
         &self,
         storages: &'g SortedMap<StorageNode>,
         i: usize,
-    ) -> Option<&'g StorageNode> {
+    ) -> Option<(usize, &'g StorageNode)> {
         self.nth(&self.active, &self.located.active, storages, i)
     }
 
@@ -347,12 +347,12 @@ impl GroupIndex {
         self.writable.len()
     }
 
-    /// The `i`-th writable storage in key order, of this group's `storages`.
+    /// The `i`-th writable storage in key order, of this group's `storages`, with its position there.
     pub fn writable_at<'g>(
         &self,
         storages: &'g SortedMap<StorageNode>,
         i: usize,
-    ) -> Option<&'g StorageNode> {
+    ) -> Option<(usize, &'g StorageNode)> {
         self.nth(&self.writable, &self.located.writable, storages, i)
     }
 
@@ -370,11 +370,12 @@ impl GroupIndex {
         positions: &[usize],
         storages: &'g SortedMap<StorageNode>,
         i: usize,
-    ) -> Option<&'g StorageNode> {
+    ) -> Option<(usize, &'g StorageNode)> {
         if self.located.layout == storages.layout() {
-            storages.value_at(*positions.get(i)?)
+            let at = *positions.get(i)?;
+            Some((at, storages.value_at(at)?))
         } else {
-            storages.get(keys.get(i)?)
+            storages.get_full(keys.get(i)?)
         }
     }
 

@@ -2,7 +2,7 @@
 //! number of groups and of storages in a group, with the same answers and cursor moves as
 //! `scan` (held to it by the property tests in `tests`).
 
-use super::{next_in, Selector};
+use super::{GroupRef, Selector, StorageRef};
 use crate::config::{DownloadServer, StoreLookup, StoreServer};
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{RemoteName, Source};
@@ -29,7 +29,7 @@ impl Selector {
     pub(super) fn index_pick_group<'a>(
         &mut self,
         cluster: &'a Cluster,
-    ) -> Result<(&'a Group, &'a GroupIndex), Errno> {
+    ) -> Result<GroupRef<'a>, Errno> {
         let ix = cluster.index();
         let n = ix.group_count();
         if n == 0 {
@@ -53,30 +53,36 @@ impl Selector {
                 errno::ENOENT
             });
         };
-        let g = if ix.aligned_with(&cluster.groups) {
-            cluster.groups.value_at(i)
+        let found = if ix.aligned_with(&cluster.groups) {
+            cluster.groups.value_at(i).map(|g| (i, g))
         } else {
-            cluster.groups.get(name)
+            cluster.groups.get_full(name)
         };
-        Ok((g.ok_or(errno::ENOENT)?, gi))
+        let (at, g) = found.ok_or(errno::ENOENT)?;
+        Ok(GroupRef {
+            at,
+            g,
+            gi: Some(gi),
+        })
     }
 
     pub(super) fn index_peek_server<'a>(
         &self,
-        g: &'a Group,
+        cluster: &Cluster,
+        gr: GroupRef<'a>,
         gi: &GroupIndex,
-    ) -> Result<&'a StorageNode, Errno> {
+    ) -> Result<StorageRef<'a>, Errno> {
         let n = gi.writable_len();
         if n == 0 {
             return Err(errno::ENOSPC);
         }
+        let storages = &gr.g.storages;
         let s = match self.cfg.store_server {
             StoreServer::RoundRobin => {
-                let c = self.server_cursor.get(&g.name).copied().unwrap_or(0);
-                gi.writable_at(&g.storages, c % n)
+                gi.writable_at(storages, self.server_cursor(cluster, gr.at) % n)
             }
-            StoreServer::FirstByIp => gi.first_by_addr().and_then(|k| g.storages.get(k)),
-            StoreServer::ByPriority => gi.first_by_priority().and_then(|k| g.storages.get(k)),
+            StoreServer::FirstByIp => gi.first_by_addr().and_then(|k| storages.get_full(k)),
+            StoreServer::ByPriority => gi.first_by_priority().and_then(|k| storages.get_full(k)),
         };
         s.ok_or(errno::ENOSPC)
     }
@@ -85,11 +91,13 @@ impl Selector {
     /// does), or None when only a scan can tell: some but not all storages have synced the file.
     pub(super) fn index_reader<'a>(
         &mut self,
-        g: &'a Group,
+        cluster: &Cluster,
+        gr: GroupRef<'a>,
         gi: &GroupIndex,
         name: &RemoteName,
         unix_now: i64,
     ) -> Option<Result<&'a StorageNode, Errno>> {
+        let g = gr.g;
         let src = source_of(g, gi, name);
         let src_active = src.filter(|s| s.is_active());
         if name.info.is_appender() || name.is_slave() {
@@ -113,9 +121,13 @@ impl Selector {
             (0, _, _) => return Some(Err(errno::ENOENT)),
             (1, _, _) => 0,
             (_, DownloadServer::SourceFirst, Some(s)) => return Some(Ok(s)),
-            _ => next_in(&mut self.read_cursor, &g.name, n),
+            _ => self.next_reader(cluster, gr.at, n),
         };
-        Some(gi.active_at(&g.storages, i).ok_or(errno::ENOENT))
+        Some(
+            gi.active_at(&g.storages, i)
+                .map(|(_, s)| s)
+                .ok_or(errno::ENOENT),
+        )
     }
 
     /// Whether every ACTIVE storage besides the source can serve the file (Some(true)), none

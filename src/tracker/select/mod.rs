@@ -13,6 +13,7 @@
 //! is a list anyway (the *_ALL queries), a read of a file some but not all storages have
 //! synced, and everything when the index was built with another `reserved_storage_space`.
 
+mod cursors;
 #[cfg(test)]
 mod equivalence;
 mod indexed;
@@ -28,7 +29,7 @@ use crate::config::{
 use crate::proto::cmd::errno;
 use crate::proto::fileid::RemoteName;
 use crate::proto::tracker::StorageAddr;
-use foldhash::{HashMap, HashMapExt};
+use cursors::{step, ByPosition, GroupCursors};
 
 /// The settings selection depends on (a slice of `TrackerConfig`).
 #[derive(Debug, Clone)]
@@ -72,9 +73,8 @@ pub struct StoreChoice {
 pub struct Selector {
     cfg: SelectConfig,
     group_cursor: usize,
-    server_cursor: HashMap<String, usize>,
-    path_cursor: HashMap<String, usize>,
-    read_cursor: HashMap<String, usize>,
+    /// Per group of the view (by position), its storage, read and store path round robins.
+    cursors: ByPosition<GroupCursors>,
     /// Answer by scanning only (the reference the indexed answers are tested against).
     scan_only: bool,
 }
@@ -86,35 +86,24 @@ fn addr(s: &StorageNode) -> StorageAddr {
     }
 }
 
-/// Runs `f` on the cursor of `name` (starting at 0); its key is allocated only the first time.
-fn with_cursor<R>(
-    cursors: &mut HashMap<String, usize>,
-    name: &str,
-    f: impl FnOnce(&mut usize) -> R,
-) -> R {
-    match cursors.get_mut(name) {
-        Some(c) => f(c),
-        None => f(cursors.entry(name.to_string()).or_insert(0)),
-    }
+/// A group of the view: its position in `Cluster::groups` (where its cursors are kept), and its
+/// indexes when they answer for us.
+#[derive(Clone, Copy)]
+struct GroupRef<'a> {
+    at: usize,
+    g: &'a Group,
+    gi: Option<&'a GroupIndex>,
 }
 
-/// Round-robin step: the position to use now (`c % n`), and the cursor moved past it.
-fn next_in(cursors: &mut HashMap<String, usize>, group: &str, n: usize) -> usize {
-    with_cursor(cursors, group, |c| {
-        let i = *c % n;
-        *c = (i + 1) % n;
-        i
-    })
-}
+/// A storage of a group, with its position in the group's `storages`.
+type StorageRef<'a> = (usize, &'a StorageNode);
 
 impl Selector {
     pub fn new(cfg: SelectConfig) -> Self {
         Selector {
             cfg,
             group_cursor: 0,
-            server_cursor: HashMap::new(),
-            path_cursor: HashMap::new(),
-            read_cursor: HashMap::new(),
+            cursors: ByPosition::default(),
             scan_only: false,
         }
     }
@@ -138,22 +127,30 @@ impl Selector {
 
     /// Group `name`, with its indexes when they answer for us (found by the group's position
     /// when the index's groups are the cluster's: one lookup by name instead of two).
-    fn named_group<'c>(
-        &self,
-        cluster: &'c Cluster,
-        name: &str,
-    ) -> Result<(&'c Group, Option<&'c GroupIndex>), Errno> {
-        let (i, g) = cluster.groups.get_full(name).ok_or(errno::ENOENT)?;
+    fn named_group<'c>(&self, cluster: &'c Cluster, name: &str) -> Result<GroupRef<'c>, Errno> {
+        let (at, g) = cluster.groups.get_full(name).ok_or(errno::ENOENT)?;
         if !self.indexed(cluster) {
-            return Ok((g, None));
+            return Ok(GroupRef { at, g, gi: None });
         }
         let ix = cluster.index();
         let gi = if ix.aligned_with(&cluster.groups) {
-            ix.group_at(i).map(|(_, gi)| gi)
+            ix.group_at(at).map(|(_, gi)| gi)
         } else {
             ix.group(name)
         };
-        Ok((g, gi))
+        Ok(GroupRef { at, g, gi })
+    }
+
+    /// Group `at`'s cursor of the storage round robin (0 before its first move).
+    fn server_cursor(&self, cluster: &Cluster, at: usize) -> usize {
+        self.cursors
+            .get(&cluster.groups, at)
+            .map_or(0, |c| c.server)
+    }
+
+    /// Moves group `at`'s read round robin over `n` readers; the one to use now.
+    fn next_reader(&mut self, cluster: &Cluster, at: usize, n: usize) -> usize {
+        (self.cursors.get_mut(&cluster.groups, at)).map_or(0, |c| step(&mut c.read, n))
     }
 
     /// Why a group cannot take an upload: ENOENT (no ACTIVE storage) or ENOSPC (no room).
@@ -169,7 +166,7 @@ impl Selector {
         &mut self,
         cluster: &'a Cluster,
         group: Option<&str>,
-    ) -> Result<(&'a Group, Option<&'a GroupIndex>), Errno> {
+    ) -> Result<GroupRef<'a>, Errno> {
         let wanted = match (group, self.cfg.store_lookup) {
             (Some(g), _) => Some(g),
             (None, StoreLookup::Specified) => {
@@ -178,33 +175,35 @@ impl Selector {
             (None, _) => None,
         };
         if let Some(name) = wanted {
-            let (g, gi) = self.named_group(cluster, name)?;
-            return match self.group_refusal(g, gi) {
+            let gr = self.named_group(cluster, name)?;
+            return match self.group_refusal(gr.g, gr.gi) {
                 Some(e) => Err(e),
-                None => Ok((g, gi)),
+                None => Ok(gr),
             };
         }
         if self.indexed(cluster) {
-            self.index_pick_group(cluster).map(|(g, gi)| (g, Some(gi)))
+            self.index_pick_group(cluster)
         } else {
-            self.scan_pick_group(cluster).map(|g| (g, None))
+            let (at, g) = self.scan_pick_group(cluster)?;
+            Ok(GroupRef { at, g, gi: None })
         }
     }
 
-    /// The storage an upload to `g` goes to, moving the round robin (`gi`: the group's
-    /// indexes when they answer for us).
+    /// The storage an upload to `gr` goes to, moving the round robin.
     fn pick_server<'a>(
         &mut self,
-        g: &'a Group,
-        gi: Option<&GroupIndex>,
-    ) -> Result<&'a StorageNode, Errno> {
-        let s = self.peek_server(g, gi)?;
+        cluster: &Cluster,
+        gr: GroupRef<'a>,
+    ) -> Result<StorageRef<'a>, Errno> {
+        let s = self.peek_server(cluster, gr)?;
         if self.cfg.store_server == StoreServer::RoundRobin {
-            let n = match gi {
+            let n = match gr.gi {
                 Some(gi) => gi.writable_len(),
-                None => self.scan_writable(g).len(),
+                None => self.scan_writable(gr.g).len(),
             };
-            next_in(&mut self.server_cursor, &g.name, n.max(1));
+            if let Some(c) = self.cursors.get_mut(&cluster.groups, gr.at) {
+                step(&mut c.server, n.max(1));
+            }
         }
         Ok(s)
     }
@@ -212,26 +211,30 @@ impl Selector {
     /// The storage `pick_server` would choose, without moving the round robin.
     fn peek_server<'a>(
         &self,
-        g: &'a Group,
-        gi: Option<&GroupIndex>,
-    ) -> Result<&'a StorageNode, Errno> {
-        match gi {
-            Some(gi) => self.index_peek_server(g, gi),
-            None => self.scan_peek_server(g),
+        cluster: &Cluster,
+        gr: GroupRef<'a>,
+    ) -> Result<StorageRef<'a>, Errno> {
+        match gr.gi {
+            Some(gi) => self.index_peek_server(cluster, gr, gi),
+            None => self.scan_peek_server(cluster, gr),
         }
     }
 
-    /// Store path on `s`: round robin or most free, skipping paths at or under their reserve.
-    fn pick_path(&mut self, s: &StorageNode) -> Result<u8, Errno> {
-        let i = self.peek_path(s)?;
+    /// Store path on storage `s` of `gr`: round robin or most free, skipping paths at or under
+    /// their reserve.
+    fn pick_path(&mut self, cluster: &Cluster, gr: GroupRef, s: StorageRef) -> Result<u8, Errno> {
+        let i = self.peek_path(cluster, gr, s)?;
         if self.cfg.store_path == StorePathLookup::RoundRobin {
-            with_cursor(&mut self.path_cursor, &s.key, |c| *c = i as usize + 1);
+            let group = self.cursors.get_mut(&cluster.groups, gr.at);
+            if let Some(c) = group.and_then(|c| c.paths.get_mut(&gr.g.storages, s.0)) {
+                *c = i as usize + 1;
+            }
         }
         Ok(i)
     }
 
     /// The path `pick_path` would choose, without moving the round robin.
-    fn peek_path(&self, s: &StorageNode) -> Result<u8, Errno> {
+    fn peek_path(&self, cluster: &Cluster, gr: GroupRef, (at, s): StorageRef) -> Result<u8, Errno> {
         let ok = s
             .paths
             .iter()
@@ -245,7 +248,9 @@ impl Selector {
             StorePathLookup::RoundRobin => {
                 // The first usable path at or after the cursor, else the first usable one
                 // (one pass, no allocation: this runs on every upload query).
-                let c = self.path_cursor.get(&s.key).copied().unwrap_or(0);
+                let group = self.cursors.get(&cluster.groups, gr.at);
+                let c = group.and_then(|c| c.paths.get(&gr.g.storages, at));
+                let c = c.copied().unwrap_or(0);
                 let mut first = None;
                 let mut at_or_after = None;
                 for i in ok {
@@ -263,12 +268,12 @@ impl Selector {
 
     /// QUERY_STORE_*_ONE.
     pub fn store(&mut self, cluster: &Cluster, group: Option<&str>) -> Result<StoreChoice, Errno> {
-        let (g, gi) = self.pick_group(cluster, group)?;
-        let s = self.pick_server(g, gi)?;
-        let store_path_index = self.pick_path(s)?;
+        let gr = self.pick_group(cluster, group)?;
+        let s = self.pick_server(cluster, gr)?;
+        let store_path_index = self.pick_path(cluster, gr, s)?;
         Ok(StoreChoice {
-            group: g.name.clone(),
-            addrs: vec![addr(s)],
+            group: gr.g.name.clone(),
+            addrs: vec![addr(s.1)],
             store_path_index,
         })
     }
@@ -282,12 +287,13 @@ impl Selector {
         cluster: &Cluster,
         group: Option<&str>,
     ) -> Result<StoreChoice, Errno> {
-        let (g, gi) = self.pick_group(cluster, group)?;
-        let next = self.peek_server(g, gi)?;
-        let store_path_index = self.peek_path(next)?;
+        let gr = self.pick_group(cluster, group)?;
+        let next = self.peek_server(cluster, gr)?;
+        let store_path_index = self.peek_path(cluster, gr, next)?;
+        let writable = self.scan_writable(gr.g).into_iter();
         Ok(StoreChoice {
-            group: g.name.clone(),
-            addrs: self.scan_writable(g).into_iter().map(addr).collect(),
+            group: gr.g.name.clone(),
+            addrs: writable.map(|(_, s)| addr(s)).collect(),
             store_path_index,
         })
     }
@@ -324,10 +330,10 @@ impl Selector {
         cluster: &'a Cluster,
         group: &str,
         filename: &str,
-    ) -> Result<(&'a Group, Option<&'a GroupIndex>, RemoteName), Errno> {
-        let (g, gi) = self.named_group(cluster, group)?;
+    ) -> Result<(GroupRef<'a>, RemoteName), Errno> {
+        let gr = self.named_group(cluster, group)?;
         let name = RemoteName::parse_str(filename).map_err(|_| errno::EINVAL)?;
-        Ok((g, gi, name))
+        Ok((gr, name))
     }
 
     /// QUERY_FETCH_ONE (`all = false`) / QUERY_FETCH_ALL.
@@ -339,16 +345,16 @@ impl Selector {
         unix_now: i64,
         all: bool,
     ) -> Result<Vec<StorageAddr>, Errno> {
-        let (g, gi, name) = self.group_and_name(cluster, group, filename)?;
+        let (gr, name) = self.group_and_name(cluster, group, filename)?;
         if !all {
-            if let Some(gi) = gi {
-                if let Some(one) = self.index_reader(g, gi, &name, unix_now) {
+            if let Some(gi) = gr.gi {
+                if let Some(one) = self.index_reader(cluster, gr, gi, &name, unix_now) {
                     return one.map(|s| vec![addr(s)]);
                 }
             }
         }
         let mut list: Vec<StorageAddr> = self
-            .scan_readers(g, &name, unix_now, !all)
+            .scan_readers(cluster, gr, &name, unix_now, !all)
             .into_iter()
             .map(addr)
             .collect();
@@ -369,21 +375,22 @@ impl Selector {
         group: &str,
         filename: &str,
     ) -> Result<StorageAddr, Errno> {
-        let (g, gi, name) = self.group_and_name(cluster, group, filename)?;
-        let src = match gi {
+        let (gr, name) = self.group_and_name(cluster, group, filename)?;
+        let g = gr.g;
+        let src = match gr.gi {
             Some(gi) => indexed::source_of(g, gi, &name),
             None => Self::scan_source_of(g, &name),
         };
         if let Some(s) = src.filter(|s| s.is_active()) {
             return Ok(addr(s));
         }
-        let first_active = match gi {
-            Some(gi) => gi.active_at(&g.storages, 0),
+        let first_active = match gr.gi {
+            Some(gi) => gi.active_at(&g.storages, 0).map(|(_, s)| s),
             None => g.storages.values().find(|s| s.is_active()),
         };
         let first_active = first_active.ok_or(errno::ENOENT)?;
-        match self.pick_server(g, gi) {
-            Ok(s) => Ok(addr(s)),
+        match self.pick_server(cluster, gr) {
+            Ok((_, s)) => Ok(addr(s)),
             // Deletes must work on a full group too.
             Err(_) => Ok(addr(first_active)),
         }

@@ -2,18 +2,19 @@
 //! indexed selection is tested against (same answers, same cursor moves), and the answer
 //! where the result is a list anyway.
 
-use super::{next_in, Selector};
+use super::{GroupRef, Selector, StorageRef};
 use crate::config::{DownloadServer, StoreLookup, StoreServer};
 use crate::proto::cmd::errno;
 use crate::proto::fileid::{RemoteName, Source};
 use crate::tracker::cluster::{has_room, Cluster, Errno, Group, StorageNode};
 
 impl Selector {
-    /// ACTIVE storages with room, in key order.
-    pub(super) fn scan_writable<'a>(&self, g: &'a Group) -> Vec<&'a StorageNode> {
-        g.storages
-            .values()
-            .filter(|s| s.is_active() && has_room(&self.cfg.reserved, s.total_mb(), s.free_mb()))
+    /// ACTIVE storages with room, in key order, with their positions in `g.storages`.
+    pub(super) fn scan_writable<'a>(&self, g: &'a Group) -> Vec<StorageRef<'a>> {
+        (g.storages.values().enumerate())
+            .filter(|(_, s)| {
+                s.is_active() && has_room(&self.cfg.reserved, s.total_mb(), s.free_mb())
+            })
             .collect()
     }
 
@@ -28,8 +29,11 @@ impl Selector {
         None
     }
 
-    /// `store_lookup` over every group (no group named).
-    pub(super) fn scan_pick_group<'a>(&mut self, cluster: &'a Cluster) -> Result<&'a Group, Errno> {
+    /// `store_lookup` over every group (no group named): its position and the group.
+    pub(super) fn scan_pick_group<'a>(
+        &mut self,
+        cluster: &'a Cluster,
+    ) -> Result<(usize, &'a Group), Errno> {
         let groups: Vec<&Group> = cluster.groups.values().collect();
         if groups.is_empty() {
             return Err(errno::ENOENT);
@@ -55,7 +59,7 @@ impl Selector {
             StoreLookup::LoadBalance => Ok(usable
                 .iter()
                 .max_by(|a, b| a.1.space_mb().1.cmp(&b.1.space_mb().1).then(b.0.cmp(&a.0)))
-                .map(|(_, g)| *g)
+                .copied()
                 .ok_or(errno::ENOENT)?),
             _ => {
                 let start = self.group_cursor % groups.len();
@@ -66,29 +70,30 @@ impl Selector {
                     .copied()
                     .ok_or(errno::ENOENT)?;
                 self.group_cursor = i + 1;
-                Ok(g)
+                Ok((i, g))
             }
         }
     }
 
-    pub(super) fn scan_peek_server<'a>(&self, g: &'a Group) -> Result<&'a StorageNode, Errno> {
-        let list = self.scan_writable(g);
+    pub(super) fn scan_peek_server<'a>(
+        &self,
+        cluster: &Cluster,
+        gr: GroupRef<'a>,
+    ) -> Result<StorageRef<'a>, Errno> {
+        let list = self.scan_writable(gr.g);
         if list.is_empty() {
             return Err(errno::ENOSPC);
         }
         let s = match self.cfg.store_server {
-            StoreServer::RoundRobin => {
-                let c = self.server_cursor.get(&g.name).copied().unwrap_or(0);
-                list[c % list.len()]
-            }
+            StoreServer::RoundRobin => list[self.server_cursor(cluster, gr.at) % list.len()],
             StoreServer::FirstByIp => list
                 .iter()
-                .min_by(|a, b| (a.ip.as_str(), a.port).cmp(&(b.ip.as_str(), b.port)))
+                .min_by(|(_, a), (_, b)| (a.ip.as_str(), a.port).cmp(&(b.ip.as_str(), b.port)))
                 .copied()
                 .ok_or(errno::ENOSPC)?,
             StoreServer::ByPriority => list
                 .iter()
-                .min_by_key(|s| s.upload_priority)
+                .min_by_key(|(_, s)| s.upload_priority)
                 .copied()
                 .ok_or(errno::ENOSPC)?,
         };
@@ -111,11 +116,13 @@ impl Selector {
     /// the client the same ENOENT the tracker would have sent.
     pub(super) fn scan_readers<'a>(
         &mut self,
-        g: &'a Group,
+        cluster: &Cluster,
+        gr: GroupRef<'a>,
         name: &RemoteName,
         unix_now: i64,
         rotate: bool,
     ) -> Vec<&'a StorageNode> {
+        let g = gr.g;
         let active: Vec<&StorageNode> = g.storages.values().filter(|s| s.is_active()).collect();
         let src = Self::scan_source_of(g, name);
         let src_active = src.filter(|s| s.is_active());
@@ -145,7 +152,7 @@ impl Selector {
                 {
                     eligible.iter().position(|e| e.key == s.key).unwrap_or(0)
                 }
-                _ => next_in(&mut self.read_cursor, &g.name, eligible.len()),
+                _ => self.next_reader(cluster, gr.at, eligible.len()),
             };
             eligible.rotate_left(first);
         }
