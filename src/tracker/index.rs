@@ -130,18 +130,20 @@ fn diff_sorted(v: &mut Vec<String>, key: &str, was: bool, is: bool) -> bool {
     true
 }
 
-/// Moves `key` from the keys listed under `old` to those under `new` (each list in key order).
+/// Moves `key` from the keys listed under `old` to those under `new` (each list in key order);
+/// whether they differed.
 fn diff_listed<Q>(
     map: &mut HashMap<Q::Owned, Vec<String>>,
     key: &str,
     old: Option<&Q>,
     new: Option<&Q>,
-) where
+) -> bool
+where
     Q: Hash + Eq + ToOwned + ?Sized,
     Q::Owned: Hash + Eq + Borrow<Q>,
 {
     if old == new {
-        return;
+        return false;
     }
     if let Some(o) = old {
         if let Some(keys) = map.get_mut(o) {
@@ -154,15 +156,38 @@ fn diff_listed<Q>(
     if let Some(n) = new {
         insert_sorted(map.entry(n.to_owned()).or_default(), key);
     }
+    true
 }
 
-/// The first key (in key order) listed under `k`.
-fn first_listed<'a, Q>(map: &'a HashMap<Q::Owned, Vec<String>>, k: &Q) -> Option<&'a str>
+/// The position in `storages` of the first key listed under each name of `map`, or None when
+/// one is not there.
+fn first_positions<K: Hash + Eq + Clone>(
+    map: &HashMap<K, Vec<String>>,
+    storages: &SortedMap<StorageNode>,
+) -> Option<HashMap<K, usize>> {
+    (map.iter())
+        .map(|(k, keys)| Some((k.clone(), storages.position(keys.first()?)?)))
+        .collect()
+}
+
+/// The storage listed first under `k` in `map`: by `positions` while `storages` has `layout`,
+/// else by its key.
+fn first_listed<'g, Q>(
+    map: &HashMap<Q::Owned, Vec<String>>,
+    positions: &HashMap<Q::Owned, usize>,
+    layout: u64,
+    storages: &'g SortedMap<StorageNode>,
+    k: &Q,
+) -> Option<&'g StorageNode>
 where
     Q: Hash + Eq + ToOwned + ?Sized,
     Q::Owned: Hash + Eq + Borrow<Q>,
 {
-    map.get(k).and_then(|keys| keys.first()).map(String::as_str)
+    if layout == storages.layout() {
+        storages.value_at(*positions.get(k)?)
+    } else {
+        storages.get(map.get(k)?.first()?)
+    }
 }
 
 /// Where a group's ACTIVE and writable storages sit in its `storages`, for the layout they
@@ -174,6 +199,9 @@ struct Located {
     layout: u64,
     active: Vec<usize>,
     writable: Vec<usize>,
+    /// The first storage (key order) per id and per address: a file's source.
+    by_id: HashMap<String, usize>,
+    by_ip: HashMap<Ipv4Addr, usize>,
 }
 
 impl Located {
@@ -213,27 +241,27 @@ impl GroupIndex {
         reserved: &Reserved,
     ) {
         let lists_moved = self.update_entry(key, node, reserved);
+        // (Lists here: ACTIVE, writable, and who has which id and address.)
         if lists_moved || self.located.layout != storages.layout() {
             self.locate(storages);
         }
     }
 
-    /// Takes the positions of `active` and `writable` in `storages` again.
+    /// Takes the positions of the listed storages in `storages` again.
     fn locate(&mut self, storages: &SortedMap<StorageNode>) {
-        self.located = match (
-            Located::of(&self.active, storages),
-            Located::of(&self.writable, storages),
-        ) {
-            (Some(active), Some(writable)) => Located {
+        let located = || {
+            Some(Located {
                 layout: storages.layout(),
-                active,
-                writable,
-            },
-            _ => Located::default(),
+                active: Located::of(&self.active, storages)?,
+                writable: Located::of(&self.writable, storages)?,
+                by_id: first_positions(&self.ids, storages)?,
+                by_ip: first_positions(&self.ips, storages)?,
+            })
         };
+        self.located = located().unwrap_or_default();
     }
 
-    /// `update` for the entries; whether the ACTIVE or writable lists changed.
+    /// `update` for the entries; whether a list (ACTIVE, writable, by id, by address) changed.
     fn update_entry(&mut self, key: &str, node: Option<&StorageNode>, reserved: &Reserved) -> bool {
         let new = node.map(|n| Entry::of(n, reserved));
         if self.entries.get(key) == new.as_ref() {
@@ -268,13 +296,13 @@ impl GroupIndex {
             }
         }
         let k = || key.to_string();
-        diff_listed(
+        let ids_moved = diff_listed(
             &mut self.ids,
             key,
             o.map(|e| e.id.as_str()),
             n.map(|e| e.id.as_str()),
         );
-        diff_listed(
+        let ips_moved = diff_listed(
             &mut self.ips,
             key,
             o.and_then(|e| e.ipv4.as_ref()),
@@ -296,7 +324,8 @@ impl GroupIndex {
             diff(&mut self.by_priority, ow.map(prio), nw.map(prio));
         }
         let active_moved = diff_sorted(&mut self.active, key, was_active, is_active);
-        diff_sorted(&mut self.writable, key, ow.is_some(), nw.is_some()) || active_moved
+        let writable_moved = diff_sorted(&mut self.writable, key, ow.is_some(), nw.is_some());
+        active_moved || writable_moved || ids_moved || ips_moved
     }
 
     fn synced(&mut self, key: &str, src: &str, old: Option<u32>, new: u32) {
@@ -389,14 +418,24 @@ impl GroupIndex {
         self.by_priority.first().map(|(_, k)| k.as_str())
     }
 
-    /// The first storage (key order) with this id.
-    pub fn by_id(&self, id: &str) -> Option<&str> {
-        first_listed(&self.ids, id)
+    /// The first storage (key order) with this id, of this group's `storages`.
+    pub fn by_id<'g>(
+        &self,
+        storages: &'g SortedMap<StorageNode>,
+        id: &str,
+    ) -> Option<&'g StorageNode> {
+        let l = &self.located;
+        first_listed(&self.ids, &l.by_id, l.layout, storages, id)
     }
 
-    /// The first storage (key order) with this address.
-    pub fn by_ip(&self, ip: Ipv4Addr) -> Option<&str> {
-        first_listed(&self.ips, &ip)
+    /// The first storage (key order) with this address, of this group's `storages`.
+    pub fn by_ip<'g>(
+        &self,
+        storages: &'g SortedMap<StorageNode>,
+        ip: Ipv4Addr,
+    ) -> Option<&'g StorageNode> {
+        let l = &self.located;
+        first_listed(&self.ips, &l.by_ip, l.layout, storages, &ip)
     }
 
     /// How far the ACTIVE storages have synced from source `src_id` (None: none has).

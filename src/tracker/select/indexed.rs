@@ -16,11 +16,10 @@ pub(super) fn source_of<'a>(
     name: &RemoteName,
 ) -> Option<&'a StorageNode> {
     // No String per download query: the id is formatted on the stack, the address is a key.
-    let key = match name.info.source {
-        Source::Id(id) => gi.by_id(itoa::Buffer::new().format(id)),
-        Source::Ip(ip) => gi.by_ip(ip),
-    };
-    key.and_then(|k| g.storages.get(k))
+    match name.info.source {
+        Source::Id(id) => gi.by_id(&g.storages, itoa::Buffer::new().format(id)),
+        Source::Ip(ip) => gi.by_ip(&g.storages, ip),
+    }
 }
 
 impl Selector {
