@@ -363,7 +363,8 @@ impl GroupIndex {
         self.active.len()
     }
 
-    /// The `i`-th ACTIVE storage in key order, of this group's `storages`, with its position there.
+    /// The `i`-th ACTIVE storage in key order, of this group's `storages`, with its position
+    /// there.
     pub fn active_at<'g>(
         &self,
         storages: &'g SortedMap<StorageNode>,
@@ -376,7 +377,8 @@ impl GroupIndex {
         self.writable.len()
     }
 
-    /// The `i`-th writable storage in key order, of this group's `storages`, with its position there.
+    /// The `i`-th writable storage in key order, of this group's `storages`, with its position
+    /// there.
     pub fn writable_at<'g>(
         &self,
         storages: &'g SortedMap<StorageNode>,
@@ -385,7 +387,7 @@ impl GroupIndex {
         self.nth(&self.writable, &self.located.writable, storages, i)
     }
 
-    /// Whether the positions of the ACTIVE and writable storages are current for `storages`.
+    /// Whether the positions of the listed storages are current for `storages`.
     #[cfg(test)]
     pub fn located_in(&self, storages: &SortedMap<StorageNode>) -> bool {
         self.located.layout == storages.layout()

@@ -211,7 +211,8 @@ mod tests {
             let mut reference = BTreeMap::new();
             for (op, k, v) in ops {
                 let key = format!("k{k}");
-                let (layout, keys_before): (_, Vec<String>) = (ours.layout(), ours.keys().cloned().collect());
+                let layout = ours.layout();
+                let keys_before: Vec<String> = ours.keys().cloned().collect();
                 match op {
                     0 => prop_assert_eq!(ours.insert(key.clone(), v), reference.insert(key, v)),
                     1 => prop_assert_eq!(ours.remove(&key), reference.remove(&key)),
