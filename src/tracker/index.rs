@@ -484,11 +484,17 @@ impl Index {
             reserved,
             ..Index::default()
         };
+        let reserved = self.reserved;
         for g in groups.values() {
-            for key in g.storages.keys() {
-                self.update(g, key);
-            }
             self.ensure_group(&g.name);
+            if let Some((gi, _)) = self.groups.get_mut(&g.name) {
+                // Positions once per group, not once per storage (O(n) each time).
+                for (key, node) in g.storages.iter() {
+                    gi.update_entry(key, Some(node), &reserved);
+                }
+                gi.locate(&g.storages);
+            }
+            self.resummarise(&g.name);
         }
         self.align(groups);
     }
